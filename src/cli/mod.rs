@@ -1,0 +1,66 @@
+//! The command line: one file per subcommand. The only place `anyhow` is
+//! used; everything below returns typed errors.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod admin;
+pub mod agent;
+pub mod demo;
+pub mod run;
+pub mod server;
+
+#[derive(Parser, Debug)]
+#[command(name = "drover", version, about = "Run commands on many machines from one place")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the control plane: HTTPS API, storage, web console, dispatcher.
+    Server(server::ServerArgs),
+    /// Run the executor on a managed machine.
+    Agent(agent::AgentArgs),
+    /// Start a server and three local agents and run a command on them.
+    Demo(demo::DemoArgs),
+    /// Run a command on instances and print what each one printed.
+    Run(run::RunArgs),
+    /// Set-up tasks on the server's data directory.
+    Admin(admin::AdminArgs),
+}
+
+/// Default data directory of the server.
+pub fn default_server_dir() -> PathBuf {
+    PathBuf::from("/var/lib/drover")
+}
+
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DROVER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Server(a) => server::main(a),
+        Command::Agent(a) => agent::main(a),
+        Command::Demo(a) => demo::main(a),
+        Command::Run(a) => run::main(a),
+        Command::Admin(a) => admin::main(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("drover: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! drover: a self-hosted automation assistant with a Tencent Cloud TAT
+//! compatible API. One binary is both the control plane and the agent.
+//!
+//! Module map (dependencies point downwards only):
+//!
+//! ```text
+//! cli ──────────────► server (wiring) ──► api, web, dispatch
+//!  │                                        │      │
+//!  ├─► agent (link, exec, journal)          ▼      ▼
+//!  │                                      store (SQLite, the only SQL)
+//!  └─► client (signed API calls)
+//!
+//! shared leaves: protocol (server⇄agent messages), sign (TC3-HMAC-SHA256),
+//!                tls, crypto (secrets at rest), ids, timefmt, fsutil
+//! ```
+//!
+//! * `api` turns HTTP requests into principals and actions, and is the only
+//!   place domain errors become TAT error codes.
+//! * `dispatch` owns live agent connections, pushes tasks and applies results.
+//! * `store` owns the database: numbered migrations, one batching writer.
+
+pub mod agent;
+pub mod api;
+pub mod cli;
+pub mod client;
+pub mod crypto;
+pub mod dispatch;
+pub mod fsutil;
+pub mod ids;
+pub mod protocol;
+pub mod server;
+pub mod sign;
+pub mod store;
+pub mod timefmt;
+pub mod tls;
+pub mod web;

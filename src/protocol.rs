@@ -1,0 +1,200 @@
+//! The versioned messages between server and agent, shared by both sides.
+//!
+//! One WebSocket over TLS carries everything, agent-initiated, at `/agent/ws`.
+//! Frames are JSON text, one message each, tagged by `"type"`.
+//!
+//! Handshake (every connection):
+//! 1. server → `Challenge { nonce }` (32 random bytes, base64).
+//! 2. agent → `Register` (first time, with a register code) or `Hello` (known
+//!    instance). Both carry an Ed25519 signature over [`auth_message`], which
+//!    proves the agent holds the private key whose public half it registered.
+//! 3. server → `Welcome { instance_id }` or `Rejected { code, message }` and close.
+//!
+//! After `Welcome` the server pushes `RunTask`/`CancelTask`/`Ack`; the agent
+//! streams `TaskStarted`, `Output` and `TaskFinished`, and sends `Heartbeat`.
+//! Output is addressed by byte offset so that a resend after a reconnect is
+//! idempotent: the server keeps only bytes beyond what it already holds.
+
+use serde::{Deserialize, Serialize};
+
+/// Bumped when a message changes incompatibly; sent in `Register`/`Hello`.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Path of the agent endpoint on the server.
+pub const AGENT_PATH: &str = "/agent/ws";
+
+/// Seconds between agent heartbeats; the server marks an agent offline when
+/// its connection drops, so this only keeps idle NAT/firewall state alive.
+pub const HEARTBEAT_SECS: u64 = 20;
+
+/// The bytes an agent signs to prove key possession: binds the signature to
+/// this server's nonce and to the identity being claimed.
+pub fn auth_message(nonce_b64: &str, claim: &str) -> Vec<u8> {
+    format!("drover-agent-auth-v1\n{nonce_b64}\n{claim}").into_bytes()
+}
+
+/// What a `Register` signature claims: the register code id is not known to
+/// the agent, so it binds to its public key instead.
+pub fn register_claim(public_key_b64: &str) -> String {
+    format!("register:{public_key_b64}")
+}
+
+/// What a `Hello` signature claims.
+pub fn hello_claim(instance_id: &str) -> String {
+    format!("hello:{instance_id}")
+}
+
+/// Facts about the machine, sent at registration and refreshed on every hello.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct MachineInfo {
+    pub hostname: String,
+    pub machine_id: String,
+    pub local_ip: String,
+    /// "Linux" or "Windows", as TAT reports SystemName.
+    pub system_name: String,
+    pub agent_version: String,
+    /// Command types this agent can run (SHELL, PYTHON, POWERSHELL, BAT).
+    pub command_types: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type")]
+pub enum AgentMsg {
+    Register {
+        protocol: u32,
+        /// The secret part of the register code value (after `::`).
+        register_code: String,
+        /// Raw 32-byte Ed25519 public key, base64.
+        public_key: String,
+        /// Signature over `auth_message(nonce, register_claim(public_key))`, base64.
+        signature: String,
+        machine: MachineInfo,
+    },
+    Hello {
+        protocol: u32,
+        instance_id: String,
+        /// Signature over `auth_message(nonce, hello_claim(instance_id))`, base64.
+        signature: String,
+        machine: MachineInfo,
+        /// Tasks the agent's journal holds (running or finished but not yet
+        /// acknowledged): the server reconciles its own view against this list.
+        known_tasks: Vec<String>,
+    },
+    Heartbeat,
+    TaskStarted {
+        task_id: String,
+        /// Unix milliseconds.
+        started_at: i64,
+    },
+    Output {
+        task_id: String,
+        /// Byte offset of `data` within the task's whole output.
+        offset: u64,
+        /// Base64 bytes; never splits a UTF-8 sequence.
+        data: String,
+    },
+    TaskFinished {
+        task_id: String,
+        outcome: Outcome,
+        /// None when the process never started or was killed by a signal.
+        exit_code: Option<i64>,
+        started_at: i64,
+        ended_at: i64,
+        /// Total bytes of output produced; the server checks it holds them all.
+        output_len: u64,
+        /// Human-readable reason for START_FAILED, TIMEOUT, TERMINATED, e.g.
+        /// processes that survived SIGKILL.
+        error_info: String,
+    },
+}
+
+/// How a task ended, as the agent saw it.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub enum Outcome {
+    /// Exit code 0.
+    Success,
+    /// Non-zero exit or killed by a signal not of our making.
+    Failed,
+    /// Killed because it ran past its timeout.
+    Timeout,
+    /// Killed by a cancel request.
+    Terminated,
+    /// Could not be started (bad user, directory, interpreter ...).
+    StartFailed,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type")]
+pub enum ServerMsg {
+    Challenge {
+        nonce: String,
+    },
+    Welcome {
+        instance_id: String,
+    },
+    Rejected {
+        code: String,
+        message: String,
+    },
+    RunTask(TaskSpec),
+    CancelTask {
+        task_id: String,
+    },
+    /// The server has durably stored the task's result; the agent may forget it.
+    Ack {
+        task_id: String,
+    },
+}
+
+/// Everything an agent needs to run one task. `content` is the final script,
+/// parameters already substituted.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TaskSpec {
+    pub task_id: String,
+    pub invocation_id: String,
+    /// SHELL, POWERSHELL, BAT or PYTHON.
+    pub command_type: String,
+    /// Base64 script.
+    pub content: String,
+    /// Seconds.
+    pub timeout: u64,
+    /// Empty: the user's home directory (root: /root).
+    pub working_directory: String,
+    /// Empty: the agent's own user.
+    pub username: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip_with_type_tags() {
+        let m = AgentMsg::Output {
+            task_id: "invt-1".into(),
+            offset: 5,
+            data: "aGk=".into(),
+        };
+        let s = serde_json::to_string(&m).unwrap_or_default();
+        assert!(s.contains("\"type\":\"Output\""), "{s}");
+        let back: AgentMsg = serde_json::from_str(&s).unwrap_or(AgentMsg::Heartbeat);
+        assert_eq!(back, m);
+        let r = ServerMsg::RunTask(TaskSpec {
+            task_id: "invt-1".into(),
+            invocation_id: "inv-1".into(),
+            command_type: "SHELL".into(),
+            content: "dHJ1ZQ==".into(),
+            timeout: 60,
+            working_directory: String::new(),
+            username: String::new(),
+        });
+        let s = serde_json::to_string(&r).unwrap_or_default();
+        assert!(s.contains("\"type\":\"RunTask\""), "{s}");
+    }
+
+    #[test]
+    fn auth_messages_bind_nonce_and_claim() {
+        assert_ne!(auth_message("n1", "hello:mi-1"), auth_message("n2", "hello:mi-1"));
+        assert_ne!(auth_message("n1", "hello:mi-1"), auth_message("n1", "hello:mi-2"));
+    }
+}
