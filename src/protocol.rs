@@ -164,6 +164,24 @@ pub struct TaskSpec {
     pub username: String,
 }
 
+/// Formats a register code value: `drv1.<server cert SHA-256 hex>.<secret>`.
+/// Carrying the fingerprint lets one command line both find and verify the
+/// server, as k3s join tokens carry their CA hash.
+pub fn format_register_code(fingerprint_hex: &str, secret: &str) -> String {
+    format!("drv1.{fingerprint_hex}.{secret}")
+}
+
+/// Splits a register code value into (fingerprint hex, secret).
+pub fn parse_register_code(value: &str) -> Option<(&str, &str)> {
+    let mut parts = value.trim().splitn(3, '.');
+    let (Some("drv1"), Some(fp), Some(secret)) = (parts.next(), parts.next(), parts.next()) else {
+        return None;
+    };
+    let fp_ok = fp.len() == 64 && fp.bytes().all(|b| b.is_ascii_hexdigit());
+    let secret_ok = !secret.is_empty() && !secret.contains('.');
+    (fp_ok && secret_ok).then_some((fp, secret))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,6 +208,16 @@ mod tests {
         });
         let s = serde_json::to_string(&r).unwrap_or_default();
         assert!(s.contains("\"type\":\"RunTask\""), "{s}");
+    }
+
+    #[test]
+    fn register_codes_round_trip() {
+        let fp = "ab".repeat(32);
+        let v = format_register_code(&fp, "s3cret_-x");
+        assert_eq!(parse_register_code(&v), Some((fp.as_str(), "s3cret_-x")));
+        assert_eq!(parse_register_code("drv1.abc.s"), None);
+        assert_eq!(parse_register_code(&format!("drv2.{fp}.s")), None);
+        assert_eq!(parse_register_code(&format!("drv1.{fp}.")), None);
     }
 
     #[test]
