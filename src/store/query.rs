@@ -35,17 +35,15 @@ impl Where {
         let exists = |cond: &str| {
             format!("EXISTS (SELECT 1 FROM json_each({col}) WHERE {cond})")
         };
-        for key in &tags.keys {
-            self.clause(
-                exists("json_extract(value, '$.Key') = ?"),
-                vec![Value::Text(key.clone())],
-            );
-        }
-        for v in &tags.values {
-            self.clause(
-                exists("json_extract(value, '$.Value') = ?"),
-                vec![Value::Text(v.clone())],
-            );
+        for (field, list) in [("Key", &tags.keys), ("Value", &tags.values)] {
+            if !list.is_empty() {
+                let cond = format!(
+                    "json_extract(value, '$.{field}') IN ({})",
+                    super::placeholders(list.len())
+                );
+                let p = list.iter().map(|v| Value::Text(v.clone())).collect();
+                self.clause(exists(&cond), p);
+            }
         }
         for (k, vals) in &tags.pairs {
             let cond = format!(
@@ -68,8 +66,8 @@ impl Where {
     }
 }
 
-/// Tag filters: `tag-key` (any of keys), `tag-value`, and `tag:KEY` pairs.
-/// Each `keys`/`values` entry is its own AND'ed clause group; see callers.
+/// Tag filters: `tag-key` (has any of these keys), `tag-value` (has any of
+/// these values), and `tag:KEY` (has KEY with any of the values); AND'ed.
 #[derive(Default, Debug, Clone)]
 pub struct TagFilter {
     pub keys: Vec<String>,
