@@ -78,7 +78,12 @@ pub fn now_ms() -> i64 {
 
 /// Runs `spec`, sending events to `events` (a dropped receiver is ignored:
 /// the task still runs to completion so its result can be journaled).
-pub async fn run(spec: &TaskSpec, work_root: &Path, events: mpsc::Sender<ExecEvent>, stops: Stops) -> ExecResult {
+pub async fn run(
+    spec: &TaskSpec,
+    work_root: &Path,
+    events: mpsc::Sender<ExecEvent>,
+    stops: Stops,
+) -> ExecResult {
     let started_at = now_ms();
     let launched = match launch::launch(spec, work_root) {
         Ok(l) => l,
@@ -99,7 +104,11 @@ pub async fn run(spec: &TaskSpec, work_root: &Path, events: mpsc::Sender<ExecEve
             started_at,
         })
         .await;
-    let timeout = Duration::from_secs(if spec.timeout == 0 { DEFAULT_TIMEOUT_SECS } else { spec.timeout });
+    let timeout = Duration::from_secs(if spec.timeout == 0 {
+        DEFAULT_TIMEOUT_SECS
+    } else {
+        spec.timeout
+    });
     let mut sup = Supervisor {
         events,
         chunker: Utf8Chunker::default(),
@@ -141,7 +150,12 @@ impl Supervisor {
         let _ = self.events.send(ExecEvent::Output { offset, data }).await;
     }
 
-    async fn supervise(&mut self, launched: launch::Launched, timeout: Duration, stops: Stops) -> ExecResult {
+    async fn supervise(
+        &mut self,
+        launched: launch::Launched,
+        timeout: Duration,
+        stops: Stops,
+    ) -> ExecResult {
         let launch::Launched {
             mut child,
             mut output,
@@ -240,7 +254,10 @@ impl Supervisor {
         }
         if let Some(s) = stopping {
             let (outcome, why) = match s.reason {
-                StopReason::Timeout => (Outcome::Timeout, format!("timed out after {} s", timeout.as_secs())),
+                StopReason::Timeout => (
+                    Outcome::Timeout,
+                    format!("timed out after {} s", timeout.as_secs()),
+                ),
                 StopReason::Cancelled => (Outcome::Terminated, "cancelled".to_string()),
                 StopReason::AgentShutdown => (
                     Outcome::Failed,

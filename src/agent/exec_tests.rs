@@ -1,5 +1,7 @@
 //! Executor tests: they start real processes.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use super::*;
 use base64::Engine;
 
@@ -33,7 +35,11 @@ async fn run_with(spec: TaskSpec, stops: Stops) -> Run {
     let work = tmp.path().join("work");
     launch::prepare_work_root(&work).unwrap();
     // Other users must be able to traverse to their own task directory.
-    std::fs::set_permissions(tmp.path(), std::os::unix::fs::PermissionsExt::from_mode(0o711)).unwrap();
+    std::fs::set_permissions(
+        tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o711),
+    )
+    .unwrap();
     let (tx, mut rx) = mpsc::channel(8);
     let collect = async {
         let mut chunks = Vec::new();
@@ -95,7 +101,10 @@ async fn reports_output_and_exit_codes() {
 
     let r = shell("kill -9 $$").await;
     assert_eq!(r.result.outcome, Outcome::Failed);
-    assert_eq!(r.result.exit_code, None, "killed by a signal has no exit code");
+    assert_eq!(
+        r.result.exit_code, None,
+        "killed by a signal has no exit code"
+    );
 }
 
 #[tokio::test]
@@ -114,13 +123,21 @@ async fn honours_the_working_directory_and_fails_on_a_missing_one() {
     let mut s = spec("SHELL", "pwd");
     s.working_directory = String::new();
     let r = run_with(s, no_stops()).await;
-    assert_eq!(text(&r), "/root\n", "empty means the user's home (root: /root)");
+    assert_eq!(
+        text(&r),
+        "/root\n",
+        "empty means the user's home (root: /root)"
+    );
 
     let mut s = spec("SHELL", "pwd");
     s.working_directory = "/no/such/dir".into();
     let r = run_with(s, no_stops()).await;
     assert_eq!(r.result.outcome, Outcome::StartFailed);
-    assert!(r.result.error_info.contains("/no/such/dir"), "{}", r.result.error_info);
+    assert!(
+        r.result.error_info.contains("/no/such/dir"),
+        "{}",
+        r.result.error_info
+    );
     assert!(r.pgid.is_none());
 }
 
@@ -138,7 +155,11 @@ async fn timeout_kills_the_whole_process_group() {
         "background sleep survived: {:?}",
         procinfo::live_group_members(pgid)
     );
-    assert!(r.result.error_info.contains("timed out"), "{}", r.result.error_info);
+    assert!(
+        r.result.error_info.contains("timed out"),
+        "{}",
+        r.result.error_info
+    );
 }
 
 #[tokio::test]
@@ -148,7 +169,10 @@ async fn sigterm_ignoring_processes_get_sigkill_after_the_grace() {
     let t0 = std::time::Instant::now();
     let r = run_with(s, no_stops()).await;
     assert_eq!(r.result.outcome, Outcome::Timeout);
-    assert!(t0.elapsed() >= Duration::from_secs(2), "grace was not given");
+    assert!(
+        t0.elapsed() >= Duration::from_secs(2),
+        "grace was not given"
+    );
     assert!(procinfo::live_group_members(r.pgid.unwrap()).is_empty());
 }
 
@@ -190,16 +214,32 @@ async fn large_output_arrives_byte_exact_in_bounded_utf8_chunks() {
     let last = r.chunks.len() - 1;
     for (i, (_, d)) in r.chunks.iter().enumerate() {
         if i != last {
-            assert!(std::str::from_utf8(d).is_ok(), "chunk {i} splits a character");
+            assert!(
+                std::str::from_utf8(d).is_ok(),
+                "chunk {i} splits a character"
+            );
         }
     }
-    assert!(r.chunks.len() < 1000, "output must be batched: {} chunks", r.chunks.len());
+    assert!(
+        r.chunks.len() < 1000,
+        "output must be batched: {} chunks",
+        r.chunks.len()
+    );
 }
 
 #[tokio::test]
 async fn python_runs_through_python3() {
-    let r = run_with(spec("PYTHON", "import sys\nprint(sys.version_info[0])\n"), no_stops()).await;
-    assert_eq!(r.result.outcome, Outcome::Success, "{}", r.result.error_info);
+    let r = run_with(
+        spec("PYTHON", "import sys\nprint(sys.version_info[0])\n"),
+        no_stops(),
+    )
+    .await;
+    assert_eq!(
+        r.result.outcome,
+        Outcome::Success,
+        "{}",
+        r.result.error_info
+    );
     assert_eq!(text(&r), "3\n");
 }
 
@@ -215,7 +255,10 @@ async fn unknown_users_fail_to_start() {
     s.username = "no-such-user-drover".into();
     let r = run_with(s, no_stops()).await;
     assert_eq!(r.result.outcome, Outcome::StartFailed);
-    assert_eq!(r.result.error_info, "user no-such-user-drover does not exist");
+    assert_eq!(
+        r.result.error_info,
+        "user no-such-user-drover does not exist"
+    );
 }
 
 #[tokio::test]
@@ -224,22 +267,36 @@ async fn runs_as_another_user_with_their_groups() {
         eprintln!("skipped: needs root");
         return;
     }
-    let nobody = super::super::sys::account_by_name("nobody").unwrap().unwrap();
+    let nobody = super::super::sys::account_by_name("nobody")
+        .unwrap()
+        .unwrap();
     let mut s = spec("SHELL", "id -u; id -G; echo $HOME $USER $LOGNAME; pwd");
     s.username = "nobody".into();
     s.working_directory = "/tmp".into();
     let r = run_with(s, no_stops()).await;
-    assert_eq!(r.result.outcome, Outcome::Success, "{} / {}", r.result.error_info, text(&r));
+    assert_eq!(
+        r.result.outcome,
+        Outcome::Success,
+        "{} / {}",
+        r.result.error_info,
+        text(&r)
+    );
     let out = text(&r);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], nobody.uid.to_string());
-    let mut groups: Vec<u32> = lines[1].split_whitespace().map(|g| g.parse().unwrap()).collect();
+    let mut groups: Vec<u32> = lines[1]
+        .split_whitespace()
+        .map(|g| g.parse().unwrap())
+        .collect();
     groups.sort_unstable();
     let mut want = super::super::sys::group_list(&nobody).unwrap();
     want.sort_unstable();
     want.dedup();
     groups.dedup();
-    assert_eq!(groups, want, "supplementary groups must be nobody's, not root's");
+    assert_eq!(
+        groups, want,
+        "supplementary groups must be nobody's, not root's"
+    );
     assert!(lines[2].ends_with("nobody nobody"), "{}", lines[2]);
     assert_eq!(lines[3], "/tmp");
 
@@ -249,7 +306,11 @@ async fn runs_as_another_user_with_their_groups() {
     s.working_directory = "/root".into();
     let r = run_with(s, no_stops()).await;
     assert_eq!(r.result.outcome, Outcome::StartFailed, "{}", text(&r));
-    assert!(r.result.error_info.contains("nobody"), "{}", r.result.error_info);
+    assert!(
+        r.result.error_info.contains("nobody"),
+        "{}",
+        r.result.error_info
+    );
 }
 
 #[tokio::test]
@@ -261,7 +322,10 @@ async fn the_task_sees_no_agent_descriptors() {
     // the agent does it at start-up.
     super::super::sys::cloexec_inherited_fds();
     let r = shell("ls /proc/self/fd").await;
-    let mut fds: Vec<u32> = text(&r).split_whitespace().map(|s| s.parse().unwrap()).collect();
+    let mut fds: Vec<u32> = text(&r)
+        .split_whitespace()
+        .map(|s| s.parse().unwrap())
+        .collect();
     fds.sort_unstable();
     // 0-2 are stdio; the one more is the directory `ls` itself opened.
     assert_eq!(fds, vec![0, 1, 2, 3], "task saw {fds:?}");

@@ -86,7 +86,9 @@ impl State {
         if let Some(ca) = &self.ca_file {
             return Some(Trust::CaFile(ca.clone()));
         }
-        self.fingerprint.as_deref().and_then(|fp| Trust::pinned_hex(fp).ok())
+        self.fingerprint
+            .as_deref()
+            .and_then(|fp| Trust::pinned_hex(fp).ok())
     }
 }
 
@@ -110,13 +112,15 @@ impl Key {
         let pkcs8 = match std::fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let doc = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).map_err(|_| IdentityError::KeyGen)?;
+                let doc = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
+                    .map_err(|_| IdentityError::KeyGen)?;
                 fsutil::write_private(&path, doc.as_ref()).map_err(io_at(&path))?;
                 doc.as_ref().to_vec()
             }
             Err(e) => return Err(io_at(&path)(e)),
         };
-        let pair = Ed25519KeyPair::from_pkcs8(&pkcs8).map_err(|_| IdentityError::BadKey(path.clone()))?;
+        let pair =
+            Ed25519KeyPair::from_pkcs8(&pkcs8).map_err(|_| IdentityError::BadKey(path.clone()))?;
         Ok(Key { pair })
     }
 
@@ -132,7 +136,10 @@ impl Key {
     /// The `Register` answer to `nonce`.
     pub fn register(&self, nonce: &str, secret: &str, machine: MachineInfo) -> AgentMsg {
         let public_key = self.public_b64();
-        let signature = self.sign_b64(&protocol::auth_message(nonce, &protocol::register_claim(&public_key)));
+        let signature = self.sign_b64(&protocol::auth_message(
+            nonce,
+            &protocol::register_claim(&public_key),
+        ));
         AgentMsg::Register {
             protocol: PROTOCOL_VERSION,
             register_code: secret.to_string(),
@@ -143,8 +150,17 @@ impl Key {
     }
 
     /// The `Hello` answer to `nonce`.
-    pub fn hello(&self, nonce: &str, instance_id: &str, machine: MachineInfo, known_tasks: Vec<String>) -> AgentMsg {
-        let signature = self.sign_b64(&protocol::auth_message(nonce, &protocol::hello_claim(instance_id)));
+    pub fn hello(
+        &self,
+        nonce: &str,
+        instance_id: &str,
+        machine: MachineInfo,
+        known_tasks: Vec<String>,
+    ) -> AgentMsg {
+        let signature = self.sign_b64(&protocol::auth_message(
+            nonce,
+            &protocol::hello_claim(instance_id),
+        ));
         AgentMsg::Hello {
             protocol: PROTOCOL_VERSION,
             instance_id: instance_id.to_string(),
@@ -171,6 +187,7 @@ pub fn machine_info(local_ip: std::net::IpAddr) -> MachineInfo {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use ring::signature::{UnparsedPublicKey, ED25519};
@@ -182,13 +199,19 @@ mod tests {
         let k2 = Key::load_or_generate(tmp.path()).unwrap();
         assert_eq!(k1.public_b64(), k2.public_b64());
         let mode = std::os::unix::fs::PermissionsExt::mode(
-            &std::fs::metadata(tmp.path().join("identity.pkcs8")).unwrap().permissions(),
+            &std::fs::metadata(tmp.path().join("identity.pkcs8"))
+                .unwrap()
+                .permissions(),
         );
         assert_eq!(mode & 0o777, 0o600);
 
         let pk = B64.decode(k1.public_b64()).unwrap();
         assert_eq!(pk.len(), 32);
-        let AgentMsg::Register { signature, public_key, .. } = k1.register("bm9uY2U=", "sec", MachineInfo::default())
+        let AgentMsg::Register {
+            signature,
+            public_key,
+            ..
+        } = k1.register("bm9uY2U=", "sec", MachineInfo::default())
         else {
             unreachable!()
         };
@@ -196,7 +219,9 @@ mod tests {
         UnparsedPublicKey::new(&ED25519, &pk)
             .verify(&msg, &B64.decode(signature).unwrap())
             .unwrap();
-        let AgentMsg::Hello { signature, .. } = k1.hello("bjI=", "mi-1", MachineInfo::default(), vec![]) else {
+        let AgentMsg::Hello { signature, .. } =
+            k1.hello("bjI=", "mi-1", MachineInfo::default(), vec![])
+        else {
             unreachable!()
         };
         let msg = protocol::auth_message("bjI=", &protocol::hello_claim("mi-1"));

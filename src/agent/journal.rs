@@ -135,7 +135,12 @@ impl Journal {
     }
 
     /// Reads up to `buf.len()` output bytes starting at `offset`; 0 at the end.
-    pub fn read_output(&self, task_id: &str, offset: u64, buf: &mut [u8]) -> Result<usize, JournalError> {
+    pub fn read_output(
+        &self,
+        task_id: &str,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<usize, JournalError> {
         let path = self.task_dir(task_id)?.join("output");
         let mut f = match File::open(&path) {
             Ok(f) => f,
@@ -148,7 +153,10 @@ impl Journal {
 
     pub fn set_process(&self, task_id: &str, mark: &ProcessMark) -> Result<(), JournalError> {
         let path = self.task_dir(task_id)?.join("process");
-        let text = format!("{} {} {} {}", mark.pgid, mark.start_ticks, mark.started_at, mark.boot_id);
+        let text = format!(
+            "{} {} {} {}",
+            mark.pgid, mark.start_ticks, mark.started_at, mark.boot_id
+        );
         fsutil::write_private(&path, text.as_bytes()).map_err(io_at(&path))
     }
 
@@ -276,6 +284,7 @@ impl OutputWriter {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use crate::protocol::Outcome;
@@ -310,7 +319,10 @@ mod tests {
         let dir = tmp.path().join("journal");
         let j = Journal::open(&dir).unwrap();
         assert!(j.accept(&spec("invt-a")).unwrap());
-        assert!(!j.accept(&spec("invt-a")).unwrap(), "second accept must dedup");
+        assert!(
+            !j.accept(&spec("invt-a")).unwrap(),
+            "second accept must dedup"
+        );
         let mut w = j.output_writer("invt-a").unwrap();
         assert_eq!(w.append(b"hel").unwrap(), 0);
         assert_eq!(w.append(b"lo").unwrap(), 3);
@@ -362,7 +374,10 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let j = Journal::open(tmp.path()).unwrap();
         for bad in ["../x", "", "a/b", ".", "a b"] {
-            assert!(matches!(j.accept(&spec(bad)), Err(JournalError::BadTaskId(_))), "{bad}");
+            assert!(
+                matches!(j.accept(&spec(bad)), Err(JournalError::BadTaskId(_))),
+                "{bad}"
+            );
         }
         std::fs::create_dir(tmp.path().join("half")).unwrap();
         j.sweep_incomplete();

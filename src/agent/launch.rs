@@ -84,13 +84,19 @@ fn resolve_user(username: &str) -> Result<RunAs, String> {
             shell: "/bin/sh".into(),
         });
     if username.is_empty() || username == me.name {
-        return Ok(RunAs { account: me, switch: false });
+        return Ok(RunAs {
+            account: me,
+            switch: false,
+        });
     }
     let target = sys::account_by_name(username)
         .map_err(|e| format!("looking up user {username}: {e}"))?
         .ok_or_else(|| format!("user {username} does not exist"))?;
     if target.uid == euid {
-        return Ok(RunAs { account: target, switch: false });
+        return Ok(RunAs {
+            account: target,
+            switch: false,
+        });
     }
     if euid != 0 {
         return Err(format!(
@@ -98,7 +104,10 @@ fn resolve_user(username: &str) -> Result<RunAs, String> {
             me.name
         ));
     }
-    Ok(RunAs { account: target, switch: true })
+    Ok(RunAs {
+        account: target,
+        switch: true,
+    })
 }
 
 fn home_of(account: &Account) -> PathBuf {
@@ -110,7 +119,10 @@ fn home_of(account: &Account) -> PathBuf {
 }
 
 /// Interpreter and script file name for a command type.
-fn interpreter(command_type: &str, path: &str) -> Result<(PathBuf, Vec<String>, &'static str), String> {
+fn interpreter(
+    command_type: &str,
+    path: &str,
+) -> Result<(PathBuf, Vec<String>, &'static str), String> {
     match command_type {
         "SHELL" => {
             let sh = which("bash", path)
@@ -119,12 +131,17 @@ fn interpreter(command_type: &str, path: &str) -> Result<(PathBuf, Vec<String>, 
             Ok((sh, Vec::new(), "script.sh"))
         }
         "PYTHON" => {
-            let py = which("python3", path).ok_or("python3 is not installed (not found on PATH)")?;
+            let py =
+                which("python3", path).ok_or("python3 is not installed (not found on PATH)")?;
             Ok((py, Vec::new(), "script.py"))
         }
         "POWERSHELL" => {
             let pwsh = which("pwsh", path).ok_or("PowerShell (pwsh) is not installed")?;
-            let args = vec!["-NoProfile".into(), "-NonInteractive".into(), "-File".into()];
+            let args = vec![
+                "-NoProfile".into(),
+                "-NonInteractive".into(),
+                "-File".into(),
+            ];
             Ok((pwsh, args, "script.ps1"))
         }
         "BAT" => Err("BAT scripts need a Windows agent".into()),
@@ -146,10 +163,18 @@ pub fn launch(spec: &TaskSpec, work_root: &Path) -> Result<Launched, String> {
         PathBuf::from(&spec.working_directory)
     };
     if !cwd.is_dir() {
-        return Err(format!("working directory {} does not exist", cwd.display()));
+        return Err(format!(
+            "working directory {} does not exist",
+            cwd.display()
+        ));
     }
     let path = if run_as.switch {
-        if account.uid == 0 { ROOT_PATH } else { USER_PATH }.to_string()
+        if account.uid == 0 {
+            ROOT_PATH
+        } else {
+            USER_PATH
+        }
+        .to_string()
     } else {
         std::env::var("PATH").unwrap_or_else(|_| ROOT_PATH.into())
     };
@@ -170,7 +195,14 @@ pub fn launch(spec: &TaskSpec, work_root: &Path) -> Result<Launched, String> {
         .env("HOME", home_of(account))
         .env("USER", &account.name)
         .env("LOGNAME", &account.name)
-        .env("SHELL", if account.shell.is_empty() { "/bin/sh" } else { &account.shell })
+        .env(
+            "SHELL",
+            if account.shell.is_empty() {
+                "/bin/sh"
+            } else {
+                &account.shell
+            },
+        )
         .env("PATH", &path)
         .stdin(Stdio::null())
         .stdout(Stdio::from(writer))
@@ -228,13 +260,21 @@ pub fn launch(spec: &TaskSpec, work_root: &Path) -> Result<Launched, String> {
     })
 }
 
-fn write_script(dir: &Path, file_name: &str, script: &[u8], owner: Option<&Account>) -> Result<ScriptDir, String> {
+fn write_script(
+    dir: &Path,
+    file_name: &str,
+    script: &[u8],
+    owner: Option<&Account>,
+) -> Result<ScriptDir, String> {
     let fail = |e: std::io::Error| format!("writing the script under {}: {e}", dir.display());
     if dir.exists() {
         // Left over from a crash: start clean.
         std::fs::remove_dir_all(dir).map_err(fail)?;
     }
-    std::fs::DirBuilder::new().mode(0o700).create(dir).map_err(fail)?;
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(dir)
+        .map_err(fail)?;
     let guard = ScriptDir(dir.to_path_buf());
     let file = dir.join(file_name);
     {
@@ -259,11 +299,15 @@ fn write_script(dir: &Path, file_name: &str, script: &[u8], owner: Option<&Accou
 /// being able to list anyone else's.
 pub fn prepare_work_root(work_root: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::DirBuilder::new().recursive(true).mode(0o711).create(work_root)?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o711)
+        .create(work_root)?;
     std::fs::set_permissions(work_root, std::fs::Permissions::from_mode(0o711))
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 
@@ -276,7 +320,9 @@ mod tests {
     #[test]
     fn command_types_map_to_interpreters() {
         assert!(interpreter("SHELL", ROOT_PATH).is_ok());
-        assert!(interpreter("BAT", ROOT_PATH).unwrap_err().contains("Windows"));
+        assert!(interpreter("BAT", ROOT_PATH)
+            .unwrap_err()
+            .contains("Windows"));
         assert!(interpreter("COBOL", ROOT_PATH).is_err());
         assert!(supported_command_types().contains(&"PYTHON".to_string()));
     }

@@ -40,11 +40,17 @@ pub enum LinkError {
     #[error("bad server URL {0:?}: want https://HOST[:PORT]")]
     BadUrl(String),
     #[error("connecting to {addr}: {source}")]
-    Connect { addr: String, source: std::io::Error },
+    Connect {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("TLS with {addr}: {source}")]
-    Tls { addr: String, source: std::io::Error },
+    Tls {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("websocket: {0}")]
-    Ws(#[from] tokio_tungstenite::tungstenite::Error),
+    Ws(Box<tokio_tungstenite::tungstenite::Error>),
     #[error("timed out {0}")]
     Timeout(&'static str),
     #[error("the server closed the connection")]
@@ -54,6 +60,12 @@ pub enum LinkError {
     /// The server refused this agent; retrying will not help.
     #[error("the server rejected this agent ({code}): {message}")]
     Rejected { code: String, message: String },
+}
+
+impl From<tokio_tungstenite::tungstenite::Error> for LinkError {
+    fn from(e: tokio_tungstenite::tungstenite::Error) -> Self {
+        LinkError::Ws(Box::new(e))
+    }
 }
 
 /// Where the server is.
@@ -107,15 +119,21 @@ impl Endpoint {
 }
 
 /// Opens TCP, TLS and the WebSocket; returns the socket's local address too.
-pub async fn connect(ep: &Endpoint, tls: Arc<rustls::ClientConfig>) -> Result<(Ws, IpAddr), LinkError> {
+pub async fn connect(
+    ep: &Endpoint,
+    tls: Arc<rustls::ClientConfig>,
+) -> Result<(Ws, IpAddr), LinkError> {
     let addr = ep.authority();
-    let tcp = timeout(CONNECT_TIMEOUT, TcpStream::connect((ep.host.as_str(), ep.port)))
-        .await
-        .map_err(|_| LinkError::Timeout("connecting"))?
-        .map_err(|source| LinkError::Connect {
-            addr: addr.clone(),
-            source,
-        })?;
+    let tcp = timeout(
+        CONNECT_TIMEOUT,
+        TcpStream::connect((ep.host.as_str(), ep.port)),
+    )
+    .await
+    .map_err(|_| LinkError::Timeout("connecting"))?
+    .map_err(|source| LinkError::Connect {
+        addr: addr.clone(),
+        source,
+    })?;
     let _ = tcp.set_nodelay(true);
     let local_ip = tcp
         .local_addr()
@@ -125,15 +143,23 @@ pub async fn connect(ep: &Endpoint, tls: Arc<rustls::ClientConfig>) -> Result<(W
         })?
         .ip();
     // ServerName parses IP literals into IpAddress names itself.
-    let name = ServerName::try_from(ep.host.clone()).map_err(|_| LinkError::BadUrl(ep.host.clone()))?;
-    let tls = timeout(CONNECT_TIMEOUT, tokio_rustls::TlsConnector::from(tls).connect(name, tcp))
-        .await
-        .map_err(|_| LinkError::Timeout("in the TLS handshake"))?
-        .map_err(|source| LinkError::Tls { addr, source })?;
-    let mut cfg = WebSocketConfig::default();
-    cfg.max_message_size = Some(MAX_MESSAGE);
-    cfg.max_frame_size = Some(MAX_MESSAGE);
-    cfg.write_buffer_size = 0; // flush each message; messages are batched already
+    let name =
+        ServerName::try_from(ep.host.clone()).map_err(|_| LinkError::BadUrl(ep.host.clone()))?;
+    let tls = timeout(
+        CONNECT_TIMEOUT,
+        tokio_rustls::TlsConnector::from(tls).connect(name, tcp),
+    )
+    .await
+    .map_err(|_| LinkError::Timeout("in the TLS handshake"))?
+    .map_err(|source| LinkError::Tls { addr, source })?;
+    // Flush each message (they are batched already) and cap what the
+    // server may make us buffer.
+    let cfg = WebSocketConfig {
+        max_message_size: Some(MAX_MESSAGE),
+        max_frame_size: Some(MAX_MESSAGE),
+        write_buffer_size: 0,
+        ..Default::default()
+    };
     let (ws, _resp) = timeout(
         HANDSHAKE_TIMEOUT,
         tokio_tungstenite::client_async_with_config(ep.ws_url(), tls, Some(cfg)),
@@ -157,10 +183,13 @@ async fn recv(ws: &mut Ws) -> Result<ServerMsg, LinkError> {
             None => return Err(LinkError::Closed),
             Some(Err(e)) => return Err(e.into()),
             Some(Ok(Message::Text(t))) => {
-                return serde_json::from_str(&t).map_err(|e| LinkError::Protocol(format!("bad message: {e}")))
+                return serde_json::from_str(&t)
+                    .map_err(|e| LinkError::Protocol(format!("bad message: {e}")))
             }
             Some(Ok(Message::Close(_))) => return Err(LinkError::Closed),
-            Some(Ok(Message::Binary(_))) => return Err(LinkError::Protocol("unexpected binary frame".into())),
+            Some(Ok(Message::Binary(_))) => {
+                return Err(LinkError::Protocol("unexpected binary frame".into()))
+            }
             Some(Ok(_)) => continue,
         }
     }
@@ -168,18 +197,29 @@ async fn recv(ws: &mut Ws) -> Result<ServerMsg, LinkError> {
 
 /// Runs the handshake: waits for the challenge, lets `answer` build the
 /// Register/Hello for its nonce, and returns the instance id from Welcome.
-pub async fn handshake(ws: &mut Ws, answer: impl FnOnce(&str) -> AgentMsg) -> Result<String, LinkError> {
+pub async fn handshake(
+    ws: &mut Ws,
+    answer: impl FnOnce(&str) -> AgentMsg,
+) -> Result<String, LinkError> {
     let run = async {
         let nonce = match recv(ws).await? {
             ServerMsg::Challenge { nonce } => nonce,
-            ServerMsg::Rejected { code, message } => return Err(LinkError::Rejected { code, message }),
-            other => return Err(LinkError::Protocol(format!("expected Challenge, got {other:?}"))),
+            ServerMsg::Rejected { code, message } => {
+                return Err(LinkError::Rejected { code, message })
+            }
+            other => {
+                return Err(LinkError::Protocol(format!(
+                    "expected Challenge, got {other:?}"
+                )))
+            }
         };
         send(ws, &answer(&nonce)).await?;
         match recv(ws).await? {
             ServerMsg::Welcome { instance_id } => Ok(instance_id),
             ServerMsg::Rejected { code, message } => Err(LinkError::Rejected { code, message }),
-            other => Err(LinkError::Protocol(format!("expected Welcome, got {other:?}"))),
+            other => Err(LinkError::Protocol(format!(
+                "expected Welcome, got {other:?}"
+            ))),
         }
     };
     timeout(HANDSHAKE_TIMEOUT, run)
@@ -236,27 +276,41 @@ pub async fn session(
                 }
                 send(ws, &AgentMsg::Heartbeat).await?;
                 // A pong proves the server is alive even if it has nothing to say.
-                ws.send(Message::Ping(Vec::new().into())).await?;
+                ws.send(Message::Ping(Vec::new())).await?;
             }
         }
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 
     #[test]
     fn parses_server_urls() {
         let ep = Endpoint::parse("https://10.0.0.5:8443").unwrap();
-        assert_eq!(ep, Endpoint { host: "10.0.0.5".into(), port: 8443 });
+        assert_eq!(
+            ep,
+            Endpoint {
+                host: "10.0.0.5".into(),
+                port: 8443
+            }
+        );
         assert_eq!(ep.ws_url(), "wss://10.0.0.5:8443/agent/ws");
         let ep = Endpoint::parse("https://drover.example.com/").unwrap();
         assert_eq!(ep.port, 443);
         let ep = Endpoint::parse("https://[::1]:9000/x").unwrap();
         assert_eq!(ep.host, "::1");
         assert_eq!(ep.ws_url(), "wss://[::1]:9000/agent/ws");
-        for bad in ["http://h:1", "h:1", "https://", "https://h:x", "https://u@h:1", "https://[::1"] {
+        for bad in [
+            "http://h:1",
+            "h:1",
+            "https://",
+            "https://h:x",
+            "https://u@h:1",
+            "https://[::1",
+        ] {
             assert!(Endpoint::parse(bad).is_err(), "{bad}");
         }
     }
@@ -267,7 +321,13 @@ mod tests {
         let port = l.local_addr().unwrap().port();
         drop(l);
         let cfg = crate::tls::Trust::Pinned([0; 32]).client_config().unwrap();
-        let ep = Endpoint { host: "127.0.0.1".into(), port };
-        assert!(matches!(connect(&ep, Arc::new(cfg)).await, Err(LinkError::Connect { .. })));
+        let ep = Endpoint {
+            host: "127.0.0.1".into(),
+            port,
+        };
+        assert!(matches!(
+            connect(&ep, Arc::new(cfg)).await,
+            Err(LinkError::Connect { .. })
+        ));
     }
 }

@@ -123,14 +123,22 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), AgentEr
     let (mut tasks, mut outbox) = Tasks::new(journal, work_root, shutdown.clone());
     tasks.recover();
 
-    let result = connect_loop(&endpoint, tls, &key, &mut auth, &dir, &mut tasks, &mut outbox, &shutdown).await;
+    let result = connect_loop(
+        &endpoint,
+        tls,
+        &key,
+        &mut auth,
+        &dir,
+        &mut tasks,
+        &mut outbox,
+        &shutdown,
+    )
+    .await;
     // Tasks stop themselves on the same token; give them a moment to be
     // killed and journaled so their results survive the restart.
     shutdown.cancel();
     let wait = tasks.wait_all();
-    let drain = async {
-        while outbox.recv().await.is_some() {}
-    };
+    let drain = async { while outbox.recv().await.is_some() {} };
     tokio::select! {
         _ = wait => {}
         _ = drain => {}
@@ -168,22 +176,23 @@ fn resolve_auth(cfg: &Config) -> Result<(Auth, Trust), AgentError> {
         }
         let trust = match &cfg.ca_file {
             Some(ca) => Trust::CaFile(ca.clone()),
-            None => state
-                .trust()
-                .ok_or_else(|| AgentError::Config("state.json names neither a fingerprint nor a CA file".into()))?,
+            None => state.trust().ok_or_else(|| {
+                AgentError::Config("state.json names neither a fingerprint nor a CA file".into())
+            })?,
         };
         return Ok((Auth::Hello { state }, trust));
     }
-    let code = cfg
-        .register_code
-        .as_deref()
-        .ok_or_else(|| AgentError::Config("this agent is not registered yet: --register-code is required".into()))?;
-    let server = cfg
-        .server
-        .clone()
-        .ok_or_else(|| AgentError::Config("this agent is not registered yet: --server is required".into()))?;
-    let (fp, secret) = protocol::parse_register_code(code)
-        .ok_or_else(|| AgentError::Config("the register code is malformed (want drv1.<fingerprint>.<secret>)".into()))?;
+    let code = cfg.register_code.as_deref().ok_or_else(|| {
+        AgentError::Config("this agent is not registered yet: --register-code is required".into())
+    })?;
+    let server = cfg.server.clone().ok_or_else(|| {
+        AgentError::Config("this agent is not registered yet: --server is required".into())
+    })?;
+    let (fp, secret) = protocol::parse_register_code(code).ok_or_else(|| {
+        AgentError::Config(
+            "the register code is malformed (want drv1.<fingerprint>.<secret>)".into(),
+        )
+    })?;
     let trust = match &cfg.ca_file {
         Some(ca) => Trust::CaFile(ca.clone()),
         None => Trust::pinned_hex(fp)?,
@@ -210,7 +219,9 @@ struct Backoff {
 
 impl Backoff {
     fn new() -> Backoff {
-        Backoff { next: BACKOFF_START }
+        Backoff {
+            next: BACKOFF_START,
+        }
     }
 
     fn reset(&mut self) {

@@ -48,7 +48,11 @@ pub fn account_by_uid(uid: u32) -> io::Result<Option<Account>> {
 }
 
 fn lookup(
-    mut call: impl FnMut(*mut libc::passwd, &mut Vec<libc::c_char>, *mut *mut libc::passwd) -> libc::c_int,
+    mut call: impl FnMut(
+        *mut libc::passwd,
+        &mut Vec<libc::c_char>,
+        *mut *mut libc::passwd,
+    ) -> libc::c_int,
 ) -> io::Result<Option<Account>> {
     let mut size = 1024;
     loop {
@@ -89,8 +93,8 @@ fn lookup(
 /// The supplementary groups of `account` (its primary group included), as
 /// `initgroups` would set them.
 pub fn group_list(account: &Account) -> io::Result<Vec<u32>> {
-    let cname =
-        CString::new(account.name.as_str()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let cname = CString::new(account.name.as_str())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     let mut n: libc::c_int = 32;
     loop {
         let mut groups: Vec<libc::gid_t> = vec![0; usize::try_from(n).unwrap_or(32)];
@@ -177,7 +181,12 @@ pub struct SwitchUser {
 /// std report the error to the parent, whose `spawn` then fails, and the
 /// child exits without running the script.
 pub fn switch_user_before_exec(cmd: &mut tokio::process::Command, target: SwitchUser) {
-    let SwitchUser { uid, gid, groups, cwd } = target;
+    let SwitchUser {
+        uid,
+        gid,
+        groups,
+        cwd,
+    } = target;
     // SAFETY: the closure only calls async-signal-safe functions (setgroups,
     // setgid, setuid, chdir, reading errno) on memory owned by the closure;
     // it neither allocates, locks nor logs.
@@ -201,6 +210,7 @@ pub fn switch_user_before_exec(cmd: &mut tokio::process::Command, target: Switch
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

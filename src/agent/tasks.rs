@@ -38,7 +38,11 @@ pub struct Tasks {
 
 impl Tasks {
     /// The registry and the receiving end of its outbox.
-    pub fn new(journal: Journal, work_root: PathBuf, shutdown: CancellationToken) -> (Tasks, mpsc::Receiver<AgentMsg>) {
+    pub fn new(
+        journal: Journal,
+        work_root: PathBuf,
+        shutdown: CancellationToken,
+    ) -> (Tasks, mpsc::Receiver<AgentMsg>) {
         let (tx, rx) = mpsc::channel(OUTBOX);
         let tasks = Tasks {
             journal,
@@ -79,7 +83,9 @@ impl Tasks {
                 }
                 Vec::new()
             }
-            ServerMsg::Challenge { .. } | ServerMsg::Welcome { .. } | ServerMsg::Rejected { .. } => {
+            ServerMsg::Challenge { .. }
+            | ServerMsg::Welcome { .. }
+            | ServerMsg::Rejected { .. } => {
                 tracing::debug!("ignoring a handshake message after the handshake");
                 Vec::new()
             }
@@ -104,12 +110,18 @@ impl Tasks {
             Err(e @ JournalError::BadTaskId(_)) => {
                 // Nothing can be journaled under this id; answer at once.
                 let now = exec::now_ms();
-                return Some(finished(&task_id, &failed(Outcome::StartFailed, now, 0, e.to_string())));
+                return Some(finished(
+                    &task_id,
+                    &failed(Outcome::StartFailed, now, 0, e.to_string()),
+                ));
             }
             Err(e) => {
                 tracing::error!("journaling task {task_id}: {e}");
                 let now = exec::now_ms();
-                return Some(finished(&task_id, &failed(Outcome::StartFailed, now, 0, e.to_string())));
+                return Some(finished(
+                    &task_id,
+                    &failed(Outcome::StartFailed, now, 0, e.to_string()),
+                ));
             }
         }
         let cancel = CancellationToken::new();
@@ -118,8 +130,13 @@ impl Tasks {
             cancel,
             shutdown: self.shutdown.clone(),
         };
-        let (journal, work_root, tx) = (self.journal.clone(), self.work_root.clone(), self.tx.clone());
-        self.tracker.spawn(run_task(spec, journal, work_root, tx, stops));
+        let (journal, work_root, tx) = (
+            self.journal.clone(),
+            self.work_root.clone(),
+            self.tx.clone(),
+        );
+        self.tracker
+            .spawn(run_task(spec, journal, work_root, tx, stops));
         None
     }
 
@@ -145,7 +162,10 @@ impl Tasks {
             if entry.result.is_some() {
                 continue;
             }
-            let started_at = entry.process.as_ref().map_or_else(exec::now_ms, |m| m.started_at);
+            let started_at = entry
+                .process
+                .as_ref()
+                .map_or_else(exec::now_ms, |m| m.started_at);
             if let Some(mark) = &entry.process {
                 kill_if_ours(mark, &boot);
             }
@@ -189,7 +209,10 @@ fn kill_if_ours(mark: &ProcessMark, boot: &str) {
         None => true,
     };
     if ours && !procinfo::live_group_members(mark.pgid).is_empty() {
-        tracing::info!("killing process group {} left by a previous agent", mark.pgid);
+        tracing::info!(
+            "killing process group {} left by a previous agent",
+            mark.pgid
+        );
         let _ = sys::signal_group(mark.pgid, libc::SIGKILL);
     }
 }
@@ -218,7 +241,13 @@ fn finished(task_id: &str, r: &ExecResult) -> AgentMsg {
 }
 
 /// One task from start to journaled result.
-async fn run_task(spec: TaskSpec, journal: Journal, work_root: PathBuf, tx: mpsc::Sender<AgentMsg>, stops: Stops) {
+async fn run_task(
+    spec: TaskSpec,
+    journal: Journal,
+    work_root: PathBuf,
+    tx: mpsc::Sender<AgentMsg>,
+    stops: Stops,
+) {
     let task_id = spec.task_id.clone();
     let mut writer = match journal.output_writer(&task_id) {
         Ok(w) => Some(w),

@@ -1,5 +1,7 @@
 //! Registry tests: real processes, real journal on disk.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use super::*;
 use std::time::Duration;
 
@@ -27,7 +29,11 @@ fn fixture() -> Fixture {
     let work = tmp.path().join("work");
     super::super::launch::prepare_work_root(&work).unwrap();
     let (tasks, rx) = Tasks::new(journal, work, CancellationToken::new());
-    Fixture { _tmp: tmp, tasks, rx }
+    Fixture {
+        _tmp: tmp,
+        tasks,
+        rx,
+    }
 }
 
 /// Collects messages until the task's TaskFinished.
@@ -61,16 +67,33 @@ fn output_of(msgs: &[AgentMsg]) -> Vec<u8> {
 #[tokio::test]
 async fn runs_journals_dedups_replays_and_forgets_on_ack() {
     let mut f = fixture();
-    assert!(f.tasks.handle(ServerMsg::RunTask(spec("t1", "echo hi; echo there"))).is_empty());
+    assert!(f
+        .tasks
+        .handle(ServerMsg::RunTask(spec("t1", "echo hi; echo there")))
+        .is_empty());
     let msgs = until_finished(&mut f, "t1").await;
     assert!(matches!(msgs[0], AgentMsg::TaskStarted { .. }), "{msgs:?}");
     assert_eq!(output_of(&msgs), b"hi\nthere\n");
     let fin = msgs.last().unwrap().clone();
-    assert!(matches!(fin, AgentMsg::TaskFinished { outcome: Outcome::Success, output_len: 9, .. }));
+    assert!(matches!(
+        fin,
+        AgentMsg::TaskFinished {
+            outcome: Outcome::Success,
+            output_len: 9,
+            ..
+        }
+    ));
 
     // The same task again is not run again.
-    assert!(f.tasks.handle(ServerMsg::RunTask(spec("t1", "echo again"))).is_empty());
-    assert!(tokio::time::timeout(Duration::from_millis(300), f.rx.recv()).await.is_err());
+    assert!(f
+        .tasks
+        .handle(ServerMsg::RunTask(spec("t1", "echo again")))
+        .is_empty());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), f.rx.recv())
+            .await
+            .is_err()
+    );
     assert_eq!(f.tasks.known_tasks(), vec!["t1".to_string()]);
 
     // A reconnect resends the output from 0 and the result.
@@ -82,7 +105,9 @@ async fn runs_journals_dedups_replays_and_forgets_on_ack() {
     assert_eq!(output_of(&resent), b"hi\nthere\n");
     assert_eq!(resent.last(), Some(&fin));
 
-    f.tasks.handle(ServerMsg::Ack { task_id: "t1".into() });
+    f.tasks.handle(ServerMsg::Ack {
+        task_id: "t1".into(),
+    });
     assert!(f.tasks.known_tasks().is_empty());
     assert!(f.tasks.replay().next_msg().is_none());
 }
@@ -90,8 +115,11 @@ async fn runs_journals_dedups_replays_and_forgets_on_ack() {
 #[tokio::test]
 async fn cancel_terminates_a_running_task_and_unknown_cancels_are_ignored() {
     let mut f = fixture();
-    f.tasks.handle(ServerMsg::CancelTask { task_id: "nope".into() });
-    f.tasks.handle(ServerMsg::RunTask(spec("t2", "echo go; sleep 100")));
+    f.tasks.handle(ServerMsg::CancelTask {
+        task_id: "nope".into(),
+    });
+    f.tasks
+        .handle(ServerMsg::RunTask(spec("t2", "echo go; sleep 100")));
     // Wait until it has printed, then cancel.
     loop {
         let m = f.rx.recv().await.unwrap();
@@ -99,11 +127,16 @@ async fn cancel_terminates_a_running_task_and_unknown_cancels_are_ignored() {
             break;
         }
     }
-    f.tasks.handle(ServerMsg::CancelTask { task_id: "t2".into() });
+    f.tasks.handle(ServerMsg::CancelTask {
+        task_id: "t2".into(),
+    });
     let msgs = until_finished(&mut f, "t2").await;
     assert!(matches!(
         msgs.last(),
-        Some(AgentMsg::TaskFinished { outcome: Outcome::Terminated, .. })
+        Some(AgentMsg::TaskFinished {
+            outcome: Outcome::Terminated,
+            ..
+        })
     ));
 }
 
@@ -113,7 +146,10 @@ async fn bad_task_ids_fail_at_once() {
     let replies = f.tasks.handle(ServerMsg::RunTask(spec("../etc", "echo")));
     assert!(matches!(
         replies.as_slice(),
-        [AgentMsg::TaskFinished { outcome: Outcome::StartFailed, .. }]
+        [AgentMsg::TaskFinished {
+            outcome: Outcome::StartFailed,
+            ..
+        }]
     ));
 }
 
@@ -199,7 +235,10 @@ fn a_stale_process_mark_is_not_killed() {
     };
     // Same boot but a different start time: a reused pid, not ours.
     kill_if_ours(&mark, &procinfo::boot_id());
-    assert!(child.try_wait().unwrap().is_none(), "an unrelated process was killed");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "an unrelated process was killed"
+    );
     let _ = child.kill();
     let _ = child.wait();
 }
