@@ -312,3 +312,7 @@ async fn drain_while<F: std::future::Future>(
         }
     }
 }
+
+#[cfg(test)]
+#[path = "agent_tests.rs"]
+mod tests;
