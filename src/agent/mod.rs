@@ -50,13 +50,25 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
 
 /// What the agent is told on its command line.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Config {
     pub data_dir: PathBuf,
     pub server: Option<String>,
     /// The full register code value, `drv1.<fp>.<secret>`.
     pub register_code: Option<String>,
     pub ca_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Config {
+    // The register code is a secret: never in logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("data_dir", &self.data_dir)
+            .field("server", &self.server)
+            .field("register_code", &self.register_code.as_ref().map(|_| "***"))
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

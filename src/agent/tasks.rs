@@ -323,7 +323,17 @@ impl Replay {
         loop {
             if self.current.is_none() {
                 let id = self.ids.pop()?;
-                let result = self.journal.load(&id).ok().and_then(|e| e.result);
+                let entry = self.journal.load(&id).ok();
+                let result = entry.as_ref().and_then(|e| e.result.clone());
+                // A TaskStarted dropped while disconnected is resent for a
+                // task still running; a finished one carries started_at.
+                let started = match (&result, entry.and_then(|e| e.process)) {
+                    (None, Some(mark)) => Some(AgentMsg::TaskStarted {
+                        task_id: id.clone(),
+                        started_at: mark.started_at,
+                    }),
+                    _ => None,
+                };
                 self.current = Some(ReplayTask {
                     id,
                     offset: 0,
@@ -331,6 +341,9 @@ impl Replay {
                     result,
                     eof: false,
                 });
+                if started.is_some() {
+                    return started;
+                }
             }
             let cur = self.current.as_mut()?;
             if let Some(msg) = cur.next_output(&self.journal) {

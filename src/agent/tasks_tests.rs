@@ -244,3 +244,31 @@ fn a_stale_process_mark_is_not_killed() {
 }
 
 use std::os::unix::process::CommandExt;
+
+#[test]
+fn replay_resends_task_started_for_a_running_task() {
+    let f = fixture();
+    let j = f.tasks.journal();
+    j.accept(&spec("t4", "sleep 1")).unwrap();
+    j.set_process(
+        "t4",
+        &ProcessMark {
+            pgid: 99999,
+            start_ticks: 1,
+            boot_id: "b".into(),
+            started_at: 7,
+        },
+    )
+    .unwrap();
+    j.output_writer("t4").unwrap().append(b"so far").unwrap();
+    let mut replay = f.tasks.replay();
+    assert_eq!(
+        replay.next_msg(),
+        Some(AgentMsg::TaskStarted {
+            task_id: "t4".into(),
+            started_at: 7
+        })
+    );
+    assert!(matches!(replay.next_msg(), Some(AgentMsg::Output { offset: 0, .. })));
+    assert_eq!(replay.next_msg(), None, "no result yet: no TaskFinished");
+}
