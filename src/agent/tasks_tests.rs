@@ -269,6 +269,9 @@ fn replay_resends_task_started_for_a_running_task() {
             started_at: 7
         })
     );
-    assert!(matches!(replay.next_msg(), Some(AgentMsg::Output { offset: 0, .. })));
+    assert!(matches!(
+        replay.next_msg(),
+        Some(AgentMsg::Output { offset: 0, .. })
+    ));
     assert_eq!(replay.next_msg(), None, "no result yet: no TaskFinished");
 }
