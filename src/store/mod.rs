@@ -10,11 +10,11 @@
 mod schema;
 
 pub mod commands;
-pub mod query;
-pub mod status;
 pub mod instances;
 pub mod invocations;
 pub mod keys;
+pub mod query;
+pub mod status;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
