@@ -60,7 +60,7 @@ pub struct Client {
 pub fn parse_url(url: &str) -> Option<(String, u16)> {
     let rest = url.strip_prefix("https://")?.trim_end_matches('/');
     if rest.starts_with('[') {
-        let (h, p) = rest[1..].split_once("]:")?;
+        let (h, p) = rest.strip_prefix('[')?.split_once("]:")?;
         return Some((h.to_string(), p.parse().ok()?));
     }
     let (h, p) = rest.rsplit_once(':').unwrap_or((rest, "443"));

@@ -81,7 +81,7 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
     let acceptor = TlsAcceptor::from(Arc::new(identity.server_config()?));
     let secrets = Arc::new(SecretBox::open(&cfg.data_dir)?);
     let store = Store::open(&cfg.data_dir)?;
-    let account_uin = store.write(|c| keys::account_uin(c)).await?;
+    let account_uin = store.write(keys::account_uin).await?;
     let dispatch = Dispatcher::new(store.clone(), secrets.clone(), cfg.settings.clone());
     let api = Arc::new(Api {
         store,
