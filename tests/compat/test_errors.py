@@ -96,6 +96,11 @@ def test_unknown_parameter(client, instance_ids):
     expect_error("UnknownParameter", client.call_json, "RunCommand",
                  {"Content": b64("true"), "InstanceIds": instance_ids, "NotAField": "x"})
     expect_error("UnknownParameter", client.call_json, "DescribeRegions", {"Extra": True})
+    # EnableParameter cannot be modified after creation: ModifyCommand has no such field.
+    cid = call(client, "CreateCommand", CommandName=uniq("u"), Content=b64("true")).CommandId
+    cmds += 1
+    expect_error("UnknownParameter", client.call_json, "ModifyCommand", {"CommandId": cid, "EnableParameter": True})
+    assert call(client, "DescribeCommands", CommandIds=[cid]).CommandSet[0].EnableParameter is False
     assert (total_commands(client), total_invocations(client)) == (cmds, invs)
 
 
