@@ -27,6 +27,7 @@ pub mod crypto;
 pub mod dispatch;
 pub mod fsutil;
 pub mod ids;
+pub mod iprange;
 pub mod protocol;
 pub mod server;
 pub mod sign;

@@ -194,7 +194,7 @@ impl ServerCertVerifier for PinnedVerifier {
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         let got = digest::digest(&digest::SHA256, end_entity.as_ref());
-        if ring::constant_time::verify_slices_are_equal(got.as_ref(), &self.fingerprint).is_ok() {
+        if crate::crypto::ct_eq(got.as_ref(), &self.fingerprint) {
             Ok(ServerCertVerified::assertion())
         } else {
             Err(rustls::Error::InvalidCertificate(

@@ -1,1 +1,330 @@
-//! agent (being built).
+//! The agent: runs on a managed machine, keeps one outbound connection to
+//! the server, and runs the tasks it is sent.
+//!
+//! Data flow:
+//!
+//! ```text
+//! link (TLS WebSocket) ──ServerMsg──► tasks (registry) ──spawn──► exec ─► launch (process)
+//!        ▲                              │   ▲                      │
+//!        └──────── AgentMsg outbox ◄────┘   └── journal (disk) ◄───┘ output, results
+//! ```
+//!
+//! * `identity` the Ed25519 key, state.json and machine facts;
+//! * `link` connection, handshake and session;
+//! * `tasks` the registry between link, journal and running tasks;
+//! * `exec`/`launch`/`output` one task's process, its output and its end;
+//! * `journal` what survives disconnects and restarts;
+//! * `sys`/`procinfo` the only unsafe code, and /proc reading.
+//!
+//! Guarantees: one cancellation token stops everything; a `Rejected` from
+//! the server ends the agent with an error instead of retrying; other link
+//! failures are retried with capped, jittered exponential backoff.
+
+pub mod exec;
+pub mod identity;
+pub mod journal;
+pub mod launch;
+pub mod link;
+pub mod output;
+pub mod procinfo;
+mod sys;
+pub mod tasks;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::protocol::{self, AgentMsg};
+use crate::tls::{TlsError, Trust};
+use identity::{IdentityError, Key, State};
+use journal::{Journal, JournalError};
+use link::{Endpoint, LinkError};
+use tasks::Tasks;
+
+const BACKOFF_START: Duration = Duration::from_millis(300);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// How long shutdown waits for running tasks to be stopped and journaled.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
+
+/// What the agent is told on its command line.
+#[derive(Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub server: Option<String>,
+    /// The full register code value, `drv1.<fp>.<secret>`.
+    pub register_code: Option<String>,
+    pub ca_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Config {
+    // The register code is a secret: never in logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("data_dir", &self.data_dir)
+            .field("server", &self.server)
+            .field("register_code", &self.register_code.as_ref().map(|_| "***"))
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("{0}")]
+    Config(String),
+    #[error("data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error(transparent)]
+    Link(#[from] LinkError),
+}
+
+impl AgentError {
+    /// Stable code for logs and exit handling.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AgentError::Config(_) => "Agent.Config",
+            AgentError::DataDir { .. } => "Agent.DataDir",
+            AgentError::Identity(_) => "Agent.Identity",
+            AgentError::Journal(_) => "Agent.Journal",
+            AgentError::Tls(_) => "Agent.Tls",
+            AgentError::Link(LinkError::Rejected { .. }) => "Agent.Rejected",
+            AgentError::Link(_) => "Agent.Link",
+        }
+    }
+}
+
+/// How this agent introduces itself on the next connection.
+enum Auth {
+    Register { secret: String, state: State },
+    Hello { state: State },
+}
+
+/// Runs the agent until `shutdown` fires (Ok) or the server rejects it.
+pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), AgentError> {
+    sys::cloexec_inherited_fds();
+    let dir = cfg.data_dir.clone();
+    prepare_data_dir(&dir)?;
+    let key = Key::load_or_generate(&dir)?;
+    let (mut auth, trust) = resolve_auth(&cfg)?;
+    let server = match &auth {
+        Auth::Register { state, .. } | Auth::Hello { state } => state.server.clone(),
+    };
+    let endpoint = Endpoint::parse(&server)?;
+    let tls = Arc::new(trust.client_config()?);
+
+    let journal = Journal::open(&dir.join("journal"))?;
+    journal.sweep_incomplete();
+    let work_root = dir.join("work");
+    clear_dir(&work_root);
+    launch::prepare_work_root(&work_root).map_err(|source| AgentError::DataDir {
+        path: work_root.clone(),
+        source,
+    })?;
+    let (mut tasks, mut outbox) = Tasks::new(journal, work_root, shutdown.clone());
+    tasks.recover();
+
+    let result = connect_loop(
+        &endpoint,
+        tls,
+        &key,
+        &mut auth,
+        &dir,
+        &mut tasks,
+        &mut outbox,
+        &shutdown,
+    )
+    .await;
+    // Tasks stop themselves on the same token; give them a moment to be
+    // killed and journaled so their results survive the restart.
+    shutdown.cancel();
+    let wait = tasks.wait_all();
+    let drain = async { while outbox.recv().await.is_some() {} };
+    tokio::select! {
+        _ = wait => {}
+        _ = drain => {}
+        _ = tokio::time::sleep(SHUTDOWN_WAIT) => tracing::warn!("tasks did not stop in time"),
+    }
+    result
+}
+
+fn prepare_data_dir(dir: &std::path::Path) -> Result<(), AgentError> {
+    use std::os::unix::fs::PermissionsExt;
+    let err = |source| AgentError::DataDir {
+        path: dir.to_path_buf(),
+        source,
+    };
+    crate::fsutil::create_private_dir(dir).map_err(err)?;
+    // 0711: a task running as another user must reach its own script
+    // directory under DIR/work; it still cannot list DIR, and every secret
+    // in it is a 0600 file.
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711)).map_err(err)
+}
+
+/// Script directories left by a crash hold nothing anyone needs.
+fn clear_dir(dir: &std::path::Path) {
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+fn resolve_auth(cfg: &Config) -> Result<(Auth, Trust), AgentError> {
+    if let Some(mut state) = State::load(&cfg.data_dir)? {
+        if let Some(s) = &cfg.server {
+            state.server = s.clone();
+        }
+        let trust = match &cfg.ca_file {
+            Some(ca) => Trust::CaFile(ca.clone()),
+            None => state.trust().ok_or_else(|| {
+                AgentError::Config("state.json names neither a fingerprint nor a CA file".into())
+            })?,
+        };
+        return Ok((Auth::Hello { state }, trust));
+    }
+    let code = cfg.register_code.as_deref().ok_or_else(|| {
+        AgentError::Config("this agent is not registered yet: --register-code is required".into())
+    })?;
+    let server = cfg.server.clone().ok_or_else(|| {
+        AgentError::Config("this agent is not registered yet: --server is required".into())
+    })?;
+    let (fp, secret) = protocol::parse_register_code(code).ok_or_else(|| {
+        AgentError::Config(
+            "the register code is malformed (want drv1.<fingerprint>.<secret>)".into(),
+        )
+    })?;
+    let trust = match &cfg.ca_file {
+        Some(ca) => Trust::CaFile(ca.clone()),
+        None => Trust::pinned_hex(fp)?,
+    };
+    let state = State {
+        instance_id: String::new(),
+        server,
+        fingerprint: cfg.ca_file.is_none().then(|| fp.to_string()),
+        ca_file: cfg.ca_file.clone(),
+    };
+    Ok((
+        Auth::Register {
+            secret: secret.to_string(),
+            state,
+        },
+        trust,
+    ))
+}
+
+/// Exponential backoff with jitter: each wait is uniform in [d/2, d].
+struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    fn new() -> Backoff {
+        Backoff {
+            next: BACKOFF_START,
+        }
+    }
+
+    fn reset(&mut self) {
+        self.next = BACKOFF_START;
+    }
+
+    fn step(&mut self) -> Duration {
+        let d = self.next;
+        self.next = (d * 2).min(BACKOFF_MAX);
+        let mut b = [0u8; 4];
+        let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
+        let frac = f64::from(u32::from_le_bytes(b)) / f64::from(u32::MAX);
+        d.mul_f64(0.5 + frac / 2.0)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn connect_loop(
+    endpoint: &Endpoint,
+    tls: Arc<rustls::ClientConfig>,
+    key: &Key,
+    auth: &mut Auth,
+    dir: &std::path::Path,
+    tasks: &mut Tasks,
+    outbox: &mut mpsc::Receiver<AgentMsg>,
+    shutdown: &CancellationToken,
+) -> Result<(), AgentError> {
+    let mut backoff = Backoff::new();
+    loop {
+        let known = tasks.known_tasks();
+        let attempt = async {
+            let (mut ws, local_ip) = link::connect(endpoint, tls.clone()).await?;
+            let machine = identity::machine_info(local_ip);
+            let instance_id = link::handshake(&mut ws, |nonce| match &*auth {
+                Auth::Register { secret, .. } => key.register(nonce, secret, machine),
+                Auth::Hello { state } => key.hello(nonce, &state.instance_id, machine, known),
+            })
+            .await?;
+            Ok::<_, LinkError>((ws, instance_id))
+        };
+        let connected = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            r = drain_while(attempt, tasks, outbox) => r,
+        };
+        match connected {
+            Ok((mut ws, instance_id)) => {
+                if let Auth::Register { state, .. } = &*auth {
+                    let mut state = state.clone();
+                    state.instance_id = instance_id.clone();
+                    state.save(dir)?;
+                    tracing::info!("registered as {instance_id}");
+                    *auth = Auth::Hello { state };
+                } else {
+                    tracing::info!("connected as {instance_id}");
+                }
+                backoff.reset();
+                match link::session(&mut ws, tasks, outbox, shutdown).await {
+                    Ok(()) => return Ok(()),
+                    Err(e @ LinkError::Rejected { .. }) => return Err(e.into()),
+                    Err(e) => tracing::warn!("connection lost: {e}"),
+                }
+            }
+            Err(e @ LinkError::Rejected { .. }) => return Err(e.into()),
+            Err(e @ LinkError::BadUrl(_)) => return Err(e.into()),
+            Err(e) => tracing::warn!("cannot reach the server: {e}"),
+        }
+        let wait = backoff.step();
+        tracing::debug!("reconnecting in {wait:?}");
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = drain_while(tokio::time::sleep(wait), tasks, outbox) => {}
+        }
+    }
+}
+
+/// Runs `fut` while consuming the outbox, so tasks are never blocked on a
+/// link that is down; what they report is in the journal for the replay.
+async fn drain_while<F: std::future::Future>(
+    fut: F,
+    tasks: &mut Tasks,
+    outbox: &mut mpsc::Receiver<AgentMsg>,
+) -> F::Output {
+    tokio::pin!(fut);
+    loop {
+        tokio::select! {
+            out = &mut fut => return out,
+            Some(msg) = outbox.recv() => tasks.note_sent(&msg),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "agent_tests.rs"]
+mod tests;

@@ -1,1 +1,168 @@
-//! api (being built).
+//! The HTTP API: Tencent Cloud TAT 2020-10-28, spoken exactly as the official
+//! SDKs speak it. A request is read, its TC3 signature checked, resolved to
+//! a `Principal`, and handed to one action handler; the handler's result or
+//! `ApiError` is wrapped in TAT's response envelope here and nowhere else.
+
+mod auth;
+mod commands;
+pub mod error;
+mod instances;
+mod invocations;
+mod misc;
+pub mod params;
+mod request;
+mod views;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::FutureExt;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use serde_json::{json, Value};
+
+pub use auth::Principal;
+use error::ApiError;
+use request::Params;
+
+use crate::crypto::SecretBox;
+use crate::dispatch::Dispatcher;
+use crate::store::Store;
+
+pub const TAT_VERSION: &str = "2020-10-28";
+/// Largest request body accepted: 64 KB of content plus generous room.
+const MAX_BODY: usize = 1 << 20;
+
+/// Everything an action handler may use.
+pub struct Api {
+    pub store: Store,
+    pub secrets: Arc<SecretBox>,
+    pub dispatch: Arc<Dispatcher>,
+    /// The account this appliance is (CAM's OwnerUin).
+    pub account_uin: String,
+    /// The region name reported by DescribeRegions.
+    pub region: String,
+    /// SHA-256 of the server certificate, put into register code values.
+    pub fingerprint: String,
+}
+
+pub type Reply = Response<Full<Bytes>>;
+
+pub fn json_reply(status: StatusCode, body: &Value) -> Reply {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn envelope(request_id: &str, result: Result<Value, ApiError>) -> Value {
+    match result {
+        Ok(Value::Object(mut m)) => {
+            m.insert("RequestId".into(), Value::String(request_id.into()));
+            json!({ "Response": m })
+        }
+        Ok(_) => json!({ "Response": { "RequestId": request_id } }),
+        Err(e) => json!({
+            "Response": {
+                "Error": { "Code": e.code, "Message": e.message },
+                "RequestId": request_id,
+            }
+        }),
+    }
+}
+
+impl Api {
+    /// Serves `POST /`: every API action.
+    pub async fn serve(self: Arc<Self>, req: Request<Incoming>, peer: SocketAddr) -> Reply {
+        let request_id = crate::ids::request_id();
+        let action = req
+            .headers()
+            .get("x-tc-action")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let fut = std::panic::AssertUnwindSafe(self.serve_inner(req, peer, action.clone()));
+        let result = match fut.catch_unwind().await {
+            Ok(r) => r,
+            Err(_) => {
+                tracing::error!(%action, %request_id, "handler panicked");
+                Err(ApiError::internal())
+            }
+        };
+        if let Err(e) = &result {
+            tracing::debug!(%action, %request_id, code = e.code, "request failed");
+        }
+        json_reply(StatusCode::OK, &envelope(&request_id, result))
+    }
+
+    async fn serve_inner(
+        &self,
+        req: Request<Incoming>,
+        _peer: SocketAddr,
+        action: String,
+    ) -> Result<Value, ApiError> {
+        let (parts, body) = req.into_parts();
+        let body = match Limited::new(body, MAX_BODY).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => {
+                return Err(ApiError::new(
+                    "RequestSizeLimitExceeded",
+                    format!("the request body exceeds {MAX_BODY} bytes"),
+                ))
+            }
+        };
+        let principal = auth::authenticate(self, &parts, &body).await?;
+        if action.is_empty() {
+            return Err(ApiError::missing("X-TC-Action"));
+        }
+        let version = parts
+            .headers
+            .get("x-tc-version")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if version != TAT_VERSION {
+            return Err(ApiError::new(
+                "NoSuchVersion",
+                format!("the API version {version:?} does not exist; use {TAT_VERSION}"),
+            ));
+        }
+        let params = Params::parse(&body)?;
+        self.dispatch_action(&principal, &action, params).await
+    }
+
+    async fn dispatch_action(&self, p: &Principal, action: &str, q: Params) -> Result<Value, ApiError> {
+        match action {
+            "CreateCommand" => commands::create(self, p, q).await,
+            "ModifyCommand" => commands::modify(self, p, q).await,
+            "DeleteCommand" => commands::delete_one(self, p, q).await,
+            "DeleteCommands" => commands::delete_many(self, p, q).await,
+            "DescribeCommands" => commands::describe(self, p, q).await,
+            "PreviewReplacedCommandContent" => commands::preview(self, p, q).await,
+            "RunCommand" => invocations::run(self, p, q).await,
+            "InvokeCommand" => invocations::invoke(self, p, q).await,
+            "DescribeInvocations" => invocations::describe(self, p, q).await,
+            "DescribeInvocationTasks" => invocations::describe_tasks(self, p, q).await,
+            "CancelInvocation" => invocations::cancel(self, p, q).await,
+            "DescribeInvocationTaskOutput" => invocations::output(self, p, q).await,
+            "CreateRegisterCode" => instances::create_code(self, p, q).await,
+            "DescribeRegisterCodes" => instances::describe_codes(self, p, q).await,
+            "DisableRegisterCodes" => instances::disable_codes(self, p, q).await,
+            "DeleteRegisterCodes" => instances::delete_codes(self, p, q).await,
+            "DescribeRegisterInstances" => instances::describe_instances(self, p, q).await,
+            "ModifyRegisterInstance" => instances::modify_instance(self, p, q).await,
+            "DeleteRegisterInstance" => instances::delete_instance(self, p, q).await,
+            "DescribeAutomationAgentStatus" => instances::agent_status(self, p, q).await,
+            "DescribeRegions" => misc::regions(self, p, q).await,
+            "DescribeQuotas" => misc::quotas(self, p, q).await,
+            other => Err(ApiError::new(
+                "InvalidAction",
+                format!("the action {other:?} does not exist in TAT {TAT_VERSION}"),
+            )),
+        }
+    }
+}

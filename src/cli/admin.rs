@@ -1,10 +1,64 @@
-//! `drover admin`.
+//! `drover admin`: set-up on the server's data directory. Safe to run while
+//! the server is up: SQLite in WAL mode takes the second writer.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-#[derive(clap::Args, Debug)]
-pub struct AdminArgs {}
+use anyhow::Context;
+use clap::Subcommand;
 
-pub fn main(_args: AdminArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not yet built")
+use crate::crypto::SecretBox;
+use crate::store::keys::{self, AccessKey};
+
+#[derive(clap::Args, Debug)]
+pub struct AdminArgs {
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AdminCommand {
+    /// Create an API key for the appliance's root account and print it as JSON.
+    CreateKey {
+        #[arg(long, default_value_os_t = super::default_server_dir())]
+        data_dir: PathBuf,
+    },
+}
+
+fn random_token(n: usize) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    crate::ids::random_bytes::<64>()
+        .iter()
+        .take(n)
+        .map(|b| A[(*b as usize) % A.len()] as char)
+        .collect()
+}
+
+/// Creates a root key; returns (SecretId, SecretKey).
+pub fn create_root_key(data_dir: &Path) -> anyhow::Result<(String, String)> {
+    crate::fsutil::create_private_dir(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let secrets = SecretBox::open(data_dir)?;
+    let conn = crate::store::open_sync(&data_dir.join("drover.db"))?;
+    keys::account_uin(&conn)?;
+    let secret_id = format!("AKID{}", random_token(32));
+    let secret_key = random_token(32);
+    let key = AccessKey {
+        secret_enc: secrets.seal(&format!("key:{secret_id}"), secret_key.as_bytes()),
+        secret_id: secret_id.clone(),
+        user_id: "root".into(),
+        active: true,
+    };
+    keys::insert(&conn, &key, crate::timefmt::now_ms())?;
+    Ok((secret_id, secret_key))
+}
+
+pub fn main(args: AdminArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        AdminCommand::CreateKey { data_dir } => {
+            let (id, key) = create_root_key(&data_dir)?;
+            println!("{}", serde_json::json!({ "SecretId": id, "SecretKey": key }));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,7 +1,16 @@
 //! `drover agent`: the executor on a managed machine.
+//!
+//! Runs the agent on a single-threaded runtime (it is I/O-bound and must
+//! stay small) until SIGTERM or Ctrl-C. A rejection by the server is fatal
+//! and exits with status 1 rather than retrying forever.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use crate::agent::{self, link::LinkError, AgentError};
 
 #[derive(clap::Args, Debug)]
 pub struct AgentArgs {
@@ -19,6 +28,39 @@ pub struct AgentArgs {
     pub ca_file: Option<PathBuf>,
 }
 
-pub fn main(_args: AgentArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not yet built")
+pub fn main(args: AgentArgs) -> anyhow::Result<ExitCode> {
+    super::init_tracing();
+    let cfg = agent::Config {
+        data_dir: args.data_dir,
+        server: args.server,
+        register_code: args.register_code,
+        ca_file: args.ca_file,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let result = rt.block_on(async {
+        let shutdown = CancellationToken::new();
+        let on_signal = shutdown.clone();
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("installing the SIGTERM handler")?;
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            tracing::info!("shutting down");
+            on_signal.cancel();
+        });
+        anyhow::Ok(agent::run(cfg, shutdown).await)
+    })?;
+    match result {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(AgentError::Link(LinkError::Rejected { code, message })) => {
+            eprintln!("drover agent: the server rejected this agent ({code}): {message}");
+            Ok(ExitCode::from(1))
+        }
+        Err(e) => Err(anyhow::Error::new(e).context("drover agent")),
+    }
 }

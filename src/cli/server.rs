@@ -1,10 +1,71 @@
-//! `drover server`.
+//! `drover server`: the control plane, until SIGTERM or Ctrl-C.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-#[derive(clap::Args, Debug)]
-pub struct ServerArgs {}
+use crate::dispatch::Settings;
+use crate::server::{self, Config};
 
-pub fn main(_args: ServerArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not yet built")
+#[derive(clap::Args, Debug)]
+pub struct ServerArgs {
+    /// Where everything lives: database, keys, TLS certificate.
+    #[arg(long, default_value_os_t = super::default_server_dir())]
+    pub data_dir: PathBuf,
+    /// Address to listen on (HTTPS).
+    #[arg(long, default_value = "0.0.0.0:8443")]
+    pub listen: String,
+    /// PEM certificate chain to serve instead of the generated one.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Region name reported to API clients.
+    #[arg(long, default_value = "ap-guangzhou")]
+    pub region: String,
+    /// Seconds a task waits for an offline instance before DELIVER_FAILED.
+    #[arg(long, default_value_t = 600)]
+    pub deliver_timeout: u64,
+    /// Seconds past a task's timeout before a silent agent's task is TASK_TIMEOUT.
+    #[arg(long, default_value_t = 60)]
+    pub result_grace: u64,
+}
+
+pub fn main(a: ServerArgs) -> anyhow::Result<ExitCode> {
+    super::init_tracing();
+    let cfg = Config {
+        data_dir: a.data_dir,
+        listen: a.listen,
+        tls_cert: a.tls_cert,
+        tls_key: a.tls_key,
+        region: a.region,
+        settings: Settings {
+            deliver_timeout_ms: (a.deliver_timeout as i64) * 1000,
+            result_grace_ms: (a.result_grace as i64) * 1000,
+            ..Settings::default()
+        },
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        let running = server::start(cfg).await?;
+        eprintln!("drover server listening on https://{} (certificate {})", running.addr, running.cert_path.display());
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        running.stop().await;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
 }

@@ -1,1 +1,256 @@
-//! dispatch (being built).
+//! Dispatch: the live side of the control plane. It knows which agents are
+//! connected, pushes tasks to them the moment they exist (no polling), applies
+//! what agents report, and moves tasks whose agent stays silent to
+//! DELIVER_FAILED or TASK_TIMEOUT on a fixed schedule.
+
+mod link;
+mod sweep;
+
+pub use link::serve_agent;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use base64::Engine;
+use tokio::sync::mpsc;
+
+use crate::crypto::SecretBox;
+use crate::protocol::{ServerMsg, TaskSpec};
+use crate::store::invocations::{self, Invocation, Task};
+use crate::store::status::TaskStatus;
+use crate::store::{Store, StoreError};
+use crate::timefmt::now_ms;
+
+/// Timing policy of task delivery.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How long a task waits for an offline instance before DELIVER_FAILED.
+    pub deliver_timeout_ms: i64,
+    /// How long past its own timeout a running task may stay silent before
+    /// it is declared TASK_TIMEOUT.
+    pub result_grace_ms: i64,
+    /// How often overdue tasks are looked for.
+    pub sweep_interval_ms: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            deliver_timeout_ms: 600_000,
+            result_grace_ms: 60_000,
+            sweep_interval_ms: 1_000,
+        }
+    }
+}
+
+/// A connected agent.
+struct Conn {
+    /// Distinguishes a reconnect from the connection it replaced.
+    serial: u64,
+    tx: mpsc::Sender<ServerMsg>,
+    connected_ms: i64,
+    last_heartbeat_ms: i64,
+}
+
+pub struct Dispatcher {
+    pub store: Store,
+    secrets: Arc<SecretBox>,
+    pub settings: Settings,
+    agents: Mutex<HashMap<String, Conn>>,
+    next_serial: std::sync::atomic::AtomicU64,
+}
+
+/// What the API shows about an agent's liveness.
+#[derive(Debug, Clone)]
+pub struct Presence {
+    pub online: bool,
+    pub last_heartbeat_ms: i64,
+}
+
+/// Queue depth per agent: enough for a burst of tasks without letting a
+/// stuck agent pin unbounded memory.
+const AGENT_QUEUE: usize = 1024;
+
+impl Dispatcher {
+    pub fn new(store: Store, secrets: Arc<SecretBox>, settings: Settings) -> Arc<Dispatcher> {
+        Arc::new(Dispatcher {
+            store,
+            secrets,
+            settings,
+            agents: Mutex::new(HashMap::new()),
+            next_serial: std::sync::atomic::AtomicU64::new(1),
+        })
+    }
+
+    pub fn is_online(&self, instance_id: &str) -> bool {
+        self.agents
+            .lock()
+            .map(|m| m.contains_key(instance_id))
+            .unwrap_or(false)
+    }
+
+    pub fn online_ids(&self) -> HashSet<String> {
+        self.agents
+            .lock()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub fn presence(&self, instance_id: &str, last_seen_ms: i64) -> Presence {
+        let m = self.agents.lock().ok();
+        match m.as_ref().and_then(|m| m.get(instance_id)) {
+            Some(c) => Presence {
+                online: true,
+                last_heartbeat_ms: c.last_heartbeat_ms.max(c.connected_ms),
+            },
+            None => Presence {
+                online: false,
+                last_heartbeat_ms: last_seen_ms,
+            },
+        }
+    }
+
+    fn sender(&self, instance_id: &str) -> Option<mpsc::Sender<ServerMsg>> {
+        self.agents
+            .lock()
+            .ok()?
+            .get(instance_id)
+            .map(|c| c.tx.clone())
+    }
+
+    fn attach(&self, instance_id: &str, tx: mpsc::Sender<ServerMsg>) -> u64 {
+        let serial = self
+            .next_serial
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let now = now_ms();
+        if let Ok(mut m) = self.agents.lock() {
+            // A newer connection from the same identity replaces the old
+            // one; dropping its sender ends the old connection's writer.
+            m.insert(
+                instance_id.to_string(),
+                Conn {
+                    serial,
+                    tx,
+                    connected_ms: now,
+                    last_heartbeat_ms: now,
+                },
+            );
+        }
+        serial
+    }
+
+    fn detach(&self, instance_id: &str, serial: u64) {
+        if let Ok(mut m) = self.agents.lock() {
+            if m.get(instance_id).is_some_and(|c| c.serial == serial) {
+                m.remove(instance_id);
+            }
+        }
+    }
+
+    fn heartbeat(&self, instance_id: &str) {
+        if let Ok(mut m) = self.agents.lock() {
+            if let Some(c) = m.get_mut(instance_id) {
+                c.last_heartbeat_ms = now_ms();
+            }
+        }
+    }
+
+    /// Disconnects an agent (its instance was deleted).
+    pub fn kick(&self, instance_id: &str) {
+        if let Ok(mut m) = self.agents.lock() {
+            m.remove(instance_id);
+        }
+    }
+
+    fn spec(&self, inv: &Invocation, task_id: &str) -> Result<TaskSpec, StoreError> {
+        let content = self
+            .secrets
+            .open_sealed(&format!("delivery:{}", inv.id), &inv.delivery_enc)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(TaskSpec {
+            task_id: task_id.to_string(),
+            invocation_id: inv.id.clone(),
+            command_type: inv.command_type.clone(),
+            content: base64::engine::general_purpose::STANDARD.encode(content),
+            timeout: inv.timeout.max(1) as u64,
+            working_directory: inv.working_directory.clone(),
+            username: inv.username.clone(),
+        })
+    }
+
+    /// Seals the script that agents will receive for an invocation.
+    pub fn seal_delivery(&self, invocation_id: &str, content: &[u8]) -> Vec<u8> {
+        self.secrets
+            .seal(&format!("delivery:{invocation_id}"), content)
+    }
+
+    /// Hands newly created tasks to their agents: online ones at once,
+    /// offline ones wait as DELIVER_DELAYED until their deadline.
+    pub async fn submit(&self, inv: &Invocation, tasks: &[Task]) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut send = Vec::new();
+        let mut delayed = Vec::new();
+        for t in tasks {
+            match self.sender(&t.instance_id) {
+                Some(tx) => send.push((t.id.clone(), tx)),
+                None => delayed.push(t.id.clone()),
+            }
+        }
+        let ack_deadline = now + self.settings.deliver_timeout_ms;
+        let (ids_send, ids_delayed): (Vec<String>, Vec<String>) =
+            (send.iter().map(|(id, _)| id.clone()).collect(), delayed);
+        self.store
+            .write(move |c| {
+                for id in &ids_send {
+                    invocations::mark_delivering(c, id, ack_deadline, now)?;
+                }
+                for id in &ids_delayed {
+                    invocations::mark_delayed(c, id, now)?;
+                }
+                Ok(())
+            })
+            .await?;
+        for (task_id, tx) in send {
+            let spec = self.spec(inv, &task_id)?;
+            // A full or closed queue means the agent is going away; the task
+            // stays DELIVERING and is re-sent when the agent reconnects.
+            let _ = tx.try_send(ServerMsg::RunTask(spec));
+        }
+        Ok(())
+    }
+
+    /// Cancels tasks: those not yet started end as CANCELLED, running ones
+    /// become CANCELLING and their agents are told to kill them.
+    pub async fn cancel(&self, tasks: Vec<Task>) -> Result<(), StoreError> {
+        let now = now_ms();
+        let list = tasks.clone();
+        let to_kill = self
+            .store
+            .write(move |c| {
+                let mut kill = Vec::new();
+                for t in &list {
+                    let pre = [TaskStatus::Pending, TaskStatus::DeliverDelayed];
+                    if invocations::end_without_agent(c, &t.id, &pre, TaskStatus::Cancelled, "cancelled before delivery", now)? {
+                        continue;
+                    }
+                    if invocations::mark_cancelling(c, &t.id, now)? {
+                        kill.push((t.id.clone(), t.instance_id.clone()));
+                    }
+                }
+                Ok(kill)
+            })
+            .await?;
+        for (task_id, instance_id) in to_kill {
+            if let Some(tx) = self.sender(&instance_id) {
+                let _ = tx.try_send(ServerMsg::CancelTask { task_id });
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts the background sweep for overdue tasks.
+    pub fn spawn_sweeper(self: &Arc<Self>, shutdown: tokio_util::sync::CancellationToken) {
+        let me = self.clone();
+        tokio::spawn(async move { sweep::run(me, shutdown).await });
+    }
+}

@@ -1,1 +1,244 @@
-//! store (being built).
+//! The only module that touches SQLite.
+//!
+//! One database file in the data dir, in WAL mode with foreign keys on.
+//! Writes go through a single writer thread that batches whatever jobs are
+//! queued into one transaction (each job in its own savepoint, so one failing
+//! job does not undo its neighbours) and reports each job's result only after
+//! the batch has committed. Reads use a small pool of connections on the
+//! blocking thread pool, so the async threads never wait on disk.
+
+mod schema;
+
+pub mod commands;
+pub mod query;
+pub mod status;
+pub mod instances;
+pub mod invocations;
+pub mod keys;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::oneshot;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("the store has shut down")]
+    Closed,
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+type Completion = Box<dyn FnOnce(Result<()>) + Send>;
+type Job = Box<dyn FnOnce(&mut rusqlite::Transaction<'_>) -> Completion + Send>;
+
+/// Most jobs one transaction takes: bounds latency of the first job in a batch.
+const MAX_BATCH: usize = 512;
+
+#[derive(Clone)]
+pub struct Store {
+    jobs: std::sync::mpsc::SyncSender<Job>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+fn configure(conn: &Connection) -> Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(())
+}
+
+/// Opens (creating and migrating) the database at `path` for synchronous
+/// use: the writer thread, and `drover admin` while a server may be running.
+pub fn open_sync(path: &Path) -> Result<Connection> {
+    let mut conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    configure(&conn)?;
+    schema::migrate(&mut conn)?;
+    Ok(conn)
+}
+
+impl Store {
+    /// Opens DATA_DIR/drover.db and starts the writer thread.
+    pub fn open(data_dir: &Path) -> Result<Store> {
+        let path = data_dir.join("drover.db");
+        let conn = open_sync(&path)?;
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(4096);
+        std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || writer_loop(conn, rx))
+            .map_err(|e| StoreError::Corrupt(format!("cannot start writer: {e}")))?;
+        Ok(Store {
+            jobs: tx,
+            readers: Arc::new(Mutex::new(Vec::new())),
+            path,
+        })
+    }
+
+    /// Runs `f` inside the next write batch; resolves once it has committed.
+    pub async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let (done_tx, done_rx) = oneshot::channel::<Result<T>>();
+        let job: Job = Box::new(move |tx| {
+            let outcome = match tx.savepoint() {
+                Ok(mut sp) => {
+                    let r = f(&sp);
+                    if r.is_ok() {
+                        sp.commit().map_err(StoreError::from).and(r)
+                    } else {
+                        let _ = sp.rollback();
+                        r
+                    }
+                }
+                Err(e) => Err(StoreError::from(e)),
+            };
+            Box::new(move |committed: Result<()>| {
+                let _ = done_tx.send(committed.and(outcome));
+            })
+        });
+        let sender = self.jobs.clone();
+        // The queue is bounded: a full queue applies back-pressure off the
+        // async threads instead of growing without limit.
+        tokio::task::spawn_blocking(move || sender.send(job))
+            .await
+            .map_err(|_| StoreError::Closed)?
+            .map_err(|_| StoreError::Closed)?;
+        done_rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs `f` on a read connection off the async threads.
+    pub async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let readers = self.readers.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = readers.lock().ok().and_then(|mut v| v.pop());
+            let conn = match pooled {
+                Some(c) => c,
+                None => {
+                    let c = Connection::open_with_flags(
+                        &path,
+                        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                    )?;
+                    configure(&c)?;
+                    c
+                }
+            };
+            let r = f(&conn);
+            if let Ok(mut v) = readers.lock() {
+                if v.len() < 8 {
+                    v.push(conn);
+                }
+            }
+            r
+        })
+        .await
+        .map_err(|_| StoreError::Closed)?
+    }
+}
+
+fn writer_loop(mut conn: Connection, rx: std::sync::mpsc::Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        let mut completions = Vec::with_capacity(batch.len());
+        let committed = match conn.transaction() {
+            Ok(mut tx) => {
+                for job in batch {
+                    completions.push(job(&mut tx));
+                }
+                tx.commit().map_err(StoreError::from)
+            }
+            Err(e) => {
+                tracing::error!("store: cannot begin transaction: {e}");
+                Err(StoreError::from(e))
+            }
+        };
+        let failed = committed.as_ref().err().map(|e| e.to_string());
+        for c in completions {
+            c(match &failed {
+                None => Ok(()),
+                Some(msg) => Err(StoreError::Corrupt(format!("commit failed: {msg}"))),
+            });
+        }
+    }
+}
+
+/// `?N` placeholders for an IN list.
+pub(crate) fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(",")
+}
+
+/// Maps "no rows" to `NotFound(what)`.
+pub(crate) fn not_found(what: &str) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
+    move |e| match e {
+        rusqlite::Error::QueryReturnedNoRows => StoreError::NotFound(what.to_string()),
+        other => StoreError::from(other),
+    }
+}
+
+#[cfg(test)]
+pub(crate) fn test_conn() -> Connection {
+    let mut c = Connection::open_in_memory().unwrap();
+    configure(&c).unwrap();
+    schema::migrate(&mut c).unwrap();
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn failed_job_does_not_undo_its_batch_neighbours() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let a = store.write(|c| {
+            c.execute("INSERT INTO meta(key, value) VALUES ('a', '1')", [])?;
+            Ok(())
+        });
+        let b = store.write(|c| {
+            c.execute("INSERT INTO meta(key, value) VALUES ('b', '1')", [])?;
+            Err::<(), _>(StoreError::Conflict("no".into()))
+        });
+        let (ra, rb) = tokio::join!(a, b);
+        assert!(ra.is_ok());
+        assert!(rb.is_err());
+        let keys: Vec<String> = store
+            .read(|c| {
+                let mut st = c.prepare("SELECT key FROM meta WHERE key IN ('a','b')")?;
+                let rows = st.query_map([], |r| r.get(0))?;
+                Ok(rows.collect::<std::result::Result<_, _>>()?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(keys, vec!["a".to_string()]);
+    }
+}

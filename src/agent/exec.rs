@@ -1,0 +1,302 @@
+//! Runs one task to completion: launch, stream output, enforce the timeout,
+//! honour cancellation, and report how it ended.
+//!
+//! Guarantees:
+//! * output is reported in order with contiguous offsets, in chunks of at
+//!   most 32 KiB that never split a UTF-8 sequence, flushed at least every
+//!   50 ms while the task writes;
+//! * a timeout or cancel signals the whole process group (SIGTERM, a 2 s
+//!   grace, SIGKILL) and `error_info` names any process that survived;
+//! * a process that leaves a daemon holding the output pipe does not hold
+//!   the task open: reading stops about a second after the main process
+//!   exits;
+//! * the script directory is gone when `run` returns.
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::time::Duration;
+
+use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc;
+use tokio::time::{sleep, sleep_until, Instant};
+use tokio_util::sync::CancellationToken;
+
+use super::launch;
+use super::output::{Utf8Chunker, MAX_CHUNK};
+use super::procinfo;
+use crate::protocol::{Outcome, TaskSpec};
+
+/// Between SIGTERM and SIGKILL.
+const KILL_GRACE: Duration = Duration::from_secs(2);
+/// How long output is still read after the main process exits.
+const DRAIN_GRACE: Duration = Duration::from_secs(1);
+/// Longest a partial batch of output waits before it is sent.
+const FLUSH_EVERY: Duration = Duration::from_millis(50);
+/// TAT's default when a spec carries no timeout.
+const DEFAULT_TIMEOUT_SECS: u64 = 60;
+
+/// What a running task reports while it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecEvent {
+    Started { pgid: i32, started_at: i64 },
+    Output { offset: u64, data: Vec<u8> },
+}
+
+/// How the task ended; maps one-to-one onto `AgentMsg::TaskFinished`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecResult {
+    pub outcome: Outcome,
+    pub exit_code: Option<i64>,
+    pub started_at: i64,
+    pub ended_at: i64,
+    pub output_len: u64,
+    pub error_info: String,
+}
+
+/// Why the agent is stopping a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StopReason {
+    Timeout,
+    Cancelled,
+    AgentShutdown,
+}
+
+/// Signals that end a task early: `cancel` is this task's CancelTask,
+/// `shutdown` the agent's own.
+#[derive(Debug, Clone)]
+pub struct Stops {
+    pub cancel: CancellationToken,
+    pub shutdown: CancellationToken,
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Runs `spec`, sending events to `events` (a dropped receiver is ignored:
+/// the task still runs to completion so its result can be journaled).
+pub async fn run(
+    spec: &TaskSpec,
+    work_root: &Path,
+    events: mpsc::Sender<ExecEvent>,
+    stops: Stops,
+) -> ExecResult {
+    let started_at = now_ms();
+    let launched = match launch::launch(spec, work_root) {
+        Ok(l) => l,
+        Err(reason) => {
+            return ExecResult {
+                outcome: Outcome::StartFailed,
+                exit_code: None,
+                started_at,
+                ended_at: now_ms(),
+                output_len: 0,
+                error_info: reason,
+            }
+        }
+    };
+    let _ = events
+        .send(ExecEvent::Started {
+            pgid: launched.pgid,
+            started_at,
+        })
+        .await;
+    let timeout = Duration::from_secs(if spec.timeout == 0 {
+        DEFAULT_TIMEOUT_SECS
+    } else {
+        spec.timeout
+    });
+    let mut sup = Supervisor {
+        events,
+        chunker: Utf8Chunker::default(),
+        offset: 0,
+    };
+    let ended = sup.supervise(launched, timeout, stops).await;
+    ExecResult {
+        started_at,
+        ended_at: now_ms(),
+        output_len: sup.offset,
+        ..ended
+    }
+}
+
+struct Supervisor {
+    events: mpsc::Sender<ExecEvent>,
+    chunker: Utf8Chunker,
+    offset: u64,
+}
+
+/// Progress of an early stop.
+struct Stopping {
+    reason: StopReason,
+    term_sent: Instant,
+    /// SIGKILL sent, or the group found empty: nothing left to do.
+    done: bool,
+}
+
+impl Supervisor {
+    async fn emit_ready(&mut self) {
+        while let Some(data) = self.chunker.take() {
+            self.emit(data).await;
+        }
+    }
+
+    async fn emit(&mut self, data: Vec<u8>) {
+        let offset = self.offset;
+        self.offset += data.len() as u64;
+        let _ = self.events.send(ExecEvent::Output { offset, data }).await;
+    }
+
+    async fn supervise(
+        &mut self,
+        launched: launch::Launched,
+        timeout: Duration,
+        stops: Stops,
+    ) -> ExecResult {
+        let launch::Launched {
+            mut child,
+            mut output,
+            pgid,
+            script_dir,
+        } = launched;
+        let far = Instant::now() + Duration::from_secs(86400 * 365);
+        let deadline = Instant::now() + timeout;
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut eof = false;
+        let mut status: Option<std::io::Result<std::process::ExitStatus>> = None;
+        let mut drain_until: Option<Instant> = None;
+        let mut flush_at: Option<Instant> = None;
+        let mut stopping: Option<Stopping> = None;
+        let mut poll = tokio::time::interval(Duration::from_millis(100));
+
+        loop {
+            let kill_pending = stopping.as_ref().is_some_and(|s| !s.done);
+            let drained = eof || drain_until.is_some_and(|t| Instant::now() >= t);
+            if status.is_some() && !kill_pending && drained {
+                break;
+            }
+            tokio::select! {
+                r = output.read(&mut buf), if !eof => match r {
+                    Ok(0) | Err(_) => eof = true,
+                    Ok(n) => {
+                        self.chunker.push(&buf[..n]);
+                        if self.chunker.pending_len() >= MAX_CHUNK {
+                            self.emit_ready().await;
+                            flush_at = None;
+                        } else if flush_at.is_none() {
+                            flush_at = Some(Instant::now() + FLUSH_EVERY);
+                        }
+                    }
+                },
+                _ = sleep_until(flush_at.unwrap_or(far)), if flush_at.is_some() => {
+                    flush_at = None;
+                    self.emit_ready().await;
+                }
+                st = child.wait(), if status.is_none() => {
+                    status = Some(st);
+                    drain_until = Some(Instant::now() + DRAIN_GRACE);
+                }
+                _ = sleep_until(drain_until.unwrap_or(far)), if drain_until.is_some() && !eof => {}
+                _ = sleep_until(deadline), if stopping.is_none() && status.is_none() => {
+                    stopping = Some(begin_stop(pgid, StopReason::Timeout));
+                }
+                _ = stops.cancel.cancelled(), if stopping.is_none() && status.is_none() => {
+                    stopping = Some(begin_stop(pgid, StopReason::Cancelled));
+                }
+                _ = stops.shutdown.cancelled(), if stopping.is_none() && status.is_none() => {
+                    stopping = Some(begin_stop(pgid, StopReason::AgentShutdown));
+                }
+                _ = poll.tick(), if kill_pending => {
+                    if let Some(s) = stopping.as_mut() {
+                        if procinfo::live_group_members(pgid).is_empty() {
+                            s.done = true;
+                        } else if s.term_sent.elapsed() >= KILL_GRACE {
+                            let _ = super::sys::signal_group(pgid, libc::SIGKILL);
+                            s.done = true;
+                            // Give the pipe its own grace after the kill.
+                            if status.is_some() {
+                                drain_until = Some(Instant::now() + DRAIN_GRACE);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        self.emit_ready().await;
+        let tail = self.chunker.finish();
+        if !tail.is_empty() {
+            self.emit(tail).await;
+        }
+        drop(script_dir);
+
+        let status = status.unwrap_or_else(|| Err(std::io::Error::other("no exit status")));
+        let mut result = ExecResult {
+            outcome: Outcome::Failed,
+            exit_code: None,
+            started_at: 0,
+            ended_at: 0,
+            output_len: 0,
+            error_info: String::new(),
+        };
+        match &status {
+            Ok(st) => {
+                result.exit_code = st.code().map(i64::from);
+                if st.success() {
+                    result.outcome = Outcome::Success;
+                } else if let Some(sig) = st.signal() {
+                    result.error_info = format!("killed by signal {sig}");
+                }
+            }
+            Err(e) => result.error_info = format!("waiting for the process: {e}"),
+        }
+        if let Some(s) = stopping {
+            let (outcome, why) = match s.reason {
+                StopReason::Timeout => (
+                    Outcome::Timeout,
+                    format!("timed out after {} s", timeout.as_secs()),
+                ),
+                StopReason::Cancelled => (Outcome::Terminated, "cancelled".to_string()),
+                StopReason::AgentShutdown => (
+                    Outcome::Failed,
+                    "agent shut down while the task was running".to_string(),
+                ),
+            };
+            result.outcome = outcome;
+            result.error_info = why;
+            if let Some(survivors) = survivors(pgid).await {
+                result.error_info.push_str(&survivors);
+            }
+        }
+        result
+    }
+}
+
+fn begin_stop(pgid: i32, reason: StopReason) -> Stopping {
+    let _ = super::sys::signal_group(pgid, libc::SIGTERM);
+    Stopping {
+        reason,
+        term_sent: Instant::now(),
+        done: false,
+    }
+}
+
+/// After SIGKILL, members vanish as soon as the kernel tears them down;
+/// anything still alive a moment later is stuck (e.g. in uninterruptible
+/// sleep) and worth reporting.
+async fn survivors(pgid: i32) -> Option<String> {
+    for _ in 0..10 {
+        if procinfo::live_group_members(pgid).is_empty() {
+            return None;
+        }
+        sleep(Duration::from_millis(50)).await;
+    }
+    let left = procinfo::live_group_members(pgid);
+    (!left.is_empty()).then(|| format!("; processes of group {pgid} survived SIGKILL: {left:?}"))
+}
+
+#[cfg(test)]
+#[path = "exec_tests.rs"]
+mod tests;

@@ -1,0 +1,342 @@
+//! Executor tests: they start real processes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use super::*;
+use base64::Engine;
+
+struct Run {
+    result: ExecResult,
+    output: Vec<u8>,
+    chunks: Vec<(u64, Vec<u8>)>,
+    pgid: Option<i32>,
+}
+
+fn spec(command_type: &str, script: &str) -> TaskSpec {
+    TaskSpec {
+        task_id: format!("t-{}", rand_id()),
+        invocation_id: "inv-test".into(),
+        command_type: command_type.into(),
+        content: base64::engine::general_purpose::STANDARD.encode(script),
+        timeout: 30,
+        working_directory: "/tmp".into(),
+        username: String::new(),
+    }
+}
+
+fn rand_id() -> u64 {
+    let mut b = [0u8; 8];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
+    u64::from_le_bytes(b)
+}
+
+async fn run_with(spec: TaskSpec, stops: Stops) -> Run {
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().join("work");
+    launch::prepare_work_root(&work).unwrap();
+    // Other users must be able to traverse to their own task directory.
+    std::fs::set_permissions(
+        tmp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o711),
+    )
+    .unwrap();
+    let (tx, mut rx) = mpsc::channel(8);
+    let collect = async {
+        let mut chunks = Vec::new();
+        let mut pgid = None;
+        while let Some(ev) = rx.recv().await {
+            match ev {
+                ExecEvent::Started { pgid: p, .. } => pgid = Some(p),
+                ExecEvent::Output { offset, data } => chunks.push((offset, data)),
+            }
+        }
+        (chunks, pgid)
+    };
+    let (result, (chunks, pgid)) = tokio::join!(run(&spec, &work, tx, stops), collect);
+    assert!(
+        !work.join(&spec.task_id).exists(),
+        "script directory must be removed"
+    );
+    let mut output = Vec::new();
+    for (off, data) in &chunks {
+        assert_eq!(*off, output.len() as u64, "offsets must be contiguous");
+        output.extend_from_slice(data);
+    }
+    assert_eq!(result.output_len, output.len() as u64);
+    Run {
+        result,
+        output,
+        chunks,
+        pgid,
+    }
+}
+
+fn no_stops() -> Stops {
+    Stops {
+        cancel: CancellationToken::new(),
+        shutdown: CancellationToken::new(),
+    }
+}
+
+async fn shell(script: &str) -> Run {
+    run_with(spec("SHELL", script), no_stops()).await
+}
+
+fn text(r: &Run) -> String {
+    String::from_utf8_lossy(&r.output).into_owned()
+}
+
+#[tokio::test]
+async fn reports_output_and_exit_codes() {
+    let r = shell("echo hello; echo world").await;
+    assert_eq!(r.result.outcome, Outcome::Success);
+    assert_eq!(r.result.exit_code, Some(0));
+    assert_eq!(text(&r), "hello\nworld\n");
+    assert!(r.pgid.is_some());
+    assert!(r.result.ended_at >= r.result.started_at);
+
+    let r = shell("echo bad; exit 3").await;
+    assert_eq!(r.result.outcome, Outcome::Failed);
+    assert_eq!(r.result.exit_code, Some(3));
+
+    let r = shell("kill -9 $$").await;
+    assert_eq!(r.result.outcome, Outcome::Failed);
+    assert_eq!(
+        r.result.exit_code, None,
+        "killed by a signal has no exit code"
+    );
+}
+
+#[tokio::test]
+async fn stdout_and_stderr_share_one_stream_in_order() {
+    let r = shell("echo one; echo two >&2; echo three; echo four >&2").await;
+    assert_eq!(text(&r), "one\ntwo\nthree\nfour\n");
+}
+
+#[tokio::test]
+async fn honours_the_working_directory_and_fails_on_a_missing_one() {
+    let mut s = spec("SHELL", "pwd");
+    s.working_directory = "/usr".into();
+    let r = run_with(s, no_stops()).await;
+    assert_eq!(text(&r), "/usr\n");
+
+    let mut s = spec("SHELL", "pwd");
+    s.working_directory = String::new();
+    let r = run_with(s, no_stops()).await;
+    assert_eq!(
+        text(&r),
+        "/root\n",
+        "empty means the user's home (root: /root)"
+    );
+
+    let mut s = spec("SHELL", "pwd");
+    s.working_directory = "/no/such/dir".into();
+    let r = run_with(s, no_stops()).await;
+    assert_eq!(r.result.outcome, Outcome::StartFailed);
+    assert!(
+        r.result.error_info.contains("/no/such/dir"),
+        "{}",
+        r.result.error_info
+    );
+    assert!(r.pgid.is_none());
+}
+
+#[tokio::test]
+async fn timeout_kills_the_whole_process_group() {
+    let mut s = spec("SHELL", "sleep 100 & sleep 100");
+    s.timeout = 1;
+    let t0 = std::time::Instant::now();
+    let r = run_with(s, no_stops()).await;
+    assert_eq!(r.result.outcome, Outcome::Timeout);
+    assert!(t0.elapsed() < Duration::from_secs(8), "{:?}", t0.elapsed());
+    let pgid = r.pgid.unwrap();
+    assert!(
+        procinfo::live_group_members(pgid).is_empty(),
+        "background sleep survived: {:?}",
+        procinfo::live_group_members(pgid)
+    );
+    assert!(
+        r.result.error_info.contains("timed out"),
+        "{}",
+        r.result.error_info
+    );
+}
+
+#[tokio::test]
+async fn sigterm_ignoring_processes_get_sigkill_after_the_grace() {
+    let mut s = spec("SHELL", "trap '' TERM; sleep 100 & trap '' TERM; sleep 100");
+    s.timeout = 1;
+    let t0 = std::time::Instant::now();
+    let r = run_with(s, no_stops()).await;
+    assert_eq!(r.result.outcome, Outcome::Timeout);
+    assert!(
+        t0.elapsed() >= Duration::from_secs(2),
+        "grace was not given"
+    );
+    assert!(procinfo::live_group_members(r.pgid.unwrap()).is_empty());
+}
+
+#[tokio::test]
+async fn cancel_terminates() {
+    let stops = no_stops();
+    let cancel = stops.cancel.clone();
+    tokio::spawn(async move {
+        sleep(Duration::from_millis(300)).await;
+        cancel.cancel();
+    });
+    let r = run_with(spec("SHELL", "echo started; sleep 100"), stops).await;
+    assert_eq!(r.result.outcome, Outcome::Terminated);
+    assert_eq!(text(&r), "started\n");
+    assert!(procinfo::live_group_members(r.pgid.unwrap()).is_empty());
+}
+
+#[tokio::test]
+async fn a_daemon_holding_the_pipe_does_not_hang_the_task() {
+    let t0 = std::time::Instant::now();
+    let r = shell("(sleep 30 &) ; echo done").await;
+    assert!(t0.elapsed() < Duration::from_secs(4), "{:?}", t0.elapsed());
+    assert_eq!(r.result.outcome, Outcome::Success);
+    assert_eq!(text(&r), "done\n");
+    // The daemon is not ours to kill on a normal exit; tidy up the test.
+    let _ = super::super::sys::signal_group(r.pgid.unwrap(), libc::SIGKILL);
+}
+
+#[tokio::test]
+async fn large_output_arrives_byte_exact_in_bounded_utf8_chunks() {
+    // 5 000 000 bytes of a pattern with 3-byte characters; `head -c` may
+    // cut the very last character, which is the stream's honest end.
+    let r = shell("yes 'abcdefghij€€€' | head -c 5000000").await;
+    let line = "abcdefghij€€€\n".as_bytes();
+    let expected: Vec<u8> = line.iter().copied().cycle().take(5_000_000).collect();
+    assert_eq!(r.output.len(), expected.len());
+    assert!(r.output == expected, "output differs");
+    assert!(r.chunks.iter().all(|(_, d)| d.len() <= MAX_CHUNK));
+    let last = r.chunks.len() - 1;
+    for (i, (_, d)) in r.chunks.iter().enumerate() {
+        if i != last {
+            assert!(
+                std::str::from_utf8(d).is_ok(),
+                "chunk {i} splits a character"
+            );
+        }
+    }
+    assert!(
+        r.chunks.len() < 1000,
+        "output must be batched: {} chunks",
+        r.chunks.len()
+    );
+}
+
+#[tokio::test]
+async fn python_runs_through_python3() {
+    let r = run_with(
+        spec("PYTHON", "import sys\nprint(sys.version_info[0])\n"),
+        no_stops(),
+    )
+    .await;
+    assert_eq!(
+        r.result.outcome,
+        Outcome::Success,
+        "{}",
+        r.result.error_info
+    );
+    assert_eq!(text(&r), "3\n");
+}
+
+#[tokio::test]
+async fn windows_only_types_fail_to_start() {
+    let r = run_with(spec("BAT", "echo hi"), no_stops()).await;
+    assert_eq!(r.result.outcome, Outcome::StartFailed);
+}
+
+#[tokio::test]
+async fn unknown_users_fail_to_start() {
+    let mut s = spec("SHELL", "id");
+    s.username = "no-such-user-drover".into();
+    let r = run_with(s, no_stops()).await;
+    assert_eq!(r.result.outcome, Outcome::StartFailed);
+    assert_eq!(
+        r.result.error_info,
+        "user no-such-user-drover does not exist"
+    );
+}
+
+#[tokio::test]
+async fn runs_as_another_user_with_their_groups() {
+    if super::super::sys::euid() != 0 {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let nobody = super::super::sys::account_by_name("nobody")
+        .unwrap()
+        .unwrap();
+    let mut s = spec("SHELL", "id -u; id -G; echo $HOME $USER $LOGNAME; pwd");
+    s.username = "nobody".into();
+    s.working_directory = "/tmp".into();
+    let r = run_with(s, no_stops()).await;
+    assert_eq!(
+        r.result.outcome,
+        Outcome::Success,
+        "{} / {}",
+        r.result.error_info,
+        text(&r)
+    );
+    let out = text(&r);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], nobody.uid.to_string());
+    let mut groups: Vec<u32> = lines[1]
+        .split_whitespace()
+        .map(|g| g.parse().unwrap())
+        .collect();
+    groups.sort_unstable();
+    let mut want = super::super::sys::group_list(&nobody).unwrap();
+    want.sort_unstable();
+    want.dedup();
+    groups.dedup();
+    assert_eq!(
+        groups, want,
+        "supplementary groups must be nobody's, not root's"
+    );
+    assert!(lines[2].ends_with("nobody nobody"), "{}", lines[2]);
+    assert_eq!(lines[3], "/tmp");
+
+    // Entering a directory the user may not enter fails the start.
+    let mut s = spec("SHELL", "pwd");
+    s.username = "nobody".into();
+    s.working_directory = "/root".into();
+    let r = run_with(s, no_stops()).await;
+    assert_eq!(r.result.outcome, Outcome::StartFailed, "{}", text(&r));
+    assert!(
+        r.result.error_info.contains("nobody"),
+        "{}",
+        r.result.error_info
+    );
+}
+
+#[tokio::test]
+async fn the_task_sees_no_agent_descriptors() {
+    // Open a socket and a pipe in the "agent" so there is something to leak.
+    let _sock = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (_r, _w) = std::io::pipe().unwrap();
+    // What the test harness inherited from its parent is dealt with the way
+    // the agent does it at start-up.
+    super::super::sys::cloexec_inherited_fds();
+    let r = shell("ls /proc/self/fd").await;
+    let mut fds: Vec<u32> = text(&r)
+        .split_whitespace()
+        .map(|s| s.parse().unwrap())
+        .collect();
+    fds.sort_unstable();
+    // 0-2 are stdio; the one more is the directory `ls` itself opened.
+    assert_eq!(fds, vec![0, 1, 2, 3], "task saw {fds:?}");
+}
+
+#[tokio::test]
+async fn the_agent_environment_does_not_leak() {
+    let r = shell("env | cut -d= -f1 | sort | tr '\\n' ' '").await;
+    let vars = text(&r);
+    assert!(!vars.contains("DROVER_"), "{vars}");
+    for v in ["HOME", "USER", "LOGNAME", "SHELL", "PATH"] {
+        assert!(vars.split(' ').any(|x| x == v), "{v} missing: {vars}");
+    }
+}

@@ -1,0 +1,329 @@
+//! Turns a `TaskSpec` into a running process: resolves the user, working
+//! directory and interpreter, writes the script, and spawns it.
+//!
+//! Guarantees: every check that can fail (unknown user, missing directory,
+//! missing interpreter, undecodable script) fails here with a reason fit for
+//! `error_info`, before anything runs. The process gets its own process
+//! group, /dev/null as stdin, one pipe as both stdout and stderr, a clean
+//! environment (HOME, USER, LOGNAME, SHELL, PATH and locale only — the
+//! agent's own variables, such as its register code, never leak), and no
+//! other descriptor: std opens everything close-on-exec. Scripts are given
+//! to their interpreter as an argument, so noexec mounts and shebangs do not
+//! matter.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use base64::Engine;
+use tokio::net::unix::pipe;
+
+use super::sys::{self, Account};
+use crate::protocol::TaskSpec;
+
+/// PATH for a user when the agent's own PATH does not apply.
+const ROOT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+const USER_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// A started task process.
+pub struct Launched {
+    pub child: tokio::process::Child,
+    /// Read end of the stdout+stderr pipe.
+    pub output: pipe::Receiver,
+    pub pgid: i32,
+    pub script_dir: ScriptDir,
+}
+
+/// The per-task directory holding the script; removed when dropped.
+#[derive(Debug)]
+pub struct ScriptDir(PathBuf);
+
+impl Drop for ScriptDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Whether this agent can run a command type at all (for MachineInfo).
+pub fn supported_command_types() -> Vec<String> {
+    let mut types = vec!["SHELL".to_string(), "PYTHON".to_string()];
+    let path = std::env::var("PATH").unwrap_or_else(|_| ROOT_PATH.into());
+    if which("pwsh", &path).is_some() {
+        types.push("POWERSHELL".into());
+    }
+    types
+}
+
+/// Finds an executable on a PATH string.
+pub fn which(name: &str, path: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    path.split(':').filter(|d| !d.is_empty()).find_map(|d| {
+        let p = Path::new(d).join(name);
+        let meta = std::fs::metadata(&p).ok()?;
+        (meta.is_file() && meta.permissions().mode() & 0o111 != 0).then_some(p)
+    })
+}
+
+/// Who runs the task and whether the agent must switch to them.
+struct RunAs {
+    account: Account,
+    switch: bool,
+}
+
+fn resolve_user(username: &str) -> Result<RunAs, String> {
+    let euid = sys::euid();
+    let me = sys::account_by_uid(euid)
+        .map_err(|e| format!("looking up the agent's own user: {e}"))?
+        .unwrap_or_else(|| Account {
+            name: euid.to_string(),
+            uid: euid,
+            gid: euid,
+            home: PathBuf::from("/"),
+            shell: "/bin/sh".into(),
+        });
+    if username.is_empty() || username == me.name {
+        return Ok(RunAs {
+            account: me,
+            switch: false,
+        });
+    }
+    let target = sys::account_by_name(username)
+        .map_err(|e| format!("looking up user {username}: {e}"))?
+        .ok_or_else(|| format!("user {username} does not exist"))?;
+    if target.uid == euid {
+        return Ok(RunAs {
+            account: target,
+            switch: false,
+        });
+    }
+    if euid != 0 {
+        return Err(format!(
+            "the agent runs as {} and cannot run tasks as user {username}; run the agent as root",
+            me.name
+        ));
+    }
+    Ok(RunAs {
+        account: target,
+        switch: true,
+    })
+}
+
+fn home_of(account: &Account) -> PathBuf {
+    if account.uid == 0 {
+        PathBuf::from("/root")
+    } else {
+        account.home.clone()
+    }
+}
+
+/// Interpreter and script file name for a command type.
+fn interpreter(
+    command_type: &str,
+    path: &str,
+) -> Result<(PathBuf, Vec<String>, &'static str), String> {
+    match command_type {
+        "SHELL" => {
+            let sh = which("bash", path)
+                .or_else(|| which("sh", path))
+                .ok_or("neither bash nor sh found on PATH")?;
+            Ok((sh, Vec::new(), "script.sh"))
+        }
+        "PYTHON" => {
+            let py =
+                which("python3", path).ok_or("python3 is not installed (not found on PATH)")?;
+            Ok((py, Vec::new(), "script.py"))
+        }
+        "POWERSHELL" => {
+            let pwsh = which("pwsh", path).ok_or("PowerShell (pwsh) is not installed")?;
+            let args = vec![
+                "-NoProfile".into(),
+                "-NonInteractive".into(),
+                "-File".into(),
+            ];
+            Ok((pwsh, args, "script.ps1"))
+        }
+        "BAT" => Err("BAT scripts need a Windows agent".into()),
+        other => Err(format!("unknown command type {other:?}")),
+    }
+}
+
+/// Prepares and spawns the task. `work_root` must be traversable (0711)
+/// by the target user; the per-task directory inside it is theirs alone.
+pub fn launch(spec: &TaskSpec, work_root: &Path) -> Result<Launched, String> {
+    let script = base64::engine::general_purpose::STANDARD
+        .decode(spec.content.trim())
+        .map_err(|e| format!("command content is not valid base64: {e}"))?;
+    let run_as = resolve_user(&spec.username)?;
+    let account = &run_as.account;
+    let cwd = if spec.working_directory.is_empty() {
+        home_of(account)
+    } else {
+        PathBuf::from(&spec.working_directory)
+    };
+    if !cwd.is_dir() {
+        return Err(format!(
+            "working directory {} does not exist",
+            cwd.display()
+        ));
+    }
+    let path = if run_as.switch {
+        if account.uid == 0 {
+            ROOT_PATH
+        } else {
+            USER_PATH
+        }
+        .to_string()
+    } else {
+        std::env::var("PATH").unwrap_or_else(|_| ROOT_PATH.into())
+    };
+    let (program, mut args, file_name) = interpreter(&spec.command_type, &path)?;
+
+    let dir = work_root.join(&spec.task_id);
+    let script_dir = write_script(&dir, file_name, &script, run_as.switch.then_some(account))?;
+    args.push(dir.join(file_name).to_string_lossy().into_owned());
+
+    let (reader, writer) = std::io::pipe().map_err(|e| format!("creating the output pipe: {e}"))?;
+    let writer2 = writer
+        .try_clone()
+        .map_err(|e| format!("creating the output pipe: {e}"))?;
+
+    let mut cmd = tokio::process::Command::new(&program);
+    cmd.args(&args)
+        .env_clear()
+        .env("HOME", home_of(account))
+        .env("USER", &account.name)
+        .env("LOGNAME", &account.name)
+        .env(
+            "SHELL",
+            if account.shell.is_empty() {
+                "/bin/sh"
+            } else {
+                &account.shell
+            },
+        )
+        .env("PATH", &path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(writer))
+        .stderr(Stdio::from(writer2))
+        .process_group(0)
+        .kill_on_drop(false);
+    for var in ["LANG", "LC_ALL", "TZ"] {
+        if let Some(v) = std::env::var_os(var) {
+            cmd.env(var, v);
+        }
+    }
+    if run_as.switch {
+        let groups = sys::group_list(account)
+            .map_err(|e| format!("listing the groups of user {}: {e}", account.name))?;
+        let cwd_c = CString::new(cwd.as_os_str().as_bytes())
+            .map_err(|_| format!("working directory {} contains NUL", cwd.display()))?;
+        sys::switch_user_before_exec(
+            &mut cmd,
+            sys::SwitchUser {
+                uid: account.uid,
+                gid: account.gid,
+                groups,
+                cwd: cwd_c,
+            },
+        );
+    } else {
+        cmd.current_dir(&cwd);
+    }
+    let child = cmd.spawn().map_err(|e| {
+        if run_as.switch {
+            format!(
+                "starting {} as user {} in {}: {e}",
+                program.display(),
+                account.name,
+                cwd.display()
+            )
+        } else {
+            format!("starting {}: {e}", program.display())
+        }
+    })?;
+    // The Command holds our copies of the pipe's write end: drop them now,
+    // or the reader would never see end-of-file.
+    drop(cmd);
+    let pgid = child
+        .id()
+        .and_then(|p| i32::try_from(p).ok())
+        .ok_or("the process exited before its id could be read")?;
+    let output = pipe::Receiver::from_owned_fd(reader.into())
+        .map_err(|e| format!("watching the output pipe: {e}"))?;
+    Ok(Launched {
+        child,
+        output,
+        pgid,
+        script_dir,
+    })
+}
+
+fn write_script(
+    dir: &Path,
+    file_name: &str,
+    script: &[u8],
+    owner: Option<&Account>,
+) -> Result<ScriptDir, String> {
+    let fail = |e: std::io::Error| format!("writing the script under {}: {e}", dir.display());
+    if dir.exists() {
+        // Left over from a crash: start clean.
+        std::fs::remove_dir_all(dir).map_err(fail)?;
+    }
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(dir)
+        .map_err(fail)?;
+    let guard = ScriptDir(dir.to_path_buf());
+    let file = dir.join(file_name);
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&file)
+            .map_err(fail)?;
+        f.write_all(script).map_err(fail)?;
+    }
+    if let Some(acc) = owner {
+        std::os::unix::fs::chown(dir, Some(acc.uid), Some(acc.gid)).map_err(fail)?;
+        std::os::unix::fs::chown(&file, Some(acc.uid), Some(acc.gid)).map_err(fail)?;
+    }
+    Ok(guard)
+}
+
+/// Creates the directory holding per-task script directories: 0711 so a
+/// task running as another user can reach its own (0700) directory without
+/// being able to list anyone else's.
+pub fn prepare_work_root(work_root: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o711)
+        .create(work_root)?;
+    std::fs::set_permissions(work_root, std::fs::Permissions::from_mode(0o711))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn which_finds_sh_and_misses_nonsense() {
+        assert!(which("sh", ROOT_PATH).is_some());
+        assert!(which("no-such-binary-drover", ROOT_PATH).is_none());
+    }
+
+    #[test]
+    fn command_types_map_to_interpreters() {
+        assert!(interpreter("SHELL", ROOT_PATH).is_ok());
+        assert!(interpreter("BAT", ROOT_PATH)
+            .unwrap_err()
+            .contains("Windows"));
+        assert!(interpreter("COBOL", ROOT_PATH).is_err());
+        assert!(supported_command_types().contains(&"PYTHON".to_string()));
+    }
+}

@@ -1,0 +1,77 @@
+//! Read-only facts from /proc about processes and process groups: enough to
+//! tell whether a task's group still has live members and whether a
+//! recorded process group is really ours after an agent restart.
+
+use std::path::Path;
+
+/// Fields of /proc/<pid>/stat that the agent needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcStat {
+    pub state: char,
+    pub pgrp: i32,
+    /// Start time in clock ticks after boot.
+    pub start_ticks: u64,
+}
+
+pub fn stat(pid: i32) -> Option<ProcStat> {
+    parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+fn parse_stat(s: &str) -> Option<ProcStat> {
+    // The command name (field 2) may contain spaces and parentheses; the
+    // fixed fields start after its last ')'.
+    let rest = &s[s.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    Some(ProcStat {
+        state: fields.first()?.chars().next()?,
+        pgrp: fields.get(2)?.parse().ok()?,
+        start_ticks: fields.get(19)?.parse().ok()?,
+    })
+}
+
+/// Pids in process group `pgid` that are not zombies. Zombies are dead and
+/// merely wait for a parent (perhaps a container init that never reaps), so
+/// they do not count as survivors.
+pub fn live_group_members(pgid: i32) -> Vec<i32> {
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut pids: Vec<i32> = rd
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| matches!(stat(pid), Some(st) if st.pgrp == pgid && st.state != 'Z' && st.state != 'X'))
+        .collect();
+    pids.sort_unstable();
+    pids
+}
+
+/// This boot's random id: a process mark from another boot is stale.
+pub fn boot_id() -> String {
+    std::fs::read_to_string(Path::new("/proc/sys/kernel/random/boot_id"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_names_with_spaces_and_parens() {
+        let line = "123 (a b) c) S 1 77 77 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 5555 0 0";
+        let st = parse_stat(line).unwrap();
+        assert_eq!(st.state, 'S');
+        assert_eq!(st.pgrp, 77);
+        assert_eq!(st.start_ticks, 5555);
+    }
+
+    #[test]
+    fn reads_our_own_process() {
+        let me = i32::try_from(std::process::id()).unwrap();
+        let st = stat(me).unwrap();
+        assert_ne!(st.state, 'Z');
+        assert!(st.pgrp > 0 && st.start_ticks > 0);
+        assert!(!boot_id().is_empty());
+    }
+}

@@ -1,0 +1,277 @@
+//! Registry tests: real processes, real journal on disk.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use super::*;
+use std::time::Duration;
+
+fn spec(id: &str, script: &str) -> TaskSpec {
+    TaskSpec {
+        task_id: id.into(),
+        invocation_id: "inv-1".into(),
+        command_type: "SHELL".into(),
+        content: B64.encode(script),
+        timeout: 30,
+        working_directory: "/tmp".into(),
+        username: String::new(),
+    }
+}
+
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    tasks: Tasks,
+    rx: mpsc::Receiver<AgentMsg>,
+}
+
+fn fixture() -> Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let journal = Journal::open(&tmp.path().join("journal")).unwrap();
+    let work = tmp.path().join("work");
+    super::super::launch::prepare_work_root(&work).unwrap();
+    let (tasks, rx) = Tasks::new(journal, work, CancellationToken::new());
+    Fixture {
+        _tmp: tmp,
+        tasks,
+        rx,
+    }
+}
+
+/// Collects messages until the task's TaskFinished.
+async fn until_finished(f: &mut Fixture, id: &str) -> Vec<AgentMsg> {
+    let mut got = Vec::new();
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(20), f.rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        f.tasks.note_sent(&msg);
+        let done = matches!(&msg, AgentMsg::TaskFinished { task_id, .. } if task_id == id);
+        got.push(msg);
+        if done {
+            return got;
+        }
+    }
+}
+
+fn output_of(msgs: &[AgentMsg]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for m in msgs {
+        if let AgentMsg::Output { offset, data, .. } = m {
+            assert_eq!(*offset, out.len() as u64);
+            out.extend(B64.decode(data).unwrap());
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn runs_journals_dedups_replays_and_forgets_on_ack() {
+    let mut f = fixture();
+    assert!(f
+        .tasks
+        .handle(ServerMsg::RunTask(spec("t1", "echo hi; echo there")))
+        .is_empty());
+    let msgs = until_finished(&mut f, "t1").await;
+    assert!(matches!(msgs[0], AgentMsg::TaskStarted { .. }), "{msgs:?}");
+    assert_eq!(output_of(&msgs), b"hi\nthere\n");
+    let fin = msgs.last().unwrap().clone();
+    assert!(matches!(
+        fin,
+        AgentMsg::TaskFinished {
+            outcome: Outcome::Success,
+            output_len: 9,
+            ..
+        }
+    ));
+
+    // The same task again is not run again.
+    assert!(f
+        .tasks
+        .handle(ServerMsg::RunTask(spec("t1", "echo again")))
+        .is_empty());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), f.rx.recv())
+            .await
+            .is_err()
+    );
+    assert_eq!(f.tasks.known_tasks(), vec!["t1".to_string()]);
+
+    // A reconnect resends the output from 0 and the result.
+    let mut replay = f.tasks.replay();
+    let mut resent = Vec::new();
+    while let Some(m) = replay.next_msg() {
+        resent.push(m);
+    }
+    assert_eq!(output_of(&resent), b"hi\nthere\n");
+    assert_eq!(resent.last(), Some(&fin));
+
+    f.tasks.handle(ServerMsg::Ack {
+        task_id: "t1".into(),
+    });
+    assert!(f.tasks.known_tasks().is_empty());
+    assert!(f.tasks.replay().next_msg().is_none());
+}
+
+#[tokio::test]
+async fn cancel_terminates_a_running_task_and_unknown_cancels_are_ignored() {
+    let mut f = fixture();
+    f.tasks.handle(ServerMsg::CancelTask {
+        task_id: "nope".into(),
+    });
+    f.tasks
+        .handle(ServerMsg::RunTask(spec("t2", "echo go; sleep 100")));
+    // Wait until it has printed, then cancel.
+    loop {
+        let m = f.rx.recv().await.unwrap();
+        if matches!(m, AgentMsg::Output { .. }) {
+            break;
+        }
+    }
+    f.tasks.handle(ServerMsg::CancelTask {
+        task_id: "t2".into(),
+    });
+    let msgs = until_finished(&mut f, "t2").await;
+    assert!(matches!(
+        msgs.last(),
+        Some(AgentMsg::TaskFinished {
+            outcome: Outcome::Terminated,
+            ..
+        })
+    ));
+}
+
+#[tokio::test]
+async fn bad_task_ids_fail_at_once() {
+    let mut f = fixture();
+    let replies = f.tasks.handle(ServerMsg::RunTask(spec("../etc", "echo")));
+    assert!(matches!(
+        replies.as_slice(),
+        [AgentMsg::TaskFinished {
+            outcome: Outcome::StartFailed,
+            ..
+        }]
+    ));
+}
+
+#[tokio::test]
+async fn a_task_interrupted_by_a_restart_is_finished_as_failed_and_killed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let jdir = tmp.path().join("journal");
+    // A previous agent accepted a task and started its process group...
+    let mut child = std::process::Command::new("sleep")
+        .arg("100")
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let pgid = i32::try_from(child.id()).unwrap();
+    {
+        let j = Journal::open(&jdir).unwrap();
+        j.accept(&spec("t3", "sleep 100")).unwrap();
+        j.output_writer("t3").unwrap().append(b"partial").unwrap();
+        j.set_process(
+            "t3",
+            &ProcessMark {
+                pgid,
+                start_ticks: procinfo::stat(pgid).unwrap().start_ticks,
+                boot_id: procinfo::boot_id(),
+                started_at: 42,
+            },
+        )
+        .unwrap();
+    }
+    // ...then died. The new agent recovers.
+    let (tasks, _rx) = Tasks::new(
+        Journal::open(&jdir).unwrap(),
+        tmp.path().join("work"),
+        CancellationToken::new(),
+    );
+    tasks.recover();
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "the orphaned group must be killed");
+    let e = tasks.journal().load("t3").unwrap();
+    match e.result {
+        Some(AgentMsg::TaskFinished {
+            outcome,
+            error_info,
+            output_len,
+            started_at,
+            ..
+        }) => {
+            assert_eq!(outcome, Outcome::Failed);
+            assert_eq!(error_info, "agent restarted while the task was running");
+            assert_eq!(output_len, 7);
+            assert_eq!(started_at, 42);
+        }
+        other => panic!("no result: {other:?}"),
+    }
+    // The result is replayed with the output.
+    let mut replay = tasks.replay();
+    let mut msgs = Vec::new();
+    while let Some(m) = replay.next_msg() {
+        msgs.push(m);
+    }
+    assert_eq!(output_of(&msgs), b"partial");
+}
+
+#[test]
+fn a_stale_process_mark_is_not_killed() {
+    // A mark from another boot must never be signalled.
+    let mut child = std::process::Command::new("sleep")
+        .arg("100")
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let pgid = i32::try_from(child.id()).unwrap();
+    let mark = ProcessMark {
+        pgid,
+        start_ticks: 0,
+        boot_id: "another-boot".into(),
+        started_at: 0,
+    };
+    kill_if_ours(&mark, &procinfo::boot_id());
+    let mark = ProcessMark {
+        boot_id: procinfo::boot_id(),
+        ..mark
+    };
+    // Same boot but a different start time: a reused pid, not ours.
+    kill_if_ours(&mark, &procinfo::boot_id());
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "an unrelated process was killed"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+use std::os::unix::process::CommandExt;
+
+#[test]
+fn replay_resends_task_started_for_a_running_task() {
+    let f = fixture();
+    let j = f.tasks.journal();
+    j.accept(&spec("t4", "sleep 1")).unwrap();
+    j.set_process(
+        "t4",
+        &ProcessMark {
+            pgid: 99999,
+            start_ticks: 1,
+            boot_id: "b".into(),
+            started_at: 7,
+        },
+    )
+    .unwrap();
+    j.output_writer("t4").unwrap().append(b"so far").unwrap();
+    let mut replay = f.tasks.replay();
+    assert_eq!(
+        replay.next_msg(),
+        Some(AgentMsg::TaskStarted {
+            task_id: "t4".into(),
+            started_at: 7
+        })
+    );
+    assert!(matches!(
+        replay.next_msg(),
+        Some(AgentMsg::Output { offset: 0, .. })
+    ));
+    assert_eq!(replay.next_msg(), None, "no result yet: no TaskFinished");
+}

@@ -1,0 +1,354 @@
+//! Command actions: CreateCommand, ModifyCommand, DeleteCommand(s),
+//! DescribeCommands, PreviewReplacedCommandContent.
+
+use base64::Engine;
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::params;
+use super::request::{check_ids, check_unique, Params, R};
+use super::{views, Api, Principal};
+use crate::store::commands::{self, Command, CommandQuery};
+use crate::timefmt::now_ms;
+
+pub const COMMAND_TYPES: [&str; 4] = ["SHELL", "POWERSHELL", "BAT", "PYTHON"];
+
+pub fn check_name(name: &str) -> R<()> {
+    let ok_char = |c: char| c.is_alphanumeric() || c == '_' || c == '-' || c == '.';
+    if name.is_empty() || name.len() > 60 || !name.chars().all(ok_char) {
+        return Err(ApiError::new(
+            "InvalidParameterValue.InvalidCommandName",
+            "CommandName must be 1 to 60 bytes of letters, digits, Chinese characters, _, - or .",
+        ));
+    }
+    Ok(())
+}
+
+fn check_len(field: &str, v: &str, max_chars: usize) -> R<()> {
+    if v.chars().count() > max_chars {
+        return Err(ApiError::new(
+            "InvalidParameterValue.TooLong",
+            format!("{field} is longer than {max_chars} characters"),
+        ));
+    }
+    Ok(())
+}
+
+pub fn check_type(t: &str) -> R<()> {
+    if !COMMAND_TYPES.contains(&t) {
+        return Err(ApiError::value(format!(
+            "CommandType must be one of SHELL, POWERSHELL, BAT, PYTHON; got {t:?}"
+        )));
+    }
+    Ok(())
+}
+
+pub fn check_timeout(t: i64) -> R<()> {
+    if !(1..=86400).contains(&t) {
+        return Err(ApiError::new(
+            "InvalidParameterValue.Range",
+            format!("Timeout must be between 1 and 86400 seconds, got {t}"),
+        ));
+    }
+    Ok(())
+}
+
+pub fn check_username(u: &str) -> R<()> {
+    let ok = u.len() <= 256
+        && u.chars()
+            .all(|c| !c.is_control() && !c.is_whitespace() && c != ':' && c != '/');
+    if !ok {
+        return Err(ApiError::new(
+            "InvalidParameterValue.InvalidUsername",
+            format!("{u:?} is not a valid user name"),
+        ));
+    }
+    Ok(())
+}
+
+pub fn check_workdir(d: &str, command_type: &str) -> R<()> {
+    let unix = command_type == "SHELL" || command_type == "PYTHON";
+    let bad = d.len() > 512 || d.contains('\0') || (unix && !d.is_empty() && !d.starts_with('/'));
+    if bad {
+        return Err(ApiError::new(
+            "InvalidParameterValue.InvalidWorkingDirectory",
+            format!("WorkingDirectory {d:?} must be an absolute path"),
+        ));
+    }
+    Ok(())
+}
+
+pub fn check_cos(url: &str, prefix: &str) -> R<()> {
+    if !url.is_empty() && !url.starts_with("https://") {
+        return Err(ApiError::new(
+            "InvalidParameterValue.InvalidOutputCOSBucketUrl",
+            "OutputCOSBucketUrl must start with https://",
+        ));
+    }
+    let bad_prefix = prefix.chars().count() > 60
+        || prefix.starts_with('/')
+        || prefix.contains("//")
+        || prefix.split('/').any(|p| p == "..");
+    if bad_prefix {
+        return Err(ApiError::new(
+            "InvalidParameterValue.InvalidOutputCOSKeyPrefix",
+            "OutputCOSKeyPrefix: at most 60 characters, no leading /, no //, no .. segment",
+        ));
+    }
+    Ok(())
+}
+
+pub fn read_tags(q: &mut Params) -> R<String> {
+    let Some(v) = q.opt_value("Tags") else {
+        return Ok("[]".into());
+    };
+    #[derive(serde::Deserialize, serde::Serialize)]
+    #[serde(deny_unknown_fields)]
+    struct Tag {
+        #[serde(rename = "Key")]
+        key: String,
+        #[serde(rename = "Value", default)]
+        value: String,
+    }
+    let tags: Vec<Tag> = serde_json::from_value(v)
+        .map_err(|e| ApiError::new("InvalidParameter", format!("Tags is malformed: {e}")))?;
+    if tags.len() > 10 {
+        return Err(ApiError::new("InvalidParameterValue.LimitExceeded", "at most 10 Tags are allowed"));
+    }
+    if tags.iter().any(|t| t.key.is_empty()) {
+        return Err(ApiError::value("a tag key must not be empty"));
+    }
+    Ok(serde_json::to_string(&tags).unwrap_or_else(|_| "[]".into()))
+}
+
+/// The fields CreateCommand and RunCommand share, read and checked.
+pub fn read_new_command(q: &mut Params, name_required: bool) -> R<Command> {
+    let name = if name_required { Some(q.str("CommandName")?) } else { q.opt_str("CommandName")? };
+    if let Some(n) = &name {
+        check_name(n)?;
+    }
+    let content = q.str("Content")?;
+    params::decode_content(&content)?;
+    let description = q.opt_str("Description")?.unwrap_or_default();
+    check_len("Description", &description, 120)?;
+    let command_type = q.opt_str("CommandType")?.unwrap_or_else(|| "SHELL".into());
+    check_type(&command_type)?;
+    let working_directory = q.opt_str("WorkingDirectory")?.unwrap_or_default();
+    check_workdir(&working_directory, &command_type)?;
+    let timeout = q.opt_i64("Timeout")?.unwrap_or(60);
+    check_timeout(timeout)?;
+    let enable = q.opt_bool("EnableParameter")?.unwrap_or(false);
+    let dp = q.opt_str("DefaultParameters")?;
+    let confs = q.opt_value("DefaultParameterConfs");
+    let defaults = params::read_defaults(enable, dp, confs)?;
+    let tags = read_tags(q)?;
+    let username = q.opt_str("Username")?.unwrap_or_default();
+    check_username(&username)?;
+    let cos_bucket_url = q.opt_str("OutputCOSBucketUrl")?.unwrap_or_default();
+    let cos_key_prefix = q.opt_str("OutputCOSKeyPrefix")?.unwrap_or_default();
+    check_cos(&cos_bucket_url, &cos_key_prefix)?;
+    let now = now_ms();
+    let id = crate::ids::new_id("cmd");
+    Ok(Command {
+        name: name.unwrap_or_default(),
+        id,
+        description,
+        content,
+        command_type,
+        working_directory,
+        timeout,
+        enable_parameter: enable,
+        default_parameters: defaults.default_parameters,
+        default_parameter_confs: defaults.confs,
+        username,
+        cos_bucket_url,
+        cos_key_prefix,
+        tags,
+        created_by: "USER".into(),
+        saved: true,
+        created_ms: now,
+        updated_ms: now,
+    })
+}
+
+pub fn command_id(q: &mut Params) -> R<String> {
+    let id = q.str("CommandId")?;
+    check_ids("CommandId", std::slice::from_ref(&id), "cmd", 1, "InvalidParameterValue.InvalidCommandId")?;
+    Ok(id)
+}
+
+pub async fn create(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+    let cmd = read_new_command(&mut q, true)?;
+    q.finish()?;
+    let id = cmd.id.clone();
+    let quota = super::misc::COMMAND_QUOTA;
+    let full = api
+        .store
+        .write(move |c| {
+            if commands::count_saved(c)? >= quota {
+                return Ok(true);
+            }
+            commands::insert(c, &cmd).map(|()| false)
+        })
+        .await?;
+    if full {
+        return Err(ApiError::new(
+            "LimitExceeded",
+            format!("at most {quota} commands may be saved"),
+        ));
+    }
+    Ok(json!({ "CommandId": id }))
+}
+
+pub async fn modify(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+    let id = command_id(&mut q)?;
+    let name = q.opt_str("CommandName")?;
+    let description = q.opt_str("Description")?;
+    let content = q.opt_str("Content")?;
+    let command_type = q.opt_str("CommandType")?;
+    let working_directory = q.opt_str("WorkingDirectory")?;
+    let timeout = q.opt_i64("Timeout")?;
+    let dp = q.opt_str("DefaultParameters")?;
+    let confs = q.opt_value("DefaultParameterConfs");
+    let username = q.opt_str("Username")?;
+    let cos_url = q.opt_str("OutputCOSBucketUrl")?;
+    let cos_prefix = q.opt_str("OutputCOSKeyPrefix")?;
+    q.finish()?;
+    let lookup = id.clone();
+    let mut cmd = api.store.read(move |c| commands::get(c, &lookup)).await?;
+    if let Some(n) = name {
+        check_name(&n)?;
+        cmd.name = n;
+    }
+    if let Some(d) = description {
+        check_len("Description", &d, 120)?;
+        cmd.description = d;
+    }
+    if let Some(c) = content {
+        params::decode_content(&c)?;
+        cmd.content = c;
+    }
+    if let Some(t) = command_type {
+        check_type(&t)?;
+        cmd.command_type = t;
+    }
+    if let Some(w) = working_directory {
+        cmd.working_directory = w;
+    }
+    check_workdir(&cmd.working_directory, &cmd.command_type)?;
+    if let Some(t) = timeout {
+        check_timeout(t)?;
+        cmd.timeout = t;
+    }
+    if dp.is_some() || confs.is_some() {
+        let d = params::read_defaults(cmd.enable_parameter, dp, confs)?;
+        cmd.default_parameters = d.default_parameters;
+        cmd.default_parameter_confs = d.confs;
+    }
+    if let Some(u) = username {
+        check_username(&u)?;
+        cmd.username = u;
+    }
+    if let Some(u) = cos_url {
+        cmd.cos_bucket_url = u;
+    }
+    if let Some(p) = cos_prefix {
+        cmd.cos_key_prefix = p;
+    }
+    check_cos(&cmd.cos_bucket_url, &cmd.cos_key_prefix)?;
+    cmd.updated_ms = now_ms();
+    api.store.write(move |c| commands::update(c, &cmd)).await?;
+    Ok(json!({}))
+}
+
+async fn delete_ids(api: &Api, ids: Vec<String>) -> R<Value> {
+    api.store.write(move |c| commands::delete_all(c, &ids)).await?;
+    Ok(json!({}))
+}
+
+pub async fn delete_one(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+    let id = command_id(&mut q)?;
+    q.finish()?;
+    delete_ids(api, vec![id]).await
+}
+
+pub async fn delete_many(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+    let ids = q.opt_str_list("CommandIds")?.ok_or_else(|| ApiError::missing("CommandIds"))?;
+    q.finish()?;
+    if ids.is_empty() {
+        return Err(ApiError::missing("CommandIds"));
+    }
+    check_ids("CommandIds", &ids, "cmd", 100, "InvalidParameterValue.InvalidCommandId")?;
+    check_unique("CommandIds", &ids)?;
+    delete_ids(api, ids).await
+}
+
+pub async fn describe(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+    let ids = q.opt_str_list("CommandIds")?;
+    let filters = q.filters(
+        &["command-id", "command-name", "command-type", "scene-id", "created-by"],
+        true,
+    )?;
+    let page = q.page()?;
+    q.finish()?;
+    if ids.is_some() && !filters.is_empty() {
+        return Err(ApiError::new(
+            "InvalidParameter.ConflictParameter",
+            "CommandIds and Filters cannot be given together",
+        ));
+    }
+    let mut query = CommandQuery::default();
+    if let Some(ids) = ids {
+        check_ids("CommandIds", &ids, "cmd", 100, "InvalidParameterValue.InvalidCommandId")?;
+        query.ids = ids;
+    }
+    let cmd_ids = filters.get("command-id");
+    check_ids("command-id", &cmd_ids, "cmd", 5, "InvalidParameterValue.InvalidCommandId")?;
+    query.ids.extend(cmd_ids);
+    query.names = filters.get("command-name");
+    query.types = filters.get("command-type");
+    query.created_by = filters.get("created-by");
+    query.scene_filter = !filters.get("scene-id").is_empty();
+    query.tags = filters.tags();
+    let (total, rows) = api.store.read(move |c| commands::list(c, &query, page)).await?;
+    Ok(json!({
+        "TotalCount": total,
+        "CommandSet": rows.iter().map(views::command).collect::<Vec<_>>(),
+    }))
+}
+
+pub async fn preview(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+    let parameters = q.opt_str("Parameters")?;
+    let command_id = q.opt_str("CommandId")?;
+    let content = q.opt_str("Content")?;
+    q.finish()?;
+    let (bytes, defaults, enabled) = match (command_id, content) {
+        (Some(_), Some(_)) | (None, None) => {
+            return Err(ApiError::new(
+                "InvalidParameter.ConflictParameter",
+                "exactly one of CommandId and Content must be given",
+            ))
+        }
+        (Some(id), None) => {
+            check_ids("CommandId", std::slice::from_ref(&id), "cmd", 1, "InvalidParameterValue.InvalidCommandId")?;
+            let cmd = api.store.read(move |c| commands::get(c, &id)).await?;
+            (params::decode_content(&cmd.content)?, cmd.default_parameters, cmd.enable_parameter)
+        }
+        (None, Some(c)) => (params::decode_content(&c)?, "{}".to_string(), true),
+    };
+    if !enabled && parameters.is_some() {
+        return Err(ApiError::new(
+            "InvalidParameterValue.ParameterDisabled",
+            "the command does not have EnableParameter set",
+        ));
+    }
+    let replaced = if enabled {
+        let given = parameters.map(|p| params::parse_map("Parameters", &p)).transpose()?;
+        params::replace(&bytes, &defaults, given.as_ref())?.content
+    } else {
+        bytes
+    };
+    Ok(json!({
+        "ReplacedContent": base64::engine::general_purpose::STANDARD.encode(replaced),
+    }))
+}

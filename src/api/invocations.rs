@@ -1,0 +1,372 @@
+//! Running commands: RunCommand, InvokeCommand, DescribeInvocations,
+//! DescribeInvocationTasks, CancelInvocation, and the drover extension
+//! DescribeInvocationTaskOutput (a task's whole output, byte-exact).
+
+use std::collections::HashMap;
+
+use base64::Engine;
+use serde_json::{json, Value};
+
+use super::commands::{self as cmds, check_cos, check_timeout, check_username, check_workdir};
+use super::error::ApiError;
+use super::params;
+use super::request::{check_ids, check_unique, Params, R};
+use super::{views, Api, Principal};
+use crate::store::commands::{self, Command};
+use crate::store::instances;
+use crate::store::invocations::{self as invs, Invocation, InvocationQuery, Task, TaskQuery};
+use crate::store::status::TaskStatus;
+use crate::timefmt::now_ms;
+
+const MAX_INSTANCES: usize = 200;
+/// Largest slice DescribeInvocationTaskOutput returns at once.
+const MAX_OUTPUT_SLICE: i64 = 1 << 20;
+
+fn instance_ids(q: &mut Params, max: usize) -> R<Vec<String>> {
+    let ids = q.opt_str_list("InstanceIds")?.ok_or_else(|| ApiError::missing("InstanceIds"))?;
+    if ids.is_empty() {
+        return Err(ApiError::missing("InstanceIds"));
+    }
+    check_ids("InstanceIds", &ids, "mi", max, "InvalidParameterValue.InvalidInstanceId")?;
+    check_unique("InstanceIds", &ids)?;
+    Ok(ids)
+}
+
+/// Per-call settings that override the command's.
+#[derive(Default)]
+struct Overrides {
+    username: Option<String>,
+    working_directory: Option<String>,
+    timeout: Option<i64>,
+    cos_bucket_url: Option<String>,
+    cos_key_prefix: Option<String>,
+}
+
+/// Creates the invocation and its tasks for `cmd` on `instance_ids`, then
+/// hands the tasks to dispatch.
+async fn start(
+    api: &Api,
+    cmd: Command,
+    save_command: Option<Command>,
+    o: Overrides,
+    instance_ids: Vec<String>,
+    parameters: Option<String>,
+) -> R<String> {
+    if !cmd.enable_parameter && parameters.is_some() {
+        return Err(ApiError::new(
+            "InvalidParameterValue.ParameterDisabled",
+            "Parameters require a command with EnableParameter set",
+        ));
+    }
+    let content = params::decode_content(&cmd.content)?;
+    let given = parameters.map(|p| params::parse_map("Parameters", &p)).transpose()?;
+    let (delivery, recorded_params, recorded_defaults) = if cmd.enable_parameter {
+        let r = params::replace(&content, &cmd.default_parameters, given.as_ref())?;
+        (r.content, r.recorded_parameters, r.recorded_defaults)
+    } else {
+        (content, "{}".to_string(), "{}".to_string())
+    };
+    let username = o.username.unwrap_or_else(|| cmd.username.clone());
+    check_username(&username)?;
+    let working_directory = o.working_directory.unwrap_or_else(|| cmd.working_directory.clone());
+    check_workdir(&working_directory, &cmd.command_type)?;
+    let timeout = o.timeout.unwrap_or(cmd.timeout);
+    check_timeout(timeout)?;
+    let cos_bucket_url = o.cos_bucket_url.unwrap_or_else(|| cmd.cos_bucket_url.clone());
+    let cos_key_prefix = o.cos_key_prefix.unwrap_or_else(|| cmd.cos_key_prefix.clone());
+    check_cos(&cos_bucket_url, &cos_key_prefix)?;
+
+    let now = now_ms();
+    let inv_id = crate::ids::new_id("inv");
+    let inv = Invocation {
+        id: inv_id.clone(),
+        command_id: cmd.id.clone(),
+        command_name: cmd.name.clone(),
+        description: cmd.description.clone(),
+        content: cmd.content.clone(),
+        delivery_enc: api.dispatch.seal_delivery(&inv_id, &delivery),
+        command_type: cmd.command_type.clone(),
+        timeout,
+        working_directory,
+        username,
+        parameters: recorded_params,
+        default_parameters: recorded_defaults,
+        cos_bucket_url,
+        cos_key_prefix,
+        source: "USER".into(),
+        created_by: cmd.created_by.clone(),
+        created_ms: now,
+        updated_ms: now,
+    };
+    let deadline = now + api.dispatch.settings.deliver_timeout_ms;
+    let tasks: Vec<Task> = instance_ids
+        .iter()
+        .map(|iid| Task {
+            id: crate::ids::new_id("invt"),
+            invocation_id: inv_id.clone(),
+            instance_id: iid.clone(),
+            command_id: cmd.id.clone(),
+            status: TaskStatus::Pending,
+            exit_code: None,
+            error_info: String::new(),
+            output_len: 0,
+            deadline_ms: deadline,
+            created_ms: now,
+            updated_ms: now,
+            start_ms: 0,
+            end_ms: 0,
+            exec_start_ms: 0,
+            exec_end_ms: 0,
+        })
+        .collect();
+    let command_type = cmd.command_type.clone();
+    let (inv_w, tasks_w) = (inv.clone(), tasks.clone());
+    api.store
+        .write(move |c| {
+            let found = instances::existing_ids(c, &instance_ids)?;
+            if let Some(missing) = instance_ids.iter().find(|i| !found.contains(i)) {
+                return Err(crate::store::StoreError::NotFound(missing.clone()));
+            }
+            for iid in &instance_ids {
+                let inst = instances::get_instance(c, iid)?;
+                let types: Vec<String> = serde_json::from_str(&inst.command_types).unwrap_or_default();
+                if !types.contains(&command_type) {
+                    return Err(crate::store::StoreError::Conflict(format!(
+                        "unsupported:{iid}"
+                    )));
+                }
+            }
+            if let Some(sc) = &save_command {
+                commands::insert(c, sc)?;
+            }
+            invs::insert(c, &inv_w, &tasks_w)
+        })
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::NotFound(id) => ApiError::new(
+                "ResourceNotFound.InstanceNotFound",
+                format!("the instance `{id}` does not exist"),
+            ),
+            crate::store::StoreError::Conflict(m) if m.starts_with("unsupported:") => ApiError::new(
+                "InvalidParameterValue.AgentUnsupportedCommandType",
+                format!(
+                    "the agent of `{}` cannot run {} commands",
+                    &m["unsupported:".len()..],
+                    cmd.command_type
+                ),
+            ),
+            other => ApiError::from(other),
+        })?;
+    api.dispatch.submit(&inv, &tasks).await?;
+    Ok(inv_id)
+}
+
+pub async fn run(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+    let instance_ids = instance_ids(&mut q, MAX_INSTANCES)?;
+    let save = q.opt_bool("SaveCommand")?.unwrap_or(false);
+    let parameters = q.opt_str("Parameters")?;
+    let mut cmd = cmds::read_new_command(&mut q, false)?;
+    q.finish()?;
+    if save && cmd.name.is_empty() {
+        cmd.name = format!("command-{}", &cmd.id[4..]);
+    }
+    cmd.saved = save;
+    let command_id = cmd.id.clone();
+    let to_save = Some(cmd.clone());
+    let inv = start(api, cmd, to_save, Overrides::default(), instance_ids, parameters).await?;
+    Ok(json!({ "CommandId": command_id, "InvocationId": inv }))
+}
+
+pub async fn invoke(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+    let command_id = cmds::command_id(&mut q)?;
+    let instance_ids = instance_ids(&mut q, MAX_INSTANCES)?;
+    let parameters = q.opt_str("Parameters")?;
+    let o = Overrides {
+        username: q.opt_str("Username")?,
+        working_directory: q.opt_str("WorkingDirectory")?,
+        timeout: q.opt_i64("Timeout")?,
+        cos_bucket_url: q.opt_str("OutputCOSBucketUrl")?,
+        cos_key_prefix: q.opt_str("OutputCOSKeyPrefix")?,
+    };
+    q.finish()?;
+    let cmd = api.store.read(move |c| commands::get(c, &command_id)).await?;
+    let inv = start(api, cmd, None, o, instance_ids, parameters).await?;
+    Ok(json!({ "InvocationId": inv }))
+}
+
+pub async fn describe(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+    let ids = q.opt_str_list("InvocationIds")?;
+    let filters = q.filters(&["invocation-id", "command-id", "command-created-by", "instance-kind"], false)?;
+    let page = q.page()?;
+    q.finish()?;
+    if ids.is_some() && !filters.is_empty() {
+        return Err(ApiError::new(
+            "InvalidParameter.ConflictParameter",
+            "InvocationIds and Filters cannot be given together",
+        ));
+    }
+    let mut query = InvocationQuery::default();
+    if let Some(ids) = ids {
+        check_ids("InvocationIds", &ids, "inv", 100, "InvalidParameterValue.InvalidInvocationId")?;
+        query.ids = ids;
+    }
+    let f_ids = filters.get("invocation-id");
+    check_ids("invocation-id", &f_ids, "inv", 5, "InvalidParameterValue.InvalidInvocationId")?;
+    query.ids.extend(f_ids);
+    let c_ids = filters.get("command-id");
+    check_ids("command-id", &c_ids, "cmd", 5, "InvalidParameterValue.InvalidCommandId")?;
+    query.command_ids = c_ids;
+    query.created_by = filters.get("command-created-by");
+    // drover's instances are neither CVM nor Lighthouse.
+    query.match_nothing = !filters.get("instance-kind").is_empty();
+    let (total, rows, tasks) = api
+        .store
+        .read(move |c| {
+            let (total, rows) = invs::list(c, &query, page)?;
+            let ids: Vec<String> = rows.iter().map(|i| i.id.clone()).collect();
+            let tasks = invs::tasks_of(c, &ids)?;
+            Ok((total, rows, tasks))
+        })
+        .await?;
+    let mut by_inv: HashMap<&str, Vec<&Task>> = HashMap::new();
+    for t in &tasks {
+        by_inv.entry(t.invocation_id.as_str()).or_default().push(t);
+    }
+    let set: Vec<Value> = rows
+        .iter()
+        .map(|i| views::invocation(i, by_inv.get(i.id.as_str()).map(|v| v.as_slice()).unwrap_or(&[])))
+        .collect();
+    Ok(json!({ "TotalCount": total, "InvocationSet": set }))
+}
+
+pub async fn describe_tasks(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+    let ids = q.opt_str_list("InvocationTaskIds")?;
+    let filters = q.filters(&["invocation-task-id", "invocation-id", "instance-id", "command-id"], false)?;
+    let page = q.page()?;
+    let hide_output = q.opt_bool("HideOutput")?.unwrap_or(true);
+    q.finish()?;
+    if ids.is_some() && !filters.is_empty() {
+        return Err(ApiError::new(
+            "InvalidParameter.ConflictParameter",
+            "InvocationTaskIds and Filters cannot be given together",
+        ));
+    }
+    let mut query = TaskQuery::default();
+    if let Some(ids) = ids {
+        check_ids("InvocationTaskIds", &ids, "invt", 100, "InvalidParameterValue.InvalidInvocationTaskId")?;
+        query.ids = ids;
+    }
+    let checks: [(&str, &str, &'static str); 4] = [
+        ("invocation-task-id", "invt", "InvalidParameterValue.InvalidInvocationTaskId"),
+        ("invocation-id", "inv", "InvalidParameterValue.InvalidInvocationId"),
+        ("instance-id", "mi", "InvalidParameterValue.InvalidInstanceId"),
+        ("command-id", "cmd", "InvalidParameterValue.InvalidCommandId"),
+    ];
+    for (name, prefix, code) in checks {
+        check_ids(name, &filters.get(name), prefix, 5, code)?;
+    }
+    query.ids.extend(filters.get("invocation-task-id"));
+    query.invocation_ids = filters.get("invocation-id");
+    query.instance_ids = filters.get("instance-id");
+    query.command_ids = filters.get("command-id");
+    let (total, rows, invs_by_id, heads) = api
+        .store
+        .read(move |c| {
+            let (total, rows) = invs::list_tasks(c, &query, page)?;
+            let mut by_id = HashMap::new();
+            let mut heads = HashMap::new();
+            for t in &rows {
+                if !by_id.contains_key(&t.invocation_id) {
+                    by_id.insert(t.invocation_id.clone(), invs::get(c, &t.invocation_id)?);
+                }
+                if !hide_output {
+                    let head = invs::read_output(c, &t.id, 0, views::OUTPUT_INLINE as i64 + 4)?;
+                    heads.insert(t.id.clone(), head);
+                }
+            }
+            Ok((total, rows, by_id, heads))
+        })
+        .await?;
+    let set: Vec<Value> = rows
+        .iter()
+        .map(|t| {
+            views::task(
+                t,
+                invs_by_id.get(&t.invocation_id),
+                heads.get(&t.id).map(|h| h.as_slice()),
+            )
+        })
+        .collect();
+    Ok(json!({ "TotalCount": total, "InvocationTaskSet": set }))
+}
+
+pub async fn cancel(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+    let inv_id = q.str("InvocationId")?;
+    check_ids("InvocationId", std::slice::from_ref(&inv_id), "inv", 1, "InvalidParameterValue.InvalidInvocationId")?;
+    let only = q.opt_str_list("InstanceIds")?;
+    q.finish()?;
+    if let Some(ids) = &only {
+        check_ids("InstanceIds", ids, "mi", 100, "InvalidParameterValue.InvalidInstanceId")?;
+    }
+    let lookup = inv_id.clone();
+    let tasks = api
+        .store
+        .read(move |c| {
+            invs::get(c, &lookup)?;
+            invs::tasks_of(c, std::slice::from_ref(&lookup))
+        })
+        .await?;
+    let chosen: Vec<Task> = match &only {
+        None => tasks,
+        Some(ids) => {
+            if let Some(stray) = ids.iter().find(|i| !tasks.iter().any(|t| &t.instance_id == *i)) {
+                return Err(ApiError::new(
+                    "InvalidParameterValue.InstanceIsNotRelatedToInvocation",
+                    format!("the instance `{stray}` is not part of invocation `{inv_id}`"),
+                ));
+            }
+            tasks.into_iter().filter(|t| ids.contains(&t.instance_id)).collect()
+        }
+    };
+    api.dispatch.cancel(chosen).await?;
+    Ok(json!({}))
+}
+
+pub async fn output(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+    let task_id = q.str("InvocationTaskId")?;
+    check_ids("InvocationTaskId", std::slice::from_ref(&task_id), "invt", 1, "InvalidParameterValue.InvalidInvocationTaskId")?;
+    let offset = q.opt_i64("Offset")?.unwrap_or(0);
+    let limit = q.opt_i64("Limit")?.unwrap_or(MAX_OUTPUT_SLICE);
+    q.finish()?;
+    if offset < 0 {
+        return Err(ApiError::new("InvalidParameterValue.Range", "Offset must not be negative"));
+    }
+    if !(1..=MAX_OUTPUT_SLICE).contains(&limit) {
+        return Err(ApiError::new(
+            "InvalidParameterValue.Range",
+            format!("Limit must be between 1 and {MAX_OUTPUT_SLICE} bytes"),
+        ));
+    }
+    let (task, data) = api
+        .store
+        .read(move |c| {
+            let t = invs::get_task(c, &task_id)
+                .map_err(|_| crate::store::StoreError::NotFound(format!("invocation task {task_id}")))?;
+            let d = invs::read_output(c, &t.id, offset, limit)?;
+            Ok((t, d))
+        })
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::NotFound(m) => ApiError::new("ResourceNotFound", format!("{m} does not exist")),
+            other => other.into(),
+        })?;
+    Ok(json!({
+        "InvocationTaskId": task.id,
+        "Output": base64::engine::general_purpose::STANDARD.encode(&data),
+        "Offset": offset,
+        "Length": data.len(),
+        "TotalSize": task.output_len,
+        "TaskStatus": task.status.as_str(),
+        "Complete": task.status.is_final(),
+    }))
+}

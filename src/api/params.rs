@@ -1,0 +1,312 @@
+//! Command content and custom parameters: base64 content checks, `{{key}}`
+//! and `{{tat-hidden:key}}` placeholders, default values, and masking of
+//! hidden values in everything that is recorded.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use serde_json::{json, Map, Value};
+
+use super::error::ApiError;
+use super::request::R;
+
+pub const MAX_CONTENT_B64: usize = 64 * 1024;
+pub const MAX_PARAMS: usize = 20;
+pub const MASK: &str = "******";
+const HIDDEN_PREFIX: &str = "tat-hidden:";
+
+/// Decodes and checks `Content`: valid base64, at most 64 KB encoded, not empty.
+pub fn decode_content(b64: &str) -> R<Vec<u8>> {
+    if b64.is_empty() {
+        return Err(ApiError::new("InvalidParameterValue.InvalidContent", "Content must not be empty"));
+    }
+    if b64.len() > MAX_CONTENT_B64 {
+        return Err(ApiError::new(
+            "InvalidParameterValue.TooLong",
+            format!("Content is {} bytes of base64; the limit is 65536", b64.len()),
+        ));
+    }
+    base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|_| ApiError::new("InvalidParameterValue.InvalidContent", "Content is not valid base64"))
+}
+
+fn check_key(key: &str) -> R<()> {
+    if key.is_empty() || key.len() > 64 {
+        return Err(ApiError::new(
+            "InvalidParameterValue.ParameterKeyLenExceeded",
+            format!("parameter name {key:?} must be 1 to 64 characters"),
+        ));
+    }
+    if !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        return Err(ApiError::new(
+            "InvalidParameterValue.ParameterKeyContainsInvalidChar",
+            format!("parameter name {key:?} may only contain a-z, A-Z, 0-9, - and _"),
+        ));
+    }
+    Ok(())
+}
+
+/// Parses a `{"key": "value"}` JSON string as parameters.
+pub fn parse_map(field: &str, text: &str) -> R<BTreeMap<String, String>> {
+    let v: Value = serde_json::from_str(text).map_err(|_| {
+        ApiError::new(
+            "InvalidParameterValue.ParameterInvalidJsonFormat",
+            format!("{field} is not a JSON object string"),
+        )
+    })?;
+    let Value::Object(obj) = v else {
+        return Err(ApiError::new(
+            "InvalidParameterValue.ParameterInvalidJsonFormat",
+            format!("{field} is not a JSON object string"),
+        ));
+    };
+    if obj.len() > MAX_PARAMS {
+        return Err(ApiError::new(
+            "InvalidParameterValue.ParameterNumberExceeded",
+            format!("{field} has {} parameters; at most {MAX_PARAMS} are allowed", obj.len()),
+        ));
+    }
+    let mut out = BTreeMap::new();
+    for (k, v) in obj {
+        check_key(&k)?;
+        let Value::String(s) = v else {
+            return Err(ApiError::new(
+                "InvalidParameterValue.ParameterValueNotString",
+                format!("{field}: the value of {k:?} must be a string"),
+            ));
+        };
+        out.insert(k, s);
+    }
+    Ok(out)
+}
+
+/// One entry of DefaultParameterConfs.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct ParamConf {
+    pub parameter_name: String,
+    #[serde(default)]
+    pub parameter_value: String,
+    #[serde(default)]
+    pub parameter_description: String,
+}
+
+pub fn parse_confs(v: Value) -> R<Vec<ParamConf>> {
+    let confs: Vec<ParamConf> = serde_json::from_value(v).map_err(|e| {
+        ApiError::new("InvalidParameter", format!("DefaultParameterConfs is malformed: {e}"))
+    })?;
+    if confs.len() > MAX_PARAMS {
+        return Err(ApiError::new(
+            "InvalidParameterValue.ParameterNumberExceeded",
+            format!("at most {MAX_PARAMS} DefaultParameterConfs are allowed"),
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for c in &confs {
+        check_key(&c.parameter_name)?;
+        if !seen.insert(c.parameter_name.clone()) {
+            return Err(ApiError::new(
+                "InvalidParameterValue.ParameterKeyDuplicated",
+                format!("parameter {:?} is listed twice", c.parameter_name),
+            ));
+        }
+    }
+    Ok(confs)
+}
+
+/// The parameter settings of a command, as validated for storage.
+#[derive(Debug, Clone, Default)]
+pub struct Defaults {
+    /// JSON object text, `{}` when none.
+    pub default_parameters: String,
+    /// JSON array text.
+    pub confs: String,
+}
+
+/// Reads DefaultParameters / DefaultParameterConfs given EnableParameter.
+pub fn read_defaults(
+    enable: bool,
+    default_parameters: Option<String>,
+    confs: Option<Value>,
+) -> R<Defaults> {
+    if default_parameters.is_some() && confs.is_some() {
+        return Err(ApiError::new(
+            "InvalidParameter.ConflictParameter",
+            "DefaultParameters and DefaultParameterConfs cannot both be given",
+        ));
+    }
+    if !enable && (default_parameters.is_some() || confs.is_some()) {
+        return Err(ApiError::new(
+            "InvalidParameterValue.SupportParametersOnlyIfEnableParameter",
+            "default parameters require EnableParameter to be true",
+        ));
+    }
+    let mut out = Defaults {
+        default_parameters: "{}".into(),
+        confs: "[]".into(),
+    };
+    if let Some(text) = default_parameters {
+        let m = parse_map("DefaultParameters", &text)?;
+        out.default_parameters = json!(m).to_string();
+    }
+    if let Some(v) = confs {
+        let c = parse_confs(v)?;
+        let m: BTreeMap<_, _> = c
+            .iter()
+            .map(|c| (c.parameter_name.clone(), c.parameter_value.clone()))
+            .collect();
+        out.default_parameters = json!(m).to_string();
+        out.confs = serde_json::to_string(&c).unwrap_or_else(|_| "[]".into());
+    }
+    Ok(out)
+}
+
+/// A placeholder found in content.
+#[derive(Debug, PartialEq)]
+struct Placeholder {
+    start: usize,
+    end: usize,
+    key: String,
+    hidden: bool,
+}
+
+fn placeholders(text: &str) -> Vec<Placeholder> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while let Some(open) = text[at..].find("{{") {
+        let start = at + open;
+        let Some(close) = text[start + 2..].find("}}") else {
+            break;
+        };
+        let end = start + 2 + close + 2;
+        let inner = text[start + 2..end - 2].trim();
+        let (key, hidden) = match inner.strip_prefix(HIDDEN_PREFIX) {
+            Some(k) => (k.trim(), true),
+            None => (inner, false),
+        };
+        let valid = !key.is_empty()
+            && key.len() <= 64
+            && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if valid {
+            out.push(Placeholder {
+                start,
+                end,
+                key: key.to_string(),
+                hidden,
+            });
+            at = end;
+        } else {
+            at = start + 2;
+        }
+    }
+    out
+}
+
+/// The outcome of substituting parameters into content.
+#[derive(Debug)]
+pub struct Replaced {
+    /// The script to run.
+    pub content: Vec<u8>,
+    /// The parameters as recorded: hidden values masked.
+    pub recorded_parameters: String,
+    /// The command's defaults as recorded: hidden values masked.
+    pub recorded_defaults: String,
+}
+
+/// Substitutes `values` (defaults overlaid by the call's parameters) into
+/// `content`. Every placeholder must get a value.
+pub fn replace(
+    content: &[u8],
+    defaults_json: &str,
+    parameters: Option<&BTreeMap<String, String>>,
+) -> R<Replaced> {
+    let defaults = parse_map("DefaultParameters", defaults_json)?;
+    let text = std::str::from_utf8(content).map_err(|_| {
+        ApiError::new(
+            "InvalidParameterValue.InvalidContent",
+            "content with custom parameters must be UTF-8 text",
+        )
+    })?;
+    let found = placeholders(text);
+    let hidden: std::collections::HashSet<&str> =
+        found.iter().filter(|p| p.hidden).map(|p| p.key.as_str()).collect();
+    let mut values = defaults.clone();
+    if let Some(p) = parameters {
+        values.extend(p.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for p in &found {
+        let Some(v) = values.get(&p.key) else {
+            return Err(ApiError::new(
+                "InvalidParameterValue.LackOfParameterInfo",
+                format!("no value was given for parameter {:?}", p.key),
+            ));
+        };
+        out.push_str(&text[last..p.start]);
+        out.push_str(v);
+        last = p.end;
+    }
+    out.push_str(&text[last..]);
+    let mask = |m: &BTreeMap<String, String>| -> String {
+        let masked: Map<String, Value> = m
+            .iter()
+            .map(|(k, v)| {
+                let shown = if hidden.contains(k.as_str()) { MASK } else { v };
+                (k.clone(), Value::String(shown.to_string()))
+            })
+            .collect();
+        Value::Object(masked).to_string()
+    };
+    Ok(Replaced {
+        content: out.into_bytes(),
+        recorded_parameters: parameters.map(mask).unwrap_or_else(|| "{}".into()),
+        recorded_defaults: mask(&defaults),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_placeholders_and_ignores_junk() {
+        let p = placeholders("a {{x}} {{ tat-hidden:pw }} {{bad key}} {{}} {{y");
+        let keys: Vec<_> = p.iter().map(|p| (p.key.as_str(), p.hidden)).collect();
+        assert_eq!(keys, vec![("x", false), ("pw", true)]);
+    }
+
+    #[test]
+    fn replaces_with_defaults_overridden_and_masks_hidden() {
+        let mut params = BTreeMap::new();
+        params.insert("pw".to_string(), "s3cret".to_string());
+        let r = replace(
+            b"echo {{word}} {{tat-hidden:pw}}",
+            r#"{"word":"hi","pw":"dflt"}"#,
+            Some(&params),
+        )
+        .unwrap();
+        assert_eq!(r.content, b"echo hi s3cret");
+        assert_eq!(r.recorded_parameters, r#"{"pw":"******"}"#);
+        assert!(!r.recorded_defaults.contains("dflt"));
+        let e = replace(b"echo {{missing}}", "{}", None).unwrap_err();
+        assert_eq!(e.code, "InvalidParameterValue.LackOfParameterInfo");
+    }
+
+    #[test]
+    fn validates_parameter_maps() {
+        let code = |t: &str| parse_map("P", t).unwrap_err().code;
+        assert_eq!(code("[1]"), "InvalidParameterValue.ParameterInvalidJsonFormat");
+        assert_eq!(code(r#"{"a":1}"#), "InvalidParameterValue.ParameterValueNotString");
+        assert_eq!(code(r#"{"a b":"1"}"#), "InvalidParameterValue.ParameterKeyContainsInvalidChar");
+        let many: Map<String, Value> = (0..21).map(|i| (format!("k{i}"), json!("v"))).collect();
+        assert_eq!(code(&Value::Object(many).to_string()), "InvalidParameterValue.ParameterNumberExceeded");
+        assert_eq!(
+            read_defaults(false, Some("{}".into()), None).unwrap_err().code,
+            "InvalidParameterValue.SupportParametersOnlyIfEnableParameter"
+        );
+        assert_eq!(decode_content("!!").unwrap_err().code, "InvalidParameterValue.InvalidContent");
+        assert_eq!(decode_content(&"A".repeat(65540)).unwrap_err().code, "InvalidParameterValue.TooLong");
+    }
+}

@@ -1,0 +1,231 @@
+//! Strict reading of a request's JSON parameters: every field is taken by
+//! name and type, and whatever is left over is an `UnknownParameter`.
+
+use serde_json::{Map, Value};
+
+use super::error::ApiError;
+use crate::store::query::{Page, TagFilter};
+
+pub struct Params {
+    map: Map<String, Value>,
+}
+
+pub type R<T> = Result<T, ApiError>;
+
+impl Params {
+    pub fn parse(body: &[u8]) -> R<Params> {
+        if body.iter().all(|b| b.is_ascii_whitespace()) {
+            return Ok(Params { map: Map::new() });
+        }
+        match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(map)) => Ok(Params { map }),
+            Ok(_) => Err(ApiError::new("InvalidParameter", "the request body must be a JSON object")),
+            Err(e) => Err(ApiError::new(
+                "InvalidParameter",
+                format!("the request body is not valid JSON: {e}"),
+            )),
+        }
+    }
+
+    /// Removes a field; JSON null counts as absent, as the SDKs send it.
+    fn take(&mut self, name: &str) -> Option<Value> {
+        self.map.remove(name).filter(|v| !v.is_null())
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.map.get(name).is_some_and(|v| !v.is_null())
+    }
+
+    pub fn opt_str(&mut self, name: &str) -> R<Option<String>> {
+        match self.take(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(ApiError::wrong_type(name, "a string")),
+        }
+    }
+
+    pub fn str(&mut self, name: &str) -> R<String> {
+        self.opt_str(name)?.ok_or_else(|| ApiError::missing(name))
+    }
+
+    pub fn opt_i64(&mut self, name: &str) -> R<Option<i64>> {
+        match self.take(name) {
+            None => Ok(None),
+            Some(Value::Number(n)) => n
+                .as_i64()
+                .map(Some)
+                .ok_or_else(|| ApiError::wrong_type(name, "an integer")),
+            Some(_) => Err(ApiError::wrong_type(name, "an integer")),
+        }
+    }
+
+    pub fn opt_bool(&mut self, name: &str) -> R<Option<bool>> {
+        match self.take(name) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(b)),
+            Some(_) => Err(ApiError::wrong_type(name, "a boolean")),
+        }
+    }
+
+    pub fn opt_str_list(&mut self, name: &str) -> R<Option<Vec<String>>> {
+        match self.take(name) {
+            None => Ok(None),
+            Some(Value::Array(items)) => items
+                .into_iter()
+                .map(|v| match v {
+                    Value::String(s) => Ok(s),
+                    _ => Err(ApiError::wrong_type(name, "an array of strings")),
+                })
+                .collect::<R<Vec<_>>>()
+                .map(Some),
+            Some(_) => Err(ApiError::wrong_type(name, "an array of strings")),
+        }
+    }
+
+    pub fn opt_value(&mut self, name: &str) -> Option<Value> {
+        self.take(name)
+    }
+
+    /// Ends parsing: any field not taken is unknown.
+    pub fn finish(self) -> R<()> {
+        match self.map.keys().next() {
+            Some(k) => Err(ApiError::unknown_param(k)),
+            None => Ok(()),
+        }
+    }
+
+    /// `Limit` (default 20, 1..=100) and `Offset` (default 0, ≥ 0).
+    pub fn page(&mut self) -> R<Page> {
+        let limit = self.opt_i64("Limit")?.unwrap_or(20);
+        let offset = self.opt_i64("Offset")?.unwrap_or(0);
+        if !(1..=100).contains(&limit) {
+            return Err(ApiError::new(
+                "InvalidParameterValue.Range",
+                format!("Limit must be between 1 and 100, got {limit}"),
+            ));
+        }
+        if offset < 0 {
+            return Err(ApiError::new(
+                "InvalidParameterValue.Range",
+                format!("Offset must not be negative, got {offset}"),
+            ));
+        }
+        Ok(Page { offset, limit })
+    }
+
+    /// `Filters: [{Name, Values}]`, at most 10 filters of at most 5 values,
+    /// each name one of `allowed` (or `tag:KEY` when `tags` is true).
+    pub fn filters(&mut self, allowed: &[&str], tags: bool) -> R<Filters> {
+        let Some(v) = self.take("Filters") else {
+            return Ok(Filters::default());
+        };
+        let Value::Array(items) = v else {
+            return Err(ApiError::wrong_type("Filters", "an array of Filter"));
+        };
+        if items.len() > 10 {
+            return Err(ApiError::new("LimitExceeded.FilterValueExceeded", "at most 10 Filters are allowed"));
+        }
+        let mut out = Filters::default();
+        for item in items {
+            let Value::Object(mut f) = item else {
+                return Err(ApiError::wrong_type("Filters", "an array of Filter"));
+            };
+            let name = match f.remove("Name") {
+                Some(Value::String(s)) => s,
+                Some(_) => return Err(ApiError::wrong_type("Filters.Name", "a string")),
+                None => return Err(ApiError::missing("Filters.Name")),
+            };
+            let values = match f.remove("Values") {
+                Some(Value::Array(vs)) => vs
+                    .into_iter()
+                    .map(|v| match v {
+                        Value::String(s) => Ok(s),
+                        _ => Err(ApiError::wrong_type("Filters.Values", "an array of strings")),
+                    })
+                    .collect::<R<Vec<_>>>()?,
+                Some(_) => return Err(ApiError::wrong_type("Filters.Values", "an array of strings")),
+                None => return Err(ApiError::missing("Filters.Values")),
+            };
+            if let Some(k) = f.keys().next() {
+                return Err(ApiError::unknown_param(&format!("Filters.{k}")));
+            }
+            if values.len() > 5 {
+                return Err(ApiError::new(
+                    "LimitExceeded.FilterValueExceeded",
+                    format!("filter `{name}` has more than 5 values"),
+                ));
+            }
+            if values.is_empty() {
+                return Err(ApiError::new("InvalidFilter", format!("filter `{name}` has no values")));
+            }
+            let is_tag = tags && (name == "tag-key" || name == "tag-value" || name.starts_with("tag:"));
+            if !is_tag && !allowed.contains(&name.as_str()) {
+                return Err(ApiError::new("InvalidFilter", format!("unsupported filter `{name}`")));
+            }
+            out.items.push((name, values));
+        }
+        Ok(out)
+    }
+}
+
+#[derive(Default, Debug)]
+pub struct Filters {
+    pub items: Vec<(String, Vec<String>)>,
+}
+
+impl Filters {
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Values of every filter with this name, merged (a repeated filter narrows
+    /// nothing in TAT's model, it adds alternatives).
+    pub fn get(&self, name: &str) -> Vec<String> {
+        self.items
+            .iter()
+            .filter(|(n, _)| n == name)
+            .flat_map(|(_, v)| v.iter().cloned())
+            .collect()
+    }
+
+    pub fn tags(&self) -> TagFilter {
+        let mut t = TagFilter::default();
+        for (name, values) in &self.items {
+            if name == "tag-key" {
+                t.keys.extend(values.iter().cloned());
+            } else if name == "tag-value" {
+                t.values.extend(values.iter().cloned());
+            } else if let Some(k) = name.strip_prefix("tag:") {
+                t.pairs.push((k.to_string(), values.clone()));
+            }
+        }
+        t
+    }
+}
+
+/// Checks an id list: at most `max` entries, each well formed.
+pub fn check_ids(name: &str, ids: &[String], prefix: &str, max: usize, code: &'static str) -> R<()> {
+    if ids.len() > max {
+        return Err(ApiError::new(
+            "InvalidParameterValue.LimitExceeded",
+            format!("`{name}` allows at most {max} entries"),
+        ));
+    }
+    for id in ids {
+        if !crate::ids::is_valid(id, prefix) {
+            return Err(ApiError::new(code, format!("`{id}` is not a valid id for `{name}`")));
+        }
+    }
+    Ok(())
+}
+
+/// Fails on a repeated id.
+pub fn check_unique(name: &str, ids: &[String]) -> R<()> {
+    let mut seen = std::collections::HashSet::new();
+    for id in ids {
+        if !seen.insert(id) {
+            return Err(ApiError::value(format!("`{name}` lists `{id}` twice")));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,192 @@
+//! Records rendered in TAT's JSON shapes (Command, Invocation, InvocationTask,
+//! RegisterCodeInfo, RegisterInstanceInfo ...).
+
+use base64::Engine;
+use serde_json::{json, Value};
+
+use crate::store::commands::Command;
+use crate::store::instances::{Instance, RegisterCode};
+use crate::store::invocations::{Invocation, Task};
+use crate::store::status::invocation_status;
+use crate::timefmt::iso;
+
+/// Output shown inline in a TaskResult; the rest is counted in Dropped.
+pub const OUTPUT_INLINE: usize = 24 * 1024;
+
+fn json_text(s: &str) -> Value {
+    serde_json::from_str(s).unwrap_or(Value::Array(vec![]))
+}
+
+pub fn command(c: &Command) -> Value {
+    json!({
+        "CommandId": c.id,
+        "CommandName": c.name,
+        "Description": c.description,
+        "Content": c.content,
+        "CommandType": c.command_type,
+        "WorkingDirectory": c.working_directory,
+        "Timeout": c.timeout,
+        "CreatedTime": iso(c.created_ms),
+        "UpdatedTime": iso(c.updated_ms),
+        "EnableParameter": c.enable_parameter,
+        "DefaultParameters": if c.enable_parameter { c.default_parameters.clone() } else { String::new() },
+        "DefaultParameterConfs": json_text(&c.default_parameter_confs),
+        "Scenes": [],
+        "FormattedDescription": "",
+        "CreatedBy": c.created_by,
+        "Tags": json_text(&c.tags),
+        "Username": c.username,
+        "OutputCOSBucketUrl": c.cos_bucket_url,
+        "OutputCOSKeyPrefix": c.cos_key_prefix,
+    })
+}
+
+pub fn invocation(i: &Invocation, tasks: &[&Task]) -> Value {
+    let statuses: Vec<_> = tasks.iter().map(|t| t.status).collect();
+    let status = invocation_status(&statuses);
+    let all_final = !tasks.is_empty() && statuses.iter().all(|s| s.is_final());
+    let start = tasks.iter().map(|t| t.start_ms).filter(|m| *m > 0).min().unwrap_or(0);
+    let end = if all_final { tasks.iter().map(|t| t.end_ms).max().unwrap_or(0) } else { 0 };
+    let updated = tasks.iter().map(|t| t.updated_ms).max().unwrap_or(0).max(i.updated_ms);
+    json!({
+        "InvocationId": i.id,
+        "CommandId": i.command_id,
+        "CommandName": i.command_name,
+        "InvocationStatus": status,
+        "InvocationTaskBasicInfoSet": tasks.iter().map(|t| json!({
+            "InvocationTaskId": t.id,
+            "TaskStatus": t.status.as_str(),
+            "InstanceId": t.instance_id,
+        })).collect::<Vec<_>>(),
+        "Description": i.description,
+        "StartTime": iso(start),
+        "EndTime": iso(end),
+        "CreatedTime": iso(i.created_ms),
+        "UpdatedTime": iso(updated),
+        "Parameters": i.parameters,
+        "DefaultParameters": i.default_parameters,
+        "InstanceKind": "",
+        "Username": i.username,
+        "InvocationSource": i.source,
+        "CommandContent": i.content,
+        "CommandType": i.command_type,
+        "Timeout": i.timeout,
+        "WorkingDirectory": i.working_directory,
+        "OutputCOSBucketUrl": i.cos_bucket_url,
+        "OutputCOSKeyPrefix": i.cos_key_prefix,
+    })
+}
+
+/// Cuts `out` to at most `OUTPUT_INLINE` bytes without splitting a UTF-8
+/// sequence when the output is text.
+pub fn inline_output(out: &[u8]) -> &[u8] {
+    if out.len() <= OUTPUT_INLINE {
+        return out;
+    }
+    let mut end = OUTPUT_INLINE;
+    // Step back over continuation bytes (at most 3) to a character start.
+    let mut back = 0;
+    while back < 3 && end > 0 && (out[end] & 0xC0) == 0x80 {
+        end -= 1;
+        back += 1;
+    }
+    if (out[end] & 0xC0) == 0x80 {
+        end = OUTPUT_INLINE;
+    }
+    &out[..end]
+}
+
+/// `head` holds at least the first OUTPUT_INLINE+1 bytes of the output (or all of it).
+pub fn task(t: &Task, inv: Option<&Invocation>, head: Option<&[u8]>) -> Value {
+    let (output, dropped) = match head {
+        Some(h) => {
+            let shown = inline_output(h);
+            (
+                base64::engine::general_purpose::STANDARD.encode(shown),
+                t.output_len - shown.len() as i64,
+            )
+        }
+        None => (String::new(), 0),
+    };
+    let finished = t.status.is_final();
+    json!({
+        "InvocationId": t.invocation_id,
+        "InvocationTaskId": t.id,
+        "CommandId": t.command_id,
+        "TaskStatus": t.status.as_str(),
+        "InstanceId": t.instance_id,
+        "TaskResult": {
+            "ExitCode": t.exit_code.unwrap_or(0),
+            "Output": output,
+            "ExecStartTime": iso(t.exec_start_ms),
+            "ExecEndTime": if finished { iso(t.exec_end_ms) } else { String::new() },
+            "Dropped": dropped.max(0),
+            "OutputUrl": "",
+            "OutputUploadCOSErrorInfo": "",
+        },
+        "StartTime": iso(t.start_ms),
+        "EndTime": iso(t.end_ms),
+        "CreatedTime": iso(t.created_ms),
+        "UpdatedTime": iso(t.updated_ms),
+        "CommandDocument": inv.map(|i| json!({
+            "Content": i.content,
+            "CommandType": i.command_type,
+            "Timeout": i.timeout,
+            "WorkingDirectory": i.working_directory,
+            "Username": i.username,
+            "OutputCOSBucketUrl": i.cos_bucket_url,
+            "OutputCOSKeyPrefix": i.cos_key_prefix,
+        })),
+        "ErrorInfo": t.error_info,
+        "InvocationSource": inv.map(|i| i.source.as_str()).unwrap_or("USER"),
+        "CommandName": inv.map(|i| i.command_name.as_str()).unwrap_or(""),
+    })
+}
+
+pub fn register_code(c: &RegisterCode) -> Value {
+    json!({
+        "RegisterCodeId": c.id,
+        "Description": c.description,
+        "InstanceNamePrefix": c.instance_name_prefix,
+        "RegisterLimit": c.register_limit,
+        "ExpiredTime": if c.expired_ms > 0 { iso(c.expired_ms) } else { String::new() },
+        "IpAddressRange": c.ip_range,
+        "Enabled": c.enabled,
+        "RegisteredCount": c.registered_count,
+        "CreatedTime": iso(c.created_ms),
+        "UpdatedTime": iso(c.updated_ms),
+    })
+}
+
+pub fn instance(i: &Instance, online: bool) -> Value {
+    json!({
+        "RegisterCodeId": i.register_code_id,
+        "InstanceId": i.id,
+        "InstanceName": i.name,
+        "MachineId": i.machine_id,
+        "SystemName": i.system_name,
+        "HostName": i.hostname,
+        "LocalIp": i.local_ip,
+        "PublicKey": i.public_key,
+        "Status": if online { "Online" } else { "Offline" },
+        "CreatedTime": iso(i.created_ms),
+        "UpdatedTime": iso(i.updated_ms),
+        "Tags": json_text(&i.tags),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inline_output_respects_utf8() {
+        let mut v = vec![b'a'; OUTPUT_INLINE - 1];
+        v.extend("é".as_bytes());
+        v.extend(b"tail");
+        let cut = inline_output(&v);
+        assert_eq!(cut.len(), OUTPUT_INLINE - 1);
+        let bin = vec![0x80u8; OUTPUT_INLINE + 10];
+        assert_eq!(inline_output(&bin).len(), OUTPUT_INLINE);
+    }
+}

@@ -1,0 +1,56 @@
+//! The one periodic job of dispatch: end tasks whose deadline passed. It
+//! reads a deadline index, so its cost does not grow with finished history.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use super::Dispatcher;
+use crate::store::invocations;
+use crate::store::status::TaskStatus::*;
+use crate::timefmt::now_ms;
+
+pub async fn run(d: Arc<Dispatcher>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(
+        d.settings.sweep_interval_ms.max(50),
+    ));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if let Err(e) = sweep_once(&d).await {
+            tracing::warn!("sweep failed: {e}");
+        }
+    }
+}
+
+pub async fn sweep_once(d: &Dispatcher) -> crate::store::Result<()> {
+    let now = now_ms();
+    let overdue = d.store.read(move |c| invocations::overdue(c, now)).await?;
+    if overdue.is_empty() {
+        return Ok(());
+    }
+    let wait_s = d.settings.deliver_timeout_ms / 1000;
+    d.store
+        .write(move |c| {
+            for t in &overdue {
+                if t.status.is_undelivered() {
+                    let why = format!(
+                        "instance {} did not take the task within {wait_s} s (agent offline)",
+                        t.instance_id
+                    );
+                    invocations::end_without_agent(c, &t.id, &[Pending, DeliverDelayed, Delivering], DeliverFailed, &why, now)?;
+                } else {
+                    let why = format!(
+                        "no result from the agent of instance {} past the task's timeout",
+                        t.instance_id
+                    );
+                    invocations::end_without_agent(c, &t.id, &[Running, Cancelling], TaskTimeout, &why, now)?;
+                }
+            }
+            Ok(())
+        })
+        .await
+}

@@ -1,0 +1,399 @@
+//! Register codes and the managed instances registered through them.
+
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
+
+use super::query::{Page, TagFilter, Where};
+use super::{not_found, Result, StoreError};
+
+#[derive(Debug, Clone)]
+pub struct RegisterCode {
+    pub id: String,
+    /// SHA-256 hex of the secret part of the code value; the value itself is
+    /// shown once, at creation.
+    pub secret_hash: String,
+    pub description: String,
+    pub instance_name_prefix: String,
+    pub register_limit: i64,
+    /// 0: never expires.
+    pub expired_ms: i64,
+    pub ip_range: String,
+    pub enabled: bool,
+    pub registered_count: i64,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
+const CODE_COLUMNS: &str = "id, secret_hash, description, instance_name_prefix, register_limit,
+    expired_ms, ip_range, enabled, registered_count, created_ms, updated_ms";
+
+fn code_from_row(r: &Row<'_>) -> rusqlite::Result<RegisterCode> {
+    Ok(RegisterCode {
+        id: r.get(0)?,
+        secret_hash: r.get(1)?,
+        description: r.get(2)?,
+        instance_name_prefix: r.get(3)?,
+        register_limit: r.get(4)?,
+        expired_ms: r.get(5)?,
+        ip_range: r.get(6)?,
+        enabled: r.get(7)?,
+        registered_count: r.get(8)?,
+        created_ms: r.get(9)?,
+        updated_ms: r.get(10)?,
+    })
+}
+
+pub fn insert_code(conn: &Connection, c: &RegisterCode) -> Result<()> {
+    conn.execute(
+        &format!("INSERT INTO register_codes({CODE_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)"),
+        params![
+            c.id, c.secret_hash, c.description, c.instance_name_prefix, c.register_limit,
+            c.expired_ms, c.ip_range, c.enabled, c.registered_count, c.created_ms, c.updated_ms
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn code_by_secret_hash(conn: &Connection, hash: &str) -> Result<Option<RegisterCode>> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {CODE_COLUMNS} FROM register_codes WHERE secret_hash = ?1"),
+            params![hash],
+            code_from_row,
+        )
+        .optional()?)
+}
+
+pub fn get_code(conn: &Connection, id: &str) -> Result<RegisterCode> {
+    conn.query_row(
+        &format!("SELECT {CODE_COLUMNS} FROM register_codes WHERE id = ?1"),
+        params![id],
+        code_from_row,
+    )
+    .map_err(not_found(id))
+}
+
+pub fn list_codes(conn: &Connection, ids: &[String], page: Page) -> Result<(i64, Vec<RegisterCode>)> {
+    let mut w = Where::default();
+    w.any_of("id", ids);
+    let total: i64 = conn.query_row(
+        &format!("SELECT COUNT(*) FROM register_codes{}", w.sql()),
+        params_from_iter(w.params.iter()),
+        |r| r.get(0),
+    )?;
+    let mut p = w.params.clone();
+    p.push(page.limit.into());
+    p.push(page.offset.into());
+    let mut st = conn.prepare(&format!(
+        "SELECT {CODE_COLUMNS} FROM register_codes{} ORDER BY created_ms DESC, id LIMIT ? OFFSET ?",
+        w.sql()
+    ))?;
+    let rows = st
+        .query_map(params_from_iter(p.iter()), code_from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok((total, rows))
+}
+
+/// Checks every id exists first: all or nothing.
+pub fn disable_codes(conn: &Connection, ids: &[String], now: i64) -> Result<()> {
+    for id in ids {
+        get_code(conn, id)?;
+    }
+    for id in ids {
+        conn.execute(
+            "UPDATE register_codes SET enabled = 0, updated_ms = ?2 WHERE id = ?1",
+            params![id, now],
+        )?;
+    }
+    Ok(())
+}
+
+pub fn delete_codes(conn: &Connection, ids: &[String]) -> Result<()> {
+    for id in ids {
+        get_code(conn, id)?;
+    }
+    for id in ids {
+        conn.execute("DELETE FROM register_codes WHERE id = ?1", params![id])?;
+    }
+    Ok(())
+}
+
+/// Register codes one account may keep.
+pub const REGISTER_CODE_QUOTA: i64 = 1000;
+
+pub fn count_codes(conn: &Connection) -> Result<i64> {
+    Ok(conn.query_row("SELECT COUNT(*) FROM register_codes", [], |r| r.get(0))?)
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Instance {
+    pub id: String,
+    pub register_code_id: String,
+    pub name: String,
+    /// Raw Ed25519 public key, base64: the instance's identity.
+    pub public_key: String,
+    pub machine_id: String,
+    pub system_name: String,
+    pub hostname: String,
+    pub local_ip: String,
+    pub agent_version: String,
+    /// JSON array text.
+    pub command_types: String,
+    /// JSON array text of {"Key","Value"}.
+    pub tags: String,
+    pub last_seen_ms: i64,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
+const INST_COLUMNS: &str = "id, register_code_id, name, public_key, machine_id, system_name,
+    hostname, local_ip, agent_version, command_types, tags, last_seen_ms, created_ms, updated_ms";
+
+fn inst_from_row(r: &Row<'_>) -> rusqlite::Result<Instance> {
+    Ok(Instance {
+        id: r.get(0)?,
+        register_code_id: r.get(1)?,
+        name: r.get(2)?,
+        public_key: r.get(3)?,
+        machine_id: r.get(4)?,
+        system_name: r.get(5)?,
+        hostname: r.get(6)?,
+        local_ip: r.get(7)?,
+        agent_version: r.get(8)?,
+        command_types: r.get(9)?,
+        tags: r.get(10)?,
+        last_seen_ms: r.get(11)?,
+        created_ms: r.get(12)?,
+        updated_ms: r.get(13)?,
+    })
+}
+
+/// Why a registration was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    Unknown,
+    Disabled,
+    Expired,
+    UsedUp,
+    OutsideIpRange,
+}
+
+/// Registers `inst` under the code whose secret hashes to `secret_hash`,
+/// atomically checking and counting the code's use. `ip_ok` decides the
+/// code's IpAddressRange against the caller's address.
+pub fn register(
+    conn: &Connection,
+    secret_hash: &str,
+    ip_ok: impl Fn(&str) -> bool,
+    inst: &mut Instance,
+    now: i64,
+) -> Result<std::result::Result<(), Refusal>> {
+    let Some(code) = code_by_secret_hash(conn, secret_hash)? else {
+        return Ok(Err(Refusal::Unknown));
+    };
+    let refusal = if !code.enabled {
+        Some(Refusal::Disabled)
+    } else if code.expired_ms > 0 && code.expired_ms <= now {
+        Some(Refusal::Expired)
+    } else if code.registered_count >= code.register_limit {
+        Some(Refusal::UsedUp)
+    } else if !ip_ok(&code.ip_range) {
+        Some(Refusal::OutsideIpRange)
+    } else {
+        None
+    };
+    if let Some(r) = refusal {
+        return Ok(Err(r));
+    }
+    let n = conn.execute(
+        "UPDATE register_codes SET registered_count = registered_count + 1, updated_ms = ?2
+         WHERE id = ?1 AND registered_count < register_limit",
+        params![code.id, now],
+    )?;
+    if n == 0 {
+        return Ok(Err(Refusal::UsedUp));
+    }
+    inst.register_code_id = code.id.clone();
+    if inst.name.is_empty() {
+        let prefix = if code.instance_name_prefix.is_empty() {
+            "instance".to_string()
+        } else {
+            code.instance_name_prefix.clone()
+        };
+        inst.name = format!("{prefix}-{}", code.registered_count + 1);
+    }
+    conn.execute(
+        &format!("INSERT INTO instances({INST_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)"),
+        params![
+            inst.id, inst.register_code_id, inst.name, inst.public_key, inst.machine_id,
+            inst.system_name, inst.hostname, inst.local_ip, inst.agent_version, inst.command_types,
+            inst.tags, inst.last_seen_ms, inst.created_ms, inst.updated_ms
+        ],
+    )
+    .map_err(|e| match e {
+        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
+            StoreError::Conflict("this key is already registered".into())
+        }
+        other => other.into(),
+    })?;
+    Ok(Ok(()))
+}
+
+pub fn get_instance(conn: &Connection, id: &str) -> Result<Instance> {
+    conn.query_row(
+        &format!("SELECT {INST_COLUMNS} FROM instances WHERE id = ?1"),
+        params![id],
+        inst_from_row,
+    )
+    .map_err(not_found(id))
+}
+
+/// Which of `ids` exist.
+pub fn existing_ids(conn: &Connection, ids: &[String]) -> Result<Vec<String>> {
+    let mut w = Where::default();
+    w.any_of("id", ids);
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut st = conn.prepare(&format!("SELECT id FROM instances{}", w.sql()))?;
+    let rows = st
+        .query_map(params_from_iter(w.params.iter()), |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<String>>>()?;
+    Ok(rows)
+}
+
+/// Refreshes what the agent reports about its machine on each hello.
+pub fn update_seen(conn: &Connection, inst: &Instance, now: i64) -> Result<()> {
+    conn.execute(
+        "UPDATE instances SET machine_id=?2, system_name=?3, hostname=?4, local_ip=?5,
+            agent_version=?6, command_types=?7, last_seen_ms=?8 WHERE id=?1",
+        params![
+            inst.id, inst.machine_id, inst.system_name, inst.hostname, inst.local_ip,
+            inst.agent_version, inst.command_types, now
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn touch(conn: &Connection, id: &str, now: i64) -> Result<()> {
+    conn.execute("UPDATE instances SET last_seen_ms = ?2 WHERE id = ?1", params![id, now])?;
+    Ok(())
+}
+
+pub fn rename(conn: &Connection, id: &str, name: &str, now: i64) -> Result<()> {
+    let n = conn.execute(
+        "UPDATE instances SET name = ?2, updated_ms = ?3 WHERE id = ?1",
+        params![id, name, now],
+    )?;
+    if n == 0 {
+        return Err(StoreError::NotFound(id.into()));
+    }
+    Ok(())
+}
+
+pub fn delete_instance(conn: &Connection, id: &str) -> Result<()> {
+    let n = conn.execute("DELETE FROM instances WHERE id = ?1", params![id])?;
+    if n == 0 {
+        return Err(StoreError::NotFound(id.into()));
+    }
+    Ok(())
+}
+
+#[derive(Default, Debug, Clone)]
+pub struct InstanceQuery {
+    pub ids: Vec<String>,
+    pub names: Vec<String>,
+    pub local_ips: Vec<String>,
+    pub register_code_ids: Vec<String>,
+    pub system_names: Vec<String>,
+    pub tags: TagFilter,
+    /// Restrict to these ids (online/offline filters are resolved by the
+    /// caller, which knows who is connected). None: no restriction.
+    pub only: Option<Vec<String>>,
+    pub exclude: Vec<String>,
+}
+
+pub fn list_instances(conn: &Connection, q: &InstanceQuery, page: Page) -> Result<(i64, Vec<Instance>)> {
+    let mut w = Where::default();
+    w.any_of("id", &q.ids)
+        .any_of("name", &q.names)
+        .any_of("local_ip", &q.local_ips)
+        .any_of("register_code_id", &q.register_code_ids)
+        .any_of("system_name", &q.system_names)
+        .tags("instances.tags", &q.tags);
+    if let Some(only) = &q.only {
+        if only.is_empty() {
+            w.clause("0".into(), vec![]);
+        } else {
+            w.any_of("id", only);
+        }
+    }
+    if !q.exclude.is_empty() {
+        w.clause(
+            format!("id NOT IN ({})", super::placeholders(q.exclude.len())),
+            q.exclude.iter().map(|s| s.clone().into()).collect(),
+        );
+    }
+    let total: i64 = conn.query_row(
+        &format!("SELECT COUNT(*) FROM instances{}", w.sql()),
+        params_from_iter(w.params.iter()),
+        |r| r.get(0),
+    )?;
+    let mut p = w.params.clone();
+    p.push(page.limit.into());
+    p.push(page.offset.into());
+    let mut st = conn.prepare(&format!(
+        "SELECT {INST_COLUMNS} FROM instances{} ORDER BY created_ms DESC, id LIMIT ? OFFSET ?",
+        w.sql()
+    ))?;
+    let rows = st
+        .query_map(params_from_iter(p.iter()), inst_from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok((total, rows))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(limit: i64) -> RegisterCode {
+        RegisterCode {
+            id: "rgstr-1".into(),
+            secret_hash: "h".into(),
+            description: String::new(),
+            instance_name_prefix: "lab".into(),
+            register_limit: limit,
+            expired_ms: 0,
+            ip_range: String::new(),
+            enabled: true,
+            registered_count: 0,
+            created_ms: 1,
+            updated_ms: 1,
+        }
+    }
+
+    fn inst(id: &str, key: &str) -> Instance {
+        Instance {
+            id: id.into(),
+            public_key: key.into(),
+            command_types: "[]".into(),
+            tags: "[]".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn register_counts_and_refuses() {
+        let c = crate::store::test_conn();
+        insert_code(&c, &code(1)).unwrap();
+        let mut a = inst("mi-1", "k1");
+        assert_eq!(register(&c, "h", |_| true, &mut a, 5).unwrap(), Ok(()));
+        assert_eq!(a.name, "lab-1");
+        let mut b = inst("mi-2", "k2");
+        assert_eq!(register(&c, "h", |_| true, &mut b, 5).unwrap(), Err(Refusal::UsedUp));
+        assert_eq!(register(&c, "x", |_| true, &mut b, 5).unwrap(), Err(Refusal::Unknown));
+        disable_codes(&c, &["rgstr-1".into()], 6).unwrap();
+        assert_eq!(register(&c, "h", |_| true, &mut b, 5).unwrap(), Err(Refusal::Disabled));
+        assert_eq!(get_code(&c, "rgstr-1").unwrap().registered_count, 1);
+        assert!(existing_ids(&c, &["mi-1".into(), "mi-9".into()]).unwrap() == vec!["mi-1".to_string()]);
+    }
+}

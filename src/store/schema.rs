@@ -1,0 +1,147 @@
+//! Numbered migrations. Each runs once, in order, inside a transaction;
+//! `PRAGMA user_version` records how far a database has come. Never edit a
+//! released migration: add the next one.
+
+use rusqlite::Connection;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: the foundation.
+    r#"
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+
+    CREATE TABLE access_keys (
+        secret_id   TEXT PRIMARY KEY,
+        user_id     TEXT NOT NULL,
+        secret_enc  BLOB NOT NULL,
+        status      TEXT NOT NULL DEFAULT 'Active',
+        created_ms  INTEGER NOT NULL
+    );
+
+    CREATE TABLE commands (
+        id                 TEXT PRIMARY KEY,
+        name               TEXT NOT NULL,
+        description        TEXT NOT NULL,
+        content            TEXT NOT NULL,
+        command_type       TEXT NOT NULL,
+        working_directory  TEXT NOT NULL,
+        timeout            INTEGER NOT NULL,
+        enable_parameter   INTEGER NOT NULL,
+        default_parameters TEXT NOT NULL,
+        default_parameter_confs TEXT NOT NULL,
+        username           TEXT NOT NULL,
+        cos_bucket_url     TEXT NOT NULL,
+        cos_key_prefix     TEXT NOT NULL,
+        tags               TEXT NOT NULL,
+        created_by         TEXT NOT NULL,
+        saved              INTEGER NOT NULL,
+        created_ms         INTEGER NOT NULL,
+        updated_ms         INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX commands_saved_name ON commands(name) WHERE saved = 1;
+
+    CREATE TABLE invocations (
+        id                 TEXT PRIMARY KEY,
+        command_id         TEXT NOT NULL,
+        command_name       TEXT NOT NULL,
+        description        TEXT NOT NULL,
+        content            TEXT NOT NULL,
+        delivery_enc       BLOB NOT NULL,
+        command_type       TEXT NOT NULL,
+        timeout            INTEGER NOT NULL,
+        working_directory  TEXT NOT NULL,
+        username           TEXT NOT NULL,
+        parameters         TEXT NOT NULL,
+        default_parameters TEXT NOT NULL,
+        cos_bucket_url     TEXT NOT NULL,
+        cos_key_prefix     TEXT NOT NULL,
+        source             TEXT NOT NULL,
+        created_by         TEXT NOT NULL,
+        created_ms         INTEGER NOT NULL,
+        updated_ms         INTEGER NOT NULL
+    );
+    CREATE INDEX invocations_created ON invocations(created_ms);
+
+    CREATE TABLE tasks (
+        id                 TEXT PRIMARY KEY,
+        invocation_id      TEXT NOT NULL REFERENCES invocations(id) ON DELETE CASCADE,
+        instance_id        TEXT NOT NULL,
+        command_id         TEXT NOT NULL,
+        status             TEXT NOT NULL,
+        exit_code          INTEGER,
+        error_info         TEXT NOT NULL DEFAULT '',
+        output_len         INTEGER NOT NULL DEFAULT 0,
+        reported_len       INTEGER,
+        deadline_ms        INTEGER NOT NULL,
+        created_ms         INTEGER NOT NULL,
+        updated_ms         INTEGER NOT NULL,
+        start_ms           INTEGER NOT NULL DEFAULT 0,
+        end_ms             INTEGER NOT NULL DEFAULT 0,
+        exec_start_ms      INTEGER NOT NULL DEFAULT 0,
+        exec_end_ms        INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX tasks_invocation ON tasks(invocation_id);
+    CREATE INDEX tasks_instance_status ON tasks(instance_id, status);
+    CREATE INDEX tasks_status_deadline ON tasks(status, deadline_ms);
+
+    CREATE TABLE task_output (
+        task_id  TEXT NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
+        offset   INTEGER NOT NULL,
+        data     BLOB NOT NULL,
+        PRIMARY KEY (task_id, offset)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE register_codes (
+        id                   TEXT PRIMARY KEY,
+        secret_hash          TEXT NOT NULL UNIQUE,
+        description          TEXT NOT NULL,
+        instance_name_prefix TEXT NOT NULL,
+        register_limit       INTEGER NOT NULL,
+        expired_ms           INTEGER NOT NULL,
+        ip_range             TEXT NOT NULL,
+        enabled              INTEGER NOT NULL,
+        registered_count     INTEGER NOT NULL DEFAULT 0,
+        created_ms           INTEGER NOT NULL,
+        updated_ms           INTEGER NOT NULL
+    );
+
+    CREATE TABLE instances (
+        id               TEXT PRIMARY KEY,
+        register_code_id TEXT NOT NULL,
+        name             TEXT NOT NULL,
+        public_key       TEXT NOT NULL UNIQUE,
+        machine_id       TEXT NOT NULL,
+        system_name      TEXT NOT NULL,
+        hostname         TEXT NOT NULL,
+        local_ip         TEXT NOT NULL,
+        agent_version    TEXT NOT NULL,
+        command_types    TEXT NOT NULL,
+        tags             TEXT NOT NULL DEFAULT '[]',
+        last_seen_ms     INTEGER NOT NULL,
+        created_ms       INTEGER NOT NULL,
+        updated_ms       INTEGER NOT NULL
+    );
+    "#,
+];
+
+pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current.max(0) as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn migrations_are_idempotent() {
+        let mut c = rusqlite::Connection::open_in_memory().unwrap();
+        super::migrate(&mut c).unwrap();
+        super::migrate(&mut c).unwrap();
+        let v: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(v as usize, super::MIGRATIONS.len());
+    }
+}
