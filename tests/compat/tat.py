@@ -9,6 +9,7 @@ import datetime
 import hashlib
 import hmac
 import json
+import os
 import re
 import time
 import uuid
@@ -93,6 +94,10 @@ def expect_error(codes, fn, *args, **kwargs):
     assert err.code in codes, "expected error %s, got %s: %s" % (
         sorted(codes), err.code, err.message)
     assert err.requestId, "error response carries no RequestId"
+    log = os.environ.get("COMPAT_CODES_LOG")
+    if log and len(codes) > 1:
+        with open(log, "a") as f:
+            f.write("%s <- %s\n" % (err.code, sorted(codes)))
     return err
 
 

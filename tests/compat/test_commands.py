@@ -267,9 +267,9 @@ def test_invoke_command(client, instance_ids):
     # Parameters override; Timeout/WorkingDirectory/Username overrides are recorded.
     rsp = call(client, "InvokeCommand", CommandId=cid, InstanceIds=instance_ids[:1],
                Parameters=json.dumps({"word": "override"}), WorkingDirectory="/tmp", Timeout=33,
-               Username="nobody")
+               Username="root")
     inv = wait_invocation(client, rsp.InvocationId)
-    assert (inv.WorkingDirectory, inv.Timeout, inv.Username) == ("/tmp", 33, "nobody")
+    assert (inv.WorkingDirectory, inv.Timeout, inv.Username) == ("/tmp", 33, "root")
     ts = wait_tasks(client, rsp.InvocationId)
     assert unb64(ts[0].TaskResult.Output) == b"override\n"
     assert ts[0].CommandDocument.Timeout == 33
