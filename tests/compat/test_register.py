@@ -240,3 +240,27 @@ def test_describe_automation_agent_status(client, instance_ids):
                       InstanceIds=instance_ids, Filters=[{"Name": "agent-status", "Values": ["Online"]}])
     expect_call_error("InvalidParameterValue.InvalidInstanceId", client, "DescribeAutomationAgentStatus",
                       InstanceIds=["junk"])
+
+
+def test_stopped_agent_goes_offline(server, client, workdir):
+    from tat import b64
+    code = call(client, "CreateRegisterCode", InstanceNamePrefix="off")
+    agent = start_agent(server, code.RegisterCodeValue, workdir / "agent-off", workdir / "agent-off.log")
+    try:
+        iid = wait_online(client, code.RegisterCodeId, 1, deadline_s=30, procs=[agent])[0]
+    finally:
+        agent.stop()
+
+    def offline():
+        i = call(client, "DescribeRegisterInstances", InstanceIds=[iid]).RegisterInstanceSet[0]
+        return i if i.Status == "Offline" else None
+    poll(offline, 20, what="instance Offline after agent stopped")
+    st = call(client, "DescribeAutomationAgentStatus", InstanceIds=[iid]).AutomationAgentSet[0]
+    assert st.AgentStatus == "Offline"
+    got = call(client, "DescribeAutomationAgentStatus", Filters=[{"Name": "agent-status", "Values": ["Offline"]}],
+               Limit=100)
+    assert iid in [a.InstanceId for a in got.AutomationAgentSet]
+    invs = call(client, "DescribeInvocations").TotalCount
+    expect_call_error("ResourceUnavailable.AgentStatusNotOnline", client, "RunCommand",
+                      Content=b64("true"), InstanceIds=[iid])
+    assert call(client, "DescribeInvocations").TotalCount == invs
