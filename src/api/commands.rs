@@ -66,6 +66,16 @@ pub fn check_username(u: &str) -> R<()> {
     Ok(())
 }
 
+/// TAT's default working directory is /root; for a command that runs as
+/// another user, "" lets the agent use that user's home, which they can enter.
+pub fn default_workdir(username: &str) -> &'static str {
+    if username.is_empty() || username == "root" {
+        "/root"
+    } else {
+        ""
+    }
+}
+
 pub fn check_workdir(d: &str, command_type: &str) -> R<()> {
     let unix = command_type == "SHELL" || command_type == "PYTHON";
     let bad = d.len() > 512 || d.contains('\0') || (unix && !d.is_empty() && !d.starts_with('/'));
@@ -140,7 +150,11 @@ pub fn read_new_command(q: &mut Params, name_required: bool) -> R<Command> {
     check_len("Description", &description, 120)?;
     let command_type = q.opt_str("CommandType")?.unwrap_or_else(|| "SHELL".into());
     check_type(&command_type)?;
-    let working_directory = q.opt_str("WorkingDirectory")?.unwrap_or_default();
+    let username = q.opt_str("Username")?.unwrap_or_default();
+    check_username(&username)?;
+    let working_directory = q
+        .opt_str("WorkingDirectory")?
+        .unwrap_or_else(|| default_workdir(&username).to_string());
     check_workdir(&working_directory, &command_type)?;
     let timeout = q.opt_i64("Timeout")?.unwrap_or(60);
     check_timeout(timeout)?;
@@ -149,8 +163,6 @@ pub fn read_new_command(q: &mut Params, name_required: bool) -> R<Command> {
     let confs = q.opt_value("DefaultParameterConfs");
     let defaults = params::read_defaults(enable, dp, confs)?;
     let tags = read_tags(q)?;
-    let username = q.opt_str("Username")?.unwrap_or_default();
-    check_username(&username)?;
     let cos_bucket_url = q.opt_str("OutputCOSBucketUrl")?.unwrap_or_default();
     let cos_key_prefix = q.opt_str("OutputCOSKeyPrefix")?.unwrap_or_default();
     check_cos(&cos_bucket_url, &cos_key_prefix)?;

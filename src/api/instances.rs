@@ -80,11 +80,9 @@ pub async fn create_code(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
         description,
         instance_name_prefix: prefix,
         register_limit: limit,
-        expired_ms: if hours > FOREVER_HOURS {
-            0
-        } else {
-            now + hours * 3_600_000
-        },
+        // Past FOREVER_HOURS TAT calls a code long-term; the date still
+        // shown (over eleven years ahead) keeps clients that parse it happy.
+        expired_ms: now + hours.min(FOREVER_HOURS + 1) * 3_600_000,
         ip_range,
         enabled: true,
         registered_count: 0,
@@ -226,24 +224,17 @@ pub async fn describe_instances(api: &Api, _p: &Principal, mut q: Params) -> R<V
 
 pub async fn modify_instance(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     let id = instance_id(&mut q)?;
-    let name = q.opt_str("InstanceName")?;
+    let name = q.str("InstanceName")?;
     q.finish()?;
-    if let Some(name) = name {
-        let n = name.chars().count();
-        if !(1..=60).contains(&n) {
-            return Err(ApiError::new(
-                "InvalidParameterValue.TooLong",
-                "InstanceName must be 1 to 60 characters",
-            ));
-        }
-        api.store
-            .write(move |c| instances::rename(c, &id, &name, now_ms()))
-            .await?;
-    } else {
-        api.store
-            .read(move |c| instances::get_instance(c, &id))
-            .await?;
+    if !(1..=60).contains(&name.chars().count()) {
+        return Err(ApiError::new(
+            "InvalidParameterValue.TooLong",
+            "InstanceName must be 1 to 60 characters",
+        ));
     }
+    api.store
+        .write(move |c| instances::rename(c, &id, &name, now_ms()))
+        .await?;
     Ok(json!({}))
 }
 

@@ -76,11 +76,18 @@ async fn start(
     } else {
         (content, "{}".to_string(), "{}".to_string())
     };
+    let user_overridden = o.username.is_some();
     let username = o.username.unwrap_or_else(|| cmd.username.clone());
     check_username(&username)?;
-    let working_directory = o
-        .working_directory
-        .unwrap_or_else(|| cmd.working_directory.clone());
+    // The command's default /root suits root only: a call that switches to
+    // another user without naming a directory starts in that user's home.
+    let working_directory = match o.working_directory {
+        Some(d) => d,
+        None if user_overridden && cmd.working_directory == "/root" => {
+            cmds::default_workdir(&username).to_string()
+        }
+        None => cmd.working_directory.clone(),
+    };
     check_workdir(&working_directory, &cmd.command_type)?;
     let timeout = o.timeout.unwrap_or(cmd.timeout);
     check_timeout(timeout)?;

@@ -260,7 +260,11 @@ def test_stopped_agent_goes_offline(server, client, workdir):
     got = call(client, "DescribeAutomationAgentStatus", Filters=[{"Name": "agent-status", "Values": ["Offline"]}],
                Limit=100)
     assert iid in [a.InstanceId for a in got.AutomationAgentSet]
-    invs = call(client, "DescribeInvocations").TotalCount
-    expect_call_error("ResourceUnavailable.AgentStatusNotOnline", client, "RunCommand",
-                      Content=b64("true"), InstanceIds=[iid])
-    assert call(client, "DescribeInvocations").TotalCount == invs
+    # drover queues work for an offline instance instead of refusing it: the
+    # task waits as DELIVER_DELAYED until the agent returns or the deliver
+    # timeout ends it as DELIVER_FAILED.
+    r = call(client, "RunCommand", Content=b64("true"), InstanceIds=[iid])
+    t = call(client, "DescribeInvocationTasks",
+             Filters=[{"Name": "invocation-id", "Values": [r.InvocationId]}]).InvocationTaskSet[0]
+    assert t.TaskStatus == "DELIVER_DELAYED"
+    assert call(client, "DescribeInvocations", InvocationIds=[r.InvocationId]).InvocationSet[0].InvocationStatus == "PENDING"
