@@ -3,6 +3,7 @@
 //! a `Principal`, and handed to one action handler; the handler's result or
 //! `ApiError` is wrapped in TAT's response envelope here and nowhere else.
 
+mod audit;
 mod auth;
 mod commands;
 pub mod error;
@@ -77,7 +78,8 @@ fn envelope(request_id: &str, result: Result<Value, ApiError>) -> Value {
 }
 
 impl Api {
-    /// Serves `POST /`: every API action.
+    /// Serves `POST /`: every API action. Every call, whatever its outcome,
+    /// leaves one audit event.
     pub async fn serve(self: Arc<Self>, req: Request<Incoming>, peer: SocketAddr) -> Reply {
         let request_id = crate::ids::request_id();
         let action = req
@@ -86,7 +88,8 @@ impl Api {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
-        let fut = std::panic::AssertUnwindSafe(self.serve_inner(req, peer, action.clone()));
+        let mut trail = audit::Trail::default();
+        let fut = std::panic::AssertUnwindSafe(self.serve_inner(req, &action, &mut trail));
         let result = match fut.catch_unwind().await {
             Ok(r) => r,
             Err(_) => {
@@ -97,16 +100,22 @@ impl Api {
         if let Err(e) = &result {
             tracing::debug!(%action, %request_id, code = e.code, "request failed");
         }
+        let outcome = match &result {
+            Ok(_) => "Success".to_string(),
+            Err(e) => e.code.to_string(),
+        };
+        audit::record(&self, trail.into_event(&request_id, peer, &action, outcome)).await;
         json_reply(StatusCode::OK, &envelope(&request_id, result))
     }
 
     async fn serve_inner(
         &self,
         req: Request<Incoming>,
-        _peer: SocketAddr,
-        action: String,
+        action: &str,
+        trail: &mut audit::Trail,
     ) -> Result<Value, ApiError> {
         let (parts, body) = req.into_parts();
+        trail.note_credential(&parts);
         let body = match Limited::new(body, MAX_BODY).collect().await {
             Ok(b) => b.to_bytes(),
             Err(_) => {
@@ -117,6 +126,7 @@ impl Api {
             }
         };
         let principal = auth::authenticate(self, &parts, &body).await?;
+        trail.principal = principal.user_id.clone();
         if action.is_empty() {
             return Err(ApiError::missing("X-TC-Action"));
         }
@@ -132,7 +142,11 @@ impl Api {
             ));
         }
         let params = Params::parse(&body)?;
-        self.dispatch_action(&principal, &action, params).await
+        trail.resources = params.named_ids();
+        // Until the policy engine decides, every authenticated call is the
+        // account's own and allowed.
+        trail.decision = "allow".into();
+        self.dispatch_action(&principal, action, params).await
     }
 
     async fn dispatch_action(
@@ -164,6 +178,7 @@ impl Api {
             "DescribeAutomationAgentStatus" => instances::agent_status(self, p, q).await,
             "DescribeRegions" => misc::regions(self, p, q).await,
             "DescribeQuotas" => misc::quotas(self, p, q).await,
+            "DescribeAuditEvents" => audit::describe(self, p, q).await,
             other => Err(ApiError::new(
                 "InvalidAction",
                 format!("the action {other:?} does not exist in TAT {TAT_VERSION}"),

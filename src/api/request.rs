@@ -85,6 +85,35 @@ impl Params {
         self.take(name)
     }
 
+    /// Resource ids the request names (fields ending in Id/Ids, and
+    /// `*-id` filters), for the audit log.
+    pub fn named_ids(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut push = |v: &Value| match v {
+            Value::String(s) => out.push(s.clone()),
+            Value::Array(a) => out.extend(a.iter().filter_map(|x| x.as_str().map(String::from))),
+            _ => {}
+        };
+        for (k, v) in &self.map {
+            if (k.ends_with("Id") || k.ends_with("Ids")) && !k.contains("Secret") {
+                push(v);
+            }
+        }
+        if let Some(Value::Array(filters)) = self.map.get("Filters") {
+            for f in filters {
+                let named = f
+                    .get("Name")
+                    .and_then(Value::as_str)
+                    .is_some_and(|n| n.ends_with("-id"));
+                if let (true, Some(vals)) = (named, f.get("Values")) {
+                    push(vals);
+                }
+            }
+        }
+        out.truncate(100);
+        out
+    }
+
     /// Ends parsing: any field not taken is unknown.
     pub fn finish(self) -> R<()> {
         match self.map.keys().next() {

@@ -23,6 +23,14 @@ pub enum AdminCommand {
         #[arg(long, default_value_os_t = super::default_server_dir())]
         data_dir: PathBuf,
     },
+    /// Print the audit log as JSON lines, oldest first.
+    ExportAudit {
+        #[arg(long, default_value_os_t = super::default_server_dir())]
+        data_dir: PathBuf,
+        /// Only events at or after this time (YYYY-MM-DDThh:mm:ssZ).
+        #[arg(long)]
+        since: Option<String>,
+    },
 }
 
 fn random_token(n: usize) -> String {
@@ -53,6 +61,40 @@ pub fn create_root_key(data_dir: &Path) -> anyhow::Result<(String, String)> {
     Ok((secret_id, secret_key))
 }
 
+fn export_audit(data_dir: &Path, since: Option<&str>) -> anyhow::Result<()> {
+    use std::io::Write;
+    let since_ms = match since {
+        Some(s) => Some(
+            crate::timefmt::parse_iso(s).context("--since must look like 2024-01-02T03:04:05Z")?,
+        ),
+        None => None,
+    };
+    let db = data_dir.join("drover.db");
+    anyhow::ensure!(db.exists(), "no database at {}", db.display());
+    let conn = crate::store::open_sync(&db)?;
+    let q = crate::store::audit::AuditQuery {
+        since_ms,
+        ..Default::default()
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut failed = None;
+    crate::store::audit::for_each(&conn, &q, |e| {
+        if failed.is_none() {
+            if let Err(err) = serde_json::to_writer(&mut out, &e)
+                .map_err(std::io::Error::from)
+                .and_then(|()| out.write_all(b"\n"))
+            {
+                failed = Some(err);
+            }
+        }
+    })?;
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    out.flush()?;
+    Ok(())
+}
+
 pub fn main(args: AdminArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         AdminCommand::CreateKey { data_dir } => {
@@ -62,6 +104,7 @@ pub fn main(args: AdminArgs) -> anyhow::Result<ExitCode> {
                 serde_json::json!({ "SecretId": id, "SecretKey": key })
             );
         }
+        AdminCommand::ExportAudit { data_dir, since } => export_audit(&data_dir, since.as_deref())?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -9,6 +9,7 @@
 
 mod schema;
 
+pub mod audit;
 pub mod commands;
 pub mod instances;
 pub mod invocations;

@@ -121,6 +121,25 @@ const MIGRATIONS: &[&str] = &[
         updated_ms       INTEGER NOT NULL
     );
     "#,
+    // 2: the audit log.
+    r#"
+    CREATE TABLE audit_events (
+        id                 INTEGER PRIMARY KEY,
+        time_ms            INTEGER NOT NULL,
+        request_id         TEXT NOT NULL,
+        principal          TEXT NOT NULL,
+        secret_id          TEXT NOT NULL,
+        source_ip          TEXT NOT NULL,
+        service            TEXT NOT NULL,
+        action             TEXT NOT NULL,
+        resources          TEXT NOT NULL,
+        decision           TEXT NOT NULL,
+        deciding_statement TEXT NOT NULL,
+        outcome            TEXT NOT NULL
+    );
+    CREATE INDEX audit_time ON audit_events(time_ms);
+    CREATE INDEX audit_principal ON audit_events(principal, id);
+    "#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -1,0 +1,107 @@
+//! The audit trail of API calls: what each request was, who made it, what
+//! was decided and how it ended; and DescribeAuditEvents, the drover
+//! extension that reads it back.
+
+use std::net::SocketAddr;
+
+use hyper::http::request::Parts;
+use serde_json::{json, Value};
+
+use super::request::{Params, R};
+use super::{error::ApiError, Api, Principal};
+use crate::store::audit::{self, AuditEvent, AuditQuery};
+
+/// What a request revealed about itself on the way through `serve`.
+#[derive(Default)]
+pub struct Trail {
+    pub principal: String,
+    pub secret_id: String,
+    pub service: String,
+    pub resources: Vec<String>,
+    pub decision: String,
+    pub deciding_statement: String,
+}
+
+impl Trail {
+    /// Takes the claimed SecretId and service from the Authorization header,
+    /// before (and whether or not) the signature verifies.
+    pub fn note_credential(&mut self, parts: &Parts) {
+        let auth = parts
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(crate::sign::parse_authorization);
+        if let Some(a) = auth {
+            // Bounded: the header is the caller's to fill.
+            self.secret_id = a.secret_id.chars().take(128).collect();
+            self.service = a.service.chars().take(32).collect();
+        }
+    }
+
+    pub fn into_event(
+        self,
+        request_id: &str,
+        peer: SocketAddr,
+        action: &str,
+        outcome: String,
+    ) -> AuditEvent {
+        AuditEvent {
+            time_ms: crate::timefmt::now_ms(),
+            time: String::new(),
+            request_id: request_id.to_string(),
+            principal: self.principal,
+            secret_id: self.secret_id,
+            source_ip: peer.ip().to_string(),
+            service: self.service,
+            action: action.chars().take(128).collect(),
+            resources: self.resources,
+            decision: self.decision,
+            deciding_statement: self.deciding_statement,
+            outcome,
+        }
+    }
+}
+
+/// Appends one event. A failure to audit is logged loudly but does not turn
+/// a finished call into an error.
+pub async fn record(api: &Api, event: AuditEvent) {
+    if let Err(e) = api.store.write(move |c| audit::append(c, &event)).await {
+        tracing::error!("audit log write failed: {e}");
+    }
+}
+
+pub async fn describe(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+    let filters = q.filters(
+        &["action", "principal", "outcome", "decision", "request-id"],
+        false,
+    )?;
+    let start = q.opt_str("StartTime")?;
+    let end = q.opt_str("EndTime")?;
+    let page = q.page()?;
+    q.finish()?;
+    let parse = |name: &str, v: Option<String>| -> R<Option<i64>> {
+        v.map(|s| {
+            crate::timefmt::parse_iso(&s).ok_or_else(|| {
+                ApiError::new(
+                    "InvalidParameterValue.InvalidTimeFormat",
+                    format!("{name} must look like 2024-01-02T03:04:05Z"),
+                )
+            })
+        })
+        .transpose()
+    };
+    let query = AuditQuery {
+        actions: filters.get("action"),
+        principals: filters.get("principal"),
+        outcomes: filters.get("outcome"),
+        decisions: filters.get("decision"),
+        request_ids: filters.get("request-id"),
+        since_ms: parse("StartTime", start)?,
+        until_ms: parse("EndTime", end)?,
+    };
+    let (total, rows) = api
+        .store
+        .read(move |c| audit::list(c, &query, page))
+        .await?;
+    Ok(json!({ "TotalCount": total, "AuditEventSet": rows }))
+}
