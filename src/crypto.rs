@@ -107,7 +107,10 @@ mod tests {
         let b = SecretBox::from_key(&[7u8; 32]).unwrap_or_else(|| unreachable!());
         let sealed = b.seal("key:AKID1", b"hunter2");
         assert!(!sealed.windows(7).any(|w| w == b"hunter2"));
-        assert_eq!(b.open_sealed("key:AKID1", &sealed).ok(), Some(b"hunter2".to_vec()));
+        assert_eq!(
+            b.open_sealed("key:AKID1", &sealed).ok(),
+            Some(b"hunter2".to_vec())
+        );
         assert!(b.open_sealed("key:AKID2", &sealed).is_err());
         let mut tampered = sealed.clone();
         let last = tampered.len() - 1;

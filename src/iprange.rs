@@ -26,7 +26,11 @@ pub fn contains(range: &str, ip: IpAddr) -> bool {
             None => return false,
         },
     };
-    let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+    let mask = if bits == 0 {
+        0
+    } else {
+        u32::MAX << (32 - bits)
+    };
     (u32::from(net) & mask) == (u32::from(ip) & mask)
 }
 

@@ -222,7 +222,13 @@ mod tests {
 
     #[test]
     fn auth_messages_bind_nonce_and_claim() {
-        assert_ne!(auth_message("n1", "hello:mi-1"), auth_message("n2", "hello:mi-1"));
-        assert_ne!(auth_message("n1", "hello:mi-1"), auth_message("n1", "hello:mi-2"));
+        assert_ne!(
+            auth_message("n1", "hello:mi-1"),
+            auth_message("n2", "hello:mi-1")
+        );
+        assert_ne!(
+            auth_message("n1", "hello:mi-1"),
+            auth_message("n1", "hello:mi-2")
+        );
     }
 }

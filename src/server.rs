@@ -81,7 +81,7 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
     let acceptor = TlsAcceptor::from(Arc::new(identity.server_config()?));
     let secrets = Arc::new(SecretBox::open(&cfg.data_dir)?);
     let store = Store::open(&cfg.data_dir)?;
-    let account_uin = store.write(|c| keys::account_uin(c)).await?;
+    let account_uin = store.write(keys::account_uin).await?;
     let dispatch = Dispatcher::new(store.clone(), secrets.clone(), cfg.settings.clone());
     let api = Arc::new(Api {
         store,
@@ -100,7 +100,12 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
     let _ = std::fs::write(cfg.data_dir.join("server.addr"), addr.to_string());
     let shutdown = CancellationToken::new();
     dispatch.spawn_sweeper(shutdown.clone());
-    let task = tokio::spawn(accept_loop(listener, acceptor, api.clone(), shutdown.clone()));
+    let task = tokio::spawn(accept_loop(
+        listener,
+        acceptor,
+        api.clone(),
+        shutdown.clone(),
+    ));
     tracing::info!(%addr, fingerprint = %fingerprint, "drover server listening (https)");
     Ok(Running {
         addr,
@@ -112,7 +117,12 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
     })
 }
 
-async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, api: Arc<Api>, shutdown: CancellationToken) {
+async fn accept_loop(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    api: Arc<Api>,
+    shutdown: CancellationToken,
+) {
     loop {
         let (tcp, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -128,10 +138,11 @@ async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, api: Arc<Api>
         let _ = tcp.set_nodelay(true);
         let (acceptor, api, shutdown) = (acceptor.clone(), api.clone(), shutdown.clone());
         tokio::spawn(async move {
-            let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                _ => return,
-            };
+            let tls =
+                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                    Ok(Ok(s)) => s,
+                    _ => return,
+                };
             let svc_shutdown = shutdown.clone();
             let svc = service_fn(move |req| {
                 let (api, shutdown) = (api.clone(), svc_shutdown.clone());
@@ -153,12 +164,19 @@ async fn accept_loop(listener: TcpListener, acceptor: TlsAcceptor, api: Arc<Api>
 }
 
 fn plain(status: StatusCode, text: &'static str) -> Reply {
-    let mut r = Reply::new(http_body_util::Full::new(bytes::Bytes::from_static(text.as_bytes())));
+    let mut r = Reply::new(http_body_util::Full::new(bytes::Bytes::from_static(
+        text.as_bytes(),
+    )));
     *r.status_mut() = status;
     r
 }
 
-async fn route(api: Arc<Api>, req: Request<Incoming>, peer: SocketAddr, shutdown: CancellationToken) -> Reply {
+async fn route(
+    api: Arc<Api>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    shutdown: CancellationToken,
+) -> Reply {
     let path = req.uri().path().to_string();
     match (req.method(), path.as_str()) {
         (&Method::POST, "/") => api.serve(req, peer).await,
@@ -172,7 +190,12 @@ async fn route(api: Arc<Api>, req: Request<Incoming>, peer: SocketAddr, shutdown
     }
 }
 
-fn upgrade_agent(api: Arc<Api>, mut req: Request<Incoming>, peer: SocketAddr, shutdown: CancellationToken) -> Reply {
+fn upgrade_agent(
+    api: Arc<Api>,
+    mut req: Request<Incoming>,
+    peer: SocketAddr,
+    shutdown: CancellationToken,
+) -> Reply {
     let key = req
         .headers()
         .get("sec-websocket-key")
@@ -189,7 +212,9 @@ fn upgrade_agent(api: Arc<Api>, mut req: Request<Incoming>, peer: SocketAddr, sh
     tokio::spawn(async move {
         match hyper::upgrade::on(&mut req).await {
             Ok(upgraded) => {
-                let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+                let ws =
+                    WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None)
+                        .await;
                 dispatch::serve_agent(dispatch, ws, peer, shutdown).await;
             }
             Err(e) => tracing::debug!("agent upgrade failed: {e}"),
@@ -197,8 +222,14 @@ fn upgrade_agent(api: Arc<Api>, mut req: Request<Incoming>, peer: SocketAddr, sh
     });
     let mut r = plain(StatusCode::SWITCHING_PROTOCOLS, "");
     let h = r.headers_mut();
-    h.insert(hyper::header::CONNECTION, hyper::header::HeaderValue::from_static("Upgrade"));
-    h.insert(hyper::header::UPGRADE, hyper::header::HeaderValue::from_static("websocket"));
+    h.insert(
+        hyper::header::CONNECTION,
+        hyper::header::HeaderValue::from_static("Upgrade"),
+    );
+    h.insert(
+        hyper::header::UPGRADE,
+        hyper::header::HeaderValue::from_static("websocket"),
+    );
     if let Ok(v) = hyper::header::HeaderValue::from_str(&accept) {
         h.insert("sec-websocket-accept", v);
     }

@@ -102,7 +102,8 @@ fn generate(dir: &Path, cert_path: &Path, key_path: &Path) -> Result<(), TlsErro
     let cert = params
         .self_signed(&key)
         .map_err(|e| TlsError::Generate(e.to_string()))?;
-    crate::fsutil::write_private(key_path, key.serialize_pem().as_bytes()).map_err(io_err(key_path))?;
+    crate::fsutil::write_private(key_path, key.serialize_pem().as_bytes())
+        .map_err(io_err(key_path))?;
     std::fs::write(cert_path, cert.pem()).map_err(io_err(cert_path))?;
     Ok(())
 }

@@ -26,20 +26,37 @@ pub fn serve(path: &str) -> Response<Full<Bytes>> {
     let rel = path.trim_start_matches('/');
     let rel = if rel.is_empty() { "index.html" } else { rel };
     let (status, body, ctype) = match Assets::get(rel) {
-        Some(f) => (StatusCode::OK, Bytes::from(f.data.into_owned()), content_type(rel)),
-        None => (StatusCode::NOT_FOUND, Bytes::from_static(b"not found\n"), "text/plain; charset=utf-8"),
+        Some(f) => (
+            StatusCode::OK,
+            Bytes::from(f.data.into_owned()),
+            content_type(rel),
+        ),
+        None => (
+            StatusCode::NOT_FOUND,
+            Bytes::from_static(b"not found\n"),
+            "text/plain; charset=utf-8",
+        ),
     };
     let mut r = Response::new(Full::new(body));
     *r.status_mut() = status;
     let h = r.headers_mut();
-    h.insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static(ctype));
+    h.insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(ctype),
+    );
     h.insert(
         "content-security-policy",
         hyper::header::HeaderValue::from_static(
             "default-src 'self'; script-src 'self'; style-src 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
     );
-    h.insert("x-content-type-options", hyper::header::HeaderValue::from_static("nosniff"));
-    h.insert("referrer-policy", hyper::header::HeaderValue::from_static("no-referrer"));
+    h.insert(
+        "x-content-type-options",
+        hyper::header::HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        "referrer-policy",
+        hyper::header::HeaderValue::from_static("no-referrer"),
+    );
     r
 }

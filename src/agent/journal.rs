@@ -157,7 +157,17 @@ impl Journal {
             "{} {} {} {}",
             mark.pgid, mark.start_ticks, mark.started_at, mark.boot_id
         );
-        fsutil::write_private(&path, text.as_bytes()).map_err(io_at(&path))
+        // No fsync or rename: the mark only matters while this boot lasts
+        // (it carries the boot id), and the page cache outlives an agent
+        // crash. A torn write parses as no mark, which is also safe.
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io_at(&path))?;
+        f.write_all(text.as_bytes()).map_err(io_at(&path))
     }
 
     /// Stores the task's `TaskFinished` message; the process mark goes.

@@ -126,7 +126,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), AgentEr
 
     let journal = Journal::open(&dir.join("journal"))?;
     journal.sweep_incomplete();
-    let work_root = dir.join("work");
+    let work_root = work_root_for(&dir);
     clear_dir(&work_root);
     launch::prepare_work_root(&work_root).map_err(|source| AgentError::DataDir {
         path: work_root.clone(),
@@ -160,16 +160,23 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), AgentEr
 }
 
 fn prepare_data_dir(dir: &std::path::Path) -> Result<(), AgentError> {
-    use std::os::unix::fs::PermissionsExt;
-    let err = |source| AgentError::DataDir {
+    crate::fsutil::create_private_dir(dir).map_err(|source| AgentError::DataDir {
         path: dir.to_path_buf(),
         source,
-    };
-    crate::fsutil::create_private_dir(dir).map_err(err)?;
-    // 0711: a task running as another user must reach its own script
-    // directory under DIR/work; it still cannot list DIR, and every secret
-    // in it is a 0600 file.
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711)).map_err(err)
+    })
+}
+
+/// Where per-task script directories live. A root agent runs tasks as other
+/// users, who must be able to reach their own script wherever the data dir
+/// is (its ancestors may be closed to them), so it uses a directory under
+/// /run, which only root can create entries in; the data dir stays 0700.
+/// A non-root agent runs everything as itself and keeps scripts at home.
+fn work_root_for(dir: &std::path::Path) -> PathBuf {
+    if sys::euid() != 0 || !std::path::Path::new("/run").is_dir() {
+        return dir.join("work");
+    }
+    let tag = crate::sign::sha256_hex(dir.to_string_lossy().as_bytes());
+    PathBuf::from("/run/drover-agent").join(&tag[..16])
 }
 
 /// Script directories left by a crash hold nothing anyone needs.

@@ -32,7 +32,10 @@ fn sig_failure() -> ApiError {
 
 pub async fn authenticate(api: &Api, parts: &Parts, body: &[u8]) -> Result<Principal, ApiError> {
     let Some(auth) = header(parts, "authorization") else {
-        return Err(ApiError::new("AuthFailure.InvalidAuthorization", "the Authorization header is missing"));
+        return Err(ApiError::new(
+            "AuthFailure.InvalidAuthorization",
+            "the Authorization header is missing",
+        ));
     };
     let Some(auth) = sign::parse_authorization(auth) else {
         return Err(ApiError::new(
@@ -53,7 +56,10 @@ pub async fn authenticate(api: &Api, parts: &Parts, body: &[u8]) -> Result<Princ
     if auth.service != "tat" {
         return Err(ApiError::new(
             "AuthFailure.SignatureFailure",
-            format!("the credential scope names service {:?}; this endpoint serves tat", auth.service),
+            format!(
+                "the credential scope names service {:?}; this endpoint serves tat",
+                auth.service
+            ),
         ));
     }
     if auth.date != sign::scope_date(timestamp) {

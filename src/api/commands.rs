@@ -66,6 +66,16 @@ pub fn check_username(u: &str) -> R<()> {
     Ok(())
 }
 
+/// TAT's default working directory is /root; for a command that runs as
+/// another user, "" lets the agent use that user's home, which they can enter.
+pub fn default_workdir(username: &str) -> &'static str {
+    if username.is_empty() || username == "root" {
+        "/root"
+    } else {
+        ""
+    }
+}
+
 pub fn check_workdir(d: &str, command_type: &str) -> R<()> {
     let unix = command_type == "SHELL" || command_type == "PYTHON";
     let bad = d.len() > 512 || d.contains('\0') || (unix && !d.is_empty() && !d.starts_with('/'));
@@ -113,7 +123,10 @@ pub fn read_tags(q: &mut Params) -> R<String> {
     let tags: Vec<Tag> = serde_json::from_value(v)
         .map_err(|e| ApiError::new("InvalidParameter", format!("Tags is malformed: {e}")))?;
     if tags.len() > 10 {
-        return Err(ApiError::new("InvalidParameterValue.LimitExceeded", "at most 10 Tags are allowed"));
+        return Err(ApiError::new(
+            "InvalidParameterValue.LimitExceeded",
+            "at most 10 Tags are allowed",
+        ));
     }
     if tags.iter().any(|t| t.key.is_empty()) {
         return Err(ApiError::value("a tag key must not be empty"));
@@ -123,7 +136,11 @@ pub fn read_tags(q: &mut Params) -> R<String> {
 
 /// The fields CreateCommand and RunCommand share, read and checked.
 pub fn read_new_command(q: &mut Params, name_required: bool) -> R<Command> {
-    let name = if name_required { Some(q.str("CommandName")?) } else { q.opt_str("CommandName")? };
+    let name = if name_required {
+        Some(q.str("CommandName")?)
+    } else {
+        q.opt_str("CommandName")?
+    };
     if let Some(n) = &name {
         check_name(n)?;
     }
@@ -133,7 +150,11 @@ pub fn read_new_command(q: &mut Params, name_required: bool) -> R<Command> {
     check_len("Description", &description, 120)?;
     let command_type = q.opt_str("CommandType")?.unwrap_or_else(|| "SHELL".into());
     check_type(&command_type)?;
-    let working_directory = q.opt_str("WorkingDirectory")?.unwrap_or_default();
+    let username = q.opt_str("Username")?.unwrap_or_default();
+    check_username(&username)?;
+    let working_directory = q
+        .opt_str("WorkingDirectory")?
+        .unwrap_or_else(|| default_workdir(&username).to_string());
     check_workdir(&working_directory, &command_type)?;
     let timeout = q.opt_i64("Timeout")?.unwrap_or(60);
     check_timeout(timeout)?;
@@ -142,8 +163,6 @@ pub fn read_new_command(q: &mut Params, name_required: bool) -> R<Command> {
     let confs = q.opt_value("DefaultParameterConfs");
     let defaults = params::read_defaults(enable, dp, confs)?;
     let tags = read_tags(q)?;
-    let username = q.opt_str("Username")?.unwrap_or_default();
-    check_username(&username)?;
     let cos_bucket_url = q.opt_str("OutputCOSBucketUrl")?.unwrap_or_default();
     let cos_key_prefix = q.opt_str("OutputCOSKeyPrefix")?.unwrap_or_default();
     check_cos(&cos_bucket_url, &cos_key_prefix)?;
@@ -173,7 +192,13 @@ pub fn read_new_command(q: &mut Params, name_required: bool) -> R<Command> {
 
 pub fn command_id(q: &mut Params) -> R<String> {
     let id = q.str("CommandId")?;
-    check_ids("CommandId", std::slice::from_ref(&id), "cmd", 1, "InvalidParameterValue.InvalidCommandId")?;
+    check_ids(
+        "CommandId",
+        std::slice::from_ref(&id),
+        "cmd",
+        1,
+        "InvalidParameterValue.InvalidCommandId",
+    )?;
     Ok(id)
 }
 
@@ -262,7 +287,9 @@ pub async fn modify(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
 }
 
 async fn delete_ids(api: &Api, ids: Vec<String>) -> R<Value> {
-    api.store.write(move |c| commands::delete_all(c, &ids)).await?;
+    api.store
+        .write(move |c| commands::delete_all(c, &ids))
+        .await?;
     Ok(json!({}))
 }
 
@@ -273,12 +300,20 @@ pub async fn delete_one(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
 }
 
 pub async fn delete_many(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
-    let ids = q.opt_str_list("CommandIds")?.ok_or_else(|| ApiError::missing("CommandIds"))?;
+    let ids = q
+        .opt_str_list("CommandIds")?
+        .ok_or_else(|| ApiError::missing("CommandIds"))?;
     q.finish()?;
     if ids.is_empty() {
         return Err(ApiError::missing("CommandIds"));
     }
-    check_ids("CommandIds", &ids, "cmd", 100, "InvalidParameterValue.InvalidCommandId")?;
+    check_ids(
+        "CommandIds",
+        &ids,
+        "cmd",
+        100,
+        "InvalidParameterValue.InvalidCommandId",
+    )?;
     check_unique("CommandIds", &ids)?;
     delete_ids(api, ids).await
 }
@@ -286,7 +321,13 @@ pub async fn delete_many(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
 pub async fn describe(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     let ids = q.opt_str_list("CommandIds")?;
     let filters = q.filters(
-        &["command-id", "command-name", "command-type", "scene-id", "created-by"],
+        &[
+            "command-id",
+            "command-name",
+            "command-type",
+            "scene-id",
+            "created-by",
+        ],
         true,
     )?;
     let page = q.page()?;
@@ -299,18 +340,33 @@ pub async fn describe(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     }
     let mut query = CommandQuery::default();
     if let Some(ids) = ids {
-        check_ids("CommandIds", &ids, "cmd", 100, "InvalidParameterValue.InvalidCommandId")?;
+        check_ids(
+            "CommandIds",
+            &ids,
+            "cmd",
+            100,
+            "InvalidParameterValue.InvalidCommandId",
+        )?;
         query.ids = ids;
     }
     let cmd_ids = filters.get("command-id");
-    check_ids("command-id", &cmd_ids, "cmd", 5, "InvalidParameterValue.InvalidCommandId")?;
+    check_ids(
+        "command-id",
+        &cmd_ids,
+        "cmd",
+        5,
+        "InvalidParameterValue.InvalidCommandId",
+    )?;
     query.ids.extend(cmd_ids);
     query.names = filters.get("command-name");
     query.types = filters.get("command-type");
     query.created_by = filters.get("created-by");
     query.scene_filter = !filters.get("scene-id").is_empty();
     query.tags = filters.tags();
-    let (total, rows) = api.store.read(move |c| commands::list(c, &query, page)).await?;
+    let (total, rows) = api
+        .store
+        .read(move |c| commands::list(c, &query, page))
+        .await?;
     Ok(json!({
         "TotalCount": total,
         "CommandSet": rows.iter().map(views::command).collect::<Vec<_>>(),
@@ -330,9 +386,19 @@ pub async fn preview(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
             ))
         }
         (Some(id), None) => {
-            check_ids("CommandId", std::slice::from_ref(&id), "cmd", 1, "InvalidParameterValue.InvalidCommandId")?;
+            check_ids(
+                "CommandId",
+                std::slice::from_ref(&id),
+                "cmd",
+                1,
+                "InvalidParameterValue.InvalidCommandId",
+            )?;
             let cmd = api.store.read(move |c| commands::get(c, &id)).await?;
-            (params::decode_content(&cmd.content)?, cmd.default_parameters, cmd.enable_parameter)
+            (
+                params::decode_content(&cmd.content)?,
+                cmd.default_parameters,
+                cmd.enable_parameter,
+            )
         }
         (None, Some(c)) => (params::decode_content(&c)?, "{}".to_string(), true),
     };
@@ -343,7 +409,9 @@ pub async fn preview(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
         ));
     }
     let replaced = if enabled {
-        let given = parameters.map(|p| params::parse_map("Parameters", &p)).transpose()?;
+        let given = parameters
+            .map(|p| params::parse_map("Parameters", &p))
+            .transpose()?;
         params::replace(&bytes, &defaults, given.as_ref())?.content
     } else {
         bytes

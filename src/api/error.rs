@@ -21,15 +21,24 @@ impl ApiError {
     }
 
     pub fn missing(name: &str) -> ApiError {
-        Self::new("MissingParameter", format!("the request is missing required parameter `{name}`"))
+        Self::new(
+            "MissingParameter",
+            format!("the request is missing required parameter `{name}`"),
+        )
     }
 
     pub fn unknown_param(name: &str) -> ApiError {
-        Self::new("UnknownParameter", format!("the parameter `{name}` is not recognized"))
+        Self::new(
+            "UnknownParameter",
+            format!("the parameter `{name}` is not recognized"),
+        )
     }
 
     pub fn wrong_type(name: &str, want: &str) -> ApiError {
-        Self::new("InvalidParameter", format!("the parameter `{name}` must be {want}"))
+        Self::new(
+            "InvalidParameter",
+            format!("the parameter `{name}` must be {want}"),
+        )
     }
 
     pub fn value(message: impl Into<String>) -> ApiError {
@@ -37,7 +46,10 @@ impl ApiError {
     }
 
     pub fn internal() -> ApiError {
-        Self::new("InternalError", "an internal error occurred; the request changed nothing")
+        Self::new(
+            "InternalError",
+            "an internal error occurred; the request changed nothing",
+        )
     }
 }
 
@@ -54,7 +66,9 @@ impl From<StoreError> for ApiError {
                 };
                 ApiError::new(code, format!("the resource `{what}` does not exist"))
             }
-            StoreError::Conflict(msg) => ApiError::new("InvalidParameterValue.CommandNameDuplicated", msg),
+            StoreError::Conflict(msg) => {
+                ApiError::new("InvalidParameterValue.CommandNameDuplicated", msg)
+            }
             other => {
                 tracing::error!("store error: {other}");
                 ApiError::internal()

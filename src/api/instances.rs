@@ -15,14 +15,19 @@ use crate::timefmt::{iso, now_ms};
 /// EffectiveTime above this many hours means "never expires".
 const FOREVER_HOURS: i64 = 99_999;
 
-
 fn code_ids(q: &mut Params, name: &str, required: bool) -> R<Option<Vec<String>>> {
     let ids = q.opt_str_list(name)?;
     match &ids {
         None if required => return Err(ApiError::missing(name)),
         Some(v) if required && v.is_empty() => return Err(ApiError::missing(name)),
         Some(v) => {
-            check_ids(name, v, "rgstr", 100, "InvalidParameterValue.InvalidRegisterCodeId")?;
+            check_ids(
+                name,
+                v,
+                "rgstr",
+                100,
+                "InvalidParameterValue.InvalidRegisterCodeId",
+            )?;
             check_unique(name, v)?;
         }
         None => {}
@@ -38,16 +43,28 @@ pub async fn create_code(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     let ip_range = q.opt_str("IpAddressRange")?.unwrap_or_default();
     q.finish()?;
     if description.chars().count() > 128 {
-        return Err(ApiError::new("InvalidParameterValue.TooLong", "Description is longer than 128 characters"));
+        return Err(ApiError::new(
+            "InvalidParameterValue.TooLong",
+            "Description is longer than 128 characters",
+        ));
     }
     if prefix.chars().count() > 32 {
-        return Err(ApiError::new("InvalidParameterValue.TooLong", "InstanceNamePrefix is longer than 32 characters"));
+        return Err(ApiError::new(
+            "InvalidParameterValue.TooLong",
+            "InstanceNamePrefix is longer than 32 characters",
+        ));
     }
     if !(1..=10_000).contains(&limit) {
-        return Err(ApiError::new("InvalidParameterValue.Range", "RegisterLimit must be between 1 and 10000"));
+        return Err(ApiError::new(
+            "InvalidParameterValue.Range",
+            "RegisterLimit must be between 1 and 10000",
+        ));
     }
     if hours < 1 {
-        return Err(ApiError::new("InvalidParameterValue.Range", "EffectiveTime must be at least 1 hour"));
+        return Err(ApiError::new(
+            "InvalidParameterValue.Range",
+            "EffectiveTime must be at least 1 hour",
+        ));
     }
     if !ip_range.is_empty() && crate::iprange::parse(&ip_range).is_none() {
         return Err(ApiError::value(format!(
@@ -55,14 +72,17 @@ pub async fn create_code(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
         )));
     }
     let now = now_ms();
-    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(crate::ids::random_bytes::<24>());
+    let secret =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(crate::ids::random_bytes::<24>());
     let code = RegisterCode {
         id: crate::ids::new_id("rgstr"),
         secret_hash: crate::sign::sha256_hex(secret.as_bytes()),
         description,
         instance_name_prefix: prefix,
         register_limit: limit,
-        expired_ms: if hours > FOREVER_HOURS { 0 } else { now + hours * 3_600_000 },
+        // Past FOREVER_HOURS TAT calls a code long-term; the date still
+        // shown (over eleven years ahead) keeps clients that parse it happy.
+        expired_ms: now + hours.min(FOREVER_HOURS + 1) * 3_600_000,
         ip_range,
         enabled: true,
         registered_count: 0,
@@ -81,7 +101,10 @@ pub async fn create_code(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
         .map_err(|e| match e {
             crate::store::StoreError::Conflict(_) => ApiError::new(
                 "ResourceUnavailable.UserHasNoQuotaCode",
-                format!("at most {} register codes may exist", instances::REGISTER_CODE_QUOTA),
+                format!(
+                    "at most {} register codes may exist",
+                    instances::REGISTER_CODE_QUOTA
+                ),
             ),
             other => other.into(),
         })?;
@@ -95,7 +118,10 @@ pub async fn describe_codes(api: &Api, _p: &Principal, mut q: Params) -> R<Value
     let ids = code_ids(&mut q, "RegisterCodeIds", false)?.unwrap_or_default();
     let page = q.page()?;
     q.finish()?;
-    let (total, rows) = api.store.read(move |c| instances::list_codes(c, &ids, page)).await?;
+    let (total, rows) = api
+        .store
+        .read(move |c| instances::list_codes(c, &ids, page))
+        .await?;
     Ok(json!({
         "TotalCount": total,
         "RegisterCodeSet": rows.iter().map(views::register_code).collect::<Vec<_>>(),
@@ -105,27 +131,44 @@ pub async fn describe_codes(api: &Api, _p: &Principal, mut q: Params) -> R<Value
 pub async fn disable_codes(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     let ids = code_ids(&mut q, "RegisterCodeIds", true)?.unwrap_or_default();
     q.finish()?;
-    api.store.write(move |c| instances::disable_codes(c, &ids, now_ms())).await?;
+    api.store
+        .write(move |c| instances::disable_codes(c, &ids, now_ms()))
+        .await?;
     Ok(json!({}))
 }
 
 pub async fn delete_codes(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     let ids = code_ids(&mut q, "RegisterCodeIds", true)?.unwrap_or_default();
     q.finish()?;
-    api.store.write(move |c| instances::delete_codes(c, &ids)).await?;
+    api.store
+        .write(move |c| instances::delete_codes(c, &ids))
+        .await?;
     Ok(json!({}))
 }
 
 fn instance_id(q: &mut Params) -> R<String> {
     let id = q.str("InstanceId")?;
-    check_ids("InstanceId", std::slice::from_ref(&id), "mi", 1, "InvalidParameterValue.InvalidRegisterInstanceId")?;
+    check_ids(
+        "InstanceId",
+        std::slice::from_ref(&id),
+        "mi",
+        1,
+        "InvalidParameterValue.InvalidRegisterInstanceId",
+    )?;
     Ok(id)
 }
 
 pub async fn describe_instances(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     let ids = q.opt_str_list("InstanceIds")?;
     let filters = q.filters(
-        &["instance-name", "instance-id", "register-status", "local-ip", "register-code-id", "sys-name"],
+        &[
+            "instance-name",
+            "instance-id",
+            "register-status",
+            "local-ip",
+            "register-code-id",
+            "sys-name",
+        ],
         true,
     )?;
     let page = q.page()?;
@@ -138,7 +181,13 @@ pub async fn describe_instances(api: &Api, _p: &Principal, mut q: Params) -> R<V
     }
     let mut query = InstanceQuery::default();
     if let Some(ids) = ids {
-        check_ids("InstanceIds", &ids, "mi", 100, "InvalidParameterValue.InvalidRegisterInstanceId")?;
+        check_ids(
+            "InstanceIds",
+            &ids,
+            "mi",
+            100,
+            "InvalidParameterValue.InvalidRegisterInstanceId",
+        )?;
         query.ids = ids;
     }
     query.ids.extend(filters.get("instance-id"));
@@ -149,7 +198,10 @@ pub async fn describe_instances(api: &Api, _p: &Principal, mut q: Params) -> R<V
     query.tags = filters.tags();
     let online = api.dispatch.online_ids();
     let status = filters.get("register-status");
-    let (want_on, want_off) = (status.iter().any(|s| s == "Online"), status.iter().any(|s| s == "Offline"));
+    let (want_on, want_off) = (
+        status.iter().any(|s| s == "Online"),
+        status.iter().any(|s| s == "Offline"),
+    );
     if !status.is_empty() && want_on != want_off {
         let ids: Vec<String> = online.iter().cloned().collect();
         if want_on {
@@ -160,7 +212,10 @@ pub async fn describe_instances(api: &Api, _p: &Principal, mut q: Params) -> R<V
     } else if !status.is_empty() && !want_on {
         query.only = Some(Vec::new());
     }
-    let (total, rows) = api.store.read(move |c| instances::list_instances(c, &query, page)).await?;
+    let (total, rows) = api
+        .store
+        .read(move |c| instances::list_instances(c, &query, page))
+        .await?;
     Ok(json!({
         "TotalCount": total,
         "RegisterInstanceSet": rows.iter().map(|i| views::instance(i, online.contains(&i.id))).collect::<Vec<_>>(),
@@ -169,17 +224,17 @@ pub async fn describe_instances(api: &Api, _p: &Principal, mut q: Params) -> R<V
 
 pub async fn modify_instance(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     let id = instance_id(&mut q)?;
-    let name = q.opt_str("InstanceName")?;
+    let name = q.str("InstanceName")?;
     q.finish()?;
-    if let Some(name) = name {
-        let n = name.chars().count();
-        if !(1..=60).contains(&n) {
-            return Err(ApiError::new("InvalidParameterValue.TooLong", "InstanceName must be 1 to 60 characters"));
-        }
-        api.store.write(move |c| instances::rename(c, &id, &name, now_ms())).await?;
-    } else {
-        api.store.read(move |c| instances::get_instance(c, &id)).await?;
+    if !(1..=60).contains(&name.chars().count()) {
+        return Err(ApiError::new(
+            "InvalidParameterValue.TooLong",
+            "InstanceName must be 1 to 60 characters",
+        ));
     }
+    api.store
+        .write(move |c| instances::rename(c, &id, &name, now_ms()))
+        .await?;
     Ok(json!({}))
 }
 
@@ -187,7 +242,9 @@ pub async fn delete_instance(api: &Api, _p: &Principal, mut q: Params) -> R<Valu
     let id = instance_id(&mut q)?;
     q.finish()?;
     let del = id.clone();
-    api.store.write(move |c| instances::delete_instance(c, &del)).await?;
+    api.store
+        .write(move |c| instances::delete_instance(c, &del))
+        .await?;
     api.dispatch.kick(&id);
     Ok(json!({}))
 }
@@ -205,14 +262,23 @@ pub async fn agent_status(api: &Api, _p: &Principal, mut q: Params) -> R<Value> 
     }
     let mut query = InstanceQuery::default();
     if let Some(ids) = ids {
-        check_ids("InstanceIds", &ids, "mi", 100, "InvalidParameterValue.InvalidInstanceId")?;
+        check_ids(
+            "InstanceIds",
+            &ids,
+            "mi",
+            100,
+            "InvalidParameterValue.InvalidInstanceId",
+        )?;
         query.ids = ids;
     }
     query.ids.extend(filters.get("instance-id"));
     query.system_names = filters.get("environment");
     let online = api.dispatch.online_ids();
     let status = filters.get("agent-status");
-    let (want_on, want_off) = (status.iter().any(|s| s == "Online"), status.iter().any(|s| s == "Offline"));
+    let (want_on, want_off) = (
+        status.iter().any(|s| s == "Online"),
+        status.iter().any(|s| s == "Offline"),
+    );
     if !status.is_empty() {
         let ids: Vec<String> = online.iter().cloned().collect();
         match (want_on, want_off) {
@@ -222,7 +288,10 @@ pub async fn agent_status(api: &Api, _p: &Principal, mut q: Params) -> R<Value> 
             (true, true) => {}
         }
     }
-    let (total, rows) = api.store.read(move |c| instances::list_instances(c, &query, page)).await?;
+    let (total, rows) = api
+        .store
+        .read(move |c| instances::list_instances(c, &query, page))
+        .await?;
     let set: Vec<Value> = rows
         .iter()
         .map(|i| {

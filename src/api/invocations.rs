@@ -23,11 +23,19 @@ const MAX_INSTANCES: usize = 200;
 const MAX_OUTPUT_SLICE: i64 = 1 << 20;
 
 fn instance_ids(q: &mut Params, max: usize) -> R<Vec<String>> {
-    let ids = q.opt_str_list("InstanceIds")?.ok_or_else(|| ApiError::missing("InstanceIds"))?;
+    let ids = q
+        .opt_str_list("InstanceIds")?
+        .ok_or_else(|| ApiError::missing("InstanceIds"))?;
     if ids.is_empty() {
         return Err(ApiError::missing("InstanceIds"));
     }
-    check_ids("InstanceIds", &ids, "mi", max, "InvalidParameterValue.InvalidInstanceId")?;
+    check_ids(
+        "InstanceIds",
+        &ids,
+        "mi",
+        max,
+        "InvalidParameterValue.InvalidInstanceId",
+    )?;
     check_unique("InstanceIds", &ids)?;
     Ok(ids)
 }
@@ -59,21 +67,36 @@ async fn start(
         ));
     }
     let content = params::decode_content(&cmd.content)?;
-    let given = parameters.map(|p| params::parse_map("Parameters", &p)).transpose()?;
+    let given = parameters
+        .map(|p| params::parse_map("Parameters", &p))
+        .transpose()?;
     let (delivery, recorded_params, recorded_defaults) = if cmd.enable_parameter {
         let r = params::replace(&content, &cmd.default_parameters, given.as_ref())?;
         (r.content, r.recorded_parameters, r.recorded_defaults)
     } else {
         (content, "{}".to_string(), "{}".to_string())
     };
+    let user_overridden = o.username.is_some();
     let username = o.username.unwrap_or_else(|| cmd.username.clone());
     check_username(&username)?;
-    let working_directory = o.working_directory.unwrap_or_else(|| cmd.working_directory.clone());
+    // The command's default /root suits root only: a call that switches to
+    // another user without naming a directory starts in that user's home.
+    let working_directory = match o.working_directory {
+        Some(d) => d,
+        None if user_overridden && cmd.working_directory == "/root" => {
+            cmds::default_workdir(&username).to_string()
+        }
+        None => cmd.working_directory.clone(),
+    };
     check_workdir(&working_directory, &cmd.command_type)?;
     let timeout = o.timeout.unwrap_or(cmd.timeout);
     check_timeout(timeout)?;
-    let cos_bucket_url = o.cos_bucket_url.unwrap_or_else(|| cmd.cos_bucket_url.clone());
-    let cos_key_prefix = o.cos_key_prefix.unwrap_or_else(|| cmd.cos_key_prefix.clone());
+    let cos_bucket_url = o
+        .cos_bucket_url
+        .unwrap_or_else(|| cmd.cos_bucket_url.clone());
+    let cos_key_prefix = o
+        .cos_key_prefix
+        .unwrap_or_else(|| cmd.cos_key_prefix.clone());
     check_cos(&cos_bucket_url, &cos_key_prefix)?;
 
     let now = now_ms();
@@ -129,7 +152,8 @@ async fn start(
             }
             for iid in &instance_ids {
                 let inst = instances::get_instance(c, iid)?;
-                let types: Vec<String> = serde_json::from_str(&inst.command_types).unwrap_or_default();
+                let types: Vec<String> =
+                    serde_json::from_str(&inst.command_types).unwrap_or_default();
                 if !types.contains(&command_type) {
                     return Err(crate::store::StoreError::Conflict(format!(
                         "unsupported:{iid}"
@@ -147,14 +171,16 @@ async fn start(
                 "ResourceNotFound.InstanceNotFound",
                 format!("the instance `{id}` does not exist"),
             ),
-            crate::store::StoreError::Conflict(m) if m.starts_with("unsupported:") => ApiError::new(
-                "InvalidParameterValue.AgentUnsupportedCommandType",
-                format!(
-                    "the agent of `{}` cannot run {} commands",
-                    &m["unsupported:".len()..],
-                    cmd.command_type
-                ),
-            ),
+            crate::store::StoreError::Conflict(m) if m.starts_with("unsupported:") => {
+                ApiError::new(
+                    "InvalidParameterValue.AgentUnsupportedCommandType",
+                    format!(
+                        "the agent of `{}` cannot run {} commands",
+                        &m["unsupported:".len()..],
+                        cmd.command_type
+                    ),
+                )
+            }
             other => ApiError::from(other),
         })?;
     api.dispatch.submit(&inv, &tasks).await?;
@@ -173,7 +199,15 @@ pub async fn run(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     cmd.saved = save;
     let command_id = cmd.id.clone();
     let to_save = Some(cmd.clone());
-    let inv = start(api, cmd, to_save, Overrides::default(), instance_ids, parameters).await?;
+    let inv = start(
+        api,
+        cmd,
+        to_save,
+        Overrides::default(),
+        instance_ids,
+        parameters,
+    )
+    .await?;
     Ok(json!({ "CommandId": command_id, "InvocationId": inv }))
 }
 
@@ -189,14 +223,25 @@ pub async fn invoke(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
         cos_key_prefix: q.opt_str("OutputCOSKeyPrefix")?,
     };
     q.finish()?;
-    let cmd = api.store.read(move |c| commands::get(c, &command_id)).await?;
+    let cmd = api
+        .store
+        .read(move |c| commands::get(c, &command_id))
+        .await?;
     let inv = start(api, cmd, None, o, instance_ids, parameters).await?;
     Ok(json!({ "InvocationId": inv }))
 }
 
 pub async fn describe(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     let ids = q.opt_str_list("InvocationIds")?;
-    let filters = q.filters(&["invocation-id", "command-id", "command-created-by", "instance-kind"], false)?;
+    let filters = q.filters(
+        &[
+            "invocation-id",
+            "command-id",
+            "command-created-by",
+            "instance-kind",
+        ],
+        false,
+    )?;
     let page = q.page()?;
     q.finish()?;
     if ids.is_some() && !filters.is_empty() {
@@ -207,14 +252,32 @@ pub async fn describe(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     }
     let mut query = InvocationQuery::default();
     if let Some(ids) = ids {
-        check_ids("InvocationIds", &ids, "inv", 100, "InvalidParameterValue.InvalidInvocationId")?;
+        check_ids(
+            "InvocationIds",
+            &ids,
+            "inv",
+            100,
+            "InvalidParameterValue.InvalidInvocationId",
+        )?;
         query.ids = ids;
     }
     let f_ids = filters.get("invocation-id");
-    check_ids("invocation-id", &f_ids, "inv", 5, "InvalidParameterValue.InvalidInvocationId")?;
+    check_ids(
+        "invocation-id",
+        &f_ids,
+        "inv",
+        5,
+        "InvalidParameterValue.InvalidInvocationId",
+    )?;
     query.ids.extend(f_ids);
     let c_ids = filters.get("command-id");
-    check_ids("command-id", &c_ids, "cmd", 5, "InvalidParameterValue.InvalidCommandId")?;
+    check_ids(
+        "command-id",
+        &c_ids,
+        "cmd",
+        5,
+        "InvalidParameterValue.InvalidCommandId",
+    )?;
     query.command_ids = c_ids;
     query.created_by = filters.get("command-created-by");
     // drover's instances are neither CVM nor Lighthouse.
@@ -234,14 +297,30 @@ pub async fn describe(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     }
     let set: Vec<Value> = rows
         .iter()
-        .map(|i| views::invocation(i, by_inv.get(i.id.as_str()).map(|v| v.as_slice()).unwrap_or(&[])))
+        .map(|i| {
+            views::invocation(
+                i,
+                by_inv
+                    .get(i.id.as_str())
+                    .map(|v| v.as_slice())
+                    .unwrap_or(&[]),
+            )
+        })
         .collect();
     Ok(json!({ "TotalCount": total, "InvocationSet": set }))
 }
 
 pub async fn describe_tasks(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     let ids = q.opt_str_list("InvocationTaskIds")?;
-    let filters = q.filters(&["invocation-task-id", "invocation-id", "instance-id", "command-id"], false)?;
+    let filters = q.filters(
+        &[
+            "invocation-task-id",
+            "invocation-id",
+            "instance-id",
+            "command-id",
+        ],
+        false,
+    )?;
     let page = q.page()?;
     let hide_output = q.opt_bool("HideOutput")?.unwrap_or(true);
     q.finish()?;
@@ -253,14 +332,36 @@ pub async fn describe_tasks(api: &Api, _p: &Principal, mut q: Params) -> R<Value
     }
     let mut query = TaskQuery::default();
     if let Some(ids) = ids {
-        check_ids("InvocationTaskIds", &ids, "invt", 100, "InvalidParameterValue.InvalidInvocationTaskId")?;
+        check_ids(
+            "InvocationTaskIds",
+            &ids,
+            "invt",
+            100,
+            "InvalidParameterValue.InvalidInvocationTaskId",
+        )?;
         query.ids = ids;
     }
     let checks: [(&str, &str, &'static str); 4] = [
-        ("invocation-task-id", "invt", "InvalidParameterValue.InvalidInvocationTaskId"),
-        ("invocation-id", "inv", "InvalidParameterValue.InvalidInvocationId"),
-        ("instance-id", "mi", "InvalidParameterValue.InvalidInstanceId"),
-        ("command-id", "cmd", "InvalidParameterValue.InvalidCommandId"),
+        (
+            "invocation-task-id",
+            "invt",
+            "InvalidParameterValue.InvalidInvocationTaskId",
+        ),
+        (
+            "invocation-id",
+            "inv",
+            "InvalidParameterValue.InvalidInvocationId",
+        ),
+        (
+            "instance-id",
+            "mi",
+            "InvalidParameterValue.InvalidInstanceId",
+        ),
+        (
+            "command-id",
+            "cmd",
+            "InvalidParameterValue.InvalidCommandId",
+        ),
     ];
     for (name, prefix, code) in checks {
         check_ids(name, &filters.get(name), prefix, 5, code)?;
@@ -302,11 +403,23 @@ pub async fn describe_tasks(api: &Api, _p: &Principal, mut q: Params) -> R<Value
 
 pub async fn cancel(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     let inv_id = q.str("InvocationId")?;
-    check_ids("InvocationId", std::slice::from_ref(&inv_id), "inv", 1, "InvalidParameterValue.InvalidInvocationId")?;
+    check_ids(
+        "InvocationId",
+        std::slice::from_ref(&inv_id),
+        "inv",
+        1,
+        "InvalidParameterValue.InvalidInvocationId",
+    )?;
     let only = q.opt_str_list("InstanceIds")?;
     q.finish()?;
     if let Some(ids) = &only {
-        check_ids("InstanceIds", ids, "mi", 100, "InvalidParameterValue.InvalidInstanceId")?;
+        check_ids(
+            "InstanceIds",
+            ids,
+            "mi",
+            100,
+            "InvalidParameterValue.InvalidInstanceId",
+        )?;
     }
     let lookup = inv_id.clone();
     let tasks = api
@@ -319,13 +432,19 @@ pub async fn cancel(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     let chosen: Vec<Task> = match &only {
         None => tasks,
         Some(ids) => {
-            if let Some(stray) = ids.iter().find(|i| !tasks.iter().any(|t| &t.instance_id == *i)) {
+            if let Some(stray) = ids
+                .iter()
+                .find(|i| !tasks.iter().any(|t| &t.instance_id == *i))
+            {
                 return Err(ApiError::new(
                     "InvalidParameterValue.InstanceIsNotRelatedToInvocation",
                     format!("the instance `{stray}` is not part of invocation `{inv_id}`"),
                 ));
             }
-            tasks.into_iter().filter(|t| ids.contains(&t.instance_id)).collect()
+            tasks
+                .into_iter()
+                .filter(|t| ids.contains(&t.instance_id))
+                .collect()
         }
     };
     api.dispatch.cancel(chosen).await?;
@@ -334,12 +453,21 @@ pub async fn cancel(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
 
 pub async fn output(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     let task_id = q.str("InvocationTaskId")?;
-    check_ids("InvocationTaskId", std::slice::from_ref(&task_id), "invt", 1, "InvalidParameterValue.InvalidInvocationTaskId")?;
+    check_ids(
+        "InvocationTaskId",
+        std::slice::from_ref(&task_id),
+        "invt",
+        1,
+        "InvalidParameterValue.InvalidInvocationTaskId",
+    )?;
     let offset = q.opt_i64("Offset")?.unwrap_or(0);
     let limit = q.opt_i64("Limit")?.unwrap_or(MAX_OUTPUT_SLICE);
     q.finish()?;
     if offset < 0 {
-        return Err(ApiError::new("InvalidParameterValue.Range", "Offset must not be negative"));
+        return Err(ApiError::new(
+            "InvalidParameterValue.Range",
+            "Offset must not be negative",
+        ));
     }
     if !(1..=MAX_OUTPUT_SLICE).contains(&limit) {
         return Err(ApiError::new(
@@ -350,14 +478,17 @@ pub async fn output(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     let (task, data) = api
         .store
         .read(move |c| {
-            let t = invs::get_task(c, &task_id)
-                .map_err(|_| crate::store::StoreError::NotFound(format!("invocation task {task_id}")))?;
+            let t = invs::get_task(c, &task_id).map_err(|_| {
+                crate::store::StoreError::NotFound(format!("invocation task {task_id}"))
+            })?;
             let d = invs::read_output(c, &t.id, offset, limit)?;
             Ok((t, d))
         })
         .await
         .map_err(|e| match e {
-            crate::store::StoreError::NotFound(m) => ApiError::new("ResourceNotFound", format!("{m} does not exist")),
+            crate::store::StoreError::NotFound(m) => {
+                ApiError::new("ResourceNotFound", format!("{m} does not exist"))
+            }
             other => other.into(),
         })?;
     Ok(json!({

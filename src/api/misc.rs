@@ -23,7 +23,9 @@ pub async fn regions(api: &Api, _p: &Principal, q: Params) -> R<Value> {
 }
 
 pub async fn quotas(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
-    let names = q.opt_str_list("ResourceNames")?.ok_or_else(|| ApiError::missing("ResourceNames"))?;
+    let names = q
+        .opt_str_list("ResourceNames")?
+        .ok_or_else(|| ApiError::missing("ResourceNames"))?;
     q.finish()?;
     if names.is_empty() {
         return Err(ApiError::missing("ResourceNames"));

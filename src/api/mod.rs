@@ -135,7 +135,12 @@ impl Api {
         self.dispatch_action(&principal, &action, params).await
     }
 
-    async fn dispatch_action(&self, p: &Principal, action: &str, q: Params) -> Result<Value, ApiError> {
+    async fn dispatch_action(
+        &self,
+        p: &Principal,
+        action: &str,
+        q: Params,
+    ) -> Result<Value, ApiError> {
         match action {
             "CreateCommand" => commands::create(self, p, q).await,
             "ModifyCommand" => commands::modify(self, p, q).await,

@@ -18,17 +18,28 @@ const HIDDEN_PREFIX: &str = "tat-hidden:";
 /// Decodes and checks `Content`: valid base64, at most 64 KB encoded, not empty.
 pub fn decode_content(b64: &str) -> R<Vec<u8>> {
     if b64.is_empty() {
-        return Err(ApiError::new("InvalidParameterValue.InvalidContent", "Content must not be empty"));
+        return Err(ApiError::new(
+            "InvalidParameterValue.InvalidContent",
+            "Content must not be empty",
+        ));
     }
     if b64.len() > MAX_CONTENT_B64 {
         return Err(ApiError::new(
             "InvalidParameterValue.TooLong",
-            format!("Content is {} bytes of base64; the limit is 65536", b64.len()),
+            format!(
+                "Content is {} bytes of base64; the limit is 65536",
+                b64.len()
+            ),
         ));
     }
     base64::engine::general_purpose::STANDARD
         .decode(b64)
-        .map_err(|_| ApiError::new("InvalidParameterValue.InvalidContent", "Content is not valid base64"))
+        .map_err(|_| {
+            ApiError::new(
+                "InvalidParameterValue.InvalidContent",
+                "Content is not valid base64",
+            )
+        })
 }
 
 fn check_key(key: &str) -> R<()> {
@@ -38,7 +49,10 @@ fn check_key(key: &str) -> R<()> {
             format!("parameter name {key:?} must be 1 to 64 characters"),
         ));
     }
-    if !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+    if !key
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
         return Err(ApiError::new(
             "InvalidParameterValue.ParameterKeyContainsInvalidChar",
             format!("parameter name {key:?} may only contain a-z, A-Z, 0-9, - and _"),
@@ -64,7 +78,10 @@ pub fn parse_map(field: &str, text: &str) -> R<BTreeMap<String, String>> {
     if obj.len() > MAX_PARAMS {
         return Err(ApiError::new(
             "InvalidParameterValue.ParameterNumberExceeded",
-            format!("{field} has {} parameters; at most {MAX_PARAMS} are allowed", obj.len()),
+            format!(
+                "{field} has {} parameters; at most {MAX_PARAMS} are allowed",
+                obj.len()
+            ),
         ));
     }
     let mut out = BTreeMap::new();
@@ -94,7 +111,10 @@ pub struct ParamConf {
 
 pub fn parse_confs(v: Value) -> R<Vec<ParamConf>> {
     let confs: Vec<ParamConf> = serde_json::from_value(v).map_err(|e| {
-        ApiError::new("InvalidParameter", format!("DefaultParameterConfs is malformed: {e}"))
+        ApiError::new(
+            "InvalidParameter",
+            format!("DefaultParameterConfs is malformed: {e}"),
+        )
     })?;
     if confs.len() > MAX_PARAMS {
         return Err(ApiError::new(
@@ -187,7 +207,9 @@ fn placeholders(text: &str) -> Vec<Placeholder> {
         };
         let valid = !key.is_empty()
             && key.len() <= 64
-            && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         if valid {
             out.push(Placeholder {
                 start,
@@ -229,8 +251,11 @@ pub fn replace(
         )
     })?;
     let found = placeholders(text);
-    let hidden: std::collections::HashSet<&str> =
-        found.iter().filter(|p| p.hidden).map(|p| p.key.as_str()).collect();
+    let hidden: std::collections::HashSet<&str> = found
+        .iter()
+        .filter(|p| p.hidden)
+        .map(|p| p.key.as_str())
+        .collect();
     let mut values = defaults.clone();
     if let Some(p) = parameters {
         values.extend(p.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -297,16 +322,36 @@ mod tests {
     #[test]
     fn validates_parameter_maps() {
         let code = |t: &str| parse_map("P", t).unwrap_err().code;
-        assert_eq!(code("[1]"), "InvalidParameterValue.ParameterInvalidJsonFormat");
-        assert_eq!(code(r#"{"a":1}"#), "InvalidParameterValue.ParameterValueNotString");
-        assert_eq!(code(r#"{"a b":"1"}"#), "InvalidParameterValue.ParameterKeyContainsInvalidChar");
-        let many: Map<String, Value> = (0..21).map(|i| (format!("k{i}"), json!("v"))).collect();
-        assert_eq!(code(&Value::Object(many).to_string()), "InvalidParameterValue.ParameterNumberExceeded");
         assert_eq!(
-            read_defaults(false, Some("{}".into()), None).unwrap_err().code,
+            code("[1]"),
+            "InvalidParameterValue.ParameterInvalidJsonFormat"
+        );
+        assert_eq!(
+            code(r#"{"a":1}"#),
+            "InvalidParameterValue.ParameterValueNotString"
+        );
+        assert_eq!(
+            code(r#"{"a b":"1"}"#),
+            "InvalidParameterValue.ParameterKeyContainsInvalidChar"
+        );
+        let many: Map<String, Value> = (0..21).map(|i| (format!("k{i}"), json!("v"))).collect();
+        assert_eq!(
+            code(&Value::Object(many).to_string()),
+            "InvalidParameterValue.ParameterNumberExceeded"
+        );
+        assert_eq!(
+            read_defaults(false, Some("{}".into()), None)
+                .unwrap_err()
+                .code,
             "InvalidParameterValue.SupportParametersOnlyIfEnableParameter"
         );
-        assert_eq!(decode_content("!!").unwrap_err().code, "InvalidParameterValue.InvalidContent");
-        assert_eq!(decode_content(&"A".repeat(65540)).unwrap_err().code, "InvalidParameterValue.TooLong");
+        assert_eq!(
+            decode_content("!!").unwrap_err().code,
+            "InvalidParameterValue.InvalidContent"
+        );
+        assert_eq!(
+            decode_content(&"A".repeat(65540)).unwrap_err().code,
+            "InvalidParameterValue.TooLong"
+        );
     }
 }

@@ -19,7 +19,10 @@ impl Params {
         }
         match serde_json::from_slice::<Value>(body) {
             Ok(Value::Object(map)) => Ok(Params { map }),
-            Ok(_) => Err(ApiError::new("InvalidParameter", "the request body must be a JSON object")),
+            Ok(_) => Err(ApiError::new(
+                "InvalidParameter",
+                "the request body must be a JSON object",
+            )),
             Err(e) => Err(ApiError::new(
                 "InvalidParameter",
                 format!("the request body is not valid JSON: {e}"),
@@ -30,10 +33,6 @@ impl Params {
     /// Removes a field; JSON null counts as absent, as the SDKs send it.
     fn take(&mut self, name: &str) -> Option<Value> {
         self.map.remove(name).filter(|v| !v.is_null())
-    }
-
-    pub fn has(&self, name: &str) -> bool {
-        self.map.get(name).is_some_and(|v| !v.is_null())
     }
 
     pub fn opt_str(&mut self, name: &str) -> R<Option<String>> {
@@ -123,7 +122,10 @@ impl Params {
             return Err(ApiError::wrong_type("Filters", "an array of Filter"));
         };
         if items.len() > 10 {
-            return Err(ApiError::new("LimitExceeded.FilterValueExceeded", "at most 10 Filters are allowed"));
+            return Err(ApiError::new(
+                "LimitExceeded.FilterValueExceeded",
+                "at most 10 Filters are allowed",
+            ));
         }
         let mut out = Filters::default();
         for item in items {
@@ -140,10 +142,18 @@ impl Params {
                     .into_iter()
                     .map(|v| match v {
                         Value::String(s) => Ok(s),
-                        _ => Err(ApiError::wrong_type("Filters.Values", "an array of strings")),
+                        _ => Err(ApiError::wrong_type(
+                            "Filters.Values",
+                            "an array of strings",
+                        )),
                     })
                     .collect::<R<Vec<_>>>()?,
-                Some(_) => return Err(ApiError::wrong_type("Filters.Values", "an array of strings")),
+                Some(_) => {
+                    return Err(ApiError::wrong_type(
+                        "Filters.Values",
+                        "an array of strings",
+                    ))
+                }
                 None => return Err(ApiError::missing("Filters.Values")),
             };
             if let Some(k) = f.keys().next() {
@@ -156,11 +166,18 @@ impl Params {
                 ));
             }
             if values.is_empty() {
-                return Err(ApiError::new("InvalidFilter", format!("filter `{name}` has no values")));
+                return Err(ApiError::new(
+                    "InvalidFilter",
+                    format!("filter `{name}` has no values"),
+                ));
             }
-            let is_tag = tags && (name == "tag-key" || name == "tag-value" || name.starts_with("tag:"));
+            let is_tag =
+                tags && (name == "tag-key" || name == "tag-value" || name.starts_with("tag:"));
             if !is_tag && !allowed.contains(&name.as_str()) {
-                return Err(ApiError::new("InvalidFilter", format!("unsupported filter `{name}`")));
+                return Err(ApiError::new(
+                    "InvalidFilter",
+                    format!("unsupported filter `{name}`"),
+                ));
             }
             out.items.push((name, values));
         }
@@ -204,7 +221,13 @@ impl Filters {
 }
 
 /// Checks an id list: at most `max` entries, each well formed.
-pub fn check_ids(name: &str, ids: &[String], prefix: &str, max: usize, code: &'static str) -> R<()> {
+pub fn check_ids(
+    name: &str,
+    ids: &[String],
+    prefix: &str,
+    max: usize,
+    code: &'static str,
+) -> R<()> {
     if ids.len() > max {
         return Err(ApiError::new(
             "InvalidParameterValue.LimitExceeded",
@@ -213,7 +236,10 @@ pub fn check_ids(name: &str, ids: &[String], prefix: &str, max: usize, code: &'s
     }
     for id in ids {
         if !crate::ids::is_valid(id, prefix) {
-            return Err(ApiError::new(code, format!("`{id}` is not a valid id for `{name}`")));
+            return Err(ApiError::new(
+                code,
+                format!("`{id}` is not a valid id for `{name}`"),
+            ));
         }
     }
     Ok(())

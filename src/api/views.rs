@@ -45,9 +45,23 @@ pub fn invocation(i: &Invocation, tasks: &[&Task]) -> Value {
     let statuses: Vec<_> = tasks.iter().map(|t| t.status).collect();
     let status = invocation_status(&statuses);
     let all_final = !tasks.is_empty() && statuses.iter().all(|s| s.is_final());
-    let start = tasks.iter().map(|t| t.start_ms).filter(|m| *m > 0).min().unwrap_or(0);
-    let end = if all_final { tasks.iter().map(|t| t.end_ms).max().unwrap_or(0) } else { 0 };
-    let updated = tasks.iter().map(|t| t.updated_ms).max().unwrap_or(0).max(i.updated_ms);
+    let start = tasks
+        .iter()
+        .map(|t| t.start_ms)
+        .filter(|m| *m > 0)
+        .min()
+        .unwrap_or(0);
+    let end = if all_final {
+        tasks.iter().map(|t| t.end_ms).max().unwrap_or(0)
+    } else {
+        0
+    };
+    let updated = tasks
+        .iter()
+        .map(|t| t.updated_ms)
+        .max()
+        .unwrap_or(0)
+        .max(i.updated_ms);
     json!({
         "InvocationId": i.id,
         "CommandId": i.command_id,

@@ -57,7 +57,10 @@ pub fn main(args: AdminArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         AdminCommand::CreateKey { data_dir } => {
             let (id, key) = create_root_key(&data_dir)?;
-            println!("{}", serde_json::json!({ "SecretId": id, "SecretKey": key }));
+            println!(
+                "{}",
+                serde_json::json!({ "SecretId": id, "SecretKey": key })
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

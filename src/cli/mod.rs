@@ -13,7 +13,11 @@ pub mod run;
 pub mod server;
 
 #[derive(Parser, Debug)]
-#[command(name = "drover", version, about = "Run commands on many machines from one place")]
+#[command(
+    name = "drover",
+    version,
+    about = "Run commands on many machines from one place"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -41,6 +45,16 @@ pub fn default_server_dir() -> PathBuf {
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("DROVER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Warnings only: for commands whose own output is the point (the demo).
+pub fn init_tracing_quiet() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DROVER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -45,10 +45,16 @@ pub fn main(a: ServerArgs) -> anyhow::Result<ExitCode> {
             ..Settings::default()
         },
     };
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         let running = server::start(cfg).await?;
-        eprintln!("drover server listening on https://{} (certificate {})", running.addr, running.cert_path.display());
+        eprintln!(
+            "drover server listening on https://{} (certificate {})",
+            running.addr,
+            running.cert_path.display()
+        );
         wait_for_signal().await;
         tracing::info!("shutting down");
         running.stop().await;

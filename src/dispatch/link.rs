@@ -41,10 +41,19 @@ fn verify(public_key_b64: &str, nonce: &str, claim: &str, sig_b64: &str) -> bool
 
 fn refusal_text(r: Refusal) -> (&'static str, &'static str) {
     match r {
-        Refusal::Unknown => ("RegisterCodeNotFound", "the register code is not known to this server"),
-        Refusal::Disabled => ("RegisterCodeDisabled", "the register code has been disabled"),
+        Refusal::Unknown => (
+            "RegisterCodeNotFound",
+            "the register code is not known to this server",
+        ),
+        Refusal::Disabled => (
+            "RegisterCodeDisabled",
+            "the register code has been disabled",
+        ),
         Refusal::Expired => ("RegisterCodeExpired", "the register code has expired"),
-        Refusal::UsedUp => ("RegisterLimitExceeded", "the register code has reached its RegisterLimit"),
+        Refusal::UsedUp => (
+            "RegisterLimitExceeded",
+            "the register code has reached its RegisterLimit",
+        ),
         Refusal::OutsideIpRange => (
             "IpAddressNotAllowed",
             "this machine's address is outside the register code's IpAddressRange",
@@ -61,7 +70,8 @@ fn instance_from(machine: &MachineInfo, id: &str, public_key: &str, now: i64) ->
         hostname: machine.hostname.clone(),
         local_ip: machine.local_ip.clone(),
         agent_version: machine.agent_version.clone(),
-        command_types: serde_json::to_string(&machine.command_types).unwrap_or_else(|_| "[]".into()),
+        command_types: serde_json::to_string(&machine.command_types)
+            .unwrap_or_else(|_| "[]".into()),
         tags: "[]".into(),
         last_seen_ms: now,
         created_ms: now,
@@ -79,9 +89,23 @@ async fn authenticate(
 ) -> Result<(String, Vec<String>), (&'static str, String)> {
     let now = now_ms();
     match first {
-        AgentMsg::Register { register_code, public_key, signature, machine, .. } => {
-            if !verify(&public_key, nonce, &protocol::register_claim(&public_key), &signature) {
-                return Err(("SignatureInvalid", "the registration signature does not verify".into()));
+        AgentMsg::Register {
+            register_code,
+            public_key,
+            signature,
+            machine,
+            ..
+        } => {
+            if !verify(
+                &public_key,
+                nonce,
+                &protocol::register_claim(&public_key),
+                &signature,
+            ) {
+                return Err((
+                    "SignatureInvalid",
+                    "the registration signature does not verify".into(),
+                ));
             }
             let hash = crate::sign::sha256_hex(register_code.as_bytes());
             let mut inst = instance_from(&machine, &crate::ids::new_id("mi"), &public_key, now);
@@ -89,7 +113,13 @@ async fn authenticate(
             let outcome = d
                 .store
                 .write(move |c| {
-                    let r = instances::register(c, &hash, |range| crate::iprange::contains(range, ip), &mut inst, now)?;
+                    let r = instances::register(
+                        c,
+                        &hash,
+                        |range| crate::iprange::contains(range, ip),
+                        &mut inst,
+                        now,
+                    )?;
                     Ok(r.map(|()| inst.id.clone()))
                 })
                 .await
@@ -102,18 +132,40 @@ async fn authenticate(
                 }
             }
         }
-        AgentMsg::Hello { instance_id, signature, machine, known_tasks, .. } => {
+        AgentMsg::Hello {
+            instance_id,
+            signature,
+            machine,
+            known_tasks,
+            ..
+        } => {
             let id = instance_id.clone();
             let inst = d
                 .store
                 .read(move |c| instances::get_instance(c, &id))
                 .await
-                .map_err(|_| ("InstanceNotFound", format!("instance {instance_id} is not registered here (deleted?)")))?;
-            if !verify(&inst.public_key, nonce, &protocol::hello_claim(&instance_id), &signature) {
-                return Err(("SignatureInvalid", "the signature does not match the instance's registered key".into()));
+                .map_err(|_| {
+                    (
+                        "InstanceNotFound",
+                        format!("instance {instance_id} is not registered here (deleted?)"),
+                    )
+                })?;
+            if !verify(
+                &inst.public_key,
+                nonce,
+                &protocol::hello_claim(&instance_id),
+                &signature,
+            ) {
+                return Err((
+                    "SignatureInvalid",
+                    "the signature does not match the instance's registered key".into(),
+                ));
             }
             let fresh = instance_from(&machine, &instance_id, &inst.public_key, now);
-            let _ = d.store.write(move |c| instances::update_seen(c, &fresh, now)).await;
+            let _ = d
+                .store
+                .write(move |c| instances::update_seen(c, &fresh, now))
+                .await;
             Ok((instance_id, known_tasks))
         }
         _ => Err(("ProtocolError", "expected Register or Hello".into())),
@@ -131,7 +183,13 @@ pub async fn serve_agent<S>(
 {
     let (mut sink, mut stream) = ws.split();
     let nonce = B64.encode(crate::ids::random_bytes::<32>());
-    if sink.send(encode(&ServerMsg::Challenge { nonce: nonce.clone() })).await.is_err() {
+    if sink
+        .send(encode(&ServerMsg::Challenge {
+            nonce: nonce.clone(),
+        }))
+        .await
+        .is_err()
+    {
         return;
     }
     let first = match tokio::time::timeout(HANDSHAKE_TIMEOUT, next_msg(&mut stream)).await {
@@ -142,12 +200,23 @@ pub async fn serve_agent<S>(
         Ok(v) => v,
         Err((code, message)) => {
             tracing::info!(%peer, code, "agent refused: {message}");
-            let _ = sink.send(encode(&ServerMsg::Rejected { code: code.into(), message })).await;
+            let _ = sink
+                .send(encode(&ServerMsg::Rejected {
+                    code: code.into(),
+                    message,
+                }))
+                .await;
             let _ = sink.close().await;
             return;
         }
     };
-    if sink.send(encode(&ServerMsg::Welcome { instance_id: instance_id.clone() })).await.is_err() {
+    if sink
+        .send(encode(&ServerMsg::Welcome {
+            instance_id: instance_id.clone(),
+        }))
+        .await
+        .is_err()
+    {
         return;
     }
     tracing::info!(%peer, instance = %instance_id, "agent connected");
@@ -178,13 +247,18 @@ pub async fn serve_agent<S>(
     d.detach(&instance_id, serial);
     writer.abort();
     let id = instance_id.clone();
-    let _ = d.store.write(move |c| instances::touch(c, &id, now_ms())).await;
+    let _ = d
+        .store
+        .write(move |c| instances::touch(c, &id, now_ms()))
+        .await;
     tracing::info!(instance = %instance_id, "agent disconnected");
 }
 
 /// The next protocol message; None when the connection ends. Frames that
 /// don't parse are skipped, not fatal: a newer agent may send more.
-async fn next_msg<S>(stream: &mut futures_util::stream::SplitStream<WebSocketStream<S>>) -> Option<AgentMsg>
+async fn next_msg<S>(
+    stream: &mut futures_util::stream::SplitStream<WebSocketStream<S>>,
+) -> Option<AgentMsg>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -209,7 +283,10 @@ async fn reconcile(
     tx: &mpsc::Sender<ServerMsg>,
 ) -> crate::store::Result<()> {
     let id = instance_id.to_string();
-    let open = d.store.read(move |c| invocations::open_for_instance(c, &id)).await?;
+    let open = d
+        .store
+        .read(move |c| invocations::open_for_instance(c, &id))
+        .await?;
     let now = now_ms();
     let mut lost = Vec::new();
     for t in open {
@@ -229,7 +306,11 @@ async fn reconcile(
                 let _ = tx.send(ServerMsg::RunTask(d.spec(&inv, &t.id)?)).await;
             }
             TaskStatus::Cancelling if agent_has_it => {
-                let _ = tx.send(ServerMsg::CancelTask { task_id: t.id.clone() }).await;
+                let _ = tx
+                    .send(ServerMsg::CancelTask {
+                        task_id: t.id.clone(),
+                    })
+                    .await;
             }
             _ if !agent_has_it => lost.push(t.id.clone()),
             _ => {}
@@ -269,7 +350,10 @@ async fn handle(d: &Dispatcher, instance_id: &str, msg: AgentMsg) -> crate::stor
     let now = now_ms();
     match msg {
         AgentMsg::Heartbeat => d.heartbeat(instance_id),
-        AgentMsg::TaskStarted { task_id, started_at } => {
+        AgentMsg::TaskStarted {
+            task_id,
+            started_at,
+        } => {
             let grace = d.settings.result_grace_ms;
             d.store
                 .write(move |c| {
@@ -280,8 +364,14 @@ async fn handle(d: &Dispatcher, instance_id: &str, msg: AgentMsg) -> crate::stor
                 })
                 .await?;
         }
-        AgentMsg::Output { task_id, offset, data } => {
-            let Ok(bytes) = B64.decode(data) else { return Ok(()) };
+        AgentMsg::Output {
+            task_id,
+            offset,
+            data,
+        } => {
+            let Ok(bytes) = B64.decode(data) else {
+                return Ok(());
+            };
             let owner = instance_id.to_string();
             d.store
                 .write(move |c| {
@@ -294,7 +384,15 @@ async fn handle(d: &Dispatcher, instance_id: &str, msg: AgentMsg) -> crate::stor
                 })
                 .await?;
         }
-        AgentMsg::TaskFinished { task_id, outcome, exit_code, started_at, ended_at, output_len, error_info } => {
+        AgentMsg::TaskFinished {
+            task_id,
+            outcome,
+            exit_code,
+            started_at,
+            ended_at,
+            output_len,
+            error_info,
+        } => {
             let owner = instance_id.to_string();
             let tid = task_id.clone();
             let mine = d

@@ -230,7 +230,14 @@ impl Dispatcher {
                 let mut kill = Vec::new();
                 for t in &list {
                     let pre = [TaskStatus::Pending, TaskStatus::DeliverDelayed];
-                    if invocations::end_without_agent(c, &t.id, &pre, TaskStatus::Cancelled, "cancelled before delivery", now)? {
+                    if invocations::end_without_agent(
+                        c,
+                        &t.id,
+                        &pre,
+                        TaskStatus::Cancelled,
+                        "cancelled before delivery",
+                        now,
+                    )? {
                         continue;
                     }
                     if invocations::mark_cancelling(c, &t.id, now)? {

@@ -41,13 +41,27 @@ pub async fn sweep_once(d: &Dispatcher) -> crate::store::Result<()> {
                         "instance {} did not take the task within {wait_s} s (agent offline)",
                         t.instance_id
                     );
-                    invocations::end_without_agent(c, &t.id, &[Pending, DeliverDelayed, Delivering], DeliverFailed, &why, now)?;
+                    invocations::end_without_agent(
+                        c,
+                        &t.id,
+                        &[Pending, DeliverDelayed, Delivering],
+                        DeliverFailed,
+                        &why,
+                        now,
+                    )?;
                 } else {
                     let why = format!(
                         "no result from the agent of instance {} past the task's timeout",
                         t.instance_id
                     );
-                    invocations::end_without_agent(c, &t.id, &[Running, Cancelling], TaskTimeout, &why, now)?;
+                    invocations::end_without_agent(
+                        c,
+                        &t.id,
+                        &[Running, Cancelling],
+                        TaskTimeout,
+                        &why,
+                        now,
+                    )?;
                 }
             }
             Ok(())

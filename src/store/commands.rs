@@ -72,7 +72,10 @@ fn name_taken(conn: &Connection, name: &str, except_id: &str) -> Result<bool> {
 /// Inserts; a saved command's name must be unique (`Conflict`).
 pub fn insert(conn: &Connection, c: &Command) -> Result<()> {
     if c.saved && name_taken(conn, &c.name, &c.id)? {
-        return Err(StoreError::Conflict(format!("command name {:?} exists", c.name)));
+        return Err(StoreError::Conflict(format!(
+            "command name {:?} exists",
+            c.name
+        )));
     }
     conn.execute(
         &format!("INSERT INTO commands({COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)"),
@@ -99,7 +102,10 @@ pub fn get(conn: &Connection, id: &str) -> Result<Command> {
 /// Replaces every mutable field of an existing saved command.
 pub fn update(conn: &Connection, c: &Command) -> Result<()> {
     if name_taken(conn, &c.name, &c.id)? {
-        return Err(StoreError::Conflict(format!("command name {:?} exists", c.name)));
+        return Err(StoreError::Conflict(format!(
+            "command name {:?} exists",
+            c.name
+        )));
     }
     let n = conn.execute(
         "UPDATE commands SET name=?2, description=?3, content=?4, command_type=?5,
@@ -107,9 +113,19 @@ pub fn update(conn: &Connection, c: &Command) -> Result<()> {
             username=?10, cos_bucket_url=?11, cos_key_prefix=?12, updated_ms=?13
          WHERE id=?1 AND saved = 1",
         params![
-            c.id, c.name, c.description, c.content, c.command_type, c.working_directory,
-            c.timeout, c.default_parameters, c.default_parameter_confs, c.username,
-            c.cos_bucket_url, c.cos_key_prefix, c.updated_ms
+            c.id,
+            c.name,
+            c.description,
+            c.content,
+            c.command_type,
+            c.working_directory,
+            c.timeout,
+            c.default_parameters,
+            c.default_parameter_confs,
+            c.username,
+            c.cos_bucket_url,
+            c.cos_key_prefix,
+            c.updated_ms
         ],
     )?;
     if n == 0 {
@@ -171,7 +187,11 @@ pub fn list(conn: &Connection, q: &CommandQuery, page: Page) -> Result<(i64, Vec
 }
 
 pub fn count_saved(conn: &Connection) -> Result<i64> {
-    Ok(conn.query_row("SELECT COUNT(*) FROM commands WHERE saved = 1", [], |r| r.get(0))?)
+    Ok(
+        conn.query_row("SELECT COUNT(*) FROM commands WHERE saved = 1", [], |r| {
+            r.get(0)
+        })?,
+    )
 }
 
 #[cfg(test)]
@@ -207,14 +227,23 @@ mod tests {
         let c = crate::store::test_conn();
         insert(&c, &sample("cmd-1", "a")).unwrap();
         insert(&c, &sample("cmd-2", "b")).unwrap();
-        assert!(matches!(insert(&c, &sample("cmd-3", "a")), Err(StoreError::Conflict(_))));
+        assert!(matches!(
+            insert(&c, &sample("cmd-3", "a")),
+            Err(StoreError::Conflict(_))
+        ));
         let mut unsaved = sample("cmd-4", "a");
         unsaved.saved = false;
         insert(&c, &unsaved).unwrap();
-        let page = Page { offset: 0, limit: 20 };
+        let page = Page {
+            offset: 0,
+            limit: 20,
+        };
         let (n, _) = list(&c, &CommandQuery::default(), page).unwrap();
         assert_eq!(n, 2);
-        let q = CommandQuery { names: vec!["b".into()], ..Default::default() };
+        let q = CommandQuery {
+            names: vec!["b".into()],
+            ..Default::default()
+        };
         let (n, rows) = list(&c, &q, page).unwrap();
         assert_eq!((n, rows[0].id.as_str()), (1, "cmd-2"));
         let mut q = CommandQuery::default();

@@ -72,7 +72,11 @@ pub fn get_code(conn: &Connection, id: &str) -> Result<RegisterCode> {
     .map_err(not_found(id))
 }
 
-pub fn list_codes(conn: &Connection, ids: &[String], page: Page) -> Result<(i64, Vec<RegisterCode>)> {
+pub fn list_codes(
+    conn: &Connection,
+    ids: &[String],
+    page: Page,
+) -> Result<(i64, Vec<RegisterCode>)> {
     let mut w = Where::default();
     w.any_of("id", ids);
     let total: i64 = conn.query_row(
@@ -267,15 +271,24 @@ pub fn update_seen(conn: &Connection, inst: &Instance, now: i64) -> Result<()> {
         "UPDATE instances SET machine_id=?2, system_name=?3, hostname=?4, local_ip=?5,
             agent_version=?6, command_types=?7, last_seen_ms=?8 WHERE id=?1",
         params![
-            inst.id, inst.machine_id, inst.system_name, inst.hostname, inst.local_ip,
-            inst.agent_version, inst.command_types, now
+            inst.id,
+            inst.machine_id,
+            inst.system_name,
+            inst.hostname,
+            inst.local_ip,
+            inst.agent_version,
+            inst.command_types,
+            now
         ],
     )?;
     Ok(())
 }
 
 pub fn touch(conn: &Connection, id: &str, now: i64) -> Result<()> {
-    conn.execute("UPDATE instances SET last_seen_ms = ?2 WHERE id = ?1", params![id, now])?;
+    conn.execute(
+        "UPDATE instances SET last_seen_ms = ?2 WHERE id = ?1",
+        params![id, now],
+    )?;
     Ok(())
 }
 
@@ -312,7 +325,11 @@ pub struct InstanceQuery {
     pub exclude: Vec<String>,
 }
 
-pub fn list_instances(conn: &Connection, q: &InstanceQuery, page: Page) -> Result<(i64, Vec<Instance>)> {
+pub fn list_instances(
+    conn: &Connection,
+    q: &InstanceQuery,
+    page: Page,
+) -> Result<(i64, Vec<Instance>)> {
     let mut w = Where::default();
     w.any_of("id", &q.ids)
         .any_of("name", &q.names)
@@ -389,11 +406,22 @@ mod tests {
         assert_eq!(register(&c, "h", |_| true, &mut a, 5).unwrap(), Ok(()));
         assert_eq!(a.name, "lab-1");
         let mut b = inst("mi-2", "k2");
-        assert_eq!(register(&c, "h", |_| true, &mut b, 5).unwrap(), Err(Refusal::UsedUp));
-        assert_eq!(register(&c, "x", |_| true, &mut b, 5).unwrap(), Err(Refusal::Unknown));
+        assert_eq!(
+            register(&c, "h", |_| true, &mut b, 5).unwrap(),
+            Err(Refusal::UsedUp)
+        );
+        assert_eq!(
+            register(&c, "x", |_| true, &mut b, 5).unwrap(),
+            Err(Refusal::Unknown)
+        );
         disable_codes(&c, &["rgstr-1".into()], 6).unwrap();
-        assert_eq!(register(&c, "h", |_| true, &mut b, 5).unwrap(), Err(Refusal::Disabled));
+        assert_eq!(
+            register(&c, "h", |_| true, &mut b, 5).unwrap(),
+            Err(Refusal::Disabled)
+        );
         assert_eq!(get_code(&c, "rgstr-1").unwrap().registered_count, 1);
-        assert!(existing_ids(&c, &["mi-1".into(), "mi-9".into()]).unwrap() == vec!["mi-1".to_string()]);
+        assert!(
+            existing_ids(&c, &["mi-1".into(), "mi-9".into()]).unwrap() == vec!["mi-1".to_string()]
+        );
     }
 }

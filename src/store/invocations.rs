@@ -123,9 +123,21 @@ pub fn insert(conn: &Connection, inv: &Invocation, tasks: &[Task]) -> Result<()>
     ))?;
     for t in tasks {
         st.execute(params![
-            t.id, t.invocation_id, t.instance_id, t.command_id, t.status.as_str(), t.exit_code,
-            t.error_info, t.output_len, t.deadline_ms, t.created_ms, t.updated_ms, t.start_ms,
-            t.end_ms, t.exec_start_ms, t.exec_end_ms
+            t.id,
+            t.invocation_id,
+            t.instance_id,
+            t.command_id,
+            t.status.as_str(),
+            t.exit_code,
+            t.error_info,
+            t.output_len,
+            t.deadline_ms,
+            t.created_ms,
+            t.updated_ms,
+            t.start_ms,
+            t.end_ms,
+            t.exec_start_ms,
+            t.exec_end_ms
         ])?;
     }
     Ok(())
@@ -149,7 +161,11 @@ pub fn get_task(conn: &Connection, id: &str) -> Result<Task> {
     .map_err(not_found(id))
 }
 
-fn query_tasks(conn: &Connection, where_sql: &str, p: Vec<rusqlite::types::Value>) -> Result<Vec<Task>> {
+fn query_tasks(
+    conn: &Connection,
+    where_sql: &str,
+    p: Vec<rusqlite::types::Value>,
+) -> Result<Vec<Task>> {
     let mut st = conn.prepare(&format!("SELECT {TASK_COLUMNS} FROM tasks{where_sql}"))?;
     let rows = st
         .query_map(params_from_iter(p.iter()), task_from_row)?
@@ -164,7 +180,11 @@ pub fn tasks_of(conn: &Connection, invocation_ids: &[String]) -> Result<Vec<Task
     if invocation_ids.is_empty() {
         return Ok(Vec::new());
     }
-    query_tasks(conn, &format!("{} ORDER BY created_ms, id", w.sql()), w.params)
+    query_tasks(
+        conn,
+        &format!("{} ORDER BY created_ms, id", w.sql()),
+        w.params,
+    )
 }
 
 #[derive(Default, Debug, Clone)]
@@ -239,7 +259,11 @@ fn set_status(
     to: TaskStatus,
     now: i64,
 ) -> Result<bool> {
-    let mut p: Vec<rusqlite::types::Value> = vec![to.as_str().to_string().into(), now.into(), task_id.to_string().into()];
+    let mut p: Vec<rusqlite::types::Value> = vec![
+        to.as_str().to_string().into(),
+        now.into(),
+        task_id.to_string().into(),
+    ];
     p.extend(from.iter().map(|s| s.as_str().to_string().into()));
     let n = conn.execute(
         &format!(
@@ -252,7 +276,12 @@ fn set_status(
 }
 
 /// PENDING/DELIVER_DELAYED → DELIVERING, with a new deadline for the agent's answer.
-pub fn mark_delivering(conn: &Connection, task_id: &str, deadline_ms: i64, now: i64) -> Result<bool> {
+pub fn mark_delivering(
+    conn: &Connection,
+    task_id: &str,
+    deadline_ms: i64,
+    now: i64,
+) -> Result<bool> {
     let n = conn.execute(
         "UPDATE tasks SET status = 'DELIVERING', deadline_ms = ?2, updated_ms = ?3,
             start_ms = CASE WHEN start_ms = 0 THEN ?3 ELSE start_ms END
@@ -268,7 +297,13 @@ pub fn mark_delayed(conn: &Connection, task_id: &str, now: i64) -> Result<bool> 
 }
 
 /// The agent started the process.
-pub fn mark_running(conn: &Connection, task_id: &str, started_at: i64, deadline_ms: i64, now: i64) -> Result<bool> {
+pub fn mark_running(
+    conn: &Connection,
+    task_id: &str,
+    started_at: i64,
+    deadline_ms: i64,
+    now: i64,
+) -> Result<bool> {
     let n = conn.execute(
         "UPDATE tasks SET status = 'RUNNING', exec_start_ms = ?2, deadline_ms = ?3, updated_ms = ?4
          WHERE id = ?1 AND status IN ('PENDING', 'DELIVER_DELAYED', 'DELIVERING')",
@@ -320,7 +355,9 @@ pub fn read_output(conn: &Connection, task_id: &str, offset: i64, limit: i64) ->
         let data: Vec<u8> = r.get(1)?;
         let skip = (offset - at).max(0) as usize;
         let want = (limit as usize).saturating_sub(out.len());
-        out.extend_from_slice(&data[skip.min(data.len())..][..want.min(data.len().saturating_sub(skip))]);
+        out.extend_from_slice(
+            &data[skip.min(data.len())..][..want.min(data.len().saturating_sub(skip))],
+        );
         if out.len() as i64 >= limit {
             break;
         }
@@ -481,7 +518,16 @@ mod tests {
             error_info: "",
         };
         assert!(finish(&c, "invt-1", &f, 4).unwrap());
-        assert!(!finish(&c, "invt-1", &Finish { status: Failed, ..f }, 5).unwrap());
+        assert!(!finish(
+            &c,
+            "invt-1",
+            &Finish {
+                status: Failed,
+                ..f
+            },
+            5
+        )
+        .unwrap());
         assert!(!mark_running(&c, "invt-1", 6, 600, 6).unwrap());
         assert!(!end_without_agent(&c, "invt-1", &[Running], TaskTimeout, "x", 7).unwrap());
         assert_eq!(get_task(&c, "invt-1").unwrap().status, Success);

@@ -10,11 +10,11 @@
 mod schema;
 
 pub mod commands;
-pub mod query;
-pub mod status;
 pub mod instances;
 pub mod invocations;
 pub mod keys;
+pub mod query;
+pub mod status;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -115,13 +115,19 @@ impl Store {
                 let _ = done_tx.send(committed.and(outcome));
             })
         });
-        let sender = self.jobs.clone();
-        // The queue is bounded: a full queue applies back-pressure off the
-        // async threads instead of growing without limit.
-        tokio::task::spawn_blocking(move || sender.send(job))
-            .await
-            .map_err(|_| StoreError::Closed)?
-            .map_err(|_| StoreError::Closed)?;
+        // The queue is bounded: when it is full, wait for room off the async
+        // threads (back-pressure) instead of growing without limit.
+        match self.jobs.try_send(job) {
+            Ok(()) => {}
+            Err(std::sync::mpsc::TrySendError::Full(job)) => {
+                let sender = self.jobs.clone();
+                tokio::task::spawn_blocking(move || sender.send(job))
+                    .await
+                    .map_err(|_| StoreError::Closed)?
+                    .map_err(|_| StoreError::Closed)?;
+            }
+            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => return Err(StoreError::Closed),
+        }
         done_rx.await.map_err(|_| StoreError::Closed)?
     }
 

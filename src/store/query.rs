@@ -32,9 +32,7 @@ impl Where {
 
     /// Tag filters over a JSON array column of {"Key","Value"} objects.
     pub fn tags(&mut self, col: &str, tags: &TagFilter) -> &mut Self {
-        let exists = |cond: &str| {
-            format!("EXISTS (SELECT 1 FROM json_each({col}) WHERE {cond})")
-        };
+        let exists = |cond: &str| format!("EXISTS (SELECT 1 FROM json_each({col}) WHERE {cond})");
         for (field, list) in [("Key", &tags.keys), ("Value", &tags.values)] {
             if !list.is_empty() {
                 let cond = format!(

@@ -20,8 +20,19 @@ pub enum TaskStatus {
 use TaskStatus::*;
 
 const ALL: [TaskStatus; 13] = [
-    Pending, Delivering, DeliverDelayed, DeliverFailed, StartFailed, Running, Success, Failed,
-    Timeout, TaskTimeout, Cancelling, Cancelled, Terminated,
+    Pending,
+    Delivering,
+    DeliverDelayed,
+    DeliverFailed,
+    StartFailed,
+    Running,
+    Success,
+    Failed,
+    Timeout,
+    TaskTimeout,
+    Cancelling,
+    Cancelled,
+    Terminated,
 ];
 
 impl TaskStatus {
@@ -51,7 +62,14 @@ impl TaskStatus {
     pub fn is_final(self) -> bool {
         matches!(
             self,
-            DeliverFailed | StartFailed | Success | Failed | Timeout | TaskTimeout | Cancelled | Terminated
+            DeliverFailed
+                | StartFailed
+                | Success
+                | Failed
+                | Timeout
+                | TaskTimeout
+                | Cancelled
+                | Terminated
         )
     }
 
@@ -116,6 +134,9 @@ mod tests {
         assert_eq!(invocation_status(&[Failed, DeliverFailed]), "FAILED");
         assert_eq!(invocation_status(&[Timeout, Timeout]), "TIMEOUT");
         assert_eq!(invocation_status(&[Cancelled, Terminated]), "CANCELLED");
-        assert_eq!(invocation_status(&[Cancelled, Success]), "PARTIAL_CANCELLED");
+        assert_eq!(
+            invocation_status(&[Cancelled, Success]),
+            "PARTIAL_CANCELLED"
+        );
     }
 }

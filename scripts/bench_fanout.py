@@ -1,0 +1,277 @@
+#!/usr/bin/env python3
+"""Fan-out latency benchmark for drover; run it through scripts/bench-fanout.
+
+Starts `drover server` and N `drover agent` processes (one register code,
+one data dir each) under --work, waits until all N are Online, then times R
+rounds of RunCommand `true` on all N: from sending RunCommand until
+DescribeInvocations reports SUCCESS, polling every --poll-ms. Prints the
+latencies, the resident memory of the server and of idle agents, and the
+binary's size. Stops everything it started on any exit; the wrapper removes
+--work.
+"""
+
+import argparse
+import base64
+import json
+import math
+import os
+import signal
+import statistics
+import struct
+import subprocess
+import sys
+import time
+
+from tencentcloud.common import credential
+from tencentcloud.common.profile.client_profile import ClientProfile
+from tencentcloud.common.profile.http_profile import HttpProfile
+from tencentcloud.tat.v20201028 import models, tat_client
+
+RUN_COMMAND_MAX = 200  # InstanceIds per RunCommand
+DESCRIBE_MAX = 100  # InvocationIds per DescribeInvocations / page size
+FINAL = {"SUCCESS", "FAILED", "PARTIAL_FAILED", "TIMEOUT", "CANCELLED", "PARTIAL_CANCELLED"}
+MiB = 1024 * 1024
+
+
+class Procs:
+    """Children we started, recorded in WORK/pids for the wrapper's safety net."""
+
+    def __init__(self, work):
+        self.pidfile = os.path.join(work, "pids")
+        self.all = []
+
+    def start(self, argv, log_path):
+        log = open(log_path, "wb")
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        with open(self.pidfile, "a") as f:
+            f.write(f"{p.pid}\n")
+        self.all.append(p)
+        return p
+
+    def stop(self):
+        for p in self.all:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for p in self.all:
+            try:
+                p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def rss_bytes(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def cpu_seconds(pid):
+    """utime + stime of a process (its own, not its children's)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def is_stripped(path):
+    """True when the ELF file has no .symtab section."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:4] != b"\x7fELF" or data[4] != 2:
+        return None
+    shoff, = struct.unpack_from("<Q", data, 0x28)
+    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
+    str_off, = struct.unpack_from("<Q", data, shoff + shstrndx * shentsize + 0x18)
+    for i in range(shnum):
+        name_off, = struct.unpack_from("<I", data, shoff + i * shentsize)
+        start = str_off + name_off
+        if data[start:data.index(b"\0", start)] == b".symtab":
+            return False
+    return True
+
+
+def tail(path, n=20):
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-n:])
+    except OSError:
+        return ""
+
+
+def wait_for(what, check, timeout, procs=()):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = check()
+        if v:
+            return v
+        for p, log in procs:
+            if p.poll() is not None:
+                sys.exit(f"{what}: process {p.pid} exited with {p.returncode}\n{tail(log)}")
+        if time.monotonic() > deadline:
+            sys.exit(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
+
+
+def call(client, action, params):
+    req = getattr(models, action + "Request")()
+    req.from_json_string(json.dumps(params))
+    return getattr(client, action)(req)
+
+
+def online_count(client):
+    r = call(client, "DescribeAutomationAgentStatus",
+             {"Filters": [{"Name": "agent-status", "Values": ["Online"]}], "Limit": 1})
+    return r.TotalCount
+
+
+def instance_ids(client):
+    ids, offset = [], 0
+    while True:
+        r = call(client, "DescribeRegisterInstances", {"Limit": DESCRIBE_MAX, "Offset": offset})
+        ids += [i.InstanceId for i in r.RegisterInstanceSet]
+        offset += DESCRIBE_MAX
+        if offset >= r.TotalCount:
+            return ids
+
+
+def chunks(xs, n):
+    return [xs[i:i + n] for i in range(0, len(xs), n)]
+
+
+def one_round(client, ids, content, poll_s, timeout):
+    """Seconds from sending RunCommand to all invocations SUCCESS, plus the
+    RunCommand call's own time and the DescribeInvocations round trips."""
+    t0 = time.perf_counter()
+    inv_ids = [call(client, "RunCommand", {"Content": content, "InstanceIds": part}).InvocationId
+               for part in chunks(ids, RUN_COMMAND_MAX)]
+    t_sent = time.perf_counter() - t0
+    rtts = []
+    while True:
+        statuses = []
+        for part in chunks(inv_ids, DESCRIBE_MAX):
+            q0 = time.perf_counter()
+            r = call(client, "DescribeInvocations", {"InvocationIds": part, "Limit": DESCRIBE_MAX})
+            rtts.append(time.perf_counter() - q0)
+            statuses += [i.InvocationStatus for i in r.InvocationSet]
+        if len(statuses) == len(inv_ids) and all(s == "SUCCESS" for s in statuses):
+            return time.perf_counter() - t0, t_sent, rtts
+        if len(statuses) == len(inv_ids) and all(s in FINAL for s in statuses):
+            sys.exit(f"round ended with {statuses} (invocations {inv_ids})")
+        if time.perf_counter() - t0 > timeout:
+            sys.exit(f"round not done after {timeout} s: {statuses}")
+        time.sleep(poll_s)
+
+
+def p90(xs):
+    s = sorted(xs)
+    return s[math.ceil(0.9 * len(s)) - 1]
+
+
+def fmt_s(x):
+    return f"{x * 1000:.1f} ms"
+
+
+def fmt_mib(b):
+    return f"{b / MiB:.1f} MiB"
+
+
+def main():
+    ap = argparse.ArgumentParser(prog="bench-fanout")
+    ap.add_argument("n", type=int, help="number of agents")
+    ap.add_argument("--rounds", type=int, default=20, help="measured rounds (default 20)")
+    ap.add_argument("--warmup", type=int, default=1, help="unmeasured rounds first (default 1)")
+    ap.add_argument("--poll-ms", type=float, default=5.0, help="DescribeInvocations poll interval (default 5)")
+    ap.add_argument("--work", required=True, help="scratch directory (the wrapper makes and removes it)")
+    a = ap.parse_args()
+    if a.n < 1 or a.rounds < 1:
+        ap.error("N and --rounds must be at least 1")
+    binary = os.environ["DROVER_BIN"]
+    procs = Procs(a.work)
+    # SIGTERM from the wrapper unwinds through `finally` like Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        run(a, binary, procs)
+    finally:
+        procs.stop()
+
+
+def run(a, binary, procs):
+    sdir = os.path.join(a.work, "server")
+    os.makedirs(os.path.join(a.work, "agents"))
+    slog = os.path.join(a.work, "server.log")
+    server = procs.start([binary, "server", "--data-dir", sdir, "--listen", "127.0.0.1:0"], slog)
+    addr_file = os.path.join(sdir, "server.addr")
+    addr = wait_for("the server's address", lambda: os.path.exists(addr_file) and open(addr_file).read().strip(),
+                    30, [(server, slog)])
+    key = json.loads(subprocess.run([binary, "admin", "create-key", "--data-dir", sdir],
+                                    check=True, capture_output=True, text=True).stdout)
+    hp = HttpProfile(endpoint=addr)
+    hp.certification = os.path.join(sdir, "tls", "cert.pem")
+    hp.keepAlive = True
+    client = tat_client.TatClient(credential.Credential(key["SecretId"], key["SecretKey"]), "ap-guangzhou",
+                                  ClientProfile(httpProfile=hp))
+
+    code = call(client, "CreateRegisterCode", {"Description": "bench-fanout", "RegisterLimit": a.n}).RegisterCodeValue
+    agents = []
+    t_reg = time.perf_counter()
+    for i in range(a.n):
+        adir = os.path.join(a.work, "agents", f"a{i:05d}")
+        alog = adir + ".log"
+        p = procs.start([binary, "agent", "--server", "https://" + addr, "--register-code", code,
+                         "--data-dir", adir], alog)
+        agents.append((p, alog))
+    wait_for(f"{a.n} agents Online", lambda: online_count(client) >= a.n, 60 + a.n * 0.5,
+             [(server, slog)] + agents)
+    t_reg = time.perf_counter() - t_reg
+    ids = instance_ids(client)
+    if len(ids) != a.n:
+        sys.exit(f"expected {a.n} registered instances, found {len(ids)}")
+
+    # Idle figures: let start-up garbage settle before reading /proc.
+    time.sleep(2)
+    idle_agents = [rss_bytes(p.pid) for p, _ in agents]
+    idle_server = rss_bytes(server.pid)
+
+    content = base64.b64encode(b"true").decode()
+    poll_s = a.poll_ms / 1000
+    for _ in range(a.warmup):
+        one_round(client, ids, content, poll_s, 120)
+    lat, sent, rtts = [], [], []
+    cpu0 = (cpu_seconds(server.pid), sum(cpu_seconds(p.pid) for p, _ in agents))
+    for r in range(a.rounds):
+        t, ts, rt = one_round(client, ids, content, poll_s, 120)
+        lat.append(t)
+        sent.append(ts)
+        rtts += rt
+        print(f"  round {r + 1:3d}: {fmt_s(t)}", file=sys.stderr)
+    cpu1 = (cpu_seconds(server.pid), sum(cpu_seconds(p.pid) for p, _ in agents))
+    busy_server = rss_bytes(server.pid)
+    busy_agents = [rss_bytes(p.pid) for p, _ in agents]
+
+    size = os.path.getsize(binary)
+    stripped = is_stripped(binary)
+    print(f"drover fan-out benchmark ({os.cpu_count()} CPUs)")
+    print(f"  binary                 {binary}")
+    print(f"  N (agents)             {a.n} (all Online {t_reg:.2f} s after start)")
+    print(f"  rounds                 {a.rounds} (after {a.warmup} unmeasured warm-up)")
+    print(f"  polling                DescribeInvocations every {a.poll_ms:g} ms "
+          f"(+ its round trip: median {fmt_s(statistics.median(rtts))})")
+    print(f"  RunCommand -> SUCCESS  median {fmt_s(statistics.median(lat))}  p90 {fmt_s(p90(lat))}  "
+          f"min {fmt_s(min(lat))}  max {fmt_s(max(lat))}")
+    print(f"  RunCommand call alone  median {fmt_s(statistics.median(sent))}  max {fmt_s(max(sent))}")
+    print(f"  CPU per round          server {fmt_s((cpu1[0] - cpu0[0]) / a.rounds)}, "
+          f"all agents {fmt_s((cpu1[1] - cpu0[1]) / a.rounds)} (without their `true` children)")
+    print(f"  server RSS             {fmt_mib(idle_server)} idle with {a.n} agents, "
+          f"{fmt_mib(busy_server)} after the rounds")
+    print(f"  agent RSS (idle)       median {fmt_mib(statistics.median(idle_agents))}  max {fmt_mib(max(idle_agents))}"
+          f"  (after the rounds: median {fmt_mib(statistics.median(busy_agents))}, max {fmt_mib(max(busy_agents))})")
+    strip_note = {True: "stripped", False: "not stripped", None: "not ELF64"}[stripped]
+    print(f"  agent binary           {size} bytes = {size / 1e6:.1f} MB ({fmt_mib(size)}), {strip_note}")
+
+
+if __name__ == "__main__":
+    main()
