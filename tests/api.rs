@@ -8,8 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{b64, spawn_agent, Agent, Client, Harness};
-use drover::tls::Trust;
+use common::{b64, code as ecode, spawn_agent, Agent, Client, Harness};
 use serde_json::{json, Value};
 
 fn with(base: &Value, key: &str, v: Value) -> Value {
@@ -29,7 +28,7 @@ fn without(base: &Value, key: &str) -> Value {
 async fn rejects(h: &Harness, action: &str, params: Value, code: &str) {
     let before = h.counts().await;
     let e = h.call_err(action, params.clone()).await;
-    assert_eq!(e.code(), code, "{action} {params}: {e}");
+    assert_eq!(ecode(&e), code, "{action} {params}: {e}");
     assert_eq!(
         h.counts().await,
         before,
@@ -38,8 +37,7 @@ async fn rejects(h: &Harness, action: &str, params: Value, code: &str) {
 }
 
 fn other_client(h: &Harness, id: &str, key: &str) -> Client {
-    let cert = h.server.as_ref().unwrap().cert_path.clone();
-    Client::new(&h.url(), id, key, &Trust::CaFile(cert))
+    h.client_as(id, key)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -51,20 +49,16 @@ async fn authentication_failures() {
 
     let cases: Vec<(Client, &str)> = vec![
         (
-            other_client(&h, &h.client.secret_id, "not-the-key"),
+            other_client(&h, &h.secret_id, "not-the-key"),
             "AuthFailure.SignatureFailure",
         ),
         (
-            other_client(
-                &h,
-                "AKIDunknownunknownunknownunknown12",
-                &h.client.secret_key,
-            ),
+            other_client(&h, "AKIDunknownunknownunknownunknown12", &h.secret_key),
             "AuthFailure.SecretIdNotFound",
         ),
         (
             {
-                let mut c = other_client(&h, &h.client.secret_id, &h.client.secret_key);
+                let mut c = other_client(&h, &h.secret_id, &h.secret_key);
                 c.clock_skew = 600;
                 c
             },
@@ -72,7 +66,7 @@ async fn authentication_failures() {
         ),
         (
             {
-                let mut c = other_client(&h, &h.client.secret_id, &h.client.secret_key);
+                let mut c = other_client(&h, &h.secret_id, &h.secret_key);
                 c.clock_skew = -600;
                 c
             },
@@ -82,17 +76,17 @@ async fn authentication_failures() {
     for (c, code) in &cases {
         for action in ["RunCommand", "DescribeInvocations"] {
             let e = c.call(action, &run).await.unwrap_err();
-            assert_eq!(e.code(), *code, "{action}: {e}");
+            assert_eq!(ecode(&e), *code, "{action}: {e}");
         }
     }
     let e = h.client.call("RunCommands", &run).await.unwrap_err();
-    assert_eq!(e.code(), "InvalidAction", "{e}");
+    assert_eq!(ecode(&e), "InvalidAction", "{e}");
     let e = h
         .client
         .call_as("tat", "2017-01-01", "RunCommand", &run)
         .await
         .unwrap_err();
-    assert_eq!(e.code(), "NoSuchVersion", "{e}");
+    assert_eq!(ecode(&e), "NoSuchVersion", "{e}");
     assert_eq!(h.counts().await, before);
 
     // The same request, correctly signed, works.
@@ -300,7 +294,7 @@ async fn malformed_and_unknown_ids() {
         ),
     ] {
         let e = h.call_err(action, p).await;
-        assert!(e.code().starts_with("ResourceNotFound"), "{action}: {e}");
+        assert!(ecode(&e).starts_with("ResourceNotFound"), "{action}: {e}");
     }
     // Describe* of unknown ids find nothing rather than fail.
     let r = h

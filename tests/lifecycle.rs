@@ -137,7 +137,7 @@ async fn deleted_instance_cannot_come_back() {
             json!({"Content": common::b64("echo x"), "InstanceIds": [id]}),
         )
         .await;
-    assert_eq!(e.code(), "ResourceNotFound.InstanceNotFound");
+    assert_eq!(common::code(&e), "ResourceNotFound.InstanceNotFound");
     // A restarted agent with the same identity is refused too.
     h.agents[0].restart();
     let code = h.agents[0].wait_exit(Duration::from_secs(10)).await;

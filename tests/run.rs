@@ -221,19 +221,16 @@ async fn custom_and_hidden_parameters() {
     assert_eq!(recorded["color"], "blue");
 
     let views = [
-        h.client
-            .call_raw("DescribeInvocations", &json!({"InvocationIds": [inv]}))
+        h.call_raw("DescribeInvocations", json!({"InvocationIds": [inv]}))
             .await,
-        h.client.call_raw("DescribeInvocations", &json!({})).await,
-        h.client
-            .call_raw(
-                "DescribeInvocationTasks",
-                &json!({"Filters": [{"Name": "invocation-id", "Values": [inv]}], "HideOutput": true}),
-            )
-            .await,
-        h.client.call_raw("DescribeCommands", &json!({})).await,
-        h.client
-            .call_raw("DescribeCommands", &json!({"CommandIds": [cmd_id]}))
+        h.call_raw("DescribeInvocations", json!({})).await,
+        h.call_raw(
+            "DescribeInvocationTasks",
+            json!({"Filters": [{"Name": "invocation-id", "Values": [inv]}], "HideOutput": true}),
+        )
+        .await,
+        h.call_raw("DescribeCommands", json!({})).await,
+        h.call_raw("DescribeCommands", json!({"CommandIds": [cmd_id]}))
             .await,
     ];
     for v in &views {

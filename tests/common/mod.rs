@@ -7,8 +7,6 @@
 
 #![allow(dead_code)]
 
-pub mod client;
-
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -18,7 +16,7 @@ use base64::Engine;
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
-pub use client::{Client, ClientError};
+pub use drover::client::{Client, ClientError};
 use drover::dispatch::Settings;
 use drover::server::{self, Config, Running};
 use drover::tls::Trust;
@@ -174,6 +172,8 @@ pub struct Harness {
     pub server: Option<Running>,
     pub addr: std::net::SocketAddr,
     pub client: Client,
+    pub secret_id: String,
+    pub secret_key: String,
     pub code_value: String,
     pub agents: Vec<Agent>,
 }
@@ -191,12 +191,7 @@ impl Harness {
             .await
             .unwrap();
         let addr = running.addr;
-        let client = Client::new(
-            &format!("https://{addr}"),
-            &id,
-            &key,
-            &Trust::CaFile(running.cert_path.clone()),
-        );
+        let client = new_client(&format!("https://{addr}"), &id, &key, &running.cert_path);
         let code = client
             .call("CreateRegisterCode", &json!({"RegisterLimit": 100}))
             .await
@@ -207,6 +202,8 @@ impl Harness {
             server: Some(running),
             addr,
             client,
+            secret_id: id,
+            secret_key: key,
             code_value: code["RegisterCodeValue"].as_str().unwrap().to_string(),
             agents: Vec::new(),
         }
@@ -214,6 +211,24 @@ impl Harness {
 
     pub fn url(&self) -> String {
         format!("https://{}", self.addr)
+    }
+
+    /// A new client to this server with the given credentials.
+    pub fn client_as(&self, id: &str, key: &str) -> Client {
+        new_client(
+            &self.url(),
+            id,
+            key,
+            &self.data_dir().join("tls").join("cert.pem"),
+        )
+    }
+
+    /// The raw JSON text of a call's `Response`, or of its error.
+    pub async fn call_raw(&self, action: &str, params: Value) -> String {
+        match self.client.call(action, &params).await {
+            Ok(v) => v.to_string(),
+            Err(e) => e.to_string(),
+        }
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -428,6 +443,8 @@ impl Harness {
         )
         .await;
         assert_eq!(running.addr, self.addr);
+        // The kept-alive connection belonged to the old server.
+        self.client = self.client_as(&self.secret_id, &self.secret_key);
         self.server = Some(running);
     }
 
@@ -445,6 +462,15 @@ impl Harness {
         let r = self.call("DescribeRegisterInstances", json!({})).await;
         r["TotalCount"].as_i64().unwrap()
     }
+}
+
+pub fn new_client(url: &str, id: &str, key: &str, cert: &Path) -> Client {
+    Client::new(url, id, key, &Trust::CaFile(cert.to_path_buf())).unwrap()
+}
+
+/// The TAT error code of a failed call ("" when the call did not get an answer).
+pub fn code(e: &ClientError) -> &str {
+    e.code().unwrap_or("")
 }
 
 fn config(data: &Path, listen: &str, settings: &Settings) -> Config {
