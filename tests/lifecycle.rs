@@ -40,7 +40,9 @@ async fn delayed_task_runs_when_the_agent_returns() {
     h.agents[0].kill();
     h.wait_status(std::slice::from_ref(&id), "Offline").await;
 
-    let inv = h.run("echo came back", &[id.clone()], json!({})).await;
+    let inv = h
+        .run("echo came back", std::slice::from_ref(&id), json!({}))
+        .await;
     h.wait_task_status(&inv, "DELIVER_DELAYED", Duration::from_secs(5))
         .await;
     h.agents[0].restart();
@@ -77,7 +79,7 @@ async fn agent_killed_mid_invocation() {
     let inv = h
         .run(
             &format!("echo begin; {marker}"),
-            &[id.clone()],
+            std::slice::from_ref(&id),
             json!({"Timeout": 600}),
         )
         .await;
