@@ -53,6 +53,32 @@ async fn delayed_task_runs_when_the_agent_returns() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_a_delayed_task() {
+    let mut h = Harness::start().await;
+    let id = h.add_agent().await;
+    h.agents[0].kill();
+    h.wait_status(std::slice::from_ref(&id), "Offline").await;
+    let inv = h
+        .run("echo must-not-run", std::slice::from_ref(&id), json!({}))
+        .await;
+    h.wait_task_status(&inv, "DELIVER_DELAYED", Duration::from_secs(5))
+        .await;
+    h.call("CancelInvocation", json!({"InvocationId": inv}))
+        .await;
+    let ts = h.wait_final(&inv, T30).await;
+    assert_eq!(ts[0]["TaskStatus"], "CANCELLED", "{}", ts[0]);
+    assert_eq!(h.invocation(&inv).await["InvocationStatus"], "CANCELLED");
+    // The agent comes back and the cancelled task stays cancelled, unrun.
+    h.agents[0].restart();
+    h.wait_online(std::slice::from_ref(&id)).await;
+    let t = h.run_one("echo later", &id, json!({})).await;
+    assert_eq!(output_of(&t), "later\n");
+    let ts = h.tasks(&inv, false).await;
+    assert_eq!(ts[0]["TaskStatus"], "CANCELLED", "{}", ts[0]);
+    assert_eq!(output_of(&ts[0]), "");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_restart_mid_invocation() {
     let mut h = Harness::start().await;
     let id = h.add_agent().await;

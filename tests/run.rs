@@ -276,3 +276,53 @@ async fn one_command_on_three_agents() {
     assert_eq!(i["InvocationStatus"], "SUCCESS");
     assert_eq!(i["InvocationTaskBasicInfoSet"].as_array().unwrap().len(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_output_streams_while_running() {
+    let mut h = Harness::start().await;
+    let id = h.add_agent().await;
+    let inv = h
+        .run(
+            "printf 'first\\n'; sleep 5; printf '\\000\\377\\376abc'",
+            &[id],
+            json!({}),
+        )
+        .await;
+    let t = h.wait_task_status(&inv, "RUNNING", T30).await;
+    let task_id = t["InvocationTaskId"].as_str().unwrap().to_string();
+    // The first line is readable before the task ends.
+    let r = wait_for(
+        "output while running",
+        Duration::from_millis(4500),
+        || async {
+            let r = h
+                .call(
+                    "DescribeInvocationTaskOutput",
+                    json!({"InvocationTaskId": task_id}),
+                )
+                .await;
+            (r["TotalSize"] == 6).then_some(r)
+        },
+    )
+    .await;
+    assert_eq!(r["Complete"], false, "{r}");
+    assert_eq!(r["TaskStatus"], "RUNNING", "{r}");
+    assert_eq!(common::unb64(r["Output"].as_str().unwrap()), b"first\n");
+
+    let ts = h.wait_final(&inv, T30).await;
+    let t = &ts[0];
+    assert_eq!(t["TaskStatus"], "SUCCESS", "{t}");
+    let mut want = b"first\n".to_vec();
+    want.extend([0u8, 0xff, 0xfe, b'a', b'b', b'c']);
+    assert_eq!(
+        common::unb64(t["TaskResult"]["Output"].as_str().unwrap()),
+        want
+    );
+    assert_eq!(h.full_output(&task_id, 4).await, want);
+    for field in ["ExecStartTime", "ExecEndTime"] {
+        assert_ne!(t["TaskResult"][field], "", "{field}: {t}");
+    }
+    for field in ["StartTime", "EndTime"] {
+        assert_ne!(t[field], "", "{field}: {t}");
+    }
+}
