@@ -98,6 +98,29 @@ async fn server_restart_mid_invocation() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delayed_task_survives_a_server_restart() {
+    let mut h = Harness::start().await;
+    let id = h.add_agent().await;
+    h.agents[0].kill();
+    h.wait_status(std::slice::from_ref(&id), "Offline").await;
+    let inv = h
+        .run("echo after restart", std::slice::from_ref(&id), json!({}))
+        .await;
+    h.wait_task_status(&inv, "DELIVER_DELAYED", Duration::from_secs(5))
+        .await;
+    h.restart_server().await;
+    assert_eq!(
+        h.tasks(&inv, true).await[0]["TaskStatus"],
+        "DELIVER_DELAYED"
+    );
+    h.agents[0].restart();
+    h.wait_online(std::slice::from_ref(&id)).await;
+    let ts = h.wait_final(&inv, T30).await;
+    assert_eq!(ts[0]["TaskStatus"], "SUCCESS", "{}", ts[0]);
+    assert_eq!(output_of(&ts[0]), "after restart\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_killed_mid_invocation() {
     let mut h = Harness::start().await;
     let id = h.add_agent().await;
