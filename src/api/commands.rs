@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::params;
-use super::request::{check_ids, check_unique, Params, R};
+use super::request::{check_ids, check_unique, IdList, Params, R};
 use super::{views, Api, Principal};
 use crate::store::commands::{self, Command, CommandQuery};
 use crate::timefmt::now_ms;
@@ -319,8 +319,12 @@ pub async fn delete_many(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
 }
 
 pub async fn describe(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
-    let ids = q.opt_str_list("CommandIds")?;
-    let filters = q.filters(
+    let (ids, filters) = q.ids_or_filters(
+        IdList {
+            name: "CommandIds",
+            prefix: "cmd",
+            code: "InvalidParameterValue.InvalidCommandId",
+        },
         &[
             "command-id",
             "command-name",
@@ -332,23 +336,10 @@ pub async fn describe(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     )?;
     let page = q.page()?;
     q.finish()?;
-    if ids.is_some() && !filters.is_empty() {
-        return Err(ApiError::new(
-            "InvalidParameter.ConflictParameter",
-            "CommandIds and Filters cannot be given together",
-        ));
-    }
-    let mut query = CommandQuery::default();
-    if let Some(ids) = ids {
-        check_ids(
-            "CommandIds",
-            &ids,
-            "cmd",
-            100,
-            "InvalidParameterValue.InvalidCommandId",
-        )?;
-        query.ids = ids;
-    }
+    let mut query = CommandQuery {
+        ids,
+        ..Default::default()
+    };
     let cmd_ids = filters.get("command-id");
     check_ids(
         "command-id",

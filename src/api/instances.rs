@@ -7,7 +7,7 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::request::{check_ids, check_unique, Params, R};
+use super::request::{check_ids, check_unique, IdList, Params, R};
 use super::{views, Api, Principal};
 use crate::store::instances::{self, InstanceQuery, RegisterCode};
 use crate::timefmt::{iso, now_ms};
@@ -159,8 +159,12 @@ fn instance_id(q: &mut Params) -> R<String> {
 }
 
 pub async fn describe_instances(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
-    let ids = q.opt_str_list("InstanceIds")?;
-    let filters = q.filters(
+    let (ids, filters) = q.ids_or_filters(
+        IdList {
+            name: "InstanceIds",
+            prefix: "mi",
+            code: "InvalidParameterValue.InvalidRegisterInstanceId",
+        },
         &[
             "instance-name",
             "instance-id",
@@ -173,23 +177,10 @@ pub async fn describe_instances(api: &Api, _p: &Principal, mut q: Params) -> R<V
     )?;
     let page = q.page()?;
     q.finish()?;
-    if ids.is_some() && !filters.is_empty() {
-        return Err(ApiError::new(
-            "InvalidParameter.ConflictParameter",
-            "InstanceIds and Filters cannot be given together",
-        ));
-    }
-    let mut query = InstanceQuery::default();
-    if let Some(ids) = ids {
-        check_ids(
-            "InstanceIds",
-            &ids,
-            "mi",
-            100,
-            "InvalidParameterValue.InvalidRegisterInstanceId",
-        )?;
-        query.ids = ids;
-    }
+    let mut query = InstanceQuery {
+        ids,
+        ..Default::default()
+    };
     query.ids.extend(filters.get("instance-id"));
     query.names = filters.get("instance-name");
     query.local_ips = filters.get("local-ip");
@@ -250,27 +241,21 @@ pub async fn delete_instance(api: &Api, _p: &Principal, mut q: Params) -> R<Valu
 }
 
 pub async fn agent_status(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
-    let ids = q.opt_str_list("InstanceIds")?;
-    let filters = q.filters(&["agent-status", "environment", "instance-id"], false)?;
+    let (ids, filters) = q.ids_or_filters(
+        IdList {
+            name: "InstanceIds",
+            prefix: "mi",
+            code: "InvalidParameterValue.InvalidInstanceId",
+        },
+        &["agent-status", "environment", "instance-id"],
+        false,
+    )?;
     let page = q.page()?;
     q.finish()?;
-    if ids.is_some() && !filters.is_empty() {
-        return Err(ApiError::new(
-            "InvalidParameter.ConflictParameter",
-            "InstanceIds and Filters cannot be given together",
-        ));
-    }
-    let mut query = InstanceQuery::default();
-    if let Some(ids) = ids {
-        check_ids(
-            "InstanceIds",
-            &ids,
-            "mi",
-            100,
-            "InvalidParameterValue.InvalidInstanceId",
-        )?;
-        query.ids = ids;
-    }
+    let mut query = InstanceQuery {
+        ids,
+        ..Default::default()
+    };
     query.ids.extend(filters.get("instance-id"));
     query.system_names = filters.get("environment");
     let online = api.dispatch.online_ids();

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use super::commands::{self as cmds, check_cos, check_timeout, check_username, check_workdir};
 use super::error::ApiError;
 use super::params;
-use super::request::{check_ids, check_unique, Params, R};
+use super::request::{check_ids, check_unique, IdList, Params, R};
 use super::{views, Api, Principal};
 use crate::store::commands::{self, Command};
 use crate::store::instances;
@@ -232,8 +232,12 @@ pub async fn invoke(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
 }
 
 pub async fn describe(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
-    let ids = q.opt_str_list("InvocationIds")?;
-    let filters = q.filters(
+    let (ids, filters) = q.ids_or_filters(
+        IdList {
+            name: "InvocationIds",
+            prefix: "inv",
+            code: "InvalidParameterValue.InvalidInvocationId",
+        },
         &[
             "invocation-id",
             "command-id",
@@ -244,23 +248,10 @@ pub async fn describe(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     )?;
     let page = q.page()?;
     q.finish()?;
-    if ids.is_some() && !filters.is_empty() {
-        return Err(ApiError::new(
-            "InvalidParameter.ConflictParameter",
-            "InvocationIds and Filters cannot be given together",
-        ));
-    }
-    let mut query = InvocationQuery::default();
-    if let Some(ids) = ids {
-        check_ids(
-            "InvocationIds",
-            &ids,
-            "inv",
-            100,
-            "InvalidParameterValue.InvalidInvocationId",
-        )?;
-        query.ids = ids;
-    }
+    let mut query = InvocationQuery {
+        ids,
+        ..Default::default()
+    };
     let f_ids = filters.get("invocation-id");
     check_ids(
         "invocation-id",
@@ -311,8 +302,12 @@ pub async fn describe(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
 }
 
 pub async fn describe_tasks(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
-    let ids = q.opt_str_list("InvocationTaskIds")?;
-    let filters = q.filters(
+    let (ids, filters) = q.ids_or_filters(
+        IdList {
+            name: "InvocationTaskIds",
+            prefix: "invt",
+            code: "InvalidParameterValue.InvalidInvocationTaskId",
+        },
         &[
             "invocation-task-id",
             "invocation-id",
@@ -324,23 +319,10 @@ pub async fn describe_tasks(api: &Api, _p: &Principal, mut q: Params) -> R<Value
     let page = q.page()?;
     let hide_output = q.opt_bool("HideOutput")?.unwrap_or(true);
     q.finish()?;
-    if ids.is_some() && !filters.is_empty() {
-        return Err(ApiError::new(
-            "InvalidParameter.ConflictParameter",
-            "InvocationTaskIds and Filters cannot be given together",
-        ));
-    }
-    let mut query = TaskQuery::default();
-    if let Some(ids) = ids {
-        check_ids(
-            "InvocationTaskIds",
-            &ids,
-            "invt",
-            100,
-            "InvalidParameterValue.InvalidInvocationTaskId",
-        )?;
-        query.ids = ids;
-    }
+    let mut query = TaskQuery {
+        ids,
+        ..Default::default()
+    };
     let checks: [(&str, &str, &'static str); 4] = [
         (
             "invocation-task-id",

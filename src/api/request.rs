@@ -284,3 +284,33 @@ pub fn check_unique(name: &str, ids: &[String]) -> R<()> {
     }
     Ok(())
 }
+
+/// How a list action's id parameter is checked.
+pub struct IdList {
+    pub name: &'static str,
+    pub prefix: &'static str,
+    pub code: &'static str,
+}
+
+impl Params {
+    /// Reads a list action's ids (at most 100, well formed) and its Filters;
+    /// TAT accepts one or the other, never both.
+    pub fn ids_or_filters(
+        &mut self,
+        ids: IdList,
+        allowed: &[&str],
+        tags: bool,
+    ) -> R<(Vec<String>, Filters)> {
+        let list = self.opt_str_list(ids.name)?;
+        let filters = self.filters(allowed, tags)?;
+        if list.is_some() && !filters.is_empty() {
+            return Err(ApiError::new(
+                "InvalidParameter.ConflictParameter",
+                format!("{} and Filters cannot be given together", ids.name),
+            ));
+        }
+        let list = list.unwrap_or_default();
+        check_ids(ids.name, &list, ids.prefix, 100, ids.code)?;
+        Ok((list, filters))
+    }
+}

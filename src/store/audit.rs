@@ -107,22 +107,7 @@ const COLUMNS: &str = "time_ms, request_id, principal, secret_id, source_ip, ser
 /// Newest first.
 pub fn list(conn: &Connection, q: &AuditQuery, page: Page) -> Result<(i64, Vec<AuditEvent>)> {
     let w = where_of(q);
-    let total: i64 = conn.query_row(
-        &format!("SELECT COUNT(*) FROM audit_events{}", w.sql()),
-        params_from_iter(w.params.iter()),
-        |r| r.get(0),
-    )?;
-    let mut p = w.params.clone();
-    p.push(page.limit.into());
-    p.push(page.offset.into());
-    let mut st = conn.prepare(&format!(
-        "SELECT {COLUMNS} FROM audit_events{} ORDER BY id DESC LIMIT ? OFFSET ?",
-        w.sql()
-    ))?;
-    let rows = st
-        .query_map(params_from_iter(p.iter()), from_row)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok((total, rows))
+    super::query::page_of(conn, "audit_events", COLUMNS, &w, "id DESC", page, from_row)
 }
 
 /// Oldest first, for export: calls `each` per event without holding them all.

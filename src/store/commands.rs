@@ -1,6 +1,6 @@
 //! Saved commands (and the unsaved ones RunCommand creates to record what ran).
 
-use rusqlite::{params, params_from_iter, Connection, Row};
+use rusqlite::{params, Connection, Row};
 
 use super::query::{Page, TagFilter, Where};
 use super::{not_found, Result, StoreError};
@@ -168,22 +168,15 @@ pub fn list(conn: &Connection, q: &CommandQuery, page: Page) -> Result<(i64, Vec
         .any_of("command_type", &q.types)
         .any_of("created_by", &q.created_by)
         .tags("commands.tags", &q.tags);
-    let total: i64 = conn.query_row(
-        &format!("SELECT COUNT(*) FROM commands{}", w.sql()),
-        params_from_iter(w.params.iter()),
-        |r| r.get(0),
-    )?;
-    let mut p = w.params.clone();
-    p.push(page.limit.into());
-    p.push(page.offset.into());
-    let mut st = conn.prepare(&format!(
-        "SELECT {COLUMNS} FROM commands{} ORDER BY created_ms DESC, id LIMIT ? OFFSET ?",
-        w.sql()
-    ))?;
-    let rows = st
-        .query_map(params_from_iter(p.iter()), from_row)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok((total, rows))
+    super::query::page_of(
+        conn,
+        "commands",
+        COLUMNS,
+        &w,
+        "created_ms DESC, id",
+        page,
+        from_row,
+    )
 }
 
 pub fn count_saved(conn: &Connection) -> Result<i64> {

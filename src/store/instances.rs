@@ -79,22 +79,15 @@ pub fn list_codes(
 ) -> Result<(i64, Vec<RegisterCode>)> {
     let mut w = Where::default();
     w.any_of("id", ids);
-    let total: i64 = conn.query_row(
-        &format!("SELECT COUNT(*) FROM register_codes{}", w.sql()),
-        params_from_iter(w.params.iter()),
-        |r| r.get(0),
-    )?;
-    let mut p = w.params.clone();
-    p.push(page.limit.into());
-    p.push(page.offset.into());
-    let mut st = conn.prepare(&format!(
-        "SELECT {CODE_COLUMNS} FROM register_codes{} ORDER BY created_ms DESC, id LIMIT ? OFFSET ?",
-        w.sql()
-    ))?;
-    let rows = st
-        .query_map(params_from_iter(p.iter()), code_from_row)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok((total, rows))
+    super::query::page_of(
+        conn,
+        "register_codes",
+        CODE_COLUMNS,
+        &w,
+        "created_ms DESC, id",
+        page,
+        code_from_row,
+    )
 }
 
 /// Checks every id exists first: all or nothing.
@@ -350,22 +343,15 @@ pub fn list_instances(
             q.exclude.iter().map(|s| s.clone().into()).collect(),
         );
     }
-    let total: i64 = conn.query_row(
-        &format!("SELECT COUNT(*) FROM instances{}", w.sql()),
-        params_from_iter(w.params.iter()),
-        |r| r.get(0),
-    )?;
-    let mut p = w.params.clone();
-    p.push(page.limit.into());
-    p.push(page.offset.into());
-    let mut st = conn.prepare(&format!(
-        "SELECT {INST_COLUMNS} FROM instances{} ORDER BY created_ms DESC, id LIMIT ? OFFSET ?",
-        w.sql()
-    ))?;
-    let rows = st
-        .query_map(params_from_iter(p.iter()), inst_from_row)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok((total, rows))
+    super::query::page_of(
+        conn,
+        "instances",
+        INST_COLUMNS,
+        &w,
+        "created_ms DESC, id",
+        page,
+        inst_from_row,
+    )
 }
 
 #[cfg(test)]

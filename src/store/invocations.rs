@@ -204,22 +204,15 @@ pub fn list(conn: &Connection, q: &InvocationQuery, page: Page) -> Result<(i64, 
     w.any_of("id", &q.ids)
         .any_of("command_id", &q.command_ids)
         .any_of("created_by", &q.created_by);
-    let total: i64 = conn.query_row(
-        &format!("SELECT COUNT(*) FROM invocations{}", w.sql()),
-        params_from_iter(w.params.iter()),
-        |r| r.get(0),
-    )?;
-    let mut p = w.params.clone();
-    p.push(page.limit.into());
-    p.push(page.offset.into());
-    let mut st = conn.prepare(&format!(
-        "SELECT {INV_COLUMNS} FROM invocations{} ORDER BY created_ms DESC, id LIMIT ? OFFSET ?",
-        w.sql()
-    ))?;
-    let rows = st
-        .query_map(params_from_iter(p.iter()), inv_from_row)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok((total, rows))
+    super::query::page_of(
+        conn,
+        "invocations",
+        INV_COLUMNS,
+        &w,
+        "created_ms DESC, id",
+        page,
+        inv_from_row,
+    )
 }
 
 #[derive(Default, Debug, Clone)]
@@ -236,20 +229,15 @@ pub fn list_tasks(conn: &Connection, q: &TaskQuery, page: Page) -> Result<(i64, 
         .any_of("invocation_id", &q.invocation_ids)
         .any_of("instance_id", &q.instance_ids)
         .any_of("command_id", &q.command_ids);
-    let total: i64 = conn.query_row(
-        &format!("SELECT COUNT(*) FROM tasks{}", w.sql()),
-        params_from_iter(w.params.iter()),
-        |r| r.get(0),
-    )?;
-    let mut p = w.params.clone();
-    p.push(page.limit.into());
-    p.push(page.offset.into());
-    let rows = query_tasks(
+    super::query::page_of(
         conn,
-        &format!("{} ORDER BY created_ms DESC, id LIMIT ? OFFSET ?", w.sql()),
-        p,
-    )?;
-    Ok((total, rows))
+        "tasks",
+        TASK_COLUMNS,
+        &w,
+        "created_ms DESC, id",
+        page,
+        task_from_row,
+    )
 }
 
 fn set_status(

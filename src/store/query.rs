@@ -79,3 +79,33 @@ pub struct Page {
     pub offset: i64,
     pub limit: i64,
 }
+
+/// One page of `table` rows matching `w`, in `order`, with the total count
+/// of matches, as every list action returns them.
+pub fn page_of<T>(
+    conn: &rusqlite::Connection,
+    table: &str,
+    columns: &str,
+    w: &Where,
+    order: &str,
+    page: Page,
+    from_row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> super::Result<(i64, Vec<T>)> {
+    use rusqlite::params_from_iter;
+    let total: i64 = conn.query_row(
+        &format!("SELECT COUNT(*) FROM {table}{}", w.sql()),
+        params_from_iter(w.params.iter()),
+        |r| r.get(0),
+    )?;
+    let mut p = w.params.clone();
+    p.push(page.limit.into());
+    p.push(page.offset.into());
+    let mut st = conn.prepare(&format!(
+        "SELECT {columns} FROM {table}{} ORDER BY {order} LIMIT ? OFFSET ?",
+        w.sql()
+    ))?;
+    let rows = st
+        .query_map(params_from_iter(p.iter()), from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok((total, rows))
+}
