@@ -229,6 +229,9 @@ impl From<rusqlite::Error> for LoginError {
     }
 }
 
+/// (uin, password hash, console login, failed logins, locked until).
+type LoginRow = (String, Option<Vec<u8>>, bool, i64, i64);
+
 /// Checks a console password; returns the user's uin. Must run inside a
 /// write (it counts failures). After `MAX_FAILED_LOGINS` failures in a row the
 /// user is locked for `LOCKOUT_MS`, during which even the right password is
@@ -239,7 +242,7 @@ pub fn verify_password(
     password: &str,
     now_ms: i64,
 ) -> std::result::Result<String, LoginError> {
-    let found: Option<(String, Option<Vec<u8>>, bool, i64, i64)> = conn
+    let found: Option<LoginRow> = conn
         .query_row(
             "SELECT uin, password_hash, console_login, failed_logins, locked_until_ms
              FROM users WHERE name = ?1",
