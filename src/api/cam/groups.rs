@@ -25,7 +25,8 @@ fn group_info(g: &Group) -> Value {
     })
 }
 
-fn group_id(q: &mut Params, name: &str) -> R<i64> {
+/// A required group id parameter.
+pub(super) fn group_id(q: &mut Params, name: &str) -> R<i64> {
     let id = q.opt_i64(name)?.ok_or_else(|| ApiError::missing(name))?;
     if id <= 0 {
         return Err(ApiError::new(

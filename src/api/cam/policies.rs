@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use super::super::error::ApiError;
 use super::super::request::{Params, R};
 use super::super::{Api, Principal};
+use super::groups::group_id;
 use super::{check_len, int_list, opt_uin, page_rp, param_error, valid_name};
 use crate::store::policies::{self, Attached, Effective, Listed, Policy, Scope, Target};
 use crate::timefmt::{cam as cam_time, now_ms};
@@ -281,17 +282,6 @@ fn required_uin(q: &mut Params, name: &str) -> R<String> {
     opt_uin(q, name)?.ok_or_else(|| ApiError::missing(name))
 }
 
-fn required_group(q: &mut Params, name: &str) -> R<i64> {
-    let id = q.opt_i64(name)?.ok_or_else(|| ApiError::missing(name))?;
-    if id <= 0 {
-        return Err(ApiError::new(
-            "InvalidParameter.GroupIdError",
-            format!("{name} {id} is not a valid group id"),
-        ));
-    }
-    Ok(id)
-}
-
 pub async fn attach_user(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     let id = policy_id(&mut q, "PolicyId")?;
     let uin = required_uin(&mut q, "AttachUin")?;
@@ -308,14 +298,14 @@ pub async fn detach_user(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
 
 pub async fn attach_group(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     let id = policy_id(&mut q, "PolicyId")?;
-    let g = required_group(&mut q, "AttachGroupId")?;
+    let g = group_id(&mut q, "AttachGroupId")?;
     q.finish()?;
     attach_or_detach(api, true, Who::Group(g), id).await
 }
 
 pub async fn detach_group(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     let id = policy_id(&mut q, "PolicyId")?;
-    let g = required_group(&mut q, "DetachGroupId")?;
+    let g = group_id(&mut q, "DetachGroupId")?;
     q.finish()?;
     attach_or_detach(api, false, Who::Group(g), id).await
 }
@@ -349,7 +339,7 @@ pub async fn attached_user(api: &Api, _p: &Principal, mut q: Params) -> R<Value>
 }
 
 pub async fn attached_group(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
-    let g = required_group(&mut q, "TargetGroupId")?;
+    let g = group_id(&mut q, "TargetGroupId")?;
     let page = page_rp(&mut q, 200)?;
     let keyword = q.opt_str("Keyword")?.unwrap_or_default();
     q.finish()?;
