@@ -3,6 +3,8 @@ endpoint as TAT: users, groups, policies, attachments and access keys, and
 what a sub-user's key does against TAT. Failing requests change nothing."""
 
 import json
+import os
+import subprocess
 
 import pytest
 from tencentcloud.cam.v20190116 import cam_client
@@ -13,6 +15,7 @@ from tencentcloud.common.profile.http_profile import HttpProfile
 
 import tat
 from tat import expect_error, uniq
+from test_tccli import SHIM
 
 DOC = {"version": "2.0", "statement": [{"effect": "allow", "action": ["tat:Describe*"], "resource": "*"}]}
 
@@ -356,3 +359,30 @@ def test_cam_and_tat_stay_apart(cam, client):
     finally:
         cam._apiVersion = saved
     assert tat.call(client, "DescribeRegions").TotalCount == 1
+
+
+def test_tccli_cam(tccli_bin, server, cam, tmp_path_factory):
+    # The same cert-bundle shim test_tccli gives tccli.
+    d = tmp_path_factory.mktemp("tccli-cam")
+    (d / "shim").mkdir()
+    (d / "shim" / "sitecustomize.py").write_text(SHIM)
+    (d / "home").mkdir()
+    env = dict(os.environ, HOME=str(d / "home"), REQUESTS_CA_BUNDLE=server.cert,
+               PYTHONPATH=str(d / "shim"))
+    for k in ("TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY", "TENCENTCLOUD_REGION"):
+        env.pop(k, None)
+
+    def run(action, *args):
+        cmd = [tccli_bin, "cam", action, "--endpoint", server.addr, "--secretId", server.secret_id,
+               "--secretKey", server.secret_key, "--region", tat.REGION, *args]
+        p = subprocess.run(cmd, capture_output=True, env=env, timeout=60)
+        assert p.returncode == 0, (p.stdout + p.stderr).decode(errors="replace")
+        return json.loads(p.stdout)
+
+    uname = name("cli")
+    out = run("AddUser", "--Name", uname, "--Remark", "from-tccli")
+    assert out["Name"] == uname and out["Uin"] > 0
+    assert uname in [u["Name"] for u in run("ListUsers")["Data"]]
+    assert run("GetUser", "--Name", uname)["Remark"] == "from-tccli"
+    run("DeleteUser", "--Name", uname)
+    assert uname not in user_names(cam)
