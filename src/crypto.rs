@@ -27,6 +27,50 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// PBKDF2-HMAC-SHA256 rounds for console passwords (OWASP's floor is 600k for
+/// SHA-256; 150k keeps a login under ~100 ms on a small appliance).
+pub const PASSWORD_ITERATIONS: u32 = 150_000;
+const SALT_LEN: usize = 16;
+const HASH_LEN: usize = 32;
+
+/// Hashes a console password with a fresh random salt: `salt || hash`.
+pub fn hash_password(password: &str) -> Vec<u8> {
+    let salt = random_bytes::<SALT_LEN>();
+    let mut out = vec![0u8; SALT_LEN + HASH_LEN];
+    out[..SALT_LEN].copy_from_slice(&salt);
+    ring::pbkdf2::derive(
+        ring::pbkdf2::PBKDF2_HMAC_SHA256,
+        iterations(),
+        &salt,
+        password.as_bytes(),
+        &mut out[SALT_LEN..],
+    );
+    out
+}
+
+/// Checks a password against `salt || hash` in constant time (ring's verify).
+/// A malformed stored value never matches, but costs the same work.
+pub fn verify_password_hash(stored: &[u8], password: &str) -> bool {
+    let (salt, hash) = if stored.len() == SALT_LEN + HASH_LEN {
+        stored.split_at(SALT_LEN)
+    } else {
+        (&[0u8; SALT_LEN][..], &[0u8; HASH_LEN][..])
+    };
+    let ok = ring::pbkdf2::verify(
+        ring::pbkdf2::PBKDF2_HMAC_SHA256,
+        iterations(),
+        salt,
+        password.as_bytes(),
+        hash,
+    )
+    .is_ok();
+    ok && stored.len() == SALT_LEN + HASH_LEN
+}
+
+fn iterations() -> std::num::NonZeroU32 {
+    std::num::NonZeroU32::new(PASSWORD_ITERATIONS).unwrap_or(std::num::NonZeroU32::MIN)
+}
+
 pub struct SecretBox {
     key: LessSafeKey,
 }

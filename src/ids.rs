@@ -36,6 +36,17 @@ pub fn is_valid(id: &str, prefix: &str) -> bool {
     rest.len() == 8 && rest.bytes().all(|b| ALPHABET.contains(&b))
 }
 
+/// A random token of `n` (at most 64) ASCII letters and digits, as access
+/// keys use (`AKID` + 32 for a SecretId, 32 for a SecretKey).
+pub fn random_token(n: usize) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    random_bytes::<64>()
+        .iter()
+        .take(n)
+        .map(|b| A[(*b as usize) % A.len()] as char)
+        .collect()
+}
+
 /// A request id in UUID form, as TAT returns.
 pub fn request_id() -> String {
     let b = random_bytes::<16>();

@@ -14,8 +14,9 @@
 //!                tls, crypto (secrets at rest), ids, timefmt, fsutil
 //! ```
 //!
-//! * `api` turns HTTP requests into principals and actions, and is the only
-//!   place domain errors become TAT error codes.
+//! * `api` turns HTTP requests into principals and actions (TAT, and CAM for
+//!   access management, on one endpoint), and is the only place domain
+//!   errors become TAT and CAM error codes.
 //! * `dispatch` owns live agent connections, pushes tasks and applies results.
 //! * `store` owns the database: numbered migrations, one batching writer.
 

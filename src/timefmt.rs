@@ -20,6 +20,18 @@ pub fn iso(ms: i64) -> String {
     t.format(&fmt).unwrap_or_default()
 }
 
+/// Formats Unix milliseconds as CAM does: `2024-01-02 03:04:05` (UTC); 0 → "".
+pub fn cam(ms: i64) -> String {
+    if ms <= 0 {
+        return String::new();
+    }
+    let Ok(t) = OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)) else {
+        return String::new();
+    };
+    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    t.format(&fmt).unwrap_or_default()
+}
+
 /// Parses an RFC 3339 time into Unix milliseconds.
 pub fn parse_iso(s: &str) -> Option<i64> {
     OffsetDateTime::parse(s, &Rfc3339)
@@ -35,6 +47,7 @@ mod tests {
     fn formats_and_parses() {
         assert_eq!(iso(0), "");
         assert_eq!(iso(1_700_000_000_123), "2023-11-14T22:13:20Z");
+        assert_eq!(cam(1_700_000_000_123), "2023-11-14 22:13:20");
         assert_eq!(parse_iso("2023-11-14T22:13:20Z"), Some(1_700_000_000_000));
         assert_eq!(parse_iso("yesterday"), None);
     }

@@ -6,17 +6,52 @@ use hyper::http::request::Parts;
 use super::error::ApiError;
 use super::Api;
 use crate::sign::{self, SignInput};
-use crate::store::keys;
+use crate::store::{groups, keys, users};
 
 /// Requests more than this far from the server's clock are refused (replay window).
 const MAX_SKEW_SECS: i64 = 300;
 
-/// An authenticated caller.
+/// The API a request speaks, named by its credential scope's service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    /// TAT 2020-10-28: commands, invocations, instances.
+    Tat,
+    /// CAM 2019-01-16: users, groups, policies, access keys.
+    Cam,
+}
+
+impl Service {
+    fn from_scope(name: &str) -> Option<Service> {
+        match name {
+            "tat" => Some(Service::Tat),
+            "cam" => Some(Service::Cam),
+            _ => None,
+        }
+    }
+}
+
+/// An authenticated caller: the account itself (root) or one sub-user.
+/// This is everything an authorization decision may know about who calls;
+/// `store::policies::load_policy_inputs` gives what applies to them.
 #[derive(Debug, Clone)]
 pub struct Principal {
-    /// "root" for the account itself; sub-users get their own ids.
+    /// Owner of the key in `access_keys.user_id`: "root" for the account
+    /// itself, a sub-user's uin otherwise.
     pub user_id: String,
     pub secret_id: String,
+    /// The caller's uin: the account's (OwnerUin) for root.
+    pub uin: String,
+    /// The sub-user's name; "root" for the account.
+    pub name: String,
+    /// Groups the sub-user belongs to when the request arrived (empty for root).
+    pub group_ids: Vec<i64>,
+}
+
+impl Principal {
+    /// True for the account itself, which no policy restricts.
+    pub fn is_root(&self) -> bool {
+        self.user_id == "root"
+    }
 }
 
 fn header<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
@@ -30,7 +65,13 @@ fn sig_failure() -> ApiError {
     )
 }
 
-pub async fn authenticate(api: &Api, parts: &Parts, body: &[u8]) -> Result<Principal, ApiError> {
+/// Verifies a request's signature and resolves its key to a principal and
+/// the service its credential scope names.
+pub async fn authenticate(
+    api: &Api,
+    parts: &Parts,
+    body: &[u8],
+) -> Result<(Principal, Service), ApiError> {
     let Some(auth) = header(parts, "authorization") else {
         return Err(ApiError::new(
             "AuthFailure.InvalidAuthorization",
@@ -53,15 +94,15 @@ pub async fn authenticate(api: &Api, parts: &Parts, body: &[u8]) -> Result<Princ
             format!("the request timestamp {timestamp} is more than {MAX_SKEW_SECS} s from the server time {now}"),
         ));
     }
-    if auth.service != "tat" {
+    let Some(service) = Service::from_scope(&auth.service) else {
         return Err(ApiError::new(
             "AuthFailure.SignatureFailure",
             format!(
-                "the credential scope names service {:?}; this endpoint serves tat",
+                "the credential scope names service {:?}; this endpoint serves tat and cam",
                 auth.service
             ),
         ));
-    }
+    };
     if auth.date != sign::scope_date(timestamp) {
         return Err(sig_failure());
     }
@@ -79,18 +120,30 @@ pub async fn authenticate(api: &Api, parts: &Parts, body: &[u8]) -> Result<Princ
         ));
     }
     let secret_id = auth.secret_id.clone();
-    let key = api
+    let found = api
         .store
-        .read(move |c| keys::get(c, &secret_id))
+        .read(move |c| {
+            let Some(key) = keys::get(c, &secret_id)?.filter(|k| k.active) else {
+                return Ok(None);
+            };
+            if key.user_id == "root" {
+                return Ok(Some((key, None, Vec::new())));
+            }
+            // A key whose owner was deleted behind its back is no key at all.
+            let Some(user) = users::get_by_uin(c, &key.user_id)? else {
+                return Ok(None);
+            };
+            let group_ids = groups::group_ids_for_user(c, &user.uin)?;
+            Ok(Some((key, Some(user), group_ids)))
+        })
         .await
-        .map_err(ApiError::from)?
-        .filter(|k| k.active)
-        .ok_or_else(|| {
-            ApiError::new(
-                "AuthFailure.SecretIdNotFound",
-                "the SecretId does not exist or has been disabled",
-            )
-        })?;
+        .map_err(ApiError::from)?;
+    let (key, user, group_ids) = found.ok_or_else(|| {
+        ApiError::new(
+            "AuthFailure.SecretIdNotFound",
+            "the SecretId does not exist or has been disabled",
+        )
+    })?;
     let secret = api
         .secrets
         .open_sealed(&format!("key:{}", key.secret_id), &key.secret_enc)
@@ -115,8 +168,16 @@ pub async fn authenticate(api: &Api, parts: &Parts, body: &[u8]) -> Result<Princ
     if !sign::verify(&secret, &input, &auth.signature) {
         return Err(sig_failure());
     }
-    Ok(Principal {
+    let (uin, name) = match user {
+        Some(u) => (u.uin, u.name),
+        None => (api.account_uin.clone(), "root".to_string()),
+    };
+    let principal = Principal {
         user_id: key.user_id,
         secret_id: key.secret_id,
-    })
+        uin,
+        name,
+        group_ids,
+    };
+    Ok((principal, service))
 }

@@ -1,4 +1,4 @@
-//! The one place where failures become TAT error codes.
+//! The one place where failures become TAT and CAM error codes.
 //!
 //! Handlers return `ApiError`; the router renders it as
 //! `{"Response": {"Error": {"Code", "Message"}, "RequestId"}}`. Messages name
@@ -56,6 +56,23 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match e {
+            StoreError::NotFound(what) if what.contains(':') => {
+                // CAM's resources: "user:NAME", "uin:UIN", "group:ID", ...
+                let code = match what.split(':').next().unwrap_or("") {
+                    "user" | "uin" => "ResourceNotFound.UserNotExist",
+                    "group" => "ResourceNotFound.GroupNotExist",
+                    "policy" => "ResourceNotFound.PolicyIdNotFound",
+                    "key" => "ResourceNotFound.SecretNotExist",
+                    _ => "ResourceNotFound.NotFound",
+                };
+                let (kind, id) = what.split_once(':').unwrap_or(("resource", &what));
+                let kind = match kind {
+                    "uin" => "user with uin",
+                    "key" => "access key",
+                    other => other,
+                };
+                ApiError::new(code, format!("the {kind} `{id}` does not exist"))
+            }
             StoreError::NotFound(what) => {
                 let code = match what.split('-').next().unwrap_or("") {
                     "cmd" => "ResourceNotFound.CommandNotFound",
@@ -69,10 +86,66 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(msg) => {
                 ApiError::new("InvalidParameterValue.CommandNameDuplicated", msg)
             }
+            StoreError::Refused(rule, msg) => {
+                let code = match rule {
+                    "user-name-taken" => "InvalidParameter.SubUserNameInUse",
+                    "group-name-taken" => "InvalidParameter.GroupNameInUse",
+                    "policy-name-taken" => "FailedOperation.PolicyNameInUse",
+                    "preset-policy" => "InvalidParameter.PolicyIdError",
+                    "key-limit" => "OperationDenied.AccessKeyOverLimit",
+                    "user-has-keys" => "OperationDenied.HaveKeys",
+                    "user-group-full" => "InvalidParameter.UserGroupFull",
+                    "attachment-full" => "InvalidParameter.AttachmentFull",
+                    _ => "FailedOperation",
+                };
+                ApiError::new(code, msg)
+            }
             other => {
                 tracing::error!("store error: {other}");
                 ApiError::internal()
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cam_store_errors_get_cam_codes() {
+        let code = |e: StoreError| ApiError::from(e).code;
+        assert_eq!(
+            code(StoreError::NotFound("user:ann".into())),
+            "ResourceNotFound.UserNotExist"
+        );
+        assert_eq!(
+            code(StoreError::NotFound("group:7".into())),
+            "ResourceNotFound.GroupNotExist"
+        );
+        assert_eq!(
+            code(StoreError::NotFound("policy:7".into())),
+            "ResourceNotFound.PolicyIdNotFound"
+        );
+        assert_eq!(
+            code(StoreError::NotFound("key:AKID1".into())),
+            "ResourceNotFound.SecretNotExist"
+        );
+        assert_eq!(
+            code(StoreError::NotFound("cmd-12345678".into())),
+            "ResourceNotFound.CommandNotFound"
+        );
+        assert_eq!(
+            code(StoreError::Refused("user-name-taken", String::new())),
+            "InvalidParameter.SubUserNameInUse"
+        );
+        assert_eq!(
+            code(StoreError::Refused("key-limit", String::new())),
+            "OperationDenied.AccessKeyOverLimit"
+        );
+        assert_eq!(
+            code(StoreError::Refused("no-such-rule", String::new())),
+            "FailedOperation"
+        );
     }
 }

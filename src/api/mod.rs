@@ -1,10 +1,13 @@
-//! The HTTP API: Tencent Cloud TAT 2020-10-28, spoken exactly as the official
-//! SDKs speak it. A request is read, its TC3 signature checked, resolved to
-//! a `Principal`, and handed to one action handler; the handler's result or
-//! `ApiError` is wrapped in TAT's response envelope here and nowhere else.
+//! The HTTP API: Tencent Cloud TAT 2020-10-28 and, on the same endpoint, CAM
+//! 2019-01-16 for access management, spoken exactly as the official SDKs
+//! speak them. A request is read, its TC3 signature checked, resolved to a
+//! `Principal`, and handed to one action handler of the service its
+//! credential scope names; the handler's result or `ApiError` is wrapped in
+//! the response envelope here and nowhere else.
 
 mod audit;
 mod auth;
+mod cam;
 mod commands;
 pub mod error;
 mod instances;
@@ -24,7 +27,8 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use serde_json::{json, Value};
 
-pub use auth::Principal;
+pub use auth::{Principal, Service};
+pub use cam::load_policy_inputs;
 use error::ApiError;
 use request::Params;
 
@@ -33,6 +37,7 @@ use crate::dispatch::Dispatcher;
 use crate::store::Store;
 
 pub const TAT_VERSION: &str = "2020-10-28";
+pub const CAM_VERSION: &str = "2019-01-16";
 /// Largest request body accepted: 64 KB of content plus generous room.
 const MAX_BODY: usize = 1 << 20;
 
@@ -125,7 +130,7 @@ impl Api {
                 ))
             }
         };
-        let principal = auth::authenticate(self, &parts, &body).await?;
+        let (principal, service) = auth::authenticate(self, &parts, &body).await?;
         trail.principal = principal.user_id.clone();
         if action.is_empty() {
             return Err(ApiError::missing("X-TC-Action"));
@@ -135,18 +140,25 @@ impl Api {
             .get("x-tc-version")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        if version != TAT_VERSION {
+        let expected = match service {
+            Service::Tat => TAT_VERSION,
+            Service::Cam => CAM_VERSION,
+        };
+        if version != expected {
             return Err(ApiError::new(
                 "NoSuchVersion",
-                format!("the API version {version:?} does not exist; use {TAT_VERSION}"),
+                format!("the API version {version:?} does not exist; use {expected}"),
             ));
         }
         let params = Params::parse(&body)?;
         trail.resources = params.named_ids();
-        // Until the policy engine decides, every authenticated call is the
-        // account's own and allowed.
+        // Until the policy engine decides, every authenticated call is
+        // allowed.
         trail.decision = "allow".into();
-        self.dispatch_action(&principal, action, params).await
+        match service {
+            Service::Tat => self.dispatch_action(&principal, action, params).await,
+            Service::Cam => cam::dispatch(self, &principal, action, params).await,
+        }
     }
 
     async fn dispatch_action(

@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::Subcommand;
 
 use crate::crypto::SecretBox;
+use crate::ids::random_token;
 use crate::store::keys::{self, AccessKey};
 
 #[derive(clap::Args, Debug)]
@@ -33,15 +34,6 @@ pub enum AdminCommand {
     },
 }
 
-fn random_token(n: usize) -> String {
-    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    crate::ids::random_bytes::<64>()
-        .iter()
-        .take(n)
-        .map(|b| A[(*b as usize) % A.len()] as char)
-        .collect()
-}
-
 /// Creates a root key; returns (SecretId, SecretKey).
 pub fn create_root_key(data_dir: &Path) -> anyhow::Result<(String, String)> {
     crate::fsutil::create_private_dir(data_dir)
@@ -56,6 +48,7 @@ pub fn create_root_key(data_dir: &Path) -> anyhow::Result<(String, String)> {
         secret_id: secret_id.clone(),
         user_id: "root".into(),
         active: true,
+        description: String::new(),
     };
     keys::insert(&conn, &key, crate::timefmt::now_ms())?;
     Ok((secret_id, secret_key))

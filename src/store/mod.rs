@@ -11,11 +11,14 @@ mod schema;
 
 pub mod audit;
 pub mod commands;
+pub mod groups;
 pub mod instances;
 pub mod invocations;
 pub mod keys;
+pub mod policies;
 pub mod query;
 pub mod status;
+pub mod users;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -33,6 +36,10 @@ pub enum StoreError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// A store-level rule refused the change (a name in use, a limit
+    /// reached); the first field is a stable rule name the API maps to a code.
+    #[error("{1}")]
+    Refused(&'static str, String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
 }

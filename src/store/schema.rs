@@ -121,7 +121,86 @@ const MIGRATIONS: &[&str] = &[
         updated_ms       INTEGER NOT NULL
     );
     "#,
-    // 2: the audit log.
+    // 2: identity (CAM): sub-users, groups, custom policies, attachments,
+    // role assignments. Preset policies live in code (api::cam::presets), so
+    // attachment tables name a policy id without a foreign key; custom policy
+    // ids start above 100000000 so they never collide with a preset's.
+    r#"
+    ALTER TABLE access_keys ADD COLUMN description TEXT NOT NULL DEFAULT '';
+    CREATE INDEX access_keys_user ON access_keys(user_id);
+
+    CREATE TABLE users (
+        uin                 TEXT PRIMARY KEY,
+        uid                 INTEGER NOT NULL UNIQUE,
+        name                TEXT NOT NULL UNIQUE,
+        remark              TEXT NOT NULL DEFAULT '',
+        console_login       INTEGER NOT NULL DEFAULT 0,
+        need_reset_password INTEGER NOT NULL DEFAULT 0,
+        email               TEXT NOT NULL DEFAULT '',
+        phone               TEXT NOT NULL DEFAULT '',
+        country_code        TEXT NOT NULL DEFAULT '',
+        password_hash       BLOB,
+        failed_logins       INTEGER NOT NULL DEFAULT 0,
+        locked_until_ms     INTEGER NOT NULL DEFAULT 0,
+        last_login_ms       INTEGER NOT NULL DEFAULT 0,
+        last_login_ip       TEXT NOT NULL DEFAULT '',
+        created_ms          INTEGER NOT NULL
+    );
+
+    CREATE TABLE groups (
+        group_id    INTEGER PRIMARY KEY AUTOINCREMENT,
+        name        TEXT NOT NULL UNIQUE,
+        remark      TEXT NOT NULL DEFAULT '',
+        created_ms  INTEGER NOT NULL
+    );
+
+    CREATE TABLE group_members (
+        group_id    INTEGER NOT NULL REFERENCES groups(group_id) ON DELETE CASCADE,
+        uin         TEXT NOT NULL REFERENCES users(uin) ON DELETE CASCADE,
+        created_ms  INTEGER NOT NULL,
+        PRIMARY KEY (group_id, uin)
+    ) WITHOUT ROWID;
+    CREATE INDEX group_members_uin ON group_members(uin);
+
+    CREATE TABLE policies (
+        policy_id   INTEGER PRIMARY KEY AUTOINCREMENT,
+        name        TEXT NOT NULL UNIQUE,
+        description TEXT NOT NULL DEFAULT '',
+        document    TEXT NOT NULL,
+        type        INTEGER NOT NULL DEFAULT 1,
+        tags        TEXT NOT NULL DEFAULT '[]',
+        created_ms  INTEGER NOT NULL,
+        updated_ms  INTEGER NOT NULL
+    );
+    INSERT INTO sqlite_sequence(name, seq) VALUES ('policies', 100000000);
+
+    CREATE TABLE user_policy_attachments (
+        uin         TEXT NOT NULL REFERENCES users(uin) ON DELETE CASCADE,
+        policy_id   INTEGER NOT NULL,
+        created_ms  INTEGER NOT NULL,
+        PRIMARY KEY (uin, policy_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX user_policy_attachments_policy ON user_policy_attachments(policy_id);
+
+    CREATE TABLE group_policy_attachments (
+        group_id    INTEGER NOT NULL REFERENCES groups(group_id) ON DELETE CASCADE,
+        policy_id   INTEGER NOT NULL,
+        created_ms  INTEGER NOT NULL,
+        PRIMARY KEY (group_id, policy_id)
+    ) WITHOUT ROWID;
+    CREATE INDEX group_policy_attachments_policy ON group_policy_attachments(policy_id);
+
+    CREATE TABLE role_assignments (
+        id              TEXT PRIMARY KEY,
+        principal_type  TEXT NOT NULL CHECK (principal_type IN ('user', 'group')),
+        principal_id    TEXT NOT NULL,
+        role_name       TEXT NOT NULL,
+        scope           TEXT NOT NULL,
+        created_ms      INTEGER NOT NULL
+    );
+    CREATE INDEX role_assignments_principal ON role_assignments(principal_type, principal_id);
+    "#,
+    // 3: the audit log.
     r#"
     CREATE TABLE audit_events (
         id                 INTEGER PRIMARY KEY,

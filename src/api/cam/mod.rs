@@ -1,0 +1,217 @@
+//! Access management in Tencent CAM's form (API 2019-01-16), so the official
+//! `tencentcloud-sdk-python-cam` and `tccli cam` drive it: sub-users, groups,
+//! custom and preset policies, attachments and access keys. One file per
+//! resource family; this file routes actions and holds the shared readers.
+//!
+//! Authorization is not decided here yet: every authenticated principal may
+//! call every action. `load_policy_inputs` is what a policy engine reads.
+
+mod groups;
+mod keys;
+mod policies;
+mod users;
+
+use rusqlite::Connection;
+use serde_json::Value;
+
+use super::error::ApiError;
+use super::request::{Params, R};
+use super::{Api, Principal, CAM_VERSION};
+use crate::store::policies::{PolicyInput, RoleAssignment};
+use crate::store::query::Page;
+
+pub async fn dispatch(api: &Api, p: &Principal, action: &str, q: Params) -> R<Value> {
+    match action {
+        "AddUser" => users::add(api, p, q).await,
+        "GetUser" => users::get(api, p, q).await,
+        "ListUsers" => users::list(api, p, q).await,
+        "UpdateUser" => users::update(api, p, q).await,
+        "DeleteUser" => users::delete(api, p, q).await,
+        "CreateGroup" => groups::create(api, p, q).await,
+        "GetGroup" => groups::get(api, p, q).await,
+        "ListGroups" => groups::list(api, p, q).await,
+        "DeleteGroup" => groups::delete(api, p, q).await,
+        "AddUserToGroup" => groups::add_users(api, p, q).await,
+        "RemoveUserFromGroup" => groups::remove_users(api, p, q).await,
+        "ListUsersForGroup" => groups::users_for_group(api, p, q).await,
+        "ListGroupsForUser" => groups::groups_for_user(api, p, q).await,
+        "CreatePolicy" => policies::create(api, p, q).await,
+        "GetPolicy" => policies::get(api, p, q).await,
+        "UpdatePolicy" => policies::update(api, p, q).await,
+        "DeletePolicy" => policies::delete(api, p, q).await,
+        "ListPolicies" => policies::list(api, p, q).await,
+        "AttachUserPolicy" => policies::attach_user(api, p, q).await,
+        "DetachUserPolicy" => policies::detach_user(api, p, q).await,
+        "AttachGroupPolicy" => policies::attach_group(api, p, q).await,
+        "DetachGroupPolicy" => policies::detach_group(api, p, q).await,
+        "ListAttachedUserPolicies" => policies::attached_user(api, p, q).await,
+        "ListAttachedGroupPolicies" => policies::attached_group(api, p, q).await,
+        "ListAttachedUserAllPolicies" => policies::attached_user_all(api, p, q).await,
+        "CreateAccessKey" => keys::create(api, p, q).await,
+        "ListAccessKeys" => keys::list(api, p, q).await,
+        "UpdateAccessKey" => keys::update(api, p, q).await,
+        "DeleteAccessKey" => keys::delete(api, p, q).await,
+        "GetUserAppId" => keys::app_id(api, p, q).await,
+        other => Err(ApiError::new(
+            "InvalidAction",
+            format!("the action {other:?} does not exist in CAM {CAM_VERSION}"),
+        )),
+    }
+}
+
+/// Everything an authorization engine needs about a caller: the policies
+/// that apply (attached to the user directly or through its groups, each
+/// once, presets included) and the role assignments of the user and its
+/// groups. Root gets none: the account itself is never restricted, so
+/// check `Principal::is_root` first.
+pub fn load_policy_inputs(
+    conn: &Connection,
+    p: &Principal,
+) -> crate::store::Result<(Vec<PolicyInput>, Vec<RoleAssignment>)> {
+    if p.is_root() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    crate::store::policies::load_policy_inputs(conn, &p.user_id, &p.group_ids)
+}
+
+/// Checks a policy document's shape: a JSON object with a `version` and a
+/// `statement` list. The policy engine replaces this with full validation;
+/// the message says which part is wrong.
+pub fn validate_policy_document(doc: &str) -> Result<(), String> {
+    let v: Value =
+        serde_json::from_str(doc).map_err(|e| format!("the document is not valid JSON: {e}"))?;
+    let Value::Object(m) = v else {
+        return Err("the document must be a JSON object".into());
+    };
+    match m.get("version") {
+        Some(Value::String(s)) if !s.is_empty() => {}
+        Some(_) => return Err("`version` must be a string such as \"2.0\"".into()),
+        None => return Err("the document has no `version`".into()),
+    }
+    match m.get("statement") {
+        Some(Value::Array(items)) => {
+            if let Some(i) = items.iter().position(|s| !s.is_object()) {
+                return Err(format!("`statement[{i}]` must be an object"));
+            }
+        }
+        Some(Value::Object(_)) => {}
+        Some(_) => return Err("`statement` must be a list of statements".into()),
+        None => return Err("the document has no `statement`".into()),
+    }
+    Ok(())
+}
+
+fn param_error(message: impl Into<String>) -> ApiError {
+    ApiError::new("InvalidParameter.ParamError", message)
+}
+
+/// A 0/1 switch such as ConsoleLogin.
+fn flag(q: &mut Params, name: &str) -> R<Option<bool>> {
+    match q.opt_i64(name)? {
+        None => Ok(None),
+        Some(0) => Ok(Some(false)),
+        Some(1) => Ok(Some(true)),
+        Some(v) => Err(param_error(format!("{name} must be 0 or 1, got {v}"))),
+    }
+}
+
+/// CAM's `Page` (from 1) and `Rp` (page size, 1..=max_rp), default 1 and 20.
+fn page_rp(q: &mut Params, max_rp: i64) -> R<Page> {
+    let page = q.opt_i64("Page")?.unwrap_or(1);
+    let rp = q.opt_i64("Rp")?.unwrap_or(20);
+    if !(1..=max_rp).contains(&rp) {
+        return Err(param_error(format!(
+            "Rp must be between 1 and {max_rp}, got {rp}"
+        )));
+    }
+    if page < 1 {
+        return Err(param_error(format!("Page must be 1 or more, got {page}")));
+    }
+    Ok(Page {
+        offset: (page - 1).saturating_mul(rp),
+        limit: rp,
+    })
+}
+
+/// A uin parameter (an integer in CAM's API) as drover keeps it.
+fn opt_uin(q: &mut Params, name: &str) -> R<Option<String>> {
+    match q.opt_i64(name)? {
+        None => Ok(None),
+        Some(v) if v > 0 => Ok(Some(v.to_string())),
+        Some(v) => Err(ApiError::new(
+            "InvalidParameter.UinError",
+            format!("{name} {v} is not a valid uin"),
+        )),
+    }
+}
+
+/// A uin as CAM's responses carry it: a JSON number.
+fn uin_value(uin: &str) -> Value {
+    uin.parse::<u64>()
+        .map(Value::from)
+        .unwrap_or_else(|_| Value::String(uin.into()))
+}
+
+/// A list of integers such as DeletePolicy's PolicyId.
+fn int_list(q: &mut Params, name: &str) -> R<Option<Vec<i64>>> {
+    match q.opt_value(name) {
+        None => Ok(None),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| {
+                v.as_i64()
+                    .ok_or_else(|| ApiError::wrong_type(name, "an array of integers"))
+            })
+            .collect::<R<Vec<_>>>()
+            .map(Some),
+        Some(_) => Err(ApiError::wrong_type(name, "an array of integers")),
+    }
+}
+
+/// Names CAM allows for users, groups and policies: letters, digits and
+/// `+=,.@_-`, 1 to `max` characters.
+fn valid_name(name: &str, max: usize) -> bool {
+    let ok = |c: char| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c);
+    !name.is_empty() && name.chars().count() <= max && name.chars().all(ok)
+}
+
+fn check_len(field: &str, v: &str, max_chars: usize) -> R<()> {
+    if v.chars().count() > max_chars {
+        return Err(param_error(format!(
+            "{field} is longer than {max_chars} characters"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_documents_are_checked_for_shape() {
+        assert!(validate_policy_document(
+            r#"{"version":"2.0","statement":[{"effect":"allow","action":["tat:*"],"resource":"*"}]}"#
+        )
+        .is_ok());
+        for (doc, hint) in [
+            ("{not json", "not valid JSON"),
+            ("[]", "JSON object"),
+            (r#"{"statement":[]}"#, "no `version`"),
+            (r#"{"version":"2.0"}"#, "no `statement`"),
+            (r#"{"version":"2.0","statement":"x"}"#, "list"),
+            (r#"{"version":"2.0","statement":[1]}"#, "statement[0]"),
+        ] {
+            let err = validate_policy_document(doc).unwrap_err();
+            assert!(err.contains(hint), "{doc}: {err}");
+        }
+    }
+
+    #[test]
+    fn names_follow_cam_rules() {
+        assert!(valid_name("ann.b+c=d,e@f_g-h", 64));
+        assert!(!valid_name("", 64));
+        assert!(!valid_name("a b", 64));
+        assert!(!valid_name(&"a".repeat(65), 64));
+    }
+}

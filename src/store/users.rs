@@ -1,0 +1,409 @@
+//! CAM sub-users and their console passwords. A user is known by a uin (a
+//! 12-digit number kept as text, like the account's), a small numeric uid and
+//! a unique name. Passwords are stored only as `crypto::hash_password` output;
+//! repeated failures lock the user out for a while, counted here in the DB.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::{Result, StoreError};
+use crate::crypto;
+
+/// Failed console logins in a row that lock a user out.
+pub const MAX_FAILED_LOGINS: i64 = 5;
+/// How long a lockout lasts.
+pub const LOCKOUT_MS: i64 = 15 * 60 * 1000;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct User {
+    pub uin: String,
+    pub uid: i64,
+    pub name: String,
+    pub remark: String,
+    pub console_login: bool,
+    pub need_reset_password: bool,
+    pub email: String,
+    pub phone: String,
+    pub country_code: String,
+    pub last_login_ms: i64,
+    pub last_login_ip: String,
+    pub created_ms: i64,
+}
+
+const COLS: &str = "uin, uid, name, remark, console_login, need_reset_password, email, phone,
+    country_code, last_login_ms, last_login_ip, created_ms";
+
+fn row(r: &Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        uin: r.get(0)?,
+        uid: r.get(1)?,
+        name: r.get(2)?,
+        remark: r.get(3)?,
+        console_login: r.get(4)?,
+        need_reset_password: r.get(5)?,
+        email: r.get(6)?,
+        phone: r.get(7)?,
+        country_code: r.get(8)?,
+        last_login_ms: r.get(9)?,
+        last_login_ip: r.get(10)?,
+        created_ms: r.get(11)?,
+    })
+}
+
+/// What AddUser sets; the password arrives already hashed.
+#[derive(Debug, Default, Clone)]
+pub struct NewUser {
+    pub name: String,
+    pub remark: String,
+    pub console_login: bool,
+    pub need_reset_password: bool,
+    pub email: String,
+    pub phone: String,
+    pub country_code: String,
+    pub password_hash: Option<Vec<u8>>,
+}
+
+/// Creates a user; `Refused("user-name-taken")` if the name is in use.
+pub fn insert(conn: &Connection, u: &NewUser, now_ms: i64) -> Result<User> {
+    if get_by_name(conn, &u.name)?.is_some() {
+        return Err(StoreError::Refused(
+            "user-name-taken",
+            format!("a user named {:?} already exists", u.name),
+        ));
+    }
+    let uin = loop {
+        let raw = crate::ids::random_bytes::<8>();
+        let n = 100_000_000_000u64 + (u64::from_le_bytes(raw) % 899_999_999_999);
+        let uin = n.to_string();
+        let taken: bool = conn.query_row(
+            "SELECT EXISTS(SELECT 1 FROM users WHERE uin = ?1)
+                 OR EXISTS(SELECT 1 FROM meta WHERE key = 'owner_uin' AND value = ?1)",
+            params![uin],
+            |r| r.get(0),
+        )?;
+        if !taken {
+            break uin;
+        }
+    };
+    let uid: i64 = conn.query_row("SELECT COALESCE(MAX(uid), 0) + 1 FROM users", [], |r| {
+        r.get(0)
+    })?;
+    conn.execute(
+        "INSERT INTO users(uin, uid, name, remark, console_login, need_reset_password, email,
+                           phone, country_code, password_hash, created_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        params![
+            uin,
+            uid,
+            u.name,
+            u.remark,
+            u.console_login,
+            u.need_reset_password,
+            u.email,
+            u.phone,
+            u.country_code,
+            u.password_hash,
+            now_ms
+        ],
+    )?;
+    get_by_uin(conn, &uin)?.ok_or_else(|| StoreError::NotFound(format!("uin:{uin}")))
+}
+
+pub fn get_by_name(conn: &Connection, name: &str) -> Result<Option<User>> {
+    let sql = format!("SELECT {COLS} FROM users WHERE name = ?1");
+    Ok(conn.query_row(&sql, params![name], row).optional()?)
+}
+
+pub fn get_by_uin(conn: &Connection, uin: &str) -> Result<Option<User>> {
+    let sql = format!("SELECT {COLS} FROM users WHERE uin = ?1");
+    Ok(conn.query_row(&sql, params![uin], row).optional()?)
+}
+
+pub fn get_by_uid(conn: &Connection, uid: i64) -> Result<Option<User>> {
+    let sql = format!("SELECT {COLS} FROM users WHERE uid = ?1");
+    Ok(conn.query_row(&sql, params![uid], row).optional()?)
+}
+
+/// The user with this name, or NotFound("user:NAME").
+pub fn require_name(conn: &Connection, name: &str) -> Result<User> {
+    get_by_name(conn, name)?.ok_or_else(|| StoreError::NotFound(format!("user:{name}")))
+}
+
+/// The user with this uin, or NotFound("uin:UIN").
+pub fn require_uin(conn: &Connection, uin: &str) -> Result<User> {
+    get_by_uin(conn, uin)?.ok_or_else(|| StoreError::NotFound(format!("uin:{uin}")))
+}
+
+/// Every user, oldest first.
+pub fn list(conn: &Connection) -> Result<Vec<User>> {
+    let sql = format!("SELECT {COLS} FROM users ORDER BY uid");
+    let mut st = conn.prepare(&sql)?;
+    let rows = st.query_map([], row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// What UpdateUser may change; `None` leaves a field as it is.
+#[derive(Debug, Default, Clone)]
+pub struct UserUpdate {
+    pub remark: Option<String>,
+    pub console_login: Option<bool>,
+    pub need_reset_password: Option<bool>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub country_code: Option<String>,
+    pub password_hash: Option<Vec<u8>>,
+}
+
+pub fn update(conn: &Connection, name: &str, u: &UserUpdate) -> Result<User> {
+    let cur = require_name(conn, name)?;
+    conn.execute(
+        "UPDATE users SET remark = COALESCE(?2, remark),
+                          console_login = COALESCE(?3, console_login),
+                          need_reset_password = COALESCE(?4, need_reset_password),
+                          email = COALESCE(?5, email),
+                          phone = COALESCE(?6, phone),
+                          country_code = COALESCE(?7, country_code),
+                          password_hash = COALESCE(?8, password_hash)
+         WHERE uin = ?1",
+        params![
+            cur.uin,
+            u.remark,
+            u.console_login,
+            u.need_reset_password,
+            u.email,
+            u.phone,
+            u.country_code,
+            u.password_hash
+        ],
+    )?;
+    if u.password_hash.is_some() {
+        // A new password clears a lockout earned with the old one.
+        conn.execute(
+            "UPDATE users SET failed_logins = 0, locked_until_ms = 0 WHERE uin = ?1",
+            params![cur.uin],
+        )?;
+    }
+    require_uin(conn, &cur.uin)
+}
+
+/// Deletes a user with its memberships, attachments and role assignments.
+/// A user who still owns access keys is kept (`Refused("user-has-keys")`)
+/// unless `force`, which deletes the keys first.
+pub fn delete(conn: &Connection, name: &str, force: bool) -> Result<User> {
+    let u = require_name(conn, name)?;
+    let keys = super::keys::count_for_user(conn, &u.uin)?;
+    if keys > 0 && !force {
+        return Err(StoreError::Refused(
+            "user-has-keys",
+            format!("user {name:?} still has {keys} access key(s); delete them or use Force=1"),
+        ));
+    }
+    conn.execute("DELETE FROM access_keys WHERE user_id = ?1", params![u.uin])?;
+    conn.execute(
+        "DELETE FROM role_assignments WHERE principal_type = 'user' AND principal_id = ?1",
+        params![u.uin],
+    )?;
+    conn.execute("DELETE FROM users WHERE uin = ?1", params![u.uin])?;
+    Ok(u)
+}
+
+/// Why a console login failed. Callers should show the same message for
+/// `UnknownUser`, `BadPassword` and `ConsoleDisabled`, so a stranger cannot
+/// tell which names exist.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    #[error("unknown user")]
+    UnknownUser,
+    #[error("wrong password")]
+    BadPassword,
+    #[error("console login is disabled for this user")]
+    ConsoleDisabled,
+    #[error("locked after repeated failures until {until_ms}")]
+    Locked { until_ms: i64 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<rusqlite::Error> for LoginError {
+    fn from(e: rusqlite::Error) -> LoginError {
+        LoginError::Store(StoreError::from(e))
+    }
+}
+
+/// (uin, password hash, console login, failed logins, locked until).
+type LoginRow = (String, Option<Vec<u8>>, bool, i64, i64);
+
+/// Checks a console password; returns the user's uin. Must run inside a
+/// write (it counts failures). After `MAX_FAILED_LOGINS` failures in a row the
+/// user is locked for `LOCKOUT_MS`, during which even the right password is
+/// refused. Unknown users cost the same PBKDF2 work as known ones.
+pub fn verify_password(
+    conn: &Connection,
+    user_name: &str,
+    password: &str,
+    now_ms: i64,
+) -> std::result::Result<String, LoginError> {
+    let found: Option<LoginRow> = conn
+        .query_row(
+            "SELECT uin, password_hash, console_login, failed_logins, locked_until_ms
+             FROM users WHERE name = ?1",
+            params![user_name],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .optional()?;
+    let Some((uin, hash, console, failed, locked_until)) = found else {
+        crypto::verify_password_hash(&[], password);
+        return Err(LoginError::UnknownUser);
+    };
+    if locked_until > now_ms {
+        return Err(LoginError::Locked {
+            until_ms: locked_until,
+        });
+    }
+    let ok = crypto::verify_password_hash(hash.as_deref().unwrap_or(&[]), password);
+    if !ok {
+        let failed = failed + 1;
+        let (failed, until) = if failed >= MAX_FAILED_LOGINS {
+            (0, now_ms + LOCKOUT_MS)
+        } else {
+            (failed, 0)
+        };
+        conn.execute(
+            "UPDATE users SET failed_logins = ?2, locked_until_ms = ?3 WHERE uin = ?1",
+            params![uin, failed, until],
+        )?;
+        return Err(if until > 0 {
+            LoginError::Locked { until_ms: until }
+        } else {
+            LoginError::BadPassword
+        });
+    }
+    if !console {
+        return Err(LoginError::ConsoleDisabled);
+    }
+    conn.execute(
+        "UPDATE users SET failed_logins = 0, locked_until_ms = 0, last_login_ms = ?2
+         WHERE uin = ?1",
+        params![uin, now_ms],
+    )?;
+    Ok(uin)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new(name: &str) -> NewUser {
+        NewUser {
+            name: name.into(),
+            remark: "r".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn users_are_unique_by_name_and_round_trip() {
+        let c = crate::store::test_conn();
+        let a = insert(&c, &new("ann"), 10).unwrap();
+        assert_eq!(a.uin.len(), 12);
+        assert_eq!(a.uid, 1);
+        let b = insert(&c, &new("bob"), 11).unwrap();
+        assert_eq!(b.uid, 2);
+        let err = insert(&c, &new("ann"), 12).unwrap_err();
+        assert!(matches!(err, StoreError::Refused("user-name-taken", _)));
+        assert_eq!(get_by_uin(&c, &a.uin).unwrap().unwrap().name, "ann");
+        assert_eq!(get_by_uid(&c, 2).unwrap().unwrap().name, "bob");
+        let names: Vec<_> = list(&c).unwrap().into_iter().map(|u| u.name).collect();
+        assert_eq!(names, ["ann", "bob"]);
+        let up = UserUpdate {
+            remark: Some("new".into()),
+            console_login: Some(true),
+            ..Default::default()
+        };
+        let a2 = update(&c, "ann", &up).unwrap();
+        assert_eq!(a2.remark, "new");
+        assert!(a2.console_login);
+        assert!(matches!(
+            update(&c, "nobody", &up),
+            Err(StoreError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn delete_refuses_a_user_with_keys_unless_forced() {
+        let c = crate::store::test_conn();
+        let a = insert(&c, &new("ann"), 10).unwrap();
+        super::super::keys::insert(
+            &c,
+            &super::super::keys::AccessKey {
+                secret_id: "AKIDx".into(),
+                user_id: a.uin.clone(),
+                secret_enc: vec![0],
+                active: true,
+                description: String::new(),
+            },
+            1,
+        )
+        .unwrap();
+        let err = delete(&c, "ann", false).unwrap_err();
+        assert!(matches!(err, StoreError::Refused("user-has-keys", _)));
+        assert!(get_by_name(&c, "ann").unwrap().is_some());
+        delete(&c, "ann", true).unwrap();
+        assert!(get_by_name(&c, "ann").unwrap().is_none());
+        assert!(super::super::keys::get(&c, "AKIDx").unwrap().is_none());
+    }
+
+    #[test]
+    fn passwords_verify_and_lock_out_after_five_failures() {
+        let c = crate::store::test_conn();
+        let mut u = new("ann");
+        u.console_login = true;
+        u.password_hash = Some(crypto::hash_password("Right-pass1"));
+        let ann = insert(&c, &u, 10).unwrap();
+        assert_eq!(
+            verify_password(&c, "ann", "Right-pass1", 100).unwrap(),
+            ann.uin
+        );
+        assert!(matches!(
+            verify_password(&c, "nobody", "x", 100),
+            Err(LoginError::UnknownUser)
+        ));
+        for _ in 0..4 {
+            assert!(matches!(
+                verify_password(&c, "ann", "wrong", 200),
+                Err(LoginError::BadPassword)
+            ));
+        }
+        assert!(matches!(
+            verify_password(&c, "ann", "wrong", 200),
+            Err(LoginError::Locked { until_ms }) if until_ms == 200 + LOCKOUT_MS
+        ));
+        // Locked: even the right password is refused until the lock expires.
+        assert!(matches!(
+            verify_password(&c, "ann", "Right-pass1", 300),
+            Err(LoginError::Locked { .. })
+        ));
+        let later = 200 + LOCKOUT_MS + 1;
+        assert_eq!(
+            verify_password(&c, "ann", "Right-pass1", later).unwrap(),
+            ann.uin
+        );
+        assert_eq!(
+            get_by_name(&c, "ann").unwrap().unwrap().last_login_ms,
+            later
+        );
+        // A user without console access never logs in.
+        update(
+            &c,
+            "ann",
+            &UserUpdate {
+                console_login: Some(false),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert!(matches!(
+            verify_password(&c, "ann", "Right-pass1", later),
+            Err(LoginError::ConsoleDisabled)
+        ));
+    }
+}
