@@ -181,3 +181,21 @@ pub async fn authenticate(
     };
     Ok((principal, service))
 }
+
+/// The principal of a signed-in console user (no key involved).
+pub fn principal_for_user(
+    conn: &rusqlite::Connection,
+    uin: &str,
+) -> crate::store::Result<Option<Principal>> {
+    let Some(user) = users::get_by_uin(conn, uin)? else {
+        return Ok(None);
+    };
+    let group_ids = groups::group_ids_for_user(conn, &user.uin)?;
+    Ok(Some(Principal {
+        user_id: user.uin.clone(),
+        secret_id: String::new(),
+        uin: user.uin,
+        name: user.name,
+        group_ids,
+    }))
+}

@@ -9,6 +9,7 @@ mod audit;
 mod auth;
 mod cam;
 mod commands;
+pub mod console;
 pub mod error;
 mod instances;
 mod invocations;
@@ -66,7 +67,7 @@ pub fn json_reply(status: StatusCode, body: &Value) -> Reply {
     r
 }
 
-fn envelope(request_id: &str, result: Result<Value, ApiError>) -> Value {
+pub(crate) fn envelope(request_id: &str, result: Result<Value, ApiError>) -> Value {
     match result {
         Ok(Value::Object(mut m)) => {
             m.insert("RequestId".into(), Value::String(request_id.into()));
@@ -155,9 +156,21 @@ impl Api {
         // Until the policy engine decides, every authenticated call is
         // allowed.
         trail.decision = "allow".into();
+        self.call(&principal, service, action, params).await
+    }
+
+    /// Runs one action for an authenticated principal, whichever door it
+    /// came through (a signed request or a console session).
+    pub(crate) async fn call(
+        &self,
+        principal: &Principal,
+        service: Service,
+        action: &str,
+        params: Params,
+    ) -> Result<Value, ApiError> {
         match service {
-            Service::Tat => self.dispatch_action(&principal, action, params).await,
-            Service::Cam => cam::dispatch(self, &principal, action, params).await,
+            Service::Tat => self.dispatch_action(principal, action, params).await,
+            Service::Cam => cam::dispatch(self, principal, action, params).await,
         }
     }
 

@@ -219,6 +219,18 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX audit_time ON audit_events(time_ms);
     CREATE INDEX audit_principal ON audit_events(principal, id);
     "#,
+    // 4: web-console sessions.
+    r#"
+    CREATE TABLE console_sessions (
+        token_hash    TEXT PRIMARY KEY,
+        user_id       TEXT NOT NULL,
+        csrf_hash     TEXT NOT NULL,
+        created_ms    INTEGER NOT NULL,
+        last_seen_ms  INTEGER NOT NULL,
+        expires_ms    INTEGER NOT NULL
+    );
+    CREATE INDEX console_sessions_user ON console_sessions(user_id);
+    "#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

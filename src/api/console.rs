@@ -1,0 +1,299 @@
+//! Web-console sign-in: `POST /console/login` turns a sub-user's console
+//! password into a session cookie (HttpOnly, SameSite=Strict, Secure), and
+//! `POST /console/api` lets the console call the same actions, through the
+//! same handlers, as that user. Every state-changing console request must
+//! carry the session's CSRF token in `X-CSRF-Token`. Sessions end after 30
+//! idle minutes, 12 hours in all, or `POST /console/logout`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use base64::Engine;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, SET_COOKIE};
+use hyper::http::request::Parts;
+use hyper::{Method, Request, StatusCode};
+use serde_json::{json, Value};
+
+use super::audit::{self, Trail};
+use super::error::ApiError;
+use super::request::Params;
+use super::{envelope, json_reply, Api, Principal, Reply, Service, CAM_VERSION, TAT_VERSION};
+use crate::sign::sha256_hex;
+use crate::store::sessions::{self, Session};
+use crate::store::users::{self, LoginError};
+use crate::timefmt::{iso, now_ms};
+
+pub const COOKIE: &str = "drover_session";
+const IDLE_MS: i64 = 30 * 60 * 1000;
+const LIFETIME_MS: i64 = 12 * 3600 * 1000;
+const MAX_BODY: usize = 1 << 20;
+
+fn new_token() -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(crate::ids::random_bytes::<32>())
+}
+
+fn header<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
+    parts.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn session_token(parts: &Parts) -> Option<String> {
+    parts
+        .headers
+        .get_all(hyper::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|kv| {
+            kv.trim()
+                .strip_prefix(COOKIE)?
+                .strip_prefix('=')
+                .map(String::from)
+        })
+}
+
+/// Refuses cross-site requests outright: a browser always sends Origin on
+/// a cross-origin POST, and it must name this very host.
+fn same_origin(parts: &Parts) -> bool {
+    match (header(parts, "origin"), header(parts, "host")) {
+        (None, _) => true,
+        (Some(origin), Some(host)) => origin.strip_prefix("https://") == Some(host),
+        (Some(_), None) => false,
+    }
+}
+
+fn cookie(value: &str, max_age_s: i64) -> HeaderValue {
+    let v =
+        format!("{COOKIE}={value}; Path=/; HttpOnly; Secure; SameSite=Strict; Max-Age={max_age_s}");
+    HeaderValue::from_str(&v)
+        .unwrap_or_else(|_| HeaderValue::from_static("drover_session=; Max-Age=0"))
+}
+
+async fn body_of(body: Incoming) -> Result<Bytes, ApiError> {
+    Limited::new(body, MAX_BODY)
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .map_err(|_| ApiError::new("RequestSizeLimitExceeded", "the request body is too large"))
+}
+
+/// Serves everything under `/console/`.
+pub async fn serve(api: Arc<Api>, req: Request<Incoming>, peer: SocketAddr) -> Reply {
+    let request_id = crate::ids::request_id();
+    let (parts, body) = req.into_parts();
+    let mut trail = Trail {
+        service: "console".into(),
+        ..Default::default()
+    };
+    let mut set_cookie = None;
+    let path = parts.uri.path().to_string();
+    let (action, result) = if !same_origin(&parts) {
+        (
+            "Console".to_string(),
+            Err(ApiError::new(
+                "UnauthorizedOperation",
+                "cross-origin console requests are refused",
+            )),
+        )
+    } else {
+        match (&parts.method, path.as_str()) {
+            (&Method::POST, "/console/login") => {
+                let r = login(&api, body, &mut trail, &mut set_cookie).await;
+                ("ConsoleLogin".to_string(), r)
+            }
+            (&Method::POST, "/console/logout") => {
+                let r = logout(&api, &parts, &mut trail, &mut set_cookie).await;
+                ("ConsoleLogout".to_string(), r)
+            }
+            (&Method::GET, "/console/session") => (
+                "ConsoleSession".to_string(),
+                whoami(&api, &parts, &mut trail).await,
+            ),
+            (&Method::POST, "/console/api") => {
+                let action = header(&parts, "x-tc-action").unwrap_or("").to_string();
+                let r = console_call(&api, &parts, body, &action, &mut trail).await;
+                (action, r)
+            }
+            _ => (
+                "Console".to_string(),
+                Err(ApiError::new(
+                    "InvalidAction",
+                    format!("no console endpoint {path}"),
+                )),
+            ),
+        }
+    };
+    // Session lookups are not worth an audit row each; everything else is.
+    if action != "ConsoleSession" {
+        let outcome = match &result {
+            Ok(_) => "Success".to_string(),
+            Err(e) => e.code.to_string(),
+        };
+        audit::record(&api, trail.into_event(&request_id, peer, &action, outcome)).await;
+    }
+    let status = match &result {
+        Err(e) if e.code.starts_with("AuthFailure") => StatusCode::UNAUTHORIZED,
+        _ => StatusCode::OK,
+    };
+    let mut reply = json_reply(status, &envelope(&request_id, result));
+    if let Some(c) = set_cookie {
+        reply.headers_mut().insert(SET_COOKIE, c);
+    }
+    reply
+        .headers_mut()
+        .insert("cache-control", HeaderValue::from_static("no-store"));
+    reply
+}
+
+async fn login(
+    api: &Api,
+    body: Incoming,
+    trail: &mut Trail,
+    set_cookie: &mut Option<HeaderValue>,
+) -> Result<Value, ApiError> {
+    let mut q = Params::parse(&body_of(body).await?)?;
+    let name = q.str("UserName")?;
+    let password = q.str("Password")?;
+    q.finish()?;
+    trail.resources = vec![name.clone()];
+    let now = now_ms();
+    let token = new_token();
+    let csrf = new_token();
+    let (token_hash, csrf_hash) = (sha256_hex(token.as_bytes()), sha256_hex(csrf.as_bytes()));
+    let outcome = api
+        .store
+        .write(move |c| {
+            let uin = match users::verify_password(c, &name, &password, now) {
+                Ok(uin) => uin,
+                Err(LoginError::Store(e)) => return Err(e),
+                Err(other) => return Ok(Err(other)),
+            };
+            let s = Session {
+                user_id: uin.clone(),
+                csrf_hash,
+                created_ms: now,
+                last_seen_ms: now,
+                expires_ms: now + LIFETIME_MS,
+            };
+            sessions::create(c, &token_hash, &s)?;
+            Ok(Ok((uin, name)))
+        })
+        .await?;
+    let (uin, name) = outcome.map_err(|e| match e {
+        LoginError::Locked { until_ms } => ApiError::new(
+            "AuthFailure.LoginLocked",
+            format!(
+                "too many failed sign-ins; try again after {}",
+                iso(until_ms)
+            ),
+        ),
+        // One answer for unknown user, wrong password and disabled console
+        // login, so sign-in reveals nothing about which names exist.
+        _ => ApiError::new(
+            "AuthFailure.LoginFailed",
+            "the user name or password is wrong",
+        ),
+    })?;
+    trail.principal = uin.clone();
+    trail.decision = "allow".into();
+    *set_cookie = Some(cookie(&token, LIFETIME_MS / 1000));
+    Ok(json!({
+        "UserName": name,
+        "Uin": uin,
+        "CsrfToken": csrf,
+        "ExpiresAt": iso(now + LIFETIME_MS),
+    }))
+}
+
+/// The session and principal behind a request's cookie.
+async fn session(api: &Api, parts: &Parts) -> Result<(String, Session, Principal), ApiError> {
+    let none = || {
+        ApiError::new(
+            "AuthFailure.SessionExpired",
+            "not signed in, or the session has expired",
+        )
+    };
+    let token = session_token(parts).ok_or_else(none)?;
+    let hash = sha256_hex(token.as_bytes());
+    let h = hash.clone();
+    let now = now_ms();
+    let found = api
+        .store
+        .write(move |c| {
+            let Some(s) = sessions::touch(c, &h, now, IDLE_MS)? else {
+                return Ok(None);
+            };
+            Ok(super::auth::principal_for_user(c, &s.user_id)?.map(|p| (s, p)))
+        })
+        .await?;
+    let (s, p) = found.ok_or_else(none)?;
+    Ok((hash, s, p))
+}
+
+fn check_csrf(parts: &Parts, s: &Session) -> Result<(), ApiError> {
+    let given = header(parts, "x-csrf-token").unwrap_or("");
+    if crate::crypto::ct_eq(
+        sha256_hex(given.as_bytes()).as_bytes(),
+        s.csrf_hash.as_bytes(),
+    ) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            "UnauthorizedOperation",
+            "the X-CSRF-Token header is missing or wrong",
+        ))
+    }
+}
+
+async fn logout(
+    api: &Api,
+    parts: &Parts,
+    trail: &mut Trail,
+    set_cookie: &mut Option<HeaderValue>,
+) -> Result<Value, ApiError> {
+    let (hash, s, p) = session(api, parts).await?;
+    trail.principal = p.user_id.clone();
+    check_csrf(parts, &s)?;
+    api.store.write(move |c| sessions::delete(c, &hash)).await?;
+    *set_cookie = Some(cookie("", 0));
+    Ok(json!({}))
+}
+
+async fn whoami(api: &Api, parts: &Parts, trail: &mut Trail) -> Result<Value, ApiError> {
+    let (_, s, p) = session(api, parts).await?;
+    trail.principal = p.user_id.clone();
+    Ok(
+        json!({ "UserName": p.name, "Uin": p.uin, "ExpiresAt": iso(s.expires_ms.min(s.last_seen_ms + IDLE_MS)) }),
+    )
+}
+
+async fn console_call(
+    api: &Api,
+    parts: &Parts,
+    body: Incoming,
+    action: &str,
+    trail: &mut Trail,
+) -> Result<Value, ApiError> {
+    let (_, s, p) = session(api, parts).await?;
+    trail.principal = p.user_id.clone();
+    check_csrf(parts, &s)?;
+    let service = match header(parts, "x-tc-version").unwrap_or(TAT_VERSION) {
+        TAT_VERSION => Service::Tat,
+        CAM_VERSION => Service::Cam,
+        other => {
+            return Err(ApiError::new(
+                "NoSuchVersion",
+                format!("the API version {other:?} does not exist"),
+            ));
+        }
+    };
+    if action.is_empty() {
+        return Err(ApiError::missing("X-TC-Action"));
+    }
+    let params = Params::parse(&body_of(body).await?)?;
+    trail.resources = params.named_ids();
+    trail.decision = "allow".into();
+    api.call(&p, service, action, params).await
+}
