@@ -152,23 +152,30 @@ pub static ACTIONS: &[ActionInfo] = &[
     row!("cam:GetUserAppId", OP, All, Drover),
 ];
 
-fn index() -> &'static HashMap<String, &'static ActionInfo> {
-    static INDEX: OnceLock<HashMap<String, &'static ActionInfo>> = OnceLock::new();
+fn index() -> &'static HashMap<String, usize> {
+    static INDEX: OnceLock<HashMap<String, usize>> = OnceLock::new();
     INDEX.get_or_init(|| {
         ACTIONS
             .iter()
-            .map(|a| (a.name.to_ascii_lowercase(), a))
+            .enumerate()
+            .map(|(i, a)| (a.name.to_ascii_lowercase(), i))
             .collect()
     })
 }
 
-/// The row of a qualified action (`tat:RunCommand`), any letter case.
-pub fn action_info(action: &str) -> Option<&'static ActionInfo> {
+/// The position of an action in `ACTIONS` (compiled statements keep a
+/// bitmask over it, so matching an action is one AND).
+pub(crate) fn action_index(action: &str) -> Option<usize> {
     if action.bytes().any(|b| b.is_ascii_uppercase()) {
         index().get(&action.to_ascii_lowercase()).copied()
     } else {
         index().get(action).copied()
     }
+}
+
+/// The row of a qualified action (`tat:RunCommand`), any letter case.
+pub fn action_info(action: &str) -> Option<&'static ActionInfo> {
+    action_index(action).and_then(|i| ACTIONS.get(i))
 }
 
 /// The resource kinds `action` is authorized against; empty if unknown.
@@ -221,7 +228,8 @@ mod tests {
     }
 
     #[test]
-    fn names_are_unique() {
+    fn names_are_unique_and_fit_the_bitmask() {
         assert_eq!(index().len(), ACTIONS.len());
+        assert!(ACTIONS.len() <= 128);
     }
 }

@@ -6,6 +6,7 @@
 //! `Invalid` matcher that never lets an allow apply and always lets a deny
 //! apply. `problems()` lists such entries.
 
+use super::actions::ACTIONS;
 use super::condition::{CompiledCondition, Tri};
 use super::document::{check_action, parse_document, Document, Effect};
 use super::error::PolicyError;
@@ -13,39 +14,34 @@ use super::glob::Glob;
 use super::resource::{QcsRef, ResourcePattern};
 
 #[derive(Debug, Clone)]
-pub(crate) enum ActionPattern {
-    Glob(Glob),
-    Invalid,
-}
-
-#[derive(Debug, Clone)]
 pub(crate) struct CompiledStatement {
     pub effect: Effect,
     pub index: usize,
-    actions: Vec<ActionPattern>,
+    /// Bit i set: the statement names `ACTIONS[i]`.
+    action_mask: u128,
+    /// An action entry could not be understood (fails closed).
+    action_invalid: bool,
     resources: Vec<ResourcePattern>,
     conditions: Vec<CompiledCondition>,
 }
 
 impl CompiledStatement {
-    /// Does the statement name `action` (already lower-cased)?
-    pub(crate) fn action(&self, action: &str) -> Tri {
-        let mut t = Tri::False;
-        for a in &self.actions {
-            match a {
-                ActionPattern::Glob(g) if g.matches(action) => return Tri::True,
-                ActionPattern::Glob(_) => {}
-                ActionPattern::Invalid => t = Tri::Unknown,
-            }
+    /// Does the statement name `ACTIONS[index]`?
+    pub(crate) fn action(&self, index: usize) -> Tri {
+        if index < 128 && self.action_mask & (1u128 << index) != 0 {
+            Tri::True
+        } else if self.action_invalid {
+            Tri::Unknown
+        } else {
+            Tri::False
         }
-        t
     }
 
     /// Does the statement cover this resource (`None`: operation-level `*`)?
-    pub(crate) fn resource(&self, name: Option<&QcsRef<'_>>) -> Tri {
+    pub(crate) fn resource(&self, name: Option<&QcsRef<'_>>, kind: u8) -> Tri {
         let mut t = Tri::False;
         for r in &self.resources {
-            if r.matches(name) {
+            if r.matches(name, kind) {
                 return Tri::True;
             }
             if r.is_invalid() {
@@ -79,20 +75,22 @@ impl CompiledPolicy {
             .iter()
             .enumerate()
             .map(|(i, s)| {
-                let actions = s
-                    .actions
-                    .iter()
-                    .map(|a| {
-                        if let Err(m) = check_action(a) {
-                            problems.push(format!("statement[{i}].action: {m}"));
+                let (mut action_mask, mut action_invalid) = (0u128, false);
+                for a in &s.actions {
+                    if let Err(m) = check_action(a) {
+                        problems.push(format!("statement[{i}].action: {m}"));
+                    }
+                    if a == "*" || a.contains(':') {
+                        let g = Glob::new(a, true);
+                        for (bit, known) in ACTIONS.iter().enumerate().take(128) {
+                            if g.matches(known.name) {
+                                action_mask |= 1u128 << bit;
+                            }
                         }
-                        if a == "*" || a.contains(':') {
-                            ActionPattern::Glob(Glob::new(a, true))
-                        } else {
-                            ActionPattern::Invalid
-                        }
-                    })
-                    .collect();
+                    } else {
+                        action_invalid = true;
+                    }
+                }
                 let resources = s
                     .resources
                     .iter()
@@ -121,7 +119,8 @@ impl CompiledPolicy {
                 CompiledStatement {
                     effect: s.effect,
                     index: i,
-                    actions,
+                    action_mask,
+                    action_invalid,
                     resources,
                     conditions,
                 }

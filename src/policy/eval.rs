@@ -12,7 +12,7 @@
 use std::fmt;
 use std::net::IpAddr;
 
-use super::actions::{action_info, Combine};
+use super::actions::{action_index, Combine, ACTIONS};
 use super::compile::{CompiledPolicy, CompiledStatement};
 use super::condition::Tri;
 use super::document::Effect;
@@ -140,25 +140,26 @@ enum Verdict {
 
 /// Decides `req` over `policies` (all the principal's policies and roles).
 pub fn evaluate(req: &Request<'_>, policies: &[&CompiledPolicy]) -> Decision {
-    let Some(info) = action_info(req.action) else {
+    let Some((action, info)) = action_index(req.action).and_then(|i| Some((i, ACTIONS.get(i)?)))
+    else {
         return Decision::deny(Reason::UnknownAction, None);
     };
-    let action = info.name.to_ascii_lowercase();
 
     // Only statements that can concern the action take part; their action
     // verdict is kept so an invalid action entry still fails closed.
     let mut live: Vec<(&CompiledPolicy, &CompiledStatement, Tri)> = Vec::new();
     for p in policies {
         for s in &p.statements {
-            let t = s.action(&action);
+            let t = s.action(action);
             if t != Tri::False {
                 live.push((p, s, t));
             }
         }
     }
 
-    let star = [super::eval::Resource::new("*")];
+    let star;
     let resources = if req.resources.is_empty() {
+        star = [Resource::new("*")];
         &star[..]
     } else {
         req.resources
@@ -167,8 +168,8 @@ pub fn evaluate(req: &Request<'_>, policies: &[&CompiledPolicy]) -> Decision {
 
     let mut verdicts = Vec::with_capacity(resources.len());
     for r in resources {
-        let parsed = if r.name == "*" {
-            None
+        let (parsed, kind) = if r.name == "*" {
+            (None, 0)
         } else {
             if op_level {
                 return Decision::deny(Reason::ResourceNotApplicable, Some(&r.name));
@@ -176,13 +177,13 @@ pub fn evaluate(req: &Request<'_>, policies: &[&CompiledPolicy]) -> Decision {
             let Some(q) = QcsRef::parse(&r.name) else {
                 return Decision::deny(Reason::MalformedResource, Some(&r.name));
             };
-            match ResourceKind::of_ref(&q) {
-                Some(k) if info.kinds.contains(&k) => {}
+            let kind = match ResourceKind::of_ref(&q) {
+                Some(k) if info.kinds.contains(&k) => k.bit(),
                 _ => return Decision::deny(Reason::ResourceNotApplicable, Some(&r.name)),
-            }
-            Some(q)
+            };
+            (Some(q), kind)
         };
-        verdicts.push(judge(&live, parsed.as_ref(), r, req));
+        verdicts.push(judge(&live, parsed.as_ref(), kind, r, req));
     }
 
     let refs = |ids: &[usize]| -> Vec<StatementRef> {
@@ -242,13 +243,14 @@ pub fn evaluate(req: &Request<'_>, policies: &[&CompiledPolicy]) -> Decision {
 fn judge(
     live: &[(&CompiledPolicy, &CompiledStatement, Tri)],
     name: Option<&QcsRef<'_>>,
+    kind: u8,
     r: &Resource,
     req: &Request<'_>,
 ) -> Verdict {
     let mut denies = Vec::new();
     let mut allows = Vec::new();
     for (i, (_, s, action)) in live.iter().enumerate() {
-        let mut t = action.and(s.resource(name));
+        let mut t = action.and(s.resource(name, kind));
         if t == Tri::False {
             continue;
         }

@@ -48,19 +48,35 @@ impl ResourceKind {
     }
 
     pub(crate) fn of_ref(q: &QcsRef<'_>) -> Option<ResourceKind> {
-        const ALL: [ResourceKind; 6] = [
-            ResourceKind::Command,
-            ResourceKind::CvmInstance,
-            ResourceKind::LighthouseInstance,
-            ResourceKind::ManagedInstance,
-            ResourceKind::Invoker,
-            ResourceKind::Invocation,
-        ];
         let ty = q.resource.split_once('/').map(|(t, _)| t)?;
         ALL.into_iter().find(|k| {
             k.segments()
                 .is_some_and(|(s, t)| s.eq_ignore_ascii_case(q.service) && t == ty)
         })
+    }
+}
+
+const ALL: [ResourceKind; 6] = [
+    ResourceKind::Command,
+    ResourceKind::CvmInstance,
+    ResourceKind::LighthouseInstance,
+    ResourceKind::ManagedInstance,
+    ResourceKind::Invoker,
+    ResourceKind::Invocation,
+];
+
+impl ResourceKind {
+    /// This kind's bit in a pattern's kind mask (0 for `Any`).
+    pub(crate) fn bit(self) -> u8 {
+        match self {
+            ResourceKind::Command => 1,
+            ResourceKind::CvmInstance => 2,
+            ResourceKind::LighthouseInstance => 4,
+            ResourceKind::ManagedInstance => 8,
+            ResourceKind::Invoker => 16,
+            ResourceKind::Invocation => 32,
+            ResourceKind::Any => 0,
+        }
     }
 
     /// The qcs name of the resource `id` of this kind (`*` for `Any`).
@@ -123,6 +139,9 @@ const KNOWN_SERVICES: [&str; 4] = ["tat", "cvm", "lighthouse", "cam"];
 pub(crate) enum ResourcePattern {
     Any,
     Qcs {
+        /// Kinds (`ResourceKind::bit`) this pattern can possibly match,
+        /// from the literal prefixes of its service and resource segments.
+        kinds: u8,
         service: Glob,
         region: Option<Glob>,
         account: Option<Glob>,
@@ -144,6 +163,7 @@ impl ResourcePattern {
         let segs: Vec<&str> = text.splitn(6, ':').collect();
         let opt = |s: &str, fold| (!s.is_empty()).then(|| Glob::new(s, fold));
         ResourcePattern::Qcs {
+            kinds: kind_mask(segs[2], segs[5]),
             service: Glob::new(segs[2], true),
             region: opt(segs[3], true),
             account: opt(segs[4], false),
@@ -152,12 +172,13 @@ impl ResourcePattern {
     }
 
     /// Matches a concrete name (`Some`) or the operation-level `*` (`None`).
-    pub(crate) fn matches(&self, name: Option<&QcsRef<'_>>) -> bool {
+    pub(crate) fn matches(&self, name: Option<&QcsRef<'_>>, kind: u8) -> bool {
         match (self, name) {
             (ResourcePattern::Any, _) => true,
             (ResourcePattern::Qcs { .. }, None) | (ResourcePattern::Invalid, _) => false,
             (
                 ResourcePattern::Qcs {
+                    kinds,
                     service,
                     region,
                     account,
@@ -165,10 +186,11 @@ impl ResourcePattern {
                 },
                 Some(q),
             ) => {
-                service.matches(q.service)
+                kinds & kind != 0
+                    && resource.matches(q.resource)
+                    && service.matches(q.service)
                     && region.as_ref().is_none_or(|g| g.matches(q.region))
                     && account.as_ref().is_none_or(|g| g.matches(q.account))
-                    && resource.matches(q.resource)
             }
         }
     }
@@ -176,6 +198,22 @@ impl ResourcePattern {
     pub(crate) fn is_invalid(&self) -> bool {
         matches!(self, ResourcePattern::Invalid)
     }
+}
+
+/// The kinds a pattern may match: those whose service and `type/` agree
+/// with the pattern's text before its first `*`.
+fn kind_mask(service: &str, resource: &str) -> u8 {
+    let lit = |p: &str| p.split('*').next().unwrap_or("").to_string();
+    let (svc, res) = (lit(service).to_ascii_lowercase(), lit(resource));
+    let agree = |a: &str, b: &str| a.starts_with(b) || b.starts_with(a);
+    ALL.into_iter()
+        .filter(|k| {
+            k.segments().is_some_and(|(s, t)| {
+                let whole = service.contains('*') || svc == s;
+                whole && agree(s, &svc) && agree(&format!("{t}/"), &res)
+            })
+        })
+        .fold(0, |m, k| m | k.bit())
 }
 
 /// Why a statement's resource entry is not a valid pattern.
