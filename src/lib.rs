@@ -29,6 +29,7 @@ pub mod dispatch;
 pub mod fsutil;
 pub mod ids;
 pub mod iprange;
+pub mod policy;
 pub mod protocol;
 pub mod server;
 pub mod sign;
