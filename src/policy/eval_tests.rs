@@ -227,7 +227,11 @@ fn empty_region_and_account_segments_match_any() {
     );
     assert!(allows(&[&p], "tat:DescribeCommands", &[cmd("cmd-1")]));
     let other = Resource::new(qcs_name("tat", "ap-shanghai", "999", "command", "cmd-1"));
-    assert!(allows(&[&p], "tat:DescribeCommands", &[other.clone()]));
+    assert!(allows(
+        &[&p],
+        "tat:DescribeCommands",
+        std::slice::from_ref(&other)
+    ));
     // A written account must match.
     let q = pol(
         "q",
@@ -336,7 +340,11 @@ fn unknown_condition_operators_and_keys() {
     )];
     let allow = allow_all_with(&c);
     let prod = Resource::with_tags(cmd("cmd-1").name, &[("env", "prod")]);
-    assert!(!allows(&[&allow], "tat:DescribeCommands", &[prod.clone()]));
+    assert!(!allows(
+        &[&allow],
+        "tat:DescribeCommands",
+        std::slice::from_ref(&prod)
+    ));
     let deny =
         CompiledPolicy::compile("d", "d", &doc(vec![stmt(Effect::Deny, &["*"], &["*"], &c)]));
     assert!(!allows(
@@ -393,8 +401,16 @@ fn tag_conditions() {
     let ops = Resource::with_tags(cmd("cmd-1").name, &[("env", "prod"), ("team", "ops")]);
     let dev = Resource::with_tags(cmd("cmd-2").name, &[("team", "dev")]);
     let host = Resource::with_tags(mi("mi-1").name, &[("team", "sre")]);
-    assert!(allows(&[&p], "tat:DescribeCommands", &[ops.clone()]));
-    assert!(!allows(&[&p], "tat:DescribeCommands", &[dev.clone()]));
+    assert!(allows(
+        &[&p],
+        "tat:DescribeCommands",
+        std::slice::from_ref(&ops)
+    ));
+    assert!(!allows(
+        &[&p],
+        "tat:DescribeCommands",
+        std::slice::from_ref(&dev)
+    ));
     assert!(
         !allows(&[&p], "tat:DescribeCommands", &[cmd("cmd-3")]),
         "untagged"
@@ -415,9 +431,13 @@ fn tag_conditions() {
     assert!(!allows(
         &[&f, &like],
         "tat:DescribeCommands",
-        &[ops.clone()]
+        std::slice::from_ref(&ops)
     ));
-    assert!(allows(&[&f, &like], "tat:DescribeCommands", &[dev.clone()]));
+    assert!(allows(
+        &[&f, &like],
+        "tat:DescribeCommands",
+        std::slice::from_ref(&dev)
+    ));
 
     let not = pol(
         "not",

@@ -186,7 +186,7 @@ impl AzureRole {
                 AZURE_MAP
                     .iter()
                     .find(|(d, _)| *d == a.name)
-                    .is_some_and(|(_, ops)| ops.iter().all(|op| granted(op)))
+                    .is_some_and(|(_, ops)| ops.iter().all(&granted))
             })
             .map(|a| a.name)
             .collect()
