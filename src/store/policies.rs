@@ -19,30 +19,8 @@ pub const TYPE_PRESET: i64 = 2;
 /// When the presets "were created" (TAT's API version date).
 const PRESET_CREATED_MS: i64 = 1_603_843_200_000;
 
-/// A preset policy. Ids are below every custom policy id (custom ids start
-/// above 100000000, see migration 2).
-pub struct Preset {
-    pub id: i64,
-    pub name: &'static str,
-    pub description: &'static str,
-    pub document: &'static str,
-}
-
-/// The preset policies, by id. The policy engine may refine these documents.
-pub const PRESETS: &[Preset] = &[
-    Preset {
-        id: 1,
-        name: "QcloudTATFullAccess",
-        description: "Full read-write access to TencentCloud Automation Tools (TAT)",
-        document: r#"{"version":"2.0","statement":[{"effect":"allow","action":["tat:*"],"resource":"*"}]}"#,
-    },
-    Preset {
-        id: 2,
-        name: "QcloudTATReadOnlyAccess",
-        description: "Read-only access to TencentCloud Automation Tools (TAT)",
-        document: r#"{"version":"2.0","statement":[{"effect":"allow","action":["tat:Describe*"],"resource":"*"}]}"#,
-    },
-];
+/// The preset policies: defined with the policy engine, listed here by id.
+pub use crate::policy::{PresetPolicy as Preset, PRESETS};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
@@ -581,11 +559,11 @@ mod tests {
             Err(StoreError::Refused("preset-policy", _))
         ));
         let (n, all) = list(&c, Scope::All, "", page()).unwrap();
-        assert_eq!(n, 3);
+        assert_eq!(n as usize, PRESETS.len() + 1);
         assert_eq!(all[0].policy.policy_type, TYPE_PRESET);
-        assert_eq!(all[2].policy.policy_type, TYPE_CUSTOM);
+        assert_eq!(all[PRESETS.len()].policy.policy_type, TYPE_CUSTOM);
         assert_eq!(list(&c, Scope::Local, "", page()).unwrap().0, 1);
-        assert_eq!(list(&c, Scope::Qcs, "readonly", page()).unwrap().0, 1);
+        assert_eq!(list(&c, Scope::Qcs, "tatreadonly", page()).unwrap().0, 1);
         // All or nothing: one unknown id keeps the others.
         assert!(delete(&c, &[id, 999]).is_err());
         assert!(get(&c, id).unwrap().is_some());

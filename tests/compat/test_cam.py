@@ -327,9 +327,22 @@ def test_bad_input_is_refused_and_changes_nothing(cam):
     assert user_names(cam) == before
 
     local = call(cam, "ListPolicies", Scope="Local", Rp=200).TotalNum
-    for bad in ["{not json", "[]", json.dumps({"statement": []}), json.dumps({"version": "2.0"})]:
-        expect("InvalidParameter.PolicyDocumentError", cam, "CreatePolicy", PolicyName=name("bad"),
-               PolicyDocument=bad)
+    doc_errors = {"InvalidParameter.PolicyDocumentError", "InvalidParameter.VersionError",
+                  "InvalidParameter.StatementError", "InvalidParameter.ActionError",
+                  "InvalidParameter.ResourceError", "InvalidParameter.EffectError"}
+    bad_docs = [
+        ("{not json", "InvalidParameter.PolicyDocumentError"),
+        ("[]", doc_errors),
+        (json.dumps({"statement": []}), "InvalidParameter.VersionError"),
+        (json.dumps({"version": "2.0"}), "InvalidParameter.StatementError"),
+        (json.dumps({"version": "2.0", "statement": [{"effect": "allow", "action": ["tat>RunCommand"],
+                                                      "resource": "*"}]}), "InvalidParameter.ActionError"),
+        (json.dumps({"version": "2.0", "statement": [{"effect": "allow", "action": ["tat:RunCommand"],
+                                                      "resource": ["qcs::tat:cmd"]}]}),
+         "InvalidParameter.ResourceError"),
+    ]
+    for bad, codes in bad_docs:
+        expect(codes, cam, "CreatePolicy", PolicyName=name("bad"), PolicyDocument=bad)
     expect("InvalidParameter.PolicyNameError", cam, "CreatePolicy", PolicyName="no spaces allowed",
            PolicyDocument=json.dumps(DOC))
     expect("InvalidParameter.PolicyDocumentLengthOverLimit", cam, "CreatePolicy", PolicyName=name("big"),
@@ -337,7 +350,7 @@ def test_bad_input_is_refused_and_changes_nothing(cam):
     assert call(cam, "ListPolicies", Scope="Local", Rp=200).TotalNum == local
 
     pid = call(cam, "CreatePolicy", PolicyName=name("keep"), PolicyDocument=json.dumps(DOC)).PolicyId
-    expect("InvalidParameter.PolicyDocumentError", cam, "UpdatePolicy", PolicyId=pid,
+    expect(doc_errors, cam, "UpdatePolicy", PolicyId=pid,
            PolicyDocument='{"version": "2.0", "statement": "oops"', Description="changed")
     p = call(cam, "GetPolicy", PolicyId=pid)
     assert json.loads(p.PolicyDocument) == DOC and p.Description == ""

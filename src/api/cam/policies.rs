@@ -25,12 +25,8 @@ fn check_document(doc: &str) -> R<()> {
             format!("PolicyDocument is longer than {MAX_DOCUMENT} characters"),
         ));
     }
-    super::validate_policy_document(doc).map_err(|why| {
-        ApiError::new(
-            "InvalidParameter.PolicyDocumentError",
-            format!("PolicyDocument is invalid: {why}"),
-        )
-    })
+    super::validate_policy_document(doc)
+        .map_err(|why| ApiError::new(why.code(), format!("PolicyDocument is invalid: {why}")))
 }
 
 fn check_description(d: &str) -> R<()> {
