@@ -90,6 +90,7 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
         account_uin,
         region: cfg.region.clone(),
         fingerprint: fingerprint.clone(),
+        policy_cache: Default::default(),
     });
     let listener = TcpListener::bind(&cfg.listen)
         .await

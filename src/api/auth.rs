@@ -45,6 +45,9 @@ pub struct Principal {
     pub name: String,
     /// Groups the sub-user belongs to when the request arrived (empty for root).
     pub group_ids: Vec<i64>,
+    /// What the caller may do. Until `Api::call` loads the real grants a
+    /// sub-user holds none, so a path that forgets to load them fails closed.
+    pub grants: std::sync::Arc<super::authz::Grants>,
 }
 
 impl Principal {
@@ -172,12 +175,18 @@ pub async fn authenticate(
         Some(u) => (u.uin, u.name),
         None => (api.account_uin.clone(), "root".to_string()),
     };
+    let grants = if key.user_id == "root" {
+        super::authz::Grants::root()
+    } else {
+        super::authz::Grants::default()
+    };
     let principal = Principal {
         user_id: key.user_id,
         secret_id: key.secret_id,
         uin,
         name,
         group_ids,
+        grants: std::sync::Arc::new(grants),
     };
     Ok((principal, service))
 }
@@ -197,5 +206,6 @@ pub fn principal_for_user(
         uin: user.uin,
         name: user.name,
         group_ids,
+        grants: Default::default(),
     }))
 }

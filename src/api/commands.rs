@@ -318,7 +318,7 @@ pub async fn delete_many(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     delete_ids(api, ids).await
 }
 
-pub async fn describe(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+pub async fn describe(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
     let (ids, filters) = q.ids_or_filters(
         IdList {
             name: "CommandIds",
@@ -354,14 +354,26 @@ pub async fn describe(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     query.created_by = filters.get("created-by");
     query.scene_filter = !filters.get("scene-id").is_empty();
     query.tags = filters.tags();
+    let vis = api.visibility(p);
+    let fetch = vis.fetch(page);
     let (total, rows) = api
         .store
-        .read(move |c| commands::list(c, &query, page))
+        .read(move |c| commands::list(c, &query, fetch))
         .await?;
-    Ok(json!({
-        "TotalCount": total,
-        "CommandSet": rows.iter().map(views::command).collect::<Vec<_>>(),
-    }))
+    let (total, rows) = vis.page(total, rows, page, |c| {
+        vis.sees("tat:DescribeCommands", &[vis.command(&c.id, &c.tags)])
+    });
+    let set: Vec<Value> = rows
+        .iter()
+        .map(|c| {
+            let content = vis.sees(
+                crate::policy::DESCRIBE_COMMAND_CONTENT,
+                &[vis.command(&c.id, &c.tags)],
+            );
+            views::command(c, content)
+        })
+        .collect();
+    Ok(json!({ "TotalCount": total, "CommandSet": set }))
 }
 
 pub async fn preview(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {

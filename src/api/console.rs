@@ -113,7 +113,7 @@ pub async fn serve(api: Arc<Api>, req: Request<Incoming>, peer: SocketAddr) -> R
             ),
             (&Method::POST, "/console/api") => {
                 let action = header(&parts, "x-tc-action").unwrap_or("").to_string();
-                let r = console_call(&api, &parts, body, &action, &mut trail).await;
+                let r = console_call(&api, &parts, body, &action, peer, &mut trail).await;
                 (action, r)
             }
             _ => (
@@ -274,6 +274,7 @@ async fn console_call(
     parts: &Parts,
     body: Incoming,
     action: &str,
+    peer: SocketAddr,
     trail: &mut Trail,
 ) -> Result<Value, ApiError> {
     let (_, s, p) = session(api, parts).await?;
@@ -293,7 +294,6 @@ async fn console_call(
         return Err(ApiError::missing("X-TC-Action"));
     }
     let params = Params::parse(&body_of(body).await?)?;
-    trail.resources = params.named_ids();
-    trail.decision = "allow".into();
-    api.call(&p, service, action, params).await
+    api.call(&p, service, action, params, Some(peer.ip()), trail)
+        .await
 }

@@ -158,7 +158,7 @@ fn instance_id(q: &mut Params) -> R<String> {
     Ok(id)
 }
 
-pub async fn describe_instances(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+pub async fn describe_instances(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
     let (ids, filters) = q.ids_or_filters(
         IdList {
             name: "InstanceIds",
@@ -203,10 +203,18 @@ pub async fn describe_instances(api: &Api, _p: &Principal, mut q: Params) -> R<V
     } else if !status.is_empty() && !want_on {
         query.only = Some(Vec::new());
     }
+    let vis = api.visibility(p);
+    let fetch = vis.fetch(page);
     let (total, rows) = api
         .store
-        .read(move |c| instances::list_instances(c, &query, page))
+        .read(move |c| instances::list_instances(c, &query, fetch))
         .await?;
+    let (total, rows) = vis.page(total, rows, page, |i| {
+        vis.sees(
+            "tat:DescribeRegisterInstances",
+            &[vis.instance(&i.id, &i.tags)],
+        )
+    });
     Ok(json!({
         "TotalCount": total,
         "RegisterInstanceSet": rows.iter().map(|i| views::instance(i, online.contains(&i.id))).collect::<Vec<_>>(),
@@ -240,7 +248,7 @@ pub async fn delete_instance(api: &Api, _p: &Principal, mut q: Params) -> R<Valu
     Ok(json!({}))
 }
 
-pub async fn agent_status(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+pub async fn agent_status(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
     let (ids, filters) = q.ids_or_filters(
         IdList {
             name: "InstanceIds",
@@ -273,20 +281,28 @@ pub async fn agent_status(api: &Api, _p: &Principal, mut q: Params) -> R<Value> 
             (true, true) => {}
         }
     }
+    let vis = api.visibility(p);
+    let fetch = vis.fetch(page);
     let (total, rows) = api
         .store
-        .read(move |c| instances::list_instances(c, &query, page))
+        .read(move |c| instances::list_instances(c, &query, fetch))
         .await?;
+    let (total, rows) = vis.page(total, rows, page, |i| {
+        vis.sees(
+            "tat:DescribeAutomationAgentStatus",
+            &[vis.instance(&i.id, &i.tags)],
+        )
+    });
     let set: Vec<Value> = rows
         .iter()
         .map(|i| {
-            let p = api.dispatch.presence(&i.id, i.last_seen_ms);
+            let presence = api.dispatch.presence(&i.id, i.last_seen_ms);
             let types: Vec<String> = serde_json::from_str(&i.command_types).unwrap_or_default();
             json!({
                 "InstanceId": i.id,
                 "Version": i.agent_version,
-                "LastHeartbeatTime": iso(p.last_heartbeat_ms),
-                "AgentStatus": if p.online { "Online" } else { "Offline" },
+                "LastHeartbeatTime": iso(presence.last_heartbeat_ms),
+                "AgentStatus": if presence.online { "Online" } else { "Offline" },
                 "Environment": i.system_name,
                 "SupportFeatures": types,
             })

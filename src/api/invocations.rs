@@ -231,7 +231,7 @@ pub async fn invoke(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     Ok(json!({ "InvocationId": inv }))
 }
 
-pub async fn describe(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+pub async fn describe(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
     let (ids, filters) = q.ids_or_filters(
         IdList {
             name: "InvocationIds",
@@ -273,10 +273,22 @@ pub async fn describe(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     query.created_by = filters.get("command-created-by");
     // drover's instances are neither CVM nor Lighthouse.
     query.match_nothing = !filters.get("instance-kind").is_empty();
+    let vis = api.visibility(p);
+    let fetch = vis.fetch(page);
+    let v = vis.clone();
     let (total, rows, tasks) = api
         .store
         .read(move |c| {
-            let (total, rows) = invs::list(c, &query, page)?;
+            let (total, rows) = invs::list(c, &query, fetch)?;
+            let (total, rows) = v.page(total, rows, page, |i| {
+                let tags = commands::get(c, &i.command_id)
+                    .map(|x| x.tags)
+                    .unwrap_or_default();
+                v.sees(
+                    "tat:DescribeInvocations",
+                    &[v.command(&i.command_id, &tags)],
+                )
+            });
             let ids: Vec<String> = rows.iter().map(|i| i.id.clone()).collect();
             let tasks = invs::tasks_of(c, &ids)?;
             Ok((total, rows, tasks))
@@ -301,7 +313,7 @@ pub async fn describe(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     Ok(json!({ "TotalCount": total, "InvocationSet": set }))
 }
 
-pub async fn describe_tasks(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+pub async fn describe_tasks(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
     let (ids, filters) = q.ids_or_filters(
         IdList {
             name: "InvocationTaskIds",
@@ -352,10 +364,27 @@ pub async fn describe_tasks(api: &Api, _p: &Principal, mut q: Params) -> R<Value
     query.invocation_ids = filters.get("invocation-id");
     query.instance_ids = filters.get("instance-id");
     query.command_ids = filters.get("command-id");
+    let vis = api.visibility(p);
+    let fetch = vis.fetch(page);
     let (total, rows, invs_by_id, heads) = api
         .store
         .read(move |c| {
-            let (total, rows) = invs::list_tasks(c, &query, page)?;
+            let (total, rows) = invs::list_tasks(c, &query, fetch)?;
+            let (total, rows) = vis.page(total, rows, page, |t| {
+                let ctags = commands::get(c, &t.command_id)
+                    .map(|x| x.tags)
+                    .unwrap_or_default();
+                let itags = instances::get_instance(c, &t.instance_id)
+                    .map(|x| x.tags)
+                    .unwrap_or_default();
+                vis.sees(
+                    "tat:DescribeInvocationTasks",
+                    &[
+                        vis.command(&t.command_id, &ctags),
+                        vis.instance(&t.instance_id, &itags),
+                    ],
+                )
+            });
             let mut by_id = HashMap::new();
             let mut heads = HashMap::new();
             for t in &rows {

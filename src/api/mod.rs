@@ -7,6 +7,7 @@
 
 mod audit;
 mod auth;
+pub mod authz;
 mod cam;
 mod commands;
 pub mod console;
@@ -53,6 +54,8 @@ pub struct Api {
     pub region: String,
     /// SHA-256 of the server certificate, put into register code values.
     pub fingerprint: String,
+    /// Compiled policy documents, reused across requests.
+    pub policy_cache: authz::PolicyCache,
 }
 
 pub type Reply = Response<Full<Bytes>>;
@@ -95,7 +98,7 @@ impl Api {
             .unwrap_or("")
             .to_string();
         let mut trail = audit::Trail::default();
-        let fut = std::panic::AssertUnwindSafe(self.serve_inner(req, &action, &mut trail));
+        let fut = std::panic::AssertUnwindSafe(self.serve_inner(req, peer, &action, &mut trail));
         let result = match fut.catch_unwind().await {
             Ok(r) => r,
             Err(_) => {
@@ -117,6 +120,7 @@ impl Api {
     async fn serve_inner(
         &self,
         req: Request<Incoming>,
+        peer: SocketAddr,
         action: &str,
         trail: &mut audit::Trail,
     ) -> Result<Value, ApiError> {
@@ -152,25 +156,44 @@ impl Api {
             ));
         }
         let params = Params::parse(&body)?;
-        trail.resources = params.named_ids();
-        // Until the policy engine decides, every authenticated call is
-        // allowed.
-        trail.decision = "allow".into();
-        self.call(&principal, service, action, params).await
+        self.call(&principal, service, action, params, Some(peer.ip()), trail)
+            .await
     }
 
     /// Runs one action for an authenticated principal, whichever door it
-    /// came through (a signed request or a console session).
+    /// came through (a signed request or a console session): authorize, then
+    /// hand it to its handler.
     pub(crate) async fn call(
         &self,
         principal: &Principal,
         service: Service,
         action: &str,
         params: Params,
+        ip: Option<std::net::IpAddr>,
+        trail: &mut audit::Trail,
     ) -> Result<Value, ApiError> {
+        trail.resources = params.named_ids();
+        let mut p = principal.clone();
+        if let Some(policy_action) = crate::policy::policy_action(action, service == Service::Cam) {
+            p.grants = Arc::new(self.grants(principal, ip).await?);
+            if let Some(groups) = self.named_resources(action, &params).await? {
+                let mut why = Vec::new();
+                for g in &groups {
+                    let d = p.grants.decide(policy_action, g);
+                    why.push(d.to_string());
+                    if !d.allowed {
+                        trail.decision = "deny".into();
+                        trail.deciding_statement = d.to_string();
+                        return Err(authz::denied(policy_action, &d));
+                    }
+                }
+                trail.deciding_statement = why.join(" | ");
+            }
+            trail.decision = "allow".into();
+        }
         match service {
-            Service::Tat => self.dispatch_action(principal, action, params).await,
-            Service::Cam => cam::dispatch(self, principal, action, params).await,
+            Service::Tat => self.dispatch_action(&p, action, params).await,
+            Service::Cam => cam::dispatch(self, &p, action, params).await,
         }
     }
 

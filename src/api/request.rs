@@ -85,6 +85,22 @@ impl Params {
         self.take(name)
     }
 
+    /// A string field, left in place (authorization looks before handlers take).
+    pub fn peek_str(&self, name: &str) -> Option<String> {
+        self.map.get(name).and_then(Value::as_str).map(String::from)
+    }
+
+    /// A list of strings, left in place; anything else reads as empty.
+    pub fn peek_list(&self, name: &str) -> Vec<String> {
+        match self.map.get(name) {
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// Resource ids the request names (fields ending in Id/Ids, and
     /// `*-id` filters), for the audit log.
     pub fn named_ids(&self) -> Vec<String> {

@@ -17,12 +17,14 @@ fn json_text(s: &str) -> Value {
     serde_json::from_str(s).unwrap_or(Value::Array(vec![]))
 }
 
-pub fn command(c: &Command) -> Value {
+/// A command; `show_content` false blanks Content (the caller may list the
+/// command but not read its script).
+pub fn command(c: &Command, show_content: bool) -> Value {
     json!({
         "CommandId": c.id,
         "CommandName": c.name,
         "Description": c.description,
-        "Content": c.content,
+        "Content": if show_content { c.content.as_str() } else { "" },
         "CommandType": c.command_type,
         "WorkingDirectory": c.working_directory,
         "Timeout": c.timeout,

@@ -87,6 +87,11 @@ def test_sub_user_key_works_against_tat_until_deactivated(server, cam):
     assert r.SecretId.startswith("AKID") and len(r.SecretKey) == 32
     assert r.Password is None, "no console login: no password"
     sub_tat = server.client(r.SecretId, r.SecretKey)
+    # A new sub-user may do nothing until a policy says so.
+    tat.expect_call_error("AuthFailure.UnauthorizedOperation", sub_tat, "DescribeRegions")
+    presets = {p.PolicyName: p.PolicyId for p in call(cam, "ListPolicies", Scope="QCS", Rp=200).List}
+    for preset in ("QcloudTATReadOnlyAccess", "QcloudCamReadOnlyAccess"):
+        call(cam, "AttachUserPolicy", PolicyId=presets[preset], AttachUin=r.Uin)
     assert tat.call(sub_tat, "DescribeRegions").TotalCount == 1
     keys = call(cam, "ListAccessKeys", TargetUin=r.Uin).AccessKeys
     assert [(k.AccessKeyId, k.Status) for k in keys] == [(r.SecretId, "Active")]

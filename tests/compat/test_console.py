@@ -4,7 +4,7 @@ session and its CSRF token; sign-out and repeated failures end access."""
 
 import requests
 
-from test_cam import add_user, make_cam_client, name
+from test_cam import add_user, call, make_cam_client, name
 
 PASSWORD = "Str0ng!Passw0rd"
 
@@ -28,11 +28,18 @@ def console_call(server, s, action, body=None, csrf=None, headers=None):
     return s.post(url(server, "/console/api"), json=body or {}, headers=h, verify=server.cert, timeout=30)
 
 
-def new_console_user(server):
+def new_console_user(server, read_only=True):
     cam = make_cam_client(server)
     n = name("console")
-    add_user(cam, Name=n, ConsoleLogin=1, Password=PASSWORD, NeedResetPassword=0)
+    u = add_user(cam, Name=n, ConsoleLogin=1, Password=PASSWORD, NeedResetPassword=0)
+    if read_only:
+        cam_req = {"PolicyId": preset_id(cam, "QcloudTATReadOnlyAccess"), "AttachUin": u.Uin}
+        call(cam, "AttachUserPolicy", **cam_req)
     return n
+
+
+def preset_id(cam, preset):
+    return {p.PolicyName: p.PolicyId for p in call(cam, "ListPolicies", Scope="QCS", Rp=200).List}[preset]
 
 
 def test_sign_in_sets_a_locked_down_cookie_and_the_console_calls_the_api(server):
@@ -51,6 +58,9 @@ def test_sign_in_sets_a_locked_down_cookie_and_the_console_calls_the_api(server)
 
     ok = console_call(server, s, "DescribeRegions", csrf=body["CsrfToken"]).json()["Response"]
     assert ok["TotalCount"] == 1, ok
+    # The same engine decides for console calls: read-only may not write.
+    no = console_call(server, s, "CreateRegisterCode", csrf=body["CsrfToken"]).json()["Response"]
+    assert no["Error"]["Code"] == "AuthFailure.UnauthorizedOperation", no
 
     no_csrf = console_call(server, s, "DescribeRegions").json()["Response"]
     assert no_csrf["Error"]["Code"] == "UnauthorizedOperation"
