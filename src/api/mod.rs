@@ -5,6 +5,7 @@
 //! credential scope names; the handler's result or `ApiError` is wrapped in
 //! the response envelope here and nowhere else.
 
+mod access;
 mod audit;
 mod auth;
 pub mod authz;
@@ -190,6 +191,9 @@ impl Api {
                 trail.deciding_statement = why.join(" | ");
             }
             trail.decision = "allow".into();
+        }
+        if access::handles(action) {
+            return access::dispatch(self, &p, action, params).await;
         }
         match service {
             Service::Tat => self.dispatch_action(&p, action, params).await,
