@@ -176,7 +176,9 @@ impl Api {
         trail.resources = params.named_ids();
         let mut p = principal.clone();
         if let Some(policy_action) = crate::policy::policy_action(action, service == Service::Cam) {
-            p.grants = Arc::new(self.grants(principal, ip).await?);
+            let mut grants = self.grants(principal, ip).await?;
+            grants.set_request_tags(params.peek_tags());
+            p.grants = Arc::new(grants);
             if let Some(groups) = self.named_resources(action, &params).await? {
                 let mut why = Vec::new();
                 for g in &groups {

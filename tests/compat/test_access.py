@@ -84,3 +84,23 @@ def test_explicit_deny_is_explained_and_audited(server, client):
     assert events["TotalCount"] >= 1
     assert "statement[1]" in events["AuditEventSet"][0]["DecidingStatement"]
     assert err.message.startswith("you are not authorized to perform tat:CreateRegisterCode")
+
+
+def test_request_tag_condition_governs_what_may_be_created(server, client):
+    cam = make_cam_client(server)
+    u = add_user(cam, UseApi=1)
+    doc = {"version": "2.0", "statement": [{
+        "effect": "allow", "action": ["tat:CreateCommand"], "resource": "*",
+        "condition": {"string_equal": {"qcs:request_tag": ["team&ops"]}},
+    }]}
+    pid = call(cam, "CreatePolicy", PolicyName=uniq("tags").replace("-", "_"),
+               PolicyDocument=json.dumps(doc)).PolicyId
+    call(cam, "AttachUserPolicy", PolicyId=pid, AttachUin=u.Uin)
+    sub = server.client(u.SecretId, u.SecretKey)
+    before = ext(client, "DescribeCommands")["TotalCount"]
+    expect_error("AuthFailure.UnauthorizedOperation", sub.call_json, "CreateCommand",
+                 {"CommandName": uniq("c"), "Content": b64("true"), "Tags": [{"Key": "team", "Value": "dev"}]})
+    assert ext(client, "DescribeCommands")["TotalCount"] == before
+    made = ext(sub, "CreateCommand", CommandName=uniq("c"), Content=b64("true"),
+               Tags=[{"Key": "team", "Value": "ops"}])
+    assert made["CommandId"].startswith("cmd-")
