@@ -162,25 +162,48 @@ async fn login(
     let token = new_token();
     let csrf = new_token();
     let (token_hash, csrf_hash) = (sha256_hex(token.as_bytes()), sha256_hex(csrf.as_bytes()));
-    let outcome = api
+    let lookup = name.clone();
+    let facts = api
         .store
-        .write(move |c| {
-            let uin = match users::verify_password(c, &name, &password, now) {
-                Ok(uin) => uin,
-                Err(LoginError::Store(e)) => return Err(e),
-                Err(other) => return Ok(Err(other)),
-            };
-            let s = Session {
-                user_id: uin.clone(),
-                csrf_hash,
-                created_ms: now,
-                last_seen_ms: now,
-                expires_ms: now + LIFETIME_MS,
-            };
-            sessions::create(c, &token_hash, &s)?;
-            Ok(Ok((uin, name)))
-        })
+        .read(move |c| users::login_facts(c, &lookup))
         .await?;
+    // The PBKDF2 check is slow on purpose: run it on the blocking pool,
+    // never inside the store's single writer.
+    let stored = facts
+        .as_ref()
+        .and_then(|f| f.password_hash.clone())
+        .unwrap_or_default();
+    let ok = tokio::task::spawn_blocking(move || {
+        crate::crypto::verify_password_hash(&stored, &password)
+    })
+    .await
+    .map_err(|_| ApiError::internal())?;
+    let outcome = match facts {
+        None => Err(LoginError::UnknownUser),
+        Some(f) if f.locked_until_ms > now => Err(LoginError::Locked {
+            until_ms: f.locked_until_ms,
+        }),
+        Some(f) => {
+            api.store
+                .write(move |c| {
+                    match users::record_login(c, &f.uin, ok, now) {
+                        Ok(()) => {}
+                        Err(LoginError::Store(e)) => return Err(e),
+                        Err(other) => return Ok(Err(other)),
+                    }
+                    let s = Session {
+                        user_id: f.uin.clone(),
+                        csrf_hash,
+                        created_ms: now,
+                        last_seen_ms: now,
+                        expires_ms: now + LIFETIME_MS,
+                    };
+                    sessions::create(c, &token_hash, &s)?;
+                    Ok(Ok((f.uin, name)))
+                })
+                .await?
+        }
+    };
     let (uin, name) = outcome.map_err(|e| match e {
         LoginError::Locked { until_ms } => ApiError::new(
             "AuthFailure.LoginLocked",

@@ -229,38 +229,57 @@ impl From<rusqlite::Error> for LoginError {
     }
 }
 
-/// (uin, password hash, console login, failed logins, locked until).
-type LoginRow = (String, Option<Vec<u8>>, bool, i64, i64);
+/// What a sign-in needs to know about a user, read before the (slow)
+/// password hash is checked outside any transaction.
+#[derive(Debug, Clone)]
+pub struct LoginFacts {
+    pub uin: String,
+    pub password_hash: Option<Vec<u8>>,
+    pub console_login: bool,
+    pub locked_until_ms: i64,
+}
 
-/// Checks a console password; returns the user's uin. Must run inside a
-/// write (it counts failures). After `MAX_FAILED_LOGINS` failures in a row the
-/// user is locked for `LOCKOUT_MS`, during which even the right password is
-/// refused. Unknown users cost the same PBKDF2 work as known ones.
-pub fn verify_password(
-    conn: &Connection,
-    user_name: &str,
-    password: &str,
-    now_ms: i64,
-) -> std::result::Result<String, LoginError> {
-    let found: Option<LoginRow> = conn
+pub fn login_facts(conn: &Connection, user_name: &str) -> Result<Option<LoginFacts>> {
+    Ok(conn
         .query_row(
-            "SELECT uin, password_hash, console_login, failed_logins, locked_until_ms
-             FROM users WHERE name = ?1",
+            "SELECT uin, password_hash, console_login, locked_until_ms FROM users WHERE name = ?1",
             params![user_name],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            |r| {
+                Ok(LoginFacts {
+                    uin: r.get(0)?,
+                    password_hash: r.get(1)?,
+                    console_login: r.get(2)?,
+                    locked_until_ms: r.get(3)?,
+                })
+            },
         )
-        .optional()?;
-    let Some((uin, hash, console, failed, locked_until)) = found else {
-        crypto::verify_password_hash(&[], password);
-        return Err(LoginError::UnknownUser);
-    };
+        .optional()?)
+}
+
+/// Records the outcome of a password check for `uin` and says whether the
+/// sign-in stands. After `MAX_FAILED_LOGINS` failures in a row the user is
+/// locked for `LOCKOUT_MS`, during which even the right password is refused.
+pub fn record_login(
+    conn: &Connection,
+    uin: &str,
+    password_ok: bool,
+    now_ms: i64,
+) -> std::result::Result<(), LoginError> {
+    let (failed, locked_until, console): (i64, i64, bool) = conn
+        .query_row(
+            "SELECT failed_logins, locked_until_ms, console_login FROM users WHERE uin = ?1",
+            params![uin],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?
+        .ok_or(LoginError::UnknownUser)?;
+    // Checked again here: a lock may have been set while the hash was checked.
     if locked_until > now_ms {
         return Err(LoginError::Locked {
             until_ms: locked_until,
         });
     }
-    let ok = crypto::verify_password_hash(hash.as_deref().unwrap_or(&[]), password);
-    if !ok {
+    if !password_ok {
         let failed = failed + 1;
         let (failed, until) = if failed >= MAX_FAILED_LOGINS {
             (0, now_ms + LOCKOUT_MS)
@@ -285,7 +304,30 @@ pub fn verify_password(
          WHERE uin = ?1",
         params![uin, now_ms],
     )?;
-    Ok(uin)
+    Ok(())
+}
+
+/// Checks a console password in one go (facts, hash, record); returns the
+/// user's uin. Unknown users cost the same PBKDF2 work as known ones. The
+/// server splits these steps so the hash never runs inside a transaction.
+pub fn verify_password(
+    conn: &Connection,
+    user_name: &str,
+    password: &str,
+    now_ms: i64,
+) -> std::result::Result<String, LoginError> {
+    let Some(f) = login_facts(conn, user_name)? else {
+        crypto::verify_password_hash(&[], password);
+        return Err(LoginError::UnknownUser);
+    };
+    if f.locked_until_ms > now_ms {
+        return Err(LoginError::Locked {
+            until_ms: f.locked_until_ms,
+        });
+    }
+    let ok = crypto::verify_password_hash(f.password_hash.as_deref().unwrap_or(&[]), password);
+    record_login(conn, &f.uin, ok, now_ms)?;
+    Ok(f.uin)
 }
 
 #[cfg(test)]
