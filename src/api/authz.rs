@@ -61,6 +61,11 @@ impl Grants {
     pub fn is_root(&self) -> bool {
         self.root
     }
+
+    /// The tags the request sets on what it creates (`qcs:request_tag`).
+    pub fn set_request_tags(&mut self, tags: Vec<(String, String)>) {
+        self.context.request_tags = tags;
+    }
 }
 
 /// Compiled documents by policy id, recompiled only when the text changes.

@@ -63,6 +63,7 @@ impl From<StoreError> for ApiError {
                     "group" => "ResourceNotFound.GroupNotExist",
                     "policy" => "ResourceNotFound.PolicyIdNotFound",
                     "key" => "ResourceNotFound.SecretNotExist",
+                    "role-assignment" => "ResourceNotFound.RoleAssignmentNotFound",
                     _ => "ResourceNotFound.NotFound",
                 };
                 let (kind, id) = what.split_once(':').unwrap_or(("resource", &what));

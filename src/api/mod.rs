@@ -5,6 +5,7 @@
 //! credential scope names; the handler's result or `ApiError` is wrapped in
 //! the response envelope here and nowhere else.
 
+mod access;
 mod audit;
 mod auth;
 pub mod authz;
@@ -175,7 +176,9 @@ impl Api {
         trail.resources = params.named_ids();
         let mut p = principal.clone();
         if let Some(policy_action) = crate::policy::policy_action(action, service == Service::Cam) {
-            p.grants = Arc::new(self.grants(principal, ip).await?);
+            let mut grants = self.grants(principal, ip).await?;
+            grants.set_request_tags(params.peek_tags());
+            p.grants = Arc::new(grants);
             if let Some(groups) = self.named_resources(action, &params).await? {
                 let mut why = Vec::new();
                 for g in &groups {
@@ -190,6 +193,9 @@ impl Api {
                 trail.deciding_statement = why.join(" | ");
             }
             trail.decision = "allow".into();
+        }
+        if access::handles(action) {
+            return access::dispatch(self, &p, action, params).await;
         }
         match service {
             Service::Tat => self.dispatch_action(&p, action, params).await,

@@ -101,6 +101,20 @@ impl Params {
         }
     }
 
+    /// `Tags: [{Key, Value}]` as pairs, left in place (for qcs:request_tag).
+    pub fn peek_tags(&self) -> Vec<(String, String)> {
+        let Some(Value::Array(tags)) = self.map.get("Tags") else {
+            return Vec::new();
+        };
+        tags.iter()
+            .filter_map(|t| {
+                let k = t.get("Key")?.as_str()?;
+                let v = t.get("Value").and_then(Value::as_str).unwrap_or("");
+                Some((k.to_string(), v.to_string()))
+            })
+            .collect()
+    }
+
     /// Resource ids the request names (fields ending in Id/Ids, and
     /// `*-id` filters), for the audit log.
     pub fn named_ids(&self) -> Vec<String> {

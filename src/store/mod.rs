@@ -17,6 +17,7 @@ pub mod invocations;
 pub mod keys;
 pub mod policies;
 pub mod query;
+pub mod role_assignments;
 pub mod sessions;
 pub mod status;
 pub mod users;

@@ -1,0 +1,213 @@
+//! drover's access extensions beside CAM: Azure-style role assignments
+//! (CreateRoleAssignment, DeleteRoleAssignment, ListRoleAssignments) and the
+//! policy simulator (SimulatePrincipalPolicy), which answers "why can't Ann
+//! run this?" with the statements that decided.
+
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::request::{Params, R};
+use super::{Api, Principal};
+use crate::policy::{AzureRole, Resource, ResourceKind};
+use crate::store::policies::RoleAssignment;
+use crate::store::{commands, groups, role_assignments, users, StoreError};
+use crate::timefmt::{iso, now_ms};
+
+/// Whether `action` is one of this module's.
+pub fn handles(action: &str) -> bool {
+    matches!(
+        action,
+        "CreateRoleAssignment"
+            | "DeleteRoleAssignment"
+            | "ListRoleAssignments"
+            | "SimulatePrincipalPolicy"
+    )
+}
+
+pub async fn dispatch(api: &Api, p: &Principal, action: &str, q: Params) -> R<Value> {
+    match action {
+        "CreateRoleAssignment" => create(api, q).await,
+        "DeleteRoleAssignment" => delete(api, q).await,
+        "ListRoleAssignments" => list(api, q).await,
+        "SimulatePrincipalPolicy" => simulate(api, p, q).await,
+        other => Err(ApiError::new(
+            "InvalidAction",
+            format!("unknown action {other:?}"),
+        )),
+    }
+}
+
+fn principal_type(q: &mut Params, required: bool) -> R<Option<&'static str>> {
+    let t = if required {
+        Some(q.str("PrincipalType")?)
+    } else {
+        q.opt_str("PrincipalType")?
+    };
+    match t.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None => Ok(None),
+        Some("user") => Ok(Some("user")),
+        Some("group") => Ok(Some("group")),
+        Some(_) => Err(ApiError::value("PrincipalType must be User or Group")),
+    }
+}
+
+fn view(a: &RoleAssignment) -> Value {
+    json!({
+        "RoleAssignmentId": a.id,
+        "PrincipalType": if a.principal_type == "group" { "Group" } else { "User" },
+        "PrincipalId": a.principal_id,
+        "RoleName": a.role_name,
+        "Scope": a.scope,
+        "CreatedTime": iso(a.created_ms),
+    })
+}
+
+async fn create(api: &Api, mut q: Params) -> R<Value> {
+    let kind = principal_type(&mut q, true)?.unwrap_or("user");
+    let principal_id = q.str("PrincipalId")?;
+    let role_name = q.str("RoleName")?;
+    let scope = q.opt_str("Scope")?.unwrap_or_else(|| "account".into());
+    q.finish()?;
+    let role = AzureRole::from_name(&role_name).ok_or_else(|| {
+        ApiError::new(
+            "ResourceNotFound.RoleNotFound",
+            format!("there is no built-in role {role_name:?}"),
+        )
+    })?;
+    if scope != "account" && !crate::ids::is_valid(&scope, "cmd") {
+        return Err(ApiError::value(
+            "Scope must be \"account\" or a command id (cmd-xxxxxxxx)",
+        ));
+    }
+    let a = RoleAssignment {
+        id: crate::ids::new_id("ra"),
+        principal_type: kind.into(),
+        principal_id,
+        role_name: role.name().into(),
+        scope,
+        created_ms: now_ms(),
+    };
+    let id = api
+        .store
+        .write(move |c| {
+            let known = if a.principal_type == "user" {
+                users::get_by_uin(c, &a.principal_id)?.is_some()
+            } else {
+                let gid = a.principal_id.parse::<i64>().unwrap_or(-1);
+                groups::get(c, gid)?.is_some()
+            };
+            if !known {
+                return Err(StoreError::NotFound(format!(
+                    "{}:{}",
+                    a.principal_type, a.principal_id
+                )));
+            }
+            if a.scope != "account" {
+                commands::get(c, &a.scope)?;
+            }
+            role_assignments::insert(c, &a)
+        })
+        .await?;
+    Ok(json!({ "RoleAssignmentId": id }))
+}
+
+async fn delete(api: &Api, mut q: Params) -> R<Value> {
+    let id = q.str("RoleAssignmentId")?;
+    q.finish()?;
+    api.store
+        .write(move |c| role_assignments::delete(c, &id))
+        .await?;
+    Ok(json!({}))
+}
+
+async fn list(api: &Api, mut q: Params) -> R<Value> {
+    let kind = principal_type(&mut q, false)?;
+    let principal_id = q.opt_str("PrincipalId")?;
+    let page = q.page()?;
+    q.finish()?;
+    let (total, rows) = api
+        .store
+        .read(move |c| role_assignments::list(c, kind, principal_id.as_deref(), page))
+        .await?;
+    Ok(
+        json!({ "TotalCount": total, "RoleAssignmentSet": rows.iter().map(view).collect::<Vec<_>>() }),
+    )
+}
+
+/// A resource as the simulator takes it: a qcs name, or a bare command or
+/// instance id (completed with this account and region, and its tags).
+async fn resource(api: &Api, given: &str) -> R<Resource> {
+    if given.starts_with("qcs:") || given == "*" {
+        return Ok(Resource::new(given));
+    }
+    if crate::ids::is_valid(given, "cmd") {
+        return api.command_resource(given).await;
+    }
+    if crate::ids::is_valid(given, "mi") {
+        let mut v = api.instance_resources(&[given.to_string()]).await?;
+        return v.pop().ok_or_else(ApiError::internal);
+    }
+    Ok(Resource::new(ResourceKind::Any.qcs(
+        &api.region,
+        &api.account_uin,
+        given,
+    )))
+}
+
+async fn simulate(api: &Api, caller: &Principal, mut q: Params) -> R<Value> {
+    let kind = principal_type(&mut q, false)?.unwrap_or("user");
+    let principal_id = q.str("PrincipalId")?;
+    let action = q.str("Action")?;
+    let resources = q.opt_str_list("Resources")?.unwrap_or_default();
+    let source_ip = q.opt_str("SourceIp")?;
+    q.finish()?;
+    if kind != "user" {
+        return Err(ApiError::value(
+            "only users can be simulated: a group's members differ in their other grants",
+        ));
+    }
+    let ip = match source_ip {
+        Some(s) => Some(
+            s.parse()
+                .map_err(|_| ApiError::value(format!("SourceIp {s:?} is not an IP address")))?,
+        ),
+        None => None,
+    };
+    let qualified = if action.contains(':') {
+        action.clone()
+    } else {
+        crate::policy::policy_action(&action, false)
+            .ok_or_else(|| ApiError::value(format!("unknown action {action:?}")))?
+            .to_string()
+    };
+    let lookup = principal_id.clone();
+    let who = if principal_id == "root" {
+        Some(Principal {
+            grants: std::sync::Arc::new(super::authz::Grants::root()),
+            ..caller.clone()
+        })
+    } else {
+        api.store
+            .read(move |c| super::auth::principal_for_user(c, &lookup))
+            .await?
+    };
+    let who =
+        who.ok_or_else(|| ApiError::from(StoreError::NotFound(format!("uin:{principal_id}"))))?;
+    let grants = api.grants(&who, ip).await?;
+    let mut named = Vec::new();
+    for r in &resources {
+        named.push(resource(api, r).await?);
+    }
+    let d = grants.decide(&qualified, &named);
+    Ok(json!({
+        "Allowed": d.allowed,
+        "Reason": format!("{:?}", d.reason),
+        "DeniedResource": d.denied_resource,
+        "DecidingStatements": d.deciding.iter().map(|s| json!({
+            "PolicyId": s.policy_id,
+            "PolicyName": s.policy_name,
+            "StatementIndex": s.statement_index,
+        })).collect::<Vec<_>>(),
+        "Explanation": format!("{qualified}: {d}"),
+    }))
+}
