@@ -741,6 +741,31 @@ def test_tag_condition_allows_only_commands_tagged_env_dev(env):
     assert env.get_command(dev).Description == "yes"
 
 
+def test_request_tag_condition_on_create(env):
+    """qcs:request_tag: CreateCommand is allowed only when it sets env=dev."""
+    u = env.user(doc(stmt("allow", ["tat:CreateCommand"], ["*"],
+                          {"string_equal": {"qcs:request_tag": ["env&dev"]}})))
+    nc = env.n_commands()
+    sub_denied(u, "CreateCommand", CommandName=uniq("no"), Content=b64("echo no"))
+    sub_denied(u, "CreateCommand", CommandName=uniq("no"), Content=b64("echo no"),
+               Tags=[{"Key": "env", "Value": "prod"}])
+    assert env.n_commands() == nc
+    cid = u.call("CreateCommand", CommandName=uniq("ok"), Content=b64("echo ok"),
+                 Tags=[{"Key": "env", "Value": "dev"}]).CommandId
+    assert [(t.Key, t.Value) for t in env.get_command(cid).Tags] == [("env", "dev")]
+
+
+def test_source_ip_condition(env):
+    """ip_equal / ip_not_equal on qcs:ip: the suite calls from 127.0.0.1."""
+    here = env.user(doc(stmt("allow", ["tat:DescribeRegions"], ["*"], {"ip_equal": {"qcs:ip": ["127.0.0.1/32"]}})))
+    assert here.call("DescribeRegions").TotalCount == 1
+    elsewhere = env.user(doc(stmt("allow", ["tat:DescribeRegions"], ["*"], {"ip_equal": {"qcs:ip": ["10.0.0.0/8"]}})))
+    sub_denied(elsewhere, "DescribeRegions")
+    fenced = env.user(doc(stmt("deny", ["tat:*"], ["*"], {"ip_not_equal": {"qcs:ip": ["10.0.0.0/8"]}})),
+                      presets=[FULL])
+    sub_denied(fenced, "DescribeRegions")
+
+
 def test_wildcard_describe_star(env):
     x = env.command()
     u = env.user(doc(stmt("allow", ["tat:Describe*"], ["*"])))
