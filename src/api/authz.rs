@@ -267,7 +267,12 @@ impl Api {
                 ));
             }
             "RunCommand" => {
-                group.push(Resource::new(self.qcs(ResourceKind::Command, "*")));
+                // The command RunCommand creates has no id yet; a fresh one
+                // stands for it, which only a wildcard resource can match.
+                group.push(Resource {
+                    name: self.qcs(ResourceKind::Command, &crate::ids::new_id("cmd")),
+                    tags: q.peek_tags(),
+                });
                 group.extend(self.instance_resources(&ids("InstanceIds")).await?);
             }
             "InvokeCommand" => {
@@ -399,6 +404,21 @@ impl Visibility {
             name: ResourceKind::ManagedInstance.qcs(&self.region, &self.uin, id),
             tags: parse_tags(tags_json),
         }
+    }
+
+    /// Whether the caller may read the script of `command_id` (looked up
+    /// for its tags only when the caller is restricted).
+    pub fn sees_content(&self, conn: &rusqlite::Connection, command_id: &str) -> bool {
+        if self.all() {
+            return true;
+        }
+        let tags = commands::get(conn, command_id)
+            .map(|c| c.tags)
+            .unwrap_or_default();
+        self.sees(
+            policy::DESCRIBE_COMMAND_CONTENT,
+            &[self.command(command_id, &tags)],
+        )
     }
 
     pub fn sees(&self, action: &str, resources: &[Resource]) -> bool {

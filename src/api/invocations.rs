@@ -2,7 +2,7 @@
 //! DescribeInvocationTasks, CancelInvocation, and the drover extension
 //! DescribeInvocationTaskOutput (a task's whole output, byte-exact).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use base64::Engine;
 use serde_json::{json, Value};
@@ -276,7 +276,7 @@ pub async fn describe(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
     let vis = api.visibility(p);
     let fetch = vis.fetch(page);
     let v = vis.clone();
-    let (total, rows, tasks) = api
+    let (total, rows, tasks, readable) = api
         .store
         .read(move |c| {
             let (total, rows) = invs::list(c, &query, fetch)?;
@@ -291,7 +291,12 @@ pub async fn describe(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
             });
             let ids: Vec<String> = rows.iter().map(|i| i.id.clone()).collect();
             let tasks = invs::tasks_of(c, &ids)?;
-            Ok((total, rows, tasks))
+            let readable: HashSet<String> = rows
+                .iter()
+                .filter(|i| v.sees_content(c, &i.command_id))
+                .map(|i| i.id.clone())
+                .collect();
+            Ok((total, rows, tasks, readable))
         })
         .await?;
     let mut by_inv: HashMap<&str, Vec<&Task>> = HashMap::new();
@@ -307,6 +312,7 @@ pub async fn describe(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
                     .get(i.id.as_str())
                     .map(|v| v.as_slice())
                     .unwrap_or(&[]),
+                readable.contains(&i.id),
             )
         })
         .collect();
@@ -366,7 +372,7 @@ pub async fn describe_tasks(api: &Api, p: &Principal, mut q: Params) -> R<Value>
     query.command_ids = filters.get("command-id");
     let vis = api.visibility(p);
     let fetch = vis.fetch(page);
-    let (total, rows, invs_by_id, heads) = api
+    let (total, rows, invs_by_id, heads, readable) = api
         .store
         .read(move |c| {
             let (total, rows) = invs::list_tasks(c, &query, fetch)?;
@@ -396,7 +402,12 @@ pub async fn describe_tasks(api: &Api, p: &Principal, mut q: Params) -> R<Value>
                     heads.insert(t.id.clone(), head);
                 }
             }
-            Ok((total, rows, by_id, heads))
+            let readable: HashSet<String> = rows
+                .iter()
+                .filter(|t| vis.sees_content(c, &t.command_id))
+                .map(|t| t.id.clone())
+                .collect();
+            Ok((total, rows, by_id, heads, readable))
         })
         .await?;
     let set: Vec<Value> = rows
@@ -406,6 +417,7 @@ pub async fn describe_tasks(api: &Api, p: &Principal, mut q: Params) -> R<Value>
                 t,
                 invs_by_id.get(&t.invocation_id),
                 heads.get(&t.id).map(|h| h.as_slice()),
+                readable.contains(&t.id),
             )
         })
         .collect();

@@ -43,7 +43,8 @@ pub fn command(c: &Command, show_content: bool) -> Value {
     })
 }
 
-pub fn invocation(i: &Invocation, tasks: &[&Task]) -> Value {
+/// An invocation; `show_content` false blanks CommandContent.
+pub fn invocation(i: &Invocation, tasks: &[&Task], show_content: bool) -> Value {
     let statuses: Vec<_> = tasks.iter().map(|t| t.status).collect();
     let status = invocation_status(&statuses);
     let all_final = !tasks.is_empty() && statuses.iter().all(|s| s.is_final());
@@ -84,7 +85,7 @@ pub fn invocation(i: &Invocation, tasks: &[&Task]) -> Value {
         "InstanceKind": "",
         "Username": i.username,
         "InvocationSource": i.source,
-        "CommandContent": i.content,
+        "CommandContent": if show_content { i.content.as_str() } else { "" },
         "CommandType": i.command_type,
         "Timeout": i.timeout,
         "WorkingDirectory": i.working_directory,
@@ -113,7 +114,8 @@ pub fn inline_output(out: &[u8]) -> &[u8] {
 }
 
 /// `head` holds at least the first OUTPUT_INLINE+1 bytes of the output (or all of it).
-pub fn task(t: &Task, inv: Option<&Invocation>, head: Option<&[u8]>) -> Value {
+/// A task; `show_content` false blanks CommandDocument.Content.
+pub fn task(t: &Task, inv: Option<&Invocation>, head: Option<&[u8]>, show_content: bool) -> Value {
     let (output, dropped) = match head {
         Some(h) => {
             let shown = inline_output(h);
@@ -145,7 +147,7 @@ pub fn task(t: &Task, inv: Option<&Invocation>, head: Option<&[u8]>) -> Value {
         "CreatedTime": iso(t.created_ms),
         "UpdatedTime": iso(t.updated_ms),
         "CommandDocument": inv.map(|i| json!({
-            "Content": i.content,
+            "Content": if show_content { i.content.as_str() } else { "" },
             "CommandType": i.command_type,
             "Timeout": i.timeout,
             "WorkingDirectory": i.working_directory,

@@ -342,17 +342,6 @@ def deny_agent_status_of_one_instance(inst):
 
 RUN = ["tat:InvokeCommand", "tat:RunCommand"]
 
-# Seed disagreement (server bug): a sub-user's RunCommand is always refused.
-# api/authz.rs resolves RunCommand to `qcs::tat:<region>:uin/<OwnerUin>:command/*`
-# plus the instances, and the engine rejects that name ("denied: malformed
-# resource name (resource ...:command/*)" in the audit's DecidingStatement),
-# whatever the policies say -- even QcloudTATFullAccess. The seed's table
-# makes RunCommand resource-level on command and instances, so these stay
-# asserting the seed.
-RUN_BUG = pytest.mark.xfail(strict=True, reason=(
-    "server: sub-user RunCommand always denied: engine rejects the resolved resource "
-    "qcs::tat:...:command/* as malformed (seed: allowed by FullAccess / matching allow)"))
-
 EXAMPLES = [
     Example(1, "allow_modify_and_delete_command",
             # The seed prints `tat>DeleteCommand` (a typesetting slip); see
@@ -414,13 +403,7 @@ EXAMPLES = [
 ]
 
 
-# Examples whose allowed RunCommand hits RUN_BUG (each one's other checks come
-# first in its check function and pass before it reaches RunCommand).
-RUN_BUG_EXAMPLES = {6, 8, 14, 15}
-
-
-@pytest.mark.parametrize("ex", [pytest.param(ex, marks=RUN_BUG) if ex.no in RUN_BUG_EXAMPLES else ex
-                                for ex in EXAMPLES],
+@pytest.mark.parametrize("ex", EXAMPLES,
                          ids=lambda ex: "%02d_%s" % (ex.no, ex.title))
 def test_tat_seed_example(env, ex):
     ids = dict(zip("XYZ", env.commands(3)))
@@ -439,14 +422,12 @@ def test_seed_example_01_printed_document_is_refused(env):
     assert cam_call(env.cam, "ListPolicies", Scope="Local", Rp=200).TotalNum == n
 
 
-@RUN_BUG
 def test_full_access_sub_user_runs_a_command(env):
-    """The smallest case of RUN_BUG: QcloudTATFullAccess, RunCommand on one instance."""
+    """QcloudTATFullAccess lets a sub-user run a command on an instance."""
     u = env.user(presets=[FULL])
     env.succeeded(u.call("RunCommand", Content=b64("echo ok"), InstanceIds=[env.a]).InvocationId)
 
 
-@RUN_BUG
 def test_seed_cvm_and_lighthouse_resources_do_not_name_managed_instances(env):
     """The seed's literal CVM/Lighthouse resources name other services'
     instances: a deny on `qcs::cvm:...:instance/*` leaves drover's mi- alone."""
@@ -684,12 +665,7 @@ ROLE_ROWS = [
 ]
 
 
-# Roles whose allowed RunCommand (the last check of each) hits RUN_BUG.
-RUN_BUG_ROLES = {"owner", "contributor"}
-
-
-@pytest.mark.parametrize("row", [pytest.param(r, marks=RUN_BUG, id=r[0]) if r[0] in RUN_BUG_ROLES
-                                 else pytest.param(r, id=r[0]) for r in ROLE_ROWS])
+@pytest.mark.parametrize("row", [pytest.param(r, id=r[0]) for r in ROLE_ROWS])
 def test_azure_role(env, row):
     _, assignments, check = row
     x, y = env.command("echo authz-0"), env.command("echo authz-1")
