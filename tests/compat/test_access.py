@@ -104,3 +104,23 @@ def test_request_tag_condition_governs_what_may_be_created(server, client):
     made = ext(sub, "CreateCommand", CommandName=uniq("c"), Content=b64("true"),
                Tags=[{"Key": "team", "Value": "ops"}])
     assert made["CommandId"].startswith("cmd-")
+
+
+def test_an_operator_sees_invocations_but_never_the_script(server, client, instance_ids):
+    cam = make_cam_client(server)
+    u = add_user(cam, UseApi=1)
+    ext(client, "CreateRoleAssignment", PrincipalType="User", PrincipalId=str(u.Uin),
+        RoleName="Automation Operator")
+    sub = server.client(u.SecretId, u.SecretKey)
+    secret_script = b64("echo operator-must-not-read-this")
+    cmd = ext(client, "CreateCommand", CommandName=uniq("op"), Content=secret_script)["CommandId"]
+    inv = ext(sub, "InvokeCommand", CommandId=cmd, InstanceIds=instance_ids[:1])["InvocationId"]
+    seen = json.dumps([
+        ext(sub, "DescribeCommands", CommandIds=[cmd]),
+        ext(sub, "DescribeInvocations", InvocationIds=[inv]),
+        ext(sub, "DescribeInvocationTasks", Filters=[{"Name": "invocation-id", "Values": [inv]}]),
+    ])
+    assert inv in seen and cmd in seen
+    assert secret_script not in seen
+    # The account itself still reads it.
+    assert ext(client, "DescribeInvocations", InvocationIds=[inv])["InvocationSet"][0]["CommandContent"] == secret_script
