@@ -408,3 +408,67 @@ async fn register_code_with_wrong_fingerprint() {
         assert_eq!(c["RegisteredCount"], 0, "{c}");
     }
 }
+
+/// `--ca-file` trusts the server through a CA bundle instead of the pin the
+/// code carries: with the server's certificate as the bundle, a code whose
+/// fingerprint is wrong still registers; with another CA it does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_trusts_a_ca_file_instead_of_the_pin() {
+    let h = Harness::start().await;
+    let (_, value) = new_code(&h, json!({ "RegisterLimit": 2 })).await;
+    let fp = h.server.as_ref().unwrap().fingerprint.clone();
+    let unpinned = value.replace(&fp, &"0".repeat(64));
+    let cert = h.data_dir().join("tls").join("cert.pem");
+    let spawn = |ca: &std::path::Path, dir: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_drover"))
+            .args([
+                "agent",
+                "--server",
+                &h.url(),
+                "--register-code",
+                &unpinned,
+                "--ca-file",
+            ])
+            .arg(ca)
+            .arg("--data-dir")
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+
+    let other = tempfile::tempdir().unwrap();
+    let other_ca = other.path().join("other.pem");
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let key = rcgen::KeyPair::generate().unwrap();
+    std::fs::write(&other_ca, params.self_signed(&key).unwrap().pem()).unwrap();
+    let mut refused = Agent {
+        child: Some(spawn(&other_ca, &other.path().join("agent"))),
+        dir: other,
+        instance_id: String::new(),
+    };
+    let _ = refused.wait_exit(Duration::from_secs(3)).await;
+    refused.kill();
+    assert_eq!(
+        h.instance_count().await,
+        0,
+        "an untrusted server certificate must stop registration"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut trusted = Agent {
+        child: Some(spawn(&cert, dir.path())),
+        dir,
+        instance_id: String::new(),
+    };
+    common::wait_for(
+        "agent registered through --ca-file",
+        Duration::from_secs(20),
+        || async { (h.instance_count().await == 1).then_some(()) },
+    )
+    .await;
+    assert!(common::saved_instance_id(trusted.data_dir()).is_some());
+    trusted.kill();
+}
