@@ -146,6 +146,28 @@ pub async fn delete_codes(api: &Api, _p: &Principal, mut q: Params) -> R<Value> 
     Ok(json!({}))
 }
 
+/// Narrows `query` to the instances whose agent is Online or Offline, as
+/// the status filter's values ask; none of either matches nothing.
+fn by_presence(
+    query: &mut InstanceQuery,
+    online: &std::collections::HashSet<String>,
+    wanted: &[String],
+) {
+    if wanted.is_empty() {
+        return;
+    }
+    let ids: Vec<String> = online.iter().cloned().collect();
+    match (
+        wanted.iter().any(|s| s == "Online"),
+        wanted.iter().any(|s| s == "Offline"),
+    ) {
+        (true, false) => query.only = Some(ids),
+        (false, true) => query.exclude = ids,
+        (false, false) => query.only = Some(Vec::new()),
+        (true, true) => {}
+    }
+}
+
 fn instance_id(q: &mut Params) -> R<String> {
     let id = q.str("InstanceId")?;
     check_ids(
@@ -188,21 +210,7 @@ pub async fn describe_instances(api: &Api, p: &Principal, mut q: Params) -> R<Va
     query.system_names = filters.get("sys-name");
     query.tags = filters.tags();
     let online = api.dispatch.online_ids();
-    let status = filters.get("register-status");
-    let (want_on, want_off) = (
-        status.iter().any(|s| s == "Online"),
-        status.iter().any(|s| s == "Offline"),
-    );
-    if !status.is_empty() && want_on != want_off {
-        let ids: Vec<String> = online.iter().cloned().collect();
-        if want_on {
-            query.only = Some(ids);
-        } else {
-            query.exclude = ids;
-        }
-    } else if !status.is_empty() && !want_on {
-        query.only = Some(Vec::new());
-    }
+    by_presence(&mut query, &online, &filters.get("register-status"));
     let vis = api.visibility(p);
     let fetch = vis.fetch(page);
     let (total, rows) = api
@@ -267,20 +275,7 @@ pub async fn agent_status(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
     query.ids.extend(filters.get("instance-id"));
     query.system_names = filters.get("environment");
     let online = api.dispatch.online_ids();
-    let status = filters.get("agent-status");
-    let (want_on, want_off) = (
-        status.iter().any(|s| s == "Online"),
-        status.iter().any(|s| s == "Offline"),
-    );
-    if !status.is_empty() {
-        let ids: Vec<String> = online.iter().cloned().collect();
-        match (want_on, want_off) {
-            (true, false) => query.only = Some(ids),
-            (false, true) => query.exclude = ids,
-            (false, false) => query.only = Some(Vec::new()),
-            (true, true) => {}
-        }
-    }
+    by_presence(&mut query, &online, &filters.get("agent-status"));
     let vis = api.visibility(p);
     let fetch = vis.fetch(page);
     let (total, rows) = api

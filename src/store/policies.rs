@@ -481,32 +481,13 @@ pub fn load_policy_inputs(
             policies.push((p.policy_id, p.name, p.document));
         }
     }
-    let mut st = conn.prepare(
-        "SELECT id, principal_type, principal_id, role_name, scope, created_ms
-         FROM role_assignments WHERE principal_type = 'user' AND principal_id = ?1
-         ORDER BY created_ms, id",
-    )?;
-    let role_row = |r: &Row<'_>| {
-        Ok(RoleAssignment {
-            id: r.get(0)?,
-            principal_type: r.get(1)?,
-            principal_id: r.get(2)?,
-            role_name: r.get(3)?,
-            scope: r.get(4)?,
-            created_ms: r.get(5)?,
-        })
-    };
-    let mut roles = st
-        .query_map(params![uin], role_row)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let mut st = conn.prepare(
-        "SELECT id, principal_type, principal_id, role_name, scope, created_ms
-         FROM role_assignments WHERE principal_type = 'group' AND principal_id = ?1
-         ORDER BY created_ms, id",
-    )?;
+    let mut roles = super::role_assignments::for_principal(conn, "user", uin)?;
     for g in group_ids {
-        let rows = st.query_map(params![g.to_string()], role_row)?;
-        roles.extend(rows.collect::<rusqlite::Result<Vec<_>>>()?);
+        roles.extend(super::role_assignments::for_principal(
+            conn,
+            "group",
+            &g.to_string(),
+        )?);
     }
     Ok((policies, roles))
 }

@@ -48,6 +48,18 @@ pub fn insert(conn: &Connection, a: &RoleAssignment) -> Result<String> {
     Ok(a.id.clone())
 }
 
+/// The assignments of one user ("user", uin) or group ("group", id).
+pub fn for_principal(conn: &Connection, kind: &str, id: &str) -> Result<Vec<RoleAssignment>> {
+    let mut st = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM role_assignments WHERE principal_type = ?1 AND principal_id = ?2
+         ORDER BY created_ms, id"
+    ))?;
+    let rows = st
+        .query_map(params![kind, id], from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
+}
+
 pub fn delete(conn: &Connection, id: &str) -> Result<()> {
     if conn.execute("DELETE FROM role_assignments WHERE id = ?1", params![id])? == 0 {
         return Err(StoreError::NotFound(format!("role-assignment:{id}")));
