@@ -410,4 +410,25 @@ mod tests {
             existing_ids(&c, &["mi-1".into(), "mi-9".into()]).unwrap() == vec!["mi-1".to_string()]
         );
     }
+
+    #[test]
+    fn expired_and_out_of_range_codes_admit_no_one() {
+        let c = crate::store::test_conn();
+        let mut expired = code(5);
+        expired.expired_ms = 100;
+        insert_code(&c, &expired).unwrap();
+        let mut a = inst("mi-1", "k1");
+        assert_eq!(
+            register(&c, "h", |_| true, &mut a, 100).unwrap(),
+            Err(Refusal::Expired)
+        );
+        assert_eq!(register(&c, "h", |_| true, &mut a, 99).unwrap(), Ok(()));
+        let mut b = inst("mi-2", "k2");
+        assert_eq!(
+            register(&c, "h", |_| false, &mut b, 50).unwrap(),
+            Err(Refusal::OutsideIpRange)
+        );
+        assert_eq!(get_code(&c, "rgstr-1").unwrap().registered_count, 1);
+        assert!(get_instance(&c, "mi-2").is_err());
+    }
 }
