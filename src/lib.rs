@@ -29,6 +29,7 @@ pub mod dispatch;
 pub mod fsutil;
 pub mod ids;
 pub mod iprange;
+pub mod library;
 pub mod policy;
 pub mod protocol;
 pub mod server;
