@@ -9,12 +9,7 @@ fn lib() -> Library {
 }
 
 fn id_ok(id: &str, prefix: &str) -> bool {
-    id.strip_prefix(prefix).is_some_and(|rest| {
-        rest.len() == 8
-            && rest
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-    })
+    crate::ids::is_valid(id, prefix)
 }
 
 /// The `PARAM[name]` references of a script body.
@@ -93,7 +88,7 @@ fn ids_scenes_and_fields_are_well_formed() {
     let l = lib();
     let mut ids = HashSet::new();
     for c in &l.commands {
-        assert!(id_ok(&c.id, "cmd-"), "bad id {}", c.id);
+        assert!(id_ok(&c.id, "cmd"), "bad id {}", c.id);
         assert!(ids.insert(c.id.clone()), "{} repeats", c.id);
         let name_ok = |ch: char| ch.is_ascii_alphanumeric() || "-_.".contains(ch);
         assert!(
@@ -122,7 +117,7 @@ fn ids_scenes_and_fields_are_well_formed() {
     }
     let mut scene_ids = HashSet::new();
     for s in &l.scenes {
-        assert!(id_ok(&s.scene_id, "scene-"), "bad scene id {}", s.scene_id);
+        assert!(id_ok(&s.scene_id, "scene"), "bad scene id {}", s.scene_id);
         assert!(scene_ids.insert(s.scene_id.clone()));
         assert!(l.commands.iter().any(|c| c.scenes.contains(&s.scene_id)));
     }
