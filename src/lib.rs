@@ -11,7 +11,8 @@
 //!  └─► client (signed API calls)
 //!
 //! shared leaves: protocol (server⇄agent messages), sign (TC3-HMAC-SHA256),
-//!                tls, crypto (secrets at rest), ids, timefmt, fsutil
+//!                tls, crypto (secrets at rest), ids, timefmt, fsutil,
+//!                library (the public commands and scenes, embedded)
 //! ```
 //!
 //! * `api` turns HTTP requests into principals and actions (TAT, and CAM for
@@ -29,6 +30,7 @@ pub mod dispatch;
 pub mod fsutil;
 pub mod ids;
 pub mod iprange;
+pub mod library;
 pub mod policy;
 pub mod protocol;
 pub mod server;

@@ -184,6 +184,8 @@ pub fn read_new_command(q: &mut Params, name_required: bool) -> R<Command> {
         cos_key_prefix,
         tags,
         created_by: "USER".into(),
+        scenes: Vec::new(),
+        formatted_description: String::new(),
         saved: true,
         created_ms: now,
         updated_ms: now,
@@ -352,7 +354,7 @@ pub async fn describe(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
     query.names = filters.get("command-name");
     query.types = filters.get("command-type");
     query.created_by = filters.get("created-by");
-    query.scene_filter = !filters.get("scene-id").is_empty();
+    query.scenes = filters.get("scene-id");
     query.tags = filters.tags();
     let vis = api.visibility(p);
     let fetch = vis.fetch(page);

@@ -97,6 +97,9 @@ impl From<StoreError> for ApiError {
                     "user-has-keys" => "OperationDenied.HaveKeys",
                     "user-group-full" => "InvalidParameter.UserGroupFull",
                     "attachment-full" => "InvalidParameter.AttachmentFull",
+                    // TAT's public commands belong to no account: changing
+                    // or deleting one is not an operation it supports.
+                    "library-command" => "UnsupportedOperation",
                     _ => "FailedOperation",
                 };
                 ApiError::new(code, msg)

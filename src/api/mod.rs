@@ -18,6 +18,7 @@ mod invocations;
 mod misc;
 pub mod params;
 mod request;
+mod scenes;
 mod views;
 
 use std::net::SocketAddr;
@@ -232,6 +233,7 @@ impl Api {
             "DescribeAutomationAgentStatus" => instances::agent_status(self, p, q).await,
             "DescribeRegions" => misc::regions(self, p, q).await,
             "DescribeQuotas" => misc::quotas(self, p, q).await,
+            "DescribeScenes" => scenes::describe(self, p, q).await,
             "DescribeAuditEvents" => audit::describe(self, p, q).await,
             other => Err(ApiError::new(
                 "InvalidAction",

@@ -95,6 +95,7 @@ pub static ACTIONS: &[ActionInfo] = &[
     row!("tat:DeleteRegisterInstance", MI, All, Drover),
     row!("tat:DescribeRegions", OP, All, Drover),
     row!("tat:DescribeQuotas", OP, All, Drover),
+    row!("tat:DescribeScenes", OP, All, Drover),
     row!("tat:CreateInvoker", CMD_INS, All, Drover),
     row!("tat:ModifyInvoker", IVK_CMD_INS, All, Drover),
     row!("tat:DeleteInvoker", IVK, All, Drover),

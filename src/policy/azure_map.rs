@@ -26,6 +26,8 @@ pub static AZURE_MAP: &[(&str, &[&str])] = &[
     // runbooks → commands. Reading a runbook gives its name and properties;
     // its definition (Content) is runbooks/content/read.
     ("tat:DescribeCommands", &[aa!("runbooks/read")]),
+    // Scenes group the public runbooks (commands): reading them is reading runbooks.
+    ("tat:DescribeScenes", &[aa!("runbooks/read")]),
     (
         "tat:DescribeCommandContent",
         &[aa!("runbooks/content/read")],

@@ -81,6 +81,7 @@ fn role_reader_views_everything_and_changes_nothing() {
         "tat:DescribeInvocationTasks",
         "tat:DescribeAutomationAgentStatus",
         "tat:DescribeInvokers",
+        "tat:DescribeScenes",
         "cam:ListRoleAssignments",
         "cam:ListUsers",
     ] {

@@ -1,4 +1,7 @@
-//! Saved commands (and the unsaved ones RunCommand creates to record what ran).
+//! Saved commands (and the unsaved ones RunCommand creates to record what ran),
+//! and the public command library merged in: the one place that puts
+//! [`crate::library`] among the commands. Library commands are read-only;
+//! they list after the user's own commands.
 
 use rusqlite::{params, Connection, Row};
 
@@ -27,6 +30,10 @@ pub struct Command {
     pub tags: String,
     /// "USER" or "TAT".
     pub created_by: String,
+    /// Scene ids (library commands only).
+    pub scenes: Vec<String>,
+    /// TAT's structured description, JSON text (library commands only).
+    pub formatted_description: String,
     /// False for RunCommand's record of an unsaved command: never listed.
     pub saved: bool,
     pub created_ms: i64,
@@ -54,6 +61,8 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Command> {
         cos_key_prefix: r.get(12)?,
         tags: r.get(13)?,
         created_by: r.get(14)?,
+        scenes: Vec::new(),
+        formatted_description: String::new(),
         saved: r.get(15)?,
         created_ms: r.get(16)?,
         updated_ms: r.get(17)?,
@@ -89,8 +98,49 @@ pub fn insert(conn: &Connection, c: &Command) -> Result<()> {
     Ok(())
 }
 
-/// A saved command by id.
+/// A library command as a `Command`.
+fn builtin(c: &crate::library::LibraryCommand) -> Command {
+    use base64::Engine;
+    let created_ms = crate::library::library().created_ms;
+    Command {
+        id: c.id.clone(),
+        name: c.name.clone(),
+        description: c.description.clone(),
+        content: base64::engine::general_purpose::STANDARD.encode(&c.content),
+        command_type: c.command_type.clone(),
+        working_directory: c.working_directory.clone(),
+        timeout: c.timeout,
+        enable_parameter: c.enable_parameter(),
+        default_parameters: c.default_parameters(),
+        default_parameter_confs: c.default_parameter_confs(),
+        username: String::new(),
+        cos_bucket_url: String::new(),
+        cos_key_prefix: String::new(),
+        tags: "[]".into(),
+        created_by: crate::library::CREATED_BY.into(),
+        scenes: c.scenes.clone(),
+        formatted_description: c.formatted_description.clone(),
+        saved: true,
+        created_ms,
+        updated_ms: created_ms,
+    }
+}
+
+fn refuse_builtin(id: &str) -> Result<()> {
+    if crate::library::library().command(id).is_some() {
+        return Err(StoreError::Refused(
+            "library-command",
+            format!("{id} is a public library command and cannot be changed or deleted"),
+        ));
+    }
+    Ok(())
+}
+
+/// A saved or library command by id.
 pub fn get(conn: &Connection, id: &str) -> Result<Command> {
+    if let Some(c) = crate::library::library().command(id) {
+        return Ok(builtin(c));
+    }
     conn.query_row(
         &format!("SELECT {COLUMNS} FROM commands WHERE id = ?1 AND saved = 1"),
         params![id],
@@ -101,6 +151,7 @@ pub fn get(conn: &Connection, id: &str) -> Result<Command> {
 
 /// Replaces every mutable field of an existing saved command.
 pub fn update(conn: &Connection, c: &Command) -> Result<()> {
+    refuse_builtin(&c.id)?;
     if name_taken(conn, &c.name, &c.id)? {
         return Err(StoreError::Conflict(format!(
             "command name {:?} exists",
@@ -138,6 +189,7 @@ pub fn update(conn: &Connection, c: &Command) -> Result<()> {
 /// Past invocations keep their own copy of what ran.
 pub fn delete_all(conn: &Connection, ids: &[String]) -> Result<()> {
     for id in ids {
+        refuse_builtin(id)?;
         get(conn, id)?;
     }
     for id in ids {
@@ -153,14 +205,46 @@ pub struct CommandQuery {
     pub types: Vec<String>,
     pub created_by: Vec<String>,
     pub tags: TagFilter,
-    /// A scene filter was given: no user command belongs to a scene.
-    pub scene_filter: bool,
+    /// Scene ids: no user command belongs to a scene.
+    pub scenes: Vec<String>,
 }
 
+impl CommandQuery {
+    /// Whether a library command matches (it has no tags).
+    fn matches_builtin(&self, c: &Command) -> bool {
+        let any = |list: &[String], v: &str| list.is_empty() || list.iter().any(|x| x == v);
+        any(&self.ids, &c.id)
+            && any(&self.names, &c.name)
+            && any(&self.types, &c.command_type)
+            && any(&self.created_by, &c.created_by)
+            && (self.scenes.is_empty() || c.scenes.iter().any(|s| self.scenes.contains(s)))
+            && self.tags.keys.is_empty()
+            && self.tags.values.is_empty()
+            && self.tags.pairs.is_empty()
+    }
+}
+
+/// Saved commands (newest first), then library commands (catalog order):
+/// one page of the two lists joined, and the total of both.
 pub fn list(conn: &Connection, q: &CommandQuery, page: Page) -> Result<(i64, Vec<Command>)> {
+    let (user_total, mut rows) = list_saved(conn, q, page)?;
+    let lib: Vec<Command> = crate::library::library()
+        .commands
+        .iter()
+        .map(builtin)
+        .filter(|c| q.matches_builtin(c))
+        .collect();
+    let room = (page.limit - rows.len() as i64).max(0) as usize;
+    let skip = (page.offset - user_total).max(0) as usize;
+    let total = user_total + lib.len() as i64;
+    rows.extend(lib.into_iter().skip(skip).take(room));
+    Ok((total, rows))
+}
+
+fn list_saved(conn: &Connection, q: &CommandQuery, page: Page) -> Result<(i64, Vec<Command>)> {
     let mut w = Where::default();
     w.clause("saved = 1".into(), vec![]);
-    if q.scene_filter {
+    if !q.scenes.is_empty() {
         w.clause("0".into(), vec![]);
     }
     w.any_of("id", &q.ids)
@@ -205,6 +289,8 @@ pub(crate) fn sample(id: &str, name: &str) -> Command {
         cos_key_prefix: String::new(),
         tags: r#"[{"Key":"env","Value":"prod"}]"#.into(),
         created_by: "USER".into(),
+        scenes: Vec::new(),
+        formatted_description: String::new(),
         saved: true,
         created_ms: 1,
         updated_ms: 1,
@@ -231,7 +317,11 @@ mod tests {
             offset: 0,
             limit: 20,
         };
-        let (n, _) = list(&c, &CommandQuery::default(), page).unwrap();
+        let mine = CommandQuery {
+            created_by: vec!["USER".into()],
+            ..Default::default()
+        };
+        let (n, _) = list(&c, &mine, page).unwrap();
         assert_eq!(n, 2);
         let q = CommandQuery {
             names: vec!["b".into()],
@@ -246,6 +336,44 @@ mod tests {
         assert_eq!(list(&c, &q, page).unwrap().0, 0);
         let r = delete_all(&c, &["cmd-1".into(), "cmd-9".into()]);
         assert!(matches!(r, Err(StoreError::NotFound(id)) if id == "cmd-9"));
+        assert_eq!(count_saved(&c).unwrap(), 2);
+    }
+
+    #[test]
+    fn library_commands_follow_saved_ones_and_are_read_only() {
+        let c = crate::store::test_conn();
+        insert(&c, &sample("cmd-1", "a")).unwrap();
+        insert(&c, &sample("cmd-2", "b")).unwrap();
+        let lib = &crate::library::library().commands;
+        let n = lib.len() as i64;
+        let page = |offset, limit| Page { offset, limit };
+        let (total, rows) = list(&c, &CommandQuery::default(), page(0, 3)).unwrap();
+        assert_eq!(total, 2 + n);
+        let ids: Vec<_> = rows.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["cmd-1", "cmd-2", lib[0].id.as_str()]);
+        let (_, rows) = list(&c, &CommandQuery::default(), page(3, 2)).unwrap();
+        let ids: Vec<_> = rows.iter().map(|r| r.id.clone()).collect();
+        assert_eq!(ids, [lib[1].id.clone(), lib[2].id.clone()]);
+        let (_, rows) = list(&c, &CommandQuery::default(), page(n + 1, 10)).unwrap();
+        assert_eq!(rows.len(), 1);
+        let tat = CommandQuery {
+            created_by: vec!["TAT".into()],
+            scenes: vec![lib[0].scenes[0].clone()],
+            ..Default::default()
+        };
+        let (total, rows) = list(&c, &tat, page(0, 100)).unwrap();
+        assert!(total >= 1 && total < n && rows.iter().all(|r| r.created_by == "TAT"));
+        let id = lib[0].id.clone();
+        let got = get(&c, &id).unwrap();
+        assert!(got.formatted_description.starts_with('{'));
+        assert!(matches!(
+            update(&c, &got),
+            Err(StoreError::Refused("library-command", _))
+        ));
+        assert!(matches!(
+            delete_all(&c, &["cmd-1".into(), id]),
+            Err(StoreError::Refused("library-command", _))
+        ));
         assert_eq!(count_saved(&c).unwrap(), 2);
     }
 }
