@@ -53,6 +53,10 @@ impl ApiError {
     }
 }
 
+/// An invoker's trigger was already handled (by an earlier fire, or the
+/// invoker was disabled or deleted meanwhile): the scheduler ignores it.
+pub const TRIGGER_HANDLED: &str = "FailedOperation.InvokerTriggerHandled";
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match e {
@@ -97,6 +101,7 @@ impl From<StoreError> for ApiError {
                     "user-has-keys" => "OperationDenied.HaveKeys",
                     "user-group-full" => "InvalidParameter.UserGroupFull",
                     "attachment-full" => "InvalidParameter.AttachmentFull",
+                    "invoker-trigger-handled" => TRIGGER_HANDLED,
                     _ => "FailedOperation",
                 };
                 ApiError::new(code, msg)
