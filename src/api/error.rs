@@ -102,6 +102,7 @@ impl From<StoreError> for ApiError {
                     "user-group-full" => "InvalidParameter.UserGroupFull",
                     "attachment-full" => "InvalidParameter.AttachmentFull",
                     "invoker-trigger-handled" => TRIGGER_HANDLED,
+                    "command-in-invoker" => "ResourceUnavailable.CommandInInvoker",
                     _ => "FailedOperation",
                 };
                 ApiError::new(code, msg)
