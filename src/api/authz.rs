@@ -457,6 +457,13 @@ impl Visibility {
         }
     }
 
+    pub fn invoker(&self, id: &str, tags_json: &str) -> Resource {
+        Resource {
+            name: ResourceKind::Invoker.qcs(&self.region, &self.uin, id),
+            tags: parse_tags(tags_json),
+        }
+    }
+
     pub fn instance(&self, id: &str, tags_json: &str) -> Resource {
         Resource {
             name: ResourceKind::ManagedInstance.qcs(&self.region, &self.uin, id),

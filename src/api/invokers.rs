@@ -333,7 +333,7 @@ fn view(i: &Invoker) -> Value {
     })
 }
 
-pub async fn describe(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+pub async fn describe(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
     let (ids, filters) = q.ids_or_filters(
         IdList {
             name: "InvokerIds",
@@ -363,23 +363,50 @@ pub async fn describe(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
         kinds,
     };
     query.ids.extend(f_ids);
+    let vis = api.visibility(p);
+    let fetch = vis.fetch(page);
     let (total, rows) = api
         .store
-        .read(move |c| invokers::list(c, &query, page))
+        .read(move |c| {
+            let (total, rows) = invokers::list(c, &query, fetch)?;
+            Ok(vis.page(total, rows, page, |i| {
+                vis.sees("tat:DescribeInvokers", &[vis.invoker(&i.id, &i.tags)])
+            }))
+        })
         .await?;
     let set: Vec<Value> = rows.iter().map(view).collect();
     Ok(json!({ "TotalCount": total, "InvokerSet": set }))
 }
 
-pub async fn describe_records(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+pub async fn describe_records(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
     let ids = q.opt_str_list("InvokerIds")?.unwrap_or_default();
     check_ids("InvokerIds", &ids, "ivk", 100, BAD_ID)?;
     let page = q.page()?;
     q.finish()?;
+    let vis = api.visibility(p);
+    let fetch = vis.fetch(page);
     let (total, rows, results) = api
         .store
         .read(move |c| {
-            let (total, rows) = invokers::records(c, &ids, page)?;
+            let (total, rows) = invokers::records(c, &ids, fetch)?;
+            let mut tags: HashMap<String, String> = HashMap::new();
+            if !vis.all() {
+                for r in &rows {
+                    if !tags.contains_key(&r.invoker_id) {
+                        let t = invokers::get(c, &r.invoker_id)
+                            .map(|i| i.tags)
+                            .unwrap_or_default();
+                        tags.insert(r.invoker_id.clone(), t);
+                    }
+                }
+            }
+            let (total, rows) = vis.page(total, rows, page, |r| {
+                let t = tags.get(&r.invoker_id).map(String::as_str).unwrap_or("[]");
+                vis.sees(
+                    "tat:DescribeInvokerRecords",
+                    &[vis.invoker(&r.invoker_id, t)],
+                )
+            });
             let inv_ids: Vec<String> = rows
                 .iter()
                 .filter(|r| !r.invocation_id.is_empty())
