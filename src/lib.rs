@@ -19,6 +19,8 @@
 //!   access management, on one endpoint), and is the only place domain
 //!   errors become TAT and CAM error codes.
 //! * `dispatch` owns live agent connections, pushes tasks and applies results.
+//! * `scheduler` fires TAT invokers when due; it starts invocations through
+//!   the same path as InvokeCommand (`api::invocations`).
 //! * `store` owns the database: numbered migrations, one batching writer.
 
 pub mod agent;
@@ -33,6 +35,7 @@ pub mod iprange;
 pub mod library;
 pub mod policy;
 pub mod protocol;
+pub mod scheduler;
 pub mod server;
 pub mod sign;
 pub mod store;

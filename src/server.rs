@@ -46,6 +46,8 @@ pub struct Config {
     pub tls_key: Option<PathBuf>,
     pub region: String,
     pub settings: Settings,
+    /// Time zone and grace window of scheduled invokers.
+    pub schedule: crate::scheduler::Settings,
 }
 
 /// A server running in this process.
@@ -91,6 +93,7 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
         region: cfg.region.clone(),
         fingerprint: fingerprint.clone(),
         policy_cache: Default::default(),
+        schedule_changed: Default::default(),
     });
     let listener = TcpListener::bind(&cfg.listen)
         .await
@@ -101,6 +104,12 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
     let _ = std::fs::write(cfg.data_dir.join("server.addr"), addr.to_string());
     let shutdown = CancellationToken::new();
     dispatch.spawn_sweeper(shutdown.clone());
+    crate::scheduler::spawn(
+        api.clone(),
+        api.schedule_changed.clone(),
+        cfg.schedule,
+        shutdown.clone(),
+    );
     let task = tokio::spawn(accept_loop(
         listener,
         acceptor,

@@ -169,6 +169,22 @@ impl Api {
         })
     }
 
+    pub(crate) async fn invoker_resource(&self, id: &str) -> Result<Resource, ApiError> {
+        let lookup = id.to_string();
+        let tags = self
+            .store
+            .read(move |c| {
+                Ok(crate::store::invokers::get(c, &lookup)
+                    .map(|i| i.tags)
+                    .unwrap_or_else(|_| "[]".into()))
+            })
+            .await?;
+        Ok(Resource {
+            name: self.qcs(ResourceKind::Invoker, id),
+            tags: parse_tags(&tags),
+        })
+    }
+
     pub(crate) async fn instance_resources(
         &self,
         ids: &[String],
@@ -305,6 +321,48 @@ impl Api {
                     group.extend(self.instance_resources(&insts).await?);
                 }
             }
+            "DescribeInvokers" | "DescribeInvokerRecords" => {
+                let list = ids("InvokerIds");
+                if list.is_empty() {
+                    return Ok(None);
+                }
+                let mut groups = Vec::new();
+                for id in list {
+                    groups.push(vec![self.invoker_resource(&id).await?]);
+                }
+                return Ok(Some(groups));
+            }
+            "CreateInvoker" => {
+                if let Some(id) = one("CommandId") {
+                    group.push(self.command_resource(&id).await?);
+                }
+                group.extend(self.instance_resources(&ids("InstanceIds")).await?);
+            }
+            "ModifyInvoker" => {
+                if let Some(id) = one("InvokerId") {
+                    group.push(self.invoker_resource(&id).await?);
+                    // The command and instances it will run: the new ones
+                    // when the request changes them, else the stored ones.
+                    let stored = self
+                        .store
+                        .read(move |c| Ok(crate::store::invokers::get(c, &id).ok()))
+                        .await?;
+                    let cmd = one("CommandId").or(stored.as_ref().map(|i| i.command_id.clone()));
+                    if let Some(cmd) = cmd {
+                        group.push(self.command_resource(&cmd).await?);
+                    }
+                    let mut insts = ids("InstanceIds");
+                    if insts.is_empty() {
+                        insts = stored.map(|i| i.instance_ids).unwrap_or_default();
+                    }
+                    group.extend(self.instance_resources(&insts).await?);
+                }
+            }
+            "DeleteInvoker" | "EnableInvoker" | "DisableInvoker" => {
+                if let Some(id) = one("InvokerId") {
+                    group.push(self.invoker_resource(&id).await?);
+                }
+            }
             "DeleteCommand" | "ModifyCommand" | "PreviewReplacedCommandContent" => {
                 if let Some(id) = one("CommandId") {
                     group.push(self.command_resource(&id).await?);
@@ -395,6 +453,13 @@ impl Visibility {
     pub fn command(&self, id: &str, tags_json: &str) -> Resource {
         Resource {
             name: ResourceKind::Command.qcs(&self.region, &self.uin, id),
+            tags: parse_tags(tags_json),
+        }
+    }
+
+    pub fn invoker(&self, id: &str, tags_json: &str) -> Resource {
+        Resource {
+            name: ResourceKind::Invoker.qcs(&self.region, &self.uin, id),
             tags: parse_tags(tags_json),
         }
     }

@@ -290,7 +290,20 @@ pub async fn modify(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
 
 async fn delete_ids(api: &Api, ids: Vec<String>) -> R<Value> {
     api.store
-        .write(move |c| commands::delete_all(c, &ids))
+        .write(move |c| {
+            // A command an invoker runs stays until the invoker is gone.
+            for id in &ids {
+                if crate::store::invokers::command_in_use(c, id)? {
+                    return Err(crate::store::StoreError::Refused(
+                        "command-in-invoker",
+                        format!(
+                            "the command `{id}` is used by an invoker; delete the invoker first"
+                        ),
+                    ));
+                }
+            }
+            commands::delete_all(c, &ids)
+        })
         .await?;
     Ok(json!({}))
 }

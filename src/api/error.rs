@@ -53,6 +53,10 @@ impl ApiError {
     }
 }
 
+/// An invoker's trigger was already handled (by an earlier fire, or the
+/// invoker was disabled or deleted meanwhile): the scheduler ignores it.
+pub const TRIGGER_HANDLED: &str = "FailedOperation.InvokerTriggerHandled";
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match e {
@@ -100,6 +104,8 @@ impl From<StoreError> for ApiError {
                     // TAT's public commands belong to no account: changing
                     // or deleting one is not an operation it supports.
                     "library-command" => "UnsupportedOperation",
+                    "invoker-trigger-handled" => TRIGGER_HANDLED,
+                    "command-in-invoker" => "ResourceUnavailable.CommandInInvoker",
                     _ => "FailedOperation",
                 };
                 ApiError::new(code, msg)

@@ -22,7 +22,7 @@ const MAX_INSTANCES: usize = 200;
 /// Largest slice DescribeInvocationTaskOutput returns at once.
 const MAX_OUTPUT_SLICE: i64 = 1 << 20;
 
-fn instance_ids(q: &mut Params, max: usize) -> R<Vec<String>> {
+pub(crate) fn instance_ids(q: &mut Params, max: usize) -> R<Vec<String>> {
     let ids = q
         .opt_str_list("InstanceIds")?
         .ok_or_else(|| ApiError::missing("InstanceIds"))?;
@@ -41,24 +41,50 @@ fn instance_ids(q: &mut Params, max: usize) -> R<Vec<String>> {
 }
 
 /// Per-call settings that override the command's.
-#[derive(Default)]
-struct Overrides {
-    username: Option<String>,
-    working_directory: Option<String>,
-    timeout: Option<i64>,
-    cos_bucket_url: Option<String>,
-    cos_key_prefix: Option<String>,
+#[derive(Default, Clone)]
+pub(crate) struct Overrides {
+    pub username: Option<String>,
+    pub working_directory: Option<String>,
+    pub timeout: Option<i64>,
+    pub cos_bucket_url: Option<String>,
+    pub cos_key_prefix: Option<String>,
 }
 
+/// Where an invocation came from (TAT's InvocationSource).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    User,
+    Invoker,
+}
+
+impl Source {
+    fn as_str(self) -> &'static str {
+        match self {
+            Source::User => "USER",
+            Source::Invoker => "INVOKER",
+        }
+    }
+}
+
+/// Extra work done in the same store transaction as the invocation's
+/// insert (the scheduler records its trigger there, so a trigger is never
+/// fired twice nor lost).
+pub(crate) type AlsoWrite =
+    Box<dyn FnOnce(&rusqlite::Connection, &str) -> crate::store::Result<()> + Send>;
+
 /// Creates the invocation and its tasks for `cmd` on `instance_ids`, then
-/// hands the tasks to dispatch.
-async fn start(
+/// hands the tasks to dispatch. InvokeCommand, RunCommand and the scheduler
+/// all start invocations here.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn start(
     api: &Api,
     cmd: Command,
     save_command: Option<Command>,
     o: Overrides,
     instance_ids: Vec<String>,
     parameters: Option<String>,
+    source: Source,
+    also: Option<AlsoWrite>,
 ) -> R<String> {
     if !cmd.enable_parameter && parameters.is_some() {
         return Err(ApiError::new(
@@ -116,7 +142,7 @@ async fn start(
         default_parameters: recorded_defaults,
         cos_bucket_url,
         cos_key_prefix,
-        source: "USER".into(),
+        source: source.as_str().into(),
         created_by: cmd.created_by.clone(),
         created_ms: now,
         updated_ms: now,
@@ -163,7 +189,11 @@ async fn start(
             if let Some(sc) = &save_command {
                 commands::insert(c, sc)?;
             }
-            invs::insert(c, &inv_w, &tasks_w)
+            invs::insert(c, &inv_w, &tasks_w)?;
+            match also {
+                Some(f) => f(c, &inv_w.id),
+                None => Ok(()),
+            }
         })
         .await
         .map_err(|e| match e {
@@ -187,6 +217,47 @@ async fn start(
     Ok(inv_id)
 }
 
+/// Starts the invocation of one trigger of `inv` scheduled at `at`, and
+/// records the trigger in the same transaction.
+pub(crate) async fn start_for_invoker(
+    api: &Api,
+    inv: &crate::store::invokers::Invoker,
+    at: i64,
+    reason: String,
+) -> R<String> {
+    let command_id = inv.command_id.clone();
+    let cmd = api
+        .store
+        .read(move |c| commands::get(c, &command_id))
+        .await?;
+    let o = Overrides {
+        username: (!inv.username.is_empty()).then(|| inv.username.clone()),
+        ..Overrides::default()
+    };
+    let (ivk_id, when) = (inv.id.clone(), now_ms());
+    let also: AlsoWrite = Box::new(move |c, inv_id| {
+        let rec = crate::store::invokers::Record {
+            invoker_id: ivk_id.clone(),
+            invoke_ms: when,
+            reason,
+            invocation_id: inv_id.to_string(),
+            result: String::new(),
+        };
+        crate::store::invokers::claim(c, &ivk_id, at, &rec)
+    });
+    start(
+        api,
+        cmd,
+        None,
+        o,
+        inv.instance_ids.clone(),
+        inv.parameters.clone(),
+        Source::Invoker,
+        Some(also),
+    )
+    .await
+}
+
 pub async fn run(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     let instance_ids = instance_ids(&mut q, MAX_INSTANCES)?;
     let save = q.opt_bool("SaveCommand")?.unwrap_or(false);
@@ -206,6 +277,8 @@ pub async fn run(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
         Overrides::default(),
         instance_ids,
         parameters,
+        Source::User,
+        None,
     )
     .await?;
     Ok(json!({ "CommandId": command_id, "InvocationId": inv }))
@@ -227,7 +300,17 @@ pub async fn invoke(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
         .store
         .read(move |c| commands::get(c, &command_id))
         .await?;
-    let inv = start(api, cmd, None, o, instance_ids, parameters).await?;
+    let inv = start(
+        api,
+        cmd,
+        None,
+        o,
+        instance_ids,
+        parameters,
+        Source::User,
+        None,
+    )
+    .await?;
     Ok(json!({ "InvocationId": inv }))
 }
 

@@ -14,7 +14,8 @@ mod commands;
 pub mod console;
 pub mod error;
 mod instances;
-mod invocations;
+pub(crate) mod invocations;
+mod invokers;
 mod misc;
 pub mod params;
 mod request;
@@ -58,6 +59,8 @@ pub struct Api {
     pub fingerprint: String,
     /// Compiled policy documents, reused across requests.
     pub policy_cache: authz::PolicyCache,
+    /// Woken whenever an invoker changes, so the scheduler plans again.
+    pub schedule_changed: Arc<tokio::sync::Notify>,
 }
 
 pub type Reply = Response<Full<Bytes>>;
@@ -223,6 +226,13 @@ impl Api {
             "DescribeInvocationTasks" => invocations::describe_tasks(self, p, q).await,
             "CancelInvocation" => invocations::cancel(self, p, q).await,
             "DescribeInvocationTaskOutput" => invocations::output(self, p, q).await,
+            "CreateInvoker" => invokers::create(self, p, q).await,
+            "ModifyInvoker" => invokers::modify(self, p, q).await,
+            "DeleteInvoker" => invokers::delete(self, p, q).await,
+            "DescribeInvokers" => invokers::describe(self, p, q).await,
+            "EnableInvoker" => invokers::enable(self, p, q).await,
+            "DisableInvoker" => invokers::disable(self, p, q).await,
+            "DescribeInvokerRecords" => invokers::describe_records(self, p, q).await,
             "CreateRegisterCode" => instances::create_code(self, p, q).await,
             "DescribeRegisterCodes" => instances::describe_codes(self, p, q).await,
             "DisableRegisterCodes" => instances::disable_codes(self, p, q).await,

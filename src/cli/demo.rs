@@ -107,6 +107,7 @@ async fn run_demo(
         tls_key: None,
         region: "ap-guangzhou".into(),
         settings: Settings::default(),
+        schedule: Default::default(),
     })
     .await?;
     let url = format!("https://{}", running.addr);

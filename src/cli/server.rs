@@ -29,6 +29,15 @@ pub struct ServerArgs {
     /// Seconds past a task's timeout before a silent agent's task is TASK_TIMEOUT.
     #[arg(long, default_value_t = 60)]
     pub result_grace: u64,
+    /// Time zone invokers' crontab expressions are read in: an IANA name
+    /// (TAT itself uses Asia/Shanghai) or "local". Default: the server's
+    /// local time zone.
+    #[arg(long, default_value = "local")]
+    pub schedule_tz: crate::scheduler::Zone,
+    /// Seconds a trigger missed while the server was down may be late and
+    /// still run once on start-up; older ones are recorded as missed.
+    #[arg(long, default_value_t = 300)]
+    pub schedule_grace: u64,
 }
 
 pub fn main(a: ServerArgs) -> anyhow::Result<ExitCode> {
@@ -43,6 +52,10 @@ pub fn main(a: ServerArgs) -> anyhow::Result<ExitCode> {
             deliver_timeout_ms: (a.deliver_timeout as i64) * 1000,
             result_grace_ms: (a.result_grace as i64) * 1000,
             ..Settings::default()
+        },
+        schedule: crate::scheduler::Settings {
+            zone: a.schedule_tz,
+            grace_ms: (a.schedule_grace as i64) * 1000,
         },
     };
     let rt = tokio::runtime::Builder::new_multi_thread()

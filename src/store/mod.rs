@@ -14,6 +14,7 @@ pub mod commands;
 pub mod groups;
 pub mod instances;
 pub mod invocations;
+pub mod invokers;
 pub mod keys;
 pub mod policies;
 pub mod query;

@@ -231,6 +231,37 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX console_sessions_user ON console_sessions(user_id);
     "#,
+    // 5: invokers (scheduled execution) and their trigger records.
+    r#"
+    CREATE TABLE invokers (
+        id              TEXT PRIMARY KEY,
+        name            TEXT NOT NULL,
+        type            TEXT NOT NULL,
+        command_id      TEXT NOT NULL,
+        username        TEXT NOT NULL,
+        parameters      TEXT,
+        instance_ids    TEXT NOT NULL,
+        enable          INTEGER NOT NULL,
+        policy          TEXT NOT NULL,
+        recurrence      TEXT NOT NULL,
+        invoke_time_ms  INTEGER NOT NULL,
+        tags            TEXT NOT NULL,
+        last_fired_ms   INTEGER NOT NULL,
+        created_ms      INTEGER NOT NULL,
+        updated_ms      INTEGER NOT NULL
+    );
+    CREATE INDEX invokers_command ON invokers(command_id);
+
+    CREATE TABLE invoker_records (
+        id              INTEGER PRIMARY KEY,
+        invoker_id      TEXT NOT NULL REFERENCES invokers(id) ON DELETE CASCADE,
+        invoke_ms       INTEGER NOT NULL,
+        reason          TEXT NOT NULL,
+        invocation_id   TEXT NOT NULL,
+        result          TEXT NOT NULL
+    );
+    CREATE INDEX invoker_records_invoker ON invoker_records(invoker_id, invoke_ms);
+    "#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -169,6 +169,8 @@ pub fn saved_instance_id(dir: &Path) -> Option<String> {
 pub struct Harness {
     pub dir: TempDir,
     pub settings: Settings,
+    /// Scheduler settings used when the server (re)starts.
+    pub schedule: drover::scheduler::Settings,
     pub server: Option<Running>,
     pub addr: std::net::SocketAddr,
     pub client: Client,
@@ -187,7 +189,8 @@ impl Harness {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("server");
         let (id, key) = drover::cli::admin::create_root_key(&data).unwrap();
-        let running = server::start(config(&data, "127.0.0.1:0", &settings))
+        let schedule = drover::scheduler::Settings::default();
+        let running = server::start(config(&data, "127.0.0.1:0", &settings, schedule))
             .await
             .unwrap();
         let addr = running.addr;
@@ -199,6 +202,7 @@ impl Harness {
         Harness {
             dir,
             settings,
+            schedule,
             server: Some(running),
             addr,
             client,
@@ -431,7 +435,12 @@ impl Harness {
     }
 
     pub async fn start_server(&mut self) {
-        let cfg = config(&self.data_dir(), &self.addr.to_string(), &self.settings);
+        let cfg = config(
+            &self.data_dir(),
+            &self.addr.to_string(),
+            &self.settings,
+            self.schedule,
+        );
         // The old listener's port may take a moment to be free again.
         let running = wait_for(
             "the server to listen again",
@@ -473,7 +482,12 @@ pub fn code(e: &ClientError) -> &str {
     e.code().unwrap_or("")
 }
 
-fn config(data: &Path, listen: &str, settings: &Settings) -> Config {
+fn config(
+    data: &Path,
+    listen: &str,
+    settings: &Settings,
+    schedule: drover::scheduler::Settings,
+) -> Config {
     Config {
         data_dir: data.to_path_buf(),
         listen: listen.to_string(),
@@ -481,6 +495,7 @@ fn config(data: &Path, listen: &str, settings: &Settings) -> Config {
         tls_key: None,
         region: "ap-guangzhou".into(),
         settings: settings.clone(),
+        schedule,
     }
 }
 

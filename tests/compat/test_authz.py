@@ -887,3 +887,40 @@ def test_audit_records_a_deny_with_its_deciding_statement(env):
     ok = event(ok_id)
     assert (ok["Decision"], ok["Outcome"]) == ("allow", "Success")
     assert "statement[0]" in ok["DecidingStatement"], ok
+
+
+# =============================================================================
+# Invokers: the invoker, and the command and instances it runs
+# =============================================================================
+
+def test_invoker_actions_are_authorized_on_invoker_command_and_instances(env):
+    x, y = env.command("echo ivk-x"), env.command("echo ivk-y")
+    once = {"Policy": "ONCE", "InvokeTime": "2099-01-01T00:00:00Z"}
+    u = env.user(doc(
+        stmt("allow", ["tat:CreateInvoker", "tat:ModifyInvoker"], [env.cmd(x), env.mi(env.a)]),
+        stmt("allow", ["tat:ModifyInvoker", "tat:DeleteInvoker", "tat:DisableInvoker",
+                       "tat:EnableInvoker", "tat:DescribeInvokers", "tat:DescribeInvokerRecords"],
+             [env.qcs("invoker", "*")]),
+    ))
+    ivk = u.call("CreateInvoker", Name="mine", Type="SCHEDULE", CommandId=x, InstanceIds=[env.a],
+                 ScheduleSettings=once).InvokerId
+    sub_denied(u, "CreateInvoker", env.cmd(y), Name="no", Type="SCHEDULE", CommandId=y,
+               InstanceIds=[env.a], ScheduleSettings=once)
+    sub_denied(u, "CreateInvoker", env.mi(env.b), Name="no", Type="SCHEDULE", CommandId=x,
+               InstanceIds=[env.b], ScheduleSettings=once)
+    sub_denied(u, "ModifyInvoker", env.mi(env.b), InvokerId=ivk, InstanceIds=[env.b])
+    u.call("ModifyInvoker", InvokerId=ivk, Name="renamed")
+    u.call("DisableInvoker", InvokerId=ivk)
+    u.call("EnableInvoker", InvokerId=ivk)
+
+    # A user allowed to describe one invoker sees only that one in lists.
+    other = tat.call(env.root, "CreateInvoker", Name="other", Type="SCHEDULE", CommandId=y,
+                     InstanceIds=[env.b], ScheduleSettings=once).InvokerId
+    r = env.user(doc(stmt("allow", ["tat:DescribeInvokers", "tat:DescribeInvokerRecords"],
+                          [env.qcs("invoker", ivk)])))
+    seen = r.call("DescribeInvokers", Limit=100)
+    assert [i.InvokerId for i in seen.InvokerSet] == [ivk] and seen.TotalCount == 1
+    sub_denied(r, "DescribeInvokers", env.qcs("invoker", other), InvokerIds=[other])
+    sub_denied(r, "DeleteInvoker", env.qcs("invoker", ivk), InvokerId=ivk)
+    u.call("DeleteInvoker", InvokerId=ivk)
+    tat.call(env.root, "DeleteInvoker", InvokerId=other)

@@ -1,0 +1,446 @@
+//! Invoker actions (TAT's scheduled execution): CreateInvoker,
+//! ModifyInvoker, DeleteInvoker, DescribeInvokers, EnableInvoker,
+//! DisableInvoker, DescribeInvokerRecords. The scheduler fires them; every
+//! change here wakes it so it plans again.
+
+use std::collections::HashMap;
+
+use serde_json::{json, Value};
+
+use super::commands::{check_username, read_tags};
+use super::error::ApiError;
+use super::invocations::instance_ids;
+use super::params;
+use super::request::{check_ids, check_unique, IdList, Params, R};
+use super::{Api, Principal};
+use crate::scheduler::parse_cron;
+use crate::store::commands;
+use crate::store::invocations as invs;
+use crate::store::invokers::{self, Invoker, InvokerQuery};
+use crate::store::status::invocation_status;
+use crate::timefmt::{iso, now_ms};
+
+const BAD_ID: &str = "InvalidParameterValue.InvalidInvokerId";
+const MAX_NAME: usize = 120;
+/// TAT's limit on an invoker's InstanceIds.
+const MAX_INVOKER_INSTANCES: usize = 100;
+
+fn invoker_id(q: &mut Params) -> R<String> {
+    let id = q.str("InvokerId")?;
+    check_ids("InvokerId", std::slice::from_ref(&id), "ivk", 1, BAD_ID)?;
+    Ok(id)
+}
+
+fn check_name(name: &str) -> R<()> {
+    if name.is_empty() || name.chars().count() > MAX_NAME {
+        return Err(ApiError::new(
+            "InvalidParameterValue.TooLong",
+            format!("Name must be 1 to {MAX_NAME} characters"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_type(t: &str) -> R<()> {
+    if t != "SCHEDULE" {
+        return Err(ApiError::value(format!("Type must be SCHEDULE, got {t:?}")));
+    }
+    Ok(())
+}
+
+/// The schedule fields (policy, recurrence, invoke time) of a
+/// ScheduleSettings object, validated against `now`.
+fn read_schedule(v: Value, now: i64) -> R<(String, String, i64)> {
+    let Value::Object(mut m) = v else {
+        return Err(ApiError::wrong_type(
+            "ScheduleSettings",
+            "a ScheduleSettings object",
+        ));
+    };
+    let mut text = |name: &str| -> R<Option<String>> {
+        match m.remove(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(ApiError::wrong_type(
+                &format!("ScheduleSettings.{name}"),
+                "a string",
+            )),
+        }
+    };
+    let policy = text("Policy")?.ok_or_else(|| ApiError::missing("ScheduleSettings.Policy"))?;
+    let recurrence = text("Recurrence")?;
+    let invoke_time = text("InvokeTime")?;
+    if let Some(k) = m.keys().next() {
+        return Err(ApiError::unknown_param(&format!("ScheduleSettings.{k}")));
+    }
+    match policy.as_str() {
+        "ONCE" => {
+            let t = invoke_time.ok_or_else(|| ApiError::missing("ScheduleSettings.InvokeTime"))?;
+            let ms = parse_invoke_time(&t)?;
+            if ms <= now {
+                return Err(ApiError::new(
+                    "InvalidParameterValue.InvokeTimeExpired",
+                    format!("InvokeTime {t} is in the past"),
+                ));
+            }
+            Ok((policy, String::new(), ms))
+        }
+        "RECURRENCE" => {
+            let r = recurrence.ok_or_else(|| ApiError::missing("ScheduleSettings.Recurrence"))?;
+            parse_cron(&r)
+                .map_err(|e| ApiError::new("InvalidParameterValue.InvalidCronExpression", e))?;
+            Ok((policy, r.trim().to_string(), 0))
+        }
+        other => Err(ApiError::value(format!(
+            "ScheduleSettings.Policy must be ONCE or RECURRENCE, got {other:?}"
+        ))),
+    }
+}
+
+/// TAT's `YYYY-MM-DDThh:mm:ssZ`.
+fn parse_invoke_time(t: &str) -> R<i64> {
+    let shaped = t.len() == 20 && t.ends_with('Z') && t.as_bytes().get(10) == Some(&b'T');
+    match crate::timefmt::parse_iso(t) {
+        Some(ms) if shaped => Ok(ms),
+        _ => Err(ApiError::new(
+            "InvalidParameterValue.InvalidTimeFormat",
+            format!("InvokeTime {t:?} is not in the form YYYY-MM-DDThh:mm:ssZ"),
+        )),
+    }
+}
+
+/// Checks that the command exists and that Parameters suit it.
+async fn check_command(api: &Api, command_id: &str, parameters: &Option<String>) -> R<()> {
+    check_ids(
+        "CommandId",
+        &[command_id.to_string()],
+        "cmd",
+        1,
+        "InvalidParameterValue.InvalidCommandId",
+    )?;
+    let id = command_id.to_string();
+    let cmd = api.store.read(move |c| commands::get(c, &id)).await?;
+    if let Some(p) = parameters {
+        if !cmd.enable_parameter {
+            return Err(ApiError::new(
+                "InvalidParameterValue.ParameterDisabled",
+                "Parameters require a command with EnableParameter set",
+            ));
+        }
+        params::parse_map("Parameters", p)?;
+    }
+    Ok(())
+}
+
+async fn check_instances(api: &Api, ids: &[String]) -> R<()> {
+    let want = ids.to_vec();
+    let found = api
+        .store
+        .read(move |c| crate::store::instances::existing_ids(c, &want))
+        .await?;
+    if let Some(missing) = ids.iter().find(|i| !found.contains(i)) {
+        return Err(ApiError::new(
+            "ResourceNotFound.InstanceNotFound",
+            format!("the instance `{missing}` does not exist"),
+        ));
+    }
+    Ok(())
+}
+
+fn not_found(id: &str) -> impl FnOnce(crate::store::StoreError) -> ApiError + '_ {
+    move |e| match e {
+        crate::store::StoreError::NotFound(_) => ApiError::new(
+            "ResourceNotFound",
+            format!("the invoker `{id}` does not exist"),
+        ),
+        other => other.into(),
+    }
+}
+
+pub async fn create(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+    let name = q.str("Name")?;
+    let kind = q.str("Type")?;
+    let command_id = q.str("CommandId")?;
+    let instance_ids = instance_ids(&mut q, MAX_INVOKER_INSTANCES)?;
+    let username = q.opt_str("Username")?.unwrap_or_default();
+    let parameters = q.opt_str("Parameters")?;
+    let settings = q
+        .opt_value("ScheduleSettings")
+        .ok_or_else(|| ApiError::missing("ScheduleSettings"))?;
+    let tags = read_tags(&mut q)?;
+    q.finish()?;
+    check_name(&name)?;
+    check_type(&kind)?;
+    if !username.is_empty() {
+        check_username(&username)?;
+    }
+    let now = now_ms();
+    let (policy, recurrence, invoke_time_ms) = read_schedule(settings, now)?;
+    check_command(api, &command_id, &parameters).await?;
+    check_instances(api, &instance_ids).await?;
+    let inv = Invoker {
+        id: crate::ids::new_id("ivk"),
+        name,
+        kind,
+        command_id,
+        username,
+        parameters,
+        instance_ids,
+        enable: true,
+        policy,
+        recurrence,
+        invoke_time_ms,
+        tags,
+        last_fired_ms: now,
+        created_ms: now,
+        updated_ms: now,
+    };
+    let id = inv.id.clone();
+    api.store.write(move |c| invokers::insert(c, &inv)).await?;
+    api.schedule_changed.notify_one();
+    Ok(json!({ "InvokerId": id }))
+}
+
+pub async fn modify(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+    let id = invoker_id(&mut q)?;
+    let name = q.opt_str("Name")?;
+    let kind = q.opt_str("Type")?;
+    let command_id = q.opt_str("CommandId")?;
+    let username = q.opt_str("Username")?;
+    let parameters = q.opt_str("Parameters")?;
+    let ids = match q.opt_str_list("InstanceIds")? {
+        None => None,
+        Some(ids) if ids.is_empty() => return Err(ApiError::missing("InstanceIds")),
+        Some(ids) => {
+            check_ids(
+                "InstanceIds",
+                &ids,
+                "mi",
+                100,
+                "InvalidParameterValue.InvalidInstanceId",
+            )?;
+            check_unique("InstanceIds", &ids)?;
+            Some(ids)
+        }
+    };
+    let settings = q.opt_value("ScheduleSettings");
+    q.finish()?;
+    let lookup = id.clone();
+    let mut inv = api
+        .store
+        .read(move |c| invokers::get(c, &lookup))
+        .await
+        .map_err(not_found(&id))?;
+    let now = now_ms();
+    if let Some(n) = name {
+        check_name(&n)?;
+        inv.name = n;
+    }
+    if let Some(t) = kind {
+        check_type(&t)?;
+        inv.kind = t;
+    }
+    if let Some(u) = username {
+        if !u.is_empty() {
+            check_username(&u)?;
+        }
+        inv.username = u;
+    }
+    if let Some(s) = settings {
+        let (policy, recurrence, at) = read_schedule(s, now)?;
+        inv.policy = policy;
+        inv.recurrence = recurrence;
+        inv.invoke_time_ms = at;
+        // A new schedule starts from now.
+        inv.last_fired_ms = now;
+    }
+    let command_changed = command_id.is_some() || parameters.is_some();
+    if let Some(c) = command_id {
+        inv.command_id = c;
+    }
+    if parameters.is_some() {
+        inv.parameters = parameters;
+    }
+    if command_changed {
+        check_command(api, &inv.command_id, &inv.parameters).await?;
+    }
+    if let Some(ids) = ids {
+        check_instances(api, &ids).await?;
+        inv.instance_ids = ids;
+    }
+    inv.updated_ms = now;
+    api.store
+        .write(move |c| invokers::update(c, &inv))
+        .await
+        .map_err(not_found(&id))?;
+    api.schedule_changed.notify_one();
+    Ok(json!({}))
+}
+
+pub async fn delete(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+    let id = invoker_id(&mut q)?;
+    q.finish()?;
+    let del = id.clone();
+    api.store
+        .write(move |c| invokers::delete(c, &del))
+        .await
+        .map_err(not_found(&id))?;
+    api.schedule_changed.notify_one();
+    Ok(json!({}))
+}
+
+async fn set_enable(api: &Api, mut q: Params, enable: bool) -> R<Value> {
+    let id = invoker_id(&mut q)?;
+    q.finish()?;
+    let target = id.clone();
+    api.store
+        .write(move |c| invokers::set_enable(c, &target, enable, now_ms()))
+        .await
+        .map_err(not_found(&id))?;
+    api.schedule_changed.notify_one();
+    Ok(json!({}))
+}
+
+pub async fn enable(api: &Api, _p: &Principal, q: Params) -> R<Value> {
+    set_enable(api, q, true).await
+}
+
+pub async fn disable(api: &Api, _p: &Principal, q: Params) -> R<Value> {
+    set_enable(api, q, false).await
+}
+
+fn view(i: &Invoker) -> Value {
+    let mut schedule = json!({ "Policy": i.policy });
+    if i.policy == "RECURRENCE" {
+        schedule["Recurrence"] = json!(i.recurrence);
+    } else {
+        schedule["InvokeTime"] = json!(iso(i.invoke_time_ms));
+    }
+    let tags: Value = serde_json::from_str(&i.tags).unwrap_or_else(|_| json!([]));
+    json!({
+        "InvokerId": i.id,
+        "Name": i.name,
+        "Type": i.kind,
+        "CommandId": i.command_id,
+        "Username": i.username,
+        "Parameters": i.parameters.clone().unwrap_or_default(),
+        "InstanceIds": i.instance_ids,
+        "Enable": i.enable,
+        "ScheduleSettings": schedule,
+        "CreatedTime": iso(i.created_ms),
+        "UpdatedTime": iso(i.updated_ms),
+        "Tags": tags,
+    })
+}
+
+pub async fn describe(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
+    let (ids, filters) = q.ids_or_filters(
+        IdList {
+            name: "InvokerIds",
+            prefix: "ivk",
+            code: BAD_ID,
+        },
+        &["invoker-id", "command-id", "type", "invoker-type"],
+        false,
+    )?;
+    let page = q.page()?;
+    q.finish()?;
+    let f_ids = filters.get("invoker-id");
+    check_ids("invoker-id", &f_ids, "ivk", 5, BAD_ID)?;
+    let c_ids = filters.get("command-id");
+    check_ids(
+        "command-id",
+        &c_ids,
+        "cmd",
+        5,
+        "InvalidParameterValue.InvalidCommandId",
+    )?;
+    let mut kinds = filters.get("type");
+    kinds.extend(filters.get("invoker-type"));
+    let mut query = InvokerQuery {
+        ids,
+        command_ids: c_ids,
+        kinds,
+    };
+    query.ids.extend(f_ids);
+    let vis = api.visibility(p);
+    let fetch = vis.fetch(page);
+    let (total, rows) = api
+        .store
+        .read(move |c| {
+            let (total, rows) = invokers::list(c, &query, fetch)?;
+            Ok(vis.page(total, rows, page, |i| {
+                vis.sees("tat:DescribeInvokers", &[vis.invoker(&i.id, &i.tags)])
+            }))
+        })
+        .await?;
+    let set: Vec<Value> = rows.iter().map(view).collect();
+    Ok(json!({ "TotalCount": total, "InvokerSet": set }))
+}
+
+pub async fn describe_records(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
+    let ids = q.opt_str_list("InvokerIds")?.unwrap_or_default();
+    check_ids("InvokerIds", &ids, "ivk", 100, BAD_ID)?;
+    let page = q.page()?;
+    q.finish()?;
+    let vis = api.visibility(p);
+    let fetch = vis.fetch(page);
+    let (total, rows, results) = api
+        .store
+        .read(move |c| {
+            let (total, rows) = invokers::records(c, &ids, fetch)?;
+            let mut tags: HashMap<String, String> = HashMap::new();
+            if !vis.all() {
+                for r in &rows {
+                    if !tags.contains_key(&r.invoker_id) {
+                        let t = invokers::get(c, &r.invoker_id)
+                            .map(|i| i.tags)
+                            .unwrap_or_default();
+                        tags.insert(r.invoker_id.clone(), t);
+                    }
+                }
+            }
+            let (total, rows) = vis.page(total, rows, page, |r| {
+                let t = tags.get(&r.invoker_id).map(String::as_str).unwrap_or("[]");
+                vis.sees(
+                    "tat:DescribeInvokerRecords",
+                    &[vis.invoker(&r.invoker_id, t)],
+                )
+            });
+            let inv_ids: Vec<String> = rows
+                .iter()
+                .filter(|r| !r.invocation_id.is_empty())
+                .map(|r| r.invocation_id.clone())
+                .collect();
+            let mut by_inv: HashMap<String, Vec<_>> = HashMap::new();
+            for t in invs::tasks_of(c, &inv_ids)? {
+                by_inv
+                    .entry(t.invocation_id.clone())
+                    .or_default()
+                    .push(t.status);
+            }
+            let results: HashMap<String, &'static str> = by_inv
+                .iter()
+                .map(|(k, v)| (k.clone(), invocation_status(v)))
+                .collect();
+            Ok((total, rows, results))
+        })
+        .await?;
+    let set: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            let result = match results.get(&r.invocation_id) {
+                Some(s) => s.to_string(),
+                None => r.result.clone(),
+            };
+            json!({
+                "InvokerId": r.invoker_id,
+                "InvokeTime": iso(r.invoke_ms),
+                "Reason": r.reason,
+                "InvocationId": r.invocation_id,
+                "Result": result,
+            })
+        })
+        .collect();
+    Ok(json!({ "TotalCount": total, "InvokerRecordSet": set }))
+}
