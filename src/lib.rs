@@ -4,20 +4,23 @@
 //! Module map (dependencies point downwards only):
 //!
 //! ```text
-//! cli ──────────────► server (wiring) ──► api, web, dispatch
-//!  │                                        │      │
-//!  ├─► agent (link, exec, journal)          ▼      ▼
-//!  │                                      store (SQLite, the only SQL)
+//! cli ─────► server (wiring) ─► api, web, dispatch, scheduler
+//!  │                             │                    │
+//!  │                             ├─► policy (pure)    └─► api::invocations
+//!  ├─► agent (link, exec, journal)    ▼
+//!  │                             store (SQLite, the only SQL)
 //!  └─► client (signed API calls)
 //!
 //! shared leaves: protocol (server⇄agent messages), sign (TC3-HMAC-SHA256),
-//!                tls, crypto (secrets at rest), ids, timefmt, fsutil,
+//!                tls, crypto (secrets at rest), ids, timefmt, fsutil, iprange,
 //!                library (the public commands and scenes, embedded)
 //! ```
 //!
 //! * `api` turns HTTP requests into principals and actions (TAT, and CAM for
 //!   access management, on one endpoint), and is the only place domain
 //!   errors become TAT and CAM error codes.
+//! * `policy` decides who may do what: CAM documents, presets, Azure roles;
+//!   pure and synchronous.
 //! * `dispatch` owns live agent connections, pushes tasks and applies results.
 //! * `scheduler` fires TAT invokers when due; it starts invocations through
 //!   the same path as InvokeCommand (`api::invocations`).
