@@ -463,12 +463,14 @@ async fn agent_trusts_a_ca_file_instead_of_the_pin() {
         dir,
         instance_id: String::new(),
     };
-    common::wait_for(
+    // The agent saves its identity only once the server has welcomed it.
+    let saved = common::wait_for(
         "agent registered through --ca-file",
         Duration::from_secs(20),
-        || async { (h.instance_count().await == 1).then_some(()) },
+        || async { common::saved_instance_id(trusted.data_dir()) },
     )
     .await;
-    assert!(common::saved_instance_id(trusted.data_dir()).is_some());
+    assert!(saved.starts_with("mi-"), "{saved}");
+    assert_eq!(h.instance_count().await, 1);
     trusted.kill();
 }
