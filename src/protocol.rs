@@ -57,6 +57,13 @@ pub struct MachineInfo {
     pub command_types: Vec<String>,
 }
 
+/// One tag an agent asks for at registration.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AgentTag {
+    pub key: String,
+    pub value: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "type")]
 pub enum AgentMsg {
@@ -69,6 +76,11 @@ pub enum AgentMsg {
         /// Signature over `auth_message(nonce, register_claim(public_key))`, base64.
         signature: String,
         machine: MachineInfo,
+        /// The agent's `--tag key=value` flags. Read at registration only:
+        /// a `Hello` never changes an instance's tags. Absent from older
+        /// agents, and omitted when empty, so either side may be older.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        tags: Vec<AgentTag>,
     },
     Hello {
         protocol: u32,

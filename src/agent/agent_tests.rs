@@ -54,6 +54,10 @@ async fn registers_runs_a_task_reconnects_with_hello_and_stops_on_rejection() {
         server: Some(format!("https://127.0.0.1:{port}")),
         register_code: Some(protocol::format_register_code(&fp, "s3cret")),
         ca_file: None,
+        tags: vec![protocol::AgentTag {
+            key: "env".into(),
+            value: "prod".into(),
+        }],
     };
     let shutdown = CancellationToken::new();
     let agent = tokio::spawn(run(cfg.clone(), shutdown.clone()));
@@ -72,12 +76,18 @@ async fn registers_runs_a_task_reconnects_with_hello_and_stops_on_rejection() {
         public_key,
         signature,
         machine,
+        tags,
         ..
     } = recv(&mut ws).await
     else {
         panic!("expected Register")
     };
     assert_eq!(register_code, "s3cret");
+    assert_eq!(tags.len(), 1);
+    assert_eq!(
+        (tags[0].key.as_str(), tags[0].value.as_str()),
+        ("env", "prod")
+    );
     assert_eq!(machine.local_ip, "127.0.0.1");
     assert!(machine.command_types.contains(&"SHELL".to_string()));
     let msg = protocol::auth_message("bm9uY2Ux", &protocol::register_claim(&public_key));

@@ -134,7 +134,13 @@ impl Key {
     }
 
     /// The `Register` answer to `nonce`.
-    pub fn register(&self, nonce: &str, secret: &str, machine: MachineInfo) -> AgentMsg {
+    pub fn register(
+        &self,
+        nonce: &str,
+        secret: &str,
+        machine: MachineInfo,
+        tags: Vec<protocol::AgentTag>,
+    ) -> AgentMsg {
         let public_key = self.public_b64();
         let signature = self.sign_b64(&protocol::auth_message(
             nonce,
@@ -146,6 +152,7 @@ impl Key {
             public_key,
             signature,
             machine,
+            tags,
         }
     }
 
@@ -211,7 +218,7 @@ mod tests {
             signature,
             public_key,
             ..
-        } = k1.register("bm9uY2U=", "sec", MachineInfo::default())
+        } = k1.register("bm9uY2U=", "sec", MachineInfo::default(), Vec::new())
         else {
             unreachable!()
         };

@@ -57,6 +57,9 @@ pub struct Config {
     /// The full register code value, `drv1.<fp>.<secret>`.
     pub register_code: Option<String>,
     pub ca_file: Option<PathBuf>,
+    /// Tags asked for at registration (`--tag key=value`); ignored once
+    /// registered, since tags then belong to the server's API.
+    pub tags: Vec<protocol::AgentTag>,
 }
 
 impl std::fmt::Debug for Config {
@@ -67,6 +70,7 @@ impl std::fmt::Debug for Config {
             .field("server", &self.server)
             .field("register_code", &self.register_code.as_ref().map(|_| "***"))
             .field("ca_file", &self.ca_file)
+            .field("tags", &self.tags)
             .finish()
     }
 }
@@ -107,8 +111,14 @@ impl AgentError {
 
 /// How this agent introduces itself on the next connection.
 enum Auth {
-    Register { secret: String, state: State },
-    Hello { state: State },
+    Register {
+        secret: String,
+        state: State,
+        tags: Vec<protocol::AgentTag>,
+    },
+    Hello {
+        state: State,
+    },
 }
 
 /// Runs the agent until `shutdown` fires (Ok) or the server rejects it.
@@ -226,6 +236,7 @@ fn resolve_auth(cfg: &Config) -> Result<(Auth, Trust), AgentError> {
         Auth::Register {
             secret: secret.to_string(),
             state,
+            tags: cfg.tags.clone(),
         },
         trust,
     ))
@@ -275,7 +286,9 @@ async fn connect_loop(
             let (mut ws, local_ip) = link::connect(endpoint, tls.clone()).await?;
             let machine = identity::machine_info(local_ip);
             let instance_id = link::handshake(&mut ws, |nonce| match &*auth {
-                Auth::Register { secret, .. } => key.register(nonce, secret, machine),
+                Auth::Register { secret, tags, .. } => {
+                    key.register(nonce, secret, machine, tags.clone())
+                }
                 Auth::Hello { state } => key.hello(nonce, &state.instance_id, machine, known),
             })
             .await?;

@@ -16,6 +16,7 @@ use crate::store::{commands, instances, invocations};
 
 use super::error::ApiError;
 use super::request::Params;
+use super::targets::{self, Selector};
 use super::Api;
 
 /// What applies to one caller for one request.
@@ -289,13 +290,15 @@ impl Api {
                     name: self.qcs(ResourceKind::Command, &crate::ids::new_id("cmd")),
                     tags: q.peek_tags(),
                 });
-                group.extend(self.instance_resources(&ids("InstanceIds")).await?);
+                let insts = self.reached_instances(q).await?;
+                group.extend(self.instance_resources(&insts).await?);
             }
             "InvokeCommand" => {
                 if let Some(id) = one("CommandId") {
                     group.push(self.command_resource(&id).await?);
                 }
-                group.extend(self.instance_resources(&ids("InstanceIds")).await?);
+                let insts = self.reached_instances(q).await?;
+                group.extend(self.instance_resources(&insts).await?);
             }
             "CancelInvocation" => {
                 if let Some(inv) = one("InvocationId") {
@@ -336,7 +339,8 @@ impl Api {
                 if let Some(id) = one("CommandId") {
                     group.push(self.command_resource(&id).await?);
                 }
-                group.extend(self.instance_resources(&ids("InstanceIds")).await?);
+                let insts = self.reached_instances(q).await?;
+                group.extend(self.instance_resources(&insts).await?);
             }
             "ModifyInvoker" => {
                 if let Some(id) = one("InvokerId") {
@@ -351,9 +355,15 @@ impl Api {
                     if let Some(cmd) = cmd {
                         group.push(self.command_resource(&cmd).await?);
                     }
-                    let mut insts = ids("InstanceIds");
-                    if insts.is_empty() {
-                        insts = stored.map(|i| i.instance_ids).unwrap_or_default();
+                    let mut insts = self.reached_instances(q).await?;
+                    let given = q.peek_value("Targets").is_some() || !ids("InstanceIds").is_empty();
+                    if !given {
+                        if let Some(i) = stored {
+                            insts = match i.targets.as_deref().map(Selector::from_json) {
+                                Some(Ok(sel)) => targets::matching_ids(self, &sel).await?,
+                                _ => i.instance_ids,
+                            };
+                        }
                     }
                     group.extend(self.instance_resources(&insts).await?);
                 }
@@ -368,7 +378,7 @@ impl Api {
                     group.push(self.command_resource(&id).await?);
                 }
             }
-            "ModifyRegisterInstance" | "DeleteRegisterInstance" => {
+            "ModifyRegisterInstance" | "DeleteRegisterInstance" | "ModifyInstanceTags" => {
                 if let Some(id) = one("InstanceId") {
                     group.extend(self.instance_resources(&[id]).await?);
                 }
@@ -376,6 +386,17 @@ impl Api {
             _ => {}
         }
         Ok(Some(vec![group]))
+    }
+
+    /// The instances a run request reaches: its InstanceIds, or every
+    /// instance its Targets match now. A selector must not be a way around
+    /// an instance the caller is denied on, so all matches are named (also
+    /// those that the command type would skip).
+    async fn reached_instances(&self, q: &Params) -> Result<Vec<String>, ApiError> {
+        match targets::peek_selector(q) {
+            Some(sel) => targets::matching_ids(self, &sel).await,
+            None => Ok(q.peek_list("InstanceIds")),
+        }
     }
 
     async fn task_groups(&self, task_ids: Vec<String>) -> Result<Vec<Vec<Resource>>, ApiError> {

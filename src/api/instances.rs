@@ -1,11 +1,14 @@
 //! Managed instances and how they join: CreateRegisterCode,
 //! DescribeRegisterCodes, DisableRegisterCodes, DeleteRegisterCodes,
 //! DescribeRegisterInstances, ModifyRegisterInstance, DeleteRegisterInstance,
-//! DescribeAutomationAgentStatus.
+//! DescribeAutomationAgentStatus; and drover's ModifyInstanceTags (tags
+//! drive policy conditions and target selectors, so retagging is its own
+//! privilege, apart from renaming).
 
 use base64::Engine;
 use serde_json::{json, Value};
 
+use super::commands::read_tags;
 use super::error::ApiError;
 use super::request::{check_ids, check_unique, IdList, Params, R};
 use super::{views, Api, Principal};
@@ -41,6 +44,8 @@ pub async fn create_code(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     let limit = q.opt_i64("RegisterLimit")?.unwrap_or(10);
     let hours = q.opt_i64("EffectiveTime")?.unwrap_or(4);
     let ip_range = q.opt_str("IpAddressRange")?.unwrap_or_default();
+    // drover extension: tags every instance registered with the code gets.
+    let tags = read_tags(&mut q)?;
     q.finish()?;
     if description.chars().count() > 128 {
         return Err(ApiError::new(
@@ -88,6 +93,7 @@ pub async fn create_code(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
         registered_count: 0,
         created_ms: now,
         updated_ms: now,
+        tags,
     };
     let id = code.id.clone();
     api.store
@@ -242,6 +248,28 @@ pub async fn modify_instance(api: &Api, _p: &Principal, mut q: Params) -> R<Valu
     api.store
         .write(move |c| instances::rename(c, &id, &name, now_ms()))
         .await?;
+    Ok(json!({}))
+}
+
+pub async fn modify_tags(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+    let id = instance_id(&mut q)?;
+    if q.peek_value("Tags").is_none() {
+        return Err(ApiError::missing("Tags"));
+    }
+    // The full new list: an empty one clears the instance's tags.
+    let tags = read_tags(&mut q)?;
+    q.finish()?;
+    let target = id.clone();
+    api.store
+        .write(move |c| instances::set_tags(c, &target, &tags, now_ms()))
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::NotFound(_) => ApiError::new(
+                "ResourceNotFound.InstanceNotFound",
+                format!("the instance `{id}` does not exist"),
+            ),
+            other => other.into(),
+        })?;
     Ok(json!({}))
 }
 

@@ -11,7 +11,9 @@ use super::commands::{self as cmds, check_cos, check_timeout, check_username, ch
 use super::error::ApiError;
 use super::params;
 use super::request::{check_ids, check_unique, IdList, Params, R};
+use super::targets::{self, RateControl, Selector};
 use super::{views, Api, Principal};
+use crate::dispatch::rollout;
 use crate::store::commands::{self, Command};
 use crate::store::instances;
 use crate::store::invocations::{self as invs, Invocation, InvocationQuery, Task, TaskQuery};
@@ -48,6 +50,9 @@ pub(crate) struct Overrides {
     pub timeout: Option<i64>,
     pub cos_bucket_url: Option<String>,
     pub cos_key_prefix: Option<String>,
+    /// The selector the instances were resolved from, recorded as given.
+    pub targets: Option<Selector>,
+    pub rate: RateControl,
 }
 
 /// Where an invocation came from (TAT's InvocationSource).
@@ -146,11 +151,17 @@ pub(crate) async fn start(
         created_by: cmd.created_by.clone(),
         created_ms: now,
         updated_ms: now,
+        targets: o.targets.as_ref().map(Selector::to_json),
+        max_concurrency: o.rate.max_concurrency.clone(),
+        max_errors: o.rate.max_errors.clone(),
     };
     let deadline = now + api.dispatch.settings.deliver_timeout_ms;
+    // The first wave goes out now; the rest wait, held, for the roll-out.
+    let wave = rollout::concurrency(o.rate.max_concurrency.as_deref(), instance_ids.len());
     let tasks: Vec<Task> = instance_ids
         .iter()
-        .map(|iid| Task {
+        .enumerate()
+        .map(|(n, iid)| Task {
             id: crate::ids::new_id("invt"),
             invocation_id: inv_id.clone(),
             instance_id: iid.clone(),
@@ -159,13 +170,14 @@ pub(crate) async fn start(
             exit_code: None,
             error_info: String::new(),
             output_len: 0,
-            deadline_ms: deadline,
+            deadline_ms: if n < wave { deadline } else { i64::MAX },
             created_ms: now,
             updated_ms: now,
             start_ms: 0,
             end_ms: 0,
             exec_start_ms: 0,
             exec_end_ms: 0,
+            held: n >= wave,
         })
         .collect();
     let command_type = cmd.command_type.clone();
@@ -230,8 +242,31 @@ pub(crate) async fn start_for_invoker(
         .store
         .read(move |c| commands::get(c, &command_id))
         .await?;
+    let targets = inv
+        .targets
+        .as_deref()
+        .map(Selector::from_json)
+        .transpose()?;
+    // A selector is resolved at each trigger, over the instances of now.
+    let instance_ids = match &targets {
+        Some(s) => {
+            targets::resolve(
+                api,
+                s,
+                &cmd.command_type,
+                super::invokers::MAX_INVOKER_INSTANCES,
+            )
+            .await?
+        }
+        None => inv.instance_ids.clone(),
+    };
     let o = Overrides {
         username: (!inv.username.is_empty()).then(|| inv.username.clone()),
+        targets,
+        rate: RateControl {
+            max_concurrency: inv.max_concurrency.clone(),
+            max_errors: inv.max_errors.clone(),
+        },
         ..Overrides::default()
     };
     let (ivk_id, when) = (inv.id.clone(), now_ms());
@@ -250,7 +285,7 @@ pub(crate) async fn start_for_invoker(
         cmd,
         None,
         o,
-        inv.instance_ids.clone(),
+        instance_ids,
         inv.parameters.clone(),
         Source::Invoker,
         Some(also),
@@ -258,8 +293,46 @@ pub(crate) async fn start_for_invoker(
     .await
 }
 
-pub async fn run(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
-    let instance_ids = instance_ids(&mut q, MAX_INSTANCES)?;
+/// The instances of a run: its InstanceIds, or its Targets (exactly one of
+/// the two), and its rate control.
+fn read_fleet(q: &mut Params, max: usize) -> R<(Vec<String>, Option<Selector>, RateControl)> {
+    let selector = targets::read_selector(q)?;
+    targets::one_of(q.peek_value("InstanceIds").is_some(), selector.is_some())?;
+    let ids = match selector {
+        Some(_) => Vec::new(),
+        None => instance_ids(q, max)?,
+    };
+    Ok((ids, selector, targets::read_rate_control(q)?))
+}
+
+/// The instances a run reaches: the listed ones, or what its selector
+/// resolves to now, each of which the caller must be allowed `action` on
+/// (the gate authorized what the selector matched a moment ago; this holds
+/// even if tags changed since).
+async fn reach(
+    api: &Api,
+    p: &Principal,
+    action: &str,
+    ids: Vec<String>,
+    selector: &Option<Selector>,
+    command_type: &str,
+) -> R<Vec<String>> {
+    let Some(s) = selector else {
+        return Ok(ids);
+    };
+    let ids = targets::resolve(api, s, command_type, MAX_INSTANCES).await?;
+    if !p.is_root() {
+        let res = api.instance_resources(&ids).await?;
+        let d = p.grants.decide(action, &res);
+        if !d.allowed {
+            return Err(super::authz::denied(action, &d));
+        }
+    }
+    Ok(ids)
+}
+
+pub async fn run(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
+    let (ids, selector, rate) = read_fleet(&mut q, MAX_INSTANCES)?;
     let save = q.opt_bool("SaveCommand")?.unwrap_or(false);
     let parameters = q.opt_str("Parameters")?;
     let mut cmd = cmds::read_new_command(&mut q, false)?;
@@ -270,11 +343,17 @@ pub async fn run(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     cmd.saved = save;
     let command_id = cmd.id.clone();
     let to_save = Some(cmd.clone());
+    let instance_ids = reach(api, p, "tat:RunCommand", ids, &selector, &cmd.command_type).await?;
+    let o = Overrides {
+        targets: selector,
+        rate,
+        ..Overrides::default()
+    };
     let inv = start(
         api,
         cmd,
         to_save,
-        Overrides::default(),
+        o,
         instance_ids,
         parameters,
         Source::User,
@@ -284,22 +363,34 @@ pub async fn run(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     Ok(json!({ "CommandId": command_id, "InvocationId": inv }))
 }
 
-pub async fn invoke(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+pub async fn invoke(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
     let command_id = cmds::command_id(&mut q)?;
-    let instance_ids = instance_ids(&mut q, MAX_INSTANCES)?;
+    let (ids, selector, rate) = read_fleet(&mut q, MAX_INSTANCES)?;
     let parameters = q.opt_str("Parameters")?;
-    let o = Overrides {
+    let mut o = Overrides {
         username: q.opt_str("Username")?,
         working_directory: q.opt_str("WorkingDirectory")?,
         timeout: q.opt_i64("Timeout")?,
         cos_bucket_url: q.opt_str("OutputCOSBucketUrl")?,
         cos_key_prefix: q.opt_str("OutputCOSKeyPrefix")?,
+        rate,
+        ..Overrides::default()
     };
     q.finish()?;
     let cmd = api
         .store
         .read(move |c| commands::get(c, &command_id))
         .await?;
+    let instance_ids = reach(
+        api,
+        p,
+        "tat:InvokeCommand",
+        ids,
+        &selector,
+        &cmd.command_type,
+    )
+    .await?;
+    o.targets = selector;
     let inv = start(
         api,
         cmd,

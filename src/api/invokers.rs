@@ -12,7 +12,8 @@ use super::error::ApiError;
 use super::invocations::instance_ids;
 use super::params;
 use super::request::{check_ids, check_unique, IdList, Params, R};
-use super::{Api, Principal};
+use super::targets::{self, Selector};
+use super::{views, Api, Principal};
 use crate::scheduler::parse_cron;
 use crate::store::commands;
 use crate::store::invocations as invs;
@@ -23,7 +24,7 @@ use crate::timefmt::{iso, now_ms};
 const BAD_ID: &str = "InvalidParameterValue.InvalidInvokerId";
 const MAX_NAME: usize = 120;
 /// TAT's limit on an invoker's InstanceIds.
-const MAX_INVOKER_INSTANCES: usize = 100;
+pub(crate) const MAX_INVOKER_INSTANCES: usize = 100;
 
 fn invoker_id(q: &mut Params) -> R<String> {
     let id = q.str("InvokerId")?;
@@ -161,7 +162,14 @@ pub async fn create(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     let name = q.str("Name")?;
     let kind = q.str("Type")?;
     let command_id = q.str("CommandId")?;
-    let instance_ids = instance_ids(&mut q, MAX_INVOKER_INSTANCES)?;
+    // drover extensions: a selector resolved at each trigger, and rate control.
+    let selector = targets::read_selector(&mut q)?;
+    targets::one_of(q.peek_value("InstanceIds").is_some(), selector.is_some())?;
+    let instance_ids = match selector {
+        Some(_) => Vec::new(),
+        None => instance_ids(&mut q, MAX_INVOKER_INSTANCES)?,
+    };
+    let rate = targets::read_rate_control(&mut q)?;
     let username = q.opt_str("Username")?.unwrap_or_default();
     let parameters = q.opt_str("Parameters")?;
     let settings = q
@@ -178,6 +186,8 @@ pub async fn create(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     let (policy, recurrence, invoke_time_ms) = read_schedule(settings, now)?;
     check_command(api, &command_id, &parameters).await?;
     check_instances(api, &instance_ids).await?;
+    // A selector that matches nothing yet is allowed: instances may be
+    // tagged later; a trigger that finds none is recorded as failed.
     let inv = Invoker {
         id: crate::ids::new_id("ivk"),
         name,
@@ -194,6 +204,9 @@ pub async fn create(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
         last_fired_ms: now,
         created_ms: now,
         updated_ms: now,
+        targets: selector.as_ref().map(Selector::to_json),
+        max_concurrency: rate.max_concurrency,
+        max_errors: rate.max_errors,
     };
     let id = inv.id.clone();
     api.store.write(move |c| invokers::insert(c, &inv)).await?;
@@ -223,6 +236,11 @@ pub async fn modify(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
             Some(ids)
         }
     };
+    let selector = targets::read_selector(&mut q)?;
+    if ids.is_some() && selector.is_some() {
+        targets::one_of(true, true)?;
+    }
+    let rate = targets::read_rate_control(&mut q)?;
     let settings = q.opt_value("ScheduleSettings");
     q.finish()?;
     let lookup = id.clone();
@@ -264,9 +282,21 @@ pub async fn modify(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     if command_changed {
         check_command(api, &inv.command_id, &inv.parameters).await?;
     }
+    // InstanceIds and Targets replace each other.
     if let Some(ids) = ids {
         check_instances(api, &ids).await?;
         inv.instance_ids = ids;
+        inv.targets = None;
+    }
+    if let Some(s) = selector {
+        inv.instance_ids = Vec::new();
+        inv.targets = Some(s.to_json());
+    }
+    if rate.max_concurrency.is_some() {
+        inv.max_concurrency = rate.max_concurrency;
+    }
+    if rate.max_errors.is_some() {
+        inv.max_errors = rate.max_errors;
     }
     inv.updated_ms = now;
     api.store
@@ -317,7 +347,7 @@ fn view(i: &Invoker) -> Value {
         schedule["InvokeTime"] = json!(iso(i.invoke_time_ms));
     }
     let tags: Value = serde_json::from_str(&i.tags).unwrap_or_else(|_| json!([]));
-    json!({
+    let mut v = json!({
         "InvokerId": i.id,
         "Name": i.name,
         "Type": i.kind,
@@ -330,7 +360,14 @@ fn view(i: &Invoker) -> Value {
         "CreatedTime": iso(i.created_ms),
         "UpdatedTime": iso(i.updated_ms),
         "Tags": tags,
-    })
+    });
+    views::fleet_fields(
+        &mut v,
+        i.targets.as_deref(),
+        i.max_concurrency.as_deref(),
+        i.max_errors.as_deref(),
+    );
+    v
 }
 
 pub async fn describe(api: &Api, p: &Principal, mut q: Params) -> R<Value> {

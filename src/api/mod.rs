@@ -20,6 +20,7 @@ mod misc;
 pub mod params;
 mod request;
 mod scenes;
+mod targets;
 mod views;
 
 use std::net::SocketAddr;
@@ -239,6 +240,7 @@ impl Api {
             "DeleteRegisterCodes" => instances::delete_codes(self, p, q).await,
             "DescribeRegisterInstances" => instances::describe_instances(self, p, q).await,
             "ModifyRegisterInstance" => instances::modify_instance(self, p, q).await,
+            "ModifyInstanceTags" => instances::modify_tags(self, p, q).await,
             "DeleteRegisterInstance" => instances::delete_instance(self, p, q).await,
             "DescribeAutomationAgentStatus" => instances::agent_status(self, p, q).await,
             "DescribeRegions" => misc::regions(self, p, q).await,

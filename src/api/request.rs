@@ -85,6 +85,11 @@ impl Params {
         self.take(name)
     }
 
+    /// Any field, left in place (null reads as absent).
+    pub fn peek_value(&self, name: &str) -> Option<&Value> {
+        self.map.get(name).filter(|v| !v.is_null())
+    }
+
     /// A string field, left in place (authorization looks before handlers take).
     pub fn peek_str(&self, name: &str) -> Option<String> {
         self.map.get(name).and_then(Value::as_str).map(String::from)

@@ -65,7 +65,7 @@ pub fn invocation(i: &Invocation, tasks: &[&Task], show_content: bool) -> Value 
         .max()
         .unwrap_or(0)
         .max(i.updated_ms);
-    json!({
+    let mut v = json!({
         "InvocationId": i.id,
         "CommandId": i.command_id,
         "CommandName": i.command_name,
@@ -91,7 +91,33 @@ pub fn invocation(i: &Invocation, tasks: &[&Task], show_content: bool) -> Value 
         "WorkingDirectory": i.working_directory,
         "OutputCOSBucketUrl": i.cos_bucket_url,
         "OutputCOSKeyPrefix": i.cos_key_prefix,
-    })
+    });
+    fleet_fields(
+        &mut v,
+        i.targets.as_deref(),
+        i.max_concurrency.as_deref(),
+        i.max_errors.as_deref(),
+    );
+    v
+}
+
+/// drover's extension fields of an invocation or invoker, present only
+/// when used, so a TAT client sees exactly TAT's shape otherwise.
+pub fn fleet_fields(
+    v: &mut Value,
+    targets: Option<&str>,
+    max_concurrency: Option<&str>,
+    max_errors: Option<&str>,
+) {
+    if let Some(t) = targets {
+        v["Targets"] = json_text(t);
+    }
+    if let Some(m) = max_concurrency {
+        v["MaxConcurrency"] = json!(m);
+    }
+    if let Some(m) = max_errors {
+        v["MaxErrors"] = json!(m);
+    }
 }
 
 /// Cuts `out` to at most `OUTPUT_INLINE` bytes without splitting a UTF-8
@@ -173,6 +199,7 @@ pub fn register_code(c: &RegisterCode) -> Value {
         "RegisteredCount": c.registered_count,
         "CreatedTime": iso(c.created_ms),
         "UpdatedTime": iso(c.updated_ms),
+        "Tags": json_text(&c.tags),
     })
 }
 

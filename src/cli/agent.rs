@@ -11,6 +11,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::{self, link::LinkError, AgentError};
+use crate::protocol::AgentTag;
 
 #[derive(clap::Args, Debug)]
 pub struct AgentArgs {
@@ -26,15 +27,39 @@ pub struct AgentArgs {
     /// Trust the server through this CA bundle instead of the pinned fingerprint.
     #[arg(long)]
     pub ca_file: Option<PathBuf>,
+    /// A tag for this instance, `key=value` (repeatable). Sent when the agent
+    /// registers; a register code's tag of the same key wins.
+    #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_tag)]
+    pub tags: Vec<AgentTag>,
+}
+
+/// Limits of one tag, as the API applies them to CreateCommand's Tags.
+const MAX_TAGS: usize = 10;
+
+fn parse_tag(s: &str) -> Result<AgentTag, String> {
+    let (key, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not key=value"))?;
+    if key.is_empty() {
+        return Err("a tag key must not be empty".into());
+    }
+    Ok(AgentTag {
+        key: key.to_string(),
+        value: value.to_string(),
+    })
 }
 
 pub fn main(args: AgentArgs) -> anyhow::Result<ExitCode> {
     super::init_tracing();
+    if args.tags.len() > MAX_TAGS {
+        anyhow::bail!("at most {MAX_TAGS} --tag flags are allowed");
+    }
     let cfg = agent::Config {
         data_dir: args.data_dir,
         server: args.server,
         register_code: args.register_code,
         ca_file: args.ca_file,
+        tags: args.tags,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -80,6 +80,29 @@ fn instance_from(machine: &MachineInfo, id: &str, public_key: &str, now: i64) ->
     }
 }
 
+/// Most tags an agent may ask for, as CreateCommand's Tags allow.
+const MAX_AGENT_TAGS: usize = 10;
+
+/// The tags an agent asked for, as the instances table stores them
+/// ({"Key","Value"} JSON); a repeated key keeps its last value.
+fn agent_tags(tags: &[protocol::AgentTag]) -> Result<String, (&'static str, String)> {
+    if tags.len() > MAX_AGENT_TAGS {
+        return Err((
+            "InvalidTags",
+            format!("an agent may ask for at most {MAX_AGENT_TAGS} tags"),
+        ));
+    }
+    if tags.iter().any(|t| t.key.is_empty()) {
+        return Err(("InvalidTags", "a tag key must not be empty".into()));
+    }
+    let mut out: Vec<serde_json::Value> = Vec::new();
+    for t in tags {
+        out.retain(|v| v["Key"] != t.key.as_str());
+        out.push(serde_json::json!({"Key": t.key, "Value": t.value}));
+    }
+    Ok(serde_json::Value::Array(out).to_string())
+}
+
 /// Decides who is connecting. Ok((instance id, known tasks)) or a refusal.
 async fn authenticate(
     d: &Dispatcher,
@@ -94,8 +117,10 @@ async fn authenticate(
             public_key,
             signature,
             machine,
+            tags,
             ..
         } => {
+            let tags = agent_tags(&tags)?;
             if !verify(
                 &public_key,
                 nonce,
@@ -109,6 +134,7 @@ async fn authenticate(
             }
             let hash = crate::sign::sha256_hex(register_code.as_bytes());
             let mut inst = instance_from(&machine, &crate::ids::new_id("mi"), &public_key, now);
+            inst.tags = tags;
             let ip = peer.ip();
             let outcome = d
                 .store
@@ -312,26 +338,31 @@ async fn reconcile(
                     })
                     .await;
             }
-            _ if !agent_has_it => lost.push(t.id.clone()),
+            _ if !agent_has_it => lost.push((t.id.clone(), t.invocation_id.clone())),
             _ => {}
         }
     }
     if !lost.is_empty() {
-        d.store
+        let ended = d
+            .store
             .write(move |c| {
-                for id in &lost {
-                    invocations::end_without_agent(
+                let mut ended = Vec::new();
+                for (id, inv) in &lost {
+                    if invocations::end_without_agent(
                         c,
                         id,
                         &[TaskStatus::Running, TaskStatus::Cancelling],
                         TaskStatus::Failed,
                         "the agent has no record of this task (its journal was lost)",
                         now,
-                    )?;
+                    )? {
+                        ended.push(inv.clone());
+                    }
                 }
-                Ok(())
+                Ok(ended)
             })
             .await?;
+        d.tasks_ended(ended).await;
     }
     Ok(())
 }
@@ -400,7 +431,7 @@ async fn handle(d: &Dispatcher, instance_id: &str, msg: AgentMsg) -> crate::stor
                 .write(move |c| {
                     let t = invocations::get_task(c, &tid)?;
                     if t.instance_id != owner {
-                        return Ok(false);
+                        return Ok(None);
                     }
                     let mut status = outcome_status(outcome);
                     // A kill we did not ask for, while we were cancelling, is still a cancel.
@@ -415,19 +446,21 @@ async fn handle(d: &Dispatcher, instance_id: &str, msg: AgentMsg) -> crate::stor
                         reported_len: output_len as i64,
                         error_info: &error_info,
                     };
-                    invocations::finish(c, &tid, &f, now)?;
-                    Ok(true)
+                    let ended = invocations::finish(c, &tid, &f, now)?;
+                    Ok(Some(ended.then_some(t.invocation_id)))
                 })
                 .await;
             // Ack also for a task we no longer know (deleted), so the agent
             // can drop it from its journal.
-            let known = !matches!(mine, Ok(false));
+            let known = !matches!(mine, Ok(None));
             if known {
                 if let Some(tx) = d.sender(instance_id) {
                     let _ = tx.send(ServerMsg::Ack { task_id }).await;
                 }
             }
-            mine?;
+            if let Some(Some(inv)) = mine? {
+                d.tasks_ended(vec![inv]).await;
+            }
         }
         AgentMsg::Register { .. } | AgentMsg::Hello { .. } => {}
     }

@@ -4,6 +4,7 @@
 //! DELIVER_FAILED or TASK_TIMEOUT on a fixed schedule.
 
 mod link;
+pub mod rollout;
 mod sweep;
 
 pub use link::serve_agent;
@@ -190,7 +191,8 @@ impl Dispatcher {
         let now = now_ms();
         let mut send = Vec::new();
         let mut delayed = Vec::new();
-        for t in tasks {
+        // Held tasks wait for the roll-out to release them.
+        for t in tasks.iter().filter(|t| !t.held) {
             match self.sender(&t.instance_id) {
                 Some(tx) => send.push((t.id.clone(), tx)),
                 None => delayed.push(t.id.clone()),
@@ -199,17 +201,23 @@ impl Dispatcher {
         let ack_deadline = now + self.settings.deliver_timeout_ms;
         let (ids_send, ids_delayed): (Vec<String>, Vec<String>) =
             (send.iter().map(|(id, _)| id.clone()).collect(), delayed);
-        self.store
+        let marked = self
+            .store
             .write(move |c| {
+                let mut marked = HashSet::new();
                 for id in &ids_send {
-                    invocations::mark_delivering(c, id, ack_deadline, now)?;
+                    if invocations::mark_delivering(c, id, ack_deadline, now)? {
+                        marked.insert(id.clone());
+                    }
                 }
                 for id in &ids_delayed {
                     invocations::mark_delayed(c, id, now)?;
                 }
-                Ok(())
+                Ok(marked)
             })
             .await?;
+        // A task cancelled meanwhile (or still held) is not sent.
+        send.retain(|(id, _)| marked.contains(id));
         for (task_id, tx) in send {
             let spec = self.spec(inv, &task_id)?;
             // A full or closed queue means the agent is going away; the task
@@ -219,15 +227,28 @@ impl Dispatcher {
         Ok(())
     }
 
+    /// Called whenever tasks of these invocations became final (agent
+    /// report, sweep, cancel, lost journal): the one place that reacts to
+    /// it. The roll-out goes first, since it may end more tasks (a stopped
+    /// wave's held tasks) before anything looks at the invocation's outcome.
+    pub async fn tasks_ended(&self, mut invocation_ids: Vec<String>) {
+        invocation_ids.sort();
+        invocation_ids.dedup();
+        if let Err(e) = rollout::advance(self, invocation_ids).await {
+            tracing::warn!("rate control could not advance: {e}");
+        }
+    }
+
     /// Cancels tasks: those not yet started end as CANCELLED, running ones
     /// become CANCELLING and their agents are told to kill them.
     pub async fn cancel(&self, tasks: Vec<Task>) -> Result<(), StoreError> {
         let now = now_ms();
         let list = tasks.clone();
-        let to_kill = self
+        let (to_kill, ended) = self
             .store
             .write(move |c| {
                 let mut kill = Vec::new();
+                let mut ended = Vec::new();
                 for t in &list {
                     let pre = [TaskStatus::Pending, TaskStatus::DeliverDelayed];
                     if invocations::end_without_agent(
@@ -238,15 +259,17 @@ impl Dispatcher {
                         "cancelled before delivery",
                         now,
                     )? {
+                        ended.push(t.invocation_id.clone());
                         continue;
                     }
                     if invocations::mark_cancelling(c, &t.id, now)? {
                         kill.push((t.id.clone(), t.instance_id.clone()));
                     }
                 }
-                Ok(kill)
+                Ok((kill, ended))
             })
             .await?;
+        self.tasks_ended(ended).await;
         for (task_id, instance_id) in to_kill {
             if let Some(tx) = self.sender(&instance_id) {
                 let _ = tx.try_send(ServerMsg::CancelTask { task_id });

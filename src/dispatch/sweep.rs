@@ -15,6 +15,10 @@ pub async fn run(d: Arc<Dispatcher>, shutdown: CancellationToken) {
         d.settings.sweep_interval_ms.max(50),
     ));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Roll-outs a restart interrupted go on before anything else is swept.
+    if let Err(e) = super::rollout::resume(&d).await {
+        tracing::warn!("resuming rate-controlled invocations failed: {e}");
+    }
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -33,38 +37,46 @@ pub async fn sweep_once(d: &Dispatcher) -> crate::store::Result<()> {
         return Ok(());
     }
     let wait_s = d.settings.deliver_timeout_ms / 1000;
-    d.store
+    let ended = d
+        .store
         .write(move |c| {
+            let mut ended = Vec::new();
             for t in &overdue {
                 if t.status.is_undelivered() {
                     let why = format!(
                         "instance {} did not take the task within {wait_s} s (agent offline)",
                         t.instance_id
                     );
-                    invocations::end_without_agent(
+                    if invocations::end_without_agent(
                         c,
                         &t.id,
                         &[Pending, DeliverDelayed, Delivering],
                         DeliverFailed,
                         &why,
                         now,
-                    )?;
+                    )? {
+                        ended.push(t.invocation_id.clone());
+                    }
                 } else {
                     let why = format!(
                         "no result from the agent of instance {} past the task's timeout",
                         t.instance_id
                     );
-                    invocations::end_without_agent(
+                    if invocations::end_without_agent(
                         c,
                         &t.id,
                         &[Running, Cancelling],
                         TaskTimeout,
                         &why,
                         now,
-                    )?;
+                    )? {
+                        ended.push(t.invocation_id.clone());
+                    }
                 }
             }
-            Ok(())
+            Ok(ended)
         })
-        .await
+        .await?;
+    d.tasks_ended(ended).await;
+    Ok(())
 }

@@ -104,6 +104,9 @@ pub static ACTIONS: &[ActionInfo] = &[
     row!("tat:DescribeInvokers", IVK, All, Drover),
     row!("tat:DescribeInvokerRecords", IVK, All, Drover),
     // drover extensions on the TAT endpoint.
+    // Retagging is apart from ModifyRegisterInstance: tags decide policy
+    // conditions and target selectors.
+    row!("tat:ModifyInstanceTags", MI, All, Drover),
     row!(
         "tat:DescribeInvocationTaskOutput",
         CMD_INS,

@@ -95,6 +95,13 @@ pub static AZURE_MAP: &[(&str, &[&str])] = &[
         "tat:ModifyRegisterInstance",
         &[aa!("hybridRunbookWorkerGroups/write")],
     ),
+    // Retagging a worker changes which jobs and policies reach it: it is
+    // writing the worker group, as ModifyRegisterInstance is (Contributor
+    // and Owner have it; the Automation Operator roles only read workers).
+    (
+        "tat:ModifyInstanceTags",
+        &[aa!("hybridRunbookWorkerGroups/write")],
+    ),
     (
         "tat:DeleteRegisterInstance",
         &[aa!("hybridRunbookWorkerGroups/delete")],

@@ -21,10 +21,13 @@ pub struct RegisterCode {
     pub registered_count: i64,
     pub created_ms: i64,
     pub updated_ms: i64,
+    /// JSON array text of {"Key","Value"}: given to every instance the code
+    /// admits, over the agent's own tags of the same key.
+    pub tags: String,
 }
 
 const CODE_COLUMNS: &str = "id, secret_hash, description, instance_name_prefix, register_limit,
-    expired_ms, ip_range, enabled, registered_count, created_ms, updated_ms";
+    expired_ms, ip_range, enabled, registered_count, created_ms, updated_ms, tags";
 
 fn code_from_row(r: &Row<'_>) -> rusqlite::Result<RegisterCode> {
     Ok(RegisterCode {
@@ -39,15 +42,17 @@ fn code_from_row(r: &Row<'_>) -> rusqlite::Result<RegisterCode> {
         registered_count: r.get(8)?,
         created_ms: r.get(9)?,
         updated_ms: r.get(10)?,
+        tags: r.get(11)?,
     })
 }
 
 pub fn insert_code(conn: &Connection, c: &RegisterCode) -> Result<()> {
     conn.execute(
-        &format!("INSERT INTO register_codes({CODE_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)"),
+        &format!("INSERT INTO register_codes({CODE_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)"),
         params![
             c.id, c.secret_hash, c.description, c.instance_name_prefix, c.register_limit,
-            c.expired_ms, c.ip_range, c.enabled, c.registered_count, c.created_ms, c.updated_ms
+            c.expired_ms, c.ip_range, c.enabled, c.registered_count, c.created_ms, c.updated_ms,
+            c.tags
         ],
     )?;
     Ok(())
@@ -210,6 +215,7 @@ pub fn register(
         return Ok(Err(Refusal::UsedUp));
     }
     inst.register_code_id = code.id.clone();
+    inst.tags = merge_tags(&inst.tags, &code.tags);
     if inst.name.is_empty() {
         let prefix = if code.instance_name_prefix.is_empty() {
             "instance".to_string()
@@ -233,6 +239,45 @@ pub fn register(
         other => other.into(),
     })?;
     Ok(Ok(()))
+}
+
+/// The agent's tags with the register code's laid over them: on a key both
+/// name, the code's value wins (the administrator who made the code is
+/// trusted more than the machine that presents it).
+pub fn merge_tags(agent: &str, code: &str) -> String {
+    let parse = |t: &str| -> Vec<serde_json::Value> { serde_json::from_str(t).unwrap_or_default() };
+    let code = parse(code);
+    let key = |v: &serde_json::Value| v.get("Key").cloned();
+    let mut out: Vec<serde_json::Value> = parse(agent)
+        .into_iter()
+        .filter(|a| !code.iter().any(|c| key(c) == key(a)))
+        .collect();
+    out.extend(code);
+    serde_json::to_string(&out).unwrap_or_else(|_| "[]".into())
+}
+
+/// Replaces an instance's tags (JSON array text).
+pub fn set_tags(conn: &Connection, id: &str, tags: &str, now: i64) -> Result<()> {
+    let n = conn.execute(
+        "UPDATE instances SET tags = ?2, updated_ms = ?3 WHERE id = ?1",
+        params![id, tags, now],
+    )?;
+    if n == 0 {
+        return Err(StoreError::NotFound(id.into()));
+    }
+    Ok(())
+}
+
+/// Every registered instance, oldest first (what a target selector is
+/// resolved over).
+pub fn all_instances(conn: &Connection) -> Result<Vec<Instance>> {
+    let mut st = conn.prepare(&format!(
+        "SELECT {INST_COLUMNS} FROM instances ORDER BY created_ms, id"
+    ))?;
+    let rows = st
+        .query_map([], inst_from_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows)
 }
 
 pub fn get_instance(conn: &Connection, id: &str) -> Result<Instance> {
@@ -371,6 +416,7 @@ mod tests {
             registered_count: 0,
             created_ms: 1,
             updated_ms: 1,
+            tags: "[]".into(),
         }
     }
 
@@ -409,6 +455,34 @@ mod tests {
         assert!(
             existing_ids(&c, &["mi-1".into(), "mi-9".into()]).unwrap() == vec!["mi-1".to_string()]
         );
+    }
+
+    #[test]
+    fn register_code_tags_win_over_the_agents() {
+        let c = crate::store::test_conn();
+        let mut rc = code(5);
+        rc.tags = r#"[{"Key":"env","Value":"prod"},{"Key":"team","Value":"ops"}]"#.into();
+        insert_code(&c, &rc).unwrap();
+        let mut a = inst("mi-1", "k1");
+        a.tags = r#"[{"Key":"env","Value":"dev"},{"Key":"rack","Value":"r1"}]"#.into();
+        assert_eq!(register(&c, "h", |_| true, &mut a, 5).unwrap(), Ok(()));
+        let got: Vec<serde_json::Value> =
+            serde_json::from_str(&get_instance(&c, "mi-1").unwrap().tags).unwrap();
+        assert_eq!(
+            got,
+            serde_json::json!([
+                {"Key":"rack","Value":"r1"},
+                {"Key":"env","Value":"prod"},
+                {"Key":"team","Value":"ops"}
+            ])
+            .as_array()
+            .unwrap()
+            .clone()
+        );
+        set_tags(&c, "mi-1", "[]", 6).unwrap();
+        assert_eq!(get_instance(&c, "mi-1").unwrap().tags, "[]");
+        assert!(set_tags(&c, "mi-9", "[]", 6).is_err());
+        assert_eq!(all_instances(&c).unwrap().len(), 1);
     }
 
     #[test]

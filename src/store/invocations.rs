@@ -34,6 +34,13 @@ pub struct Invocation {
     pub created_by: String,
     pub created_ms: i64,
     pub updated_ms: i64,
+    /// The target selector (JSON array of {"Key","Values"}) the instances
+    /// were resolved from; None when the caller listed InstanceIds. The
+    /// resolved instances are the tasks' instances.
+    pub targets: Option<String>,
+    /// Rate control as given ("10" or "10%"); None when not used.
+    pub max_concurrency: Option<String>,
+    pub max_errors: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -53,15 +60,19 @@ pub struct Task {
     pub end_ms: i64,
     pub exec_start_ms: i64,
     pub exec_end_ms: i64,
+    /// Held back by MaxConcurrency: PENDING, not handed to dispatch, and
+    /// out of the sweep's sight until the roll-out releases it.
+    pub held: bool,
 }
 
 const INV_COLUMNS: &str = "id, command_id, command_name, description, content, delivery_enc,
     command_type, timeout, working_directory, username, parameters, default_parameters,
-    cos_bucket_url, cos_key_prefix, source, created_by, created_ms, updated_ms";
+    cos_bucket_url, cos_key_prefix, source, created_by, created_ms, updated_ms, targets,
+    max_concurrency, max_errors";
 
 const TASK_COLUMNS: &str = "id, invocation_id, instance_id, command_id, status, exit_code,
     error_info, output_len, deadline_ms, created_ms, updated_ms, start_ms, end_ms,
-    exec_start_ms, exec_end_ms";
+    exec_start_ms, exec_end_ms, held";
 
 fn inv_from_row(r: &Row<'_>) -> rusqlite::Result<Invocation> {
     Ok(Invocation {
@@ -83,6 +94,9 @@ fn inv_from_row(r: &Row<'_>) -> rusqlite::Result<Invocation> {
         created_by: r.get(15)?,
         created_ms: r.get(16)?,
         updated_ms: r.get(17)?,
+        targets: r.get(18)?,
+        max_concurrency: r.get(19)?,
+        max_errors: r.get(20)?,
     })
 }
 
@@ -104,22 +118,23 @@ fn task_from_row(r: &Row<'_>) -> rusqlite::Result<Task> {
         end_ms: r.get(12)?,
         exec_start_ms: r.get(13)?,
         exec_end_ms: r.get(14)?,
+        held: r.get(15)?,
     })
 }
 
 pub fn insert(conn: &Connection, inv: &Invocation, tasks: &[Task]) -> Result<()> {
     let i = inv;
     conn.execute(
-        &format!("INSERT INTO invocations({INV_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)"),
+        &format!("INSERT INTO invocations({INV_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21)"),
         params![
             i.id, i.command_id, i.command_name, i.description, i.content, i.delivery_enc,
             i.command_type, i.timeout, i.working_directory, i.username, i.parameters,
             i.default_parameters, i.cos_bucket_url, i.cos_key_prefix, i.source, i.created_by,
-            i.created_ms, i.updated_ms
+            i.created_ms, i.updated_ms, i.targets, i.max_concurrency, i.max_errors
         ],
     )?;
     let mut st = conn.prepare(&format!(
-        "INSERT INTO tasks({TASK_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)"
+        "INSERT INTO tasks({TASK_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)"
     ))?;
     for t in tasks {
         st.execute(params![
@@ -137,7 +152,8 @@ pub fn insert(conn: &Connection, inv: &Invocation, tasks: &[Task]) -> Result<()>
             t.start_ms,
             t.end_ms,
             t.exec_start_ms,
-            t.exec_end_ms
+            t.exec_end_ms,
+            t.held
         ])?;
     }
     Ok(())
@@ -273,7 +289,7 @@ pub fn mark_delivering(
     let n = conn.execute(
         "UPDATE tasks SET status = 'DELIVERING', deadline_ms = ?2, updated_ms = ?3,
             start_ms = CASE WHEN start_ms = 0 THEN ?3 ELSE start_ms END
-         WHERE id = ?1 AND status IN ('PENDING', 'DELIVER_DELAYED', 'DELIVERING')",
+         WHERE id = ?1 AND held = 0 AND status IN ('PENDING', 'DELIVER_DELAYED', 'DELIVERING')",
         params![task_id, deadline_ms, now],
     )?;
     Ok(n > 0)
@@ -413,20 +429,43 @@ pub fn mark_cancelling(conn: &Connection, task_id: &str, now: i64) -> Result<boo
     set_status(conn, task_id, &[Delivering, Running], Cancelling, now)
 }
 
-/// Tasks an instance should be running or be told about when it connects.
+/// Tasks an instance should be running or be told about when it connects
+/// (a task held back by MaxConcurrency is not yet one of them).
 pub fn open_for_instance(conn: &Connection, instance_id: &str) -> Result<Vec<Task>> {
     query_tasks(
         conn,
-        " WHERE instance_id = ? AND status IN ('PENDING','DELIVER_DELAYED','DELIVERING','RUNNING','CANCELLING') ORDER BY created_ms",
+        " WHERE instance_id = ? AND held = 0 AND status IN ('PENDING','DELIVER_DELAYED','DELIVERING','RUNNING','CANCELLING') ORDER BY created_ms",
         vec![instance_id.to_string().into()],
     )
+}
+
+/// Invocations that still hold tasks back (the roll-out resumes them on
+/// start-up).
+pub fn with_held_tasks(conn: &Connection) -> Result<Vec<String>> {
+    let mut st = conn.prepare(
+        "SELECT DISTINCT invocation_id FROM tasks WHERE held = 1 AND status = 'PENDING'",
+    )?;
+    let rows = st
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<String>>>()?;
+    Ok(rows)
+}
+
+/// Releases a held task to dispatch: its delivery deadline starts now.
+pub fn release(conn: &Connection, task_id: &str, deadline_ms: i64, now: i64) -> Result<bool> {
+    let n = conn.execute(
+        "UPDATE tasks SET held = 0, deadline_ms = ?2, updated_ms = ?3
+         WHERE id = ?1 AND held = 1 AND status = 'PENDING'",
+        params![task_id, deadline_ms, now],
+    )?;
+    Ok(n > 0)
 }
 
 /// Unfinished tasks whose deadline has passed.
 pub fn overdue(conn: &Connection, now: i64) -> Result<Vec<Task>> {
     query_tasks(
         conn,
-        " WHERE status IN ('PENDING','DELIVER_DELAYED','DELIVERING','RUNNING','CANCELLING') AND deadline_ms < ?",
+        " WHERE status IN ('PENDING','DELIVER_DELAYED','DELIVERING','RUNNING','CANCELLING') AND deadline_ms < ? AND held = 0",
         vec![now.into()],
     )
 }
@@ -455,6 +494,9 @@ mod tests {
             created_by: "USER".into(),
             created_ms: 1,
             updated_ms: 1,
+            targets: None,
+            max_concurrency: None,
+            max_errors: None,
         }
     }
 
@@ -475,6 +517,7 @@ mod tests {
             end_ms: 0,
             exec_start_ms: 0,
             exec_end_ms: 0,
+            held: false,
         }
     }
 

@@ -32,10 +32,17 @@ pub struct Invoker {
     pub last_fired_ms: i64,
     pub created_ms: i64,
     pub updated_ms: i64,
+    /// Target selector (JSON array of {"Key","Values"}) resolved at each
+    /// trigger instead of `instance_ids`; None: the ids are used.
+    pub targets: Option<String>,
+    /// Rate control for each trigger's invocation, as given.
+    pub max_concurrency: Option<String>,
+    pub max_errors: Option<String>,
 }
 
 const COLUMNS: &str = "id, name, type, command_id, username, parameters, instance_ids, enable,
-    policy, recurrence, invoke_time_ms, tags, last_fired_ms, created_ms, updated_ms";
+    policy, recurrence, invoke_time_ms, tags, last_fired_ms, created_ms, updated_ms, targets,
+    max_concurrency, max_errors";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Invoker> {
     let ids: String = r.get(6)?;
@@ -55,6 +62,9 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Invoker> {
         last_fired_ms: r.get(12)?,
         created_ms: r.get(13)?,
         updated_ms: r.get(14)?,
+        targets: r.get(15)?,
+        max_concurrency: r.get(16)?,
+        max_errors: r.get(17)?,
     })
 }
 
@@ -65,7 +75,7 @@ fn ids_json(ids: &[String]) -> String {
 pub fn insert(conn: &Connection, i: &Invoker) -> Result<()> {
     conn.execute(
         &format!(
-            "INSERT INTO invokers({COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)"
+            "INSERT INTO invokers({COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)"
         ),
         params![
             i.id,
@@ -82,7 +92,10 @@ pub fn insert(conn: &Connection, i: &Invoker) -> Result<()> {
             i.tags,
             i.last_fired_ms,
             i.created_ms,
-            i.updated_ms
+            i.updated_ms,
+            i.targets,
+            i.max_concurrency,
+            i.max_errors
         ],
     )?;
     Ok(())
@@ -102,7 +115,7 @@ pub fn update(conn: &Connection, i: &Invoker) -> Result<()> {
     let n = conn.execute(
         "UPDATE invokers SET name=?2, type=?3, command_id=?4, username=?5, parameters=?6,
             instance_ids=?7, enable=?8, policy=?9, recurrence=?10, invoke_time_ms=?11,
-            last_fired_ms=?12, updated_ms=?13
+            last_fired_ms=?12, updated_ms=?13, targets=?14, max_concurrency=?15, max_errors=?16
          WHERE id=?1",
         params![
             i.id,
@@ -117,7 +130,10 @@ pub fn update(conn: &Connection, i: &Invoker) -> Result<()> {
             i.recurrence,
             i.invoke_time_ms,
             i.last_fired_ms,
-            i.updated_ms
+            i.updated_ms,
+            i.targets,
+            i.max_concurrency,
+            i.max_errors
         ],
     )?;
     if n == 0 {
@@ -280,6 +296,9 @@ mod tests {
             last_fired_ms: 1_000,
             created_ms: 1_000,
             updated_ms: 1_000,
+            targets: None,
+            max_concurrency: None,
+            max_errors: None,
         }
     }
 

@@ -262,6 +262,21 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX invoker_records_invoker ON invoker_records(invoker_id, invoke_ms);
     "#,
+    // 6: tag targeting and rate control. Register codes carry tags for the
+    // instances they admit; an invocation (and an invoker) keeps its target
+    // selector and rate limits as given (NULL: not used); a task `held`
+    // back by MaxConcurrency waits PENDING until the roll-out releases it.
+    r#"
+    ALTER TABLE register_codes ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE invocations ADD COLUMN targets TEXT;
+    ALTER TABLE invocations ADD COLUMN max_concurrency TEXT;
+    ALTER TABLE invocations ADD COLUMN max_errors TEXT;
+    ALTER TABLE tasks ADD COLUMN held INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX tasks_held ON tasks(invocation_id) WHERE held = 1;
+    ALTER TABLE invokers ADD COLUMN targets TEXT;
+    ALTER TABLE invokers ADD COLUMN max_concurrency TEXT;
+    ALTER TABLE invokers ADD COLUMN max_errors TEXT;
+    "#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
