@@ -146,8 +146,9 @@ pub async fn advance(d: &Dispatcher, invocation_ids: Vec<String>) -> Result<(), 
                     Step::Nothing => {}
                     Step::Release(ids) => {
                         let mut go = Vec::new();
-                        for t in tasks.into_iter().filter(|t| ids.contains(&t.id)) {
+                        for mut t in tasks.into_iter().filter(|t| ids.contains(&t.id)) {
                             if invocations::release(c, &t.id, now + deliver, now)? {
+                                t.held = false;
                                 go.push(t);
                             }
                         }
