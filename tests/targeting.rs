@@ -229,6 +229,21 @@ async fn targets_reach_exactly_the_selected_instances() {
     let shown = h.invocation(r["InvocationId"].as_str().unwrap()).await;
     assert_eq!(task_instances(&shown).len(), 3);
 
+    // `drover run --target` sends the same selector, with rate control.
+    let cli = Command::new(env!("CARGO_BIN_EXE_drover"))
+        .args(["run", "--server", &h.url(), "--ca-file"])
+        .arg(h.data_dir().join("tls").join("cert.pem"))
+        .args(["--target", "tag:env=prod", "--max-concurrency", "1"])
+        .args(["--max-errors", "0", "--", "echo", "via-cli"])
+        .env("TENCENTCLOUD_SECRET_ID", &h.secret_id)
+        .env("TENCENTCLOUD_SECRET_KEY", &h.secret_key)
+        .env_remove("DROVER_PROFILE")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&cli.stdout);
+    assert!(cli.status.success(), "{text}");
+    assert_eq!(text.matches("via-cli").count(), 2, "{text}");
+
     // Id-list invocations keep TAT's shape.
     let plain = h.run("true", &ids[..1], json!({})).await;
     assert!(h.invocation(&plain).await.get("Targets").is_none());

@@ -188,7 +188,7 @@ pub fn task(t: &Task, inv: Option<&Invocation>, head: Option<&[u8]>, show_conten
 }
 
 pub fn register_code(c: &RegisterCode) -> Value {
-    json!({
+    let mut v = json!({
         "RegisterCodeId": c.id,
         "Description": c.description,
         "InstanceNamePrefix": c.instance_name_prefix,
@@ -199,8 +199,12 @@ pub fn register_code(c: &RegisterCode) -> Value {
         "RegisteredCount": c.registered_count,
         "CreatedTime": iso(c.created_ms),
         "UpdatedTime": iso(c.updated_ms),
-        "Tags": json_text(&c.tags),
-    })
+    });
+    // drover extension, shown only when set: TAT's RegisterCodeInfo has no Tags.
+    if !matches!(json_text(&c.tags), Value::Array(ref a) if a.is_empty()) {
+        v["Tags"] = json_text(&c.tags);
+    }
+    v
 }
 
 pub fn instance(i: &Instance, online: bool) -> Value {

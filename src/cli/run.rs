@@ -44,6 +44,16 @@ pub struct RunArgs {
     /// Every registered instance.
     #[arg(long)]
     pub all: bool,
+    /// Select instances by tag instead of by id (repeatable, ANDed):
+    /// `tag:NAME=V1,V2`, `tag-key=K1,K2` or `all`; resolved by the server.
+    #[arg(long = "target", conflicts_with_all = ["all", "instances"])]
+    pub targets: Vec<String>,
+    /// At most this many (or this percentage, `10%`) of the tasks at once.
+    #[arg(long)]
+    pub max_concurrency: Option<String>,
+    /// Stop starting tasks once more than this many (or `10%`) failed.
+    #[arg(long)]
+    pub max_errors: Option<String>,
     /// SHELL, PYTHON, POWERSHELL or BAT.
     #[arg(long = "type", default_value = "SHELL")]
     pub command_type: String,
@@ -234,6 +244,14 @@ async fn print_task(c: &Client, t: &Value, out: &mut impl std::io::Write) -> any
     Ok(())
 }
 
+/// `tag:env=prod,stage` → {"Key": "tag:env", "Values": ["prod", "stage"]}.
+fn target(s: &str) -> Value {
+    match s.split_once('=') {
+        Some((k, v)) => json!({"Key": k, "Values": v.split(',').collect::<Vec<_>>()}),
+        None => json!({ "Key": s }),
+    }
+}
+
 pub fn main(a: RunArgs) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -245,15 +263,25 @@ pub fn main(a: RunArgs) -> anyhow::Result<ExitCode> {
         } else {
             a.instances.clone()
         };
-        if ids.is_empty() {
-            bail!("no instances: pass -i ID,... or --all");
+        if ids.is_empty() && a.targets.is_empty() {
+            bail!("no instances: pass -i ID,..., --target or --all");
         }
         let mut req = json!({
             "Content": B64.encode(a.command.join(" ")),
-            "InstanceIds": ids,
             "CommandType": a.command_type,
             "Timeout": a.timeout,
         });
+        if a.targets.is_empty() {
+            req["InstanceIds"] = json!(ids);
+        } else {
+            req["Targets"] = a.targets.iter().map(|t| target(t)).collect();
+        }
+        if let Some(m) = &a.max_concurrency {
+            req["MaxConcurrency"] = json!(m);
+        }
+        if let Some(m) = &a.max_errors {
+            req["MaxErrors"] = json!(m);
+        }
         if let Some(u) = &a.user {
             req["Username"] = json!(u);
         }
@@ -262,7 +290,11 @@ pub fn main(a: RunArgs) -> anyhow::Result<ExitCode> {
         }
         let r = c.call("RunCommand", &req).await?;
         let inv = r["InvocationId"].as_str().unwrap_or("").to_string();
-        eprintln!("invocation {inv} on {} instance(s)", ids.len());
+        if a.targets.is_empty() {
+            eprintln!("invocation {inv} on {} instance(s)", ids.len());
+        } else {
+            eprintln!("invocation {inv} on the instances --target selects");
+        }
         let failed = follow(&c, &inv, &mut std::io::stdout()).await?;
         Ok(if failed == 0 {
             ExitCode::SUCCESS
