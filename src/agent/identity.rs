@@ -146,6 +146,7 @@ impl Key {
             public_key,
             signature,
             machine,
+            features: protocol::agent_features(),
         }
     }
 
@@ -167,6 +168,7 @@ impl Key {
             signature,
             machine,
             known_tasks,
+            features: protocol::agent_features(),
         }
     }
 }
