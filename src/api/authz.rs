@@ -297,7 +297,7 @@ impl Api {
                 }
                 group.extend(self.instance_resources(&ids("InstanceIds")).await?);
             }
-            "CancelInvocation" => {
+            "CancelInvocation" | "SuspendInvocation" | "ResumeInvocation" => {
                 if let Some(inv) = one("InvocationId") {
                     let (cmd, mut insts) = self
                         .store

@@ -104,6 +104,9 @@ pub static ACTIONS: &[ActionInfo] = &[
     row!("tat:DescribeInvokers", IVK, All, Drover),
     row!("tat:DescribeInvokerRecords", IVK, All, Drover),
     // drover extensions on the TAT endpoint.
+    // Job control: named like CancelInvocation, the resources it names.
+    row!("tat:SuspendInvocation", CMD_INS, All, Drover),
+    row!("tat:ResumeInvocation", CMD_INS, All, Drover),
     row!(
         "tat:DescribeInvocationTaskOutput",
         CMD_INS,

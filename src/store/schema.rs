@@ -262,6 +262,11 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX invoker_records_invoker ON invoker_records(invoker_id, invoke_ms);
     "#,
+    // Job control: when a task was suspended (server clock, unix ms; 0 while
+    // it runs), so its deadline can be pushed back by the time suspended.
+    r#"
+    ALTER TABLE tasks ADD COLUMN suspended_ms INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
