@@ -12,6 +12,14 @@
 //!
 //! After `Welcome` the server pushes `RunTask`/`CancelTask`/`Ack`; the agent
 //! streams `TaskStarted`, `Output` and `TaskFinished`, and sends `Heartbeat`.
+//!
+//! Job control (`SuspendTask`/`ResumeTask`, answered by `TaskSuspended`,
+//! `TaskResumed` or `TaskControlFailed`) came later. An agent built before it
+//! drops the connection on a message type it does not know, so the server
+//! sends these only to agents whose `Register`/`Hello` lists
+//! [`FEATURE_JOB_CONTROL`]; agents from this version on skip unknown server
+//! messages (`ServerMsg::Unknown`), and the server always skipped unknown
+//! agent messages, so later additions need no such flag.
 //! Output is addressed by byte offset so that a resend after a reconnect is
 //! idempotent: the server keeps only bytes beyond what it already holds.
 
@@ -26,6 +34,14 @@ pub const AGENT_PATH: &str = "/agent/ws";
 /// Seconds between agent heartbeats; the server marks an agent offline when
 /// its connection drops, so this only keeps idle NAT/firewall state alive.
 pub const HEARTBEAT_SECS: u64 = 20;
+
+/// Listed in `features` by agents that understand `SuspendTask`/`ResumeTask`.
+pub const FEATURE_JOB_CONTROL: &str = "job-control";
+
+/// What this agent build announces in `Register`/`Hello`.
+pub fn agent_features() -> Vec<String> {
+    vec![FEATURE_JOB_CONTROL.to_string()]
+}
 
 /// The bytes an agent signs to prove key possession: binds the signature to
 /// this server's nonce and to the identity being claimed.
@@ -81,6 +97,10 @@ pub enum AgentMsg {
         /// agents, and omitted when empty, so either side may be older.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         tags: Vec<AgentTag>,
+        /// Optional protocol features (e.g. [`FEATURE_JOB_CONTROL`]); absent
+        /// from agents older than the feature list.
+        #[serde(default)]
+        features: Vec<String>,
     },
     Hello {
         protocol: u32,
@@ -91,6 +111,8 @@ pub enum AgentMsg {
         /// Tasks the agent's journal holds (running or finished but not yet
         /// acknowledged): the server reconciles its own view against this list.
         known_tasks: Vec<String>,
+        #[serde(default)]
+        features: Vec<String>,
     },
     Heartbeat,
     TaskStarted {
@@ -117,6 +139,27 @@ pub enum AgentMsg {
         /// Human-readable reason for START_FAILED, TIMEOUT, TERMINATED, e.g.
         /// processes that survived SIGKILL.
         error_info: String,
+    },
+    /// The task's process group is stopped (SIGSTOP), and its timeout clock
+    /// with it. Sent in answer to `SuspendTask`, and again after a reconnect
+    /// for every task still suspended.
+    TaskSuspended {
+        task_id: String,
+        /// Unix milliseconds when the group was stopped.
+        at: i64,
+    },
+    /// The task's process group runs again (SIGCONT). Sent in answer to
+    /// `ResumeTask`, and after a reconnect for every running task that is
+    /// not suspended, so a confirmation lost with a connection is repaired.
+    TaskResumed {
+        task_id: String,
+        at: i64,
+    },
+    /// A `SuspendTask`/`ResumeTask` could not be applied: the task is not
+    /// running here (finished, finishing or unknown) or the signal failed.
+    TaskControlFailed {
+        task_id: String,
+        reason: String,
     },
 }
 
@@ -156,6 +199,18 @@ pub enum ServerMsg {
     Ack {
         task_id: String,
     },
+    /// Stop the task's whole process group and pause its timeout.
+    SuspendTask {
+        task_id: String,
+    },
+    /// Continue a suspended task's process group.
+    ResumeTask {
+        task_id: String,
+    },
+    /// Any message type this agent does not know (sent by a newer server):
+    /// ignored rather than fatal.
+    #[serde(other)]
+    Unknown,
 }
 
 /// Everything an agent needs to run one task. `content` is the final script,
@@ -220,6 +275,28 @@ mod tests {
         });
         let s = serde_json::to_string(&r).unwrap_or_default();
         assert!(s.contains("\"type\":\"RunTask\""), "{s}");
+    }
+
+    #[test]
+    fn unknown_server_messages_parse_and_features_default_to_none() {
+        let m: ServerMsg =
+            serde_json::from_str(r#"{"type":"FutureThing","x":1}"#).unwrap_or(ServerMsg::Ack {
+                task_id: String::new(),
+            });
+        assert_eq!(m, ServerMsg::Unknown);
+        let s = serde_json::to_string(&ServerMsg::SuspendTask {
+            task_id: "invt-1".into(),
+        })
+        .unwrap_or_default();
+        assert_eq!(s, r#"{"type":"SuspendTask","task_id":"invt-1"}"#);
+        // A Hello from an agent that predates the feature list.
+        let old = r#"{"type":"Hello","protocol":1,"instance_id":"mi-1","signature":"",
+            "machine":{"hostname":"h","machine_id":"m","local_ip":"","system_name":"Linux",
+            "agent_version":"0","command_types":[]},"known_tasks":[]}"#;
+        match serde_json::from_str::<AgentMsg>(old) {
+            Ok(AgentMsg::Hello { features, .. }) => assert!(features.is_empty()),
+            other => unreachable!("{other:?}"),
+        }
     }
 
     #[test]

@@ -10,14 +10,20 @@
 //! * a process that leaves a daemon holding the output pipe does not hold
 //!   the task open: reading stops about a second after the main process
 //!   exits;
-//! * the script directory is gone when `run` returns.
+//! * the script directory is gone when `run` returns;
+//! * job control: a suspend request stops the whole process group
+//!   (SIGSTOP) and pauses the timeout clock; resume continues it (SIGCONT)
+//!   and pushes the deadline back by the time spent stopped, so a task is
+//!   never timed out for time it spent suspended. Every request is answered
+//!   with an event (`Suspended`, `Resumed` or `ControlFailed`); stopping a
+//!   suspended task sends SIGCONT after SIGTERM so the signal is delivered.
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::{sleep, sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -38,8 +44,27 @@ const DEFAULT_TIMEOUT_SECS: u64 = 60;
 /// What a running task reports while it runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExecEvent {
-    Started { pgid: i32, started_at: i64 },
-    Output { offset: u64, data: Vec<u8> },
+    Started {
+        pgid: i32,
+        started_at: i64,
+    },
+    Output {
+        offset: u64,
+        data: Vec<u8>,
+    },
+    /// The group is stopped (unix ms); also the answer to a repeated suspend.
+    Suspended {
+        at: i64,
+    },
+    /// The group runs again (unix ms); also the answer to resuming a task
+    /// that was not suspended.
+    Resumed {
+        at: i64,
+    },
+    /// A suspend or resume request could not be applied.
+    ControlFailed {
+        reason: String,
+    },
 }
 
 /// How the task ended; maps one-to-one onto `AgentMsg::TaskFinished`.
@@ -62,11 +87,13 @@ enum StopReason {
 }
 
 /// Signals that end a task early: `cancel` is this task's CancelTask,
-/// `shutdown` the agent's own.
+/// `shutdown` the agent's own. `suspend` carries job control: every value
+/// sent is a request (true: suspend, false: resume) that gets an answer.
 #[derive(Debug, Clone)]
 pub struct Stops {
     pub cancel: CancellationToken,
     pub shutdown: CancellationToken,
+    pub suspend: watch::Receiver<bool>,
 }
 
 pub fn now_ms() -> i64 {
@@ -163,7 +190,10 @@ impl Supervisor {
             script_dir,
         } = launched;
         let far = Instant::now() + Duration::from_secs(86400 * 365);
-        let deadline = Instant::now() + timeout;
+        let mut deadline = Instant::now() + timeout;
+        let mut suspend = stops.suspend.clone();
+        let mut control_open = true;
+        let mut paused: Option<Paused> = None;
         let mut buf = vec![0u8; 16 * 1024];
         let mut eof = false;
         let mut status: Option<std::io::Result<std::process::ExitStatus>> = None;
@@ -200,14 +230,33 @@ impl Supervisor {
                     drain_until = Some(Instant::now() + DRAIN_GRACE);
                 }
                 _ = sleep_until(drain_until.unwrap_or(far)), if drain_until.is_some() && !eof => {}
-                _ = sleep_until(deadline), if stopping.is_none() && status.is_none() => {
-                    stopping = Some(begin_stop(pgid, StopReason::Timeout));
+                _ = sleep_until(deadline), if stopping.is_none() && status.is_none() && paused.is_none() => {
+                    stopping = Some(begin_stop(pgid, StopReason::Timeout, &mut paused));
                 }
                 _ = stops.cancel.cancelled(), if stopping.is_none() && status.is_none() => {
-                    stopping = Some(begin_stop(pgid, StopReason::Cancelled));
+                    stopping = Some(begin_stop(pgid, StopReason::Cancelled, &mut paused));
                 }
                 _ = stops.shutdown.cancelled(), if stopping.is_none() && status.is_none() => {
-                    stopping = Some(begin_stop(pgid, StopReason::AgentShutdown));
+                    stopping = Some(begin_stop(pgid, StopReason::AgentShutdown, &mut paused));
+                }
+                r = suspend.changed(), if control_open => {
+                    if r.is_err() {
+                        control_open = false;
+                        continue;
+                    }
+                    let want = *suspend.borrow_and_update();
+                    let ending = if stopping.is_some() {
+                        Some("the task is being stopped")
+                    } else if status.is_some() {
+                        Some("the task has ended")
+                    } else {
+                        None
+                    };
+                    let ev = match ending {
+                        Some(why) => ExecEvent::ControlFailed { reason: why.to_string() },
+                        None => control(pgid, want, &mut paused, &mut deadline),
+                    };
+                    let _ = self.events.send(ev).await;
                 }
                 _ = poll.tick(), if kill_pending => {
                     if let Some(s) = stopping.as_mut() {
@@ -274,8 +323,58 @@ impl Supervisor {
     }
 }
 
-fn begin_stop(pgid: i32, reason: StopReason) -> Stopping {
+/// A suspension in effect: since when, by our clock and by the wall clock.
+#[derive(Debug, Clone, Copy)]
+struct Paused {
+    since: Instant,
+    at: i64,
+}
+
+/// Applies one job-control request to a live process group.
+fn control(
+    pgid: i32,
+    suspend: bool,
+    paused: &mut Option<Paused>,
+    deadline: &mut Instant,
+) -> ExecEvent {
+    let failed = |what: &str, e: std::io::Error| ExecEvent::ControlFailed {
+        reason: format!("{what} process group {pgid}: {e}"),
+    };
+    match (suspend, *paused) {
+        (true, Some(p)) => ExecEvent::Suspended { at: p.at },
+        (false, None) => ExecEvent::Resumed { at: now_ms() },
+        (true, None) => match super::sys::signal_group(pgid, libc::SIGSTOP) {
+            Ok(true) => {
+                let at = now_ms();
+                *paused = Some(Paused {
+                    since: Instant::now(),
+                    at,
+                });
+                ExecEvent::Suspended { at }
+            }
+            Ok(false) => ExecEvent::ControlFailed {
+                reason: "the task's processes are gone".into(),
+            },
+            Err(e) => failed("stopping", e),
+        },
+        (false, Some(p)) => match super::sys::signal_group(pgid, libc::SIGCONT) {
+            Ok(_) => {
+                // The timeout counts running time only.
+                *deadline += p.since.elapsed();
+                *paused = None;
+                ExecEvent::Resumed { at: now_ms() }
+            }
+            Err(e) => failed("continuing", e),
+        },
+    }
+}
+
+fn begin_stop(pgid: i32, reason: StopReason, paused: &mut Option<Paused>) -> Stopping {
     let _ = super::sys::signal_group(pgid, libc::SIGTERM);
+    // A stopped process only sees SIGTERM once it runs again.
+    if paused.take().is_some() {
+        let _ = super::sys::signal_group(pgid, libc::SIGCONT);
+    }
     Stopping {
         reason,
         term_sent: Instant::now(),
@@ -300,3 +399,7 @@ async fn survivors(pgid: i32) -> Option<String> {
 #[cfg(test)]
 #[path = "exec_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "jobctl_tests.rs"]
+mod jobctl_tests;

@@ -48,6 +48,7 @@ async fn run_with(spec: TaskSpec, stops: Stops) -> Run {
             match ev {
                 ExecEvent::Started { pgid: p, .. } => pgid = Some(p),
                 ExecEvent::Output { offset, data } => chunks.push((offset, data)),
+                _ => {}
             }
         }
         (chunks, pgid)
@@ -75,6 +76,7 @@ fn no_stops() -> Stops {
     Stops {
         cancel: CancellationToken::new(),
         shutdown: CancellationToken::new(),
+        suspend: tokio::sync::watch::channel(false).1,
     }
 }
 

@@ -153,6 +153,7 @@ impl Key {
             signature,
             machine,
             tags,
+            features: protocol::agent_features(),
         }
     }
 
@@ -174,6 +175,7 @@ impl Key {
             signature,
             machine,
             known_tasks,
+            features: protocol::agent_features(),
         }
     }
 }

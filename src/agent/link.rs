@@ -244,6 +244,9 @@ pub async fn session(
             r = send(ws, &msg) => r?,
         }
     }
+    for msg in tasks.control_reports() {
+        send(ws, &msg).await?;
+    }
     let period = Duration::from_secs(HEARTBEAT_SECS);
     let mut heartbeat = tokio::time::interval_at(Instant::now() + period, period);
     let mut last_heard = Instant::now();

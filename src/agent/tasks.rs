@@ -8,13 +8,22 @@
 //! tasks interrupted by an agent restart are finished as Failed on start-up.
 //! Tasks run as tokio tasks and report through one bounded channel, so a
 //! slow link slows the tasks' output reading instead of growing memory.
+//!
+//! Job control: `SuspendTask`/`ResumeTask` go to the task's executor, which
+//! signals the process group and answers; a task that is not running here
+//! is answered at once with `TaskControlFailed`. Suspension lives only in
+//! memory: an agent restart ends every unfinished task anyway (`recover`),
+//! so there is nothing to remember across one. After a reconnect
+//! `control_reports` restates each running task's state to the server.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -27,10 +36,19 @@ use crate::protocol::{AgentMsg, Outcome, ServerMsg, TaskSpec};
 /// Messages queued by tasks before the link picks them up.
 const OUTBOX: usize = 64;
 
+/// How the registry reaches one running task.
+struct Control {
+    cancel: CancellationToken,
+    /// Job-control requests to the executor (true: suspend).
+    suspend: watch::Sender<bool>,
+    /// When the executor stopped the task (unix ms), 0 while it runs.
+    suspended_at: Arc<AtomicI64>,
+}
+
 pub struct Tasks {
     journal: Journal,
     work_root: PathBuf,
-    running: HashMap<String, CancellationToken>,
+    running: HashMap<String, Control>,
     tx: mpsc::Sender<AgentMsg>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
@@ -70,8 +88,14 @@ impl Tasks {
             ServerMsg::RunTask(spec) => self.start(spec).into_iter().collect(),
             ServerMsg::CancelTask { task_id } => {
                 if let Some(t) = self.running.get(&task_id) {
-                    t.cancel();
+                    t.cancel.cancel();
                 }
+                Vec::new()
+            }
+            ServerMsg::SuspendTask { task_id } => self.control(task_id, true),
+            ServerMsg::ResumeTask { task_id } => self.control(task_id, false),
+            ServerMsg::Unknown => {
+                tracing::debug!("ignoring a server message of a type this agent does not know");
                 Vec::new()
             }
             ServerMsg::Ack { task_id } => {
@@ -90,6 +114,43 @@ impl Tasks {
                 Vec::new()
             }
         }
+    }
+
+    /// Hands a suspend (true) or resume request to the task's executor,
+    /// which answers it; answers here when no executor is listening.
+    fn control(&mut self, task_id: String, suspend: bool) -> Vec<AgentMsg> {
+        match self.running.get(&task_id) {
+            Some(c) if c.suspend.send(suspend).is_ok() => Vec::new(),
+            Some(_) => vec![AgentMsg::TaskControlFailed {
+                task_id,
+                reason: "the task has ended".into(),
+            }],
+            None => vec![AgentMsg::TaskControlFailed {
+                task_id,
+                reason: "the task is not running on this agent (finished or unknown)".into(),
+            }],
+        }
+    }
+
+    /// Each running task's job-control state, restated after a reconnect so
+    /// that a confirmation lost with the old connection is repaired.
+    pub fn control_reports(&self) -> Vec<AgentMsg> {
+        let mut ids: Vec<&String> = self.running.keys().collect();
+        ids.sort();
+        ids.into_iter()
+            .filter_map(|id| {
+                let at = self.running.get(id)?.suspended_at.load(Ordering::Relaxed);
+                let task_id = id.clone();
+                Some(if at > 0 {
+                    AgentMsg::TaskSuspended { task_id, at }
+                } else {
+                    AgentMsg::TaskResumed {
+                        task_id,
+                        at: exec::now_ms(),
+                    }
+                })
+            })
+            .collect()
     }
 
     /// Bookkeeping for a message leaving the outbox.
@@ -125,10 +186,20 @@ impl Tasks {
             }
         }
         let cancel = CancellationToken::new();
-        self.running.insert(task_id, cancel.clone());
+        let (suspend, suspend_rx) = watch::channel(false);
+        let suspended_at = Arc::new(AtomicI64::new(0));
+        self.running.insert(
+            task_id,
+            Control {
+                cancel: cancel.clone(),
+                suspend,
+                suspended_at: suspended_at.clone(),
+            },
+        );
         let stops = Stops {
             cancel,
             shutdown: self.shutdown.clone(),
+            suspend: suspend_rx,
         };
         let (journal, work_root, tx) = (
             self.journal.clone(),
@@ -136,7 +207,7 @@ impl Tasks {
             self.tx.clone(),
         );
         self.tracker
-            .spawn(run_task(spec, journal, work_root, tx, stops));
+            .spawn(run_task(spec, journal, work_root, tx, stops, suspended_at));
         None
     }
 
@@ -247,6 +318,7 @@ async fn run_task(
     work_root: PathBuf,
     tx: mpsc::Sender<AgentMsg>,
     stops: Stops,
+    suspended_at: Arc<AtomicI64>,
 ) {
     let task_id = spec.task_id.clone();
     let mut writer = match journal.output_writer(&task_id) {
@@ -287,6 +359,24 @@ async fn run_task(
                         data: B64.encode(&data),
                     }
                 }
+                ExecEvent::Suspended { at } => {
+                    suspended_at.store(at, Ordering::Relaxed);
+                    AgentMsg::TaskSuspended {
+                        task_id: task_id.clone(),
+                        at,
+                    }
+                }
+                ExecEvent::Resumed { at } => {
+                    suspended_at.store(0, Ordering::Relaxed);
+                    AgentMsg::TaskResumed {
+                        task_id: task_id.clone(),
+                        at,
+                    }
+                }
+                ExecEvent::ControlFailed { reason } => AgentMsg::TaskControlFailed {
+                    task_id: task_id.clone(),
+                    reason,
+                },
             };
             // The link may be down: the journal already has it for replay.
             let _ = tx.send(msg).await;

@@ -275,3 +275,81 @@ fn replay_resends_task_started_for_a_running_task() {
     ));
     assert_eq!(replay.next_msg(), None, "no result yet: no TaskFinished");
 }
+
+/// The next message that is not output.
+async fn next_non_output(f: &mut Fixture) -> AgentMsg {
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(10), f.rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if !matches!(m, AgentMsg::Output { .. }) {
+            return m;
+        }
+    }
+}
+
+#[tokio::test]
+async fn suspend_and_resume_are_confirmed_and_restated_after_a_reconnect() {
+    let mut f = fixture();
+    // Unknown tasks and unknown message types are answered, not fatal.
+    let r = f.tasks.handle(ServerMsg::SuspendTask {
+        task_id: "nope".into(),
+    });
+    assert!(
+        matches!(&r[..], [AgentMsg::TaskControlFailed { task_id, .. }] if task_id == "nope"),
+        "{r:?}"
+    );
+    assert!(f.tasks.handle(ServerMsg::Unknown).is_empty());
+
+    f.tasks
+        .handle(ServerMsg::RunTask(spec("t5", "sleep 0.5; echo done")));
+    assert!(matches!(
+        next_non_output(&mut f).await,
+        AgentMsg::TaskStarted { .. }
+    ));
+    assert!(f
+        .tasks
+        .handle(ServerMsg::SuspendTask {
+            task_id: "t5".into()
+        })
+        .is_empty());
+    let AgentMsg::TaskSuspended { at, .. } = next_non_output(&mut f).await else {
+        panic!("expected TaskSuspended")
+    };
+    assert_eq!(
+        f.tasks.control_reports(),
+        vec![AgentMsg::TaskSuspended {
+            task_id: "t5".into(),
+            at
+        }]
+    );
+    f.tasks.handle(ServerMsg::ResumeTask {
+        task_id: "t5".into(),
+    });
+    assert!(matches!(
+        next_non_output(&mut f).await,
+        AgentMsg::TaskResumed { .. }
+    ));
+    assert!(matches!(
+        &f.tasks.control_reports()[..],
+        [AgentMsg::TaskResumed { .. }]
+    ));
+    let msgs = until_finished(&mut f, "t5").await;
+    assert!(matches!(
+        msgs.last(),
+        Some(AgentMsg::TaskFinished {
+            outcome: Outcome::Success,
+            ..
+        })
+    ));
+    // Finished: a late request is answered as such.
+    let r = f.tasks.handle(ServerMsg::SuspendTask {
+        task_id: "t5".into(),
+    });
+    assert!(
+        matches!(&r[..], [AgentMsg::TaskControlFailed { .. }]),
+        "{r:?}"
+    );
+    assert!(f.tasks.control_reports().is_empty());
+}

@@ -300,7 +300,7 @@ impl Api {
                 let insts = self.reached_instances(q).await?;
                 group.extend(self.instance_resources(&insts).await?);
             }
-            "CancelInvocation" => {
+            "CancelInvocation" | "SuspendInvocation" | "ResumeInvocation" => {
                 if let Some(inv) = one("InvocationId") {
                     let (cmd, mut insts) = self
                         .store

@@ -4,6 +4,7 @@
 //! `{"Response": {"Error": {"Code", "Message"}, "RequestId"}}`. Messages name
 //! the offending parameter or resource and never echo secrets.
 
+use crate::dispatch::{ControlError, ControlRequest};
 use crate::store::StoreError;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -114,6 +115,32 @@ impl From<StoreError> for ApiError {
                 tracing::error!("store error: {other}");
                 ApiError::internal()
             }
+        }
+    }
+}
+
+/// Job control (Suspend/ResumeInvocation) that reached no task.
+impl From<ControlError> for ApiError {
+    fn from(e: ControlError) -> ApiError {
+        match e {
+            ControlError::NoTaskInState(ControlRequest::Suspend) => ApiError::new(
+                "UnsupportedOperation.TaskNotRunning",
+                "no chosen task is RUNNING: only running tasks can be suspended \
+                 (tasks not yet delivered or already ended are left alone)",
+            ),
+            ControlError::NoTaskInState(ControlRequest::Resume) => ApiError::new(
+                "UnsupportedOperation.TaskNotSuspended",
+                "no chosen task is SUSPENDED: only suspended tasks can be resumed",
+            ),
+            ControlError::AgentsOffline => ApiError::new(
+                "ResourceUnavailable.AgentStatusNotOnline",
+                "the agents running the chosen tasks are offline; try again when they are Online",
+            ),
+            ControlError::AgentsTooOld => ApiError::new(
+                "UnsupportedOperation.AgentJobControlUnsupported",
+                "the agents running the chosen tasks are too old for job control; upgrade them",
+            ),
+            ControlError::Store(e) => e.into(),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! Running commands: RunCommand, InvokeCommand, DescribeInvocations,
 //! DescribeInvocationTasks, CancelInvocation, and the drover extension
 //! DescribeInvocationTaskOutput (a task's whole output, byte-exact).
+//! Suspend/ResumeInvocation (`jobctl.rs`) share CancelInvocation's request
+//! reading (`chosen_tasks`).
 
 use std::collections::{HashMap, HashSet};
 
@@ -598,7 +600,16 @@ pub async fn describe_tasks(api: &Api, p: &Principal, mut q: Params) -> R<Value>
     Ok(json!({ "TotalCount": total, "InvocationTaskSet": set }))
 }
 
-pub async fn cancel(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+pub async fn cancel(api: &Api, _p: &Principal, q: Params) -> R<Value> {
+    let chosen = chosen_tasks(api, q).await?;
+    api.dispatch.cancel(chosen).await?;
+    Ok(json!({}))
+}
+
+/// The tasks a CancelInvocation-shaped request names: InvocationId, and
+/// optionally InstanceIds to pick some of its tasks. Job control
+/// (Suspend/ResumeInvocation) reads its requests here too.
+pub(crate) async fn chosen_tasks(api: &Api, mut q: Params) -> R<Vec<Task>> {
     let inv_id = q.str("InvocationId")?;
     check_ids(
         "InvocationId",
@@ -644,8 +655,7 @@ pub async fn cancel(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
                 .collect()
         }
     };
-    api.dispatch.cancel(chosen).await?;
-    Ok(json!({}))
+    Ok(chosen)
 }
 
 pub async fn output(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {

@@ -16,6 +16,7 @@ pub mod error;
 mod instances;
 pub(crate) mod invocations;
 mod invokers;
+mod jobctl;
 mod misc;
 pub mod params;
 mod request;
@@ -226,6 +227,8 @@ impl Api {
             "DescribeInvocations" => invocations::describe(self, p, q).await,
             "DescribeInvocationTasks" => invocations::describe_tasks(self, p, q).await,
             "CancelInvocation" => invocations::cancel(self, p, q).await,
+            "SuspendInvocation" => jobctl::suspend(self, p, q).await,
+            "ResumeInvocation" => jobctl::resume(self, p, q).await,
             "DescribeInvocationTaskOutput" => invocations::output(self, p, q).await,
             "CreateInvoker" => invokers::create(self, p, q).await,
             "ModifyInvoker" => invokers::modify(self, p, q).await,

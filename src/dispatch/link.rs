@@ -103,13 +103,25 @@ fn agent_tags(tags: &[protocol::AgentTag]) -> Result<String, (&'static str, Stri
     Ok(serde_json::Value::Array(out).to_string())
 }
 
-/// Decides who is connecting. Ok((instance id, known tasks)) or a refusal.
+/// Who is connecting: the instance, the tasks its journal holds, and
+/// whether it understands job control.
+struct Hello {
+    instance_id: String,
+    known: Vec<String>,
+    job_control: bool,
+}
+
+fn job_control(features: &[String]) -> bool {
+    features.iter().any(|f| f == protocol::FEATURE_JOB_CONTROL)
+}
+
+/// Decides who is connecting, or refuses.
 async fn authenticate(
     d: &Dispatcher,
     first: AgentMsg,
     nonce: &str,
     peer: SocketAddr,
-) -> Result<(String, Vec<String>), (&'static str, String)> {
+) -> Result<Hello, (&'static str, String)> {
     let now = now_ms();
     match first {
         AgentMsg::Register {
@@ -118,6 +130,7 @@ async fn authenticate(
             signature,
             machine,
             tags,
+            features,
             ..
         } => {
             let tags = agent_tags(&tags)?;
@@ -151,7 +164,11 @@ async fn authenticate(
                 .await
                 .map_err(|e| ("RegisterFailed", e.to_string()))?;
             match outcome {
-                Ok(id) => Ok((id, Vec::new())),
+                Ok(id) => Ok(Hello {
+                    instance_id: id,
+                    known: Vec::new(),
+                    job_control: job_control(&features),
+                }),
                 Err(r) => {
                     let (code, msg) = refusal_text(r);
                     Err((code, msg.to_string()))
@@ -163,6 +180,7 @@ async fn authenticate(
             signature,
             machine,
             known_tasks,
+            features,
             ..
         } => {
             let id = instance_id.clone();
@@ -192,7 +210,11 @@ async fn authenticate(
                 .store
                 .write(move |c| instances::update_seen(c, &fresh, now))
                 .await;
-            Ok((instance_id, known_tasks))
+            Ok(Hello {
+                instance_id,
+                known: known_tasks,
+                job_control: job_control(&features),
+            })
         }
         _ => Err(("ProtocolError", "expected Register or Hello".into())),
     }
@@ -222,7 +244,7 @@ pub async fn serve_agent<S>(
         Ok(Some(m)) => m,
         _ => return,
     };
-    let (instance_id, known) = match authenticate(&d, first, &nonce, peer).await {
+    let hello = match authenticate(&d, first, &nonce, peer).await {
         Ok(v) => v,
         Err((code, message)) => {
             tracing::info!(%peer, code, "agent refused: {message}");
@@ -236,6 +258,11 @@ pub async fn serve_agent<S>(
             return;
         }
     };
+    let Hello {
+        instance_id,
+        known,
+        job_control,
+    } = hello;
     if sink
         .send(encode(&ServerMsg::Welcome {
             instance_id: instance_id.clone(),
@@ -247,7 +274,7 @@ pub async fn serve_agent<S>(
     }
     tracing::info!(%peer, instance = %instance_id, "agent connected");
     let (tx, mut rx) = mpsc::channel::<ServerMsg>(AGENT_QUEUE);
-    let serial = d.attach(&instance_id, tx.clone());
+    let serial = d.attach(&instance_id, tx.clone(), job_control);
     let writer = tokio::spawn(async move {
         while let Some(m) = rx.recv().await {
             if sink.send(encode(&m)).await.is_err() {
@@ -331,6 +358,9 @@ async fn reconcile(
                     .await?;
                 let _ = tx.send(ServerMsg::RunTask(d.spec(&inv, &t.id)?)).await;
             }
+            // A suspended task stays suspended across a reconnect; the
+            // agent restates its state (`Tasks::control_reports`).
+            TaskStatus::Suspended if agent_has_it => {}
             TaskStatus::Cancelling if agent_has_it => {
                 let _ = tx
                     .send(ServerMsg::CancelTask {
@@ -351,7 +381,11 @@ async fn reconcile(
                     if invocations::end_without_agent(
                         c,
                         id,
-                        &[TaskStatus::Running, TaskStatus::Cancelling],
+                        &[
+                            TaskStatus::Running,
+                            TaskStatus::Cancelling,
+                            TaskStatus::Suspended,
+                        ],
                         TaskStatus::Failed,
                         "the agent has no record of this task (its journal was lost)",
                         now,
@@ -461,6 +495,11 @@ async fn handle(d: &Dispatcher, instance_id: &str, msg: AgentMsg) -> crate::stor
             if let Some(Some(inv)) = mine? {
                 d.tasks_ended(vec![inv]).await;
             }
+        }
+        AgentMsg::TaskSuspended { .. }
+        | AgentMsg::TaskResumed { .. }
+        | AgentMsg::TaskControlFailed { .. } => {
+            super::jobctl::apply_report(d, instance_id, msg).await?;
         }
         AgentMsg::Register { .. } | AgentMsg::Hello { .. } => {}
     }

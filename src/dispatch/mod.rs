@@ -3,10 +3,12 @@
 //! what agents report, and moves tasks whose agent stays silent to
 //! DELIVER_FAILED or TASK_TIMEOUT on a fixed schedule.
 
+mod jobctl;
 mod link;
 pub mod rollout;
 mod sweep;
 
+pub use jobctl::{ControlError, ControlRequest};
 pub use link::serve_agent;
 
 use std::collections::{HashMap, HashSet};
@@ -51,6 +53,9 @@ struct Conn {
     tx: mpsc::Sender<ServerMsg>,
     connected_ms: i64,
     last_heartbeat_ms: i64,
+    /// The agent announced `protocol::FEATURE_JOB_CONTROL`: it may be sent
+    /// SuspendTask/ResumeTask (older agents drop the connection on them).
+    job_control: bool,
 }
 
 pub struct Dispatcher {
@@ -119,7 +124,7 @@ impl Dispatcher {
             .map(|c| c.tx.clone())
     }
 
-    fn attach(&self, instance_id: &str, tx: mpsc::Sender<ServerMsg>) -> u64 {
+    fn attach(&self, instance_id: &str, tx: mpsc::Sender<ServerMsg>, job_control: bool) -> u64 {
         let serial = self
             .next_serial
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -134,6 +139,7 @@ impl Dispatcher {
                     tx,
                     connected_ms: now,
                     last_heartbeat_ms: now,
+                    job_control,
                 },
             );
         }

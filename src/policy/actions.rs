@@ -107,6 +107,9 @@ pub static ACTIONS: &[ActionInfo] = &[
     // Retagging is apart from ModifyRegisterInstance: tags decide policy
     // conditions and target selectors.
     row!("tat:ModifyInstanceTags", MI, All, Drover),
+    // Job control: named like CancelInvocation, the resources it names.
+    row!("tat:SuspendInvocation", CMD_INS, All, Drover),
+    row!("tat:ResumeInvocation", CMD_INS, All, Drover),
     row!(
         "tat:DescribeInvocationTaskOutput",
         CMD_INS,

@@ -53,6 +53,8 @@ pub static AZURE_MAP: &[(&str, &[&str])] = &[
         &[aa!("jobs/streams/read")],
     ),
     ("tat:CancelInvocation", &[aa!("jobs/stop/action")]),
+    ("tat:SuspendInvocation", &[aa!("jobs/suspend/action")]),
+    ("tat:ResumeInvocation", &[aa!("jobs/resume/action")]),
     // schedules + job schedules → invokers.
     (
         "tat:DescribeInvokers",

@@ -98,6 +98,9 @@ fn role_reader_views_everything_and_changes_nothing() {
         !can(&[&p], "cam:ListAccessKeys"),
         "keys are secrets, not */read"
     );
+    // Job control changes a job: Azure's jobs/suspend and jobs/resume actions.
+    assert!(!can(&[&p], "tat:SuspendInvocation"));
+    assert!(!can(&[&p], "tat:ResumeInvocation"));
 }
 
 #[test]
@@ -107,6 +110,8 @@ fn role_automation_operator_runs_jobs_but_never_sees_content() {
         "tat:DescribeCommands",
         "tat:InvokeCommand",
         "tat:CancelInvocation",
+        "tat:SuspendInvocation",
+        "tat:ResumeInvocation",
         "tat:DescribeInvocations",
         "tat:DescribeInvocationTasks",
         "tat:DescribeInvocationTaskOutput",
@@ -180,6 +185,8 @@ fn role_automation_job_operator_manages_jobs_for_all_runbooks() {
     for a in [
         "tat:InvokeCommand",
         "tat:CancelInvocation",
+        "tat:SuspendInvocation",
+        "tat:ResumeInvocation",
         "tat:DescribeInvocations",
         "tat:DescribeInvocationTasks",
         "tat:DescribeInvocationTaskOutput",
@@ -282,6 +289,8 @@ fn role_monitoring_reader_reads_audit_and_monitoring_data() {
     for a in [
         "tat:RunCommand",
         "tat:CancelInvocation",
+        "tat:SuspendInvocation",
+        "tat:ResumeInvocation",
         "cam:CreateRoleAssignment",
         "cam:ListAccessKeys",
     ] {

@@ -424,9 +424,19 @@ pub fn end_without_agent(
     Ok(n > 0)
 }
 
-/// Marks a running task CANCELLING; true if it was running or being delivered.
+/// Marks a running task CANCELLING; true if it was running, suspended or
+/// being delivered. A suspended task's deadline moves back by the time it
+/// spent suspended (its agent's timeout clock was paused as long).
 pub fn mark_cancelling(conn: &Connection, task_id: &str, now: i64) -> Result<bool> {
-    set_status(conn, task_id, &[Delivering, Running], Cancelling, now)
+    let n = conn.execute(
+        "UPDATE tasks SET status = 'CANCELLING', updated_ms = ?2,
+            deadline_ms = deadline_ms + CASE WHEN status = 'SUSPENDED'
+                THEN MAX(0, ?2 - suspended_ms) ELSE 0 END,
+            suspended_ms = 0
+         WHERE id = ?1 AND status IN ('DELIVERING', 'RUNNING', 'SUSPENDED')",
+        params![task_id, now],
+    )?;
+    Ok(n > 0)
 }
 
 /// Tasks an instance should be running or be told about when it connects
@@ -434,7 +444,7 @@ pub fn mark_cancelling(conn: &Connection, task_id: &str, now: i64) -> Result<boo
 pub fn open_for_instance(conn: &Connection, instance_id: &str) -> Result<Vec<Task>> {
     query_tasks(
         conn,
-        " WHERE instance_id = ? AND held = 0 AND status IN ('PENDING','DELIVER_DELAYED','DELIVERING','RUNNING','CANCELLING') ORDER BY created_ms",
+        " WHERE instance_id = ? AND held = 0 AND status IN ('PENDING','DELIVER_DELAYED','DELIVERING','RUNNING','CANCELLING','SUSPENDED') ORDER BY created_ms",
         vec![instance_id.to_string().into()],
     )
 }
@@ -461,7 +471,8 @@ pub fn release(conn: &Connection, task_id: &str, deadline_ms: i64, now: i64) -> 
     Ok(n > 0)
 }
 
-/// Unfinished tasks whose deadline has passed.
+/// Unfinished tasks whose deadline has passed. A SUSPENDED task has no
+/// running deadline: it is not looked at until it is resumed or cancelled.
 pub fn overdue(conn: &Connection, now: i64) -> Result<Vec<Task>> {
     query_tasks(
         conn,

@@ -15,6 +15,7 @@ pub mod groups;
 pub mod instances;
 pub mod invocations;
 pub mod invokers;
+pub mod jobctl;
 pub mod keys;
 pub mod policies;
 pub mod query;

@@ -277,6 +277,11 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE invokers ADD COLUMN max_concurrency TEXT;
     ALTER TABLE invokers ADD COLUMN max_errors TEXT;
     "#,
+    // 7: job control. When a task was suspended (server clock, unix ms; 0 while
+    // it runs), so its deadline can be pushed back by the time suspended.
+    r#"
+    ALTER TABLE tasks ADD COLUMN suspended_ms INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -1,4 +1,11 @@
-//! Task and invocation states, named exactly as TAT names them.
+//! Task and invocation states, named exactly as TAT names them, plus the
+//! drover extension SUSPENDED (job control).
+//!
+//! SUSPENDED is a task whose agent confirmed it stopped the process group;
+//! it is neither final nor undelivered, and the sweep never times it out.
+//! An invocation is SUSPENDED when every task that has not ended is
+//! suspended; a mix of suspended and running (or not yet delivered) tasks
+//! is still RUNNING, since work is still going on or about to.
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TaskStatus {
@@ -15,11 +22,13 @@ pub enum TaskStatus {
     Cancelling,
     Cancelled,
     Terminated,
+    /// drover extension: the agent stopped the task's process group.
+    Suspended,
 }
 
 use TaskStatus::*;
 
-const ALL: [TaskStatus; 13] = [
+const ALL: [TaskStatus; 14] = [
     Pending,
     Delivering,
     DeliverDelayed,
@@ -33,6 +42,7 @@ const ALL: [TaskStatus; 13] = [
     Cancelling,
     Cancelled,
     Terminated,
+    Suspended,
 ];
 
 impl TaskStatus {
@@ -51,6 +61,7 @@ impl TaskStatus {
             Cancelling => "CANCELLING",
             Cancelled => "CANCELLED",
             Terminated => "TERMINATED",
+            Suspended => "SUSPENDED",
         }
     }
 
@@ -88,7 +99,12 @@ pub fn invocation_status(tasks: &[TaskStatus]) -> &'static str {
         if tasks.contains(&Cancelling) {
             return "CANCELLING";
         }
-        let started = tasks.iter().any(|t| *t == Running || t.is_final());
+        if tasks.iter().all(|t| t.is_final() || *t == Suspended) {
+            return "SUSPENDED";
+        }
+        let started = tasks
+            .iter()
+            .any(|t| matches!(t, Running | Suspended) || t.is_final());
         return if started { "RUNNING" } else { "PENDING" };
     }
     let n = tasks.len();
@@ -129,6 +145,10 @@ mod tests {
         assert_eq!(invocation_status(&[Running, Pending]), "RUNNING");
         assert_eq!(invocation_status(&[Success, Pending]), "RUNNING");
         assert_eq!(invocation_status(&[Cancelling, Running]), "CANCELLING");
+        assert_eq!(invocation_status(&[Suspended, Success]), "SUSPENDED");
+        assert_eq!(invocation_status(&[Suspended, Running]), "RUNNING");
+        assert_eq!(invocation_status(&[Suspended, Pending]), "RUNNING");
+        assert_eq!(invocation_status(&[Suspended, Cancelling]), "CANCELLING");
         assert_eq!(invocation_status(&[Success, Success]), "SUCCESS");
         assert_eq!(invocation_status(&[Success, Failed]), "PARTIAL_FAILED");
         assert_eq!(invocation_status(&[Failed, DeliverFailed]), "FAILED");

@@ -468,6 +468,16 @@ def cam_denied(u, action, **fields):
     return denied(cam_call, u.cam, action, action="cam:" + action, **fields)
 
 
+def suspend_and_resume(env, u, inv):
+    """Job control (drover extension, sent with call_json) as `u`."""
+    u.json("SuspendInvocation", InvocationId=inv)
+    tat.poll(lambda: tat.describe_invocation(env.root, inv).InvocationStatus == "SUSPENDED", 15,
+             what="invocation SUSPENDED")
+    u.json("ResumeInvocation", InvocationId=inv)
+    tat.poll(lambda: tat.describe_invocation(env.root, inv).InvocationStatus == "RUNNING", 15,
+             what="invocation RUNNING again")
+
+
 def running_invocation(env, instances):
     rsp = tat.call(env.root, "RunCommand", Content=b64("sleep 30"), InstanceIds=list(instances), Timeout=60)
 
@@ -548,6 +558,7 @@ def role_automation_operator(env, u, x, y):
     out = u.json("DescribeInvocationTaskOutput", InvocationTaskId=ts[0].InvocationTaskId)
     assert "authz" in json.dumps(out) or out  # the task's output is readable
     running = running_invocation(e, [e.a])
+    suspend_and_resume(e, u, running)
     u.call("CancelInvocation", InvocationId=running)
     assert tat.wait_invocation(e.root, running, deadline_s=20).InvocationStatus == "CANCELLED"
     nc, ni = e.n_commands(), e.n_invocations()
@@ -565,6 +576,7 @@ def role_job_operator(env, u, x, y):
     e = env
     e.succeeded(u.call("InvokeCommand", CommandId=y, InstanceIds=[e.b]).InvocationId)
     running = running_invocation(e, [e.b])
+    suspend_and_resume(e, u, running)
     u.call("CancelInvocation", InvocationId=running)
     assert tat.wait_invocation(e.root, running, deadline_s=20).InvocationStatus == "CANCELLED"
     assert u.call("DescribeCommands", Limit=100).TotalCount == 0, "jobs only: no runbook properties"
@@ -639,6 +651,8 @@ def role_monitoring_reader(env, u, x, y):
     running = running_invocation(e, [e.a])
     try:
         sub_denied(u, "CancelInvocation", InvocationId=running)
+        for action in ("SuspendInvocation", "ResumeInvocation"):
+            denied(u.tat.call_json, action, {"InvocationId": running}, action="tat:" + action)
         assert tat.describe_invocation(e.root, running).InvocationStatus == "RUNNING"
     finally:
         tat.call(e.root, "CancelInvocation", InvocationId=running)

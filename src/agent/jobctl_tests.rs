@@ -1,0 +1,165 @@
+//! Job-control tests of the executor: real processes stopped and continued.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use super::*;
+use base64::Engine;
+
+fn spec(script: &str, timeout: u64) -> TaskSpec {
+    let mut b = [0u8; 8];
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
+    TaskSpec {
+        task_id: format!("t-{}", u64::from_le_bytes(b)),
+        invocation_id: "inv-test".into(),
+        command_type: "SHELL".into(),
+        content: base64::engine::general_purpose::STANDARD.encode(script),
+        timeout,
+        working_directory: "/tmp".into(),
+        username: String::new(),
+    }
+}
+
+/// A task running in the background, driven by the test through `suspend`.
+struct Job {
+    events: mpsc::Receiver<ExecEvent>,
+    suspend: watch::Sender<bool>,
+    cancel: CancellationToken,
+    done: tokio::task::JoinHandle<ExecResult>,
+    _tmp: tempfile::TempDir,
+}
+
+fn start(spec: TaskSpec) -> Job {
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().join("work");
+    launch::prepare_work_root(&work).unwrap();
+    let (tx, events) = mpsc::channel(64);
+    let (suspend, suspend_rx) = watch::channel(false);
+    let cancel = CancellationToken::new();
+    let stops = Stops {
+        cancel: cancel.clone(),
+        shutdown: CancellationToken::new(),
+        suspend: suspend_rx,
+    };
+    let done = tokio::spawn(async move { run(&spec, &work, tx, stops).await });
+    Job {
+        events,
+        suspend,
+        cancel,
+        done,
+        _tmp: tmp,
+    }
+}
+
+impl Job {
+    /// Collects output until it is `want` (the script is past its start).
+    async fn wait_output(&mut self, out: &mut Vec<u8>, want: &str) {
+        while out.as_slice() != want.as_bytes() {
+            let ev = tokio::time::timeout(Duration::from_secs(10), self.events.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            match ev {
+                ExecEvent::Output { data, .. } => out.extend(data),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+
+    /// The next event that is not output (output is collected into `out`).
+    async fn next_control(&mut self, out: &mut Vec<u8>) -> ExecEvent {
+        loop {
+            let ev = tokio::time::timeout(Duration::from_secs(10), self.events.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            match ev {
+                ExecEvent::Output { data, .. } => out.extend(data),
+                other => return other,
+            }
+        }
+    }
+}
+
+fn states(pgid: i32) -> Vec<char> {
+    procinfo::live_group_members(pgid)
+        .into_iter()
+        .filter_map(|p| procinfo::stat(p).map(|s| s.state))
+        .collect()
+}
+
+#[tokio::test]
+async fn suspend_stops_the_group_and_its_timeout_clock() {
+    let mut job = start(spec("echo start; sleep 1 & wait; echo end", 2));
+    let mut out = Vec::new();
+    let ExecEvent::Started { pgid, .. } = job.next_control(&mut out).await else {
+        panic!("expected Started")
+    };
+    job.wait_output(&mut out, "start\n").await;
+    job.suspend.send(true).unwrap();
+    assert!(matches!(
+        job.next_control(&mut out).await,
+        ExecEvent::Suspended { .. }
+    ));
+    let st = states(pgid);
+    assert!(!st.is_empty() && st.iter().all(|s| *s == 'T'), "{st:?}");
+    // A repeated request is confirmed again, not applied twice.
+    job.suspend.send(true).unwrap();
+    assert!(matches!(
+        job.next_control(&mut out).await,
+        ExecEvent::Suspended { .. }
+    ));
+    // Suspended past the whole 2 s timeout: only running time counts.
+    sleep(Duration::from_millis(2500)).await;
+    job.suspend.send(false).unwrap();
+    assert!(matches!(
+        job.next_control(&mut out).await,
+        ExecEvent::Resumed { .. }
+    ));
+    assert!(states(pgid).iter().all(|s| *s != 'T'));
+    while let Some(ev) = job.events.recv().await {
+        if let ExecEvent::Output { data, .. } = ev {
+            out.extend(data);
+        }
+    }
+    let r = job.done.await.unwrap();
+    assert_eq!(r.outcome, Outcome::Success, "{}", r.error_info);
+    assert_eq!(String::from_utf8_lossy(&out), "start\nend\n");
+}
+
+#[tokio::test]
+async fn cancelling_a_suspended_task_terminates_it_at_once() {
+    let mut job = start(spec("echo start; sleep 100", 30));
+    let mut out = Vec::new();
+    let ExecEvent::Started { pgid, .. } = job.next_control(&mut out).await else {
+        panic!("expected Started")
+    };
+    job.wait_output(&mut out, "start\n").await;
+    job.suspend.send(true).unwrap();
+    assert!(matches!(
+        job.next_control(&mut out).await,
+        ExecEvent::Suspended { .. }
+    ));
+    let t0 = std::time::Instant::now();
+    job.cancel.cancel();
+    while let Some(ev) = job.events.recv().await {
+        if let ExecEvent::Output { data, .. } = ev {
+            out.extend(data);
+        }
+    }
+    let r = job.done.await.unwrap();
+    assert_eq!(r.outcome, Outcome::Terminated);
+    assert_eq!(String::from_utf8_lossy(&out), "start\n");
+    // SIGTERM reached the stopped group (SIGCONT followed it): no SIGKILL grace.
+    assert!(t0.elapsed() < KILL_GRACE, "{:?}", t0.elapsed());
+    let left: Vec<_> = procinfo::live_group_members(pgid)
+        .into_iter()
+        .map(|p| {
+            (
+                p,
+                procinfo::stat(p),
+                std::fs::read_to_string(format!("/proc/{p}/cmdline")),
+            )
+        })
+        .collect();
+    assert!(left.is_empty(), "{left:?} {}", r.error_info);
+}
