@@ -162,7 +162,16 @@ pub struct TaskSpec {
     pub working_directory: String,
     /// Empty: the agent's own user.
     pub username: String,
+    /// Values (secrets) the agent replaces with `******` in the task's
+    /// output before journaling or sending it. Absent for older servers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mask: Vec<String>,
 }
+
+/// Shortest value worth masking: replacing every "a" or "1" in an output
+/// would wreck it while hiding nothing. Shorter secrets are delivered but
+/// not masked (the server does not even send them as mask values).
+pub const MIN_MASK_LEN: usize = 4;
 
 /// Formats a register code value: `drv1.<server cert SHA-256 hex>.<secret>`.
 /// Carrying the fingerprint lets one command line both find and verify the
@@ -205,6 +214,7 @@ mod tests {
             timeout: 60,
             working_directory: String::new(),
             username: String::new(),
+            mask: Vec::new(),
         });
         let s = serde_json::to_string(&r).unwrap_or_default();
         assert!(s.contains("\"type\":\"RunTask\""), "{s}");

@@ -10,7 +10,9 @@
 //! * a process that leaves a daemon holding the output pipe does not hold
 //!   the task open: reading stops about a second after the main process
 //!   exits;
-//! * the script directory is gone when `run` returns.
+//! * the script directory is gone when `run` returns;
+//! * the spec's mask values never appear in the reported output: the stream
+//!   passes through a `Masker` before it is chunked and numbered.
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
@@ -22,6 +24,7 @@ use tokio::time::{sleep, sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::launch;
+use super::mask::Masker;
 use super::output::{Utf8Chunker, MAX_CHUNK};
 use super::procinfo;
 use crate::protocol::{Outcome, TaskSpec};
@@ -112,6 +115,7 @@ pub async fn run(
     let mut sup = Supervisor {
         events,
         chunker: Utf8Chunker::default(),
+        masker: Masker::new(&spec.mask),
         offset: 0,
     };
     let ended = sup.supervise(launched, timeout, stops).await;
@@ -126,6 +130,7 @@ pub async fn run(
 struct Supervisor {
     events: mpsc::Sender<ExecEvent>,
     chunker: Utf8Chunker,
+    masker: Masker,
     offset: u64,
 }
 
@@ -182,7 +187,8 @@ impl Supervisor {
                 r = output.read(&mut buf), if !eof => match r {
                     Ok(0) | Err(_) => eof = true,
                     Ok(n) => {
-                        self.chunker.push(&buf[..n]);
+                        let released = self.masker.push(&buf[..n]);
+                        self.chunker.push(&released);
                         if self.chunker.pending_len() >= MAX_CHUNK {
                             self.emit_ready().await;
                             flush_at = None;
@@ -225,6 +231,8 @@ impl Supervisor {
                 }
             }
         }
+        let held = self.masker.finish();
+        self.chunker.push(&held);
         self.emit_ready().await;
         let tail = self.chunker.finish();
         if !tail.is_empty() {

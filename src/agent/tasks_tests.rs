@@ -14,6 +14,7 @@ fn spec(id: &str, script: &str) -> TaskSpec {
         timeout: 30,
         working_directory: "/tmp".into(),
         username: String::new(),
+        mask: Vec::new(),
     }
 }
 
