@@ -276,3 +276,22 @@ fn replay_resends_task_started_for_a_running_task() {
     ));
     assert_eq!(replay.next_msg(), None, "no result yet: no TaskFinished");
 }
+
+#[tokio::test]
+async fn a_task_with_secrets_is_journaled_without_them_and_sent_masked() {
+    let mut f = fixture();
+    let mut s = spec("invt-secret", "echo 'pw=hunter2-x'");
+    s.mask = vec!["hunter2-x".into()];
+    assert!(f.tasks.handle(ServerMsg::RunTask(s)).is_empty());
+    let entry = f.tasks.journal().load("invt-secret").unwrap();
+    assert!(entry.spec.content.is_empty() && entry.spec.mask.is_empty());
+    let msgs = until_finished(&mut f, "invt-secret").await;
+    assert_eq!(output_of(&msgs), b"pw=******\n");
+    let mut journaled = vec![0u8; 64];
+    let n = f
+        .tasks
+        .journal()
+        .read_output("invt-secret", 0, &mut journaled)
+        .unwrap();
+    assert_eq!(&journaled[..n], b"pw=******\n");
+}

@@ -178,6 +178,13 @@ mod tests {
         };
         assert_eq!(list(&c, &[], page).unwrap().0, 1);
         assert_eq!(list(&c, &["other".into()], page).unwrap().0, 0);
+        for i in 1..MAX_SECRETS {
+            insert(&c, &secret(&format!("s{i}"))).unwrap();
+        }
+        assert!(matches!(
+            insert(&c, &secret("one-too-many")),
+            Err(StoreError::Refused("secret-limit", _))
+        ));
         delete(&c, "db.pw").unwrap();
         assert!(find(&c, "db.pw").unwrap().is_none());
         assert!(matches!(get(&c, "db.pw"), Err(StoreError::NotFound(_))));
