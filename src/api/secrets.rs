@@ -226,7 +226,8 @@ pub(crate) fn mask_values(values: &BTreeMap<String, String>) -> Vec<String> {
 }
 
 impl Api {
-    /// For actions that start runs (now or by an invoker), one resource
+    /// For actions that start runs (now, or later by an invoker: also
+    /// ModifyCommand of a command some invoker fires), one resource
     /// group per secret the run's content refers to: the secret and the
     /// target instances, to be decided for `tat:UseSecret`. The content is
     /// the command's own text; parameters cannot add references (see
@@ -249,6 +250,37 @@ impl Api {
                 Some(id) => stored_command(id).await?,
                 None => None,
             },
+            // A changed command runs with its new secrets on the instances
+            // of every invoker that fires it: its editor needs the use
+            // there, as if it edited those invokers.
+            "ModifyCommand" => {
+                let (Some(id), Some(content)) = (q.peek_str("CommandId"), q.peek_str("Content"))
+                else {
+                    return Ok(Vec::new());
+                };
+                let query = crate::store::invokers::InvokerQuery {
+                    command_ids: vec![id],
+                    ..Default::default()
+                };
+                let all = crate::store::query::Page {
+                    offset: 0,
+                    limit: super::authz::FILTER_SCAN,
+                };
+                let invokers = self
+                    .store
+                    .read(move |c| crate::store::invokers::list(c, &query, all))
+                    .await?
+                    .1;
+                if invokers.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut all_ids: Vec<String> =
+                    invokers.into_iter().flat_map(|i| i.instance_ids).collect();
+                all_ids.sort();
+                all_ids.dedup();
+                instances = all_ids;
+                Some(content)
+            }
             "ModifyInvoker" => {
                 let Some(id) = q.peek_str("InvokerId") else {
                     return Ok(Vec::new());

@@ -146,3 +146,22 @@ def tat_assign(e, uin, role):
     r = e.root.call_json("CreateRoleAssignment", {"PrincipalType": "User", "PrincipalId": str(uin),
                                                   "RoleName": role, "Scope": "account"})["Response"]
     assert r["RoleAssignmentId"]
+
+
+def test_modifying_an_invokers_command_to_use_a_secret_needs_the_use(env):
+    e = env
+    name, _ = secret(e)
+    fired, loose = e.command("echo plain"), e.command("echo plain")
+    ivk = e.root.call_json("CreateInvoker", {
+        "Name": uniq("sec"), "Type": "SCHEDULE", "CommandId": fired, "InstanceIds": [e.a],
+        "ScheduleSettings": {"Policy": "RECURRENCE", "Recurrence": "0 0 1 1 *"}})["Response"]["InvokerId"]
+    try:
+        u = e.user(doc(stmt("allow", ["tat:ModifyCommand"], ["*"])))
+        denied(u.call, "ModifyCommand", action="tat:UseSecret", resource=sec(e, name),
+               CommandId=fired, Content=b64(uses(name)))
+        assert e.get_command(fired).Content == b64("echo plain")
+        u.call("ModifyCommand", CommandId=fired, Content=b64("echo still plain"))
+        # No invoker fires `loose`: whoever runs it is checked then.
+        u.call("ModifyCommand", CommandId=loose, Content=b64(uses(name)))
+    finally:
+        e.root.call_json("DeleteInvoker", {"InvokerId": ivk})
