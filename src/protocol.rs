@@ -147,8 +147,9 @@ pub enum ServerMsg {
 }
 
 /// Everything an agent needs to run one task. `content` is the final script,
-/// parameters already substituted.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+/// parameters already substituted. Its Debug shows neither the script nor
+/// the mask values: both may hold secrets.
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
 pub struct TaskSpec {
     pub task_id: String,
     pub invocation_id: String,
@@ -166,6 +167,24 @@ pub struct TaskSpec {
     /// output before journaling or sending it. Absent for older servers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mask: Vec<String>,
+}
+
+impl std::fmt::Debug for TaskSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskSpec")
+            .field("task_id", &self.task_id)
+            .field("invocation_id", &self.invocation_id)
+            .field("command_type", &self.command_type)
+            .field(
+                "content",
+                &format_args!("<{} bytes of base64>", self.content.len()),
+            )
+            .field("timeout", &self.timeout)
+            .field("working_directory", &self.working_directory)
+            .field("username", &self.username)
+            .field("mask", &format_args!("<{} values>", self.mask.len()))
+            .finish()
+    }
 }
 
 /// Shortest value worth masking: replacing every "a" or "1" in an output
@@ -218,6 +237,16 @@ mod tests {
         });
         let s = serde_json::to_string(&r).unwrap_or_default();
         assert!(s.contains("\"type\":\"RunTask\""), "{s}");
+        assert!(!s.contains("mask"), "an empty mask is not sent: {s}");
+        let ServerMsg::RunTask(mut spec) = r else {
+            unreachable!()
+        };
+        spec.mask = vec!["hunter2-x".into()];
+        let shown = format!("{:?}", ServerMsg::RunTask(spec));
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("dHJ1ZQ=="),
+            "{shown}"
+        );
     }
 
     #[test]
