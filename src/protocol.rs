@@ -214,8 +214,9 @@ pub enum ServerMsg {
 }
 
 /// Everything an agent needs to run one task. `content` is the final script,
-/// parameters already substituted.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+/// parameters already substituted. Its Debug shows neither the script nor
+/// the mask values: both may hold secrets.
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
 pub struct TaskSpec {
     pub task_id: String,
     pub invocation_id: String,
@@ -229,7 +230,34 @@ pub struct TaskSpec {
     pub working_directory: String,
     /// Empty: the agent's own user.
     pub username: String,
+    /// Values (secrets) the agent replaces with `******` in the task's
+    /// output before journaling or sending it. Absent for older servers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mask: Vec<String>,
 }
+
+impl std::fmt::Debug for TaskSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskSpec")
+            .field("task_id", &self.task_id)
+            .field("invocation_id", &self.invocation_id)
+            .field("command_type", &self.command_type)
+            .field(
+                "content",
+                &format_args!("<{} bytes of base64>", self.content.len()),
+            )
+            .field("timeout", &self.timeout)
+            .field("working_directory", &self.working_directory)
+            .field("username", &self.username)
+            .field("mask", &format_args!("<{} values>", self.mask.len()))
+            .finish()
+    }
+}
+
+/// Shortest value worth masking: replacing every "a" or "1" in an output
+/// would wreck it while hiding nothing. Shorter secrets are delivered but
+/// not masked (the server does not even send them as mask values).
+pub const MIN_MASK_LEN: usize = 4;
 
 /// Formats a register code value: `drv1.<server cert SHA-256 hex>.<secret>`.
 /// Carrying the fingerprint lets one command line both find and verify the
@@ -272,9 +300,20 @@ mod tests {
             timeout: 60,
             working_directory: String::new(),
             username: String::new(),
+            mask: Vec::new(),
         });
         let s = serde_json::to_string(&r).unwrap_or_default();
         assert!(s.contains("\"type\":\"RunTask\""), "{s}");
+        assert!(!s.contains("mask"), "an empty mask is not sent: {s}");
+        let ServerMsg::RunTask(mut spec) = r else {
+            unreachable!()
+        };
+        spec.mask = vec!["hunter2-x".into()];
+        let shown = format!("{:?}", ServerMsg::RunTask(spec));
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("dHJ1ZQ=="),
+            "{shown}"
+        );
     }
 
     #[test]

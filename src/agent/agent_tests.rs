@@ -114,6 +114,7 @@ async fn registers_runs_a_task_reconnects_with_hello_and_stops_on_rejection() {
         timeout: 10,
         working_directory: "/tmp".into(),
         username: String::new(),
+        mask: Vec::new(),
     };
     send(&mut ws, &ServerMsg::RunTask(spec.clone())).await;
     send(&mut ws, &ServerMsg::RunTask(spec)).await;

@@ -17,6 +17,8 @@
 //!   never timed out for time it spent suspended. Every request is answered
 //!   with an event (`Suspended`, `Resumed` or `ControlFailed`); stopping a
 //!   suspended task sends SIGCONT after SIGTERM so the signal is delivered.
+//! * the spec's mask values never appear in the reported output: the stream
+//!   passes through a `Masker` before it is chunked and numbered.
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
@@ -28,6 +30,7 @@ use tokio::time::{sleep, sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::launch;
+use super::mask::Masker;
 use super::output::{Utf8Chunker, MAX_CHUNK};
 use super::procinfo;
 use crate::protocol::{Outcome, TaskSpec};
@@ -139,6 +142,7 @@ pub async fn run(
     let mut sup = Supervisor {
         events,
         chunker: Utf8Chunker::default(),
+        masker: Masker::new(&spec.mask),
         offset: 0,
     };
     let ended = sup.supervise(launched, timeout, stops).await;
@@ -153,6 +157,7 @@ pub async fn run(
 struct Supervisor {
     events: mpsc::Sender<ExecEvent>,
     chunker: Utf8Chunker,
+    masker: Masker,
     offset: u64,
 }
 
@@ -212,7 +217,8 @@ impl Supervisor {
                 r = output.read(&mut buf), if !eof => match r {
                     Ok(0) | Err(_) => eof = true,
                     Ok(n) => {
-                        self.chunker.push(&buf[..n]);
+                        let released = self.masker.push(&buf[..n]);
+                        self.chunker.push(&released);
                         if self.chunker.pending_len() >= MAX_CHUNK {
                             self.emit_ready().await;
                             flush_at = None;
@@ -274,6 +280,8 @@ impl Supervisor {
                 }
             }
         }
+        let held = self.masker.finish();
+        self.chunker.push(&held);
         self.emit_ready().await;
         let tail = self.chunker.finish();
         if !tail.is_empty() {

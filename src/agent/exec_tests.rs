@@ -21,6 +21,7 @@ fn spec(command_type: &str, script: &str) -> TaskSpec {
         timeout: 30,
         working_directory: "/tmp".into(),
         username: String::new(),
+        mask: Vec::new(),
     }
 }
 
@@ -341,4 +342,18 @@ async fn the_agent_environment_does_not_leak() {
     for v in ["HOME", "USER", "LOGNAME", "SHELL", "PATH"] {
         assert!(vars.split(' ').any(|x| x == v), "{v} missing: {vars}");
     }
+}
+
+#[tokio::test]
+async fn masks_values_written_in_pieces_and_keeps_offsets_contiguous() {
+    let mut s = spec(
+        "SHELL",
+        "printf 'a=s3cr'; sleep 0.2; printf 'et-v\\n'; echo s3cret-v s3cr; printf s3c",
+    );
+    s.mask = vec!["s3cret-v".into(), "ab".into()];
+    let r = run_with(s, no_stops()).await;
+    assert_eq!(r.result.outcome, Outcome::Success);
+    // run_with checked that offsets are contiguous over the masked stream.
+    assert_eq!(text(&r), "a=******\n****** s3cr\ns3c");
+    assert!(r.chunks.len() >= 2, "the pause split the output");
 }

@@ -326,6 +326,7 @@ mod tests {
             timeout: 60,
             working_directory: String::new(),
             username: String::new(),
+            mask: Vec::new(),
         }
     }
 

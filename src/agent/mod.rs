@@ -25,6 +25,7 @@ pub mod identity;
 pub mod journal;
 pub mod launch;
 pub mod link;
+pub mod mask;
 pub mod output;
 pub mod procinfo;
 mod sys;

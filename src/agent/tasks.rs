@@ -162,7 +162,19 @@ impl Tasks {
 
     fn start(&mut self, spec: TaskSpec) -> Option<AgentMsg> {
         let task_id = spec.task_id.clone();
-        match self.journal.accept(&spec) {
+        // A script that holds secrets is kept only in its 0600 script file
+        // for the run: the journal (kept until the server's Ack) records
+        // the task without its content and mask values.
+        let journaled = if spec.mask.is_empty() {
+            spec.clone()
+        } else {
+            TaskSpec {
+                content: String::new(),
+                mask: Vec::new(),
+                ..spec.clone()
+            }
+        };
+        match self.journal.accept(&journaled) {
             Ok(true) => {}
             Ok(false) => {
                 tracing::debug!("task {task_id} is already journaled; not running it again");

@@ -14,6 +14,7 @@ fn spec(id: &str, script: &str) -> TaskSpec {
         timeout: 30,
         working_directory: "/tmp".into(),
         username: String::new(),
+        mask: Vec::new(),
     }
 }
 
@@ -352,4 +353,23 @@ async fn suspend_and_resume_are_confirmed_and_restated_after_a_reconnect() {
         "{r:?}"
     );
     assert!(f.tasks.control_reports().is_empty());
+}
+
+#[tokio::test]
+async fn a_task_with_secrets_is_journaled_without_them_and_sent_masked() {
+    let mut f = fixture();
+    let mut s = spec("invt-secret", "echo 'pw=hunter2-x'");
+    s.mask = vec!["hunter2-x".into()];
+    assert!(f.tasks.handle(ServerMsg::RunTask(s)).is_empty());
+    let entry = f.tasks.journal().load("invt-secret").unwrap();
+    assert!(entry.spec.content.is_empty() && entry.spec.mask.is_empty());
+    let msgs = until_finished(&mut f, "invt-secret").await;
+    assert_eq!(output_of(&msgs), b"pw=******\n");
+    let mut journaled = vec![0u8; 64];
+    let n = f
+        .tasks
+        .journal()
+        .read_output("invt-secret", 0, &mut journaled)
+        .unwrap();
+    assert_eq!(&journaled[..n], b"pw=******\n");
 }

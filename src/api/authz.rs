@@ -154,6 +154,15 @@ impl Api {
         })
     }
 
+    /// A secret, named as `qcs::tat:REGION:uin/UIN:secret/NAME` (secrets
+    /// carry no tags).
+    pub(crate) fn secret(&self, name: &str) -> Resource {
+        Resource {
+            name: self.qcs(ResourceKind::Secret, name),
+            tags: Vec::new(),
+        }
+    }
+
     pub(crate) async fn command_resource(&self, id: &str) -> Result<Resource, ApiError> {
         let lookup = id.to_string();
         let tags = self
@@ -378,6 +387,18 @@ impl Api {
                     group.push(self.command_resource(&id).await?);
                 }
             }
+            "DescribeSecrets" => {
+                let list = ids("SecretNames");
+                if list.is_empty() {
+                    return Ok(None);
+                }
+                return Ok(Some(list.iter().map(|n| vec![self.secret(n)]).collect()));
+            }
+            "CreateSecret" | "ModifySecret" | "DeleteSecret" => {
+                if let Some(n) = one("SecretName") {
+                    group.push(self.secret(&n));
+                }
+            }
             "ModifyRegisterInstance" | "DeleteRegisterInstance" | "ModifyInstanceTags" => {
                 if let Some(id) = one("InstanceId") {
                     group.extend(self.instance_resources(&[id]).await?);
@@ -482,6 +503,13 @@ impl Visibility {
         Resource {
             name: ResourceKind::Invoker.qcs(&self.region, &self.uin, id),
             tags: parse_tags(tags_json),
+        }
+    }
+
+    pub fn secret(&self, name: &str) -> Resource {
+        Resource {
+            name: ResourceKind::Secret.qcs(&self.region, &self.uin, name),
+            tags: Vec::new(),
         }
     }
 

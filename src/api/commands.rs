@@ -430,7 +430,7 @@ pub async fn preview(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
         let given = parameters
             .map(|p| params::parse_map("Parameters", &p))
             .transpose()?;
-        params::replace(&bytes, &defaults, given.as_ref())?.content
+        params::replace(&bytes, &defaults, given.as_ref(), None)?.content
     } else {
         bytes
     };

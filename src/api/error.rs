@@ -69,6 +69,7 @@ impl From<StoreError> for ApiError {
                     "policy" => "ResourceNotFound.PolicyIdNotFound",
                     "key" => "ResourceNotFound.SecretNotExist",
                     "role-assignment" => "ResourceNotFound.RoleAssignmentNotFound",
+                    "secret" => "ResourceNotFound.SecretNotFound",
                     _ => "ResourceNotFound.NotFound",
                 };
                 let (kind, id) = what.split_once(':').unwrap_or(("resource", &what));
@@ -107,6 +108,8 @@ impl From<StoreError> for ApiError {
                     "library-command" => "UnsupportedOperation",
                     "invoker-trigger-handled" => TRIGGER_HANDLED,
                     "command-in-invoker" => "ResourceUnavailable.CommandInInvoker",
+                    "secret-name-taken" => "InvalidParameterValue.SecretNameDuplicated",
+                    "secret-limit" => "LimitExceeded.SecretQuota",
                     _ => "FailedOperation",
                 };
                 ApiError::new(code, msg)
@@ -179,6 +182,14 @@ mod tests {
         assert_eq!(
             code(StoreError::Refused("key-limit", String::new())),
             "OperationDenied.AccessKeyOverLimit"
+        );
+        assert_eq!(
+            code(StoreError::NotFound("secret:db.pw".into())),
+            "ResourceNotFound.SecretNotFound"
+        );
+        assert_eq!(
+            code(StoreError::Refused("secret-name-taken", String::new())),
+            "InvalidParameterValue.SecretNameDuplicated"
         );
         assert_eq!(
             code(StoreError::Refused("no-such-rule", String::new())),

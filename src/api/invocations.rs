@@ -103,12 +103,25 @@ pub(crate) async fn start(
     let given = parameters
         .map(|p| params::parse_map("Parameters", &p))
         .transpose()?;
+    // Secrets are filled in here only, on the way to the agent: the records
+    // below keep the command's `{{secret:NAME}}` text.
+    let secret_values = super::secrets::resolve(api, &params::secret_refs(&content)).await?;
     let (delivery, recorded_params, recorded_defaults) = if cmd.enable_parameter {
-        let r = params::replace(&content, &cmd.default_parameters, given.as_ref())?;
+        let r = params::replace(
+            &content,
+            &cmd.default_parameters,
+            given.as_ref(),
+            Some(&secret_values),
+        )?;
         (r.content, r.recorded_parameters, r.recorded_defaults)
     } else {
-        (content, "{}".to_string(), "{}".to_string())
+        (
+            params::replace_secrets(content, &secret_values)?,
+            "{}".to_string(),
+            "{}".to_string(),
+        )
     };
+    let mask = super::secrets::mask_values(&secret_values);
     let user_overridden = o.username.is_some();
     let username = o.username.unwrap_or_else(|| cmd.username.clone());
     check_username(&username)?;
@@ -140,7 +153,11 @@ pub(crate) async fn start(
         command_name: cmd.name.clone(),
         description: cmd.description.clone(),
         content: cmd.content.clone(),
-        delivery_enc: api.dispatch.seal_delivery(&inv_id, &delivery),
+        delivery_enc: if mask.is_empty() {
+            api.dispatch.seal_delivery(&inv_id, &delivery)
+        } else {
+            api.dispatch.seal_delivery_masked(&inv_id, &delivery, &mask)
+        },
         command_type: cmd.command_type.clone(),
         timeout,
         working_directory,

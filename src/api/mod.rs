@@ -22,6 +22,7 @@ pub mod params;
 mod request;
 mod scenes;
 mod targets;
+mod secrets;
 mod views;
 
 use std::net::SocketAddr;
@@ -196,6 +197,19 @@ impl Api {
                         return Err(authz::denied(policy_action, &d));
                     }
                 }
+                // A run that puts secrets into its script needs
+                // tat:UseSecret on each of them with its target instances.
+                if !p.grants.is_root() {
+                    for g in self.secret_use_groups(action, &params).await? {
+                        let d = p.grants.decide(secrets::USE_SECRET, &g);
+                        why.push(d.to_string());
+                        if !d.allowed {
+                            trail.decision = "deny".into();
+                            trail.deciding_statement = d.to_string();
+                            return Err(authz::denied(secrets::USE_SECRET, &d));
+                        }
+                    }
+                }
                 trail.deciding_statement = why.join(" | ");
             }
             trail.decision = "allow".into();
@@ -250,6 +264,10 @@ impl Api {
             "DescribeQuotas" => misc::quotas(self, p, q).await,
             "DescribeScenes" => scenes::describe(self, p, q).await,
             "DescribeAuditEvents" => audit::describe(self, p, q).await,
+            "CreateSecret" => secrets::create(self, p, q).await,
+            "ModifySecret" => secrets::modify(self, p, q).await,
+            "DeleteSecret" => secrets::delete(self, p, q).await,
+            "DescribeSecrets" => secrets::describe(self, p, q).await,
             other => Err(ApiError::new(
                 "InvalidAction",
                 format!("the action {other:?} does not exist in TAT {TAT_VERSION}"),

@@ -1,6 +1,13 @@
 //! Command content and custom parameters: base64 content checks, `{{key}}`
 //! and `{{tat-hidden:key}}` placeholders, default values, and masking of
 //! hidden values in everything that is recorded.
+//!
+//! `{{secret:NAME}}` placeholders (drover) are not parameters: they need no
+//! default, and are filled only when an invocation starts. All placeholders
+//! are replaced in ONE pass over the command's own text, and substituted
+//! values are never scanned again, so neither a parameter value nor a secret
+//! value can introduce a placeholder of its own (a parameter can't smuggle a
+//! `{{secret:X}}` past the policy check, which looks at the content alone).
 
 use std::collections::BTreeMap;
 
@@ -14,6 +21,7 @@ pub const MAX_CONTENT_B64: usize = 64 * 1024;
 pub const MAX_PARAMS: usize = 20;
 pub const MASK: &str = "******";
 const HIDDEN_PREFIX: &str = "tat-hidden:";
+const SECRET_PREFIX: &str = "secret:";
 
 /// Decodes and checks `Content`: valid base64, at most 64 KB encoded, not empty.
 pub fn decode_content(b64: &str) -> R<Vec<u8>> {
@@ -189,6 +197,8 @@ struct Placeholder {
     end: usize,
     key: String,
     hidden: bool,
+    /// `{{secret:NAME}}`: `key` is the secret's name.
+    secret: bool,
 }
 
 fn placeholders(text: &str) -> Vec<Placeholder> {
@@ -201,21 +211,29 @@ fn placeholders(text: &str) -> Vec<Placeholder> {
         };
         let end = start + 2 + close + 2;
         let inner = text[start + 2..end - 2].trim();
-        let (key, hidden) = match inner.strip_prefix(HIDDEN_PREFIX) {
-            Some(k) => (k.trim(), true),
-            None => (inner, false),
+        let (key, hidden, secret) = if let Some(k) = inner.strip_prefix(HIDDEN_PREFIX) {
+            (k.trim(), true, false)
+        } else if let Some(k) = inner.strip_prefix(SECRET_PREFIX) {
+            (k.trim(), false, true)
+        } else {
+            (inner, false, false)
         };
-        let valid = !key.is_empty()
-            && key.len() <= 64
-            && key
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        let valid = if secret {
+            valid_secret_name(key)
+        } else {
+            !key.is_empty()
+                && key.len() <= 64
+                && key
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
         if valid {
             out.push(Placeholder {
                 start,
                 end,
                 key: key.to_string(),
                 hidden,
+                secret,
             });
             at = end;
         } else {
@@ -223,6 +241,88 @@ fn placeholders(text: &str) -> Vec<Placeholder> {
         }
     }
     out
+}
+
+/// Secret names: 1 to 64 of `A-Z a-z 0-9 _ . -`.
+pub fn valid_secret_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// The secrets `content` refers to, sorted, each once. Content that is not
+/// UTF-8 refers to none (placeholders are only ever read in text).
+pub fn secret_refs(content: &[u8]) -> Vec<String> {
+    let Ok(text) = std::str::from_utf8(content) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = placeholders(text)
+        .into_iter()
+        .filter(|p| p.secret)
+        .map(|p| p.key)
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Fills only the `{{secret:NAME}}` placeholders (a command without
+/// EnableParameter runs its other braces verbatim). Every referenced secret
+/// must be in `secrets`.
+pub fn replace_secrets(content: Vec<u8>, secrets: &BTreeMap<String, String>) -> R<Vec<u8>> {
+    let Ok(text) = std::str::from_utf8(&content) else {
+        return Ok(content);
+    };
+    let found: Vec<Placeholder> = placeholders(text)
+        .into_iter()
+        .filter(|p| p.secret)
+        .collect();
+    if found.is_empty() {
+        return Ok(content);
+    }
+    Ok(substitute(text, &found, &BTreeMap::new(), Some(secrets))?.into_bytes())
+}
+
+/// One pass over `text`: each placeholder becomes its value; a secret
+/// placeholder stays verbatim when `secrets` is None (previews).
+fn substitute(
+    text: &str,
+    found: &[Placeholder],
+    values: &BTreeMap<String, String>,
+    secrets: Option<&BTreeMap<String, String>>,
+) -> R<String> {
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for p in found {
+        let v = if p.secret {
+            match secrets {
+                None => &text[p.start..p.end],
+                Some(m) => m.get(&p.key).ok_or_else(|| secret_not_found(&p.key))?,
+            }
+        } else {
+            values.get(&p.key).ok_or_else(|| {
+                ApiError::new(
+                    "InvalidParameterValue.LackOfParameterInfo",
+                    format!("no value was given for parameter {:?}", p.key),
+                )
+            })?
+        };
+        out.push_str(&text[last..p.start]);
+        out.push_str(v);
+        last = p.end;
+    }
+    out.push_str(&text[last..]);
+    Ok(out)
+}
+
+/// The error for a `{{secret:NAME}}` whose secret does not exist.
+pub fn secret_not_found(name: &str) -> ApiError {
+    ApiError::new(
+        "ResourceNotFound.SecretNotFound",
+        format!("the secret `{name}` does not exist"),
+    )
 }
 
 /// The outcome of substituting parameters into content.
@@ -237,11 +337,13 @@ pub struct Replaced {
 }
 
 /// Substitutes `values` (defaults overlaid by the call's parameters) into
-/// `content`. Every placeholder must get a value.
+/// `content`. Every placeholder must get a value; `{{secret:NAME}}` gets its
+/// value from `secrets`, or stays as it is when `secrets` is None.
 pub fn replace(
     content: &[u8],
     defaults_json: &str,
     parameters: Option<&BTreeMap<String, String>>,
+    secrets: Option<&BTreeMap<String, String>>,
 ) -> R<Replaced> {
     let defaults = parse_map("DefaultParameters", defaults_json)?;
     let text = std::str::from_utf8(content).map_err(|_| {
@@ -253,27 +355,14 @@ pub fn replace(
     let found = placeholders(text);
     let hidden: std::collections::HashSet<&str> = found
         .iter()
-        .filter(|p| p.hidden)
+        .filter(|p| p.hidden && !p.secret)
         .map(|p| p.key.as_str())
         .collect();
     let mut values = defaults.clone();
     if let Some(p) = parameters {
         values.extend(p.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
-    let mut out = String::with_capacity(text.len());
-    let mut last = 0;
-    for p in &found {
-        let Some(v) = values.get(&p.key) else {
-            return Err(ApiError::new(
-                "InvalidParameterValue.LackOfParameterInfo",
-                format!("no value was given for parameter {:?}", p.key),
-            ));
-        };
-        out.push_str(&text[last..p.start]);
-        out.push_str(v);
-        last = p.end;
-    }
-    out.push_str(&text[last..]);
+    let out = substitute(text, &found, &values, secrets)?;
     let mask = |m: &BTreeMap<String, String>| -> String {
         let masked: Map<String, Value> = m
             .iter()
@@ -310,13 +399,43 @@ mod tests {
             b"echo {{word}} {{tat-hidden:pw}}",
             r#"{"word":"hi","pw":"dflt"}"#,
             Some(&params),
+            None,
         )
         .unwrap();
         assert_eq!(r.content, b"echo hi s3cret");
         assert_eq!(r.recorded_parameters, r#"{"pw":"******"}"#);
         assert!(!r.recorded_defaults.contains("dflt"));
-        let e = replace(b"echo {{missing}}", "{}", None).unwrap_err();
+        let e = replace(b"echo {{missing}}", "{}", None, None).unwrap_err();
         assert_eq!(e.code, "InvalidParameterValue.LackOfParameterInfo");
+    }
+
+    #[test]
+    fn secrets_are_not_parameters_and_values_are_never_rescanned() {
+        let content = b"echo {{secret:db.pw}} {{p}} {{ secret:db.pw }} {{secret:bad name}}";
+        assert_eq!(secret_refs(content), vec!["db.pw".to_string()]);
+        // A preview keeps the secret placeholder; no default is demanded.
+        let mut params = BTreeMap::new();
+        params.insert("p".to_string(), "{{secret:other}}".to_string());
+        let r = replace(content, "{}", Some(&params), None).unwrap();
+        assert_eq!(
+            String::from_utf8(r.content).unwrap(),
+            "echo {{secret:db.pw}} {{secret:other}} {{ secret:db.pw }} {{secret:bad name}}"
+        );
+        // Delivery: the parameter's text is data, the secret's value too.
+        let mut secrets = BTreeMap::new();
+        secrets.insert("db.pw".to_string(), "v{{p}}".to_string());
+        let r = replace(content, "{}", Some(&params), Some(&secrets)).unwrap();
+        assert_eq!(
+            String::from_utf8(r.content).unwrap(),
+            "echo v{{p}} {{secret:other}} v{{p}} {{secret:bad name}}"
+        );
+        assert_eq!(
+            replace_secrets(b"a {{secret:db.pw}} {{p}}".to_vec(), &secrets).unwrap(),
+            b"a v{{p}} {{p}}"
+        );
+        let e = replace_secrets(b"{{secret:gone}}".to_vec(), &secrets).unwrap_err();
+        assert_eq!(e.code, "ResourceNotFound.SecretNotFound");
+        assert!(secret_refs(&[0xff, b'{', b'{']).is_empty());
     }
 
     #[test]

@@ -120,8 +120,10 @@ impl Params {
             .collect()
     }
 
-    /// Resource ids the request names (fields ending in Id/Ids, and
-    /// `*-id` filters), for the audit log.
+    /// Resource ids the request names (fields ending in Id/Ids, `*-id`
+    /// filters, and secrets by name as `secret/NAME`), for the audit log.
+    /// The audit log records no other parameter, so values such as
+    /// SecretValue, SecretKey or a password never reach it.
     pub fn named_ids(&self) -> Vec<String> {
         let mut out = Vec::new();
         let mut push = |v: &Value| match v {
@@ -143,6 +145,17 @@ impl Params {
                 if let (true, Some(vals)) = (named, f.get("Values")) {
                     push(vals);
                 }
+            }
+        }
+        for k in ["SecretName", "SecretNames"] {
+            match self.map.get(k) {
+                Some(Value::String(s)) => out.push(format!("secret/{s}")),
+                Some(Value::Array(a)) => out.extend(
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(|s| format!("secret/{s}")),
+                ),
+                _ => {}
             }
         }
         out.truncate(100);

@@ -73,6 +73,14 @@ pub struct Presence {
     pub last_heartbeat_ms: i64,
 }
 
+/// The plaintext of a sealed delivery that carries values to mask.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct MaskedDelivery {
+    /// Base64 script.
+    content: String,
+    mask: Vec<String>,
+}
+
 /// Queue depth per agent: enough for a burst of tasks without letting a
 /// stuck agent pin unbounded memory.
 const AGENT_QUEUE: usize = 1024;
@@ -170,10 +178,7 @@ impl Dispatcher {
     }
 
     fn spec(&self, inv: &Invocation, task_id: &str) -> Result<TaskSpec, StoreError> {
-        let content = self
-            .secrets
-            .open_sealed(&format!("delivery:{}", inv.id), &inv.delivery_enc)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let (content, mask) = self.open_delivery(inv)?;
         Ok(TaskSpec {
             task_id: task_id.to_string(),
             invocation_id: inv.id.clone(),
@@ -182,7 +187,48 @@ impl Dispatcher {
             timeout: inv.timeout.max(1) as u64,
             working_directory: inv.working_directory.clone(),
             username: inv.username.clone(),
+            mask,
         })
+    }
+
+    /// The script (and the values its output must be masked for) of an
+    /// invocation. The AEAD context tells the two formats apart: a plain
+    /// script under `delivery:ID`, or a [`MaskedDelivery`] under
+    /// `delivery-masked:ID` when the script holds secrets.
+    fn open_delivery(&self, inv: &Invocation) -> Result<(Vec<u8>, Vec<String>), StoreError> {
+        if let Ok(plain) = self
+            .secrets
+            .open_sealed(&format!("delivery:{}", inv.id), &inv.delivery_enc)
+        {
+            return Ok((plain, Vec::new()));
+        }
+        let json = self
+            .secrets
+            .open_sealed(&format!("delivery-masked:{}", inv.id), &inv.delivery_enc)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let d: MaskedDelivery = serde_json::from_slice(&json)
+            .map_err(|_| StoreError::Corrupt(format!("delivery of {}", inv.id)))?;
+        let content = base64::engine::general_purpose::STANDARD
+            .decode(d.content)
+            .map_err(|_| StoreError::Corrupt(format!("delivery of {}", inv.id)))?;
+        Ok((content, d.mask))
+    }
+
+    /// Seals a script that holds secret values together with the values the
+    /// agent must mask in its output.
+    pub fn seal_delivery_masked(
+        &self,
+        invocation_id: &str,
+        content: &[u8],
+        mask: &[String],
+    ) -> Vec<u8> {
+        let d = MaskedDelivery {
+            content: base64::engine::general_purpose::STANDARD.encode(content),
+            mask: mask.to_vec(),
+        };
+        let json = serde_json::to_vec(&d).unwrap_or_default();
+        self.secrets
+            .seal(&format!("delivery-masked:{invocation_id}"), &json)
     }
 
     /// Seals the script that agents will receive for an invocation.

@@ -50,6 +50,8 @@ const INS: &[ResourceKind] = &[CvmInstance, LighthouseInstance, ManagedInstance]
 const MI: &[ResourceKind] = &[ManagedInstance];
 const CMD_INS: &[ResourceKind] = &[Command, CvmInstance, LighthouseInstance, ManagedInstance];
 const IVK: &[ResourceKind] = &[Invoker];
+const SEC: &[ResourceKind] = &[Secret];
+const SEC_INS: &[ResourceKind] = &[Secret, CvmInstance, LighthouseInstance, ManagedInstance];
 const IVK_CMD_INS: &[ResourceKind] = &[
     Invoker,
     Command,
@@ -116,6 +118,15 @@ pub static ACTIONS: &[ActionInfo] = &[
         AnyNoneDenied,
         Drover
     ),
+    // Secrets (drover): managed by name; values are never returned.
+    row!("tat:CreateSecret", SEC, All, Drover),
+    row!("tat:ModifySecret", SEC, All, Drover),
+    row!("tat:DeleteSecret", SEC, All, Drover),
+    row!("tat:DescribeSecrets", SEC, All, Drover),
+    // Pseudo-action: may a run put this secret into its script on these
+    // instances? Checked by RunCommand, InvokeCommand, CreateInvoker and
+    // ModifyInvoker for each `{{secret:NAME}}` of the command's content.
+    row!("tat:UseSecret", SEC_INS, All, Drover),
     // Pseudo-action: may the caller see a command's Content? Checked by
     // DescribeCommands (and anything else that returns Content) per command.
     row!("tat:DescribeCommandContent", CMD, All, Drover),

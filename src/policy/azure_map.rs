@@ -235,6 +235,18 @@ pub static AZURE_MAP: &[(&str, &[&str])] = &[
         "cam:DeleteAccessKey",
         &["Microsoft.Authorization/accessKeys/delete"],
     ),
+    // credential assets → secrets. Azure's credentials/read returns a
+    // credential's metadata, never its password: so does DescribeSecrets.
+    ("tat:DescribeSecrets", &[aa!("credentials/read")]),
+    ("tat:CreateSecret", &[aa!("credentials/write")]),
+    ("tat:ModifySecret", &[aa!("credentials/write")]),
+    ("tat:DeleteSecret", &[aa!("credentials/delete")]),
+    // In Azure a job reads the credentials its runbook names with the
+    // account's identity: whoever may start the job (jobs/write) uses them,
+    // which is why the Automation Operator and Job Operator can run runbooks
+    // that use credentials. Using a secret is therefore starting a job, a
+    // write: Reader's and Monitoring Reader's `*/read` never reach it.
+    ("tat:UseSecret", &[aa!("jobs/write")]),
     // the activity log → the audit log.
     (
         "cam:DescribeAuditEvents",

@@ -19,6 +19,15 @@ fn can(p: &[&CompiledPolicy], action: &str) -> bool {
         kinds if kinds.contains(&ResourceKind::Invoker) => vec![Resource::new(
             ResourceKind::Invoker.qcs(REGION, OWNER, "ivk-1"),
         )],
+        kinds if kinds.contains(&ResourceKind::Secret) => {
+            let mut v = vec![Resource::new(
+                ResourceKind::Secret.qcs(REGION, OWNER, "db.pw"),
+            )];
+            if kinds.len() > 1 {
+                v.push(mi("mi-1"));
+            }
+            v
+        }
         kinds if kinds.contains(&ResourceKind::Command) && kinds.len() > 1 => {
             vec![cmd("cmd-1"), mi("mi-1")]
         }
@@ -315,4 +324,39 @@ fn roles_are_looked_up_by_name_and_compile_cleanly() {
         validate(&role_document(d.role, &Scope::Account)).unwrap();
     }
     assert_eq!(ROLES.len(), 8);
+}
+
+#[test]
+fn secrets_are_used_by_job_starters_and_never_by_readers() {
+    let can_role = |r: AzureRole, a: &str| can(&[&role(r)], a);
+    for r in [
+        AzureRole::Owner,
+        AzureRole::Contributor,
+        AzureRole::AutomationOperator,
+        AzureRole::AutomationJobOperator,
+    ] {
+        assert!(can_role(r, "tat:UseSecret"), "{r:?}");
+    }
+    for r in [
+        AzureRole::Reader,
+        AzureRole::MonitoringReader,
+        AzureRole::AutomationRunbookOperator,
+        AzureRole::UserAccessAdministrator,
+    ] {
+        assert!(!can_role(r, "tat:UseSecret"), "{r:?}");
+    }
+    for a in [
+        "tat:CreateSecret",
+        "tat:ModifySecret",
+        "tat:DeleteSecret",
+        "tat:DescribeSecrets",
+    ] {
+        assert!(can_role(AzureRole::Contributor, a), "{a}");
+    }
+    // Reader lists secrets' names (there is nothing else to read) only.
+    assert!(can_role(AzureRole::Reader, "tat:DescribeSecrets"));
+    for a in ["tat:CreateSecret", "tat:ModifySecret", "tat:DeleteSecret"] {
+        assert!(!can_role(AzureRole::Reader, a), "{a}");
+        assert!(!can_role(AzureRole::AutomationJobOperator, a), "{a}");
+    }
 }

@@ -23,6 +23,8 @@ pub enum ResourceKind {
     Invoker,
     /// `qcs::tat:$region:$account:invocation/inv-...`
     Invocation,
+    /// drover's secrets: `qcs::tat:$region:$account:secret/NAME`
+    Secret,
     /// `*`: the action is authorized at operation level only.
     Any,
 }
@@ -37,6 +39,7 @@ impl ResourceKind {
             ResourceKind::ManagedInstance => ("tat", "instance"),
             ResourceKind::Invoker => ("tat", "invoker"),
             ResourceKind::Invocation => ("tat", "invocation"),
+            ResourceKind::Secret => ("tat", "secret"),
             ResourceKind::Any => return None,
         })
     }
@@ -56,13 +59,14 @@ impl ResourceKind {
     }
 }
 
-const ALL: [ResourceKind; 6] = [
+const ALL: [ResourceKind; 7] = [
     ResourceKind::Command,
     ResourceKind::CvmInstance,
     ResourceKind::LighthouseInstance,
     ResourceKind::ManagedInstance,
     ResourceKind::Invoker,
     ResourceKind::Invocation,
+    ResourceKind::Secret,
 ];
 
 impl ResourceKind {
@@ -75,6 +79,7 @@ impl ResourceKind {
             ResourceKind::ManagedInstance => 8,
             ResourceKind::Invoker => 16,
             ResourceKind::Invocation => 32,
+            ResourceKind::Secret => 64,
             ResourceKind::Any => 0,
         }
     }

@@ -282,6 +282,18 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE tasks ADD COLUMN suspended_ms INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 8: secrets. Named values sealed with the data dir's key (AEAD, the name
+    // as associated data); commands use them as {{secret:NAME}}.
+    r#"
+    CREATE TABLE secrets (
+        name            TEXT PRIMARY KEY,
+        value_enc       BLOB NOT NULL,
+        description     TEXT NOT NULL DEFAULT '',
+        created_by      TEXT NOT NULL DEFAULT '',
+        created_ms      INTEGER NOT NULL,
+        updated_ms      INTEGER NOT NULL
+    );
+    "#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
