@@ -368,10 +368,7 @@ impl Api {
                     let given = q.peek_value("Targets").is_some() || !ids("InstanceIds").is_empty();
                     if !given {
                         if let Some(i) = stored {
-                            insts = match i.targets.as_deref().map(Selector::from_json) {
-                                Some(Ok(sel)) => targets::matching_ids(self, &sel).await?,
-                                _ => i.instance_ids,
-                            };
+                            insts = self.invoker_instances(i).await?;
                         }
                     }
                     group.extend(self.instance_resources(&insts).await?);
@@ -413,10 +410,22 @@ impl Api {
     /// instance its Targets match now. A selector must not be a way around
     /// an instance the caller is denied on, so all matches are named (also
     /// those that the command type would skip).
-    async fn reached_instances(&self, q: &Params) -> Result<Vec<String>, ApiError> {
+    pub(crate) async fn reached_instances(&self, q: &Params) -> Result<Vec<String>, ApiError> {
         match targets::peek_selector(q) {
             Some(sel) => targets::matching_ids(self, &sel).await,
             None => Ok(q.peek_list("InstanceIds")),
+        }
+    }
+
+    /// The instances a stored invoker reaches now: those its Targets
+    /// match, or its listed ones.
+    pub(crate) async fn invoker_instances(
+        &self,
+        i: crate::store::invokers::Invoker,
+    ) -> Result<Vec<String>, ApiError> {
+        match i.targets.as_deref().map(Selector::from_json) {
+            Some(Ok(sel)) => targets::matching_ids(self, &sel).await,
+            _ => Ok(i.instance_ids),
         }
     }
 

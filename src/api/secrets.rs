@@ -243,7 +243,7 @@ impl Api {
                 .await
                 .map(|c| c.map(|c| c.content))
         };
-        let mut instances = q.peek_list("InstanceIds");
+        let mut instances = self.reached_instances(q).await?;
         let content_b64 = match action {
             "RunCommand" => q.peek_str("Content"),
             "InvokeCommand" | "CreateInvoker" => match q.peek_str("CommandId") {
@@ -274,8 +274,10 @@ impl Api {
                 if invokers.is_empty() {
                     return Ok(Vec::new());
                 }
-                let mut all_ids: Vec<String> =
-                    invokers.into_iter().flat_map(|i| i.instance_ids).collect();
+                let mut all_ids: Vec<String> = Vec::new();
+                for i in invokers {
+                    all_ids.extend(self.invoker_instances(i).await?);
+                }
                 all_ids.sort();
                 all_ids.dedup();
                 instances = all_ids;
@@ -289,11 +291,11 @@ impl Api {
                     .store
                     .read(move |c| Ok(crate::store::invokers::get(c, &id).ok()))
                     .await?;
-                if instances.is_empty() {
-                    instances = stored
-                        .as_ref()
-                        .map(|i| i.instance_ids.clone())
-                        .unwrap_or_default();
+                let given = q.peek_value("Targets").is_some() || !instances.is_empty();
+                if !given {
+                    if let Some(i) = stored.clone() {
+                        instances = self.invoker_instances(i).await?;
+                    }
                 }
                 match q.peek_str("CommandId").or(stored.map(|i| i.command_id)) {
                     Some(id) => stored_command(id).await?,
