@@ -11,6 +11,7 @@ use super::commands::{self as cmds, check_cos, check_timeout, check_username, ch
 use super::error::ApiError;
 use super::params;
 use super::request::{check_ids, check_unique, IdList, Params, R};
+use super::webhooks::{decorate, read_new_webhook, status_line};
 use super::{views, Api, Principal};
 use crate::store::commands::{self, Command};
 use crate::store::instances;
@@ -48,6 +49,10 @@ pub(crate) struct Overrides {
     pub timeout: Option<i64>,
     pub cos_bucket_url: Option<String>,
     pub cos_key_prefix: Option<String>,
+    /// Notified when the invocation ends (drover extension).
+    pub webhook: Option<crate::notify::Webhook>,
+    /// The invoker whose webhook `webhook` is, named in the notification.
+    pub invoker_id: Option<String>,
 }
 
 /// Where an invocation came from (TAT's InvocationSource).
@@ -147,6 +152,9 @@ pub(crate) async fn start(
         created_ms: now,
         updated_ms: now,
     };
+    let hook_row = o
+        .webhook
+        .map(|w| w.seal(&api.secrets, &inv_id, o.invoker_id, now));
     let deadline = now + api.dispatch.settings.deliver_timeout_ms;
     let tasks: Vec<Task> = instance_ids
         .iter()
@@ -190,6 +198,9 @@ pub(crate) async fn start(
                 commands::insert(c, sc)?;
             }
             invs::insert(c, &inv_w, &tasks_w)?;
+            if let Some(h) = &hook_row {
+                crate::store::webhooks::put(c, h)?;
+            }
             match also {
                 Some(f) => f(c, &inv_w.id),
                 None => Ok(()),
@@ -232,6 +243,8 @@ pub(crate) async fn start_for_invoker(
         .await?;
     let o = Overrides {
         username: (!inv.username.is_empty()).then(|| inv.username.clone()),
+        webhook: invoker_webhook(api, &inv.id).await?,
+        invoker_id: Some(inv.id.clone()),
         ..Overrides::default()
     };
     let (ivk_id, when) = (inv.id.clone(), now_ms());
@@ -258,10 +271,32 @@ pub(crate) async fn start_for_invoker(
     .await
 }
 
+/// An invoker's webhook, which every invocation it starts gets a copy of.
+async fn invoker_webhook(api: &Api, invoker_id: &str) -> R<Option<crate::notify::Webhook>> {
+    let id = invoker_id.to_string();
+    let Some(row) = api
+        .store
+        .read(move |c| crate::store::webhooks::get(c, &id))
+        .await?
+    else {
+        return Ok(None);
+    };
+    match crate::notify::Webhook::open(&api.secrets, &row) {
+        Ok(w) => Ok(Some(w)),
+        // A key that does not decrypt must not stop the schedule: the run
+        // goes ahead, unnotified, and the log says why.
+        Err(e) => {
+            tracing::error!(invoker = %invoker_id, "invoker webhook: {e}");
+            Ok(None)
+        }
+    }
+}
+
 pub async fn run(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     let instance_ids = instance_ids(&mut q, MAX_INSTANCES)?;
     let save = q.opt_bool("SaveCommand")?.unwrap_or(false);
     let parameters = q.opt_str("Parameters")?;
+    let webhook = read_new_webhook(&mut q)?;
     let mut cmd = cmds::read_new_command(&mut q, false)?;
     q.finish()?;
     if save && cmd.name.is_empty() {
@@ -274,7 +309,10 @@ pub async fn run(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
         api,
         cmd,
         to_save,
-        Overrides::default(),
+        Overrides {
+            webhook,
+            ..Overrides::default()
+        },
         instance_ids,
         parameters,
         Source::User,
@@ -294,6 +332,8 @@ pub async fn invoke(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
         timeout: q.opt_i64("Timeout")?,
         cos_bucket_url: q.opt_str("OutputCOSBucketUrl")?,
         cos_key_prefix: q.opt_str("OutputCOSKeyPrefix")?,
+        webhook: read_new_webhook(&mut q)?,
+        invoker_id: None,
     };
     q.finish()?;
     let cmd = api
@@ -359,7 +399,7 @@ pub async fn describe(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
     let vis = api.visibility(p);
     let fetch = vis.fetch(page);
     let v = vis.clone();
-    let (total, rows, tasks, readable) = api
+    let (total, rows, tasks, readable, (hook_urls, hook_states)) = api
         .store
         .read(move |c| {
             let (total, rows) = invs::list(c, &query, fetch)?;
@@ -379,7 +419,11 @@ pub async fn describe(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
                 .filter(|i| v.sees_content(c, &i.command_id))
                 .map(|i| i.id.clone())
                 .collect();
-            Ok((total, rows, tasks, readable))
+            let hooks = (
+                crate::store::webhooks::urls(c, &ids)?,
+                crate::store::webhooks::statuses(c, &ids)?,
+            );
+            Ok((total, rows, tasks, readable, hooks))
         })
         .await?;
     let mut by_inv: HashMap<&str, Vec<&Task>> = HashMap::new();
@@ -389,14 +433,17 @@ pub async fn describe(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
     let set: Vec<Value> = rows
         .iter()
         .map(|i| {
-            views::invocation(
+            let mut view = views::invocation(
                 i,
                 by_inv
                     .get(i.id.as_str())
                     .map(|v| v.as_slice())
                     .unwrap_or(&[]),
                 readable.contains(&i.id),
-            )
+            );
+            let state = status_line(hook_states.get(&i.id));
+            decorate(&mut view, hook_urls.get(&i.id), Some(state));
+            view
         })
         .collect();
     Ok(json!({ "TotalCount": total, "InvocationSet": set }))

@@ -12,12 +12,14 @@ use super::error::ApiError;
 use super::invocations::instance_ids;
 use super::params;
 use super::request::{check_ids, check_unique, IdList, Params, R};
+use super::webhooks::{decorate, read_new_webhook, read_webhook, WebhookParam};
 use super::{Api, Principal};
 use crate::scheduler::parse_cron;
 use crate::store::commands;
 use crate::store::invocations as invs;
 use crate::store::invokers::{self, Invoker, InvokerQuery};
 use crate::store::status::invocation_status;
+use crate::store::webhooks as hooks;
 use crate::timefmt::{iso, now_ms};
 
 const BAD_ID: &str = "InvalidParameterValue.InvalidInvokerId";
@@ -168,6 +170,7 @@ pub async fn create(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
         .opt_value("ScheduleSettings")
         .ok_or_else(|| ApiError::missing("ScheduleSettings"))?;
     let tags = read_tags(&mut q)?;
+    let webhook = read_new_webhook(&mut q)?;
     q.finish()?;
     check_name(&name)?;
     check_type(&kind)?;
@@ -196,7 +199,16 @@ pub async fn create(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
         updated_ms: now,
     };
     let id = inv.id.clone();
-    api.store.write(move |c| invokers::insert(c, &inv)).await?;
+    let hook_row = webhook.map(|w| w.seal(&api.secrets, &id, None, now));
+    api.store
+        .write(move |c| {
+            invokers::insert(c, &inv)?;
+            match &hook_row {
+                Some(h) => hooks::put(c, h),
+                None => Ok(()),
+            }
+        })
+        .await?;
     api.schedule_changed.notify_one();
     Ok(json!({ "InvokerId": id }))
 }
@@ -224,6 +236,7 @@ pub async fn modify(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
         }
     };
     let settings = q.opt_value("ScheduleSettings");
+    let webhook = read_webhook(&mut q, true)?;
     q.finish()?;
     let lookup = id.clone();
     let mut inv = api
@@ -269,8 +282,20 @@ pub async fn modify(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
         inv.instance_ids = ids;
     }
     inv.updated_ms = now;
+    let hook = webhook.map(|w| match w {
+        WebhookParam::Set(w) => Some(w.seal(&api.secrets, &id, None, now)),
+        WebhookParam::Clear => None,
+    });
+    let owner = id.clone();
     api.store
-        .write(move |c| invokers::update(c, &inv))
+        .write(move |c| {
+            invokers::update(c, &inv)?;
+            match &hook {
+                Some(Some(h)) => hooks::put(c, h),
+                Some(None) => hooks::delete(c, &owner),
+                None => Ok(()),
+            }
+        })
         .await
         .map_err(not_found(&id))?;
     api.schedule_changed.notify_one();
@@ -282,7 +307,10 @@ pub async fn delete(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     q.finish()?;
     let del = id.clone();
     api.store
-        .write(move |c| invokers::delete(c, &del))
+        .write(move |c| {
+            invokers::delete(c, &del)?;
+            hooks::delete(c, &del)
+        })
         .await
         .map_err(not_found(&id))?;
     api.schedule_changed.notify_one();
@@ -365,16 +393,25 @@ pub async fn describe(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
     query.ids.extend(f_ids);
     let vis = api.visibility(p);
     let fetch = vis.fetch(page);
-    let (total, rows) = api
+    let (total, rows, urls) = api
         .store
         .read(move |c| {
             let (total, rows) = invokers::list(c, &query, fetch)?;
-            Ok(vis.page(total, rows, page, |i| {
+            let (total, rows) = vis.page(total, rows, page, |i| {
                 vis.sees("tat:DescribeInvokers", &[vis.invoker(&i.id, &i.tags)])
-            }))
+            });
+            let ids: Vec<String> = rows.iter().map(|i| i.id.clone()).collect();
+            Ok((total, rows, hooks::urls(c, &ids)?))
         })
         .await?;
-    let set: Vec<Value> = rows.iter().map(view).collect();
+    let set: Vec<Value> = rows
+        .iter()
+        .map(|i| {
+            let mut v = view(i);
+            decorate(&mut v, urls.get(&i.id), None);
+            v
+        })
+        .collect();
     Ok(json!({ "TotalCount": total, "InvokerSet": set }))
 }
 

@@ -21,6 +21,7 @@ pub mod params;
 mod request;
 mod scenes;
 mod views;
+mod webhooks;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -233,6 +234,7 @@ impl Api {
             "EnableInvoker" => invokers::enable(self, p, q).await,
             "DisableInvoker" => invokers::disable(self, p, q).await,
             "DescribeInvokerRecords" => invokers::describe_records(self, p, q).await,
+            "DescribeWebhookDeliveries" => webhooks::describe_deliveries(self, p, q).await,
             "CreateRegisterCode" => instances::create_code(self, p, q).await,
             "DescribeRegisterCodes" => instances::describe_codes(self, p, q).await,
             "DisableRegisterCodes" => instances::disable_codes(self, p, q).await,

@@ -320,18 +320,21 @@ async fn reconcile(
         d.store
             .write(move |c| {
                 for id in &lost {
-                    invocations::end_without_agent(
+                    if invocations::end_without_agent(
                         c,
                         id,
                         &[TaskStatus::Running, TaskStatus::Cancelling],
                         TaskStatus::Failed,
                         "the agent has no record of this task (its journal was lost)",
                         now,
-                    )?;
+                    )? {
+                        crate::notify::task_final(c, id, now)?;
+                    }
                 }
                 Ok(())
             })
             .await?;
+        d.tasks_ended.notify_one();
     }
     Ok(())
 }
@@ -415,10 +418,13 @@ async fn handle(d: &Dispatcher, instance_id: &str, msg: AgentMsg) -> crate::stor
                         reported_len: output_len as i64,
                         error_info: &error_info,
                     };
-                    invocations::finish(c, &tid, &f, now)?;
+                    if invocations::finish(c, &tid, &f, now)? {
+                        crate::notify::task_final(c, &tid, now)?;
+                    }
                     Ok(true)
                 })
                 .await;
+            d.tasks_ended.notify_one();
             // Ack also for a task we no longer know (deleted), so the agent
             // can drop it from its journal.
             let known = !matches!(mine, Ok(false));

@@ -58,6 +58,9 @@ pub struct Dispatcher {
     pub settings: Settings,
     agents: Mutex<HashMap<String, Conn>>,
     next_serial: std::sync::atomic::AtomicU64,
+    /// Woken after tasks may have become final, so queued webhook
+    /// notifications go out at once (`notify::spawn` waits on it).
+    pub tasks_ended: Arc<tokio::sync::Notify>,
 }
 
 /// What the API shows about an agent's liveness.
@@ -79,6 +82,7 @@ impl Dispatcher {
             settings,
             agents: Mutex::new(HashMap::new()),
             next_serial: std::sync::atomic::AtomicU64::new(1),
+            tasks_ended: Default::default(),
         })
     }
 
@@ -238,6 +242,7 @@ impl Dispatcher {
                         "cancelled before delivery",
                         now,
                     )? {
+                        crate::notify::task_final(c, &t.id, now)?;
                         continue;
                     }
                     if invocations::mark_cancelling(c, &t.id, now)? {
@@ -247,6 +252,7 @@ impl Dispatcher {
                 Ok(kill)
             })
             .await?;
+        self.tasks_ended.notify_one();
         for (task_id, instance_id) in to_kill {
             if let Some(tx) = self.sender(&instance_id) {
                 let _ = tx.try_send(ServerMsg::CancelTask { task_id });

@@ -41,30 +41,36 @@ pub async fn sweep_once(d: &Dispatcher) -> crate::store::Result<()> {
                         "instance {} did not take the task within {wait_s} s (agent offline)",
                         t.instance_id
                     );
-                    invocations::end_without_agent(
+                    if invocations::end_without_agent(
                         c,
                         &t.id,
                         &[Pending, DeliverDelayed, Delivering],
                         DeliverFailed,
                         &why,
                         now,
-                    )?;
+                    )? {
+                        crate::notify::task_final(c, &t.id, now)?;
+                    }
                 } else {
                     let why = format!(
                         "no result from the agent of instance {} past the task's timeout",
                         t.instance_id
                     );
-                    invocations::end_without_agent(
+                    if invocations::end_without_agent(
                         c,
                         &t.id,
                         &[Running, Cancelling],
                         TaskTimeout,
                         &why,
                         now,
-                    )?;
+                    )? {
+                        crate::notify::task_final(c, &t.id, now)?;
+                    }
                 }
             }
             Ok(())
         })
-        .await
+        .await?;
+    d.tasks_ended.notify_one();
+    Ok(())
 }

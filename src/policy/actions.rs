@@ -50,6 +50,7 @@ const INS: &[ResourceKind] = &[CvmInstance, LighthouseInstance, ManagedInstance]
 const MI: &[ResourceKind] = &[ManagedInstance];
 const CMD_INS: &[ResourceKind] = &[Command, CvmInstance, LighthouseInstance, ManagedInstance];
 const IVK: &[ResourceKind] = &[Invoker];
+const CMD_IVK: &[ResourceKind] = &[Command, Invoker];
 const IVK_CMD_INS: &[ResourceKind] = &[
     Invoker,
     Command,
@@ -113,6 +114,8 @@ pub static ACTIONS: &[ActionInfo] = &[
     // Pseudo-action: may the caller see a command's Content? Checked by
     // DescribeCommands (and anything else that returns Content) per command.
     row!("tat:DescribeCommandContent", CMD, All, Drover),
+    // Webhook deliveries of an invocation (its command) or an invoker.
+    row!("tat:DescribeWebhookDeliveries", CMD_IVK, All, Drover),
     // Access management lives under cam: so that tat:* (QcloudTATFullAccess)
     // never lets anyone grant themselves more access.
     row!("cam:CreateRoleAssignment", OP, All, Drover),

@@ -53,6 +53,8 @@ pub static AZURE_MAP: &[(&str, &[&str])] = &[
         &[aa!("jobs/streams/read")],
     ),
     ("tat:CancelInvocation", &[aa!("jobs/stop/action")]),
+    // Webhook deliveries report how a job's end was notified.
+    ("tat:DescribeWebhookDeliveries", &[aa!("jobs/read")]),
     // schedules + job schedules → invokers.
     (
         "tat:DescribeInvokers",

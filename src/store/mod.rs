@@ -22,6 +22,7 @@ pub mod role_assignments;
 pub mod sessions;
 pub mod status;
 pub mod users;
+pub mod webhooks;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
