@@ -96,3 +96,26 @@ def test_bad_webhook_is_refused_and_runs_nothing(client, instance_ids):
                  {"Content": b64("true"), "InstanceIds": instance_ids[:1],
                   "Webhook": {"Url": "file:///etc/passwd", "Secret": KEY}})
     assert total_invocations(client) == before
+
+
+def test_delivery_records_follow_job_read_access(server, client, instance_ids):
+    from test_cam import add_user, make_cam_client
+    rx = Receiver()
+    try:
+        inv = ext(client, "RunCommand", {
+            "Content": b64("true"), "InstanceIds": instance_ids[:1],
+            "Webhook": {"Url": rx.url, "Secret": KEY},
+        })["InvocationId"]
+        poll(lambda: rx.hits or None, 30, what="the webhook POST")
+    finally:
+        rx.close()
+    u = add_user(make_cam_client(server), UseApi=1)
+    sub = server.client(u.SecretId, u.SecretKey)
+    expect_error("AuthFailure.UnauthorizedOperation", sub.call_json,
+                 "DescribeWebhookDeliveries", {"InvocationId": inv})
+    # Reader grants jobs/read, which is what DescribeWebhookDeliveries needs.
+    ext(client, "CreateRoleAssignment", {"PrincipalType": "User", "PrincipalId": str(u.Uin),
+                                         "RoleName": "Reader", "Scope": "account"})
+    seen = ext(sub, "DescribeWebhookDeliveries", {"InvocationId": inv})
+    assert seen["TotalCount"] == 1 and seen["WebhookDeliverySet"][0]["InvocationId"] == inv
+    assert KEY not in json.dumps(seen)
