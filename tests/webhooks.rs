@@ -32,7 +32,7 @@ struct Hit {
 }
 
 /// A local HTTP receiver that records every request and answers with the
-/// scripted statuses in order, then 200.
+/// scripted statuses in order, then 200. A scripted 0 never answers.
 struct Receiver {
     url: String,
     hits: Arc<Mutex<Vec<Hit>>>,
@@ -70,6 +70,9 @@ impl Receiver {
                                 body: body.to_vec(),
                             });
                             let status = script.lock().unwrap().next().unwrap_or(200);
+                            if status == 0 {
+                                std::future::pending::<()>().await;
+                            }
                             let mut r = hyper::Response::new(Full::new(Bytes::from("ok")));
                             *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
                             Ok::<_, std::convert::Infallible>(r)
@@ -388,4 +391,31 @@ async fn bad_webhook_parameters_are_refused_and_change_nothing() {
         let e = h.call_err("DescribeWebhookDeliveries", p.clone()).await;
         assert_eq!(code(&e), want, "{p}: {e}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_cut_short_by_shutdown_is_sent_after_restart() {
+    let mut h = Harness::start().await;
+    let id = h.add_agent().await;
+    // The receiver holds the first POST open past the server's shutdown.
+    let rx = Receiver::start(vec![0]).await;
+    h.webhooks.attempt_timeout_ms = 3_000;
+    h.stop_server().await;
+    h.start_server().await;
+    h.wait_online(std::slice::from_ref(&id)).await;
+    let inv = h.run("true", &[id], hook(&rx.url)).await;
+    wait_for("the first POST", T30, || async {
+        rx.hits().first().cloned()
+    })
+    .await;
+    h.stop_server().await;
+    h.start_server().await;
+    let d = wait_delivery(&h, &inv, "DELIVERED").await;
+    let hits = rx.hits();
+    assert_eq!(hits.len(), 2, "{hits:?}");
+    assert_eq!(hits[0].body, hits[1].body);
+    assert!(signature_ok(&hits[1], KEY));
+    // The attempt the shutdown cut short left no record; the retry is the first.
+    assert_eq!(d["Attempts"], 1, "{d}");
+    assert_eq!(d["AttemptSet"][0]["HttpStatus"], 200);
 }

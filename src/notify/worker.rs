@@ -22,8 +22,8 @@ use crate::timefmt::now_ms;
 /// Deliveries sent at the same time.
 const PARALLEL: usize = 8;
 /// Added to an attempt's timeout for its lease, so a lease outlives the
-/// attempt it covers.
-const LEASE_MARGIN_MS: i64 = 5_000;
+/// attempt it covers and the write that records it.
+const LEASE_MARGIN_MS: i64 = 2_000;
 
 struct Worker {
     store: Store,
