@@ -188,6 +188,32 @@ async fn finished_invocation_posts_one_signed_notification() {
         let raw = h.call_raw(action, p).await;
         assert!(!raw.contains(KEY), "{action} shows the key: {raw}");
     }
+    // InvokeCommand takes a Webhook too.
+    let cmd = h
+        .call(
+            "CreateCommand",
+            json!({"CommandName": "c", "Content": b64("echo again")}),
+        )
+        .await["CommandId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut p = json!({"CommandId": cmd, "InstanceIds": [id]});
+    p["Webhook"] = hook(&rx.url)["Webhook"].clone();
+    let invoked = h.call("InvokeCommand", p).await["InvocationId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_delivery(&h, &invoked, "DELIVERED").await;
+    let hits = rx.hits();
+    assert_eq!(hits.len(), 2);
+    let body: Value = serde_json::from_slice(&hits[1].body).unwrap();
+    assert_eq!(
+        (&body["InvocationId"], &body["CommandId"]),
+        (&json!(invoked), &json!(cmd))
+    );
+    assert!(signature_ok(&hits[1], KEY));
+
     // An invocation without a webhook looks as TAT's does.
     let plain = h.run("true", &[id], json!({})).await;
     h.wait_final(&plain, T30).await;
@@ -302,6 +328,23 @@ async fn invoker_webhook_notifies_for_its_triggers() {
         .call("DescribeInvokers", json!({"InvokerIds": [ivk]}))
         .await;
     assert_eq!(listed["InvokerSet"][0]["Webhook"], json!({"Url": rx.url}));
+    let other = "http://127.0.0.1:9/elsewhere";
+    h.call(
+        "ModifyInvoker",
+        json!({"InvokerId": ivk, "Webhook": {"Url": other, "Secret": KEY}}),
+    )
+    .await;
+    let listed = h
+        .call("DescribeInvokers", json!({"InvokerIds": [ivk]}))
+        .await;
+    assert_eq!(listed["InvokerSet"][0]["Webhook"], json!({"Url": other}));
+    let e = h
+        .call_err(
+            "ModifyInvoker",
+            json!({"InvokerId": ivk, "Webhook": {"Url": "gopher://x/", "Secret": KEY}}),
+        )
+        .await;
+    assert_eq!(code(&e), "InvalidParameterValue.InvalidWebhookUrl");
     // `{}` removes the invoker's webhook.
     h.call("ModifyInvoker", json!({"InvokerId": ivk, "Webhook": {}}))
         .await;
