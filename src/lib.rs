@@ -4,7 +4,7 @@
 //! Module map (dependencies point downwards only):
 //!
 //! ```text
-//! cli ─────► server (wiring) ─► api, web, dispatch, scheduler
+//! cli ─────► server (wiring) ─► api, web, dispatch, scheduler, notify
 //!  │                             │                    │
 //!  │                             ├─► policy (pure)    └─► api::invocations
 //!  ├─► agent (link, exec, journal)    ▼
@@ -24,6 +24,9 @@
 //! * `dispatch` owns live agent connections, pushes tasks and applies results.
 //! * `scheduler` fires TAT invokers when due; it starts invocations through
 //!   the same path as InvokeCommand (`api::invocations`).
+//! * `notify` queues a webhook notification when an invocation ends (hooked
+//!   from dispatch inside the transaction that ends its last task) and sends
+//!   it, signed, with retries.
 //! * `store` owns the database: numbered migrations, one batching writer.
 
 pub mod agent;
@@ -36,6 +39,7 @@ pub mod fsutil;
 pub mod ids;
 pub mod iprange;
 pub mod library;
+pub mod notify;
 pub mod policy;
 pub mod protocol;
 pub mod scheduler;

@@ -48,6 +48,8 @@ pub struct Config {
     pub settings: Settings,
     /// Time zone and grace window of scheduled invokers.
     pub schedule: crate::scheduler::Settings,
+    /// Retries and timeouts of webhook deliveries.
+    pub webhooks: crate::notify::Settings,
 }
 
 /// A server running in this process.
@@ -104,6 +106,13 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
     let _ = std::fs::write(cfg.data_dir.join("server.addr"), addr.to_string());
     let shutdown = CancellationToken::new();
     dispatch.spawn_sweeper(shutdown.clone());
+    crate::notify::spawn(
+        api.store.clone(),
+        api.secrets.clone(),
+        cfg.webhooks.clone(),
+        dispatch.webhook_wake.clone(),
+        shutdown.clone(),
+    );
     crate::scheduler::spawn(
         api.clone(),
         api.schedule_changed.clone(),

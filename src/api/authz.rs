@@ -374,6 +374,21 @@ impl Api {
                     group.extend(self.instance_resources(&insts).await?);
                 }
             }
+            "DescribeWebhookDeliveries" => {
+                // An invocation's deliveries are read as the invocation is
+                // (by its command); an invoker's as the invoker.
+                if let Some(inv) = one("InvocationId") {
+                    let cmd = self
+                        .store
+                        .read(move |c| Ok(invocations::get(c, &inv).ok().map(|i| i.command_id)))
+                        .await?;
+                    if let Some(cmd) = cmd {
+                        group.push(self.command_resource(&cmd).await?);
+                    }
+                } else if let Some(id) = one("InvokerId") {
+                    group.push(self.invoker_resource(&id).await?);
+                }
+            }
             "DeleteInvoker" | "EnableInvoker" | "DisableInvoker" => {
                 if let Some(id) = one("InvokerId") {
                     group.push(self.invoker_resource(&id).await?);

@@ -148,6 +148,17 @@ impl From<ControlError> for ApiError {
     }
 }
 
+impl From<crate::notify::WebhookError> for ApiError {
+    fn from(e: crate::notify::WebhookError) -> ApiError {
+        use crate::notify::WebhookError::*;
+        let code = match e {
+            BadUrl(_) => "InvalidParameterValue.InvalidWebhookUrl",
+            BadSecret => "InvalidParameterValue.InvalidWebhookSecret",
+        };
+        ApiError::new(code, e.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,6 +14,7 @@ use super::error::ApiError;
 use super::params;
 use super::request::{check_ids, check_unique, IdList, Params, R};
 use super::targets::{self, RateControl, Selector};
+use super::webhooks::{decorate, read_new_webhook, status_line};
 use super::{views, Api, Principal};
 use crate::dispatch::rollout;
 use crate::store::commands::{self, Command};
@@ -55,6 +56,10 @@ pub(crate) struct Overrides {
     /// The selector the instances were resolved from, recorded as given.
     pub targets: Option<Selector>,
     pub rate: RateControl,
+    /// Notified when the invocation ends (drover extension).
+    pub webhook: Option<crate::notify::Webhook>,
+    /// The invoker whose webhook `webhook` is, named in the notification.
+    pub invoker_id: Option<String>,
 }
 
 /// Where an invocation came from (TAT's InvocationSource).
@@ -174,6 +179,9 @@ pub(crate) async fn start(
         max_concurrency: o.rate.max_concurrency.clone(),
         max_errors: o.rate.max_errors.clone(),
     };
+    let hook_row = o
+        .webhook
+        .map(|w| w.seal(&api.secrets, &inv_id, o.invoker_id, now));
     let deadline = now + api.dispatch.settings.deliver_timeout_ms;
     // The first wave goes out now; the rest wait, held, for the roll-out.
     let wave = rollout::concurrency(o.rate.max_concurrency.as_deref(), instance_ids.len());
@@ -221,6 +229,9 @@ pub(crate) async fn start(
                 commands::insert(c, sc)?;
             }
             invs::insert(c, &inv_w, &tasks_w)?;
+            if let Some(h) = &hook_row {
+                crate::store::webhooks::put(c, h)?;
+            }
             match also {
                 Some(f) => f(c, &inv_w.id),
                 None => Ok(()),
@@ -286,6 +297,8 @@ pub(crate) async fn start_for_invoker(
             max_concurrency: inv.max_concurrency.clone(),
             max_errors: inv.max_errors.clone(),
         },
+        webhook: invoker_webhook(api, &inv.id).await?,
+        invoker_id: Some(inv.id.clone()),
         ..Overrides::default()
     };
     let (ivk_id, when) = (inv.id.clone(), now_ms());
@@ -350,10 +363,32 @@ async fn reach(
     Ok(ids)
 }
 
+/// An invoker's webhook, which every invocation it starts gets a copy of.
+async fn invoker_webhook(api: &Api, invoker_id: &str) -> R<Option<crate::notify::Webhook>> {
+    let id = invoker_id.to_string();
+    let Some(row) = api
+        .store
+        .read(move |c| crate::store::webhooks::get(c, &id))
+        .await?
+    else {
+        return Ok(None);
+    };
+    match crate::notify::Webhook::open(&api.secrets, &row) {
+        Ok(w) => Ok(Some(w)),
+        // A key that does not decrypt must not stop the schedule: the run
+        // goes ahead, unnotified, and the log says why.
+        Err(e) => {
+            tracing::error!(invoker = %invoker_id, "invoker webhook: {e}");
+            Ok(None)
+        }
+    }
+}
+
 pub async fn run(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
     let (ids, selector, rate) = read_fleet(&mut q, MAX_INSTANCES)?;
     let save = q.opt_bool("SaveCommand")?.unwrap_or(false);
     let parameters = q.opt_str("Parameters")?;
+    let webhook = read_new_webhook(&mut q)?;
     let mut cmd = cmds::read_new_command(&mut q, false)?;
     q.finish()?;
     if save && cmd.name.is_empty() {
@@ -366,6 +401,7 @@ pub async fn run(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
     let o = Overrides {
         targets: selector,
         rate,
+        webhook,
         ..Overrides::default()
     };
     let inv = start(
@@ -393,6 +429,7 @@ pub async fn invoke(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
         cos_bucket_url: q.opt_str("OutputCOSBucketUrl")?,
         cos_key_prefix: q.opt_str("OutputCOSKeyPrefix")?,
         rate,
+        webhook: read_new_webhook(&mut q)?,
         ..Overrides::default()
     };
     q.finish()?;
@@ -469,7 +506,7 @@ pub async fn describe(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
     let vis = api.visibility(p);
     let fetch = vis.fetch(page);
     let v = vis.clone();
-    let (total, rows, tasks, readable) = api
+    let (total, rows, tasks, readable, (hook_urls, hook_states)) = api
         .store
         .read(move |c| {
             let (total, rows) = invs::list(c, &query, fetch)?;
@@ -489,7 +526,11 @@ pub async fn describe(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
                 .filter(|i| v.sees_content(c, &i.command_id))
                 .map(|i| i.id.clone())
                 .collect();
-            Ok((total, rows, tasks, readable))
+            let hooks = (
+                crate::store::webhooks::urls(c, &ids)?,
+                crate::store::webhooks::statuses(c, &ids)?,
+            );
+            Ok((total, rows, tasks, readable, hooks))
         })
         .await?;
     let mut by_inv: HashMap<&str, Vec<&Task>> = HashMap::new();
@@ -499,14 +540,17 @@ pub async fn describe(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
     let set: Vec<Value> = rows
         .iter()
         .map(|i| {
-            views::invocation(
+            let mut view = views::invocation(
                 i,
                 by_inv
                     .get(i.id.as_str())
                     .map(|v| v.as_slice())
                     .unwrap_or(&[]),
                 readable.contains(&i.id),
-            )
+            );
+            let state = status_line(hook_states.get(&i.id));
+            decorate(&mut view, hook_urls.get(&i.id), Some(state));
+            view
         })
         .collect();
     Ok(json!({ "TotalCount": total, "InvocationSet": set }))

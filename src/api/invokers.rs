@@ -13,12 +13,14 @@ use super::invocations::instance_ids;
 use super::params;
 use super::request::{check_ids, check_unique, IdList, Params, R};
 use super::targets::{self, Selector};
+use super::webhooks::{decorate, read_new_webhook, read_webhook, WebhookParam};
 use super::{views, Api, Principal};
 use crate::scheduler::parse_cron;
 use crate::store::commands;
 use crate::store::invocations as invs;
 use crate::store::invokers::{self, Invoker, InvokerQuery};
 use crate::store::status::invocation_status;
+use crate::store::webhooks as hooks;
 use crate::timefmt::{iso, now_ms};
 
 const BAD_ID: &str = "InvalidParameterValue.InvalidInvokerId";
@@ -176,6 +178,7 @@ pub async fn create(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
         .opt_value("ScheduleSettings")
         .ok_or_else(|| ApiError::missing("ScheduleSettings"))?;
     let tags = read_tags(&mut q)?;
+    let webhook = read_new_webhook(&mut q)?;
     q.finish()?;
     check_name(&name)?;
     check_type(&kind)?;
@@ -209,7 +212,16 @@ pub async fn create(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
         max_errors: rate.max_errors,
     };
     let id = inv.id.clone();
-    api.store.write(move |c| invokers::insert(c, &inv)).await?;
+    let hook_row = webhook.map(|w| w.seal(&api.secrets, &id, None, now));
+    api.store
+        .write(move |c| {
+            invokers::insert(c, &inv)?;
+            match &hook_row {
+                Some(h) => hooks::put(c, h),
+                None => Ok(()),
+            }
+        })
+        .await?;
     api.schedule_changed.notify_one();
     Ok(json!({ "InvokerId": id }))
 }
@@ -242,6 +254,7 @@ pub async fn modify(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     }
     let rate = targets::read_rate_control(&mut q)?;
     let settings = q.opt_value("ScheduleSettings");
+    let webhook = read_webhook(&mut q, true)?;
     q.finish()?;
     let lookup = id.clone();
     let mut inv = api
@@ -299,8 +312,20 @@ pub async fn modify(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
         inv.max_errors = rate.max_errors;
     }
     inv.updated_ms = now;
+    let hook = webhook.map(|w| match w {
+        WebhookParam::Set(w) => Some(w.seal(&api.secrets, &id, None, now)),
+        WebhookParam::Clear => None,
+    });
+    let owner = id.clone();
     api.store
-        .write(move |c| invokers::update(c, &inv))
+        .write(move |c| {
+            invokers::update(c, &inv)?;
+            match &hook {
+                Some(Some(h)) => hooks::put(c, h),
+                Some(None) => hooks::delete(c, &owner),
+                None => Ok(()),
+            }
+        })
         .await
         .map_err(not_found(&id))?;
     api.schedule_changed.notify_one();
@@ -312,7 +337,10 @@ pub async fn delete(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     q.finish()?;
     let del = id.clone();
     api.store
-        .write(move |c| invokers::delete(c, &del))
+        .write(move |c| {
+            invokers::delete(c, &del)?;
+            hooks::delete(c, &del)
+        })
         .await
         .map_err(not_found(&id))?;
     api.schedule_changed.notify_one();
@@ -402,16 +430,25 @@ pub async fn describe(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
     query.ids.extend(f_ids);
     let vis = api.visibility(p);
     let fetch = vis.fetch(page);
-    let (total, rows) = api
+    let (total, rows, urls) = api
         .store
         .read(move |c| {
             let (total, rows) = invokers::list(c, &query, fetch)?;
-            Ok(vis.page(total, rows, page, |i| {
+            let (total, rows) = vis.page(total, rows, page, |i| {
                 vis.sees("tat:DescribeInvokers", &[vis.invoker(&i.id, &i.tags)])
-            }))
+            });
+            let ids: Vec<String> = rows.iter().map(|i| i.id.clone()).collect();
+            Ok((total, rows, hooks::urls(c, &ids)?))
         })
         .await?;
-    let set: Vec<Value> = rows.iter().map(view).collect();
+    let set: Vec<Value> = rows
+        .iter()
+        .map(|i| {
+            let mut v = view(i);
+            decorate(&mut v, urls.get(&i.id), None);
+            v
+        })
+        .collect();
     Ok(json!({ "TotalCount": total, "InvokerSet": set }))
 }
 

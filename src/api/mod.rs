@@ -24,6 +24,7 @@ mod scenes;
 mod targets;
 mod secrets;
 mod views;
+mod webhooks;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -251,6 +252,7 @@ impl Api {
             "EnableInvoker" => invokers::enable(self, p, q).await,
             "DisableInvoker" => invokers::disable(self, p, q).await,
             "DescribeInvokerRecords" => invokers::describe_records(self, p, q).await,
+            "DescribeWebhookDeliveries" => webhooks::describe_deliveries(self, p, q).await,
             "CreateRegisterCode" => instances::create_code(self, p, q).await,
             "DescribeRegisterCodes" => instances::describe_codes(self, p, q).await,
             "DisableRegisterCodes" => instances::disable_codes(self, p, q).await,

@@ -108,6 +108,7 @@ async fn run_demo(
         region: "ap-guangzhou".into(),
         settings: Settings::default(),
         schedule: Default::default(),
+        webhooks: Default::default(),
     })
     .await?;
     let url = format!("https://{}", running.addr);

@@ -38,6 +38,16 @@ pub struct ServerArgs {
     /// still run once on start-up; older ones are recorded as missed.
     #[arg(long, default_value_t = 300)]
     pub schedule_grace: u64,
+    /// Attempts at delivering a webhook notification before it is FAILED.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub webhook_attempts: u32,
+    /// Milliseconds before the second attempt at a webhook delivery; each
+    /// further wait doubles, up to --webhook-max-backoff.
+    #[arg(long, default_value_t = 1000)]
+    pub webhook_backoff_ms: u64,
+    /// Longest wait, in milliseconds, between two webhook attempts.
+    #[arg(long, default_value_t = 60_000)]
+    pub webhook_max_backoff_ms: u64,
 }
 
 pub fn main(a: ServerArgs) -> anyhow::Result<ExitCode> {
@@ -56,6 +66,12 @@ pub fn main(a: ServerArgs) -> anyhow::Result<ExitCode> {
         schedule: crate::scheduler::Settings {
             zone: a.schedule_tz,
             grace_ms: (a.schedule_grace as i64) * 1000,
+        },
+        webhooks: crate::notify::Settings {
+            max_attempts: a.webhook_attempts,
+            first_backoff_ms: a.webhook_backoff_ms,
+            max_backoff_ms: a.webhook_max_backoff_ms.max(a.webhook_backoff_ms),
+            ..crate::notify::Settings::default()
         },
     };
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -391,6 +391,7 @@ async fn reconcile(
                         now,
                     )? {
                         ended.push(inv.clone());
+                        crate::notify::task_final(c, id, now)?;
                     }
                 }
                 Ok(ended)
@@ -481,6 +482,9 @@ async fn handle(d: &Dispatcher, instance_id: &str, msg: AgentMsg) -> crate::stor
                         error_info: &error_info,
                     };
                     let ended = invocations::finish(c, &tid, &f, now)?;
+                    if ended {
+                        crate::notify::task_final(c, &tid, now)?;
+                    }
                     Ok(Some(ended.then_some(t.invocation_id)))
                 })
                 .await;

@@ -64,6 +64,9 @@ pub struct Dispatcher {
     pub settings: Settings,
     agents: Mutex<HashMap<String, Conn>>,
     next_serial: std::sync::atomic::AtomicU64,
+    /// Woken after tasks may have become final, so queued webhook
+    /// notifications go out at once (`notify::spawn` waits on it).
+    pub webhook_wake: Arc<tokio::sync::Notify>,
 }
 
 /// What the API shows about an agent's liveness.
@@ -93,6 +96,7 @@ impl Dispatcher {
             settings,
             agents: Mutex::new(HashMap::new()),
             next_serial: std::sync::atomic::AtomicU64::new(1),
+            webhook_wake: Default::default(),
         })
     }
 
@@ -289,6 +293,9 @@ impl Dispatcher {
         if let Err(e) = rollout::advance(self, invocation_ids).await {
             tracing::warn!("rate control could not advance: {e}");
         }
+        // Notifications were queued in the same transactions that ended
+        // the tasks; wake the sender now rather than at its next poll.
+        self.webhook_wake.notify_one();
     }
 
     /// Cancels tasks: those not yet started end as CANCELLED, running ones
@@ -312,6 +319,7 @@ impl Dispatcher {
                         now,
                     )? {
                         ended.push(t.invocation_id.clone());
+                        crate::notify::task_final(c, &t.id, now)?;
                         continue;
                     }
                     if invocations::mark_cancelling(c, &t.id, now)? {

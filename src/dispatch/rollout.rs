@@ -156,14 +156,16 @@ pub async fn advance(d: &Dispatcher, invocation_ids: Vec<String>) -> Result<(), 
                     }
                     Step::Stop(ids, reason) => {
                         for t in &ids {
-                            invocations::end_without_agent(
+                            if invocations::end_without_agent(
                                 c,
                                 t,
                                 &[TaskStatus::Pending],
                                 TaskStatus::Cancelled,
                                 &reason,
                                 now,
-                            )?;
+                            )? {
+                                crate::notify::task_final(c, t, now)?;
+                            }
                         }
                     }
                 }

@@ -56,6 +56,7 @@ pub async fn sweep_once(d: &Dispatcher) -> crate::store::Result<()> {
                         now,
                     )? {
                         ended.push(t.invocation_id.clone());
+                        crate::notify::task_final(c, &t.id, now)?;
                     }
                 } else {
                     let why = format!(
@@ -71,6 +72,7 @@ pub async fn sweep_once(d: &Dispatcher) -> crate::store::Result<()> {
                         now,
                     )? {
                         ended.push(t.invocation_id.clone());
+                        crate::notify::task_final(c, &t.id, now)?;
                     }
                 }
             }

@@ -52,6 +52,7 @@ const CMD_INS: &[ResourceKind] = &[Command, CvmInstance, LighthouseInstance, Man
 const IVK: &[ResourceKind] = &[Invoker];
 const SEC: &[ResourceKind] = &[Secret];
 const SEC_INS: &[ResourceKind] = &[Secret, CvmInstance, LighthouseInstance, ManagedInstance];
+const CMD_IVK: &[ResourceKind] = &[Command, Invoker];
 const IVK_CMD_INS: &[ResourceKind] = &[
     Invoker,
     Command,
@@ -130,6 +131,8 @@ pub static ACTIONS: &[ActionInfo] = &[
     // Pseudo-action: may the caller see a command's Content? Checked by
     // DescribeCommands (and anything else that returns Content) per command.
     row!("tat:DescribeCommandContent", CMD, All, Drover),
+    // Webhook deliveries of an invocation (its command) or an invoker.
+    row!("tat:DescribeWebhookDeliveries", CMD_IVK, All, Drover),
     // Access management lives under cam: so that tat:* (QcloudTATFullAccess)
     // never lets anyone grant themselves more access.
     row!("cam:CreateRoleAssignment", OP, All, Drover),

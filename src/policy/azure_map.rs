@@ -55,6 +55,8 @@ pub static AZURE_MAP: &[(&str, &[&str])] = &[
     ("tat:CancelInvocation", &[aa!("jobs/stop/action")]),
     ("tat:SuspendInvocation", &[aa!("jobs/suspend/action")]),
     ("tat:ResumeInvocation", &[aa!("jobs/resume/action")]),
+    // Webhook deliveries report how a job's end was notified.
+    ("tat:DescribeWebhookDeliveries", &[aa!("jobs/read")]),
     // schedules + job schedules → invokers.
     (
         "tat:DescribeInvokers",

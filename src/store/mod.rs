@@ -24,6 +24,7 @@ pub mod secrets;
 pub mod sessions;
 pub mod status;
 pub mod users;
+pub mod webhooks;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

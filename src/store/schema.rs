@@ -294,6 +294,44 @@ const MIGRATIONS: &[&str] = &[
         updated_ms      INTEGER NOT NULL
     );
     "#,
+    // 9: webhook notifications: each invocation's or invoker's webhook (the
+    // key sealed, bound to its owner row), the queue of deliveries (one per
+    // invocation) and the record of every attempt.
+    r#"
+    CREATE TABLE webhooks (
+        owner_id        TEXT PRIMARY KEY,
+        url             TEXT NOT NULL,
+        secret_enc      BLOB NOT NULL,
+        invoker_id      TEXT,
+        created_ms      INTEGER NOT NULL
+    );
+
+    CREATE TABLE webhook_deliveries (
+        id              TEXT PRIMARY KEY,
+        invocation_id   TEXT NOT NULL UNIQUE,
+        invoker_id      TEXT,
+        url             TEXT NOT NULL,
+        secret_owner    TEXT NOT NULL,
+        secret_enc      BLOB NOT NULL,
+        body            TEXT NOT NULL,
+        status          TEXT NOT NULL,
+        attempts        INTEGER NOT NULL,
+        next_ms         INTEGER NOT NULL,
+        created_ms      INTEGER NOT NULL,
+        updated_ms      INTEGER NOT NULL
+    );
+    CREATE INDEX webhook_deliveries_due ON webhook_deliveries(status, next_ms);
+    CREATE INDEX webhook_deliveries_invoker ON webhook_deliveries(invoker_id, created_ms);
+
+    CREATE TABLE webhook_attempts (
+        delivery_id     TEXT NOT NULL REFERENCES webhook_deliveries(id) ON DELETE CASCADE,
+        attempt         INTEGER NOT NULL,
+        at_ms           INTEGER NOT NULL,
+        http_status     INTEGER,
+        error           TEXT NOT NULL,
+        PRIMARY KEY (delivery_id, attempt)
+    );
+    "#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

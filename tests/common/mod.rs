@@ -49,6 +49,18 @@ pub fn test_settings() -> Settings {
     }
 }
 
+/// Fast webhook retries (4 attempts, 100 ms doubling to 400 ms), so retry
+/// and failure paths finish within a test.
+pub fn test_webhook_settings() -> drover::notify::Settings {
+    drover::notify::Settings {
+        max_attempts: 4,
+        first_backoff_ms: 100,
+        max_backoff_ms: 400,
+        attempt_timeout_ms: 5_000,
+        poll_ms: 100,
+    }
+}
+
 /// Polls `f` every 100 ms until it yields `Some`, or panics with `what`.
 pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
 where
@@ -171,6 +183,8 @@ pub struct Harness {
     pub settings: Settings,
     /// Scheduler settings used when the server (re)starts.
     pub schedule: drover::scheduler::Settings,
+    /// Webhook delivery timing used when the server (re)starts.
+    pub webhooks: drover::notify::Settings,
     pub server: Option<Running>,
     pub addr: std::net::SocketAddr,
     pub client: Client,
@@ -190,9 +204,16 @@ impl Harness {
         let data = dir.path().join("server");
         let (id, key) = drover::cli::admin::create_root_key(&data).unwrap();
         let schedule = drover::scheduler::Settings::default();
-        let running = server::start(config(&data, "127.0.0.1:0", &settings, schedule))
-            .await
-            .unwrap();
+        let webhooks = test_webhook_settings();
+        let running = server::start(config(
+            &data,
+            "127.0.0.1:0",
+            &settings,
+            schedule,
+            webhooks.clone(),
+        ))
+        .await
+        .unwrap();
         let addr = running.addr;
         let client = new_client(&format!("https://{addr}"), &id, &key, &running.cert_path);
         let code = client
@@ -203,6 +224,7 @@ impl Harness {
             dir,
             settings,
             schedule,
+            webhooks,
             server: Some(running),
             addr,
             client,
@@ -440,6 +462,7 @@ impl Harness {
             &self.addr.to_string(),
             &self.settings,
             self.schedule,
+            self.webhooks.clone(),
         );
         // The old listener's port may take a moment to be free again.
         let running = wait_for(
@@ -487,6 +510,7 @@ fn config(
     listen: &str,
     settings: &Settings,
     schedule: drover::scheduler::Settings,
+    webhooks: drover::notify::Settings,
 ) -> Config {
     Config {
         data_dir: data.to_path_buf(),
@@ -496,6 +520,7 @@ fn config(
         region: "ap-guangzhou".into(),
         settings: settings.clone(),
         schedule,
+        webhooks,
     }
 }
 
