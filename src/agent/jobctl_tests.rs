@@ -16,6 +16,7 @@ fn spec(script: &str, timeout: u64) -> TaskSpec {
         timeout,
         working_directory: "/tmp".into(),
         username: String::new(),
+        mask: Vec::new(),
     }
 }
 

@@ -21,8 +21,8 @@ mod misc;
 pub mod params;
 mod request;
 mod scenes;
-mod targets;
 mod secrets;
+mod targets;
 mod views;
 mod webhooks;
 

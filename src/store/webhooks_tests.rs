@@ -92,6 +92,9 @@ fn finished_only_when_every_task_is_final() {
         created_by: "USER".into(),
         created_ms: 1,
         updated_ms: 1,
+        targets: None,
+        max_concurrency: None,
+        max_errors: None,
     };
     let mk = |id: &str, status| Task {
         id: id.into(),
@@ -109,6 +112,7 @@ fn finished_only_when_every_task_is_final() {
         end_ms: 0,
         exec_start_ms: 0,
         exec_end_ms: 0,
+        held: false,
     };
     let tasks = [
         mk("invt-aaaaaaaa", TaskStatus::Success),
