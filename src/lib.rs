@@ -21,7 +21,8 @@
 //!   errors become TAT and CAM error codes.
 //! * `policy` decides who may do what: CAM documents, presets, Azure roles;
 //!   pure and synchronous.
-//! * `dispatch` owns live agent connections, pushes tasks and applies results.
+//! * `dispatch` owns live agent connections, pushes tasks and applies results;
+//!   `dispatch::rollout` releases rate-controlled tasks in waves as others end.
 //! * `scheduler` fires TAT invokers when due; it starts invocations through
 //!   the same path as InvokeCommand (`api::invocations`).
 //! * `notify` queues a webhook notification when an invocation ends (hooked

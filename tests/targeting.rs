@@ -356,13 +356,13 @@ fn span(task: &Value) -> (u128, u128) {
 async fn max_concurrency_one_runs_one_task_at_a_time() {
     // Waiting tasks must outlast the delivery deadline without being swept.
     let mut h = Harness::start_with(drover::dispatch::Settings {
-        deliver_timeout_ms: 1_000,
+        deliver_timeout_ms: 2_000,
         ..test_settings()
     })
     .await;
     h.add_agents(3).await;
     let ids = h.agent_ids();
-    let script = "s=$(date +%s%N); sleep 0.6; echo $s $(date +%s%N)";
+    let script = "s=$(date +%s%N); sleep 1.2; echo $s $(date +%s%N)";
     let inv = h.run(script, &ids, json!({"MaxConcurrency": 1})).await;
     let shown = h.invocation(&inv).await;
     assert_eq!(shown["MaxConcurrency"], "1");
@@ -385,7 +385,7 @@ async fn max_concurrency_one_runs_one_task_at_a_time() {
 
     // A percentage rounds up: 50% of 3 is 2 at a time.
     let inv = h
-        .run("sleep 0.3", &ids, json!({"MaxConcurrency": "50%"}))
+        .run("sleep 1", &ids, json!({"MaxConcurrency": "50%"}))
         .await;
     let waiting = h.tasks(&inv, true).await;
     assert_eq!(
@@ -526,7 +526,31 @@ async fn an_invoker_resolves_its_targets_at_each_trigger() {
     .await;
     h.call("DisableInvoker", json!({"InvokerId": ivk})).await;
     let shown = h.invocation(fired["InvocationId"].as_str().unwrap()).await;
-    assert_eq!(task_instances(&shown), vec![id]);
+    assert_eq!(task_instances(&shown), vec![id.clone()]);
     assert_eq!(shown["Targets"], sel);
     assert_eq!(shown["MaxConcurrency"], "50%");
+
+    // InstanceIds and Targets replace each other; both at once is refused.
+    let e = h
+        .call_err(
+            "ModifyInvoker",
+            json!({"InvokerId": ivk, "InstanceIds": [id], "Targets": sel}),
+        )
+        .await;
+    assert_eq!(code_of(&e), "InvalidParameter");
+    h.call(
+        "ModifyInvoker",
+        json!({"InvokerId": ivk, "InstanceIds": [id], "MaxErrors": "1"}),
+    )
+    .await;
+    let shown = h
+        .call("DescribeInvokers", json!({"InvokerIds": [ivk]}))
+        .await;
+    let i = &shown["InvokerSet"][0];
+    assert!(i.get("Targets").is_none(), "{i}");
+    assert_eq!(i["InstanceIds"], json!([id]));
+    assert_eq!(
+        (&i["MaxConcurrency"], &i["MaxErrors"]),
+        (&json!("50%"), &json!("1"))
+    );
 }

@@ -325,44 +325,6 @@ pub(crate) async fn start_for_invoker(
     .await
 }
 
-/// The instances of a run: its InstanceIds, or its Targets (exactly one of
-/// the two), and its rate control.
-fn read_fleet(q: &mut Params, max: usize) -> R<(Vec<String>, Option<Selector>, RateControl)> {
-    let selector = targets::read_selector(q)?;
-    targets::one_of(q.peek_value("InstanceIds").is_some(), selector.is_some())?;
-    let ids = match selector {
-        Some(_) => Vec::new(),
-        None => instance_ids(q, max)?,
-    };
-    Ok((ids, selector, targets::read_rate_control(q)?))
-}
-
-/// The instances a run reaches: the listed ones, or what its selector
-/// resolves to now, each of which the caller must be allowed `action` on
-/// (the gate authorized what the selector matched a moment ago; this holds
-/// even if tags changed since).
-async fn reach(
-    api: &Api,
-    p: &Principal,
-    action: &str,
-    ids: Vec<String>,
-    selector: &Option<Selector>,
-    command_type: &str,
-) -> R<Vec<String>> {
-    let Some(s) = selector else {
-        return Ok(ids);
-    };
-    let ids = targets::resolve(api, s, command_type, MAX_INSTANCES).await?;
-    if !p.is_root() {
-        let res = api.instance_resources(&ids).await?;
-        let d = p.grants.decide(action, &res);
-        if !d.allowed {
-            return Err(super::authz::denied(action, &d));
-        }
-    }
-    Ok(ids)
-}
-
 /// An invoker's webhook, which every invocation it starts gets a copy of.
 async fn invoker_webhook(api: &Api, invoker_id: &str) -> R<Option<crate::notify::Webhook>> {
     let id = invoker_id.to_string();
@@ -385,7 +347,7 @@ async fn invoker_webhook(api: &Api, invoker_id: &str) -> R<Option<crate::notify:
 }
 
 pub async fn run(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
-    let (ids, selector, rate) = read_fleet(&mut q, MAX_INSTANCES)?;
+    let (ids, selector, rate) = targets::read_fleet(&mut q, MAX_INSTANCES)?;
     let save = q.opt_bool("SaveCommand")?.unwrap_or(false);
     let parameters = q.opt_str("Parameters")?;
     let webhook = read_new_webhook(&mut q)?;
@@ -397,7 +359,16 @@ pub async fn run(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
     cmd.saved = save;
     let command_id = cmd.id.clone();
     let to_save = Some(cmd.clone());
-    let instance_ids = reach(api, p, "tat:RunCommand", ids, &selector, &cmd.command_type).await?;
+    let instance_ids = targets::reach(
+        api,
+        p,
+        "tat:RunCommand",
+        ids,
+        &selector,
+        &cmd.command_type,
+        MAX_INSTANCES,
+    )
+    .await?;
     let o = Overrides {
         targets: selector,
         rate,
@@ -420,7 +391,7 @@ pub async fn run(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
 
 pub async fn invoke(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
     let command_id = cmds::command_id(&mut q)?;
-    let (ids, selector, rate) = read_fleet(&mut q, MAX_INSTANCES)?;
+    let (ids, selector, rate) = targets::read_fleet(&mut q, MAX_INSTANCES)?;
     let parameters = q.opt_str("Parameters")?;
     let mut o = Overrides {
         username: q.opt_str("Username")?,
@@ -437,13 +408,14 @@ pub async fn invoke(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
         .store
         .read(move |c| commands::get(c, &command_id))
         .await?;
-    let instance_ids = reach(
+    let instance_ids = targets::reach(
         api,
         p,
         "tat:InvokeCommand",
         ids,
         &selector,
         &cmd.command_type,
+        MAX_INSTANCES,
     )
     .await?;
     o.targets = selector;

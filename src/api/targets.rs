@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::error::ApiError;
 use super::request::{Params, R};
-use super::{authz, Api};
+use super::{authz, Api, Principal};
 use crate::dispatch::rollout::Rate;
 use crate::store::instances::{self, Instance};
 
@@ -256,6 +256,45 @@ pub async fn resolve(
         ));
     }
     Ok(runnable)
+}
+
+/// The instances of a run: its InstanceIds, or its Targets (exactly one of
+/// the two), and its rate control.
+pub fn read_fleet(q: &mut Params, max: usize) -> R<(Vec<String>, Option<Selector>, RateControl)> {
+    let selector = read_selector(q)?;
+    one_of(q.peek_value("InstanceIds").is_some(), selector.is_some())?;
+    let ids = match selector {
+        Some(_) => Vec::new(),
+        None => super::invocations::instance_ids(q, max)?,
+    };
+    Ok((ids, selector, read_rate_control(q)?))
+}
+
+/// The instances a run reaches: the listed ones, or what its selector
+/// resolves to now, each of which the caller must be allowed `action` on
+/// (the gate authorized what the selector matched a moment ago; this holds
+/// even if tags changed since).
+pub async fn reach(
+    api: &Api,
+    p: &Principal,
+    action: &str,
+    ids: Vec<String>,
+    selector: &Option<Selector>,
+    command_type: &str,
+    max: usize,
+) -> R<Vec<String>> {
+    let Some(s) = selector else {
+        return Ok(ids);
+    };
+    let ids = resolve(api, s, command_type, max).await?;
+    if !p.is_root() {
+        let res = api.instance_resources(&ids).await?;
+        let d = p.grants.decide(action, &res);
+        if !d.allowed {
+            return Err(super::authz::denied(action, &d));
+        }
+    }
+    Ok(ids)
 }
 
 /// Every instance a selector matches now, whatever it can run: what a

@@ -2,6 +2,10 @@
 //! connected, pushes tasks to them the moment they exist (no polling), applies
 //! what agents report, and moves tasks whose agent stays silent to
 //! DELIVER_FAILED or TASK_TIMEOUT on a fixed schedule.
+//!
+//! Every path that makes tasks final calls `Dispatcher::tasks_ended`, the
+//! one hook for what follows a task's end (today: the next wave of a
+//! rate-controlled invocation, `rollout`).
 
 mod jobctl;
 mod link;

@@ -239,6 +239,61 @@ mod tests {
         }
     }
 
+    /// What a crash between a task's end and the next release leaves
+    /// behind is picked up by `resume` at start-up.
+    #[tokio::test]
+    async fn resume_releases_or_stops_what_a_restart_interrupted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(dir.path()).unwrap();
+        let secrets = std::sync::Arc::new(crate::crypto::SecretBox::from_key(&[7u8; 32]).unwrap());
+        let d = Dispatcher::new(store.clone(), secrets, super::super::Settings::default());
+        let mut waves = inv(Some("1"), None);
+        waves.id = "inv-1".into();
+        let mut stop = inv(None, Some("0"));
+        stop.id = "inv-2".into();
+        let mut tasks = vec![
+            task(1, Success, false),
+            task(2, Pending, true),
+            task(3, Pending, true),
+        ];
+        let mut failing = vec![task(4, Failed, false), task(5, Pending, true)];
+        for t in failing.iter_mut() {
+            t.invocation_id = "inv-2".into();
+        }
+        for t in tasks.iter_mut().chain(failing.iter_mut()) {
+            if t.held {
+                t.deadline_ms = i64::MAX;
+            }
+        }
+        store
+            .write(move |c| {
+                invocations::insert(c, &waves, &tasks)?;
+                invocations::insert(c, &stop, &failing)
+            })
+            .await
+            .unwrap();
+        resume(&d).await.unwrap();
+        let get = |id: &'static str| {
+            let s = store.clone();
+            async move { s.read(move |c| invocations::get_task(c, id)).await.unwrap() }
+        };
+        // One slot was free: the next task is out (no agent: delayed).
+        let t2 = get("invt-2").await;
+        assert!(!t2.held && t2.status == DeliverDelayed, "{t2:?}");
+        assert!(t2.deadline_ms < i64::MAX);
+        let t3 = get("invt-3").await;
+        assert!(t3.held && t3.status == Pending);
+        let t5 = get("invt-5").await;
+        assert_eq!(t5.status, Cancelled);
+        assert_eq!(
+            t5.error_info,
+            "not started: 1 tasks failed, more than MaxErrors 0"
+        );
+        // Nothing more to do: a second resume changes nothing.
+        resume(&d).await.unwrap();
+        assert!(get("invt-3").await.held);
+    }
+
     #[test]
     fn rates_parse_as_ssm_writes_them() {
         assert_eq!(Rate::parse("10", 1), Some(Rate::Count(10)));
