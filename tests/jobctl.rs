@@ -221,3 +221,27 @@ async fn single_tasks_are_suspended_by_instance_and_bad_requests_change_nothing(
     let ts = h.wait_final(&inv, T30).await;
     assert!(ts.iter().all(|t| t["TaskStatus"] == "TERMINATED"), "{ts:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_restart_ends_a_suspended_task_as_failed_and_kills_it() {
+    let mut h = Harness::start().await;
+    let id = h.add_agent().await;
+    let marker = "sleep 61.75";
+    let inv = h.run(&format!("echo go; {marker}"), &[id], json!({})).await;
+    h.wait_task_status(&inv, "RUNNING", T30).await;
+    h.call("SuspendInvocation", json!({"InvocationId": inv}))
+        .await;
+    h.wait_task_status(&inv, "SUSPENDED", T30).await;
+    // SIGKILL: the agent cannot continue or kill the stopped group itself.
+    h.agents[0].restart();
+    let t = h.wait_final(&inv, T30).await.remove(0);
+    assert_eq!(t["TaskStatus"], "FAILED", "{t}");
+    assert!(
+        t["ErrorInfo"].as_str().unwrap().contains("agent restarted"),
+        "{t}"
+    );
+    wait_for("the stopped sleep to be gone", T30, || async {
+        (!process_alive(marker)).then_some(())
+    })
+    .await;
+}
