@@ -30,6 +30,18 @@ async fn script_pid(file: &Path) -> String {
     .await
 }
 
+/// A server and agent running `marker` (a distinctive sleep), suspended.
+async fn suspended_sleep(marker: &str) -> (Harness, String) {
+    let mut h = Harness::start().await;
+    let id = h.add_agent().await;
+    let inv = h.run(&format!("echo go; {marker}"), &[id], json!({})).await;
+    h.wait_task_status(&inv, "RUNNING", T30).await;
+    h.call("SuspendInvocation", json!({"InvocationId": inv}))
+        .await;
+    h.wait_task_status(&inv, "SUSPENDED", T30).await;
+    (h, inv)
+}
+
 async fn only_task(h: &Harness, inv: &str) -> Value {
     h.tasks(inv, false).await.remove(0)
 }
@@ -107,14 +119,8 @@ async fn suspend_stops_the_script_and_its_timeout_until_resumed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_a_suspended_task_terminates_it() {
-    let mut h = Harness::start().await;
-    let id = h.add_agent().await;
     let marker = "sleep 61.25";
-    let inv = h.run(&format!("echo go; {marker}"), &[id], json!({})).await;
-    h.wait_task_status(&inv, "RUNNING", T30).await;
-    h.call("SuspendInvocation", json!({"InvocationId": inv}))
-        .await;
-    h.wait_task_status(&inv, "SUSPENDED", T30).await;
+    let (h, inv) = suspended_sleep(marker).await;
     h.call("CancelInvocation", json!({"InvocationId": inv}))
         .await;
     let t = h.wait_final(&inv, T30).await.remove(0);
@@ -220,4 +226,22 @@ async fn single_tasks_are_suspended_by_instance_and_bad_requests_change_nothing(
         .await;
     let ts = h.wait_final(&inv, T30).await;
     assert!(ts.iter().all(|t| t["TaskStatus"] == "TERMINATED"), "{ts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_restart_ends_a_suspended_task_as_failed_and_kills_it() {
+    let marker = "sleep 61.75";
+    let (mut h, inv) = suspended_sleep(marker).await;
+    // SIGKILL: the agent cannot continue or kill the stopped group itself.
+    h.agents[0].restart();
+    let t = h.wait_final(&inv, T30).await.remove(0);
+    assert_eq!(t["TaskStatus"], "FAILED", "{t}");
+    assert!(
+        t["ErrorInfo"].as_str().unwrap().contains("agent restarted"),
+        "{t}"
+    );
+    wait_for("the stopped sleep to be gone", T30, || async {
+        (!process_alive(marker)).then_some(())
+    })
+    .await;
 }

@@ -29,6 +29,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::{sleep, sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
+use super::jobctl::{control, Paused};
 use super::launch;
 use super::mask::Masker;
 use super::output::{Utf8Chunker, MAX_CHUNK};
@@ -328,52 +329,6 @@ impl Supervisor {
             }
         }
         result
-    }
-}
-
-/// A suspension in effect: since when, by our clock and by the wall clock.
-#[derive(Debug, Clone, Copy)]
-struct Paused {
-    since: Instant,
-    at: i64,
-}
-
-/// Applies one job-control request to a live process group.
-fn control(
-    pgid: i32,
-    suspend: bool,
-    paused: &mut Option<Paused>,
-    deadline: &mut Instant,
-) -> ExecEvent {
-    let failed = |what: &str, e: std::io::Error| ExecEvent::ControlFailed {
-        reason: format!("{what} process group {pgid}: {e}"),
-    };
-    match (suspend, *paused) {
-        (true, Some(p)) => ExecEvent::Suspended { at: p.at },
-        (false, None) => ExecEvent::Resumed { at: now_ms() },
-        (true, None) => match super::sys::signal_group(pgid, libc::SIGSTOP) {
-            Ok(true) => {
-                let at = now_ms();
-                *paused = Some(Paused {
-                    since: Instant::now(),
-                    at,
-                });
-                ExecEvent::Suspended { at }
-            }
-            Ok(false) => ExecEvent::ControlFailed {
-                reason: "the task's processes are gone".into(),
-            },
-            Err(e) => failed("stopping", e),
-        },
-        (false, Some(p)) => match super::sys::signal_group(pgid, libc::SIGCONT) {
-            Ok(_) => {
-                // The timeout counts running time only.
-                *deadline += p.since.elapsed();
-                *paused = None;
-                ExecEvent::Resumed { at: now_ms() }
-            }
-            Err(e) => failed("continuing", e),
-        },
     }
 }
 

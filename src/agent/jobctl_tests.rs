@@ -52,31 +52,45 @@ fn start(spec: TaskSpec) -> Job {
 }
 
 impl Job {
+    /// Drains the remaining events into `out`, then the result.
+    async fn finish(mut self, out: &mut Vec<u8>) -> ExecResult {
+        while let Some(ev) = self.events.recv().await {
+            if let ExecEvent::Output { data, .. } = ev {
+                out.extend(data);
+            }
+        }
+        self.done.await.unwrap()
+    }
+
     /// Collects output until it is `want` (the script is past its start).
     async fn wait_output(&mut self, out: &mut Vec<u8>, want: &str) {
         while out.as_slice() != want.as_bytes() {
-            let ev = tokio::time::timeout(Duration::from_secs(10), self.events.recv())
-                .await
-                .unwrap()
-                .unwrap();
-            match ev {
-                ExecEvent::Output { data, .. } => out.extend(data),
-                other => panic!("unexpected {other:?}"),
-            }
+            let ev = self.next_control_within(out, Duration::from_secs(10)).await;
+            assert!(ev.is_none(), "unexpected {ev:?}");
         }
     }
 
     /// The next event that is not output (output is collected into `out`).
     async fn next_control(&mut self, out: &mut Vec<u8>) -> ExecEvent {
         loop {
-            let ev = tokio::time::timeout(Duration::from_secs(10), self.events.recv())
-                .await
-                .unwrap()
-                .unwrap();
-            match ev {
-                ExecEvent::Output { data, .. } => out.extend(data),
-                other => return other,
+            if let Some(ev) = self.next_control_within(out, Duration::from_secs(10)).await {
+                return ev;
             }
+        }
+    }
+
+    /// The next event: None for output (collected into `out`).
+    async fn next_control_within(&mut self, out: &mut Vec<u8>, t: Duration) -> Option<ExecEvent> {
+        match tokio::time::timeout(t, self.events.recv())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            ExecEvent::Output { data, .. } => {
+                out.extend(data);
+                None
+            }
+            other => Some(other),
         }
     }
 }
@@ -88,9 +102,10 @@ fn states(pgid: i32) -> Vec<char> {
         .collect()
 }
 
-#[tokio::test]
-async fn suspend_stops_the_group_and_its_timeout_clock() {
-    let mut job = start(spec("echo start; sleep 1 & wait; echo end", 2));
+/// A job whose script (which must print "start" first) is suspended once
+/// it has printed; returns it with its process group and output so far.
+async fn started_and_suspended(script: &str, timeout: u64) -> (Job, i32, Vec<u8>) {
+    let mut job = start(spec(script, timeout));
     let mut out = Vec::new();
     let ExecEvent::Started { pgid, .. } = job.next_control(&mut out).await else {
         panic!("expected Started")
@@ -101,6 +116,13 @@ async fn suspend_stops_the_group_and_its_timeout_clock() {
         job.next_control(&mut out).await,
         ExecEvent::Suspended { .. }
     ));
+    (job, pgid, out)
+}
+
+#[tokio::test]
+async fn suspend_stops_the_group_and_its_timeout_clock() {
+    let (mut job, pgid, mut out) =
+        started_and_suspended("echo start; sleep 1 & wait; echo end", 2).await;
     let st = states(pgid);
     assert!(!st.is_empty() && st.iter().all(|s| *s == 'T'), "{st:?}");
     // A repeated request is confirmed again, not applied twice.
@@ -117,37 +139,17 @@ async fn suspend_stops_the_group_and_its_timeout_clock() {
         ExecEvent::Resumed { .. }
     ));
     assert!(states(pgid).iter().all(|s| *s != 'T'));
-    while let Some(ev) = job.events.recv().await {
-        if let ExecEvent::Output { data, .. } = ev {
-            out.extend(data);
-        }
-    }
-    let r = job.done.await.unwrap();
+    let r = job.finish(&mut out).await;
     assert_eq!(r.outcome, Outcome::Success, "{}", r.error_info);
     assert_eq!(String::from_utf8_lossy(&out), "start\nend\n");
 }
 
 #[tokio::test]
 async fn cancelling_a_suspended_task_terminates_it_at_once() {
-    let mut job = start(spec("echo start; sleep 100", 30));
-    let mut out = Vec::new();
-    let ExecEvent::Started { pgid, .. } = job.next_control(&mut out).await else {
-        panic!("expected Started")
-    };
-    job.wait_output(&mut out, "start\n").await;
-    job.suspend.send(true).unwrap();
-    assert!(matches!(
-        job.next_control(&mut out).await,
-        ExecEvent::Suspended { .. }
-    ));
+    let (job, pgid, mut out) = started_and_suspended("echo start; sleep 100", 30).await;
     let t0 = std::time::Instant::now();
     job.cancel.cancel();
-    while let Some(ev) = job.events.recv().await {
-        if let ExecEvent::Output { data, .. } = ev {
-            out.extend(data);
-        }
-    }
-    let r = job.done.await.unwrap();
+    let r = job.finish(&mut out).await;
     assert_eq!(r.outcome, Outcome::Terminated);
     assert_eq!(String::from_utf8_lossy(&out), "start\n");
     // SIGTERM reached the stopped group (SIGCONT followed it): no SIGKILL grace.

@@ -22,6 +22,7 @@
 
 pub mod exec;
 pub mod identity;
+mod jobctl;
 pub mod journal;
 pub mod launch;
 pub mod link;

@@ -11,14 +11,11 @@
 //!
 //! Job control: `SuspendTask`/`ResumeTask` go to the task's executor, which
 //! signals the process group and answers; a task that is not running here
-//! is answered at once with `TaskControlFailed`. Suspension lives only in
-//! memory: an agent restart ends every unfinished task anyway (`recover`),
-//! so there is nothing to remember across one. After a reconnect
-//! `control_reports` restates each running task's state to the server.
+//! is answered at once with `TaskControlFailed` (see `jobctl.rs`).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::AtomicI64;
 use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD as B64;
@@ -28,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::exec::{self, ExecEvent, ExecResult, Stops};
+use super::jobctl::{self, Control};
 use super::journal::{Journal, JournalError, ProcessMark};
 use super::output::Utf8Chunker;
 use super::{procinfo, sys};
@@ -35,15 +33,6 @@ use crate::protocol::{AgentMsg, Outcome, ServerMsg, TaskSpec};
 
 /// Messages queued by tasks before the link picks them up.
 const OUTBOX: usize = 64;
-
-/// How the registry reaches one running task.
-struct Control {
-    cancel: CancellationToken,
-    /// Job-control requests to the executor (true: suspend).
-    suspend: watch::Sender<bool>,
-    /// When the executor stopped the task (unix ms), 0 while it runs.
-    suspended_at: Arc<AtomicI64>,
-}
 
 pub struct Tasks {
     journal: Journal,
@@ -92,8 +81,8 @@ impl Tasks {
                 }
                 Vec::new()
             }
-            ServerMsg::SuspendTask { task_id } => self.control(task_id, true),
-            ServerMsg::ResumeTask { task_id } => self.control(task_id, false),
+            ServerMsg::SuspendTask { task_id } => jobctl::request(&self.running, task_id, true),
+            ServerMsg::ResumeTask { task_id } => jobctl::request(&self.running, task_id, false),
             ServerMsg::Unknown => {
                 tracing::debug!("ignoring a server message of a type this agent does not know");
                 Vec::new()
@@ -116,41 +105,9 @@ impl Tasks {
         }
     }
 
-    /// Hands a suspend (true) or resume request to the task's executor,
-    /// which answers it; answers here when no executor is listening.
-    fn control(&mut self, task_id: String, suspend: bool) -> Vec<AgentMsg> {
-        match self.running.get(&task_id) {
-            Some(c) if c.suspend.send(suspend).is_ok() => Vec::new(),
-            Some(_) => vec![AgentMsg::TaskControlFailed {
-                task_id,
-                reason: "the task has ended".into(),
-            }],
-            None => vec![AgentMsg::TaskControlFailed {
-                task_id,
-                reason: "the task is not running on this agent (finished or unknown)".into(),
-            }],
-        }
-    }
-
-    /// Each running task's job-control state, restated after a reconnect so
-    /// that a confirmation lost with the old connection is repaired.
+    /// Each running task's job-control state, for after a reconnect.
     pub fn control_reports(&self) -> Vec<AgentMsg> {
-        let mut ids: Vec<&String> = self.running.keys().collect();
-        ids.sort();
-        ids.into_iter()
-            .filter_map(|id| {
-                let at = self.running.get(id)?.suspended_at.load(Ordering::Relaxed);
-                let task_id = id.clone();
-                Some(if at > 0 {
-                    AgentMsg::TaskSuspended { task_id, at }
-                } else {
-                    AgentMsg::TaskResumed {
-                        task_id,
-                        at: exec::now_ms(),
-                    }
-                })
-            })
-            .collect()
+        jobctl::reports(&self.running)
     }
 
     /// Bookkeeping for a message leaving the outbox.
@@ -371,23 +328,9 @@ async fn run_task(
                         data: B64.encode(&data),
                     }
                 }
-                ExecEvent::Suspended { at } => {
-                    suspended_at.store(at, Ordering::Relaxed);
-                    AgentMsg::TaskSuspended {
-                        task_id: task_id.clone(),
-                        at,
-                    }
-                }
-                ExecEvent::Resumed { at } => {
-                    suspended_at.store(0, Ordering::Relaxed);
-                    AgentMsg::TaskResumed {
-                        task_id: task_id.clone(),
-                        at,
-                    }
-                }
-                ExecEvent::ControlFailed { reason } => AgentMsg::TaskControlFailed {
-                    task_id: task_id.clone(),
-                    reason,
+                ev => match jobctl::relay(&task_id, ev, &suspended_at) {
+                    Some(msg) => msg,
+                    None => continue,
                 },
             };
             // The link may be down: the journal already has it for replay.

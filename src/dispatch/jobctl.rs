@@ -133,3 +133,90 @@ pub(super) async fn apply_report(
         })
         .await
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use std::sync::Arc;
+
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::crypto::SecretBox;
+    use crate::dispatch::Settings;
+    use crate::store::Store;
+
+    fn task(id: &str, instance: &str, status: TaskStatus) -> Task {
+        Task {
+            id: id.into(),
+            invocation_id: "inv-1".into(),
+            instance_id: instance.into(),
+            command_id: "cmd-1".into(),
+            status,
+            exit_code: None,
+            error_info: String::new(),
+            output_len: 0,
+            deadline_ms: 0,
+            created_ms: 0,
+            updated_ms: 0,
+            start_ms: 0,
+            end_ms: 0,
+            exec_start_ms: 0,
+            exec_end_ms: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn requests_go_only_to_connected_agents_that_announced_job_control() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = Dispatcher::new(
+            Store::open(dir.path()).unwrap(),
+            Arc::new(SecretBox::from_key(&[7; 32]).unwrap()),
+            Settings::default(),
+        );
+        let (old_tx, mut old_rx) = mpsc::channel(8);
+        let (new_tx, mut new_rx) = mpsc::channel(8);
+        d.attach("mi-old", old_tx, false);
+        d.attach("mi-new", new_tx, true);
+        use ControlRequest::*;
+        use TaskStatus::*;
+
+        let pending = [task("invt-1", "mi-new", Pending)];
+        assert!(matches!(
+            d.control(Suspend, &pending).await,
+            Err(ControlError::NoTaskInState(Suspend))
+        ));
+        let old = [task("invt-2", "mi-old", Running)];
+        assert!(matches!(
+            d.control(Suspend, &old).await,
+            Err(ControlError::AgentsTooOld)
+        ));
+        let gone = [task("invt-3", "mi-gone", Suspended), old[0].clone()];
+        assert!(matches!(
+            d.control(Resume, &gone).await,
+            Err(ControlError::AgentsOffline)
+        ));
+        assert!(old_rx.try_recv().is_err(), "an old agent is never sent one");
+
+        let mixed = [
+            task("invt-4", "mi-new", Running),
+            task("invt-5", "mi-new", Suspended),
+            old[0].clone(),
+        ];
+        assert_eq!(d.control(Suspend, &mixed).await.unwrap(), 1);
+        assert_eq!(
+            new_rx.try_recv().unwrap(),
+            ServerMsg::SuspendTask {
+                task_id: "invt-4".into()
+            }
+        );
+        assert_eq!(d.control(Resume, &mixed).await.unwrap(), 1);
+        assert_eq!(
+            new_rx.try_recv().unwrap(),
+            ServerMsg::ResumeTask {
+                task_id: "invt-5".into()
+            }
+        );
+        assert!(new_rx.try_recv().is_err() && old_rx.try_recv().is_err());
+    }
+}
