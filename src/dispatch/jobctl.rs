@@ -163,6 +163,7 @@ mod tests {
             end_ms: 0,
             exec_start_ms: 0,
             exec_end_ms: 0,
+            held: false,
         }
     }
 
