@@ -148,22 +148,8 @@ mod tests {
 
     fn task(id: &str, instance: &str, status: TaskStatus) -> Task {
         Task {
-            id: id.into(),
-            invocation_id: "inv-1".into(),
-            instance_id: instance.into(),
-            command_id: "cmd-1".into(),
-            status,
-            exit_code: None,
-            error_info: String::new(),
-            output_len: 0,
             deadline_ms: 0,
-            created_ms: 0,
-            updated_ms: 0,
-            start_ms: 0,
-            end_ms: 0,
-            exec_start_ms: 0,
-            exec_end_ms: 0,
-            held: false,
+            ..crate::store::invocations::fixtures::task(id, "inv-1", instance, status)
         }
     }
 

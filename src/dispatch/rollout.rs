@@ -190,52 +190,22 @@ pub async fn resume(d: &Dispatcher) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::invocations::fixtures;
     use TaskStatus::*;
 
     fn inv(mc: Option<&str>, me: Option<&str>) -> Invocation {
         Invocation {
-            id: "inv-1".into(),
-            command_id: "cmd-1".into(),
-            command_name: String::new(),
-            description: String::new(),
-            content: String::new(),
-            delivery_enc: vec![],
-            command_type: "SHELL".into(),
-            timeout: 60,
-            working_directory: String::new(),
-            username: String::new(),
-            parameters: "{}".into(),
-            default_parameters: "{}".into(),
-            cos_bucket_url: String::new(),
-            cos_key_prefix: String::new(),
-            source: "USER".into(),
-            created_by: "USER".into(),
-            created_ms: 1,
-            updated_ms: 1,
-            targets: None,
             max_concurrency: mc.map(Into::into),
             max_errors: me.map(Into::into),
+            ..fixtures::invocation("inv-1")
         }
     }
 
     fn task(n: usize, status: TaskStatus, held: bool) -> Task {
         Task {
-            id: format!("invt-{n}"),
-            invocation_id: "inv-1".into(),
-            instance_id: format!("mi-{n}"),
-            command_id: "cmd-1".into(),
-            status,
-            exit_code: None,
-            error_info: String::new(),
-            output_len: 0,
             deadline_ms: 0,
-            created_ms: 1,
-            updated_ms: 1,
-            start_ms: 0,
-            end_ms: 0,
-            exec_start_ms: 0,
-            exec_end_ms: 0,
             held,
+            ..fixtures::task(&format!("invt-{n}"), "inv-1", &format!("mi-{n}"), status)
         }
     }
 

@@ -481,11 +481,13 @@ pub fn overdue(conn: &Connection, now: i64) -> Result<Vec<Task>> {
     )
 }
 
+/// Rows for unit tests elsewhere in the crate (dispatch, notify), so each
+/// does not spell out every column.
 #[cfg(test)]
-mod tests {
+pub(crate) mod fixtures {
     use super::*;
 
-    fn inv(id: &str) -> Invocation {
+    pub fn invocation(id: &str) -> Invocation {
         Invocation {
             id: id.into(),
             command_id: "cmd-1".into(),
@@ -511,13 +513,13 @@ mod tests {
         }
     }
 
-    fn task(id: &str, inv: &str) -> Task {
+    pub fn task(id: &str, invocation_id: &str, instance_id: &str, status: TaskStatus) -> Task {
         Task {
             id: id.into(),
-            invocation_id: inv.into(),
-            instance_id: "mi-1".into(),
+            invocation_id: invocation_id.into(),
+            instance_id: instance_id.into(),
             command_id: "cmd-1".into(),
-            status: Pending,
+            status,
             exit_code: None,
             error_info: String::new(),
             output_len: 0,
@@ -530,6 +532,16 @@ mod tests {
             exec_end_ms: 0,
             held: false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::invocation as inv;
+    use super::*;
+
+    fn task(id: &str, inv: &str) -> Task {
+        fixtures::task(id, inv, "mi-1", Pending)
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Unit tests of the webhook store: the once-only queue, leases, attempts.
 
 use super::*;
+use crate::store::invocations::fixtures;
 use crate::store::status::TaskStatus;
 
 fn delivery(id: &str, inv: &str) -> Delivery {
@@ -74,45 +75,13 @@ fn one_delivery_per_invocation_and_leases() {
 fn finished_only_when_every_task_is_final() {
     let c = crate::store::test_conn();
     let inv = Invocation {
-        id: "inv-aaaaaaaa".into(),
         command_id: "cmd-aaaaaaaa".into(),
-        command_name: "n".into(),
-        description: String::new(),
-        content: String::new(),
-        delivery_enc: vec![],
-        command_type: "SHELL".into(),
-        timeout: 60,
-        working_directory: String::new(),
-        username: String::new(),
-        parameters: "{}".into(),
-        default_parameters: "{}".into(),
-        cos_bucket_url: String::new(),
-        cos_key_prefix: String::new(),
-        source: "USER".into(),
-        created_by: "USER".into(),
-        created_ms: 1,
-        updated_ms: 1,
-        targets: None,
-        max_concurrency: None,
-        max_errors: None,
+        ..fixtures::invocation("inv-aaaaaaaa")
     };
     let mk = |id: &str, status| Task {
-        id: id.into(),
-        invocation_id: "inv-aaaaaaaa".into(),
-        instance_id: "mi-aaaaaaaa".into(),
         command_id: "cmd-aaaaaaaa".into(),
-        status,
-        exit_code: None,
-        error_info: String::new(),
-        output_len: 0,
         deadline_ms: 0,
-        created_ms: 1,
-        updated_ms: 1,
-        start_ms: 0,
-        end_ms: 0,
-        exec_start_ms: 0,
-        exec_end_ms: 0,
-        held: false,
+        ..fixtures::task(id, "inv-aaaaaaaa", "mi-aaaaaaaa", status)
     };
     let tasks = [
         mk("invt-aaaaaaaa", TaskStatus::Success),
