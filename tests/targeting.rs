@@ -553,4 +553,16 @@ async fn an_invoker_resolves_its_targets_at_each_trigger() {
         (&i["MaxConcurrency"], &i["MaxErrors"]),
         (&json!("50%"), &json!("1"))
     );
+    // An empty string clears one limit and leaves the other.
+    h.call(
+        "ModifyInvoker",
+        json!({"InvokerId": ivk, "MaxConcurrency": ""}),
+    )
+    .await;
+    let shown = h
+        .call("DescribeInvokers", json!({"InvokerIds": [ivk]}))
+        .await;
+    let i = &shown["InvokerSet"][0];
+    assert!(i.get("MaxConcurrency").is_none(), "{i}");
+    assert_eq!(i["MaxErrors"], "1");
 }

@@ -252,7 +252,7 @@ pub async fn modify(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     if ids.is_some() && selector.is_some() {
         targets::one_of(true, true)?;
     }
-    let rate = targets::read_rate_control(&mut q)?;
+    let (max_concurrency, max_errors) = targets::read_rate_change(&mut q)?;
     let settings = q.opt_value("ScheduleSettings");
     let webhook = read_webhook(&mut q, true)?;
     q.finish()?;
@@ -305,11 +305,11 @@ pub async fn modify(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
         inv.instance_ids = Vec::new();
         inv.targets = Some(s.to_json());
     }
-    if rate.max_concurrency.is_some() {
-        inv.max_concurrency = rate.max_concurrency;
+    if let Some(v) = max_concurrency {
+        inv.max_concurrency = v;
     }
-    if rate.max_errors.is_some() {
-        inv.max_errors = rate.max_errors;
+    if let Some(v) = max_errors {
+        inv.max_errors = v;
     }
     inv.updated_ms = now;
     let hook = webhook.map(|w| match w {

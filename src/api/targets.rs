@@ -211,6 +211,22 @@ pub fn read_rate_control(q: &mut Params) -> R<RateControl> {
     })
 }
 
+/// ModifyInvoker's rate control: per field, None keeps the stored value,
+/// Some(None) clears it (an empty string, as `"Webhook": {}` clears a
+/// webhook), Some(Some(v)) sets it.
+pub type RateChange = (Option<Option<String>>, Option<Option<String>>);
+
+pub fn read_rate_change(q: &mut Params) -> R<RateChange> {
+    let mut change = |name: &str, min: u64| -> R<Option<Option<String>>> {
+        if q.peek_str(name).is_some_and(|s| s.trim().is_empty()) {
+            q.opt_value(name);
+            return Ok(Some(None));
+        }
+        Ok(read_rate(q, name, min)?.map(Some))
+    };
+    Ok((change("MaxConcurrency", 1)?, change("MaxErrors", 0)?))
+}
+
 /// Resolves a selector for a command of `command_type`: the matching
 /// instances whose agent can run it, at most `max`. Matching nothing
 /// runnable is an error, so a run never silently reaches no one.
