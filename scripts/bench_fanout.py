@@ -11,6 +11,7 @@ binary's size. Stops everything it started on any exit; the wrapper removes
 """
 
 import argparse
+import warnings
 import base64
 import json
 import math
@@ -142,11 +143,20 @@ def chunks(xs, n):
     return [xs[i:i + n] for i in range(0, len(xs), n)]
 
 
-def one_round(client, ids, content, poll_s, timeout):
+def run_command(client, content, part, max_concurrency):
+    if max_concurrency is None:
+        return call(client, "RunCommand", {"Content": content, "InstanceIds": part}).InvocationId
+    # MaxConcurrency is a drover extension: the typed request would drop it.
+    rsp = client.call_json("RunCommand", {"Content": content, "InstanceIds": part,
+                                          "MaxConcurrency": max_concurrency})
+    return rsp["Response"]["InvocationId"]
+
+
+def one_round(client, ids, content, poll_s, timeout, max_concurrency=None):
     """Seconds from sending RunCommand to all invocations SUCCESS, plus the
     RunCommand call's own time and the DescribeInvocations round trips."""
     t0 = time.perf_counter()
-    inv_ids = [call(client, "RunCommand", {"Content": content, "InstanceIds": part}).InvocationId
+    inv_ids = [run_command(client, content, part, max_concurrency)
                for part in chunks(ids, RUN_COMMAND_MAX)]
     t_sent = time.perf_counter() - t0
     rtts = []
@@ -180,11 +190,15 @@ def fmt_mib(b):
 
 
 def main():
+    # The typed models warn about drover's extension fields (MaxConcurrency).
+    warnings.filterwarnings("ignore", message=".*fileds are useless")
     ap = argparse.ArgumentParser(prog="bench-fanout")
     ap.add_argument("n", type=int, help="number of agents")
     ap.add_argument("--rounds", type=int, default=20, help="measured rounds (default 20)")
     ap.add_argument("--warmup", type=int, default=1, help="unmeasured rounds first (default 1)")
     ap.add_argument("--poll-ms", type=float, default=5.0, help="DescribeInvocations poll interval (default 5)")
+    ap.add_argument("--max-concurrency", default=None,
+                    help="roll out in waves (drover's MaxConcurrency, e.g. 10 or 10%%)")
     ap.add_argument("--work", required=True, help="scratch directory (the wrapper makes and removes it)")
     a = ap.parse_args()
     if a.n < 1 or a.rounds < 1:
@@ -239,11 +253,11 @@ def run(a, binary, procs):
     content = base64.b64encode(b"true").decode()
     poll_s = a.poll_ms / 1000
     for _ in range(a.warmup):
-        one_round(client, ids, content, poll_s, 120)
+        one_round(client, ids, content, poll_s, 120, a.max_concurrency)
     lat, sent, rtts = [], [], []
     cpu0 = (cpu_seconds(server.pid), sum(cpu_seconds(p.pid) for p, _ in agents))
     for r in range(a.rounds):
-        t, ts, rt = one_round(client, ids, content, poll_s, 120)
+        t, ts, rt = one_round(client, ids, content, poll_s, 120, a.max_concurrency)
         lat.append(t)
         sent.append(ts)
         rtts += rt
@@ -258,6 +272,8 @@ def run(a, binary, procs):
     print(f"  binary                 {binary}")
     print(f"  N (agents)             {a.n} (all Online {t_reg:.2f} s after start)")
     print(f"  rounds                 {a.rounds} (after {a.warmup} unmeasured warm-up)")
+    if a.max_concurrency is not None:
+        print(f"  MaxConcurrency         {a.max_concurrency} (waves released as tasks end)")
     print(f"  polling                DescribeInvocations every {a.poll_ms:g} ms "
           f"(+ its round trip: median {fmt_s(statistics.median(rtts))})")
     print(f"  RunCommand -> SUCCESS  median {fmt_s(statistics.median(lat))}  p90 {fmt_s(p90(lat))}  "

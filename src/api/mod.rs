@@ -22,6 +22,7 @@ pub mod params;
 mod request;
 mod scenes;
 mod secrets;
+mod start;
 mod targets;
 mod views;
 mod webhooks;
