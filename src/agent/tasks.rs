@@ -119,17 +119,14 @@ impl Tasks {
 
     fn start(&mut self, spec: TaskSpec) -> Option<AgentMsg> {
         let task_id = spec.task_id.clone();
-        // A script that holds secrets is kept only in its 0600 script file
-        // for the run: the journal (kept until the server's Ack) records
-        // the task without its content and mask values.
-        let journaled = if spec.mask.is_empty() {
-            spec.clone()
-        } else {
-            TaskSpec {
-                content: String::new(),
-                mask: Vec::new(),
-                ..spec.clone()
-            }
+        // The script is kept only in its 0600 script file for the run: the
+        // journal (kept until the server's Ack) never needs it again, since
+        // an interrupted task is ended, not re-run. So neither a secret nor
+        // a hidden parameter's value is left on disk after the run.
+        let journaled = TaskSpec {
+            content: String::new(),
+            mask: Vec::new(),
+            ..spec.clone()
         };
         match self.journal.accept(&journaled) {
             Ok(true) => {}

@@ -373,3 +373,16 @@ async fn a_task_with_secrets_is_journaled_without_them_and_sent_masked() {
         .unwrap();
     assert_eq!(&journaled[..n], b"pw=******\n");
 }
+
+#[tokio::test]
+async fn no_script_is_journaled_so_hidden_values_leave_no_trace() {
+    let mut f = fixture();
+    let s = spec("invt-plain", "echo 'token=abc123-hidden'");
+    assert!(f.tasks.handle(ServerMsg::RunTask(s)).is_empty());
+    let entry = f.tasks.journal().load("invt-plain").unwrap();
+    assert!(entry.spec.content.is_empty());
+    assert_eq!(entry.spec.command_type, "SHELL");
+    let msgs = until_finished(&mut f, "invt-plain").await;
+    // The run itself still had the whole script.
+    assert_eq!(output_of(&msgs), b"token=abc123-hidden\n");
+}
