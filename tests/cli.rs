@@ -80,6 +80,31 @@ fn run_prints_each_instance_and_reports_failure_in_its_exit_code() {
     assert_eq!(text.matches("drover-42").count(), 2, "{text}");
     assert_eq!(text.matches("SUCCESS (exit 0)").count(), 2, "{text}");
 
+    // The demo tags its agents: env=demo from the register code, role=web
+    // from each agent's own flag.
+    for target in ["tag:env=demo", "tag:role=web"] {
+        let out = Command::new(BIN)
+            .args(["run", "--profile"])
+            .arg(&profile)
+            .args([
+                "--target",
+                target,
+                "--max-concurrency",
+                "1",
+                "--",
+                "echo tagged",
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{target}: {text}");
+        assert_eq!(
+            text.matches("SUCCESS (exit 0)").count(),
+            2,
+            "{target}: {text}"
+        );
+    }
+
     let bad = run("echo failing; exit 3");
     let text = String::from_utf8_lossy(&bad.stdout);
     assert_eq!(bad.status.code(), Some(1), "{text}");

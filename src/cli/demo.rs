@@ -115,11 +115,20 @@ async fn run_demo(
     let (id, key) = super::admin::create_root_key(&dir.join("server"))?;
     let c = Client::new(&url, &id, &key, &Trust::CaFile(running.cert_path.clone()))?;
     let code = c
-        .call("CreateRegisterCode", &json!({ "Description": "drover demo", "InstanceNamePrefix": "demo", "RegisterLimit": n_agents.max(1) }))
+        .call(
+            "CreateRegisterCode",
+            &json!({
+                "Description": "drover demo", "InstanceNamePrefix": "demo",
+                "RegisterLimit": n_agents.max(1), "Tags": [{"Key": "env", "Value": "demo"}],
+            }),
+        )
         .await?;
     let value = code["RegisterCodeValue"].as_str().unwrap_or("").to_string();
     let exe = std::env::current_exe().context("locating the drover binary")?;
     for i in 1..=n_agents {
+        // Every third agent plays a database, the rest web servers, so
+        // `--target tag:role=...` has something to pick from.
+        let role = if i % 3 == 0 { "role=db" } else { "role=web" };
         let child = tokio::process::Command::new(&exe)
             .args([
                 "agent",
@@ -127,6 +136,8 @@ async fn run_demo(
                 &url,
                 "--register-code",
                 &value,
+                "--tag",
+                role,
                 "--data-dir",
             ])
             .arg(dir.join(format!("agent-{i}")))
@@ -172,6 +183,10 @@ async fn run_demo(
     println!("\nTry, in another terminal:");
     println!(
         "  drover run --profile {} --all -- 'df -h /'",
+        profile.display()
+    );
+    println!(
+        "  drover run --profile {} --target tag:role=web --max-concurrency 1 -- 'hostname; sleep 1'",
         profile.display()
     );
     println!(
