@@ -73,6 +73,21 @@ pub struct MachineInfo {
     pub command_types: Vec<String>,
 }
 
+/// Most tags one list may hold (CreateCommand's Tags, a register code's, an
+/// agent's `--tag` flags): one rule on every side.
+pub const MAX_TAGS: usize = 10;
+
+/// What is wrong with a list of tag keys, if anything.
+pub fn tag_keys_problem<'a>(keys: impl ExactSizeIterator<Item = &'a str>) -> Option<String> {
+    let n = keys.len();
+    if n > MAX_TAGS {
+        return Some(format!("at most {MAX_TAGS} tags are allowed, not {n}"));
+    }
+    let mut keys = keys;
+    keys.any(str::is_empty)
+        .then(|| "a tag key must not be empty".to_string())
+}
+
 /// One tag an agent asks for at registration.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct AgentTag {

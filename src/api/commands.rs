@@ -122,14 +122,13 @@ pub fn read_tags(q: &mut Params) -> R<String> {
     }
     let tags: Vec<Tag> = serde_json::from_value(v)
         .map_err(|e| ApiError::new("InvalidParameter", format!("Tags is malformed: {e}")))?;
-    if tags.len() > 10 {
-        return Err(ApiError::new(
-            "InvalidParameterValue.LimitExceeded",
-            "at most 10 Tags are allowed",
-        ));
-    }
-    if tags.iter().any(|t| t.key.is_empty()) {
-        return Err(ApiError::value("a tag key must not be empty"));
+    if let Some(why) = crate::protocol::tag_keys_problem(tags.iter().map(|t| t.key.as_str())) {
+        let code = if tags.len() > crate::protocol::MAX_TAGS {
+            "InvalidParameterValue.LimitExceeded"
+        } else {
+            "InvalidParameterValue"
+        };
+        return Err(ApiError::new(code, why));
     }
     Ok(serde_json::to_string(&tags).unwrap_or_else(|_| "[]".into()))
 }

@@ -33,16 +33,10 @@ pub struct AgentArgs {
     pub tags: Vec<AgentTag>,
 }
 
-/// Limits of one tag, as the API applies them to CreateCommand's Tags.
-const MAX_TAGS: usize = 10;
-
 fn parse_tag(s: &str) -> Result<AgentTag, String> {
     let (key, value) = s
         .split_once('=')
         .ok_or_else(|| format!("{s:?} is not key=value"))?;
-    if key.is_empty() {
-        return Err("a tag key must not be empty".into());
-    }
     Ok(AgentTag {
         key: key.to_string(),
         value: value.to_string(),
@@ -51,8 +45,8 @@ fn parse_tag(s: &str) -> Result<AgentTag, String> {
 
 pub fn main(args: AgentArgs) -> anyhow::Result<ExitCode> {
     super::init_tracing();
-    if args.tags.len() > MAX_TAGS {
-        anyhow::bail!("at most {MAX_TAGS} --tag flags are allowed");
+    if let Some(why) = crate::protocol::tag_keys_problem(args.tags.iter().map(|t| t.key.as_str())) {
+        anyhow::bail!("--tag: {why}");
     }
     let cfg = agent::Config {
         data_dir: args.data_dir,

@@ -80,20 +80,11 @@ fn instance_from(machine: &MachineInfo, id: &str, public_key: &str, now: i64) ->
     }
 }
 
-/// Most tags an agent may ask for, as CreateCommand's Tags allow.
-const MAX_AGENT_TAGS: usize = 10;
-
 /// The tags an agent asked for, as the instances table stores them
 /// ({"Key","Value"} JSON); a repeated key keeps its last value.
 fn agent_tags(tags: &[protocol::AgentTag]) -> Result<String, (&'static str, String)> {
-    if tags.len() > MAX_AGENT_TAGS {
-        return Err((
-            "InvalidTags",
-            format!("an agent may ask for at most {MAX_AGENT_TAGS} tags"),
-        ));
-    }
-    if tags.iter().any(|t| t.key.is_empty()) {
-        return Err(("InvalidTags", "a tag key must not be empty".into()));
+    if let Some(why) = protocol::tag_keys_problem(tags.iter().map(|t| t.key.as_str())) {
+        return Err(("InvalidTags", why));
     }
     let mut out: Vec<serde_json::Value> = Vec::new();
     for t in tags {
