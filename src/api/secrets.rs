@@ -243,12 +243,18 @@ impl Api {
                 .await
                 .map(|c| c.map(|c| c.content))
         };
-        let mut instances = self.reached_instances(q).await?;
-        let content_b64 = match action {
-            "RunCommand" => q.peek_str("Content"),
+        // Where the run's instances come from; resolved only once the
+        // content is known to refer to a secret (most runs do not).
+        enum Reach {
+            Request,
+            Invokers(Vec<crate::store::invokers::Invoker>),
+            RequestOr(Option<Box<crate::store::invokers::Invoker>>),
+        }
+        let (content_b64, reach) = match action {
+            "RunCommand" => (q.peek_str("Content"), Reach::Request),
             "InvokeCommand" | "CreateInvoker" => match q.peek_str("CommandId") {
-                Some(id) => stored_command(id).await?,
-                None => None,
+                Some(id) => (stored_command(id).await?, Reach::Request),
+                None => (None, Reach::Request),
             },
             // A changed command runs with its new secrets on the instances
             // of every invoker that fires it: its editor needs the use
@@ -274,14 +280,7 @@ impl Api {
                 if invokers.is_empty() {
                     return Ok(Vec::new());
                 }
-                let mut all_ids: Vec<String> = Vec::new();
-                for i in invokers {
-                    all_ids.extend(self.invoker_instances(i).await?);
-                }
-                all_ids.sort();
-                all_ids.dedup();
-                instances = all_ids;
-                Some(content)
+                (Some(content), Reach::Invokers(invokers))
             }
             "ModifyInvoker" => {
                 let Some(id) = q.peek_str("InvokerId") else {
@@ -291,18 +290,16 @@ impl Api {
                     .store
                     .read(move |c| Ok(crate::store::invokers::get(c, &id).ok()))
                     .await?;
-                let given = q.peek_value("Targets").is_some() || !instances.is_empty();
-                if !given {
-                    if let Some(i) = stored.clone() {
-                        instances = self.invoker_instances(i).await?;
-                    }
-                }
-                match q.peek_str("CommandId").or(stored.map(|i| i.command_id)) {
+                let content = match q
+                    .peek_str("CommandId")
+                    .or(stored.as_ref().map(|i| i.command_id.clone()))
+                {
                     Some(id) => stored_command(id).await?,
                     None => None,
-                }
+                };
+                (content, Reach::RequestOr(stored.map(Box::new)))
             }
-            _ => None,
+            _ => (None, Reach::Request),
         };
         // Content that does not decode is rejected by the handler itself.
         let refs = content_b64
@@ -312,6 +309,20 @@ impl Api {
         if refs.is_empty() {
             return Ok(Vec::new());
         }
+        let given = q.peek_value("Targets").is_some() || !q.peek_list("InstanceIds").is_empty();
+        let instances = match reach {
+            Reach::RequestOr(Some(stored)) if !given => self.invoker_instances(*stored).await?,
+            Reach::Request | Reach::RequestOr(_) => self.reached_instances(q).await?,
+            Reach::Invokers(invokers) => {
+                let mut all_ids: Vec<String> = Vec::new();
+                for i in invokers {
+                    all_ids.extend(self.invoker_instances(i).await?);
+                }
+                all_ids.sort();
+                all_ids.dedup();
+                all_ids
+            }
+        };
         let insts = self.instance_resources(&instances).await?;
         Ok(refs
             .iter()
