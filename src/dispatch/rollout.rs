@@ -130,6 +130,15 @@ pub async fn advance(d: &Dispatcher, invocation_ids: Vec<String>) -> Result<(), 
     if invocation_ids.is_empty() {
         return Ok(());
     }
+    // Every task end passes here; only rate-controlled invocations need
+    // the writer, so the rest are sorted out on the read pool.
+    let invocation_ids = d
+        .store
+        .read(move |c| invocations::rate_controlled(c, &invocation_ids))
+        .await?;
+    if invocation_ids.is_empty() {
+        return Ok(());
+    }
     let deliver = d.settings.deliver_timeout_ms;
     let released = d
         .store

@@ -461,6 +461,21 @@ pub fn with_held_tasks(conn: &Connection) -> Result<Vec<String>> {
     Ok(rows)
 }
 
+/// Those of `ids` that have rate control (MaxConcurrency or MaxErrors).
+pub fn rate_controlled(conn: &Connection, ids: &[String]) -> Result<Vec<String>> {
+    let mut st = conn.prepare_cached(
+        "SELECT 1 FROM invocations WHERE id = ?1
+           AND (max_concurrency IS NOT NULL OR max_errors IS NOT NULL)",
+    )?;
+    let mut out = Vec::new();
+    for id in ids {
+        if st.exists(params![id])? {
+            out.push(id.clone());
+        }
+    }
+    Ok(out)
+}
+
 /// Releases a held task to dispatch: its delivery deadline starts now.
 pub fn release(conn: &Connection, task_id: &str, deadline_ms: i64, now: i64) -> Result<bool> {
     let n = conn.execute(
