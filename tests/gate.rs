@@ -119,7 +119,11 @@ async fn content_flipped_while_invoking_never_delivers_a_denied_secret() {
         tokio::spawn(async move {
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                let content = if n % 2 == 0 { &leaky } else { &harmless };
+                let content = if n.is_multiple_of(2) {
+                    &leaky
+                } else {
+                    &harmless
+                };
                 let _ = client
                     .call(
                         "ModifyCommand",

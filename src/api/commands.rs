@@ -1,7 +1,7 @@
 //! Command actions: CreateCommand, ModifyCommand, DeleteCommand(s),
 //! DescribeCommands, PreviewReplacedCommandContent.
 
-use super::gate::{Named, Request};
+use super::decided::{Named, Request};
 use crate::gate::Authorized;
 use base64::Engine;
 use serde_json::{json, Value};
@@ -237,7 +237,7 @@ async fn delete_ids(api: &Api, ids: Vec<String>) -> R<Value> {
             for id in &ids {
                 if crate::store::invokers::command_in_use(c, id)? {
                     return Err(crate::store::StoreError::Refused(
-                        "command-in-invoker",
+                        crate::store::Rule::CommandInInvoker,
                         format!(
                             "the command `{id}` is used by an invoker; delete the invoker first"
                         ),

@@ -5,7 +5,7 @@
 //! drive policy conditions and target selectors, so retagging is its own
 //! privilege, apart from renaming).
 
-use super::gate::Request;
+use super::decided::Request;
 use crate::gate::Authorized;
 use base64::Engine;
 use serde_json::{json, Value};
@@ -256,7 +256,7 @@ pub async fn modify_tags(api: &Api, _a: Authorized<Request>, q: Params) -> R<Val
         .write(move |c| instances::set_tags(c, &target, &tags, now_ms()))
         .await
         .map_err(|e| match e {
-            crate::store::StoreError::NotFound(_) => ApiError::new(
+            crate::store::StoreError::NotFound { .. } => ApiError::new(
                 "ResourceNotFound.InstanceNotFound",
                 format!("the instance `{id}` does not exist"),
             ),

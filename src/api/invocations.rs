@@ -4,7 +4,7 @@
 //! Suspend/ResumeInvocation (`jobctl.rs`) share CancelInvocation's request
 //! reading (`chosen_tasks`).
 
-use super::gate::{Named, Request};
+use super::decided::{Named, Request};
 use crate::gate::Authorized;
 use std::collections::{HashMap, HashSet};
 
@@ -314,19 +314,11 @@ pub async fn output(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value
     let (task, data) = api
         .store
         .read(move |c| {
-            let t = invs::get_task(c, &task_id).map_err(|_| {
-                crate::store::StoreError::NotFound(format!("invocation task {task_id}"))
-            })?;
+            let t = invs::get_task(c, &task_id)?;
             let d = invs::read_output(c, &t.id, offset, limit)?;
             Ok((t, d))
         })
-        .await
-        .map_err(|e| match e {
-            crate::store::StoreError::NotFound(m) => {
-                ApiError::new("ResourceNotFound", format!("{m} does not exist"))
-            }
-            other => other.into(),
-        })?;
+        .await?;
     Ok(json!({
         "InvocationTaskId": task.id,
         "Output": base64::engine::general_purpose::STANDARD.encode(&data),

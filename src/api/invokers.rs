@@ -3,7 +3,7 @@
 //! DisableInvoker, DescribeInvokerRecords. The scheduler fires them; every
 //! change here wakes it so it plans again.
 
-use super::gate::{Named, Request};
+use super::decided::{Named, Request};
 use crate::gate::Authorized;
 use std::collections::HashMap;
 
@@ -145,7 +145,7 @@ async fn check_instances(api: &Api, ids: &[String]) -> R<()> {
 
 fn not_found(id: &str) -> impl FnOnce(crate::store::StoreError) -> ApiError + '_ {
     move |e| match e {
-        crate::store::StoreError::NotFound(_) => ApiError::new(
+        crate::store::StoreError::NotFound { .. } => ApiError::new(
             "ResourceNotFound",
             format!("the invoker `{id}` does not exist"),
         ),

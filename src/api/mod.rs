@@ -12,6 +12,7 @@ pub mod authz;
 mod cam;
 mod commands;
 pub mod console;
+pub mod decided;
 pub mod error;
 pub mod gate;
 mod instances;
@@ -207,7 +208,7 @@ impl Api {
     /// compiler finds an action without one.
     async fn dispatch_action(
         &self,
-        a: Authorized<gate::Request>,
+        a: Authorized<decided::Request>,
         q: Params,
     ) -> Result<Value, ApiError> {
         use Action as A;

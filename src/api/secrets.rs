@@ -9,7 +9,7 @@
 //! into a run is the policy action `tat:UseSecret` on `secret/NAME` together
 //! with the target instances, checked by the call gate (`use_groups`).
 
-use super::gate::Request;
+use super::decided::Request;
 use crate::gate::Authorized;
 
 use serde_json::{json, Value};

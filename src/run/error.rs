@@ -46,7 +46,9 @@ pub enum RunError {
 impl From<StoreError> for RunError {
     fn from(e: StoreError) -> RunError {
         match e {
-            StoreError::Refused("invoker-trigger-handled", _) => RunError::TriggerHandled,
+            StoreError::Refused(crate::store::Rule::InvokerTriggerHandled, _) => {
+                RunError::TriggerHandled
+            }
             other => RunError::Store(other),
         }
     }

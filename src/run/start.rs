@@ -368,7 +368,7 @@ pub async fn start(run: &Runner, decided: Authorized<Plan>, also: Option<AlsoWri
                 if let Ok(mut p) = found_problem.lock() {
                     *p = Some(e);
                 }
-                StoreError::Refused("run-instance", String::new())
+                StoreError::Refused(crate::store::Rule::RunInstance, String::new())
             };
             let found = instances::existing_ids(c, &instance_ids)?;
             if let Some(missing) = instance_ids.iter().find(|i| !found.contains(i)) {
