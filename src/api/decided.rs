@@ -5,7 +5,7 @@
 //! use their request readers without a cycle.
 
 use crate::gate::Authorized;
-use crate::policy::{Action, Resource};
+use crate::policy::Action;
 use crate::run::Plan;
 
 use super::error::ApiError;
@@ -33,9 +33,6 @@ pub enum Named {
     One(Option<String>),
     /// A list of ids; None: a list action filtered item by item.
     List(Option<Vec<String>>),
-    /// CAM actions: the resource groups the request names, each decided
-    /// on its own (empty: operation-level).
-    Cam(Vec<Vec<Resource>>),
     /// CancelInvocation, Suspend/ResumeInvocation.
     Invocation {
         id: String,

@@ -151,7 +151,6 @@ impl Api {
     ) -> R<Named> {
         Ok(match action.rule() {
             Rule::Account | Rule::Pseudo => Named::Nothing,
-            Rule::Cam => Named::Cam(self.cam_groups(p, action, q).await?),
             Rule::Command => Named::One(one_id(q, "CommandId", "cmd", BAD_CMD)?),
             Rule::Commands => {
                 let ids = q
@@ -350,8 +349,6 @@ impl Api {
         let one = |resources: Vec<Resource>| vec![Check::new(act, resources)];
         Ok(match named {
             Named::Nothing => one(Vec::new()),
-            Named::Cam(groups) if groups.is_empty() => one(Vec::new()),
-            Named::Cam(groups) => groups.iter().map(|g| Check::new(act, g.clone())).collect(),
             Named::List(None) => {
                 // A filtered list: allowed items only, but a caller that
                 // nothing could ever allow gets told so.
@@ -510,18 +507,6 @@ impl Api {
                 checks
             }
         })
-    }
-
-    /// The users, groups and policies a CAM request names, as resource
-    /// groups. Operation-level today: every CAM row's kinds are `*`; a CAM
-    /// row that names resources is resolved here.
-    async fn cam_groups(
-        &self,
-        _p: &Principal,
-        _action: Action,
-        _q: &mut Params,
-    ) -> R<Vec<Vec<Resource>>> {
-        Ok(Vec::new())
     }
 
     async fn stored_command(&self, id: &str) -> R<Option<commands::Command>> {

@@ -104,9 +104,6 @@ pub enum Rule {
     Secret,
     /// `SecretNames`, optional.
     SecretList,
-    /// CAM's actions: the users, groups and policies the request names
-    /// (operation-level where the row's kinds say so).
-    Cam,
     /// A pseudo-action's resources are named by the action that decides it.
     Pseudo,
 }
@@ -265,41 +262,41 @@ actions! {
     // never lets anyone grant themselves more access. In Azure: role
     // assignments and definitions under Microsoft.Authorization; identities
     // and keys there too (drover), so a Contributor's NotActions exclude them.
-    CreateRoleAssignment: cam, Both, OP, All, Drover, Cam, ["Microsoft.Authorization/roleAssignments/write"];
-    DeleteRoleAssignment: cam, Both, OP, All, Drover, Cam, ["Microsoft.Authorization/roleAssignments/delete"];
-    ListRoleAssignments: cam, Both, OP, All, Drover, Cam, ["Microsoft.Authorization/roleAssignments/read"];
-    SimulatePrincipalPolicy: cam, Both, OP, All, Drover, Cam, ["Microsoft.Authorization/permissions/read"];
+    CreateRoleAssignment: cam, Both, OP, All, Drover, Account, ["Microsoft.Authorization/roleAssignments/write"];
+    DeleteRoleAssignment: cam, Both, OP, All, Drover, Account, ["Microsoft.Authorization/roleAssignments/delete"];
+    ListRoleAssignments: cam, Both, OP, All, Drover, Account, ["Microsoft.Authorization/roleAssignments/read"];
+    SimulatePrincipalPolicy: cam, Both, OP, All, Drover, Account, ["Microsoft.Authorization/permissions/read"];
     DescribeAuditEvents: cam, Tat, OP, All, Drover, Account, ["Microsoft.Insights/eventtypes/values/read"];
-    AddUser: cam, Cam, OP, All, Drover, Cam, ["Microsoft.Authorization/users/write"];
-    GetUser: cam, Cam, OP, All, Drover, Cam, ["Microsoft.Authorization/users/read"];
-    ListUsers: cam, Cam, OP, All, Drover, Cam, ["Microsoft.Authorization/users/read"];
-    UpdateUser: cam, Cam, OP, All, Drover, Cam, ["Microsoft.Authorization/users/write"];
-    DeleteUser: cam, Cam, OP, All, Drover, Cam, ["Microsoft.Authorization/users/delete"];
-    CreateGroup: cam, Cam, OP, All, Drover, Cam, ["Microsoft.Authorization/groups/write"];
-    GetGroup: cam, Cam, OP, All, Drover, Cam, ["Microsoft.Authorization/groups/read"];
-    ListGroups: cam, Cam, OP, All, Drover, Cam, ["Microsoft.Authorization/groups/read"];
-    DeleteGroup: cam, Cam, OP, All, Drover, Cam, ["Microsoft.Authorization/groups/delete"];
-    AddUserToGroup: cam, Cam, OP, All, Drover, Cam, ["Microsoft.Authorization/groups/write"];
-    RemoveUserFromGroup: cam, Cam, OP, All, Drover, Cam, ["Microsoft.Authorization/groups/write"];
-    ListUsersForGroup: cam, Cam, OP, All, Drover, Cam, ["Microsoft.Authorization/groups/read"];
-    ListGroupsForUser: cam, Cam, OP, All, Drover, Cam, ["Microsoft.Authorization/groups/read"];
-    CreatePolicy: cam, Cam, OP, All, Drover, Cam, ["Microsoft.Authorization/roleDefinitions/write"];
-    GetPolicy: cam, Cam, OP, All, Drover, Cam, ["Microsoft.Authorization/roleDefinitions/read"];
-    UpdatePolicy: cam, Cam, OP, All, Drover, Cam, ["Microsoft.Authorization/roleDefinitions/write"];
-    DeletePolicy: cam, Cam, OP, All, Drover, Cam, ["Microsoft.Authorization/roleDefinitions/delete"];
-    ListPolicies: cam, Cam, OP, All, Drover, Cam, ["Microsoft.Authorization/roleDefinitions/read"];
-    AttachUserPolicy: cam, Cam, OP, All, Drover, Cam, ["Microsoft.Authorization/roleAssignments/write"];
-    DetachUserPolicy: cam, Cam, OP, All, Drover, Cam, ["Microsoft.Authorization/roleAssignments/delete"];
-    AttachGroupPolicy: cam, Cam, OP, All, Drover, Cam, ["Microsoft.Authorization/roleAssignments/write"];
-    DetachGroupPolicy: cam, Cam, OP, All, Drover, Cam, ["Microsoft.Authorization/roleAssignments/delete"];
-    ListAttachedUserPolicies: cam, Cam, OP, All, Drover, Cam, ["Microsoft.Authorization/roleAssignments/read"];
-    ListAttachedGroupPolicies: cam, Cam, OP, All, Drover, Cam, ["Microsoft.Authorization/roleAssignments/read"];
-    ListAttachedUserAllPolicies: cam, Cam, OP, All, Drover, Cam, ["Microsoft.Authorization/roleAssignments/read"];
-    CreateAccessKey: cam, Cam, OP, All, Drover, Cam, ["Microsoft.Authorization/accessKeys/write"];
-    ListAccessKeys: cam, Cam, OP, All, Drover, Cam, ["Microsoft.Authorization/accessKeys/listKeys/action"];
-    UpdateAccessKey: cam, Cam, OP, All, Drover, Cam, ["Microsoft.Authorization/accessKeys/write"];
-    DeleteAccessKey: cam, Cam, OP, All, Drover, Cam, ["Microsoft.Authorization/accessKeys/delete"];
-    GetUserAppId: cam, Cam, OP, All, Drover, Cam, ["Microsoft.Authorization/users/read"];
+    AddUser: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/users/write"];
+    GetUser: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/users/read"];
+    ListUsers: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/users/read"];
+    UpdateUser: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/users/write"];
+    DeleteUser: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/users/delete"];
+    CreateGroup: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/groups/write"];
+    GetGroup: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/groups/read"];
+    ListGroups: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/groups/read"];
+    DeleteGroup: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/groups/delete"];
+    AddUserToGroup: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/groups/write"];
+    RemoveUserFromGroup: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/groups/write"];
+    ListUsersForGroup: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/groups/read"];
+    ListGroupsForUser: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/groups/read"];
+    CreatePolicy: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/roleDefinitions/write"];
+    GetPolicy: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/roleDefinitions/read"];
+    UpdatePolicy: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/roleDefinitions/write"];
+    DeletePolicy: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/roleDefinitions/delete"];
+    ListPolicies: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/roleDefinitions/read"];
+    AttachUserPolicy: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/roleAssignments/write"];
+    DetachUserPolicy: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/roleAssignments/delete"];
+    AttachGroupPolicy: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/roleAssignments/write"];
+    DetachGroupPolicy: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/roleAssignments/delete"];
+    ListAttachedUserPolicies: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/roleAssignments/read"];
+    ListAttachedGroupPolicies: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/roleAssignments/read"];
+    ListAttachedUserAllPolicies: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/roleAssignments/read"];
+    CreateAccessKey: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/accessKeys/write"];
+    ListAccessKeys: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/accessKeys/listKeys/action"];
+    UpdateAccessKey: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/accessKeys/write"];
+    DeleteAccessKey: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/accessKeys/delete"];
+    GetUserAppId: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/users/read"];
 }
 
 impl Action {
@@ -424,7 +421,6 @@ mod tests {
             let kinds = info.kinds;
             let rule_fits = match a.rule() {
                 Rule::Account => kinds == OP,
-                Rule::Cam => a.policy_name().starts_with("cam:"),
                 Rule::Command | Rule::Commands | Rule::CommandList | Rule::ModifyCommand => {
                     kinds == CMD
                 }
