@@ -308,7 +308,10 @@ pub async fn describe(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Val
         .read(move |c| commands::list(c, &query, fetch))
         .await?;
     let (total, rows) = vis.page(total, rows, page, |c| {
-        vis.sees("tat:DescribeCommands", &[vis.command(&c.id, &c.tags)])
+        vis.sees(
+            crate::policy::Action::DescribeCommands.policy_name(),
+            &[vis.command(&c.id, &c.tags)],
+        )
     });
     let set: Vec<Value> = rows
         .iter()

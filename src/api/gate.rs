@@ -106,7 +106,9 @@ impl Api {
                 grants.set_request_tags(q.peek_tags());
                 None
             }
-            _ if q.peek_value("Tags").is_some() => Some(cmds::read_tags(q)?),
+            // Only the actions that set tags take `Tags`; elsewhere it stays
+            // in the request and is an UnknownParameter.
+            _ if takes_tags(action) && q.peek_value("Tags").is_some() => Some(cmds::read_tags(q)?),
             _ => None,
         };
         if let Some(t) = &tags {
@@ -597,7 +599,7 @@ impl Api {
         let mut main = vec![self.gate.command_resource(id).await?];
         main.extend(insts.iter().cloned());
         let mut checks = vec![Check {
-            action: "tat:InvokeCommand",
+            action: Action::InvokeCommand.policy_name(),
             resources: main,
             hide_resource: true,
             start_of: None,
@@ -687,6 +689,18 @@ impl Api {
         }
         Ok(groups)
     }
+}
+
+/// The TAT actions whose `Tags` tag what they create or change.
+fn takes_tags(action: Action) -> bool {
+    matches!(
+        action,
+        Action::CreateCommand
+            | Action::RunCommand
+            | Action::CreateInvoker
+            | Action::CreateRegisterCode
+            | Action::ModifyInstanceTags
+    )
 }
 
 /// A fresh id that names nothing: what a missing resource is decided as,

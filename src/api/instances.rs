@@ -216,7 +216,7 @@ pub async fn describe_instances(api: &Api, a: Authorized<Request>, mut q: Params
         .await?;
     let (total, rows) = vis.page(total, rows, page, |i| {
         vis.sees(
-            "tat:DescribeRegisterInstances",
+            crate::policy::Action::DescribeRegisterInstances.policy_name(),
             &[vis.instance(&i.id, &i.tags)],
         )
     });
@@ -306,7 +306,7 @@ pub async fn agent_status(api: &Api, a: Authorized<Request>, mut q: Params) -> R
         .await?;
     let (total, rows) = vis.page(total, rows, page, |i| {
         vis.sees(
-            "tat:DescribeAutomationAgentStatus",
+            crate::policy::Action::DescribeAutomationAgentStatus.policy_name(),
             &[vis.instance(&i.id, &i.tags)],
         )
     });

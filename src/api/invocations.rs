@@ -98,7 +98,7 @@ pub async fn describe(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Val
                     .map(|x| x.tags)
                     .unwrap_or_default();
                 v.sees(
-                    "tat:DescribeInvocations",
+                    crate::policy::Action::DescribeInvocations.policy_name(),
                     &[v.command(&i.command_id, &tags)],
                 )
             });
@@ -206,7 +206,7 @@ pub async fn describe_tasks(api: &Api, a: Authorized<Request>, mut q: Params) ->
                     .map(|x| x.tags)
                     .unwrap_or_default();
                 vis.sees(
-                    "tat:DescribeInvocationTasks",
+                    crate::policy::Action::DescribeInvocationTasks.policy_name(),
                     &[
                         vis.command(&t.command_id, &ctags),
                         vis.instance(&t.instance_id, &itags),

@@ -426,7 +426,10 @@ pub async fn describe(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Val
         .read(move |c| {
             let (total, rows) = invokers::list(c, &query, fetch)?;
             let (total, rows) = vis.page(total, rows, page, |i| {
-                vis.sees("tat:DescribeInvokers", &[vis.invoker(&i.id, &i.tags)])
+                vis.sees(
+                    crate::policy::Action::DescribeInvokers.policy_name(),
+                    &[vis.invoker(&i.id, &i.tags)],
+                )
             });
             let ids: Vec<String> = rows.iter().map(|i| i.id.clone()).collect();
             Ok((total, rows, hooks::urls(c, &ids)?))
@@ -468,7 +471,7 @@ pub async fn describe_records(api: &Api, a: Authorized<Request>, mut q: Params) 
             let (total, rows) = vis.page(total, rows, page, |r| {
                 let t = tags.get(&r.invoker_id).map(String::as_str).unwrap_or("[]");
                 vis.sees(
-                    "tat:DescribeInvokerRecords",
+                    crate::policy::Action::DescribeInvokerRecords.policy_name(),
                     &[vis.invoker(&r.invoker_id, t)],
                 )
             });

@@ -157,7 +157,10 @@ pub async fn describe(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Val
         .read(move |c| {
             let (total, rows) = store::list(c, &names, fetch)?;
             Ok(vis.page(total, rows, page, |s| {
-                vis.sees("tat:DescribeSecrets", &[vis.secret(&s.name)])
+                vis.sees(
+                    crate::policy::Action::DescribeSecrets.policy_name(),
+                    &[vis.secret(&s.name)],
+                )
             }))
         })
         .await?;
