@@ -114,7 +114,7 @@ impl From<crate::run::RunError> for ApiError {
     fn from(e: crate::run::RunError) -> ApiError {
         use crate::run::RunError as E;
         match e {
-            E::Invalid { code, message } => ApiError::new(code, message),
+            E::Invalid { problem, message } => ApiError::new(problem_code(problem), message),
             E::InstanceNotFound(_) => {
                 ApiError::new("ResourceNotFound.InstanceNotFound", e.to_string())
             }
@@ -133,6 +133,40 @@ impl From<crate::run::RunError> for ApiError {
             E::Store(s) => s.into(),
             E::Internal => ApiError::internal(),
         }
+    }
+}
+
+/// The TAT code of each check a run's request can fail.
+pub fn problem_code(p: crate::run::error::Problem) -> &'static str {
+    use crate::run::error::Problem as P;
+    match p {
+        P::InvalidParameter => "InvalidParameter",
+        P::ConflictParameter => "InvalidParameter.ConflictParameter",
+        P::InvalidContent => "InvalidParameterValue.InvalidContent",
+        P::InvalidCosBucketUrl => "InvalidParameterValue.InvalidOutputCOSBucketUrl",
+        P::InvalidCosKeyPrefix => "InvalidParameterValue.InvalidOutputCOSKeyPrefix",
+        P::InvalidUsername => "InvalidParameterValue.InvalidUsername",
+        P::InvalidWorkingDirectory => "InvalidParameterValue.InvalidWorkingDirectory",
+        P::LackOfParameterInfo => "InvalidParameterValue.LackOfParameterInfo",
+        P::LimitExceeded => "InvalidParameterValue.LimitExceeded",
+        P::NoInstanceMatched => "InvalidParameterValue.NoInstanceMatched",
+        P::ParameterDisabled => "InvalidParameterValue.ParameterDisabled",
+        P::ParameterInvalidJsonFormat => "InvalidParameterValue.ParameterInvalidJsonFormat",
+        P::ParameterKeyContainsInvalidChar => {
+            "InvalidParameterValue.ParameterKeyContainsInvalidChar"
+        }
+        P::ParameterKeyDuplicated => "InvalidParameterValue.ParameterKeyDuplicated",
+        P::ParameterKeyLenExceeded => "InvalidParameterValue.ParameterKeyLenExceeded",
+        P::ParameterNumberExceeded => "InvalidParameterValue.ParameterNumberExceeded",
+        P::ParameterValueNotString => "InvalidParameterValue.ParameterValueNotString",
+        P::Range => "InvalidParameterValue.Range",
+        P::SupportParametersOnlyIfEnableParameter => {
+            "InvalidParameterValue.SupportParametersOnlyIfEnableParameter"
+        }
+        P::TooLong => "InvalidParameterValue.TooLong",
+        P::StoredData => "InternalError",
+        P::Value => "InvalidParameterValue",
+        P::Missing => "MissingParameter",
     }
 }
 
