@@ -332,6 +332,12 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (delivery_id, attempt)
     );
     "#,
+    // 10 (findings): register codes say which tag keys an agent may propose
+    // at registration (JSON array of keys; empty: none). Other tags come
+    // only from the code's Tags or from ModifyInstanceTags.
+    r#"
+    ALTER TABLE register_codes ADD COLUMN allowed_agent_tag_keys TEXT NOT NULL DEFAULT '[]';
+    "#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
