@@ -14,6 +14,8 @@ mod users;
 use rusqlite::Connection;
 use serde_json::Value;
 
+pub(crate) use users::check_password;
+
 use super::error::ApiError;
 use super::request::{Params, R};
 use super::{Api, Principal, CAM_VERSION};
