@@ -188,7 +188,12 @@ impl Api {
             let mut grants = self.grants(principal, ip).await?;
             grants.set_request_tags(params.peek_tags());
             p.grants = Arc::new(grants);
-            if let Some(groups) = self.named_resources(action, &params).await? {
+            // CAM's actions name users, groups and policies (cam::scope).
+            let named = match cam::scope::named(self, principal, action, &params).await? {
+                Some(groups) => Some(groups),
+                None => self.named_resources(action, &params).await?,
+            };
+            if let Some(groups) = named {
                 let mut why = Vec::new();
                 for g in &groups {
                     let d = p.grants.decide(policy_action, g);

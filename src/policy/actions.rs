@@ -53,6 +53,13 @@ const IVK: &[ResourceKind] = &[Invoker];
 const SEC: &[ResourceKind] = &[Secret];
 const SEC_INS: &[ResourceKind] = &[Secret, CvmInstance, LighthouseInstance, ManagedInstance];
 const CMD_IVK: &[ResourceKind] = &[Command, Invoker];
+// CAM's resources: a user (by uin), a group, a policy.
+const USR: &[ResourceKind] = &[CamUser];
+const GRP: &[ResourceKind] = &[CamGroup];
+const POL: &[ResourceKind] = &[CamPolicy];
+const USR_GRP: &[ResourceKind] = &[CamUser, CamGroup];
+const POL_USR: &[ResourceKind] = &[CamPolicy, CamUser];
+const POL_GRP: &[ResourceKind] = &[CamPolicy, CamGroup];
 const IVK_CMD_INS: &[ResourceKind] = &[
     Invoker,
     Command,
@@ -135,41 +142,48 @@ pub static ACTIONS: &[ActionInfo] = &[
     row!("tat:DescribeWebhookDeliveries", CMD_IVK, All, Drover),
     // Access management lives under cam: so that tat:* (QcloudTATFullAccess)
     // never lets anyone grant themselves more access.
-    row!("cam:CreateRoleAssignment", OP, All, Drover),
-    row!("cam:DeleteRoleAssignment", OP, All, Drover),
+    // Role assignments and the simulator act on a principal: the user (or
+    // group) they bind or explain is their resource.
+    row!("cam:CreateRoleAssignment", USR_GRP, All, Drover),
+    row!("cam:DeleteRoleAssignment", USR_GRP, All, Drover),
     row!("cam:ListRoleAssignments", OP, All, Drover),
-    row!("cam:SimulatePrincipalPolicy", OP, All, Drover),
+    row!("cam:SimulatePrincipalPolicy", USR, All, Drover),
     row!("cam:DescribeAuditEvents", OP, All, Drover),
-    // CAM 2019-01-16 actions drover serves.
+    // CAM 2019-01-16 actions drover serves, resource-scoped as CAM scopes
+    // them: an action on a user names `qcs::cam::uin/<OwnerUin>:uin/<Uin>`,
+    // on a group `...:group/<GroupId>`, on a policy `...:policyid/<PolicyId>`;
+    // an attachment or membership names both sides. Creating and listing
+    // name no existing resource and stay operation-level.
     row!("cam:AddUser", OP, All, Drover),
-    row!("cam:GetUser", OP, All, Drover),
+    row!("cam:GetUser", USR, All, Drover),
     row!("cam:ListUsers", OP, All, Drover),
-    row!("cam:UpdateUser", OP, All, Drover),
-    row!("cam:DeleteUser", OP, All, Drover),
+    row!("cam:UpdateUser", USR, All, Drover),
+    row!("cam:DeleteUser", USR, All, Drover),
     row!("cam:CreateGroup", OP, All, Drover),
-    row!("cam:GetGroup", OP, All, Drover),
+    row!("cam:GetGroup", GRP, All, Drover),
     row!("cam:ListGroups", OP, All, Drover),
-    row!("cam:DeleteGroup", OP, All, Drover),
-    row!("cam:AddUserToGroup", OP, All, Drover),
-    row!("cam:RemoveUserFromGroup", OP, All, Drover),
-    row!("cam:ListUsersForGroup", OP, All, Drover),
-    row!("cam:ListGroupsForUser", OP, All, Drover),
+    row!("cam:DeleteGroup", GRP, All, Drover),
+    row!("cam:AddUserToGroup", USR_GRP, All, Drover),
+    row!("cam:RemoveUserFromGroup", USR_GRP, All, Drover),
+    row!("cam:ListUsersForGroup", GRP, All, Drover),
+    row!("cam:ListGroupsForUser", USR, All, Drover),
     row!("cam:CreatePolicy", OP, All, Drover),
-    row!("cam:GetPolicy", OP, All, Drover),
-    row!("cam:UpdatePolicy", OP, All, Drover),
-    row!("cam:DeletePolicy", OP, All, Drover),
+    row!("cam:GetPolicy", POL, All, Drover),
+    row!("cam:UpdatePolicy", POL, All, Drover),
+    row!("cam:DeletePolicy", POL, All, Drover),
     row!("cam:ListPolicies", OP, All, Drover),
-    row!("cam:AttachUserPolicy", OP, All, Drover),
-    row!("cam:DetachUserPolicy", OP, All, Drover),
-    row!("cam:AttachGroupPolicy", OP, All, Drover),
-    row!("cam:DetachGroupPolicy", OP, All, Drover),
-    row!("cam:ListAttachedUserPolicies", OP, All, Drover),
-    row!("cam:ListAttachedGroupPolicies", OP, All, Drover),
-    row!("cam:ListAttachedUserAllPolicies", OP, All, Drover),
-    row!("cam:CreateAccessKey", OP, All, Drover),
-    row!("cam:ListAccessKeys", OP, All, Drover),
-    row!("cam:UpdateAccessKey", OP, All, Drover),
-    row!("cam:DeleteAccessKey", OP, All, Drover),
+    row!("cam:AttachUserPolicy", POL_USR, All, Drover),
+    row!("cam:DetachUserPolicy", POL_USR, All, Drover),
+    row!("cam:AttachGroupPolicy", POL_GRP, All, Drover),
+    row!("cam:DetachGroupPolicy", POL_GRP, All, Drover),
+    row!("cam:ListAttachedUserPolicies", USR, All, Drover),
+    row!("cam:ListAttachedGroupPolicies", GRP, All, Drover),
+    row!("cam:ListAttachedUserAllPolicies", USR, All, Drover),
+    // Access keys belong to a user: the caller itself without TargetUin.
+    row!("cam:CreateAccessKey", USR, All, Drover),
+    row!("cam:ListAccessKeys", USR, All, Drover),
+    row!("cam:UpdateAccessKey", USR, All, Drover),
+    row!("cam:DeleteAccessKey", USR, All, Drover),
     row!("cam:GetUserAppId", OP, All, Drover),
 ];
 

@@ -3,12 +3,15 @@
 //! custom and preset policies, attachments and access keys. One file per
 //! resource family; this file routes actions and holds the shared readers.
 //!
-//! Authorization is not decided here yet: every authenticated principal may
-//! call every action. `load_policy_inputs` is what a policy engine reads.
+//! Authorization is decided in front of these handlers, by the same gate as
+//! every action; `scope` names the users, groups and policies each action
+//! reaches, so policies can grant CAM actions per resource.
+//! `load_policy_inputs` is what the policy engine reads.
 
 mod groups;
 mod keys;
 mod policies;
+pub(crate) mod scope;
 mod users;
 
 use rusqlite::Connection;
