@@ -384,13 +384,13 @@ pub async fn describe(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
                 crate::policy::DESCRIBE_COMMAND_CONTENT,
                 &[vis.command(&c.id, &c.tags)],
             );
-            views::command(c, content)
+            views::command(&super::hidden::shown_command(c), content)
         })
         .collect();
     Ok(json!({ "TotalCount": total, "CommandSet": set }))
 }
 
-pub async fn preview(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+pub async fn preview(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
     let parameters = q.opt_str("Parameters")?;
     let command_id = q.opt_str("CommandId")?;
     let content = q.opt_str("Content")?;
@@ -410,6 +410,17 @@ pub async fn preview(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
                 1,
                 "InvalidParameterValue.InvalidCommandId",
             )?;
+            // A preview shows the content: it needs the right to read it.
+            let d = p.grants.decide(
+                crate::policy::DESCRIBE_COMMAND_CONTENT,
+                &[api.command_resource(&id).await?],
+            );
+            if !d.allowed {
+                return Err(super::authz::denied(
+                    crate::policy::DESCRIBE_COMMAND_CONTENT,
+                    &d,
+                ));
+            }
             let cmd = api.store.read(move |c| commands::get(c, &id)).await?;
             (
                 params::decode_content(&cmd.content)?,
@@ -429,6 +440,10 @@ pub async fn preview(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
         let given = parameters
             .map(|p| params::parse_map("Parameters", &p))
             .transpose()?;
+        // Hidden values are shown as `******` (api::hidden), even to root.
+        let hidden = super::hidden::hidden_keys(&bytes);
+        let given = given.map(|g| super::hidden::masked_values(&g, &hidden));
+        let defaults = super::hidden::mask_values_json(&defaults, &hidden);
         params::replace(&bytes, &defaults, given.as_ref(), None)?.content
     } else {
         bytes

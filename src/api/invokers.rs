@@ -438,6 +438,20 @@ pub async fn describe(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
                 vis.sees("tat:DescribeInvokers", &[vis.invoker(&i.id, &i.tags)])
             });
             let ids: Vec<String> = rows.iter().map(|i| i.id.clone()).collect();
+            // Hidden parameter values are never shown (api::hidden): mask
+            // each invoker's Parameters by its command's hidden keys.
+            let rows: Vec<Invoker> = rows
+                .into_iter()
+                .map(|mut i| {
+                    let content = crate::store::commands::get(c, &i.command_id)
+                        .ok()
+                        .map(|cmd| cmd.content);
+                    i.parameters = i
+                        .parameters
+                        .map(|p| super::hidden::mask_parameters(&p, content.as_deref()));
+                    i
+                })
+                .collect();
             Ok((total, rows, hooks::urls(c, &ids)?))
         })
         .await?;

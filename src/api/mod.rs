@@ -13,6 +13,7 @@ mod cam;
 mod commands;
 pub mod console;
 pub mod error;
+mod hidden;
 mod instances;
 pub(crate) mod invocations;
 mod invokers;
