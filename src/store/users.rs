@@ -491,4 +491,93 @@ mod tests {
             Err(LoginError::ConsoleDisabled)
         ));
     }
+
+    #[test]
+    fn sessions_end_with_the_password_the_permission_or_the_user() {
+        use super::super::sessions::{self, Session};
+        let c = crate::store::test_conn();
+        let mut u = new("ann");
+        u.console_login = true;
+        let ann = insert(&c, &u, 10).unwrap();
+        let open = |token: &str| {
+            let s = Session {
+                user_id: ann.uin.clone(),
+                csrf_hash: "c".into(),
+                created_ms: 100,
+                last_seen_ms: 100,
+                expires_ms: 1_000_000,
+            };
+            sessions::create(&c, token, &s).unwrap();
+        };
+        let live = |token: &str| sessions::touch(&c, token, 200, 100_000).unwrap().is_some();
+        // (update, ends sessions)
+        let cases = [
+            (
+                UserUpdate {
+                    remark: Some("r".into()),
+                    ..Default::default()
+                },
+                false,
+            ),
+            (
+                UserUpdate {
+                    console_login: Some(true),
+                    ..Default::default()
+                },
+                false,
+            ),
+            (
+                UserUpdate {
+                    need_reset_password: Some(false),
+                    ..Default::default()
+                },
+                false,
+            ),
+            (
+                UserUpdate {
+                    password_hash: Some(vec![1]),
+                    ..Default::default()
+                },
+                true,
+            ),
+            (
+                UserUpdate {
+                    console_login: Some(false),
+                    ..Default::default()
+                },
+                true,
+            ),
+            (
+                UserUpdate {
+                    need_reset_password: Some(true),
+                    ..Default::default()
+                },
+                true,
+            ),
+        ];
+        for (i, (up, ends)) in cases.iter().enumerate() {
+            let token = format!("t{i}");
+            open(&token);
+            update(&c, "ann", up).unwrap();
+            assert_eq!(live(&token), !ends, "{up:?}");
+            update(
+                &c,
+                "ann",
+                &UserUpdate {
+                    console_login: Some(true),
+                    need_reset_password: Some(false),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        }
+        assert!(may_keep_session(&c, &ann.uin).unwrap());
+        open("before-reset");
+        reset_password(&c, &ann.uin, b"new").unwrap();
+        assert!(!live("before-reset"));
+        open("before-delete");
+        delete(&c, "ann", true).unwrap();
+        assert!(!live("before-delete"));
+        assert!(!may_keep_session(&c, &ann.uin).unwrap());
+    }
 }
