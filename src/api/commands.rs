@@ -268,8 +268,12 @@ pub async fn modify(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     }
     if dp.is_some() || confs.is_some() {
         let d = params::read_defaults(cmd.enable_parameter, dp, confs)?;
-        cmd.default_parameters = d.default_parameters;
-        cmd.default_parameter_confs = d.confs;
+        // `******` read back from DescribeCommands keeps the hidden value.
+        let hidden = super::hidden::hidden_keys_b64(&cmd.content);
+        let old = std::mem::take(&mut cmd.default_parameters);
+        cmd.default_parameters =
+            super::hidden::restore_masked_values(&d.default_parameters, Some(&old), &hidden);
+        cmd.default_parameter_confs = super::hidden::restore_masked_confs(&d.confs, &old, &hidden);
     }
     if let Some(u) = username {
         check_username(&u)?;

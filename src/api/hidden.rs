@@ -116,6 +116,72 @@ pub fn shown_command(c: &Command) -> Command {
     shown
 }
 
+/// Undoes a masked round trip: a client that reads a command or invoker
+/// (seeing `******`) and writes the values back must not replace a hidden
+/// value with the mask. In `new_json` (a values object), a hidden key whose
+/// value is exactly `******` keeps its value from `old_json`. So `******`
+/// itself cannot be set as a hidden value.
+pub fn restore_masked_values(
+    new_json: &str,
+    old_json: Option<&str>,
+    hidden: &BTreeSet<String>,
+) -> String {
+    let old = old_json
+        .and_then(|o| serde_json::from_str::<Map<String, Value>>(o).ok())
+        .unwrap_or_default();
+    let Ok(mut new) = serde_json::from_str::<Map<String, Value>>(new_json) else {
+        return new_json.to_string();
+    };
+    let mut changed = false;
+    for (k, v) in new.iter_mut() {
+        if hidden.contains(k) && v.as_str() == Some(MASK) {
+            if let Some(prev) = old.get(k) {
+                *v = prev.clone();
+                changed = true;
+            }
+        }
+    }
+    if changed {
+        Value::Object(new).to_string()
+    } else {
+        new_json.to_string()
+    }
+}
+
+/// `restore_masked_values` for DefaultParameterConfs, the old values taken
+/// from the stored DefaultParameters object.
+pub fn restore_masked_confs(
+    new_confs: &str,
+    old_values: &str,
+    hidden: &BTreeSet<String>,
+) -> String {
+    let old = serde_json::from_str::<Map<String, Value>>(old_values).unwrap_or_default();
+    let Ok(mut confs) = serde_json::from_str::<Vec<Value>>(new_confs) else {
+        return new_confs.to_string();
+    };
+    let mut changed = false;
+    for c in &mut confs {
+        let name = c
+            .get("ParameterName")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let Some(name) = name.filter(|n| hidden.contains(n)) else {
+            continue;
+        };
+        if let (Some(v), Some(prev)) = (c.get_mut("ParameterValue"), old.get(&name)) {
+            if v.as_str() == Some(MASK) {
+                *v = prev.clone();
+                changed = true;
+            }
+        }
+    }
+    if changed {
+        Value::Array(confs).to_string()
+    } else {
+        new_confs.to_string()
+    }
+}
+
 /// Values to substitute into a preview: hidden ones become `******`, so a
 /// preview shows where a hidden value goes, never the value.
 pub fn masked_values(
@@ -146,6 +212,24 @@ mod tests {
         );
         assert_eq!(k, set(&["pw", "tok"]));
         assert!(hidden_keys(b"echo {{word}}").is_empty());
+    }
+
+    #[test]
+    fn a_masked_round_trip_keeps_the_hidden_value() {
+        let h = set(&["pw"]);
+        let old = r#"{"pw":"s3cret","user":"ann"}"#;
+        let back = restore_masked_values(r#"{"pw":"******","user":"bob"}"#, Some(old), &h);
+        assert_eq!(back, r#"{"pw":"s3cret","user":"bob"}"#);
+        // A new value, or a key that is not hidden, is taken as given.
+        let new = r#"{"pw":"other","user":"******"}"#;
+        assert_eq!(restore_masked_values(new, Some(old), &h), new);
+        assert_eq!(
+            restore_masked_values(r#"{"pw":"******"}"#, None, &h),
+            r#"{"pw":"******"}"#
+        );
+        let confs = r#"[{"ParameterName":"pw","ParameterValue":"******"}]"#;
+        let back = restore_masked_confs(confs, old, &h);
+        assert!(back.contains("s3cret") && !back.contains(MASK), "{back}");
     }
 
     #[test]

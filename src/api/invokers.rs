@@ -289,8 +289,19 @@ pub async fn modify(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     if let Some(c) = command_id {
         inv.command_id = c;
     }
-    if parameters.is_some() {
-        inv.parameters = parameters;
+    if let Some(given) = parameters {
+        // `******` read back from DescribeInvokers keeps the hidden value.
+        let cmd = inv.command_id.clone();
+        let content = api
+            .store
+            .read(move |c| Ok(crate::store::commands::get(c, &cmd).ok().map(|c| c.content)))
+            .await?;
+        let hidden = super::hidden::hidden_keys_b64(content.as_deref().unwrap_or(""));
+        inv.parameters = Some(super::hidden::restore_masked_values(
+            &given,
+            inv.parameters.as_deref(),
+            &hidden,
+        ));
     }
     if command_changed {
         check_command(api, &inv.command_id, &inv.parameters).await?;

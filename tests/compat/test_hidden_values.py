@@ -147,7 +147,31 @@ def test_hidden_values_are_never_shown(fx, caller):
 def test_hidden_values_still_reach_the_script(fx):
     """The account runs both commands and the invoker's parameters on a real
     agent: the script sees each real value (its hash is printed), while the
-    invocation records keep only the mask."""
+    invocation records keep only the mask. Writing back what Describe* showed
+    (`******`) keeps each hidden value."""
+    for cid in (fx.with_defaults, fx.with_confs):
+        shown = tat.call(fx.root, "DescribeCommands", CommandIds=[cid]).CommandSet[0]
+        if cid == fx.with_confs:
+            confs = [{"ParameterName": p.ParameterName, "ParameterValue": p.ParameterValue}
+                     for p in shown.DefaultParameterConfs]
+            tat.call(fx.root, "ModifyCommand", CommandId=cid, DefaultParameterConfs=confs)
+        else:
+            tat.call(fx.root, "ModifyCommand", CommandId=cid, DefaultParameters=shown.DefaultParameters)
+    # The invoker gets its shown Parameters back and fires once, soon: its
+    # run proves the stored hidden value survived.
+    ivk = tat.call(fx.root, "DescribeInvokers", InvokerIds=[fx.invoker]).InvokerSet[0]
+    tat.call(fx.root, "ModifyInvoker", InvokerId=fx.invoker, Parameters=ivk.Parameters,
+             ScheduleSettings={"Policy": "ONCE", "InvokeTime": later(3)})
+
+    def fired():
+        recs = tat.call(fx.root, "DescribeInvokerRecords", InvokerIds=[fx.invoker]).InvokerRecordSet
+        return [r.InvocationId for r in recs if r.InvocationId]
+    inv = tat.poll(fired, 30, what="the invoker to fire")[0]
+    ts = tat.wait_tasks(fx.root, inv, deadline_s=30)
+    full = tat.call(fx.root, "DescribeInvocationTasks", InvocationTaskIds=[ts[0].InvocationTaskId],
+                    HideOutput=False).InvocationTaskSet[0]
+    want = "%s\nuser=bob\n" % hashlib.sha256(fx.invoker_secret.encode()).hexdigest()
+    assert unb64(full.TaskResult.Output).decode() == want
     cases = [
         (fx.with_defaults, None, fx.default_secret, "ann"),
         (fx.with_confs, None, fx.conf_secret, "ann"),
