@@ -118,7 +118,12 @@ impl Api {
             .await?;
         let mut policies = Vec::with_capacity(docs.len() + roles.len());
         for (id, name, text) in docs {
-            let key = format!("policy/{id}");
+            // A document with policy variables is compiled per caller.
+            let (key, text) = match policy::variables::for_caller(&text, &p.uin, &self.account_uin)
+            {
+                Some(filled) => (format!("policy/{id}/{}", p.uin), filled),
+                None => (format!("policy/{id}"), text),
+            };
             policies.push(self.policy_cache.get(&key, &text, || {
                 let empty = || policy::Document {
                     version: "2.0".into(),

@@ -291,3 +291,27 @@ def test_the_simulator_never_answers_with_the_callers_own_decision(world, client
 def tat_sim(client, principal_id):
     return client.call_json("SimulatePrincipalPolicy",
                             {"PrincipalId": str(principal_id), "Action": "tat:RunCommand"})["Response"]
+
+
+def test_one_self_service_policy_for_a_group_with_policy_variables(world):
+    """`${uin}` is each caller's own uin: one policy attached to a group lets
+    every member manage only their own keys and password."""
+    w = world
+    doc = {"version": "2.0", "statement": [allow(
+        ["cam:CreateAccessKey", "cam:ListAccessKeys", "cam:DeleteAccessKey", "cam:UpdateUser"],
+        ["qcs::cam::uin/${owner_uin}:uin/${uin}"])]}
+    pid = call(w.root, "CreatePolicy", PolicyName=name("vars"), PolicyDocument=json.dumps(doc)).PolicyId
+    group = call(w.root, "CreateGroup", GroupName=name("vars")).GroupId
+    call(w.root, "AttachGroupPolicy", PolicyId=pid, AttachGroupId=group)
+    a, b = w.user(), w.user()
+    call(w.root, "AddUserToGroup", Info=[{"GroupId": group, "Uid": a.uid}, {"GroupId": group, "Uid": b.uid}])
+    for me, other in ((a, b), (b, a)):
+        before = w.state(other)
+        k = call(me.cam, "CreateAccessKey").AccessKey.AccessKeyId
+        assert k in dict(w.keys(me))
+        call(me.cam, "DeleteAccessKey", AccessKeyId=k)
+        call(me.cam, "UpdateUser", Name=me.name, Remark="own")
+        expect_error(UNAUTH, call, me.cam, "CreateAccessKey", TargetUin=other.uin)
+        expect_error(UNAUTH, call, me.cam, "UpdateUser", Name=other.name, Password=NEW_PASSWORD)
+        assert w.state(other) == before
+        assert w.can_sign_in(other, PASSWORD)
