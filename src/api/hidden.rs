@@ -7,7 +7,7 @@
 //! no action returns them to anyone, the account (root) included.
 //! DescribeCommands, DescribeInvokers and PreviewReplacedCommandContent show
 //! `******` in their place; invocation records are masked when written
-//! (`params::replace`). Whoever needs another value sets a new one.
+//! (`run::params::replace`). Whoever needs another value sets a new one.
 //!
 //! Which keys are hidden is read from the command's current content. The
 //! scan here is deliberately looser than the substitution parser in
@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use base64::Engine;
 use serde_json::{Map, Value};
 
-use super::params::MASK;
+use crate::run::params::MASK;
 use crate::store::commands::Command;
 
 const HIDDEN_PREFIX: &str = "tat-hidden:";

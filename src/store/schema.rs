@@ -332,7 +332,13 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (delivery_id, attempt)
     );
     "#,
-    // 10 (findings): register codes say which tag keys an agent may propose
+    // Invoker creators (issue 8): each trigger is decided against the
+    // policy of whoever created or last changed the invoker. Invokers from
+    // before have none and run nothing until someone allowed re-saves them.
+    r#"
+    ALTER TABLE invokers ADD COLUMN created_by TEXT NOT NULL DEFAULT '';
+    "#,
+    // 11 (findings): register codes say which tag keys an agent may propose
     // at registration (JSON array of keys; empty: none). Other tags come
     // only from the code's Tags or from ModifyInstanceTags.
     r#"
