@@ -255,3 +255,67 @@ fn resolve(
         Target::Unknown(kind) => (kind, nobody()),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{Action, Rule};
+
+    /// Every action whose rule is `Rule::Cam` names its resources here, so
+    /// none is decided on `*` by accident.
+    #[test]
+    fn every_cam_scoped_action_names_its_targets() {
+        let empty = Params::parse(b"{}").unwrap();
+        let scoped: Vec<Action> = Action::ALL
+            .iter()
+            .copied()
+            .filter(|a| a.rule() == Rule::Cam)
+            .collect();
+        assert!(scoped.len() >= 20);
+        for a in scoped {
+            let groups = groups_of_targets(a.api_name(), &empty, "100000000001");
+            assert!(
+                groups.is_some_and(|g| !g.is_empty() && g.iter().all(|x| !x.is_empty())),
+                "{a:?}"
+            );
+        }
+        assert!(groups_of_targets("AddUser", &empty, "1").is_none());
+    }
+
+    #[test]
+    fn reads_targets_as_the_handlers_do() {
+        let q = Params::parse(
+            br#"{"Info":[{"GroupId":7,"Uid":3},{"GroupId":8,"Uin":200,"Uid":4}],"PolicyId":[5,"x"]}"#,
+        )
+        .unwrap();
+        let info = groups_of_targets("AddUserToGroup", &q, "1").unwrap();
+        let shown: Vec<Vec<String>> = info
+            .iter()
+            .map(|g| g.iter().map(describe).collect())
+            .collect();
+        assert_eq!(
+            shown,
+            [["group 7", "uid 3"], ["group 8", "uin 200"]].map(|g| g.map(String::from).to_vec())
+        );
+        let del = groups_of_targets("DeletePolicy", &q, "1").unwrap();
+        assert_eq!(describe(&del[0][0]), "policy 5");
+        assert_eq!(describe(&del[1][0]), "unknown");
+        // Keys without TargetUin are the caller's own.
+        let own = groups_of_targets("CreateAccessKey", &q, "123").unwrap();
+        assert_eq!(describe(&own[0][0]), "uin 123");
+    }
+
+    fn describe(t: &Target) -> String {
+        match t {
+            Target::Uin(u) => format!("uin {u}"),
+            Target::Name(n) => format!("name {n}"),
+            Target::Uid(u) => format!("uid {u}"),
+            Target::Account => "account".into(),
+            Target::RoleAssignment(r) => format!("ra {r}"),
+            Target::Group(g) => format!("group {g}"),
+            Target::Policy(p) => format!("policy {p}"),
+            Target::PolicyName(n) => format!("policy name {n}"),
+            Target::Unknown(_) => "unknown".into(),
+        }
+    }
+}
