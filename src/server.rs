@@ -50,6 +50,8 @@ pub struct Config {
     pub schedule: crate::scheduler::Settings,
     /// Retries and timeouts of webhook deliveries.
     pub webhooks: crate::notify::Settings,
+    /// Accept TC3 requests signed with `UNSIGNED-PAYLOAD` (default: refuse).
+    pub allow_unsigned_payload: bool,
 }
 
 /// A server running in this process.
@@ -96,6 +98,8 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
         fingerprint: fingerprint.clone(),
         policy_cache: Default::default(),
         schedule_changed: Default::default(),
+        replay: Default::default(),
+        allow_unsigned_payload: cfg.allow_unsigned_payload,
     });
     let listener = TcpListener::bind(&cfg.listen)
         .await
@@ -199,6 +203,9 @@ async fn route(
     let path = req.uri().path().to_string();
     match (req.method(), path.as_str()) {
         (&Method::POST, "/") => api.serve(req, peer).await,
+        // The SDKs' reqMethod="GET" calls `GET /?Action=...` (v1) or `GET /?...`
+        // with TC3 headers; a browser's `GET /` still gets the console.
+        (&Method::GET, "/") if is_api_get(&req) => api.serve(req, peer).await,
         (_, p) if p.starts_with("/console/") => crate::api::console::serve(api, req, peer).await,
         (&Method::GET, crate::protocol::AGENT_PATH) => upgrade_agent(api, req, peer, shutdown),
         (&Method::GET, "/healthz") => plain(StatusCode::OK, "ok\n"),
@@ -208,6 +215,17 @@ async fn route(
             &serde_json::json!({"Response": {"Error": {"Code": "UnsupportedProtocol", "Message": "use POST / for API calls"}}}),
         ),
     }
+}
+
+/// Whether a `GET /` is an API call rather than a browser opening the console.
+fn is_api_get(req: &Request<Incoming>) -> bool {
+    let h = req.headers();
+    h.contains_key(hyper::header::AUTHORIZATION)
+        || h.contains_key("x-tc-action")
+        || req.uri().query().is_some_and(|q| {
+            q.split('&')
+                .any(|kv| kv.starts_with("Action=") || kv.starts_with("Signature="))
+        })
 }
 
 fn upgrade_agent(
