@@ -146,6 +146,7 @@ async fn accept_loop(
     api: Arc<Api>,
     shutdown: CancellationToken,
 ) {
+    let mut conn_seq: u64 = 0;
     loop {
         let (tcp, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -160,6 +161,9 @@ async fn accept_loop(
         };
         let _ = tcp.set_nodelay(true);
         let (acceptor, api, shutdown) = (acceptor.clone(), api.clone(), shutdown.clone());
+        // Names the connection for the replay guard (see api::replay).
+        conn_seq += 1;
+        let conn_id = crate::api::ConnId(conn_seq);
         tokio::spawn(async move {
             let tls =
                 match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
@@ -167,7 +171,8 @@ async fn accept_loop(
                     _ => return,
                 };
             let svc_shutdown = shutdown.clone();
-            let svc = service_fn(move |req| {
+            let svc = service_fn(move |mut req: Request<Incoming>| {
+                req.extensions_mut().insert(conn_id);
                 let (api, shutdown) = (api.clone(), svc_shutdown.clone());
                 async move { Ok::<_, std::convert::Infallible>(route(api, req, peer, shutdown).await) }
             });

@@ -104,6 +104,7 @@ struct Claim {
 /// header, or the v1 HmacSHA1/HmacSHA256 signature in its parameters),
 /// resolves its key to a principal, and admits it past the replay guard.
 pub async fn authenticate(api: &Api, parts: &Parts, body: &[u8]) -> Result<Signed, ApiError> {
+    let conn = parts.extensions.get::<replay::ConnId>().copied();
     let (claim, key, user, group_ids) = if header(parts, "authorization").is_some() {
         tc3(api, parts, body).await?
     } else {
@@ -119,6 +120,7 @@ pub async fn authenticate(api: &Api, parts: &Parts, body: &[u8]) -> Result<Signe
     let now = crate::timefmt::now_ms() / 1000;
     api.replay
         .admit(
+            conn,
             &key.secret_id,
             &claim.signature,
             binding,
@@ -131,9 +133,11 @@ pub async fn authenticate(api: &Api, parts: &Parts, body: &[u8]) -> Result<Signe
                 "RequestLimitExceeded",
                 "too many signed requests within the last 5 minutes; try again later",
             ),
+            // The SDKs sign neither the action nor a nonce: two calls with
+            // identical parameters in one second share a signature.
             other => ApiError::new(
                 "AuthFailure.SignatureFailure",
-                format!("{other}; sign each request anew"),
+                format!("{other}; sign each request anew (calls with identical parameters sent from new connections within one second share a signature)"),
             ),
         })?;
     let (uin, name) = match user {
@@ -316,8 +320,9 @@ async fn tc3(api: &Api, parts: &Parts, body: &[u8]) -> Result<Verified, ApiError
         ));
     }
     let (key, user, group_ids, secret) = load_key(api, &auth.secret_id).await?;
+    // The SDKs hash the literal text in place of the body.
     let payload_hash = if unsigned {
-        "UNSIGNED-PAYLOAD".to_string()
+        sign::sha256_hex(b"UNSIGNED-PAYLOAD")
     } else {
         sign::sha256_hex(body)
     };

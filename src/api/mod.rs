@@ -42,6 +42,7 @@ use serde_json::{json, Value};
 pub use auth::{Principal, Service};
 pub use cam::load_policy_inputs;
 use error::ApiError;
+pub use replay::ConnId;
 use request::Params;
 
 use crate::crypto::SecretBox;

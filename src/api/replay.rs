@@ -7,11 +7,15 @@
 //! So every verified signature is remembered, until its timestamp leaves the
 //! window, with what it was first used for (action, version, body, query):
 //!
-//! * the same signature for anything else is refused;
-//! * the same signature again for a mutating action is refused (a replay);
-//! * the same signature again for a read-only action (Describe*, List*, …)
-//!   is served, because a polling client sends byte-identical requests
-//!   within one second and TC3 has no nonce.
+//! * on the connection it was first used on, the same signature is served
+//!   again whatever it asks for: only the client that made that TLS
+//!   connection can send on it, and the SDKs reuse one connection for a
+//!   script's calls, so two different calls with byte-identical parameters
+//!   in the same second (which share a signature) keep working;
+//! * on any other connection, the same signature for anything else is
+//!   refused (re-binding), and for a mutating action again is refused (a
+//!   replay); the same read-only request (Describe*, List*, …) is served,
+//!   because a polling client may open a new connection per request.
 //!
 //! A first use that is itself forged (a captured request re-bound and sent
 //! before the original arrives) cannot be told apart by any server; the
@@ -43,9 +47,14 @@ pub enum ReplayError {
     Full,
 }
 
+/// The TLS connection a request arrived on (server-assigned, never reused).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnId(pub u64);
+
 struct Entry {
     binding: Binding,
     read_only: bool,
+    conn: Option<ConnId>,
     secret_id: String,
 }
 
@@ -108,8 +117,10 @@ impl ReplayGuard {
 
     /// Admits or refuses one verified request. `expires` is the Unix second
     /// after which its timestamp is outside the window anyway.
+    #[allow(clippy::too_many_arguments)]
     pub fn admit(
         &self,
+        conn: Option<ConnId>,
         secret_id: &str,
         signature: &str,
         binding: Binding,
@@ -131,6 +142,9 @@ impl ReplayGuard {
         let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         g.expire(now);
         if let Some(e) = g.entries.get(&key) {
+            if conn.is_some() && e.conn == conn {
+                return Ok(());
+            }
             if e.binding != binding {
                 return Err(ReplayError::Rebound);
             }
@@ -148,6 +162,7 @@ impl ReplayGuard {
             Entry {
                 binding,
                 read_only,
+                conn,
                 secret_id: secret_id.to_string(),
             },
         );
@@ -207,65 +222,91 @@ mod tests {
     fn rebinding_and_replay_are_refused_reads_repeat() {
         let g = ReplayGuard::default();
         assert_eq!(
-            g.admit("k", "s1", b("EnableInvoker"), false, 100, 0),
+            g.admit(None, "k", "s1", b("EnableInvoker"), false, 100, 0),
             Ok(())
         );
         assert_eq!(
-            g.admit("k", "s1", b("DeleteInvoker"), false, 100, 1),
+            g.admit(None, "k", "s1", b("DeleteInvoker"), false, 100, 1),
             Err(ReplayError::Rebound)
         );
         assert_eq!(
-            g.admit("k", "s1", b("EnableInvoker"), false, 100, 1),
+            g.admit(None, "k", "s1", b("EnableInvoker"), false, 100, 1),
             Err(ReplayError::Replayed)
         );
         assert_eq!(
-            g.admit("k", "s2", b("DescribeInvokers"), true, 100, 1),
+            g.admit(None, "k", "s2", b("DescribeInvokers"), true, 100, 1),
             Ok(())
         );
         assert_eq!(
-            g.admit("k", "s2", b("DescribeInvokers"), true, 100, 1),
+            g.admit(None, "k", "s2", b("DescribeInvokers"), true, 100, 1),
             Ok(())
         );
         assert_eq!(
-            g.admit("k", "s2", b("DeleteInvoker"), false, 100, 1),
+            g.admit(None, "k", "s2", b("DeleteInvoker"), false, 100, 1),
             Err(ReplayError::Rebound)
         );
         // A read's signature cannot become a write with the same binding either.
         assert_eq!(
-            g.admit("k", "s2", b("DescribeInvokers"), false, 100, 1),
+            g.admit(None, "k", "s2", b("DescribeInvokers"), false, 100, 1),
             Err(ReplayError::Replayed)
         );
         // The same signature string under another key is another request.
         assert_eq!(
-            g.admit("k2", "s1", b("DeleteInvoker"), false, 100, 1),
+            g.admit(None, "k2", "s1", b("DeleteInvoker"), false, 100, 1),
             Ok(())
         );
         assert_eq!(g.len(), 3);
     }
 
     #[test]
+    fn the_first_connection_may_reuse_a_signature() {
+        let g = ReplayGuard::default();
+        let (c1, c2) = (Some(ConnId(1)), Some(ConnId(2)));
+        assert_eq!(
+            g.admit(c1, "k", "s", b("DisableInvoker"), false, 100, 0),
+            Ok(())
+        );
+        assert_eq!(
+            g.admit(c1, "k", "s", b("EnableInvoker"), false, 100, 0),
+            Ok(())
+        );
+        assert_eq!(
+            g.admit(c2, "k", "s", b("DeleteInvoker"), false, 100, 0),
+            Err(ReplayError::Rebound)
+        );
+        assert_eq!(
+            g.admit(c2, "k", "s", b("DisableInvoker"), false, 100, 0),
+            Err(ReplayError::Replayed)
+        );
+        assert_eq!(
+            g.admit(None, "k", "s", b("DisableInvoker"), false, 100, 0),
+            Err(ReplayError::Replayed)
+        );
+    }
+
+    #[test]
     fn entries_leave_after_their_window_and_limits_fail_closed() {
         let g = ReplayGuard::with_limits(4, 2);
-        assert_eq!(g.admit("a", "1", b("X"), false, 10, 0), Ok(()));
-        assert_eq!(g.admit("a", "2", b("X"), false, 20, 0), Ok(()));
+        assert_eq!(g.admit(None, "a", "1", b("X"), false, 10, 0), Ok(()));
+        assert_eq!(g.admit(None, "a", "2", b("X"), false, 20, 0), Ok(()));
         assert_eq!(
-            g.admit("a", "3", b("X"), false, 20, 0),
+            g.admit(None, "a", "3", b("X"), false, 20, 0),
             Err(ReplayError::Full)
         );
-        assert_eq!(g.admit("b", "1", b("X"), false, 20, 0), Ok(()));
-        assert_eq!(g.admit("c", "1", b("X"), false, 20, 0), Ok(()));
+        assert_eq!(g.admit(None, "b", "1", b("X"), false, 20, 0), Ok(()));
+        assert_eq!(g.admit(None, "c", "1", b("X"), false, 20, 0), Ok(()));
         assert_eq!(
-            g.admit("d", "1", b("X"), false, 20, 0),
+            g.admit(None, "d", "1", b("X"), false, 20, 0),
             Err(ReplayError::Full)
         );
         // Once "a"/"1" has expired, its slot is free again, and only then.
         assert_eq!(
-            g.admit("a", "3", b("X"), false, 20, 10),
+            g.admit(None, "a", "3", b("X"), false, 20, 10),
             Err(ReplayError::Full)
         );
-        assert_eq!(g.admit("a", "3", b("X"), false, 20, 11), Ok(()));
+        assert_eq!(g.admit(None, "a", "3", b("X"), false, 20, 11), Ok(()));
         assert_eq!(g.len(), 4);
-        assert_eq!(g.admit("z", "z", b("X"), false, 30, 21), Ok(()));
+        assert_eq!(g.admit(None, "z", "z", b("X"), false, 30, 21), Ok(()));
         assert_eq!(g.len(), 1);
     }
 
