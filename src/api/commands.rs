@@ -112,16 +112,21 @@ pub fn read_tags(q: &mut Params) -> R<String> {
     let Some(v) = q.opt_value("Tags") else {
         return Ok("[]".into());
     };
-    #[derive(serde::Deserialize, serde::Serialize)]
-    #[serde(deny_unknown_fields)]
+    #[derive(serde::Serialize)]
     struct Tag {
         #[serde(rename = "Key")]
         key: String,
-        #[serde(rename = "Value", default)]
+        #[serde(rename = "Value")]
         value: String,
     }
-    let tags: Vec<Tag> = serde_json::from_value(v)
-        .map_err(|e| ApiError::new("InvalidParameter", format!("Tags is malformed: {e}")))?;
+    // Key and Value are both required in TAT's Tag model.
+    let tags: Vec<Tag> = super::request::string_objects("Tags", v, &["Key", "Value"], &[])?
+        .into_iter()
+        .map(|mut row| Tag {
+            key: row[0].take().unwrap_or_default(),
+            value: row[1].take().unwrap_or_default(),
+        })
+        .collect();
     if let Some(why) = crate::protocol::tag_keys_problem(tags.iter().map(|t| t.key.as_str())) {
         let code = if tags.len() > crate::protocol::MAX_TAGS {
             "InvalidParameterValue.LimitExceeded"

@@ -118,12 +118,20 @@ pub struct ParamConf {
 }
 
 pub fn parse_confs(v: Value) -> R<Vec<ParamConf>> {
-    let confs: Vec<ParamConf> = serde_json::from_value(v).map_err(|e| {
-        ApiError::new(
-            "InvalidParameter",
-            format!("DefaultParameterConfs is malformed: {e}"),
-        )
-    })?;
+    // ParameterName and ParameterValue are required in TAT's model.
+    let confs: Vec<ParamConf> = super::request::string_objects(
+        "DefaultParameterConfs",
+        v,
+        &["ParameterName", "ParameterValue"],
+        &["ParameterDescription"],
+    )?
+    .into_iter()
+    .map(|mut row| ParamConf {
+        parameter_name: row[0].take().unwrap_or_default(),
+        parameter_value: row[1].take().unwrap_or_default(),
+        parameter_description: row[2].take().unwrap_or_default(),
+    })
+    .collect();
     if confs.len() > MAX_PARAMS {
         return Err(ApiError::new(
             "InvalidParameterValue.ParameterNumberExceeded",

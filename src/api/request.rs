@@ -321,6 +321,47 @@ impl Filters {
     }
 }
 
+/// Reads a list of objects whose fields are all strings, as TAT's nested
+/// models (Tag, DefaultParameterConf) are: every field in `required` must be
+/// there, those in `optional` may be, and nested errors get the same codes
+/// as top-level ones, named by path (`Tags.0.Value`). Each object comes back
+/// as its values in the order of `required` then `optional`.
+pub fn string_objects(
+    name: &str,
+    v: Value,
+    required: &[&str],
+    optional: &[&str],
+) -> R<Vec<Vec<Option<String>>>> {
+    let Value::Array(items) = v else {
+        return Err(ApiError::wrong_type(name, "an array of objects"));
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let Value::Object(mut m) = item else {
+            return Err(ApiError::wrong_type(&format!("{name}.{i}"), "an object"));
+        };
+        let mut row = Vec::with_capacity(required.len() + optional.len());
+        for (field, must) in required
+            .iter()
+            .map(|f| (f, true))
+            .chain(optional.iter().map(|f| (f, false)))
+        {
+            let path = format!("{name}.{i}.{field}");
+            match m.remove(*field) {
+                None | Some(Value::Null) if must => return Err(ApiError::missing(&path)),
+                None | Some(Value::Null) => row.push(None),
+                Some(Value::String(s)) => row.push(Some(s)),
+                Some(_) => return Err(ApiError::wrong_type(&path, "a string")),
+            }
+        }
+        if let Some(k) = m.keys().next() {
+            return Err(ApiError::unknown_param(&format!("{name}.{i}.{k}")));
+        }
+        out.push(row);
+    }
+    Ok(out)
+}
+
 /// Checks an id list: at most `max` entries, each well formed.
 pub fn check_ids(
     name: &str,

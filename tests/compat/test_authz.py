@@ -73,14 +73,14 @@ class Sub:
 
 
 class Env:
-    def __init__(self, server, cam, instances, root):
+    def __init__(self, server, cam, instances, root=None):
         self.server = server
         self.cam = cam
         # The suite's one root client: a second root client would open a
         # second connection, and two different calls with identical
         # parameters signed in the same second by one key on two
         # connections are refused by the replay guard.
-        self.root = root
+        self.root = root or server.client()
         self.owner = cam_call(cam, "GetUserAppId").OwnerUin
         self.a, self.b = instances
         self.presets = {p.PolicyName: p.PolicyId
