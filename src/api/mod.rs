@@ -108,7 +108,7 @@ pub(crate) fn envelope(request_id: &str, result: Result<Value, ApiError>) -> Val
 /// on (up to `DRAIN_MAX`) and discarded, so the client, still sending, gets
 /// the JSON error instead of a reset connection.
 async fn read_body(body: Incoming) -> Result<Bytes, ApiError> {
-    const DRAIN_MAX: usize = 16 << 20;
+    const DRAIN_MAX: usize = 8 << 20;
     let mut body = body;
     let mut buf = Vec::new();
     let mut total = 0usize;
