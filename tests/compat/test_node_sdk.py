@@ -38,6 +38,6 @@ def test_node_sdk_drives_tat_and_cam(server, client, instance_ids):
     out = p.stdout.decode(errors="replace")
     assert p.returncode == 0, out + p.stderr.decode(errors="replace")
     summary = json.loads(out.strip().splitlines()[-1])
-    assert summary["ok"] and len(summary["steps"]) == 11, summary
+    assert summary["ok"] and len(summary["steps"]) == 12, summary
     # The runs the driver started are visible to the Python SDK too.
     assert tat.call(client, "DescribeInvocations", Limit=1).TotalCount == before + 2

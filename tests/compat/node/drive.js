@@ -210,6 +210,26 @@ async function main() {
     await expectError("InvalidAction", () => camClient.request("DescribeRegions", {}));
   });
 
+  await step("Other documented settings", async () => {
+    // reqMethod GET with TC3, and the v1 signature (HmacSHA1/HmacSHA256)
+    // over a form body or the query string.
+    const settings = [
+      { reqMethod: "GET" },
+      { reqMethod: "POST", signMethod: "HmacSHA1" },
+      { reqMethod: "GET", signMethod: "HmacSHA256" },
+    ];
+    for (const { reqMethod, signMethod } of settings) {
+      const base = config({ reqMethod });
+      const c = new tat.v20201028.Client({ ...base, profile: { ...base.profile, signMethod } });
+      const f = await c.DescribeCommands({ Filters: [{ Name: "command-name", Values: [name] }], Limit: 5 });
+      assert.equal(f.TotalCount, 1, `${reqMethod} ${signMethod}`);
+      assert.equal(f.CommandSet[0].CommandId, commandId);
+      const made = await c.CreateCommand({ CommandName: uniq("set"), Content: b64("true"), EnableParameter: false });
+      await c.DeleteCommand({ CommandId: made.CommandId });
+      assert.equal((await client.DescribeCommands({ CommandIds: [made.CommandId] })).TotalCount, 0);
+    }
+  });
+
   await step("DeleteCommand", async () => {
     await client.DeleteCommand({ CommandId: commandId });
     assert.equal((await client.DescribeCommands({ CommandIds: [commandId] })).TotalCount, 0);
