@@ -368,12 +368,13 @@ pub async fn disable(api: &Api, _a: Authorized<Request>, q: Params) -> R<Value> 
 }
 
 fn view(i: &Invoker) -> Value {
-    let mut schedule = json!({ "Policy": i.policy });
-    if i.policy == "RECURRENCE" {
-        schedule["Recurrence"] = json!(i.recurrence);
+    // Both fields are output-required in TAT's ScheduleSettings model: the
+    // one a policy does not use is the empty string, never absent.
+    let schedule = if i.policy == "RECURRENCE" {
+        json!({ "Policy": i.policy, "Recurrence": i.recurrence, "InvokeTime": "" })
     } else {
-        schedule["InvokeTime"] = json!(iso(i.invoke_time_ms));
-    }
+        json!({ "Policy": i.policy, "Recurrence": "", "InvokeTime": iso(i.invoke_time_ms) })
+    };
     let tags: Value = serde_json::from_str(&i.tags).unwrap_or_else(|_| json!([]));
     let mut v = json!({
         "InvokerId": i.id,

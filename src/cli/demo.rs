@@ -109,6 +109,7 @@ async fn run_demo(
         settings: Settings::default(),
         schedule: Default::default(),
         webhooks: Default::default(),
+        allow_unsigned_payload: false,
     })
     .await?;
     let url = format!("https://{}", running.addr);
