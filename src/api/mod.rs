@@ -12,6 +12,8 @@ pub mod authz;
 mod cam;
 mod commands;
 pub mod console;
+mod console_push;
+mod console_root;
 pub mod error;
 mod instances;
 pub(crate) mod invocations;
