@@ -163,3 +163,13 @@ export function textToBase64(text) {
 export function base64ToText(b64) {
   return new TextDecoder().decode(base64ToBytes(b64));
 }
+
+/** What to call an invocation: its command's name, else its script's first line. */
+export function invocationLabel(i) {
+  if (i.CommandName) return i.CommandName;
+  let first = '';
+  try { first = base64ToText(i.CommandContent || '').split('\n').find(l => l.trim()) || ''; } catch { first = ''; }
+  first = first.trim();
+  if (first.length > 60) first = `${first.slice(0, 57)}…`;
+  return first || i.CommandId || i.InvocationId;
+}

@@ -25,11 +25,11 @@ export class OutputViewer {
     this.info = h('span', { class: 'muted' });
     const btn = (text, fn, label2) => h('button', { type: 'button', class: 'small', onclick: fn, 'aria-label': label2 || text }, text);
     this.nav = h('div', { class: 'output-nav' },
-      btn('⏮ First', () => this.show(0)),
-      btn('◀ Prev', () => this.show(Math.max(0, this.offset - PAGE))),
-      btn('Next ▶', () => this.show(this.offset + PAGE)),
-      btn('Last ⏭', () => this.show(Math.max(0, Math.floor(Math.max(this.total - 1, 0) / PAGE) * PAGE))),
-      btn('⬇ Download', () => this.download(), `Download the full output of ${label}`),
+      btn('« First', () => this.show(0)),
+      btn('‹ Prev', () => this.show(Math.max(0, this.offset - PAGE))),
+      btn('Next ›', () => this.show(this.offset + PAGE)),
+      btn('Last »', () => this.show(Math.max(0, Math.floor(Math.max(this.total - 1, 0) / PAGE) * PAGE))),
+      btn('Download', () => this.download(), `Download the full output of ${label}`),
       this.info);
     this.el = h('div', { class: 'output-viewer' }, this.nav, this.pre);
   }

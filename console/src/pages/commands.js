@@ -50,7 +50,7 @@ export async function render(main, ctx) {
       const keys = (c.Scenes && c.Scenes.length ? c.Scenes : ['other']);
       for (const s of keys) { if (!byScene.has(s)) byScene.set(s, []); byScene.get(s).push(c); }
     }
-    put(lib, pub.length ? [...byScene.entries()].map(([s, list]) => h('details', { open: true }, h('summary', {}, `${sceneName.get(s) || s} (${list.length})`), list.map(c => card(c, false))))
+    put(lib, pub.length ? [...byScene.entries()].map(([s, list], n) => h('details', { open: n === 0 || !!q }, h('summary', {}, `${sceneName.get(s) || s} (${list.length})`), list.map(c => card(c, false))))
       : empty('No public commands match'));
   };
   search.addEventListener('input', show);

@@ -2,7 +2,7 @@
 // and user, paged; any row opens the invocation's live view.
 
 import * as api from '../api.js';
-import { h, put, badge, timeEl, table, empty, errorBox, field } from '../dom.js';
+import { h, put, invocationLabel, badge, timeEl, table, empty, errorBox, field } from '../dom.js';
 
 const PAGE = 50;
 const SCAN = 1000;
@@ -53,7 +53,7 @@ export async function render(main) {
       }
       if (!set.length) { put(list, empty('No invocations match', offset ? null : 'Run a command and it shows up here.', h('a', { class: 'button', href: '#/run' }, 'Run a command'))); return; }
       const rows = set.map(i => [
-        h('a', { href: `#/invocations/${i.InvocationId}` }, i.CommandName || i.CommandId || i.InvocationId),
+        h('a', { href: `#/invocations/${i.InvocationId}` }, invocationLabel(i)),
         h('span', { class: 'mono' }, i.InvocationId),
         badge(i.InvocationStatus),
         String((i.InvocationTaskBasicInfoSet || []).length),

@@ -5,7 +5,7 @@
 
 import * as api from '../api.js';
 import * as can from '../can.js';
-import { h, put, badge, duration, bytes, timeEl, errorBox, toast, base64ToText } from '../dom.js';
+import { h, put, invocationLabel, badge, duration, bytes, timeEl, errorBox, toast, base64ToText } from '../dom.js';
 import { OutputViewer } from '../output.js';
 import { stripAnsi } from '../ansi.js';
 import { diffLines } from '../diff.js';
@@ -85,7 +85,7 @@ export async function render(main, ctx) {
     if (m.Type !== 'invocation') return;
     const inv = m.Invocation;
     put(meta,
-      h('span', {}, h('strong', {}, inv.CommandName || inv.CommandId || 'command')), ' · ',
+      h('span', {}, h('strong', { class: 'mono' }, invocationLabel(inv))), ' · ',
       badge(inv.InvocationStatus), ' · started ', timeEl(inv.CreatedTime),
       inv.Username ? ` · as ${inv.Username}` : '', inv.InvocationSource ? ` · ${inv.InvocationSource}` : '');
     const counts = {};

@@ -2,7 +2,7 @@
 // ended, and the failures that need attention. Refreshed by server push.
 
 import * as api from '../api.js';
-import { h, put, badge, timeEl, table, empty, errorBox, section } from '../dom.js';
+import { h, put, invocationLabel, badge, timeEl, table, empty, errorBox, section } from '../dom.js';
 
 const BAD = new Set(['FAILED', 'PARTIAL_FAILED', 'TIMEOUT', 'CANCELLED', 'DELIVER_FAILED', 'START_FAILED']);
 
@@ -21,7 +21,7 @@ export async function render(main) {
       const failed = list.filter(i => BAD.has(i.InvocationStatus));
       const stat = (n, label, cls, href) => h('a', { class: `stat ${cls}`, href }, h('strong', {}, String(n)), h('span', {}, label));
       const row = i => [
-        h('a', { href: `#/invocations/${i.InvocationId}` }, i.CommandName || i.InvocationId),
+        h('a', { href: `#/invocations/${i.InvocationId}` }, invocationLabel(i)),
         badge(i.InvocationStatus),
         `${(i.InvocationTaskBasicInfoSet || []).length}`,
         i.InvocationSource || '',
