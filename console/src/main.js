@@ -132,6 +132,8 @@ async function route() {
   } catch (e) {
     put(main, h('h1', {}, title), errorBox(e));
   }
+  // Marks which route the page now shows (tests wait on it).
+  document.body.dataset.page = location.hash || '#/';
   main.focus({ preventScroll: true });
 }
 

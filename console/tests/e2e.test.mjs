@@ -14,6 +14,7 @@ import { mkdtempSync, readFileSync, existsSync, mkdirSync, rmSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { request as httpsRequest } from 'node:https';
 import { chromium } from 'playwright-core';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -32,6 +33,21 @@ const children = [];
 let browser;
 let base;
 let page;
+const profiles = [];
+
+/** A browser with its own fresh profile (--user-data-dir), closed in after(). */
+async function freshBrowser(name) {
+  const ctx = await chromium.launchPersistentContext(join(dir, `chromium-${name}`), {
+    executablePath: CHROMIUM,
+    headless: true,
+    ignoreHTTPSErrors: true,
+    viewport: { width: 1280, height: 860 },
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  profiles.push(ctx);
+  return ctx;
+}
 
 function startProcess(args, name) {
   const child = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DROVER_LOG: 'warn' } });
@@ -97,9 +113,14 @@ async function signIn(p, user, password) {
   await p.waitForSelector('#who', { timeout: WAIT });
 }
 
+/** Navigates the console to `hash` and waits until that page has rendered. */
 async function go(p, hash) {
-  await p.evaluate(h => { location.hash = h; }, hash);
-  await p.waitForFunction(() => !document.querySelector('main .loading'), null, { timeout: WAIT });
+  await p.evaluate(h => {
+    document.body.dataset.page = '';
+    if (location.hash === h) window.dispatchEvent(new HashChangeEvent('hashchange'));
+    else location.hash = h;
+  }, hash);
+  await p.waitForFunction(h => document.body.dataset.page === h, hash, { timeout: WAIT });
 }
 
 /** Runs `script` on the instances from the Run page and returns the invocation id. */
@@ -132,20 +153,14 @@ before(async () => {
     return existsSync(f) && readFileSync(f, 'utf8').trim();
   });
   base = `https://${addr}`;
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    // playwright gives each launch a fresh --user-data-dir of its own.
-  });
-  const ctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 860 } });
-  page = await ctx.newPage();
+  browser = await freshBrowser('root');
+  page = browser.pages()[0] || await browser.newPage();
   await until('the server to answer', async () => (await page.goto(`${base}/`)).ok());
   assert.ok(server.exitCode === null, server.log());
 });
 
 after(async () => {
-  if (browser) await browser.close();
+  for (const b of profiles) await b.close();
   for (const c of children.reverse()) {
     if (c.exitCode === null) c.kill('SIGTERM');
   }
@@ -301,6 +316,20 @@ test('a 20 MB output opens in slices, never whole', async () => {
   await shot(page, '07-large-output');
 });
 
+test('a public command runs with its parameters, defaults and descriptions shown', async () => {
+  await go(page, '#/run?command=cmd-diskuse1');
+  const path = page.getByLabel('path', { exact: true });
+  assert.equal(await path.inputValue(), '/');
+  assert.match(await page.textContent('.params'), /only its own filesystem is walked/);
+  await page.getByLabel('top', { exact: true }).fill('3');
+  await page.check(`.pick-list input[value="${instanceIds[0]}"]`);
+  await page.click('form.run-form button[type=submit]');
+  await page.waitForURL(/#\/invocations\/inv-/, { timeout: WAIT });
+  await until('disk-usage to end', async () => ['success', 'failed'].includes(await rowStatus(page, instanceIds[0])));
+  assert.match(await page.textContent('.meta'), /disk-usage/);
+  await until('df output', async () => /Filesystem|Mounted/.test(await outputText(page, instanceIds[0])));
+});
+
 test('history lists past invocations and opens one', async () => {
   await go(page, '#/history');
   const rows = await page.$$('tbody tr');
@@ -339,8 +368,8 @@ test('a sub-user signs in and sees what the engine denies disabled, with the rea
   const att = await consoleCall(page, 'AttachUserPolicy', { AttachUin: Number(add.Uin), PolicyId: pol.PolicyId }, true);
   assert.equal(att.Error, undefined, JSON.stringify(att));
 
-  const ctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 860 } });
-  const ann = await ctx.newPage();
+  const ctx = await freshBrowser('ann');
+  const ann = ctx.pages()[0] || await ctx.newPage();
   await signIn(ann, 'ann', ANN_PASSWORD);
   assert.match(await ann.textContent('#who'), /ann/);
   await go(ann, '#/run');
@@ -355,5 +384,48 @@ test('a sub-user signs in and sees what the engine denies disabled, with the rea
   const forced = await consoleCall(ann, 'RunCommand', { Content: Buffer.from('echo hi').toString('base64'), InstanceIds: [instanceIds[0]] });
   assert.match(forced.Error.Code, /UnauthorizedOperation/);
   assert.equal((await consoleCall(page, 'DescribeInvocations', {})).TotalCount, before);
-  await ctx.close();
+});
+
+/** Opens a WebSocket handshake on /console/push; resolves to the HTTP status. */
+function pushHandshake(origin, cookie) {
+  return new Promise((resolve, reject) => {
+    const u = new URL(base);
+    const req = httpsRequest({
+      host: u.hostname, port: u.port, path: '/console/push', rejectUnauthorized: false,
+      headers: {
+        Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13',
+        'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==', Origin: origin, ...(cookie ? { Cookie: cookie } : {}),
+      },
+    });
+    req.on('upgrade', (res, socket) => { socket.destroy(); resolve(res.statusCode); });
+    req.on('response', res => { res.resume(); resolve(res.statusCode); });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+test('the push channel refuses other origins and visitors without a session', async () => {
+  const cookies = await browser.cookies(base);
+  const session = cookies.find(c => c.name === 'drover_session');
+  assert.ok(session, 'root is signed in');
+  const cookie = `drover_session=${session.value}`;
+  assert.equal(await pushHandshake(base, cookie), 101);
+  assert.equal(await pushHandshake('https://evil.example', cookie), 403);
+  assert.equal(await pushHandshake(base, null), 403);
+  assert.equal(await pushHandshake(base, 'drover_session=forged'), 403);
+});
+
+test('the console works on a phone-sized screen', async () => {
+  await page.setViewportSize({ width: 390, height: 844 });
+  await go(page, '#/');
+  assert.equal(await page.isVisible('aside nav'), false);
+  await page.click('text=☰ Menu');
+  assert.equal(await page.isVisible('aside nav'), true);
+  await shot(page, '19-phone-menu');
+  await page.click('aside >> text=History');
+  await page.waitForSelector('tbody tr', { timeout: WAIT });
+  assert.equal(await page.isVisible('aside nav'), false);
+  await shot(page, '20-phone-history');
+  await axeCheck(page, 'history (phone)');
+  await page.setViewportSize({ width: 1280, height: 860 });
 });

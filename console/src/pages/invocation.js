@@ -21,13 +21,14 @@ export async function render(main, ctx) {
   const meta = h('div', { class: 'meta' });
   const live = h('span', { class: 'live', 'aria-live': 'polite' }, 'connecting…');
   const summary = h('p', { class: 'summary', 'aria-live': 'polite' });
-  const jobBtn = (label, action, extra = {}) => can.guard(h('button', {
+  const jobButtons = [];
+  const jobBtn = (label, action, extra = {}) => can.guard(jobButtons[jobButtons.push(h('button', {
     type: 'button', onclick: async ev => {
       ev.target.disabled = true;
       try { await api.call(action, { InvocationId: id, ...extra }); toast(`${label}: requested`); } catch (e) { toast(e.message, 'bad'); }
       ev.target.disabled = false;
     },
-  }, label), action);
+  }, label)) - 1], action);
   const tabs = h('div', { class: 'tabs', role: 'tablist' });
   const tasksPanel = h('div', { role: 'tabpanel', id: 'panel-tasks' });
   const groupsPanel = h('div', { role: 'tabpanel', id: 'panel-groups', hidden: true });
@@ -125,6 +126,13 @@ export async function render(main, ctx) {
     }
     if (FINAL.has(inv.InvocationStatus) || ['SUCCESS', 'FAILED', 'PARTIAL_FAILED', 'TIMEOUT', 'CANCELLED'].includes(inv.InvocationStatus)) {
       if (lastInvStatus !== inv.InvocationStatus && !groupsPanel.hidden) loadGroups();
+    }
+    // Job control means nothing once every task has ended.
+    const ended = m.Tasks.length > 0 && m.Tasks.every(t => FINAL.has(t.TaskStatus));
+    for (const b of jobButtons) {
+      if (b.closest('.guarded').querySelector('.denied')) continue;
+      b.disabled = ended;
+      b.title = ended ? 'the invocation has ended' : '';
     }
     lastInvStatus = inv.InvocationStatus;
   }
