@@ -355,62 +355,66 @@ pub async fn groups(
             )
         })
         .collect();
-    let groups = api
-        .store
-        .read(move |c| {
-            let mut by_key: HashMap<String, (Value, Vec<String>, Vec<String>)> = HashMap::new();
-            let mut order = Vec::new();
-            for (tid, iid) in &ids {
-                let t = invs::get_task(c, tid)?;
-                let mut ctx = digest::Context::new(&digest::SHA256);
-                let mut off = 0;
-                let mut sample = Vec::new();
-                loop {
-                    let chunk = invs::read_output(c, tid, off, HASH_SLICE)?;
-                    if chunk.is_empty() {
-                        break;
-                    }
-                    if off == 0 {
-                        sample = chunk[..chunk.len().min(SAMPLE as usize)].to_vec();
-                    }
-                    ctx.update(&chunk);
-                    off += chunk.len() as i64;
-                }
-                let hash = hex::encode(ctx.finish().as_ref());
-                let key = format!("{}|{:?}|{hash}", t.status.as_str(), t.exit_code);
-                let e = by_key.entry(key.clone()).or_insert_with(|| {
-                    order.push(key.clone());
-                    (
-                        json!({
-                            "TaskStatus": t.status.as_str(),
-                            "ExitCode": t.exit_code,
-                            "OutputSha256": hash,
-                            "OutputLen": off,
-                            "Sample": String::from_utf8_lossy(&sample),
-                            "SampleTaskId": tid,
-                        }),
-                        Vec::new(),
-                        Vec::new(),
-                    )
-                });
-                e.1.push(iid.clone());
-                e.2.push(tid.clone());
-            }
-            let mut out: Vec<Value> = order
-                .into_iter()
-                .filter_map(|k| by_key.remove(&k))
-                .map(|(mut v, inst, tasks)| {
-                    v["Count"] = json!(inst.len());
-                    v["InstanceIds"] = json!(inst);
-                    v["InvocationTaskIds"] = json!(tasks);
-                    v
-                })
-                .collect();
-            out.sort_by_key(|g| std::cmp::Reverse(g["Count"].as_u64().unwrap_or(0)));
-            Ok(out)
-        })
-        .await?;
+    let groups = api.store.read(move |c| group_outputs(c, &ids)).await?;
     Ok(json!({ "InvocationId": inv, "GroupSet": groups, "TotalCount": groups.len() }))
+}
+
+/// Groups tasks `(task id, instance id)` by (status, exit code, SHA-256 of
+/// the whole stored output, read in `HASH_SLICE` pieces), largest first.
+fn group_outputs(
+    c: &rusqlite::Connection,
+    ids: &[(String, String)],
+) -> crate::store::Result<Vec<Value>> {
+    let mut by_key: HashMap<String, (Value, Vec<String>, Vec<String>)> = HashMap::new();
+    let mut order = Vec::new();
+    for (tid, iid) in ids {
+        let t = invs::get_task(c, tid)?;
+        let mut ctx = digest::Context::new(&digest::SHA256);
+        let mut off = 0;
+        let mut sample = Vec::new();
+        loop {
+            let chunk = invs::read_output(c, tid, off, HASH_SLICE)?;
+            if chunk.is_empty() {
+                break;
+            }
+            if off == 0 {
+                sample = chunk[..chunk.len().min(SAMPLE as usize)].to_vec();
+            }
+            ctx.update(&chunk);
+            off += chunk.len() as i64;
+        }
+        let hash = hex::encode(ctx.finish().as_ref());
+        let key = format!("{}|{:?}|{hash}", t.status.as_str(), t.exit_code);
+        let e = by_key.entry(key.clone()).or_insert_with(|| {
+            order.push(key.clone());
+            (
+                json!({
+                    "TaskStatus": t.status.as_str(),
+                    "ExitCode": t.exit_code,
+                    "OutputSha256": hash,
+                    "OutputLen": off,
+                    "Sample": String::from_utf8_lossy(&sample),
+                    "SampleTaskId": tid,
+                }),
+                Vec::new(),
+                Vec::new(),
+            )
+        });
+        e.1.push(iid.clone());
+        e.2.push(tid.clone());
+    }
+    let mut out: Vec<Value> = order
+        .into_iter()
+        .filter_map(|k| by_key.remove(&k))
+        .map(|(mut v, inst, tasks)| {
+            v["Count"] = json!(inst.len());
+            v["InstanceIds"] = json!(inst);
+            v["InvocationTaskIds"] = json!(tasks);
+            v
+        })
+        .collect();
+    out.sort_by_key(|g| std::cmp::Reverse(g["Count"].as_u64().unwrap_or(0)));
+    Ok(out)
 }
 
 /// `POST /console/validate-policy`: `{"PolicyDocument":"…"}` → `{"Valid",
@@ -429,4 +433,70 @@ pub fn validate_policy(body: &[u8]) -> Result<Value, ApiError> {
             json!({ "Valid": false, "Error": e.to_string(), "Path": path })
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::invocations::{fixtures, Finish};
+    use crate::store::status::TaskStatus;
+
+    /// 1,000 hosts, 970 printing A and exiting 0, 30 printing B and
+    /// exiting 1: two groups, largest first, in well under a second.
+    #[test]
+    fn groups_a_thousand_tasks_by_output_and_exit_code() {
+        let c = crate::store::test_conn();
+        let tasks: Vec<_> = (0..1000)
+            .map(|i| {
+                fixtures::task(
+                    &format!("invt-{i:04}"),
+                    "inv-1",
+                    &format!("mi-{i:04}"),
+                    TaskStatus::Pending,
+                )
+            })
+            .collect();
+        invs::insert(&c, &fixtures::invocation("inv-1"), &tasks).unwrap();
+        for (i, t) in tasks.iter().enumerate() {
+            let (out, code) = if i % 100 < 3 {
+                (format!("disk full on /var\n{}", "x".repeat(5000)), 1)
+            } else {
+                (format!("ok\n{}", "y".repeat(5000)), 0)
+            };
+            invs::append_output(&c, &t.id, 0, out.as_bytes()).unwrap();
+            let f = Finish {
+                status: if code == 0 {
+                    TaskStatus::Success
+                } else {
+                    TaskStatus::Failed
+                },
+                exit_code: Some(code),
+                exec_start_ms: 1,
+                exec_end_ms: 2,
+                reported_len: out.len() as i64,
+                error_info: "",
+            };
+            invs::finish(&c, &t.id, &f, 2).unwrap();
+        }
+        let ids: Vec<_> = tasks
+            .iter()
+            .map(|t| (t.id.clone(), t.instance_id.clone()))
+            .collect();
+        let started = std::time::Instant::now();
+        let g = group_outputs(&c, &ids).unwrap();
+        let took = started.elapsed();
+        assert_eq!(g.len(), 2, "{g:?}");
+        assert_eq!(g[0]["Count"], 970);
+        assert_eq!(g[0]["ExitCode"], 0);
+        assert!(g[0]["Sample"].as_str().unwrap().starts_with("ok\n"));
+        assert_eq!(g[0]["Sample"].as_str().unwrap().len(), SAMPLE as usize);
+        assert_eq!(g[1]["Count"], 30);
+        assert_eq!(g[1]["ExitCode"], 1);
+        assert_eq!(g[1]["TaskStatus"], "FAILED");
+        assert_eq!(g[1]["InstanceIds"].as_array().unwrap().len(), 30);
+        assert!(
+            took < std::time::Duration::from_secs(5),
+            "grouping took {took:?}"
+        );
+    }
 }
