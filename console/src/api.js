@@ -85,7 +85,7 @@ export async function can(actions) {
 /** The policy engine's verdict on a draft policy document. */
 export async function validatePolicy(doc) {
   const r = await post('/console/validate-policy', { PolicyDocument: doc });
-  const m = /line (\d+) column (\d+)/.exec(r.Error || '');
+  const m = /line (\d+) column (\d+)/.exec(r.Problem || '');
   if (m) {
     r.Line = Number(m[1]);
     r.Column = Number(m[2]);

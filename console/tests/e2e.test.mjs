@@ -357,6 +357,35 @@ test('the other main pages render, with no serious accessibility problems', asyn
   await page.emulateMedia({ colorScheme: 'light' });
 });
 
+test('the policy editor asks the engine and points at the bad part', async () => {
+  await go(page, '#/access?tab=policies');
+  await page.waitForSelector('textarea[aria-label="Policy document (JSON)"]', { timeout: WAIT });
+  const editor = page.locator('textarea[aria-label="Policy document (JSON)"]');
+  await editor.fill('{"version": "2.0", "statement": [{"effect": "maybe", "action": ["tat:RunCommand"], "resource": ["*"]}]}');
+  await page.click('text=Validate');
+  const err = await page.waitForSelector('#acc-policies .error', { timeout: WAIT });
+  assert.match(await err.textContent(), /statement\[0\]\.effect/);
+  // The editor selects the part the engine named.
+  const sel = await editor.evaluate(t => t.value.slice(t.selectionStart, t.selectionStart + 8));
+  assert.equal(sel, '"effect"');
+  await editor.fill('{"version": "2.0", "statement": [{"effect": "allow", "action": ["tat:Describe*"], "resource": ["*"]}]}');
+  await page.click('text=Validate');
+  await page.waitForSelector('#acc-policies .ok-text', { timeout: WAIT });
+  await shot(page, '21-policy-editor');
+});
+
+test('a secret is stored from the console and its value never comes back', async () => {
+  await go(page, '#/secrets');
+  await page.click('text=New secret');
+  await page.getByLabel('Name', { exact: true }).fill('db_password');
+  await page.getByLabel('Value', { exact: true }).fill('s3cr3t-value-never-shown');
+  await page.click('dialog >> text=Save');
+  await until('the secret in the list', async () => (await page.textContent('main')).includes('db_password'));
+  assert.ok(!(await page.content()).includes('s3cr3t-value-never-shown'));
+  const r = await consoleCall(page, 'DescribeSecrets', {});
+  assert.ok(!JSON.stringify(r).includes('s3cr3t-value-never-shown'));
+});
+
 test('a sub-user signs in and sees what the engine denies disabled, with the reason', async () => {
   const add = await consoleCall(page, 'AddUser', { Name: 'ann', Password: ANN_PASSWORD, ConsoleLogin: 1 }, true);
   assert.equal(add.Error, undefined, JSON.stringify(add));

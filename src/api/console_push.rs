@@ -418,7 +418,8 @@ fn group_outputs(
 }
 
 /// `POST /console/validate-policy`: `{"PolicyDocument":"…"}` → `{"Valid",
-/// "Error", "Path"}` from the same parser CreatePolicy uses.
+/// "Problem", "Path"}` from the same parser CreatePolicy uses (not "Error",
+/// which the envelope reserves for a failed call).
 pub fn validate_policy(body: &[u8]) -> Result<Value, ApiError> {
     let mut q = Params::parse(body)?;
     let doc = q.str("PolicyDocument")?;
@@ -430,7 +431,7 @@ pub fn validate_policy(body: &[u8]) -> Result<Value, ApiError> {
                 crate::policy::PolicyError::Invalid { path, .. } => path.clone(),
                 crate::policy::PolicyError::Json(_) => String::new(),
             };
-            json!({ "Valid": false, "Error": e.to_string(), "Path": path })
+            json!({ "Valid": false, "Problem": e.to_string(), "Path": path })
         }
     })
 }

@@ -134,7 +134,7 @@ export async function render(main, ctx) {
         try {
           const v = await api.validatePolicy(editor.value);
           put(verdict, v.Valid ? h('p', { class: 'ok-text' }, '✓ The policy engine accepts this document.')
-            : h('div', { class: 'error', role: 'alert' }, v.Error, v.Line ? ` (line ${v.Line}, column ${v.Column})` : ''));
+            : h('div', { class: 'error', role: 'alert' }, v.Problem, v.Line ? ` (line ${v.Line}, column ${v.Column})` : ''));
           if (!v.Valid && v.Offset >= 0) { editor.focus(); editor.setSelectionRange(v.Offset, Math.min(editor.value.length, v.Offset + 1)); }
           return v.Valid;
         } catch (e) { put(verdict, errorBox(e)); return false; }
