@@ -4,6 +4,7 @@
 // `render(main, ctx)`, which may return a clean-up function (closing its
 // push socket) that runs when the user navigates away.
 
+import './style.css';
 import * as api from './api.js';
 import * as can from './can.js';
 import { h, put, errorBox } from './dom.js';

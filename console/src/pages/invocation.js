@@ -117,7 +117,7 @@ export async function render(main, ctx) {
       if (key !== r.key || !FINAL.has(t.TaskStatus)) {
         r.key = key;
         put(r.cells[1], badge(t.TaskStatus), t.ErrorInfo ? h('div', { class: 'muted small' }, t.ErrorInfo) : null);
-        put(r.cells[2], FINAL.has(t.TaskStatus) && t.ExecStartTime ? String(t.ExitCode) : '');
+        put(r.cells[2], ['SUCCESS', 'FAILED', 'TIMEOUT', 'TASK_TIMEOUT'].includes(t.TaskStatus) ? String(t.ExitCode) : '—');
         put(r.cells[3], duration(t.ExecStartTime, t.ExecEndTime || (FINAL.has(t.TaskStatus) ? t.ExecStartTime : null)));
         put(r.cells[4], bytes(t.OutputLen));
         r.cancel.hidden = FINAL.has(t.TaskStatus);
