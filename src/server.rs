@@ -199,6 +199,9 @@ async fn route(
     let path = req.uri().path().to_string();
     match (req.method(), path.as_str()) {
         (&Method::POST, "/") => api.serve(req, peer).await,
+        (&Method::GET, "/console/push") => {
+            crate::api::console_push::upgrade(api, req, peer, shutdown).await
+        }
         (_, p) if p.starts_with("/console/") => crate::api::console::serve(api, req, peer).await,
         (&Method::GET, crate::protocol::AGENT_PATH) => upgrade_agent(api, req, peer, shutdown),
         (&Method::GET, "/healthz") => plain(StatusCode::OK, "ok\n"),

@@ -105,8 +105,12 @@ function shell() {
     h('div', { id: 'toast', class: 'toast', role: 'status', 'aria-live': 'polite' }));
 }
 
+let routeSeq = 0;
+
 async function route() {
   if (!me) return;
+  const mine = ++routeSeq;
+  const hash = location.hash || '#/';
   if (cleanup) { try { cleanup(); } catch { /* page already gone */ } cleanup = null; }
   document.body.classList.remove('nav-open');
   const { parts, query } = parseHash();
@@ -124,17 +128,27 @@ async function route() {
     if (on) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
   }
   const main = document.getElementById('main');
-  if (!mod) { put(main, h('h1', {}, 'Not found'), h('p', {}, 'There is no such page. ', h('a', { href: '#/' }, 'Go to the overview'))); return; }
-  document.title = `${title} · drover`;
-  put(main, h('p', { class: 'muted loading' }, 'Loading…'));
-  try {
-    const r = await mod.render(main, { params, query, me, navigate });
-    if (typeof r === 'function') cleanup = r;
-  } catch (e) {
-    put(main, h('h1', {}, title), errorBox(e));
+  // Each visit renders into its own container, so a slow page that finishes
+  // after the user moved on writes into a detached node, not over the new page.
+  const view = h('div', { class: 'view' });
+  put(main, view);
+  if (!mod) {
+    put(view, h('h1', {}, 'Not found'), h('p', {}, 'There is no such page. ', h('a', { href: '#/' }, 'Go to the overview')));
+  } else {
+    document.title = `${title} · drover`;
+    put(view, h('p', { class: 'muted loading' }, 'Loading…'));
+    try {
+      const r = await mod.render(view, { params, query, me, navigate });
+      if (typeof r === 'function') {
+        if (mine === routeSeq) cleanup = r; else r();
+      }
+    } catch (e) {
+      put(view, h('h1', {}, title), errorBox(e));
+    }
   }
+  if (mine !== routeSeq) return;
   // Marks which route the page now shows (tests wait on it).
-  document.body.dataset.page = location.hash || '#/';
+  document.body.dataset.page = hash;
   main.focus({ preventScroll: true });
 }
 

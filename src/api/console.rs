@@ -81,9 +81,6 @@ async fn body_of(body: Incoming) -> Result<Bytes, ApiError> {
 
 /// Serves everything under `/console/`.
 pub async fn serve(api: Arc<Api>, req: Request<Incoming>, peer: SocketAddr) -> Reply {
-    if req.uri().path() == "/console/push" {
-        return super::console_push::upgrade(api, req, peer).await;
-    }
     let request_id = crate::ids::request_id();
     let (parts, body) = req.into_parts();
     let mut trail = Trail {

@@ -31,6 +31,7 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
+use tokio_util::sync::CancellationToken;
 
 use super::audit::Trail;
 use super::error::ApiError;
@@ -173,7 +174,12 @@ async fn task_ids(api: &Api, inv: &str) -> Result<HashMap<String, i64>, ApiError
 /// Upgrades `GET /console/push` to a WebSocket for a signed-in user.
 /// Browsers send Origin on every WebSocket handshake, and it must be this
 /// host: a cross-site page cannot ride the session cookie into a socket.
-pub async fn upgrade(api: Arc<Api>, mut req: Request<Incoming>, peer: SocketAddr) -> Reply {
+pub async fn upgrade(
+    api: Arc<Api>,
+    mut req: Request<Incoming>,
+    peer: SocketAddr,
+    shutdown: CancellationToken,
+) -> Reply {
     let (parts, _) = Request::new(()).into_parts();
     let mut head = parts;
     head.headers = req.headers().clone();
@@ -205,7 +211,10 @@ pub async fn upgrade(api: Arc<Api>, mut req: Request<Incoming>, peer: SocketAddr
     tokio::spawn(async move {
         if let Ok(up) = hyper::upgrade::on(&mut req).await {
             let ws = WebSocketStream::from_raw_socket(TokioIo::new(up), Role::Server, None).await;
-            serve_push(api, head, principal, peer, ws).await;
+            tokio::select! {
+                _ = serve_push(api, head, principal, peer, ws) => {}
+                _ = shutdown.cancelled() => {}
+            }
         }
     });
     let mut r = json_reply(StatusCode::SWITCHING_PROTOCOLS, &Value::Null);

@@ -12,7 +12,7 @@ pub mod authz;
 mod cam;
 mod commands;
 pub mod console;
-mod console_push;
+pub mod console_push;
 mod console_root;
 pub mod error;
 mod instances;
