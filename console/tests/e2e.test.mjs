@@ -216,7 +216,7 @@ test('root adds two instances through the command the console shows', async () =
 });
 
 test('a run on two instances streams both outputs live', async () => {
-  const inv = await runFromPage(page, 'echo "first line"; sleep 4; echo "second line"', instanceIds);
+  const inv = await runFromPage(page, 'echo "first line"; sleep 8; echo "second line"', instanceIds);
   // Both outputs show the first line while their tasks still run: pushed, not at the end.
   for (const id of instanceIds) {
     await until(`live output of ${id}`, async () => (await outputText(page, id)).includes('first line')
