@@ -12,6 +12,8 @@ pub mod authz;
 mod cam;
 mod commands;
 pub mod console;
+pub mod console_push;
+mod console_root;
 pub mod error;
 mod form;
 pub mod gate;

@@ -292,8 +292,12 @@ pub async fn serve_agent<S>(
             m = next_msg(&mut stream) => m,
         };
         let Some(msg) = msg else { break };
+        let beat = matches!(msg, AgentMsg::Heartbeat);
         if let Err(e) = handle(&d, &instance_id, msg).await {
             tracing::warn!(instance = %instance_id, "agent message failed: {e}");
+        }
+        if !beat {
+            d.touched();
         }
     }
     d.detach(&instance_id, serial);

@@ -20,6 +20,7 @@ pub mod keys;
 pub mod policies;
 pub mod query;
 pub mod role_assignments;
+pub mod root_login;
 pub mod secrets;
 pub mod sessions;
 pub mod status;
