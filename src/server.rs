@@ -50,6 +50,8 @@ pub struct Config {
     pub schedule: crate::scheduler::Settings,
     /// Retries and timeouts of webhook deliveries.
     pub webhooks: crate::notify::Settings,
+    /// Accept TC3 requests signed with `UNSIGNED-PAYLOAD` (default: refuse).
+    pub allow_unsigned_payload: bool,
 }
 
 /// A server running in this process.
@@ -108,6 +110,8 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
         gate,
         runner: runner.clone(),
         schedule_changed: Default::default(),
+        replay: Default::default(),
+        allow_unsigned_payload: cfg.allow_unsigned_payload,
     });
     let listener = TcpListener::bind(&cfg.listen)
         .await
@@ -154,6 +158,7 @@ async fn accept_loop(
     api: Arc<Api>,
     shutdown: CancellationToken,
 ) {
+    let mut conn_seq: u64 = 0;
     loop {
         let (tcp, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -168,6 +173,9 @@ async fn accept_loop(
         };
         let _ = tcp.set_nodelay(true);
         let (acceptor, api, shutdown) = (acceptor.clone(), api.clone(), shutdown.clone());
+        // Names the connection for the replay guard (see api::replay).
+        conn_seq += 1;
+        let conn_id = crate::api::ConnId(conn_seq);
         tokio::spawn(async move {
             let tls =
                 match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
@@ -175,7 +183,8 @@ async fn accept_loop(
                     _ => return,
                 };
             let svc_shutdown = shutdown.clone();
-            let svc = service_fn(move |req| {
+            let svc = service_fn(move |mut req: Request<Incoming>| {
+                req.extensions_mut().insert(conn_id);
                 let (api, shutdown) = (api.clone(), svc_shutdown.clone());
                 async move { Ok::<_, std::convert::Infallible>(route(api, req, peer, shutdown).await) }
             });
@@ -211,6 +220,12 @@ async fn route(
     let path = req.uri().path().to_string();
     match (req.method(), path.as_str()) {
         (&Method::POST, "/") => api.serve(req, peer).await,
+        // The SDKs' reqMethod="GET" calls `GET /?Action=...` (v1) or `GET /?...`
+        // with TC3 headers; a browser's `GET /` still gets the console.
+        (&Method::GET, "/") if is_api_get(&req) => api.serve(req, peer).await,
+        (&Method::GET, "/console/push") => {
+            crate::api::console_push::upgrade(api, req, peer, shutdown).await
+        }
         (_, p) if p.starts_with("/console/") => crate::api::console::serve(api, req, peer).await,
         (&Method::GET, crate::protocol::AGENT_PATH) => upgrade_agent(api, req, peer, shutdown),
         (&Method::GET, "/healthz") => plain(StatusCode::OK, "ok\n"),
@@ -220,6 +235,17 @@ async fn route(
             &serde_json::json!({"Response": {"Error": {"Code": "UnsupportedProtocol", "Message": "use POST / for API calls"}}}),
         ),
     }
+}
+
+/// Whether a `GET /` is an API call rather than a browser opening the console.
+fn is_api_get(req: &Request<Incoming>) -> bool {
+    let h = req.headers();
+    h.contains_key(hyper::header::AUTHORIZATION)
+        || h.contains_key("x-tc-action")
+        || req.uri().query().is_some_and(|q| {
+            q.split('&')
+                .any(|kv| kv.starts_with("Action=") || kv.starts_with("Signature="))
+        })
 }
 
 fn upgrade_agent(

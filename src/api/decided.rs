@@ -5,7 +5,7 @@
 //! use their request readers without a cycle.
 
 use crate::gate::Authorized;
-use crate::policy::Action;
+use crate::policy::{Action, Resource};
 use crate::run::Plan;
 
 use super::error::ApiError;
@@ -53,6 +53,9 @@ pub enum Named {
         ids: Vec<String>,
         selector: Option<Selector>,
     },
+    /// CAM's actions: the users, groups and policies they reach, grouped as
+    /// decided (`api::cam::scope`).
+    Cam(Vec<Vec<Resource>>),
     /// ModifyInvoker: what the request changes of the invoker.
     ChangeInvoker {
         id: String,

@@ -48,6 +48,11 @@ pub struct ServerArgs {
     /// Longest wait, in milliseconds, between two webhook attempts.
     #[arg(long, default_value_t = 60_000)]
     pub webhook_max_backoff_ms: u64,
+    /// Accept TC3 requests that leave the body unsigned
+    /// (`X-TC-Content-SHA256: UNSIGNED-PAYLOAD`, the SDKs' `unsignedPayload`).
+    /// Off by default: such a request's body could be swapped in transit.
+    #[arg(long)]
+    pub allow_unsigned_payload: bool,
 }
 
 pub fn main(a: ServerArgs) -> anyhow::Result<ExitCode> {
@@ -73,6 +78,7 @@ pub fn main(a: ServerArgs) -> anyhow::Result<ExitCode> {
             max_backoff_ms: a.webhook_max_backoff_ms.max(a.webhook_backoff_ms),
             ..crate::notify::Settings::default()
         },
+        allow_unsigned_payload: a.allow_unsigned_payload,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -185,7 +185,7 @@ pub fn update(conn: &Connection, c: &Command) -> Result<()> {
     Ok(())
 }
 
-/// Deletes all of `ids` or, if any is missing, none (`NotFound(first missing)`).
+/// Deletes all of `ids` or, if any is missing, none (`NotFound` of the first missing).
 /// Past invocations keep their own copy of what ran.
 pub fn delete_all(conn: &Connection, ids: &[String]) -> Result<()> {
     for id in ids {

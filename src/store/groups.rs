@@ -57,7 +57,7 @@ pub fn get(conn: &Connection, group_id: i64) -> Result<Option<Group>> {
         .optional()?)
 }
 
-/// The group, or NotFound("group:ID").
+/// The group, or `NotFound { Group, id }`.
 pub fn require(conn: &Connection, group_id: i64) -> Result<Group> {
     get(conn, group_id)?
         .ok_or_else(|| StoreError::missing(super::Entity::Group, group_id.to_string()))

@@ -118,7 +118,7 @@ pub fn insert_limited(conn: &Connection, key: &AccessKey, max: i64, now_ms: i64)
     insert(conn, key, now_ms)
 }
 
-/// Sets a key of `user_id` Active or Inactive; NotFound("key:ID") if that
+/// Sets a key of `user_id` Active or Inactive; `NotFound { AccessKey, id }` if that
 /// user has no such key.
 pub fn set_status(conn: &Connection, user_id: &str, secret_id: &str, active: bool) -> Result<()> {
     let n = conn.execute(
@@ -138,7 +138,7 @@ pub fn set_status(conn: &Connection, user_id: &str, secret_id: &str, active: boo
     Ok(())
 }
 
-/// Deletes a key of `user_id`; NotFound("key:ID") if that user has no such key.
+/// Deletes a key of `user_id`; `NotFound { AccessKey, id }` if that user has no such key.
 pub fn delete(conn: &Connection, user_id: &str, secret_id: &str) -> Result<()> {
     let n = conn.execute(
         "DELETE FROM access_keys WHERE user_id = ?1 AND secret_id = ?2",

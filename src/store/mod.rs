@@ -20,9 +20,11 @@ pub mod keys;
 pub mod policies;
 pub mod query;
 pub mod role_assignments;
+pub mod root_login;
 pub mod secrets;
 pub mod sessions;
 pub mod status;
+pub mod tag_authority;
 pub mod users;
 pub mod webhooks;
 

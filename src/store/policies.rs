@@ -79,7 +79,7 @@ pub fn get(conn: &Connection, id: i64) -> Result<Option<Policy>> {
     Ok(conn.query_row(&sql, params![id], row).optional()?)
 }
 
-/// The policy, or NotFound("policy:ID").
+/// The policy, or `NotFound { Policy, id }`.
 pub fn require(conn: &Connection, id: i64) -> Result<Policy> {
     get(conn, id)?.ok_or_else(|| StoreError::missing(super::Entity::Policy, id.to_string()))
 }

@@ -521,6 +521,7 @@ fn config(
         settings: settings.clone(),
         schedule,
         webhooks,
+        allow_unsigned_payload: false,
     }
 }
 
