@@ -96,6 +96,7 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
         fingerprint: fingerprint.clone(),
         policy_cache: Default::default(),
         schedule_changed: Default::default(),
+        webhook_allow: cfg.webhooks.allow.clone(),
     });
     let listener = TcpListener::bind(&cfg.listen)
         .await

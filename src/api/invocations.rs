@@ -28,7 +28,7 @@ pub async fn run(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
     let (ids, selector, rate) = targets::read_fleet(&mut q, MAX_INSTANCES)?;
     let save = q.opt_bool("SaveCommand")?.unwrap_or(false);
     let parameters = q.opt_str("Parameters")?;
-    let webhook = read_new_webhook(&mut q)?;
+    let webhook = read_new_webhook(api, &mut q)?;
     let mut cmd = cmds::read_new_command(&mut q, false)?;
     q.finish()?;
     if save && cmd.name.is_empty() {
@@ -78,7 +78,7 @@ pub async fn invoke(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
         cos_bucket_url: q.opt_str("OutputCOSBucketUrl")?,
         cos_key_prefix: q.opt_str("OutputCOSKeyPrefix")?,
         rate,
-        webhook: read_new_webhook(&mut q)?,
+        webhook: read_new_webhook(api, &mut q)?,
         ..Overrides::default()
     };
     q.finish()?;

@@ -178,7 +178,7 @@ pub async fn create(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
         .opt_value("ScheduleSettings")
         .ok_or_else(|| ApiError::missing("ScheduleSettings"))?;
     let tags = read_tags(&mut q)?;
-    let webhook = read_new_webhook(&mut q)?;
+    let webhook = read_new_webhook(api, &mut q)?;
     q.finish()?;
     check_name(&name)?;
     check_type(&kind)?;
@@ -254,7 +254,7 @@ pub async fn modify(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     }
     let (max_concurrency, max_errors) = targets::read_rate_change(&mut q)?;
     let settings = q.opt_value("ScheduleSettings");
-    let webhook = read_webhook(&mut q, true)?;
+    let webhook = read_webhook(api, &mut q, true)?;
     q.finish()?;
     let lookup = id.clone();
     let mut inv = api

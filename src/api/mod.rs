@@ -66,6 +66,8 @@ pub struct Api {
     pub policy_cache: authz::PolicyCache,
     /// Woken whenever an invoker changes, so the scheduler plans again.
     pub schedule_changed: Arc<tokio::sync::Notify>,
+    /// Webhook destinations allowed in spite of the SSRF rules.
+    pub webhook_allow: crate::notify::Destinations,
 }
 
 pub type Reply = Response<Full<Bytes>>;

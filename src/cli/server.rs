@@ -48,6 +48,11 @@ pub struct ServerArgs {
     /// Longest wait, in milliseconds, between two webhook attempts.
     #[arg(long, default_value_t = 60_000)]
     pub webhook_max_backoff_ms: u64,
+    /// Address ranges (CIDR,...) webhooks may be delivered to although they
+    /// are loopback, private, link-local or metadata addresses, which are
+    /// refused by default. Example: 10.20.0.0/16,127.0.0.1/32.
+    #[arg(long, default_value = "")]
+    pub webhook_allow: crate::notify::Destinations,
 }
 
 pub fn main(a: ServerArgs) -> anyhow::Result<ExitCode> {
@@ -71,6 +76,7 @@ pub fn main(a: ServerArgs) -> anyhow::Result<ExitCode> {
             max_attempts: a.webhook_attempts,
             first_backoff_ms: a.webhook_backoff_ms,
             max_backoff_ms: a.webhook_max_backoff_ms.max(a.webhook_backoff_ms),
+            allow: a.webhook_allow,
             ..crate::notify::Settings::default()
         },
     };

@@ -58,6 +58,7 @@ pub fn test_webhook_settings() -> drover::notify::Settings {
         max_backoff_ms: 400,
         attempt_timeout_ms: 5_000,
         poll_ms: 100,
+        allow: Default::default(),
     }
 }
 
@@ -200,11 +201,15 @@ impl Harness {
     }
 
     pub async fn start_with(settings: Settings) -> Harness {
+        Self::start_full(settings, test_webhook_settings()).await
+    }
+
+    /// A server with these dispatch and webhook settings.
+    pub async fn start_full(settings: Settings, webhooks: drover::notify::Settings) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("server");
         let (id, key) = drover::cli::admin::create_root_key(&data).unwrap();
         let schedule = drover::scheduler::Settings::default();
-        let webhooks = test_webhook_settings();
         let running = server::start(config(
             &data,
             "127.0.0.1:0",
