@@ -40,6 +40,7 @@ pub mod fsutil;
 pub mod ids;
 pub mod iprange;
 pub mod library;
+pub mod netguard;
 pub mod notify;
 pub mod policy;
 pub mod protocol;

@@ -109,6 +109,7 @@ async fn run_demo(
         settings: Settings::default(),
         schedule: Default::default(),
         webhooks: Default::default(),
+        ops: Default::default(),
     })
     .await?;
     let url = format!("https://{}", running.addr);

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use crate::dispatch::Settings;
 use crate::server::{self, Config};
@@ -53,6 +54,20 @@ pub struct ServerArgs {
     /// refused by default. Example: 10.20.0.0/16,127.0.0.1/32.
     #[arg(long, default_value = "")]
     pub webhook_allow: crate::notify::Destinations,
+    /// Open connections one source address (IPv6: one /64) may hold;
+    /// agents' connections stop counting once they have authenticated.
+    #[arg(long, default_value_t = 128)]
+    pub max_connections_per_source: usize,
+    /// Open connections in total.
+    #[arg(long, default_value_t = 16_384)]
+    pub max_connections: usize,
+    /// Seconds a client has to send a request's headers (TLS included);
+    /// also how long an idle kept-alive connection stays open.
+    #[arg(long, default_value_t = 20)]
+    pub header_timeout: u64,
+    /// Seconds a client has to send a request's body and get its answer.
+    #[arg(long, default_value_t = 60)]
+    pub request_timeout: u64,
 }
 
 pub fn main(a: ServerArgs) -> anyhow::Result<ExitCode> {
@@ -78,6 +93,14 @@ pub fn main(a: ServerArgs) -> anyhow::Result<ExitCode> {
             max_backoff_ms: a.webhook_max_backoff_ms.max(a.webhook_backoff_ms),
             allow: a.webhook_allow,
             ..crate::notify::Settings::default()
+        },
+        ops: server::OpsSettings {
+            net: crate::netguard::Limits {
+                per_source: a.max_connections_per_source.max(1),
+                total: a.max_connections.max(1),
+                header_timeout: Duration::from_secs(a.header_timeout.max(1)),
+                request_timeout: Duration::from_secs(a.request_timeout.max(1)),
+            },
         },
     };
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -186,6 +186,8 @@ pub struct Harness {
     pub schedule: drover::scheduler::Settings,
     /// Webhook delivery timing used when the server (re)starts.
     pub webhooks: drover::notify::Settings,
+    /// Connection limits, output cap and retention used when the server (re)starts.
+    pub ops: drover::server::OpsSettings,
     pub server: Option<Running>,
     pub addr: std::net::SocketAddr,
     pub client: Client,
@@ -206,6 +208,19 @@ impl Harness {
 
     /// A server with these dispatch and webhook settings.
     pub async fn start_full(settings: Settings, webhooks: drover::notify::Settings) -> Harness {
+        Self::start_all(settings, webhooks, Default::default()).await
+    }
+
+    /// A server with these dispatch, webhook and operational settings.
+    pub async fn start_ops(ops: drover::server::OpsSettings) -> Harness {
+        Self::start_all(test_settings(), test_webhook_settings(), ops).await
+    }
+
+    async fn start_all(
+        settings: Settings,
+        webhooks: drover::notify::Settings,
+        ops: drover::server::OpsSettings,
+    ) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("server");
         let (id, key) = drover::cli::admin::create_root_key(&data).unwrap();
@@ -216,6 +231,7 @@ impl Harness {
             &settings,
             schedule,
             webhooks.clone(),
+            ops.clone(),
         ))
         .await
         .unwrap();
@@ -230,6 +246,7 @@ impl Harness {
             settings,
             schedule,
             webhooks,
+            ops,
             server: Some(running),
             addr,
             client,
@@ -468,6 +485,7 @@ impl Harness {
             &self.settings,
             self.schedule,
             self.webhooks.clone(),
+            self.ops.clone(),
         );
         // The old listener's port may take a moment to be free again.
         let running = wait_for(
@@ -516,6 +534,7 @@ fn config(
     settings: &Settings,
     schedule: drover::scheduler::Settings,
     webhooks: drover::notify::Settings,
+    ops: drover::server::OpsSettings,
 ) -> Config {
     Config {
         data_dir: data.to_path_buf(),
@@ -526,6 +545,7 @@ fn config(
         settings: settings.clone(),
         schedule,
         webhooks,
+        ops,
     }
 }
 
