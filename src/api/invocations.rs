@@ -9,6 +9,7 @@ use std::collections::{HashMap, HashSet};
 use base64::Engine;
 use serde_json::{json, Value};
 
+use super::client_token;
 use super::commands as cmds;
 use super::error::ApiError;
 use super::request::{check_ids, IdList, Params, R};
@@ -25,6 +26,10 @@ const MAX_INSTANCES: usize = 200;
 const MAX_OUTPUT_SLICE: i64 = 1 << 20;
 
 pub async fn run(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
+    let claim = client_token::read(&mut q, p, "RunCommand")?;
+    if let Some(first) = client_token::replay(api, &claim).await? {
+        return Ok(first);
+    }
     let (ids, selector, rate) = targets::read_fleet(&mut q, MAX_INSTANCES)?;
     let save = q.opt_bool("SaveCommand")?.unwrap_or(false);
     let parameters = q.opt_str("Parameters")?;
@@ -53,7 +58,9 @@ pub async fn run(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
         webhook,
         ..Overrides::default()
     };
-    let inv = start(
+    let answer = move |inv: &str| json!({ "CommandId": command_id, "InvocationId": inv });
+    let also = record_token(&claim, answer.clone());
+    match start(
         api,
         cmd,
         to_save,
@@ -61,13 +68,20 @@ pub async fn run(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
         instance_ids,
         parameters,
         Source::User,
-        None,
+        also,
     )
-    .await?;
-    Ok(json!({ "CommandId": command_id, "InvocationId": inv }))
+    .await
+    {
+        Ok(inv) => Ok(answer(&inv)),
+        Err(e) => client_token::or_winner(api, &claim, e).await,
+    }
 }
 
 pub async fn invoke(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
+    let claim = client_token::read(&mut q, p, "InvokeCommand")?;
+    if let Some(first) = client_token::replay(api, &claim).await? {
+        return Ok(first);
+    }
     let command_id = cmds::command_id(&mut q)?;
     let (ids, selector, rate) = targets::read_fleet(&mut q, MAX_INSTANCES)?;
     let parameters = q.opt_str("Parameters")?;
@@ -97,7 +111,9 @@ pub async fn invoke(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
     )
     .await?;
     o.targets = selector;
-    let inv = start(
+    let answer = |inv: &str| json!({ "InvocationId": inv });
+    let also = record_token(&claim, answer);
+    match start(
         api,
         cmd,
         None,
@@ -105,10 +121,24 @@ pub async fn invoke(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
         instance_ids,
         parameters,
         Source::User,
-        None,
+        also,
     )
-    .await?;
-    Ok(json!({ "InvocationId": inv }))
+    .await
+    {
+        Ok(inv) => Ok(answer(&inv)),
+        Err(e) => client_token::or_winner(api, &claim, e).await,
+    }
+}
+
+/// The write that records a ClientToken's answer in the start's transaction.
+fn record_token(
+    claim: &Option<client_token::Claim>,
+    answer: impl Fn(&str) -> Value + Send + 'static,
+) -> Option<super::start::AlsoWrite> {
+    let claim = claim.clone()?;
+    Some(Box::new(move |c, inv_id| {
+        client_token::record(c, &claim, &answer(inv_id))
+    }))
 }
 
 pub async fn describe(api: &Api, p: &Principal, mut q: Params) -> R<Value> {

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use serde_json::{json, Value};
 
+use super::client_token;
 use super::commands::{check_username, read_tags};
 use super::error::ApiError;
 use super::invocations::instance_ids;
@@ -160,7 +161,11 @@ fn not_found(id: &str) -> impl FnOnce(crate::store::StoreError) -> ApiError + '_
     }
 }
 
-pub async fn create(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+pub async fn create(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
+    let claim = client_token::read(&mut q, p, "CreateInvoker")?;
+    if let Some(first) = client_token::replay(api, &claim).await? {
+        return Ok(first);
+    }
     let name = q.str("Name")?;
     let kind = q.str("Type")?;
     let command_id = q.str("CommandId")?;
@@ -213,17 +218,26 @@ pub async fn create(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     };
     let id = inv.id.clone();
     let hook_row = webhook.map(|w| w.seal(&api.secrets, &id, None, now));
-    api.store
+    let answer = json!({ "InvokerId": id });
+    let recorded = (claim.clone(), answer.clone());
+    let written = api
+        .store
         .write(move |c| {
             invokers::insert(c, &inv)?;
-            match &hook_row {
-                Some(h) => hooks::put(c, h),
+            if let Some(h) = &hook_row {
+                hooks::put(c, h)?;
+            }
+            match &recorded.0 {
+                Some(claim) => client_token::record(c, claim, &recorded.1),
                 None => Ok(()),
             }
         })
-        .await?;
+        .await;
+    if let Err(e) = written {
+        return client_token::or_winner(api, &claim, e.into()).await;
+    }
     api.schedule_changed.notify_one();
-    Ok(json!({ "InvokerId": id }))
+    Ok(answer)
 }
 
 pub async fn modify(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {

@@ -10,6 +10,7 @@ mod audit;
 mod auth;
 pub mod authz;
 mod cam;
+mod client_token;
 mod commands;
 pub mod console;
 pub mod error;

@@ -162,6 +162,11 @@ impl Params {
         out
     }
 
+    /// The parameters not taken yet (a ClientToken's fingerprint covers them).
+    pub fn remaining(&self) -> &Map<String, Value> {
+        &self.map
+    }
+
     /// Ends parsing: any field not taken is unknown.
     pub fn finish(self) -> R<()> {
         match self.map.keys().next() {

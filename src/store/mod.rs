@@ -10,6 +10,7 @@
 mod schema;
 
 pub mod audit;
+pub mod client_tokens;
 pub mod commands;
 pub mod groups;
 pub mod instances;

@@ -332,6 +332,19 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (delivery_id, attempt)
     );
     "#,
+    // 10 (ops, client tokens): the first result of a start made with a
+    // ClientToken, per principal and token, for 24 hours.
+    r#"
+    CREATE TABLE client_tokens (
+        principal       TEXT NOT NULL,
+        token           TEXT NOT NULL,
+        fingerprint     TEXT NOT NULL,
+        result          TEXT NOT NULL,
+        created_ms      INTEGER NOT NULL,
+        PRIMARY KEY (principal, token)
+    );
+    CREATE INDEX client_tokens_created ON client_tokens(created_ms);
+    "#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
