@@ -50,4 +50,5 @@ pub mod sign;
 pub mod store;
 pub mod timefmt;
 pub mod tls;
+pub mod upkeep;
 pub mod web;

@@ -57,10 +57,27 @@ pub struct Config {
 
 /// Operational bounds of a server: what one client may hold, and how much
 /// the appliance keeps.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct OpsSettings {
     /// Connection limits and timeouts of the HTTPS listener.
     pub net: crate::netguard::Limits,
+    /// Output kept per task, in bytes (0: all of it).
+    pub max_output_bytes: i64,
+    /// How long invocations and audit events are kept.
+    pub retention: crate::store::retention::Retention,
+    /// How often the retention prune runs.
+    pub prune_interval: Duration,
+}
+
+impl Default for OpsSettings {
+    fn default() -> Self {
+        OpsSettings {
+            net: Default::default(),
+            max_output_bytes: crate::store::limits::DEFAULT_MAX_OUTPUT,
+            retention: Default::default(),
+            prune_interval: Duration::from_secs(24 * 3600),
+        }
+    }
 }
 
 /// A server running in this process.
@@ -97,6 +114,10 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
     let secrets = Arc::new(SecretBox::open(&cfg.data_dir)?);
     let store = Store::open(&cfg.data_dir)?;
     let account_uin = store.write(keys::account_uin).await?;
+    let cap = cfg.ops.max_output_bytes;
+    store
+        .write(move |c| crate::store::limits::set_max_output(c, cap))
+        .await?;
     let dispatch = Dispatcher::new(store.clone(), secrets.clone(), cfg.settings.clone());
     let api = Arc::new(Api {
         store,
@@ -129,6 +150,12 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
         api.clone(),
         api.schedule_changed.clone(),
         cfg.schedule,
+        shutdown.clone(),
+    );
+    crate::upkeep::spawn(
+        api.store.clone(),
+        cfg.ops.retention,
+        cfg.ops.prune_interval,
         shutdown.clone(),
     );
     crate::netguard::raise_nofile_limit();

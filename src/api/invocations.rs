@@ -423,14 +423,15 @@ pub async fn output(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
             format!("Limit must be between 1 and {MAX_OUTPUT_SLICE} bytes"),
         ));
     }
-    let (task, data) = api
+    let (task, data, capped) = api
         .store
         .read(move |c| {
             let t = invs::get_task(c, &task_id).map_err(|_| {
                 crate::store::StoreError::NotFound(format!("invocation task {task_id}"))
             })?;
             let d = invs::read_output(c, &t.id, offset, limit)?;
-            Ok((t, d))
+            let capped = invs::output_capped(c, &t.id)?;
+            Ok((t, d, capped))
         })
         .await
         .map_err(|e| match e {
@@ -444,8 +445,11 @@ pub async fn output(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
         "Output": base64::engine::general_purpose::STANDARD.encode(&data),
         "Offset": offset,
         "Length": data.len(),
-        "TotalSize": task.output_len,
+        // What is stored and readable; bytes past --max-output-bytes are
+        // counted in Dropped, and such an output is never Complete.
+        "TotalSize": task.output_len - capped,
+        "Dropped": capped,
         "TaskStatus": task.status.as_str(),
-        "Complete": task.status.is_final(),
+        "Complete": task.status.is_final() && capped == 0,
     }))
 }

@@ -24,6 +24,19 @@ pub enum AdminCommand {
         #[arg(long, default_value_os_t = super::default_server_dir())]
         data_dir: PathBuf,
     },
+    /// Remove what is past its retention now (the server also does this
+    /// daily): finished invocations older than --retention-days, audit
+    /// events older than --audit-retention-days. Safe while the server runs.
+    Prune {
+        #[arg(long, default_value_os_t = super::default_server_dir())]
+        data_dir: PathBuf,
+        /// Days invocations are kept; 0 keeps them.
+        #[arg(long, default_value_t = 90)]
+        retention_days: u32,
+        /// Days audit events are kept; 0 keeps them.
+        #[arg(long, default_value_t = 365)]
+        audit_retention_days: u32,
+    },
     /// Print the audit log as JSON lines, oldest first.
     ExportAudit {
         #[arg(long, default_value_os_t = super::default_server_dir())]
@@ -52,6 +65,21 @@ pub fn create_root_key(data_dir: &Path) -> anyhow::Result<(String, String)> {
     };
     keys::insert(&conn, &key, crate::timefmt::now_ms())?;
     Ok((secret_id, secret_key))
+}
+
+/// Prunes the data dir's database by `r`.
+pub fn prune(
+    data_dir: &Path,
+    r: &crate::store::retention::Retention,
+) -> anyhow::Result<crate::store::retention::Pruned> {
+    let db = data_dir.join("drover.db");
+    anyhow::ensure!(db.exists(), "no database at {}", db.display());
+    let mut conn = crate::store::open_sync(&db)?;
+    Ok(crate::store::retention::prune_all(
+        &mut conn,
+        r,
+        crate::timefmt::now_ms(),
+    )?)
 }
 
 fn export_audit(data_dir: &Path, since: Option<&str>) -> anyhow::Result<()> {
@@ -98,6 +126,23 @@ pub fn main(args: AdminArgs) -> anyhow::Result<ExitCode> {
             );
         }
         AdminCommand::ExportAudit { data_dir, since } => export_audit(&data_dir, since.as_deref())?,
+        AdminCommand::Prune {
+            data_dir,
+            retention_days,
+            audit_retention_days,
+        } => {
+            let r =
+                crate::store::retention::Retention::from_days(retention_days, audit_retention_days);
+            let p = prune(&data_dir, &r)?;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "Invocations": p.invocations,
+                    "AuditEvents": p.audit_events,
+                    "Other": p.other,
+                })
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

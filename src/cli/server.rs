@@ -68,6 +68,17 @@ pub struct ServerArgs {
     /// Seconds a client has to send a request's body and get its answer.
     #[arg(long, default_value_t = 60)]
     pub request_timeout: u64,
+    /// Output kept per task, in bytes; the rest is counted as Dropped and
+    /// the output is marked incomplete. 0 keeps all of it.
+    #[arg(long, default_value_t = crate::store::limits::DEFAULT_MAX_OUTPUT)]
+    pub max_output_bytes: i64,
+    /// Days finished invocations (tasks, output, webhook deliveries) and
+    /// invoker records are kept; 0 keeps them forever. Pruned daily.
+    #[arg(long, default_value_t = 90)]
+    pub retention_days: u32,
+    /// Days audit events are kept; 0 keeps them forever.
+    #[arg(long, default_value_t = 365)]
+    pub audit_retention_days: u32,
 }
 
 pub fn main(a: ServerArgs) -> anyhow::Result<ExitCode> {
@@ -101,6 +112,12 @@ pub fn main(a: ServerArgs) -> anyhow::Result<ExitCode> {
                 header_timeout: Duration::from_secs(a.header_timeout.max(1)),
                 request_timeout: Duration::from_secs(a.request_timeout.max(1)),
             },
+            max_output_bytes: a.max_output_bytes.max(0),
+            retention: crate::store::retention::Retention::from_days(
+                a.retention_days,
+                a.audit_retention_days,
+            ),
+            ..server::OpsSettings::default()
         },
     };
     let rt = tokio::runtime::Builder::new_multi_thread()

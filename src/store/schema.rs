@@ -345,6 +345,12 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX client_tokens_created ON client_tokens(created_ms);
     "#,
+    // 11 (ops, output cap): bytes of a task's output received but not
+    // stored because they were past --max-output-bytes. `output_len` stays
+    // the length received, so stored = output_len - output_capped.
+    r#"
+    ALTER TABLE tasks ADD COLUMN output_capped INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
