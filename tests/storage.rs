@@ -39,9 +39,11 @@ async fn output_page(h: &Harness, task: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn output_past_the_cap_is_dropped_and_reported() {
-    let mut ops = OpsSettings::default();
-    ops.max_output_bytes = 1000;
-    let mut h = Harness::start_ops(ops).await;
+    let mut h = Harness::start_ops(OpsSettings {
+        max_output_bytes: 1000,
+        ..OpsSettings::default()
+    })
+    .await;
     let id = h.add_agent().await;
     let big = h
         .run_one("head -c 5000 /dev/zero | tr '\\0' a", &id, json!({}))
@@ -66,9 +68,11 @@ async fn output_past_the_cap_is_dropped_and_reported() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn old_invocations_are_pruned_by_admin_and_by_the_server() {
-    let mut ops = OpsSettings::default();
-    ops.prune_interval = Duration::from_millis(500);
-    let mut h = Harness::start_ops(ops).await;
+    let mut h = Harness::start_ops(OpsSettings {
+        prune_interval: Duration::from_millis(500),
+        ..OpsSettings::default()
+    })
+    .await;
     let id = h.add_agent().await;
     let old = h
         .run("echo old", std::slice::from_ref(&id), json!({}))
