@@ -37,6 +37,22 @@ pub enum AdminCommand {
         #[arg(long, default_value_t = 365)]
         audit_retention_days: u32,
     },
+    /// Copy the appliance (database snapshot, secret key, TLS certificate
+    /// and key) into the new directory BACKUP; safe while the server runs.
+    Backup {
+        #[arg(long, default_value_os_t = super::default_server_dir())]
+        data_dir: PathBuf,
+        /// Directory to create for the backup.
+        backup: PathBuf,
+    },
+    /// Restore BACKUP into a data directory that holds no database yet;
+    /// then start the server on it. Agents reconnect as they were.
+    Restore {
+        #[arg(long, default_value_os_t = super::default_server_dir())]
+        data_dir: PathBuf,
+        /// A directory written by `drover admin backup`.
+        backup: PathBuf,
+    },
     /// Print the audit log as JSON lines, oldest first.
     ExportAudit {
         #[arg(long, default_value_os_t = super::default_server_dir())]
@@ -126,6 +142,14 @@ pub fn main(args: AdminArgs) -> anyhow::Result<ExitCode> {
             );
         }
         AdminCommand::ExportAudit { data_dir, since } => export_audit(&data_dir, since.as_deref())?,
+        AdminCommand::Backup { data_dir, backup } => {
+            let manifest = super::backup::backup(&data_dir, &backup)?;
+            println!("{manifest}");
+        }
+        AdminCommand::Restore { data_dir, backup } => {
+            super::backup::restore(&backup, &data_dir)?;
+            eprintln!("restored {} into {}", backup.display(), data_dir.display());
+        }
         AdminCommand::Prune {
             data_dir,
             retention_days,

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 pub mod admin;
 pub mod agent;
+pub mod backup;
 pub mod demo;
 pub mod run;
 pub mod server;
