@@ -129,6 +129,7 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
         policy_cache: Default::default(),
         schedule_changed: Default::default(),
         webhook_allow: cfg.webhooks.allow.clone(),
+        abuse: Default::default(),
     });
     let listener = TcpListener::bind(&cfg.listen)
         .await
@@ -158,6 +159,7 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
         cfg.ops.prune_interval,
         shutdown.clone(),
     );
+    spawn_audit_flusher(api.clone(), shutdown.clone());
     crate::netguard::raise_nofile_limit();
     let task = tokio::spawn(accept_loop(
         listener,
@@ -248,6 +250,21 @@ async fn accept_loop(
             }
         });
     }
+}
+
+/// Writes the per-minute summaries of pre-authentication failures as their
+/// minutes end, and whatever is counted at shutdown.
+fn spawn_audit_flusher(api: Arc<Api>, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+            }
+            api.flush_pre_auth_audit(crate::timefmt::now_ms()).await;
+        }
+        api.flush_pre_auth_audit(i64::MAX).await;
+    });
 }
 
 /// The reply to a request that was not complete and answered in time.

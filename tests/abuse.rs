@@ -218,3 +218,104 @@ async fn a_huge_message_before_authentication_is_cut_off_early() {
     writer.abort();
     h.call("DescribeRegions", json!({})).await;
 }
+
+/// One HTTPS request on its own connection; returns the status line and body.
+async fn raw_post(h: &Harness, path: &str, body: &str) -> (String, String) {
+    let tcp = TcpStream::connect(h.addr).await.unwrap();
+    let mut s = tls_to(h, tcp).await;
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        h.addr,
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut reply = Vec::new();
+    let _ = s.read_to_end(&mut reply).await;
+    let text = String::from_utf8_lossy(&reply).to_string();
+    let status = text.lines().next().unwrap_or("").to_string();
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_bad_sign_ins_is_throttled_and_root_still_served() {
+    let h = Harness::start().await;
+    let t = Instant::now();
+    h.call("DescribeRegions", json!({})).await;
+    let baseline = t.elapsed();
+    let h = Arc::new(h);
+    let floods: Vec<_> = (0..64)
+        .map(|i| {
+            let h = h.clone();
+            tokio::spawn(async move {
+                let body = json!({"UserName": format!("nobody{i}"), "Password": "wrong-password"});
+                raw_post(&h, "/console/login", &body.to_string()).await
+            })
+        })
+        .collect();
+    let t = Instant::now();
+    h.call("DescribeRegions", json!({})).await;
+    let during = t.elapsed();
+    let mut throttled = 0;
+    let mut failed = 0;
+    for f in floods {
+        let (status, body) = f.await.unwrap();
+        if body.contains("RequestLimitExceeded") {
+            throttled += 1;
+        } else {
+            assert!(body.contains("AuthFailure.LoginFailed"), "{status} {body}");
+            failed += 1;
+        }
+    }
+    // At most the per-source burst (20) was hashed; the rest were refused
+    // without hashing.
+    assert!(failed <= 20, "{failed} sign-ins were hashed");
+    assert_eq!(throttled + failed, 64);
+    assert!(
+        during < baseline * 20 + Duration::from_secs(5),
+        "an API call took {during:?} during the flood (baseline {baseline:?})"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_key_requests_leave_bounded_audit_rows_with_a_count() {
+    let mut h = Harness::start().await;
+    let bogus = h.client_as(&format!("AKID{}", "x".repeat(3000)), "not-the-key");
+    for _ in 0..150 {
+        let e = bogus.call("DescribeRegions", &json!({})).await.unwrap_err();
+        assert_eq!(common::code(&e), "AuthFailure.SecretIdNotFound");
+    }
+    let detailed = h
+        .call(
+            "DescribeAuditEvents",
+            json!({"Filters": [{"Name": "outcome", "Values": ["AuthFailure.SecretIdNotFound"]}], "Limit": 100}),
+        )
+        .await;
+    let n = detailed["TotalCount"].as_i64().unwrap();
+    assert!((1..=30).contains(&n), "{n} detailed rows");
+    for e in detailed["AuditEventSet"].as_array().unwrap() {
+        assert!(e["SecretId"].as_str().unwrap().len() <= 128, "{e}");
+    }
+    // The rest is one summary row with the count, written when the minute
+    // ends or, as here, when the server stops.
+    h.restart_server().await;
+    let summary = common::wait_for("the summary row", Duration::from_secs(30), || async {
+        let r = h
+            .call(
+                "DescribeAuditEvents",
+                json!({"Filters": [{"Name": "action", "Values": ["PreAuthFailures"]}]}),
+            )
+            .await;
+        r["AuditEventSet"]
+            .as_array()
+            .and_then(|a| a.first().cloned())
+    })
+    .await;
+    let outcome = summary["Outcome"].as_str().unwrap();
+    assert!(
+        outcome.starts_with(&format!("{} more", 150 - n)),
+        "{summary}"
+    );
+    assert_eq!(summary["SourceIp"], "127.0.0.1");
+}

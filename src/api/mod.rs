@@ -5,6 +5,7 @@
 //! credential scope names; the handler's result or `ApiError` is wrapped in
 //! the response envelope here and nowhere else.
 
+mod abuse;
 mod access;
 mod audit;
 mod auth;
@@ -69,6 +70,8 @@ pub struct Api {
     pub schedule_changed: Arc<tokio::sync::Notify>,
     /// Webhook destinations allowed in spite of the SSRF rules.
     pub webhook_allow: crate::notify::Destinations,
+    /// Sign-in throttle and the aggregation of pre-authentication failures.
+    pub abuse: abuse::Abuse,
 }
 
 pub type Reply = Response<Full<Bytes>>;
