@@ -119,6 +119,17 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
         .write(move |c| crate::store::limits::set_max_output(c, cap))
         .await?;
     let dispatch = Dispatcher::new(store.clone(), secrets.clone(), cfg.settings.clone());
+    let gate = Arc::new(crate::gate::Gate::new(
+        store.clone(),
+        cfg.region.clone(),
+        account_uin.clone(),
+    ));
+    let runner = Arc::new(crate::run::Runner {
+        store: store.clone(),
+        secrets: secrets.clone(),
+        dispatch: dispatch.clone(),
+        gate: gate.clone(),
+    });
     let api = Arc::new(Api {
         store,
         secrets,
@@ -126,7 +137,8 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
         account_uin,
         region: cfg.region.clone(),
         fingerprint: fingerprint.clone(),
-        policy_cache: Default::default(),
+        gate,
+        runner: runner.clone(),
         schedule_changed: Default::default(),
         webhook_allow: cfg.webhooks.allow.clone(),
         abuse: Default::default(),
@@ -148,7 +160,7 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
         shutdown.clone(),
     );
     crate::scheduler::spawn(
-        api.clone(),
+        runner,
         api.schedule_changed.clone(),
         cfg.schedule,
         shutdown.clone(),

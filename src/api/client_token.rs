@@ -11,6 +11,7 @@ use serde_json::Value;
 use super::error::ApiError;
 use super::request::{Params, R};
 use super::{Api, Principal};
+use crate::policy::Action;
 use crate::store::client_tokens::{self, Recorded};
 use crate::timefmt::now_ms;
 
@@ -25,9 +26,21 @@ pub(crate) struct Claim {
     fingerprint: String,
 }
 
-/// Reads `ClientToken` first thing in a handler (its fingerprint covers the
-/// action and every other parameter as sent).
-pub(crate) fn read(q: &mut Params, p: &Principal, action: &str) -> R<Option<Claim>> {
+/// Takes `ClientToken` from a RunCommand, InvokeCommand or CreateInvoker
+/// before anything else is read (its fingerprint covers the action and
+/// every other parameter as sent). Other actions keep it, so for them it is
+/// an unknown parameter as before.
+pub(crate) fn take(q: &mut Params, p: &Principal, action: Action) -> R<Option<Claim>> {
+    if !matches!(
+        action,
+        Action::RunCommand | Action::InvokeCommand | Action::CreateInvoker
+    ) {
+        return Ok(None);
+    }
+    read(q, p, action.api_name())
+}
+
+fn read(q: &mut Params, p: &Principal, action: &str) -> R<Option<Claim>> {
     let Some(token) = q.opt_str("ClientToken")? else {
         return Ok(None);
     };

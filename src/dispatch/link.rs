@@ -373,7 +373,7 @@ async fn reconcile(
             .write(move |c| {
                 let mut ended = Vec::new();
                 for (id, inv) in &lost {
-                    if invocations::end_without_agent(
+                    if super::end_task(
                         c,
                         id,
                         &[
@@ -386,7 +386,6 @@ async fn reconcile(
                         now,
                     )? {
                         ended.push(inv.clone());
-                        crate::notify::task_final(c, id, now)?;
                     }
                 }
                 Ok(ended)
@@ -476,10 +475,7 @@ async fn handle(d: &Dispatcher, instance_id: &str, msg: AgentMsg) -> crate::stor
                         reported_len: output_len as i64,
                         error_info: &error_info,
                     };
-                    let ended = invocations::finish(c, &tid, &f, now)?;
-                    if ended {
-                        crate::notify::task_final(c, &tid, now)?;
-                    }
+                    let ended = super::finish_task(c, &tid, &f, now)?;
                     Ok(Some(ended.then_some(t.invocation_id)))
                 })
                 .await;

@@ -7,11 +7,13 @@
 //! one hook for what follows a task's end (today: the next wave of a
 //! rate-controlled invocation, `rollout`).
 
+mod ending;
 mod jobctl;
 mod link;
 pub mod rollout;
 mod sweep;
 
+pub(crate) use ending::{end_task, finish_task};
 pub use jobctl::{ControlError, ControlRequest};
 pub use link::serve_agent;
 
@@ -314,7 +316,7 @@ impl Dispatcher {
                 let mut ended = Vec::new();
                 for t in &list {
                     let pre = [TaskStatus::Pending, TaskStatus::DeliverDelayed];
-                    if invocations::end_without_agent(
+                    if end_task(
                         c,
                         &t.id,
                         &pre,
@@ -323,7 +325,6 @@ impl Dispatcher {
                         now,
                     )? {
                         ended.push(t.invocation_id.clone());
-                        crate::notify::task_final(c, &t.id, now)?;
                         continue;
                     }
                     if invocations::mark_cancelling(c, &t.id, now)? {

@@ -332,7 +332,13 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (delivery_id, attempt)
     );
     "#,
-    // 10 (ops, client tokens): the first result of a start made with a
+    // Invoker creators (issue 8): each trigger is decided against the
+    // policy of whoever created or last changed the invoker. Invokers from
+    // before have none and run nothing until someone allowed re-saves them.
+    r#"
+    ALTER TABLE invokers ADD COLUMN created_by TEXT NOT NULL DEFAULT '';
+    "#,
+    // 11 (ops, client tokens): the first result of a start made with a
     // ClientToken, per principal and token, for 24 hours.
     r#"
     CREATE TABLE client_tokens (
@@ -345,7 +351,7 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX client_tokens_created ON client_tokens(created_ms);
     "#,
-    // 11 (ops, output cap): bytes of a task's output received but not
+    // 12 (ops, output cap): bytes of a task's output received but not
     // stored because they were past --max-output-bytes. `output_len` stays
     // the length received, so stored = output_len - output_capped.
     r#"
