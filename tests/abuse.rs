@@ -111,6 +111,10 @@ async fn half_sent_requests_from_one_source_do_not_take_the_server_down() {
     );
     let task = h.run_one("echo still-here", &id, json!({})).await;
     assert_eq!(task["TaskStatus"], "SUCCESS", "{task}");
+    // A new agent reaches the WebSocket endpoint and registers meanwhile.
+    let newcomer = h.add_agent().await;
+    let task = h.run_one("echo newcomer", &newcomer, json!({})).await;
+    assert_eq!(task["TaskStatus"], "SUCCESS", "{task}");
 
     // Every stalled connection is closed by the server: those over the
     // per-source limit at once, the others when the header timeout ends.
