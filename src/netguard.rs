@@ -7,7 +7,7 @@
 //!   An agent's WebSocket stops counting against its source once the agent
 //!   has authenticated, so a fleet behind one NAT address is not limited.
 //! * `Budgeted` wraps an agent connection's byte stream and refuses to read
-//!   more than a few KB until the agent has authenticated: a huge frame sent
+//!   more than 64 KB until the agent has authenticated: a huge frame sent
 //!   before Register/Hello costs the server that budget, not its size.
 //!
 //! Timeouts (header, idle keep-alive, request) are applied in `server.rs`.
@@ -22,10 +22,14 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// Bytes an agent connection may send before it has authenticated: the
-/// Register or Hello message (machine facts, ten tags, a register code)
-/// fits well within.
-pub const PRE_AUTH_BYTES: usize = 16 * 1024;
+/// Bytes an agent connection may send before it has authenticated. A
+/// Register (machine facts, ten tags, a register code) needs about 1 KB; a
+/// Hello also lists the tasks the agent's journal holds (16 bytes each),
+/// and an agent that was cut off during a large fan-out may hold a few
+/// thousand. 64 KB covers about 4,000 while a flood of unauthenticated
+/// connections still costs the server 64 KB each, not the 64 MB a frame
+/// may otherwise announce.
+pub const PRE_AUTH_BYTES: usize = 64 * 1024;
 /// Largest WebSocket message (and frame) an authenticated agent may send:
 /// output comes in chunks of 32 KB, so this is ample.
 pub const MAX_AGENT_MESSAGE: usize = 4 << 20;

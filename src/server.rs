@@ -346,7 +346,7 @@ fn upgrade_agent(
     tokio::spawn(async move {
         match hyper::upgrade::on(&mut req).await {
             Ok(upgraded) => {
-                // A few KB until the agent has authenticated; then messages
+                // 64 KB until the agent has authenticated; then messages
                 // as large as the protocol needs.
                 let pre_auth = PreAuth::default();
                 let io = Budgeted::new(TokioIo::new(upgraded), pre_auth.clone());
