@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::Harness;
 use drover::server::OpsSettings;
-use serde_json::json;
+use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -249,6 +249,7 @@ async fn a_flood_of_bad_sign_ins_is_throttled_and_root_still_served() {
     h.call("DescribeRegions", json!({})).await;
     let baseline = t.elapsed();
     let h = Arc::new(h);
+    let flood_started = Instant::now();
     let floods: Vec<_> = (0..64)
         .map(|i| {
             let h = h.clone();
@@ -272,9 +273,12 @@ async fn a_flood_of_bad_sign_ins_is_throttled_and_root_still_served() {
             failed += 1;
         }
     }
-    // At most the per-source burst (20) was hashed; the rest were refused
+    // At most the per-source burst (20) was hashed, plus one attempt per
+    // 3 s the flood took to arrive (a slow machine); the rest were refused
     // without hashing.
-    assert!(failed <= 20, "{failed} sign-ins were hashed");
+    let refilled = flood_started.elapsed().as_secs() as usize / 3 + 1;
+    assert!(failed <= 20 + refilled, "{failed} sign-ins were hashed");
+    assert!(throttled >= 64 - 20 - refilled, "{throttled} throttled");
     assert_eq!(throttled + failed, 64);
     assert!(
         during < baseline * 20 + Duration::from_secs(5),
@@ -286,6 +290,7 @@ async fn a_flood_of_bad_sign_ins_is_throttled_and_root_still_served() {
 async fn bad_key_requests_leave_bounded_audit_rows_with_a_count() {
     let mut h = Harness::start().await;
     let bogus = h.client_as(&format!("AKID{}", "x".repeat(3000)), "not-the-key");
+    let started = Instant::now();
     for _ in 0..150 {
         let e = bogus.call("DescribeRegions", &json!({})).await.unwrap_err();
         assert_eq!(common::code(&e), "AuthFailure.SecretIdNotFound");
@@ -297,29 +302,43 @@ async fn bad_key_requests_leave_bounded_audit_rows_with_a_count() {
         )
         .await;
     let n = detailed["TotalCount"].as_i64().unwrap();
-    assert!((1..=30).contains(&n), "{n} detailed rows");
+    // 30 per source and minute (more minutes only on a very slow machine).
+    let minutes = started.elapsed().as_secs() as i64 / 60 + 1;
+    assert!((1..=30 * minutes).contains(&n), "{n} detailed rows");
     for e in detailed["AuditEventSet"].as_array().unwrap() {
         assert!(e["SecretId"].as_str().unwrap().len() <= 128, "{e}");
     }
-    // The rest is one summary row with the count, written when the minute
-    // ends or, as here, when the server stops.
+    // The rest is counted in one summary row per source and minute, written
+    // when the minute ends or, as here, when the server stops.
     h.restart_server().await;
-    let summary = common::wait_for("the summary row", Duration::from_secs(30), || async {
+    // Every failure is accounted for: detailed rows plus the counts.
+    let counted = |rows: &[Value]| -> i64 {
+        rows.iter()
+            .map(|r| {
+                let o = r["Outcome"].as_str().unwrap();
+                o.split(' ').next().unwrap().parse::<i64>().unwrap()
+            })
+            .sum()
+    };
+    let summaries = common::wait_for("the summary rows", Duration::from_secs(30), || async {
         let r = h
             .call(
                 "DescribeAuditEvents",
                 json!({"Filters": [{"Name": "action", "Values": ["PreAuthFailures"]}]}),
             )
             .await;
-        r["AuditEventSet"]
-            .as_array()
-            .and_then(|a| a.first().cloned())
+        let rows = r["AuditEventSet"].as_array().cloned().unwrap_or_default();
+        (!rows.is_empty() && counted(&rows) + n == 150).then_some(rows)
     })
     .await;
-    let outcome = summary["Outcome"].as_str().unwrap();
-    assert!(
-        outcome.starts_with(&format!("{} more", 150 - n)),
-        "{summary}"
-    );
-    assert_eq!(summary["SourceIp"], "127.0.0.1");
+    for s in &summaries {
+        assert_eq!(s["SourceIp"], "127.0.0.1", "{s}");
+        assert!(
+            s["Outcome"]
+                .as_str()
+                .unwrap()
+                .contains("more requests failed"),
+            "{s}"
+        );
+    }
 }
