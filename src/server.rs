@@ -51,6 +51,8 @@ pub struct Config {
     pub schedule: crate::scheduler::Settings,
     /// Retries and timeouts of webhook deliveries.
     pub webhooks: crate::notify::Settings,
+    /// Accept TC3 requests signed with `UNSIGNED-PAYLOAD` (default: refuse).
+    pub allow_unsigned_payload: bool,
     /// Abuse bounds and storage upkeep (connection limits, timeouts, ...).
     pub ops: OpsSettings,
 }
@@ -142,6 +144,8 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
         schedule_changed: Default::default(),
         webhook_allow: cfg.webhooks.allow.clone(),
         abuse: Default::default(),
+        replay: Default::default(),
+        allow_unsigned_payload: cfg.allow_unsigned_payload,
     });
     let listener = TcpListener::bind(&cfg.listen)
         .await
@@ -198,6 +202,7 @@ async fn accept_loop(
     conns: Arc<ConnLimits>,
     shutdown: CancellationToken,
 ) {
+    let mut conn_seq: u64 = 0;
     loop {
         let (tcp, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -219,6 +224,9 @@ async fn accept_loop(
         let _ = tcp.set_nodelay(true);
         let (acceptor, api, shutdown) = (acceptor.clone(), api.clone(), shutdown.clone());
         let limits = conns.limits().clone();
+        // Names the connection for the replay guard (see api::replay).
+        conn_seq += 1;
+        let conn_id = crate::api::ConnId(conn_seq);
         tokio::spawn(async move {
             let admission = Arc::new(admission);
             let tls = match tokio::time::timeout(limits.header_timeout, acceptor.accept(tcp)).await
@@ -229,7 +237,8 @@ async fn accept_loop(
             let svc_shutdown = shutdown.clone();
             let svc_admission = admission.clone();
             let request_timeout = limits.request_timeout;
-            let svc = service_fn(move |req| {
+            let svc = service_fn(move |mut req: Request<Incoming>| {
+                req.extensions_mut().insert(conn_id);
                 let (api, shutdown) = (api.clone(), svc_shutdown.clone());
                 let admission = svc_admission.clone();
                 async move {
@@ -310,6 +319,9 @@ async fn route(
     let path = req.uri().path().to_string();
     match (req.method(), path.as_str()) {
         (&Method::POST, "/") => api.serve(req, peer).await,
+        // The SDKs' reqMethod="GET" calls `GET /?Action=...` (v1) or `GET /?...`
+        // with TC3 headers; a browser's `GET /` still gets the console.
+        (&Method::GET, "/") if is_api_get(&req) => api.serve(req, peer).await,
         (_, p) if p.starts_with("/console/") => crate::api::console::serve(api, req, peer).await,
         (&Method::GET, crate::protocol::AGENT_PATH) => {
             upgrade_agent(api, req, peer, shutdown, admission)
@@ -321,6 +333,17 @@ async fn route(
             &serde_json::json!({"Response": {"Error": {"Code": "UnsupportedProtocol", "Message": "use POST / for API calls"}}}),
         ),
     }
+}
+
+/// Whether a `GET /` is an API call rather than a browser opening the console.
+fn is_api_get(req: &Request<Incoming>) -> bool {
+    let h = req.headers();
+    h.contains_key(hyper::header::AUTHORIZATION)
+        || h.contains_key("x-tc-action")
+        || req.uri().query().is_some_and(|q| {
+            q.split('&')
+                .any(|kv| kv.starts_with("Action=") || kv.starts_with("Signature="))
+        })
 }
 
 fn upgrade_agent(

@@ -79,6 +79,11 @@ pub struct ServerArgs {
     /// Days audit events are kept; 0 keeps them forever.
     #[arg(long, default_value_t = 365)]
     pub audit_retention_days: u32,
+    /// Accept TC3 requests that leave the body unsigned
+    /// (`X-TC-Content-SHA256: UNSIGNED-PAYLOAD`, the SDKs' `unsignedPayload`).
+    /// Off by default: such a request's body could be swapped in transit.
+    #[arg(long)]
+    pub allow_unsigned_payload: bool,
 }
 
 pub fn main(a: ServerArgs) -> anyhow::Result<ExitCode> {
@@ -119,6 +124,7 @@ pub fn main(a: ServerArgs) -> anyhow::Result<ExitCode> {
             ),
             ..server::OpsSettings::default()
         },
+        allow_unsigned_payload: a.allow_unsigned_payload,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -546,6 +546,7 @@ fn config(
         schedule,
         webhooks,
         ops,
+        allow_unsigned_payload: false,
     }
 }
 
