@@ -100,7 +100,7 @@ pub async fn serve(api: Arc<Api>, req: Request<Incoming>, peer: SocketAddr) -> R
     } else {
         match (&parts.method, path.as_str()) {
             (&Method::POST, "/console/login") => {
-                let r = login(&api, body, &mut trail, &mut set_cookie).await;
+                let r = login(&api, body, peer, &mut trail, &mut set_cookie).await;
                 ("ConsoleLogin".to_string(), r)
             }
             (&Method::POST, "/console/logout") => {
@@ -159,6 +159,7 @@ pub async fn serve(api: Arc<Api>, req: Request<Incoming>, peer: SocketAddr) -> R
 async fn login(
     api: &Api,
     body: Incoming,
+    peer: SocketAddr,
     trail: &mut Trail,
     set_cookie: &mut Option<HeaderValue>,
 ) -> Result<Value, ApiError> {
@@ -189,11 +190,18 @@ async fn login(
         .as_ref()
         .and_then(|f| f.password_hash.clone())
         .unwrap_or_default();
+    // A bounded number of hashes at once, and a per-source budget of
+    // attempts (api/abuse.rs): a flood of sign-ins is refused, not queued.
+    let ticket = api.abuse.login.enter(peer.ip(), now).await?;
     let ok = tokio::task::spawn_blocking(move || {
         crate::crypto::verify_password_hash(&stored, &password)
     })
     .await
     .map_err(|_| ApiError::internal())?;
+    if ok {
+        ticket.succeeded();
+    }
+    drop(ticket);
     let outcome = match facts {
         None => Err(LoginError::UnknownUser),
         Some(f) if f.locked_until_ms > now => Err(LoginError::Locked {

@@ -109,6 +109,7 @@ async fn run_demo(
         settings: Settings::default(),
         schedule: Default::default(),
         webhooks: Default::default(),
+        ops: Default::default(),
         allow_unsigned_payload: false,
     })
     .await?;

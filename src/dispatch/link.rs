@@ -220,11 +220,14 @@ async fn authenticate(
 }
 
 /// Serves one agent connection until it closes or the server shuts down.
+/// `authenticated` runs once the agent has proven its identity (the caller
+/// lifts its pre-authentication bounds then).
 pub async fn serve_agent<S>(
     d: Arc<Dispatcher>,
     ws: WebSocketStream<S>,
     peer: SocketAddr,
     shutdown: CancellationToken,
+    authenticated: impl FnOnce(),
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -257,6 +260,7 @@ pub async fn serve_agent<S>(
             return;
         }
     };
+    authenticated();
     let Hello {
         instance_id,
         known,
