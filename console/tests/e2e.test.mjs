@@ -415,6 +415,37 @@ test('a sub-user signs in and sees what the engine denies disabled, with the rea
   assert.equal((await consoleCall(page, 'DescribeInvocations', {})).TotalCount, before);
 });
 
+test('a user with no policy gets nothing from the console\'s own endpoints', async () => {
+  const add = await consoleCall(page, 'AddUser', { Name: 'bob', Password: 'Bob-console-pass-1', ConsoleLogin: 1 }, true);
+  assert.equal(add.Error, undefined, JSON.stringify(add));
+  const inv = (await consoleCall(page, 'DescribeInvocations', { Limit: 1 })).InvocationSet[0].InvocationId;
+  const ctx = await freshBrowser('bob');
+  const bob = ctx.pages()[0] || await ctx.newPage();
+  await signIn(bob, 'bob', 'Bob-console-pass-1');
+  const view = (path, body) => bob.evaluate(async ([path, body]) => {
+    const r = await fetch(path, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': sessionStorage.getItem('drover.csrf') || '' },
+      body: JSON.stringify(body),
+    });
+    return (await r.json()).Response;
+  }, [path, body]);
+  const groups = await view('/console/groups', { InvocationId: inv });
+  assert.match(groups.Error.Code, /UnauthorizedOperation/, JSON.stringify(groups));
+  assert.equal(groups.GroupSet, undefined);
+  const can = await view('/console/can', { Actions: [{ Action: 'RunCommand' }, { Action: 'DescribeInvocations' }] });
+  assert.deepEqual(can.Results.map(r => r.Allowed), [false, false]);
+  // The live view of someone else's invocation pushes an error, never its tasks.
+  await go(bob, `#/invocations/${inv}`);
+  await bob.waitForSelector('.summary .error', { timeout: 15000 }).catch(async e => {
+    throw new Error(`${e.message}\n${await bob.textContent('main')}`);
+  });
+  assert.equal(await bob.$$eval('tr[data-instance]', r => r.length), 0);
+  // Without the CSRF token, even an allowed question is refused.
+  const noCsrf = await bob.evaluate(async () => (await (await fetch('/console/can', { method: 'POST', body: '{"Actions":[]}' })).json()).Response);
+  assert.match(noCsrf.Error.Code, /UnauthorizedOperation/);
+});
+
 /** Opens a WebSocket handshake on /console/push; resolves to the HTTP status. */
 function pushHandshake(origin, cookie) {
   return new Promise((resolve, reject) => {
