@@ -415,6 +415,42 @@ test('a sub-user signs in and sees what the engine denies disabled, with the rea
   assert.equal((await consoleCall(page, 'DescribeInvocations', {})).TotalCount, before);
 });
 
+test('the Run button follows the engine for the instances picked', async () => {
+  const [a, b] = instanceIds;
+  const owner = (await consoleCall(page, 'GetUserAppId', {}, true)).OwnerUin;
+  const add = await consoleCall(page, 'AddUser', { Name: 'cy', Password: 'Cy-console-pass-12', ConsoleLogin: 1 }, true);
+  assert.equal(add.Error, undefined, JSON.stringify(add));
+  const pol = await consoleCall(page, 'CreatePolicy', {
+    PolicyName: 'run-on-a',
+    PolicyDocument: JSON.stringify({
+      version: '2.0',
+      statement: [
+        { effect: 'allow', action: ['tat:Describe*'], resource: ['*'] },
+        // A run also names the command it creates.
+        { effect: 'allow', action: ['tat:RunCommand'], resource: [`qcs::tat:ap-guangzhou:uin/${owner}:instance/${a}`, `qcs::tat:ap-guangzhou:uin/${owner}:command/*`] },
+      ],
+    }),
+  }, true);
+  assert.equal(pol.Error, undefined, JSON.stringify(pol));
+  await consoleCall(page, 'AttachUserPolicy', { AttachUin: Number(add.Uin), PolicyId: pol.PolicyId }, true);
+  const ctx = await freshBrowser('cy');
+  const cy = ctx.pages()[0] || await ctx.newPage();
+  await signIn(cy, 'cy', 'Cy-console-pass-12');
+  await go(cy, '#/run');
+  const run = 'form.run-form button[type=submit]';
+  await cy.check(`.pick-list input[value="${a}"]`);
+  await until('Run enabled for instance A', async () => !(await cy.isDisabled(run)));
+  await cy.check(`.pick-list input[value="${b}"]`);
+  await until('Run disabled once B is picked', async () => cy.isDisabled(run));
+  assert.match(await cy.textContent('form.run-form .denied'), new RegExp(b));
+  await cy.uncheck(`.pick-list input[value="${b}"]`);
+  await until('Run enabled again', async () => !(await cy.isDisabled(run)));
+  await cy.fill('textarea', 'echo allowed-run');
+  await cy.click(run);
+  await cy.waitForURL(/#\/invocations\/inv-/, { timeout: WAIT });
+  await until('the allowed run to succeed', async () => (await rowStatus(cy, a)) === 'success');
+});
+
 test('a user with no policy gets nothing from the console\'s own endpoints', async () => {
   const add = await consoleCall(page, 'AddUser', { Name: 'bob', Password: 'Bob-console-pass-1', ConsoleLogin: 1 }, true);
   assert.equal(add.Error, undefined, JSON.stringify(add));
