@@ -348,16 +348,19 @@ pub async fn can(
 async fn resources_of(api: &Api, v: &Value) -> Result<Vec<crate::policy::Resource>, ApiError> {
     let ids: Vec<String> = v
         .as_array()
-        .map(|l| l.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+        .map(|l| {
+            l.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default();
     if ids.len() > MAX_CAN_RESOURCES {
         return Err(ApiError::value(format!(
             "at most {MAX_CAN_RESOURCES} Resources per action"
         )));
     }
-    let (instances, others): (Vec<String>, Vec<String>) = ids
-        .into_iter()
-        .partition(|i| crate::ids::is_valid(i, "mi"));
+    let (instances, others): (Vec<String>, Vec<String>) =
+        ids.into_iter().partition(|i| crate::ids::is_valid(i, "mi"));
     let mut out = if instances.is_empty() {
         Vec::new()
     } else {
