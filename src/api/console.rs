@@ -100,7 +100,7 @@ pub async fn serve(api: Arc<Api>, req: Request<Incoming>, peer: SocketAddr) -> R
     } else {
         match (&parts.method, path.as_str()) {
             (&Method::POST, "/console/login") => {
-                let r = login(&api, body, &mut trail, &mut set_cookie).await;
+                let r = login(&api, body, peer, &mut trail, &mut set_cookie).await;
                 ("ConsoleLogin".to_string(), r)
             }
             (&Method::POST, "/console/logout") => {
@@ -159,13 +159,21 @@ pub async fn serve(api: Arc<Api>, req: Request<Incoming>, peer: SocketAddr) -> R
 async fn login(
     api: &Api,
     body: Incoming,
+    peer: SocketAddr,
     trail: &mut Trail,
     set_cookie: &mut Option<HeaderValue>,
 ) -> Result<Value, ApiError> {
     let mut q = Params::parse(&body_of(body).await?)?;
     let name = q.str("UserName")?;
     let password = q.str("Password")?;
+    // Sets a new password in the same sign-in: required when the user must
+    // reset it (NeedResetPassword), allowed any time.
+    let new_password = q.opt_str("NewPassword")?;
     q.finish()?;
+    let new_hash = match new_password {
+        Some(pw) => Some(new_password_hash(pw, password.clone()).await?),
+        None => None,
+    };
     trail.resources = vec![name.clone()];
     let now = now_ms();
     let token = new_token();
@@ -182,11 +190,18 @@ async fn login(
         .as_ref()
         .and_then(|f| f.password_hash.clone())
         .unwrap_or_default();
+    // A bounded number of hashes at once, and a per-source budget of
+    // attempts (api/abuse.rs): a flood of sign-ins is refused, not queued.
+    let ticket = api.abuse.login.enter(peer.ip(), now).await?;
     let ok = tokio::task::spawn_blocking(move || {
         crate::crypto::verify_password_hash(&stored, &password)
     })
     .await
     .map_err(|_| ApiError::internal())?;
+    if ok {
+        ticket.succeeded();
+    }
+    drop(ticket);
     let outcome = match facts {
         None => Err(LoginError::UnknownUser),
         Some(f) if f.locked_until_ms > now => Err(LoginError::Locked {
@@ -199,6 +214,11 @@ async fn login(
                         Ok(()) => {}
                         Err(LoginError::Store(e)) => return Err(e),
                         Err(other) => return Ok(Err(other)),
+                    }
+                    match &new_hash {
+                        Some(h) => super::console_root::reset_password(c, &f.uin, h)?,
+                        None if f.need_reset_password => return Ok(Err(LoginError::ResetRequired)),
+                        None => {}
                     }
                     let s = Session {
                         user_id: f.uin.clone(),
@@ -221,6 +241,12 @@ async fn login(
                 iso(until_ms)
             ),
         ),
+        // Said only after the right password: nothing leaks to a guesser.
+        LoginError::ResetRequired => ApiError::new(
+            "AuthFailure.PasswordResetRequired",
+            "this password must be changed before signing in: send UserName, Password and \
+             NewPassword to /console/login",
+        ),
         // One answer for unknown user, wrong password and disabled console
         // login, so sign-in reveals nothing about which names exist.
         _ => ApiError::new(
@@ -237,6 +263,22 @@ async fn login(
         "CsrfToken": csrf,
         "ExpiresAt": iso(now + LIFETIME_MS),
     }))
+}
+
+/// Checks a new console password against CAM's rule and against the
+/// current one (a reset that keeps the password is no reset), then hashes
+/// it, all off the async threads.
+async fn new_password_hash(new: String, current: String) -> Result<Vec<u8>, ApiError> {
+    super::cam::check_password(&new)?;
+    if new == current {
+        return Err(ApiError::new(
+            "InvalidParameter.PasswordViolatedRules",
+            "NewPassword must differ from the current password",
+        ));
+    }
+    tokio::task::spawn_blocking(move || crate::crypto::hash_password(&new))
+        .await
+        .map_err(|_| ApiError::internal())
 }
 
 /// The session and principal behind a request's cookie.
@@ -260,6 +302,15 @@ pub(super) async fn session(
             let Some(s) = sessions::touch(c, &h, now, IDLE_MS)? else {
                 return Ok(None);
             };
+            // Password changes, ConsoleLogin=0, a reset demand and deletion
+            // end sessions when they happen (store::users); this check makes
+            // a session that survived any other way worthless too.
+            if s.user_id != crate::store::root_login::ROOT
+                && !crate::store::users::may_keep_session(c, &s.user_id)?
+            {
+                sessions::delete(c, &h)?;
+                return Ok(None);
+            }
             Ok(super::console_root::principal(c, &s.user_id)?.map(|p| (s, p)))
         })
         .await?;

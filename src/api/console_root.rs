@@ -33,6 +33,15 @@ pub fn record_login(
     }
 }
 
+/// Sets `uin`'s own new password at sign-in, ending its other sessions.
+pub fn reset_password(conn: &Connection, uin: &str, hash: &[u8]) -> crate::store::Result<()> {
+    if uin == ROOT {
+        root_login::set_password(conn, hash)
+    } else {
+        users::reset_password(conn, uin, hash)
+    }
+}
+
 /// The principal behind a session's user id: root gets the account's
 /// unrestricted grants (its uin is filled in by `fill_account`).
 pub fn principal(conn: &Connection, user_id: &str) -> crate::store::Result<Option<Principal>> {

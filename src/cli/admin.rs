@@ -34,6 +34,35 @@ pub enum AdminCommand {
         #[arg(long)]
         generate: bool,
     },
+    /// Remove what is past its retention now (the server also does this
+    /// daily): finished invocations older than --retention-days, audit
+    /// events older than --audit-retention-days. Safe while the server runs.
+    Prune {
+        #[arg(long, default_value_os_t = super::default_server_dir())]
+        data_dir: PathBuf,
+        /// Days invocations are kept; 0 keeps them.
+        #[arg(long, default_value_t = 90)]
+        retention_days: u32,
+        /// Days audit events are kept; 0 keeps them.
+        #[arg(long, default_value_t = 365)]
+        audit_retention_days: u32,
+    },
+    /// Copy the appliance (database snapshot, secret key, TLS certificate
+    /// and key) into the new directory BACKUP; safe while the server runs.
+    Backup {
+        #[arg(long, default_value_os_t = super::default_server_dir())]
+        data_dir: PathBuf,
+        /// Directory to create for the backup.
+        backup: PathBuf,
+    },
+    /// Restore BACKUP into a data directory that holds no database yet;
+    /// then start the server on it. Agents reconnect as they were.
+    Restore {
+        #[arg(long, default_value_os_t = super::default_server_dir())]
+        data_dir: PathBuf,
+        /// A directory written by `drover admin backup`.
+        backup: PathBuf,
+    },
     /// Print the audit log as JSON lines, oldest first.
     ExportAudit {
         #[arg(long, default_value_os_t = super::default_server_dir())]
@@ -93,6 +122,21 @@ fn read_password() -> anyhow::Result<String> {
     Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }
 
+/// Prunes the data dir's database by `r`.
+pub fn prune(
+    data_dir: &Path,
+    r: &crate::store::retention::Retention,
+) -> anyhow::Result<crate::store::retention::Pruned> {
+    let db = data_dir.join("drover.db");
+    anyhow::ensure!(db.exists(), "no database at {}", db.display());
+    let mut conn = crate::store::open_sync(&db)?;
+    Ok(crate::store::retention::prune_all(
+        &mut conn,
+        r,
+        crate::timefmt::now_ms(),
+    )?)
+}
+
 fn export_audit(data_dir: &Path, since: Option<&str>) -> anyhow::Result<()> {
     use std::io::Write;
     let since_ms = match since {
@@ -150,6 +194,31 @@ pub fn main(args: AdminArgs) -> anyhow::Result<ExitCode> {
             }
         }
         AdminCommand::ExportAudit { data_dir, since } => export_audit(&data_dir, since.as_deref())?,
+        AdminCommand::Backup { data_dir, backup } => {
+            let manifest = super::backup::backup(&data_dir, &backup)?;
+            println!("{manifest}");
+        }
+        AdminCommand::Restore { data_dir, backup } => {
+            super::backup::restore(&backup, &data_dir)?;
+            eprintln!("restored {} into {}", backup.display(), data_dir.display());
+        }
+        AdminCommand::Prune {
+            data_dir,
+            retention_days,
+            audit_retention_days,
+        } => {
+            let r =
+                crate::store::retention::Retention::from_days(retention_days, audit_retention_days);
+            let p = prune(&data_dir, &r)?;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "Invocations": p.invocations,
+                    "AuditEvents": p.audit_events,
+                    "Other": p.other,
+                })
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

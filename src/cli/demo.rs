@@ -109,6 +109,8 @@ async fn run_demo(
         settings: Settings::default(),
         schedule: Default::default(),
         webhooks: Default::default(),
+        ops: Default::default(),
+        allow_unsigned_payload: false,
     })
     .await?;
     let url = format!("https://{}", running.addr);
@@ -120,6 +122,8 @@ async fn run_demo(
             &json!({
                 "Description": "drover demo", "InstanceNamePrefix": "demo",
                 "RegisterLimit": n_agents.max(1), "Tags": [{"Key": "env", "Value": "demo"}],
+                // The agents say which role they play; nothing else.
+                "AllowedAgentTagKeys": ["role"],
             }),
         )
         .await?;

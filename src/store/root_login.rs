@@ -28,8 +28,10 @@ fn meta_i64(conn: &Connection, key: &str) -> Result<i64> {
 }
 
 /// Stores root's new password hash (from `crypto::hash_password`) and
-/// clears any lockout, so an operator can always get back in.
+/// clears any lockout, so an operator can always get back in. Root's
+/// console sessions end, as a sub-user's do when its password changes.
 pub fn set_password(conn: &Connection, hash: &[u8]) -> Result<()> {
+    super::sessions::delete_for_user(conn, ROOT)?;
     meta_set(conn, "root_password_hash", &hex::encode(hash))?;
     meta_set(conn, "root_failed_logins", "0")?;
     meta_set(conn, "root_locked_until_ms", "0")
@@ -45,6 +47,7 @@ pub fn login_facts(conn: &Connection) -> Result<Option<LoginFacts>> {
         password_hash: hex::decode(hash).ok(),
         console_login: true,
         locked_until_ms: meta_i64(conn, "root_locked_until_ms")?,
+        need_reset_password: false,
     }))
 }
 
