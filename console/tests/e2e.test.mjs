@@ -147,7 +147,9 @@ before(async () => {
   const serverDir = join(dir, 'server');
   const set = spawnSync(BIN, ['admin', 'set-password', '--data-dir', serverDir], { input: `${ROOT_PASSWORD}\n` });
   assert.equal(set.status, 0, String(set.stderr));
-  const server = startProcess(['server', '--data-dir', serverDir, '--listen', '127.0.0.1:0'], 'server');
+  // Outputs up to 100 MiB are kept whole (the default keeps 16 MiB), so the
+  // 20 MB output below is stored and read back in slices.
+  const server = startProcess(['server', '--data-dir', serverDir, '--listen', '127.0.0.1:0', '--max-output-bytes', String(100 << 20)], 'server');
   const addr = await until('the server address', () => {
     const f = join(serverDir, 'server.addr');
     return existsSync(f) && readFileSync(f, 'utf8').trim();
