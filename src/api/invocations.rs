@@ -416,6 +416,8 @@ pub async fn output(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
         "Length": data.len(),
         "TotalSize": task.output_len,
         "TaskStatus": task.status.as_str(),
-        "Complete": task.status.is_final(),
+        // Final and holding every byte the agent reported.
+        "Complete": task.status.is_final() && task.missing_output() == 0,
+        "Missing": task.missing_output(),
     }))
 }

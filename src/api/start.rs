@@ -194,6 +194,7 @@ pub(crate) async fn start(
             exec_start_ms: 0,
             exec_end_ms: 0,
             held: n >= wave,
+            reported_len: 0,
         })
         .collect();
     let command_type = cmd.command_type.clone();
