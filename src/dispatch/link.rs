@@ -290,13 +290,17 @@ pub async fn serve_agent<S>(
     // frozen or cut off behind a connection that looks open: drop it, so
     // it shows Offline and its tasks follow the offline rules.
     let silence = Duration::from_secs(heartbeat * u64::from(protocol::MISSED_HEARTBEATS));
+    let mut last_heard_ms = now_ms();
     loop {
         let msg = tokio::select! {
             _ = shutdown.cancelled() => break,
             m = tokio::time::timeout(silence, next_msg(&mut stream)) => m,
         };
         let msg = match msg {
-            Ok(Some(m)) => m,
+            Ok(Some(m)) => {
+                last_heard_ms = now_ms();
+                m
+            }
             Ok(None) => break,
             Err(_) => {
                 tracing::warn!(instance = %instance_id, "agent silent for {silence:?}; dropping it");
@@ -313,9 +317,10 @@ pub async fn serve_agent<S>(
     d.detach(&instance_id, serial);
     writer.abort();
     let id = instance_id.clone();
+    // Last seen when last heard from, not when given up on.
     let _ = d
         .store
-        .write(move |c| instances::touch(c, &id, now_ms()))
+        .write(move |c| instances::touch(c, &id, last_heard_ms))
         .await;
     tracing::info!(instance = %instance_id, "agent disconnected");
 }
