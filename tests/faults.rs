@@ -64,6 +64,9 @@ struct Figures {
     /// Tasks that died with a killed agent and say so (FAILED, no exit
     /// code, "exit status unknown"): honest, not counted as wrong.
     died_with_agent: usize,
+    /// Of those, tasks whose script had in fact reached its end (it ended
+    /// in the moment between its exit and the agent reaping it).
+    died_after_end: usize,
 }
 
 /// Compares final task states with the evidence. A task is lost when it is
@@ -100,6 +103,9 @@ fn figures(tasks: &[Value], ev: &HashMap<String, (usize, usize)>) -> (Figures, V
         };
         if died {
             f.died_with_agent += 1;
+            if ends == 1 {
+                f.died_after_end += 1;
+            }
         }
         if wrong {
             f.wrong_state += 1;
