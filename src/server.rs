@@ -87,6 +87,17 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
     let store = Store::open(&cfg.data_dir)?;
     let account_uin = store.write(keys::account_uin).await?;
     let dispatch = Dispatcher::new(store.clone(), secrets.clone(), cfg.settings.clone());
+    let gate = Arc::new(crate::gate::Gate::new(
+        store.clone(),
+        cfg.region.clone(),
+        account_uin.clone(),
+    ));
+    let runner = Arc::new(crate::run::Runner {
+        store: store.clone(),
+        secrets: secrets.clone(),
+        dispatch: dispatch.clone(),
+        gate: gate.clone(),
+    });
     let api = Arc::new(Api {
         store,
         secrets,
@@ -94,7 +105,8 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
         account_uin,
         region: cfg.region.clone(),
         fingerprint: fingerprint.clone(),
-        policy_cache: Default::default(),
+        gate,
+        runner: runner.clone(),
         schedule_changed: Default::default(),
     });
     let listener = TcpListener::bind(&cfg.listen)
@@ -114,7 +126,7 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
         shutdown.clone(),
     );
     crate::scheduler::spawn(
-        api.clone(),
+        runner,
         api.schedule_changed.clone(),
         cfg.schedule,
         shutdown.clone(),

@@ -2,13 +2,15 @@
 //! was decided and how it ended; and DescribeAuditEvents, the drover
 //! extension that reads it back.
 
+use super::gate::Request;
+use crate::gate::Authorized;
 use std::net::SocketAddr;
 
 use hyper::http::request::Parts;
 use serde_json::{json, Value};
 
 use super::request::{Params, R};
-use super::{error::ApiError, Api, Principal};
+use super::{error::ApiError, Api};
 use crate::store::audit::{self, AuditEvent, AuditQuery};
 
 /// What a request revealed about itself on the way through `serve`.
@@ -70,7 +72,7 @@ pub async fn record(api: &Api, event: AuditEvent) {
     }
 }
 
-pub async fn describe(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+pub async fn describe(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
     let filters = q.filters(
         &["action", "principal", "outcome", "decision", "request-id"],
         false,

@@ -1,13 +1,15 @@
 //! Command actions: CreateCommand, ModifyCommand, DeleteCommand(s),
 //! DescribeCommands, PreviewReplacedCommandContent.
 
+use super::gate::{Named, Request};
+use crate::gate::Authorized;
 use base64::Engine;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::params;
-use super::request::{check_ids, check_unique, IdList, Params, R};
-use super::{views, Api, Principal};
+use super::request::{check_ids, IdList, Params, R};
+use super::{views, Api};
+use crate::run::params;
 use crate::store::commands::{self, Command, CommandQuery};
 use crate::timefmt::now_ms;
 
@@ -43,70 +45,9 @@ pub fn check_type(t: &str) -> R<()> {
     Ok(())
 }
 
-pub fn check_timeout(t: i64) -> R<()> {
-    if !(1..=86400).contains(&t) {
-        return Err(ApiError::new(
-            "InvalidParameterValue.Range",
-            format!("Timeout must be between 1 and 86400 seconds, got {t}"),
-        ));
-    }
-    Ok(())
-}
-
-pub fn check_username(u: &str) -> R<()> {
-    let ok = u.len() <= 256
-        && u.chars()
-            .all(|c| !c.is_control() && !c.is_whitespace() && c != ':' && c != '/');
-    if !ok {
-        return Err(ApiError::new(
-            "InvalidParameterValue.InvalidUsername",
-            format!("{u:?} is not a valid user name"),
-        ));
-    }
-    Ok(())
-}
-
-/// TAT's default working directory is /root; for a command that runs as
-/// another user, "" lets the agent use that user's home, which they can enter.
-pub fn default_workdir(username: &str) -> &'static str {
-    if username.is_empty() || username == "root" {
-        "/root"
-    } else {
-        ""
-    }
-}
-
-pub fn check_workdir(d: &str, command_type: &str) -> R<()> {
-    let unix = command_type == "SHELL" || command_type == "PYTHON";
-    let bad = d.len() > 512 || d.contains('\0') || (unix && !d.is_empty() && !d.starts_with('/'));
-    if bad {
-        return Err(ApiError::new(
-            "InvalidParameterValue.InvalidWorkingDirectory",
-            format!("WorkingDirectory {d:?} must be an absolute path"),
-        ));
-    }
-    Ok(())
-}
-
-pub fn check_cos(url: &str, prefix: &str) -> R<()> {
-    if !url.is_empty() && !url.starts_with("https://") {
-        return Err(ApiError::new(
-            "InvalidParameterValue.InvalidOutputCOSBucketUrl",
-            "OutputCOSBucketUrl must start with https://",
-        ));
-    }
-    let bad_prefix = prefix.chars().count() > 60
-        || prefix.starts_with('/')
-        || prefix.contains("//")
-        || prefix.split('/').any(|p| p == "..");
-    if bad_prefix {
-        return Err(ApiError::new(
-            "InvalidParameterValue.InvalidOutputCOSKeyPrefix",
-            "OutputCOSKeyPrefix: at most 60 characters, no leading /, no //, no .. segment",
-        ));
-    }
-    Ok(())
-}
+pub use crate::run::settings::{
+    check_cos, check_timeout, check_username, check_workdir, default_workdir,
+};
 
 pub fn read_tags(q: &mut Params) -> R<String> {
     let Some(v) = q.opt_value("Tags") else {
@@ -134,7 +75,8 @@ pub fn read_tags(q: &mut Params) -> R<String> {
 }
 
 /// The fields CreateCommand and RunCommand share, read and checked.
-pub fn read_new_command(q: &mut Params, name_required: bool) -> R<Command> {
+/// `tags` is the request's `Tags` as the gate read them.
+pub fn read_new_command(q: &mut Params, name_required: bool, tags: &str) -> R<Command> {
     let name = if name_required {
         Some(q.str("CommandName")?)
     } else {
@@ -161,7 +103,7 @@ pub fn read_new_command(q: &mut Params, name_required: bool) -> R<Command> {
     let dp = q.opt_str("DefaultParameters")?;
     let confs = q.opt_value("DefaultParameterConfs");
     let defaults = params::read_defaults(enable, dp, confs)?;
-    let tags = read_tags(q)?;
+    let tags = tags.to_string();
     let cos_bucket_url = q.opt_str("OutputCOSBucketUrl")?.unwrap_or_default();
     let cos_key_prefix = q.opt_str("OutputCOSKeyPrefix")?.unwrap_or_default();
     check_cos(&cos_bucket_url, &cos_key_prefix)?;
@@ -203,8 +145,8 @@ pub fn command_id(q: &mut Params) -> R<String> {
     Ok(id)
 }
 
-pub async fn create(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
-    let cmd = read_new_command(&mut q, true)?;
+pub async fn create(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
+    let cmd = read_new_command(&mut q, true, &_a.tags())?;
     q.finish()?;
     let id = cmd.id.clone();
     let quota = super::misc::COMMAND_QUOTA;
@@ -226,11 +168,12 @@ pub async fn create(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     Ok(json!({ "CommandId": id }))
 }
 
-pub async fn modify(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
-    let id = command_id(&mut q)?;
+pub async fn modify(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value> {
+    let Named::ModifyCommand { id, content } = a.into_inner().named else {
+        return Err(ApiError::internal());
+    };
     let name = q.opt_str("CommandName")?;
     let description = q.opt_str("Description")?;
-    let content = q.opt_str("Content")?;
     let command_type = q.opt_str("CommandType")?;
     let working_directory = q.opt_str("WorkingDirectory")?;
     let timeout = q.opt_i64("Timeout")?;
@@ -307,33 +250,23 @@ async fn delete_ids(api: &Api, ids: Vec<String>) -> R<Value> {
     Ok(json!({}))
 }
 
-pub async fn delete_one(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
-    let id = command_id(&mut q)?;
+pub async fn delete_one(api: &Api, a: Authorized<Request>, q: Params) -> R<Value> {
+    let id = a.one("CommandId")?;
     q.finish()?;
     delete_ids(api, vec![id]).await
 }
 
-pub async fn delete_many(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
-    let ids = q
-        .opt_str_list("CommandIds")?
-        .ok_or_else(|| ApiError::missing("CommandIds"))?;
+pub async fn delete_many(api: &Api, a: Authorized<Request>, q: Params) -> R<Value> {
+    // The gate read CommandIds (1 to 100, well formed, each once).
+    let ids = a.ids().ok_or_else(|| ApiError::missing("CommandIds"))?;
     q.finish()?;
-    if ids.is_empty() {
-        return Err(ApiError::missing("CommandIds"));
-    }
-    check_ids(
-        "CommandIds",
-        &ids,
-        "cmd",
-        100,
-        "InvalidParameterValue.InvalidCommandId",
-    )?;
-    check_unique("CommandIds", &ids)?;
     delete_ids(api, ids).await
 }
 
-pub async fn describe(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
-    let (ids, filters) = q.ids_or_filters(
+pub async fn describe(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value> {
+    let p = a.who();
+    let (ids, filters) = q.given_ids_or_filters(
+        a.ids(),
         IdList {
             name: "CommandIds",
             prefix: "cmd",
@@ -390,9 +323,9 @@ pub async fn describe(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
     Ok(json!({ "TotalCount": total, "CommandSet": set }))
 }
 
-pub async fn preview(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+pub async fn preview(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
     let parameters = q.opt_str("Parameters")?;
-    let command_id = q.opt_str("CommandId")?;
+    let command_id = _a.opt_one();
     let content = q.opt_str("Content")?;
     q.finish()?;
     let (bytes, defaults, enabled) = match (command_id, content) {

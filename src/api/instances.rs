@@ -5,13 +5,14 @@
 //! drive policy conditions and target selectors, so retagging is its own
 //! privilege, apart from renaming).
 
+use super::gate::Request;
+use crate::gate::Authorized;
 use base64::Engine;
 use serde_json::{json, Value};
 
-use super::commands::read_tags;
 use super::error::ApiError;
 use super::request::{check_ids, check_unique, IdList, Params, R};
-use super::{views, Api, Principal};
+use super::{views, Api};
 use crate::store::instances::{self, InstanceQuery, RegisterCode};
 use crate::timefmt::{iso, now_ms};
 
@@ -38,14 +39,14 @@ fn code_ids(q: &mut Params, name: &str, required: bool) -> R<Option<Vec<String>>
     Ok(ids)
 }
 
-pub async fn create_code(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+pub async fn create_code(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
     let description = q.opt_str("Description")?.unwrap_or_default();
     let prefix = q.opt_str("InstanceNamePrefix")?.unwrap_or_default();
     let limit = q.opt_i64("RegisterLimit")?.unwrap_or(10);
     let hours = q.opt_i64("EffectiveTime")?.unwrap_or(4);
     let ip_range = q.opt_str("IpAddressRange")?.unwrap_or_default();
     // drover extension: tags every instance registered with the code gets.
-    let tags = read_tags(&mut q)?;
+    let tags = _a.tags();
     q.finish()?;
     if description.chars().count() > 128 {
         return Err(ApiError::new(
@@ -120,7 +121,7 @@ pub async fn create_code(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     }))
 }
 
-pub async fn describe_codes(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+pub async fn describe_codes(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
     let ids = code_ids(&mut q, "RegisterCodeIds", false)?.unwrap_or_default();
     let page = q.page()?;
     q.finish()?;
@@ -134,7 +135,7 @@ pub async fn describe_codes(api: &Api, _p: &Principal, mut q: Params) -> R<Value
     }))
 }
 
-pub async fn disable_codes(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+pub async fn disable_codes(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
     let ids = code_ids(&mut q, "RegisterCodeIds", true)?.unwrap_or_default();
     q.finish()?;
     api.store
@@ -143,7 +144,7 @@ pub async fn disable_codes(api: &Api, _p: &Principal, mut q: Params) -> R<Value>
     Ok(json!({}))
 }
 
-pub async fn delete_codes(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+pub async fn delete_codes(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
     let ids = code_ids(&mut q, "RegisterCodeIds", true)?.unwrap_or_default();
     q.finish()?;
     api.store
@@ -174,20 +175,10 @@ fn by_presence(
     }
 }
 
-fn instance_id(q: &mut Params) -> R<String> {
-    let id = q.str("InstanceId")?;
-    check_ids(
-        "InstanceId",
-        std::slice::from_ref(&id),
-        "mi",
-        1,
-        "InvalidParameterValue.InvalidRegisterInstanceId",
-    )?;
-    Ok(id)
-}
-
-pub async fn describe_instances(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
-    let (ids, filters) = q.ids_or_filters(
+pub async fn describe_instances(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value> {
+    let p = a.who();
+    let (ids, filters) = q.given_ids_or_filters(
+        a.ids(),
         IdList {
             name: "InstanceIds",
             prefix: "mi",
@@ -235,8 +226,8 @@ pub async fn describe_instances(api: &Api, p: &Principal, mut q: Params) -> R<Va
     }))
 }
 
-pub async fn modify_instance(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
-    let id = instance_id(&mut q)?;
+pub async fn modify_instance(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
+    let id = _a.one("InstanceId")?;
     let name = q.str("InstanceName")?;
     q.finish()?;
     if !(1..=60).contains(&name.chars().count()) {
@@ -251,13 +242,14 @@ pub async fn modify_instance(api: &Api, _p: &Principal, mut q: Params) -> R<Valu
     Ok(json!({}))
 }
 
-pub async fn modify_tags(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
-    let id = instance_id(&mut q)?;
-    if q.peek_value("Tags").is_none() {
-        return Err(ApiError::missing("Tags"));
-    }
-    // The full new list: an empty one clears the instance's tags.
-    let tags = read_tags(&mut q)?;
+pub async fn modify_tags(api: &Api, _a: Authorized<Request>, q: Params) -> R<Value> {
+    let id = _a.one("InstanceId")?;
+    // The full new list (read by the gate): an empty one clears the tags.
+    let tags = _a
+        .value()
+        .tags
+        .clone()
+        .ok_or_else(|| ApiError::missing("Tags"))?;
     q.finish()?;
     let target = id.clone();
     api.store
@@ -273,8 +265,8 @@ pub async fn modify_tags(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     Ok(json!({}))
 }
 
-pub async fn delete_instance(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
-    let id = instance_id(&mut q)?;
+pub async fn delete_instance(api: &Api, _a: Authorized<Request>, q: Params) -> R<Value> {
+    let id = _a.one("InstanceId")?;
     q.finish()?;
     let del = id.clone();
     api.store
@@ -284,8 +276,10 @@ pub async fn delete_instance(api: &Api, _p: &Principal, mut q: Params) -> R<Valu
     Ok(json!({}))
 }
 
-pub async fn agent_status(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
-    let (ids, filters) = q.ids_or_filters(
+pub async fn agent_status(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value> {
+    let p = a.who();
+    let (ids, filters) = q.given_ids_or_filters(
+        a.ids(),
         IdList {
             name: "InstanceIds",
             prefix: "mi",

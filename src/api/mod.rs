@@ -13,16 +13,15 @@ mod cam;
 mod commands;
 pub mod console;
 pub mod error;
+pub mod gate;
 mod instances;
-pub(crate) mod invocations;
+mod invocations;
 mod invokers;
 mod jobctl;
 mod misc;
-pub mod params;
 mod request;
 mod scenes;
 mod secrets;
-mod start;
 mod targets;
 mod views;
 mod webhooks;
@@ -44,6 +43,9 @@ use request::Params;
 
 use crate::crypto::SecretBox;
 use crate::dispatch::Dispatcher;
+use crate::gate::{Authorized, Gate};
+use crate::policy::Action;
+use crate::run::Runner;
 use crate::store::Store;
 
 pub const TAT_VERSION: &str = "2020-10-28";
@@ -62,8 +64,10 @@ pub struct Api {
     pub region: String,
     /// SHA-256 of the server certificate, put into register code values.
     pub fingerprint: String,
-    /// Compiled policy documents, reused across requests.
-    pub policy_cache: authz::PolicyCache,
+    /// Grants, resources with their tags, decisions.
+    pub gate: Arc<Gate>,
+    /// Starts runs (shared with the scheduler).
+    pub runner: Arc<Runner>,
     /// Woken whenever an invoker changes, so the scheduler plans again.
     pub schedule_changed: Arc<tokio::sync::Notify>,
 }
@@ -171,109 +175,122 @@ impl Api {
     }
 
     /// Runs one action for an authenticated principal, whichever door it
-    /// came through (a signed request or a console session): authorize, then
-    /// hand it to its handler.
+    /// came through (a signed request or a console session): the gate reads
+    /// and decides the request, then its handler runs with the proof.
     pub(crate) async fn call(
         &self,
         principal: &Principal,
         service: Service,
         action: &str,
-        params: Params,
+        mut params: Params,
         ip: Option<std::net::IpAddr>,
         trail: &mut audit::Trail,
     ) -> Result<Value, ApiError> {
         trail.resources = params.named_ids();
-        let mut p = principal.clone();
-        if let Some(policy_action) = crate::policy::policy_action(action, service == Service::Cam) {
-            let mut grants = self.grants(principal, ip).await?;
-            grants.set_request_tags(params.peek_tags());
-            p.grants = Arc::new(grants);
-            if let Some(groups) = self.named_resources(action, &params).await? {
-                let mut why = Vec::new();
-                for g in &groups {
-                    let d = p.grants.decide(policy_action, g);
-                    why.push(d.to_string());
-                    if !d.allowed {
-                        trail.decision = "deny".into();
-                        trail.deciding_statement = d.to_string();
-                        return Err(authz::denied(policy_action, &d));
-                    }
-                }
-                // A run that puts secrets into its script needs
-                // tat:UseSecret on each of them with its target instances.
-                if !p.grants.is_root() {
-                    for g in self.secret_use_groups(action, &params).await? {
-                        let d = p.grants.decide(secrets::USE_SECRET, &g);
-                        why.push(d.to_string());
-                        if !d.allowed {
-                            trail.decision = "deny".into();
-                            trail.deciding_statement = d.to_string();
-                            return Err(authz::denied(secrets::USE_SECRET, &d));
-                        }
-                    }
-                }
-                trail.deciding_statement = why.join(" | ");
-            }
-            trail.decision = "allow".into();
-        }
-        if access::handles(action) {
-            return access::dispatch(self, &p, action, params).await;
-        }
-        match service {
-            Service::Tat => self.dispatch_action(&p, action, params).await,
-            Service::Cam => cam::dispatch(self, &p, action, params).await,
-        }
+        let Some(action) = Action::from_api(action, service == Service::Cam) else {
+            let (api, version) = match service {
+                Service::Tat => ("TAT", TAT_VERSION),
+                Service::Cam => ("CAM", CAM_VERSION),
+            };
+            return Err(ApiError::new(
+                "InvalidAction",
+                format!("the action {action:?} does not exist in {api} {version}"),
+            ));
+        };
+        let a = self
+            .decide(principal, action, &mut params, ip, trail)
+            .await?;
+        self.dispatch_action(a, params).await
     }
 
+    /// The handler of each action: one arm per action of the table, so the
+    /// compiler finds an action without one.
     async fn dispatch_action(
         &self,
-        p: &Principal,
-        action: &str,
+        a: Authorized<gate::Request>,
         q: Params,
     ) -> Result<Value, ApiError> {
+        use Action as A;
+        let action = a.value().action;
         match action {
-            "CreateCommand" => commands::create(self, p, q).await,
-            "ModifyCommand" => commands::modify(self, p, q).await,
-            "DeleteCommand" => commands::delete_one(self, p, q).await,
-            "DeleteCommands" => commands::delete_many(self, p, q).await,
-            "DescribeCommands" => commands::describe(self, p, q).await,
-            "PreviewReplacedCommandContent" => commands::preview(self, p, q).await,
-            "RunCommand" => invocations::run(self, p, q).await,
-            "InvokeCommand" => invocations::invoke(self, p, q).await,
-            "DescribeInvocations" => invocations::describe(self, p, q).await,
-            "DescribeInvocationTasks" => invocations::describe_tasks(self, p, q).await,
-            "CancelInvocation" => invocations::cancel(self, p, q).await,
-            "SuspendInvocation" => jobctl::suspend(self, p, q).await,
-            "ResumeInvocation" => jobctl::resume(self, p, q).await,
-            "DescribeInvocationTaskOutput" => invocations::output(self, p, q).await,
-            "CreateInvoker" => invokers::create(self, p, q).await,
-            "ModifyInvoker" => invokers::modify(self, p, q).await,
-            "DeleteInvoker" => invokers::delete(self, p, q).await,
-            "DescribeInvokers" => invokers::describe(self, p, q).await,
-            "EnableInvoker" => invokers::enable(self, p, q).await,
-            "DisableInvoker" => invokers::disable(self, p, q).await,
-            "DescribeInvokerRecords" => invokers::describe_records(self, p, q).await,
-            "DescribeWebhookDeliveries" => webhooks::describe_deliveries(self, p, q).await,
-            "CreateRegisterCode" => instances::create_code(self, p, q).await,
-            "DescribeRegisterCodes" => instances::describe_codes(self, p, q).await,
-            "DisableRegisterCodes" => instances::disable_codes(self, p, q).await,
-            "DeleteRegisterCodes" => instances::delete_codes(self, p, q).await,
-            "DescribeRegisterInstances" => instances::describe_instances(self, p, q).await,
-            "ModifyRegisterInstance" => instances::modify_instance(self, p, q).await,
-            "ModifyInstanceTags" => instances::modify_tags(self, p, q).await,
-            "DeleteRegisterInstance" => instances::delete_instance(self, p, q).await,
-            "DescribeAutomationAgentStatus" => instances::agent_status(self, p, q).await,
-            "DescribeRegions" => misc::regions(self, p, q).await,
-            "DescribeQuotas" => misc::quotas(self, p, q).await,
-            "DescribeScenes" => scenes::describe(self, p, q).await,
-            "DescribeAuditEvents" => audit::describe(self, p, q).await,
-            "CreateSecret" => secrets::create(self, p, q).await,
-            "ModifySecret" => secrets::modify(self, p, q).await,
-            "DeleteSecret" => secrets::delete(self, p, q).await,
-            "DescribeSecrets" => secrets::describe(self, p, q).await,
-            other => Err(ApiError::new(
+            A::CreateCommand => commands::create(self, a, q).await,
+            A::ModifyCommand => commands::modify(self, a, q).await,
+            A::DeleteCommand => commands::delete_one(self, a, q).await,
+            A::DeleteCommands => commands::delete_many(self, a, q).await,
+            A::DescribeCommands => commands::describe(self, a, q).await,
+            A::PreviewReplacedCommandContent => commands::preview(self, a, q).await,
+            A::RunCommand => invocations::run(self, a, q).await,
+            A::InvokeCommand => invocations::invoke(self, a, q).await,
+            A::DescribeInvocations => invocations::describe(self, a, q).await,
+            A::DescribeInvocationTasks => invocations::describe_tasks(self, a, q).await,
+            A::CancelInvocation => invocations::cancel(self, a, q).await,
+            A::SuspendInvocation => jobctl::suspend(self, a, q).await,
+            A::ResumeInvocation => jobctl::resume(self, a, q).await,
+            A::DescribeInvocationTaskOutput => invocations::output(self, a, q).await,
+            A::CreateInvoker => invokers::create(self, a, q).await,
+            A::ModifyInvoker => invokers::modify(self, a, q).await,
+            A::DeleteInvoker => invokers::delete(self, a, q).await,
+            A::DescribeInvokers => invokers::describe(self, a, q).await,
+            A::EnableInvoker => invokers::enable(self, a, q).await,
+            A::DisableInvoker => invokers::disable(self, a, q).await,
+            A::DescribeInvokerRecords => invokers::describe_records(self, a, q).await,
+            A::DescribeWebhookDeliveries => webhooks::describe_deliveries(self, a, q).await,
+            A::CreateRegisterCode => instances::create_code(self, a, q).await,
+            A::DescribeRegisterCodes => instances::describe_codes(self, a, q).await,
+            A::DisableRegisterCodes => instances::disable_codes(self, a, q).await,
+            A::DeleteRegisterCodes => instances::delete_codes(self, a, q).await,
+            A::DescribeRegisterInstances => instances::describe_instances(self, a, q).await,
+            A::ModifyRegisterInstance => instances::modify_instance(self, a, q).await,
+            A::ModifyInstanceTags => instances::modify_tags(self, a, q).await,
+            A::DeleteRegisterInstance => instances::delete_instance(self, a, q).await,
+            A::DescribeAutomationAgentStatus => instances::agent_status(self, a, q).await,
+            A::DescribeRegions => misc::regions(self, a, q).await,
+            A::DescribeQuotas => misc::quotas(self, a, q).await,
+            A::DescribeScenes => scenes::describe(self, a, q).await,
+            A::DescribeAuditEvents => audit::describe(self, a, q).await,
+            A::CreateSecret => secrets::create(self, a, q).await,
+            A::ModifySecret => secrets::modify(self, a, q).await,
+            A::DeleteSecret => secrets::delete(self, a, q).await,
+            A::DescribeSecrets => secrets::describe(self, a, q).await,
+            A::CreateRoleAssignment => access::create(self, a, q).await,
+            A::DeleteRoleAssignment => access::delete(self, a, q).await,
+            A::ListRoleAssignments => access::list(self, a, q).await,
+            A::SimulatePrincipalPolicy => access::simulate(self, a, q).await,
+            A::AddUser => cam::users::add(self, a, q).await,
+            A::GetUser => cam::users::get(self, a, q).await,
+            A::ListUsers => cam::users::list(self, a, q).await,
+            A::UpdateUser => cam::users::update(self, a, q).await,
+            A::DeleteUser => cam::users::delete(self, a, q).await,
+            A::CreateGroup => cam::groups::create(self, a, q).await,
+            A::GetGroup => cam::groups::get(self, a, q).await,
+            A::ListGroups => cam::groups::list(self, a, q).await,
+            A::DeleteGroup => cam::groups::delete(self, a, q).await,
+            A::AddUserToGroup => cam::groups::add_users(self, a, q).await,
+            A::RemoveUserFromGroup => cam::groups::remove_users(self, a, q).await,
+            A::ListUsersForGroup => cam::groups::users_for_group(self, a, q).await,
+            A::ListGroupsForUser => cam::groups::groups_for_user(self, a, q).await,
+            A::CreatePolicy => cam::policies::create(self, a, q).await,
+            A::GetPolicy => cam::policies::get(self, a, q).await,
+            A::UpdatePolicy => cam::policies::update(self, a, q).await,
+            A::DeletePolicy => cam::policies::delete(self, a, q).await,
+            A::ListPolicies => cam::policies::list(self, a, q).await,
+            A::AttachUserPolicy => cam::policies::attach_user(self, a, q).await,
+            A::DetachUserPolicy => cam::policies::detach_user(self, a, q).await,
+            A::AttachGroupPolicy => cam::policies::attach_group(self, a, q).await,
+            A::DetachGroupPolicy => cam::policies::detach_group(self, a, q).await,
+            A::ListAttachedUserPolicies => cam::policies::attached_user(self, a, q).await,
+            A::ListAttachedGroupPolicies => cam::policies::attached_group(self, a, q).await,
+            A::ListAttachedUserAllPolicies => cam::policies::attached_user_all(self, a, q).await,
+            A::CreateAccessKey => cam::keys::create(self, a, q).await,
+            A::ListAccessKeys => cam::keys::list(self, a, q).await,
+            A::UpdateAccessKey => cam::keys::update(self, a, q).await,
+            A::DeleteAccessKey => cam::keys::delete(self, a, q).await,
+            A::GetUserAppId => cam::keys::app_id(self, a, q).await,
+            // Pseudo-actions are decisions inside other actions; no request
+            // names one (`Action::from_api` never returns them).
+            A::UseSecret | A::DescribeCommandContent => Err(ApiError::new(
                 "InvalidAction",
-                format!("the action {other:?} does not exist in TAT {TAT_VERSION}"),
+                format!("the action {:?} is not an API action", action.api_name()),
             )),
         }
     }

@@ -95,17 +95,6 @@ impl Params {
         self.map.get(name).and_then(Value::as_str).map(String::from)
     }
 
-    /// A list of strings, left in place; anything else reads as empty.
-    pub fn peek_list(&self, name: &str) -> Vec<String> {
-        match self.map.get(name) {
-            Some(Value::Array(a)) => a
-                .iter()
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect(),
-            _ => Vec::new(),
-        }
-    }
-
     /// `Tags: [{Key, Value}]` as pairs, left in place (for qcs:request_tag).
     pub fn peek_tags(&self) -> Vec<(String, String)> {
         let Some(Value::Array(tags)) = self.map.get("Tags") else {
@@ -160,6 +149,15 @@ impl Params {
         }
         out.truncate(100);
         out
+    }
+
+    /// Fails on any field not taken yet, leaving the parameters in place
+    /// (the gate, after reading a whole request).
+    pub fn finish_ref(&self) -> R<()> {
+        match self.map.keys().next() {
+            Some(k) => Err(ApiError::unknown_param(k)),
+            None => Ok(()),
+        }
     }
 
     /// Ends parsing: any field not taken is unknown.
@@ -350,6 +348,17 @@ impl Params {
         tags: bool,
     ) -> R<(Vec<String>, Filters)> {
         let list = self.opt_str_list(ids.name)?;
+        self.given_ids_or_filters(list, ids, allowed, tags)
+    }
+
+    /// As `ids_or_filters`, for ids the gate already read (`given`).
+    pub fn given_ids_or_filters(
+        &mut self,
+        list: Option<Vec<String>>,
+        ids: IdList,
+        allowed: &[&str],
+        tags: bool,
+    ) -> R<(Vec<String>, Filters)> {
         let filters = self.filters(allowed, tags)?;
         if list.is_some() && !filters.is_empty() {
             return Err(ApiError::new(

@@ -3,13 +3,15 @@
 //! and DescribeWebhookDeliveries. The key goes in and never comes out: views
 //! show `Webhook: {"Url"}` only.
 
+use super::gate::{Named, Request};
+use crate::gate::Authorized;
 use std::collections::HashMap;
 
 use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::request::{check_ids, Params, R};
-use super::{Api, Principal};
+use super::Api;
 use crate::notify::Webhook;
 use crate::store::invocations as invs;
 use crate::store::webhooks::{self as hooks, DeliveryQuery};
@@ -77,9 +79,14 @@ pub(crate) fn status_line(delivery: Option<&String>) -> &str {
     delivery.map(String::as_str).unwrap_or("WAITING")
 }
 
-pub async fn describe_deliveries(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
-    let inv = q.opt_str("InvocationId")?;
-    let ivk = q.opt_str("InvokerId")?;
+pub async fn describe_deliveries(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value> {
+    let Named::Deliveries {
+        invocation: inv,
+        invoker: ivk,
+    } = a.into_inner().named
+    else {
+        return Err(ApiError::internal());
+    };
     let page = q.page()?;
     q.finish()?;
     let mut query = DeliveryQuery::default();

@@ -392,7 +392,7 @@ async fn reconcile(
             .write(move |c| {
                 let mut ended = Vec::new();
                 for (id, inv) in &lost {
-                    if invocations::end_without_agent(
+                    if super::end_task(
                         c,
                         id,
                         &[
@@ -405,7 +405,6 @@ async fn reconcile(
                         now,
                     )? {
                         ended.push(inv.clone());
-                        crate::notify::task_final(c, id, now)?;
                     }
                 }
                 Ok(ended)

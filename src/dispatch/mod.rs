@@ -7,6 +7,7 @@
 //! one hook for what follows a task's end (today: the next wave of a
 //! rate-controlled invocation, `rollout`).
 
+mod ending;
 mod jobctl;
 mod link;
 mod pump;
@@ -14,6 +15,7 @@ mod reports;
 pub mod rollout;
 mod sweep;
 
+pub(crate) use ending::{end_task, finish_task};
 pub use jobctl::{ControlError, ControlRequest};
 pub use link::serve_agent;
 
@@ -340,7 +342,7 @@ impl Dispatcher {
                 let mut ended = Vec::new();
                 for t in &list {
                     let pre = [TaskStatus::Pending, TaskStatus::DeliverDelayed];
-                    if invocations::end_without_agent(
+                    if end_task(
                         c,
                         &t.id,
                         &pre,
@@ -349,7 +351,6 @@ impl Dispatcher {
                         now,
                     )? {
                         ended.push(t.invocation_id.clone());
-                        crate::notify::task_final(c, &t.id, now)?;
                         continue;
                     }
                     if invocations::mark_cancelling(c, &t.id, now)? {

@@ -186,10 +186,7 @@ pub(super) async fn handle(
                         reported_len,
                         error_info: &error_info,
                     };
-                    let ended = invocations::finish(c, &tid, &f, now)?;
-                    if ended {
-                        crate::notify::task_final(c, &tid, now)?;
-                    }
+                    let ended = super::finish_task(c, &tid, &f, now)?;
                     Ok(Some(ended.then_some(t.invocation_id)))
                 })
                 .await?;

@@ -151,4 +151,15 @@ impl CompiledPolicy {
     pub fn statement_count(&self) -> usize {
         self.statements.len()
     }
+
+    /// Whether some Allow statement names `action` (whatever its resources
+    /// and conditions): without one, the policy can never allow it.
+    pub fn may_allow(&self, action: &str) -> bool {
+        let Some(i) = super::actions::action_index(action) else {
+            return false;
+        };
+        self.statements
+            .iter()
+            .any(|s| s.effect == Effect::Allow && s.action(i) == super::condition::Tri::True)
+    }
 }

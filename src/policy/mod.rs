@@ -27,8 +27,8 @@ mod resource;
 mod roles;
 
 pub use actions::{
-    action_info, policy_action, resources_for, ActionInfo, Combine, Origin, ACTIONS,
-    DESCRIBE_COMMAND_CONTENT,
+    action_info, policy_action, resources_for, Action, ActionInfo, Combine, Endpoint, Origin, Rule,
+    ACTIONS, DESCRIBE_COMMAND_CONTENT, USE_SECRET,
 };
 pub use azure_map::{AUTOMATION_ACCOUNT, AZURE_MAP};
 pub use compile::CompiledPolicy;

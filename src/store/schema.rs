@@ -332,6 +332,12 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (delivery_id, attempt)
     );
     "#,
+    // Invoker creators (issue 8): each trigger is decided against the
+    // policy of whoever created or last changed the invoker. Invokers from
+    // before have none and run nothing until someone allowed re-saves them.
+    r#"
+    ALTER TABLE invokers ADD COLUMN created_by TEXT NOT NULL DEFAULT '';
+    "#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
