@@ -232,8 +232,12 @@ pub async fn modify(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value
     }
     if dp.is_some() || confs.is_some() {
         let d = params::read_defaults(cmd.enable_parameter, dp, confs)?;
-        cmd.default_parameters = d.default_parameters;
-        cmd.default_parameter_confs = d.confs;
+        // `******` read back from DescribeCommands keeps the hidden value.
+        let hidden = super::hidden::hidden_keys_b64(&cmd.content);
+        let old = std::mem::take(&mut cmd.default_parameters);
+        cmd.default_parameters =
+            super::hidden::restore_masked_values(&d.default_parameters, Some(&old), &hidden);
+        cmd.default_parameter_confs = super::hidden::restore_masked_confs(&d.confs, &old, &hidden);
     }
     if let Some(u) = username {
         check_username(&u)?;
@@ -338,15 +342,15 @@ pub async fn describe(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Val
                 crate::policy::DESCRIBE_COMMAND_CONTENT,
                 &[vis.command(&c.id, &c.tags)],
             );
-            views::command(c, content)
+            views::command(&super::hidden::shown_command(c), content)
         })
         .collect();
     Ok(json!({ "TotalCount": total, "CommandSet": set }))
 }
 
-pub async fn preview(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
+pub async fn preview(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value> {
     let parameters = q.opt_str("Parameters")?;
-    let command_id = _a.opt_one();
+    let command_id = a.opt_one();
     let content = q.opt_str("Content")?;
     q.finish()?;
     let (bytes, defaults, enabled) = match (command_id, content) {
@@ -364,6 +368,7 @@ pub async fn preview(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Val
                 1,
                 "InvalidParameterValue.InvalidCommandId",
             )?;
+            // The gate decided tat:DescribeCommandContent on it too.
             let cmd = api.store.read(move |c| commands::get(c, &id)).await?;
             (
                 params::decode_content(&cmd.content)?,
@@ -383,6 +388,10 @@ pub async fn preview(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Val
         let given = parameters
             .map(|p| params::parse_map("Parameters", &p))
             .transpose()?;
+        // Hidden values are shown as `******` (api::hidden), even to root.
+        let hidden = super::hidden::hidden_keys(&bytes);
+        let given = given.map(|g| super::hidden::masked_values(&g, &hidden));
+        let defaults = super::hidden::mask_values_json(&defaults, &hidden);
         params::replace(&bytes, &defaults, given.as_ref(), None)?.content
     } else {
         bytes

@@ -156,7 +156,14 @@ async fn login(
     let mut q = Params::parse(&body_of(body).await?)?;
     let name = q.str("UserName")?;
     let password = q.str("Password")?;
+    // Sets a new password in the same sign-in: required when the user must
+    // reset it (NeedResetPassword), allowed any time.
+    let new_password = q.opt_str("NewPassword")?;
     q.finish()?;
+    let new_hash = match new_password {
+        Some(pw) => Some(new_password_hash(pw, password.clone()).await?),
+        None => None,
+    };
     trail.resources = vec![name.clone()];
     let now = now_ms();
     let token = new_token();
@@ -191,6 +198,11 @@ async fn login(
                         Err(LoginError::Store(e)) => return Err(e),
                         Err(other) => return Ok(Err(other)),
                     }
+                    match &new_hash {
+                        Some(h) => users::reset_password(c, &f.uin, h)?,
+                        None if f.need_reset_password => return Ok(Err(LoginError::ResetRequired)),
+                        None => {}
+                    }
                     let s = Session {
                         user_id: f.uin.clone(),
                         csrf_hash,
@@ -212,6 +224,12 @@ async fn login(
                 iso(until_ms)
             ),
         ),
+        // Said only after the right password: nothing leaks to a guesser.
+        LoginError::ResetRequired => ApiError::new(
+            "AuthFailure.PasswordResetRequired",
+            "this password must be changed before signing in: send UserName, Password and \
+             NewPassword to /console/login",
+        ),
         // One answer for unknown user, wrong password and disabled console
         // login, so sign-in reveals nothing about which names exist.
         _ => ApiError::new(
@@ -228,6 +246,22 @@ async fn login(
         "CsrfToken": csrf,
         "ExpiresAt": iso(now + LIFETIME_MS),
     }))
+}
+
+/// Checks a new console password against CAM's rule and against the
+/// current one (a reset that keeps the password is no reset), then hashes
+/// it, all off the async threads.
+async fn new_password_hash(new: String, current: String) -> Result<Vec<u8>, ApiError> {
+    super::cam::check_password(&new)?;
+    if new == current {
+        return Err(ApiError::new(
+            "InvalidParameter.PasswordViolatedRules",
+            "NewPassword must differ from the current password",
+        ));
+    }
+    tokio::task::spawn_blocking(move || crate::crypto::hash_password(&new))
+        .await
+        .map_err(|_| ApiError::internal())
 }
 
 /// The session and principal behind a request's cookie.
@@ -248,6 +282,13 @@ async fn session(api: &Api, parts: &Parts) -> Result<(String, Session, Principal
             let Some(s) = sessions::touch(c, &h, now, IDLE_MS)? else {
                 return Ok(None);
             };
+            // Password changes, ConsoleLogin=0, a reset demand and deletion
+            // end sessions when they happen (store::users); this check makes
+            // a session that survived any other way worthless too.
+            if !users::may_keep_session(c, &s.user_id)? {
+                sessions::delete(c, &h)?;
+                return Ok(None);
+            }
             Ok(super::auth::principal_for_user(c, &s.user_id)?.map(|p| (s, p)))
         })
         .await?;

@@ -277,8 +277,19 @@ pub async fn modify(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value
     if let Some(c) = command_id {
         inv.command_id = c;
     }
-    if parameters.is_some() {
-        inv.parameters = parameters;
+    if let Some(given) = parameters {
+        // `******` read back from DescribeInvokers keeps the hidden value.
+        let cmd = inv.command_id.clone();
+        let content = api
+            .store
+            .read(move |c| Ok(crate::store::commands::get(c, &cmd).ok().map(|c| c.content)))
+            .await?;
+        let hidden = super::hidden::hidden_keys_b64(content.as_deref().unwrap_or(""));
+        inv.parameters = Some(super::hidden::restore_masked_values(
+            &given,
+            inv.parameters.as_deref(),
+            &hidden,
+        ));
     }
     if command_changed {
         check_command(api, &inv.command_id, &inv.parameters).await?;
@@ -430,6 +441,20 @@ pub async fn describe(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Val
                 vis.sees("tat:DescribeInvokers", &[vis.invoker(&i.id, &i.tags)])
             });
             let ids: Vec<String> = rows.iter().map(|i| i.id.clone()).collect();
+            // Hidden parameter values are never shown (api::hidden): mask
+            // each invoker's Parameters by its command's hidden keys.
+            let rows: Vec<Invoker> = rows
+                .into_iter()
+                .map(|mut i| {
+                    let content = crate::store::commands::get(c, &i.command_id)
+                        .ok()
+                        .map(|cmd| cmd.content);
+                    i.parameters = i
+                        .parameters
+                        .map(|p| super::hidden::mask_parameters(&p, content.as_deref()));
+                    i
+                })
+                .collect();
             Ok((total, rows, hooks::urls(c, &ids)?))
         })
         .await?;

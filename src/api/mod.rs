@@ -15,6 +15,7 @@ pub mod console;
 pub mod error;
 mod form;
 pub mod gate;
+mod hidden;
 mod instances;
 mod invocations;
 mod invokers;

@@ -214,6 +214,9 @@ pub fn register_code(c: &RegisterCode) -> Value {
     if !matches!(json_text(&c.tags), Value::Array(ref a) if a.is_empty()) {
         v["Tags"] = json_text(&c.tags);
     }
+    if !matches!(json_text(&c.allowed_agent_tag_keys), Value::Array(ref a) if a.is_empty()) {
+        v["AllowedAgentTagKeys"] = json_text(&c.allowed_agent_tag_keys);
+    }
     v
 }
 

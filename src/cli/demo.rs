@@ -121,6 +121,8 @@ async fn run_demo(
             &json!({
                 "Description": "drover demo", "InstanceNamePrefix": "demo",
                 "RegisterLimit": n_agents.max(1), "Tags": [{"Key": "env", "Value": "demo"}],
+                // The agents say which role they play; nothing else.
+                "AllowedAgentTagKeys": ["role"],
             }),
         )
         .await?;

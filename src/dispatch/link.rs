@@ -39,8 +39,8 @@ fn verify(public_key_b64: &str, nonce: &str, claim: &str, sig_b64: &str) -> bool
             .is_ok()
 }
 
-fn refusal_text(r: Refusal) -> (&'static str, &'static str) {
-    match r {
+fn refusal_text(r: Refusal) -> (&'static str, String) {
+    let (code, text) = match r {
         Refusal::Unknown => (
             "RegisterCodeNotFound",
             "the register code is not known to this server",
@@ -58,7 +58,18 @@ fn refusal_text(r: Refusal) -> (&'static str, &'static str) {
             "IpAddressNotAllowed",
             "this machine's address is outside the register code's IpAddressRange",
         ),
-    }
+        Refusal::TagKeyNotAllowed(key) => {
+            return (
+                "TagKeyNotAllowed",
+                format!(
+                    "the register code does not let agents set the tag key {key:?}; tags that \
+                     drive targeting and policy come from the code's Tags, its \
+                     AllowedAgentTagKeys, or ModifyInstanceTags (nothing was registered)"
+                ),
+            )
+        }
+    };
+    (code, text.to_string())
 }
 
 fn instance_from(machine: &MachineInfo, id: &str, public_key: &str, now: i64) -> Instance {
@@ -160,10 +171,7 @@ async fn authenticate(
                     known: Vec::new(),
                     job_control: job_control(&features),
                 }),
-                Err(r) => {
-                    let (code, msg) = refusal_text(r);
-                    Err((code, msg.to_string()))
-                }
+                Err(r) => Err(refusal_text(r)),
             }
         }
         AgentMsg::Hello {

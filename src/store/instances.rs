@@ -24,10 +24,14 @@ pub struct RegisterCode {
     /// JSON array text of {"Key","Value"}: given to every instance the code
     /// admits, over the agent's own tags of the same key.
     pub tags: String,
+    /// JSON array of the tag keys an agent may propose itself (drover's
+    /// `AllowedAgentTagKeys`); any other agent tag refuses the registration.
+    pub allowed_agent_tag_keys: String,
 }
 
 const CODE_COLUMNS: &str = "id, secret_hash, description, instance_name_prefix, register_limit,
-    expired_ms, ip_range, enabled, registered_count, created_ms, updated_ms, tags";
+    expired_ms, ip_range, enabled, registered_count, created_ms, updated_ms, tags,
+    allowed_agent_tag_keys";
 
 fn code_from_row(r: &Row<'_>) -> rusqlite::Result<RegisterCode> {
     Ok(RegisterCode {
@@ -43,16 +47,17 @@ fn code_from_row(r: &Row<'_>) -> rusqlite::Result<RegisterCode> {
         created_ms: r.get(9)?,
         updated_ms: r.get(10)?,
         tags: r.get(11)?,
+        allowed_agent_tag_keys: r.get(12)?,
     })
 }
 
 pub fn insert_code(conn: &Connection, c: &RegisterCode) -> Result<()> {
     conn.execute(
-        &format!("INSERT INTO register_codes({CODE_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)"),
+        &format!("INSERT INTO register_codes({CODE_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)"),
         params![
             c.id, c.secret_hash, c.description, c.instance_name_prefix, c.register_limit,
             c.expired_ms, c.ip_range, c.enabled, c.registered_count, c.created_ms, c.updated_ms,
-            c.tags
+            c.tags, c.allowed_agent_tag_keys
         ],
     )?;
     Ok(())
@@ -170,13 +175,16 @@ fn inst_from_row(r: &Row<'_>) -> rusqlite::Result<Instance> {
 }
 
 /// Why a registration was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
     Unknown,
     Disabled,
     Expired,
     UsedUp,
     OutsideIpRange,
+    /// The agent proposed a tag whose key the code does not allow it to set
+    /// (`store::tag_authority`).
+    TagKeyNotAllowed(String),
 }
 
 /// Registers `inst` under the code whose secret hashes to `secret_hash`,
@@ -201,7 +209,8 @@ pub fn register(
     } else if !ip_ok(&code.ip_range) {
         Some(Refusal::OutsideIpRange)
     } else {
-        None
+        super::tag_authority::disallowed_key(&inst.tags, &code.allowed_agent_tag_keys)
+            .map(Refusal::TagKeyNotAllowed)
     };
     if let Some(r) = refusal {
         return Ok(Err(r));
@@ -417,6 +426,7 @@ mod tests {
             created_ms: 1,
             updated_ms: 1,
             tags: "[]".into(),
+            allowed_agent_tag_keys: "[]".into(),
         }
     }
 
@@ -458,10 +468,34 @@ mod tests {
     }
 
     #[test]
+    fn agent_tags_need_a_key_the_code_allows() {
+        let c = crate::store::test_conn();
+        let mut rc = code(5);
+        rc.allowed_agent_tag_keys = r#"["role"]"#.into();
+        insert_code(&c, &rc).unwrap();
+        let mut a = inst("mi-1", "k1");
+        a.tags = r#"[{"Key":"role","Value":"web"},{"Key":"env","Value":"prod"}]"#.into();
+        assert_eq!(
+            register(&c, "h", |_| true, &mut a, 5).unwrap(),
+            Err(Refusal::TagKeyNotAllowed("env".into()))
+        );
+        assert!(all_instances(&c).unwrap().is_empty(), "nothing registered");
+        assert_eq!(get_code(&c, "rgstr-1").unwrap().registered_count, 0);
+        let mut b = inst("mi-2", "k2");
+        b.tags = r#"[{"Key":"role","Value":"web"}]"#.into();
+        assert_eq!(register(&c, "h", |_| true, &mut b, 5).unwrap(), Ok(()));
+        assert_eq!(
+            get_instance(&c, "mi-2").unwrap().tags,
+            r#"[{"Key":"role","Value":"web"}]"#
+        );
+    }
+
+    #[test]
     fn register_code_tags_win_over_the_agents() {
         let c = crate::store::test_conn();
         let mut rc = code(5);
         rc.tags = r#"[{"Key":"env","Value":"prod"},{"Key":"team","Value":"ops"}]"#.into();
+        rc.allowed_agent_tag_keys = r#"["env","rack"]"#.into();
         insert_code(&c, &rc).unwrap();
         let mut a = inst("mi-1", "k1");
         a.tags = r#"[{"Key":"env","Value":"dev"},{"Key":"rack","Value":"r1"}]"#.into();

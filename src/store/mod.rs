@@ -23,6 +23,7 @@ pub mod role_assignments;
 pub mod secrets;
 pub mod sessions;
 pub mod status;
+pub mod tag_authority;
 pub mod users;
 pub mod webhooks;
 

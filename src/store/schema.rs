@@ -338,6 +338,12 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE invokers ADD COLUMN created_by TEXT NOT NULL DEFAULT '';
     "#,
+    // 11 (findings): register codes say which tag keys an agent may propose
+    // at registration (JSON array of keys; empty: none). Other tags come
+    // only from the code's Tags or from ModifyInstanceTags.
+    r#"
+    ALTER TABLE register_codes ADD COLUMN allowed_agent_tag_keys TEXT NOT NULL DEFAULT '[]';
+    "#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
