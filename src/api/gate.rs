@@ -349,7 +349,7 @@ impl Api {
         };
         let (ids, selector, rate) = targets::read_fleet(q, MAX_RUN_INSTANCES)?;
         let parameters = q.opt_str("Parameters")?;
-        let webhook = super::webhooks::read_new_webhook(q)?;
+        let webhook = super::webhooks::read_new_webhook(self, q)?;
         let mut o = Overrides {
             rate,
             webhook,

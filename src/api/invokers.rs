@@ -9,6 +9,7 @@ use std::collections::HashMap;
 
 use serde_json::{json, Value};
 
+use super::client_token;
 use super::commands::check_username;
 use super::error::ApiError;
 use super::request::{check_ids, IdList, Params, R};
@@ -153,7 +154,12 @@ fn not_found(id: &str) -> impl FnOnce(crate::store::StoreError) -> ApiError + '_
     }
 }
 
-pub async fn create(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value> {
+pub async fn create(
+    api: &Api,
+    a: Authorized<Request>,
+    mut q: Params,
+    claim: Option<client_token::Claim>,
+) -> R<Value> {
     let created_by = a.who().user_id.clone();
     let tags = a.tags();
     // The command and instances the gate decided on; a selector (drover)
@@ -174,7 +180,7 @@ pub async fn create(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value
     let settings = q
         .opt_value("ScheduleSettings")
         .ok_or_else(|| ApiError::missing("ScheduleSettings"))?;
-    let webhook = read_new_webhook(&mut q)?;
+    let webhook = read_new_webhook(api, &mut q)?;
     q.finish()?;
     check_name(&name)?;
     check_type(&kind)?;
@@ -210,17 +216,26 @@ pub async fn create(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value
     };
     let id = inv.id.clone();
     let hook_row = webhook.map(|w| w.seal(&api.secrets, &id, None, now));
-    api.store
+    let answer = json!({ "InvokerId": id });
+    let recorded = (claim.clone(), answer.clone());
+    let written = api
+        .store
         .write(move |c| {
             invokers::insert(c, &inv)?;
-            match &hook_row {
-                Some(h) => hooks::put(c, h),
+            if let Some(h) = &hook_row {
+                hooks::put(c, h)?;
+            }
+            match &recorded.0 {
+                Some(claim) => client_token::record(c, claim, &recorded.1),
                 None => Ok(()),
             }
         })
-        .await?;
+        .await;
+    if let Err(e) = written {
+        return client_token::or_winner(api, &claim, e.into()).await;
+    }
     api.schedule_changed.notify_one();
-    Ok(json!({ "InvokerId": id }))
+    Ok(answer)
 }
 
 pub async fn modify(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value> {
@@ -242,7 +257,7 @@ pub async fn modify(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value
     let parameters = q.opt_str("Parameters")?;
     let (max_concurrency, max_errors) = targets::read_rate_change(&mut q)?;
     let settings = q.opt_value("ScheduleSettings");
-    let webhook = read_webhook(&mut q, true)?;
+    let webhook = read_webhook(api, &mut q, true)?;
     q.finish()?;
     let lookup = id.clone();
     let mut inv = api

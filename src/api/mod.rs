@@ -5,13 +5,17 @@
 //! credential scope names; the handler's result or `ApiError` is wrapped in
 //! the response envelope here and nowhere else.
 
+mod abuse;
 mod access;
 mod audit;
 mod auth;
 pub mod authz;
 mod cam;
+mod client_token;
 mod commands;
 pub mod console;
+pub mod console_push;
+mod console_root;
 pub mod error;
 mod form;
 pub mod gate;
@@ -74,6 +78,10 @@ pub struct Api {
     pub runner: Arc<Runner>,
     /// Woken whenever an invoker changes, so the scheduler plans again.
     pub schedule_changed: Arc<tokio::sync::Notify>,
+    /// Webhook destinations allowed in spite of the SSRF rules.
+    pub webhook_allow: crate::notify::Destinations,
+    /// Sign-in throttle and the aggregation of pre-authentication failures.
+    pub abuse: abuse::Abuse,
     /// Signatures seen within the timestamp window, and what for.
     pub replay: replay::ReplayGuard,
     /// Accept TC3 requests whose body the signature does not cover
@@ -253,10 +261,18 @@ impl Api {
                 format!("the action {action:?} does not exist in {api} {version}"),
             ));
         };
+        // ClientToken is not part of what the gate reads: taken first, its
+        // fingerprint covers every other parameter. A repeated start is
+        // decided again (the caller may still do it) and then answered
+        // with the first result.
+        let claim = client_token::take(&mut params, principal, action)?;
         let a = self
             .decide(principal, action, &mut params, ip, trail)
             .await?;
-        self.dispatch_action(a, params).await
+        if let Some(first) = client_token::replay(self, &claim).await? {
+            return Ok(first);
+        }
+        self.dispatch_action(a, params, claim).await
     }
 
     /// The handler of each action: one arm per action of the table, so the
@@ -265,6 +281,7 @@ impl Api {
         &self,
         a: Authorized<gate::Request>,
         q: Params,
+        claim: Option<client_token::Claim>,
     ) -> Result<Value, ApiError> {
         use Action as A;
         let action = a.value().action;
@@ -275,15 +292,15 @@ impl Api {
             A::DeleteCommands => commands::delete_many(self, a, q).await,
             A::DescribeCommands => commands::describe(self, a, q).await,
             A::PreviewReplacedCommandContent => commands::preview(self, a, q).await,
-            A::RunCommand => invocations::run(self, a, q).await,
-            A::InvokeCommand => invocations::invoke(self, a, q).await,
+            A::RunCommand => invocations::run(self, a, q, claim).await,
+            A::InvokeCommand => invocations::invoke(self, a, q, claim).await,
             A::DescribeInvocations => invocations::describe(self, a, q).await,
             A::DescribeInvocationTasks => invocations::describe_tasks(self, a, q).await,
             A::CancelInvocation => invocations::cancel(self, a, q).await,
             A::SuspendInvocation => jobctl::suspend(self, a, q).await,
             A::ResumeInvocation => jobctl::resume(self, a, q).await,
             A::DescribeInvocationTaskOutput => invocations::output(self, a, q).await,
-            A::CreateInvoker => invokers::create(self, a, q).await,
+            A::CreateInvoker => invokers::create(self, a, q, claim).await,
             A::ModifyInvoker => invokers::modify(self, a, q).await,
             A::DeleteInvoker => invokers::delete(self, a, q).await,
             A::DescribeInvokers => invokers::describe(self, a, q).await,

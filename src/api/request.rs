@@ -175,6 +175,11 @@ impl Params {
         out
     }
 
+    /// The parameters not taken yet (a ClientToken's fingerprint covers them).
+    pub fn remaining(&self) -> &Map<String, Value> {
+        &self.map
+    }
+
     /// Fails on any field not taken yet, leaving the parameters in place
     /// (the gate, after reading a whole request).
     pub fn finish_ref(&self) -> R<()> {

@@ -2,6 +2,10 @@
 
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 
+use super::limits::{
+    clip, MAX_AGENT_VERSION, MAX_COMMAND_TYPES, MAX_HOSTNAME, MAX_LOCAL_IP, MAX_MACHINE_ID,
+    MAX_SYSTEM_NAME,
+};
 use super::query::{Page, TagFilter, Where};
 use super::{not_found, Result, StoreError};
 
@@ -236,8 +240,10 @@ pub fn register(
     conn.execute(
         &format!("INSERT INTO instances({INST_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)"),
         params![
-            inst.id, inst.register_code_id, inst.name, inst.public_key, inst.machine_id,
-            inst.system_name, inst.hostname, inst.local_ip, inst.agent_version, inst.command_types,
+            inst.id, inst.register_code_id, inst.name, inst.public_key,
+            clip(&inst.machine_id, MAX_MACHINE_ID), clip(&inst.system_name, MAX_SYSTEM_NAME),
+            clip(&inst.hostname, MAX_HOSTNAME), clip(&inst.local_ip, MAX_LOCAL_IP),
+            clip(&inst.agent_version, MAX_AGENT_VERSION), bounded_types(&inst.command_types),
             inst.tags, inst.last_seen_ms, inst.created_ms, inst.updated_ms
         ],
     )
@@ -312,6 +318,16 @@ pub fn existing_ids(conn: &Connection, ids: &[String]) -> Result<Vec<String>> {
     Ok(rows)
 }
 
+/// The agent's command-type list, or an empty list when it is longer than
+/// any real one (cutting JSON text would leave it unreadable).
+fn bounded_types(types: &str) -> &str {
+    if types.len() <= MAX_COMMAND_TYPES {
+        types
+    } else {
+        "[]"
+    }
+}
+
 /// Refreshes what the agent reports about its machine on each hello.
 pub fn update_seen(conn: &Connection, inst: &Instance, now: i64) -> Result<()> {
     conn.execute(
@@ -319,12 +335,12 @@ pub fn update_seen(conn: &Connection, inst: &Instance, now: i64) -> Result<()> {
             agent_version=?6, command_types=?7, last_seen_ms=?8 WHERE id=?1",
         params![
             inst.id,
-            inst.machine_id,
-            inst.system_name,
-            inst.hostname,
-            inst.local_ip,
-            inst.agent_version,
-            inst.command_types,
+            clip(&inst.machine_id, MAX_MACHINE_ID),
+            clip(&inst.system_name, MAX_SYSTEM_NAME),
+            clip(&inst.hostname, MAX_HOSTNAME),
+            clip(&inst.local_ip, MAX_LOCAL_IP),
+            clip(&inst.agent_version, MAX_AGENT_VERSION),
+            bounded_types(&inst.command_types),
             now
         ],
     )?;

@@ -87,7 +87,10 @@ def start_server(data_dir, log_path, deadline_s=30, extra=()):
         pytest.exit("drover binary not found at %s (set DROVER_BIN)" % binp, returncode=4)
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
-    proc = Proc([binp, "server", "--data-dir", data_dir, "--listen", "127.0.0.1:0", *extra], log_path)
+    # test_webhooks.py's receiver listens on loopback, which webhooks may
+    # only reach when allowed.
+    proc = Proc([binp, "server", "--data-dir", data_dir, "--listen", "127.0.0.1:0",
+                 "--webhook-allow", "127.0.0.1/32", *extra], log_path)
     addr_file = data_dir / "server.addr"
     end = time.monotonic() + deadline_s
     while True:
