@@ -49,20 +49,41 @@ pub use crate::run::settings::{
     check_cos, check_timeout, check_username, check_workdir, default_workdir,
 };
 
+/// DefaultParameterConfs with TAT's nested rules checked (ParameterName and
+/// ParameterValue required, nothing else but ParameterDescription), with the
+/// same codes as top-level fields; `run::params` reads the values.
+fn read_confs(q: &mut Params) -> R<Option<Value>> {
+    let v = q.opt_value("DefaultParameterConfs");
+    if let Some(v) = &v {
+        super::request::string_objects(
+            "DefaultParameterConfs",
+            v.clone(),
+            &["ParameterName", "ParameterValue"],
+            &["ParameterDescription"],
+        )?;
+    }
+    Ok(v)
+}
+
 pub fn read_tags(q: &mut Params) -> R<String> {
     let Some(v) = q.opt_value("Tags") else {
         return Ok("[]".into());
     };
-    #[derive(serde::Deserialize, serde::Serialize)]
-    #[serde(deny_unknown_fields)]
+    #[derive(serde::Serialize)]
     struct Tag {
         #[serde(rename = "Key")]
         key: String,
-        #[serde(rename = "Value", default)]
+        #[serde(rename = "Value")]
         value: String,
     }
-    let tags: Vec<Tag> = serde_json::from_value(v)
-        .map_err(|e| ApiError::new("InvalidParameter", format!("Tags is malformed: {e}")))?;
+    // Key and Value are both required in TAT's Tag model.
+    let tags: Vec<Tag> = super::request::string_objects("Tags", v, &["Key", "Value"], &[])?
+        .into_iter()
+        .map(|mut row| Tag {
+            key: row[0].take().unwrap_or_default(),
+            value: row[1].take().unwrap_or_default(),
+        })
+        .collect();
     if let Some(why) = crate::protocol::tag_keys_problem(tags.iter().map(|t| t.key.as_str())) {
         let code = if tags.len() > crate::protocol::MAX_TAGS {
             "InvalidParameterValue.LimitExceeded"
@@ -101,7 +122,7 @@ pub fn read_new_command(q: &mut Params, name_required: bool, tags: &str) -> R<Co
     check_timeout(timeout)?;
     let enable = q.opt_bool("EnableParameter")?.unwrap_or(false);
     let dp = q.opt_str("DefaultParameters")?;
-    let confs = q.opt_value("DefaultParameterConfs");
+    let confs = read_confs(q)?;
     let defaults = params::read_defaults(enable, dp, confs)?;
     let tags = tags.to_string();
     let cos_bucket_url = q.opt_str("OutputCOSBucketUrl")?.unwrap_or_default();
@@ -178,7 +199,7 @@ pub async fn modify(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value
     let working_directory = q.opt_str("WorkingDirectory")?;
     let timeout = q.opt_i64("Timeout")?;
     let dp = q.opt_str("DefaultParameters")?;
-    let confs = q.opt_value("DefaultParameterConfs");
+    let confs = read_confs(&mut q)?;
     let username = q.opt_str("Username")?;
     let cos_url = q.opt_str("OutputCOSBucketUrl")?;
     let cos_prefix = q.opt_str("OutputCOSKeyPrefix")?;
@@ -211,8 +232,12 @@ pub async fn modify(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value
     }
     if dp.is_some() || confs.is_some() {
         let d = params::read_defaults(cmd.enable_parameter, dp, confs)?;
-        cmd.default_parameters = d.default_parameters;
-        cmd.default_parameter_confs = d.confs;
+        // `******` read back from DescribeCommands keeps the hidden value.
+        let hidden = super::hidden::hidden_keys_b64(&cmd.content);
+        let old = std::mem::take(&mut cmd.default_parameters);
+        cmd.default_parameters =
+            super::hidden::restore_masked_values(&d.default_parameters, Some(&old), &hidden);
+        cmd.default_parameter_confs = super::hidden::restore_masked_confs(&d.confs, &old, &hidden);
     }
     if let Some(u) = username {
         check_username(&u)?;
@@ -317,15 +342,15 @@ pub async fn describe(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Val
                 crate::policy::DESCRIBE_COMMAND_CONTENT,
                 &[vis.command(&c.id, &c.tags)],
             );
-            views::command(c, content)
+            views::command(&super::hidden::shown_command(c), content)
         })
         .collect();
     Ok(json!({ "TotalCount": total, "CommandSet": set }))
 }
 
-pub async fn preview(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
+pub async fn preview(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value> {
     let parameters = q.opt_str("Parameters")?;
-    let command_id = _a.opt_one();
+    let command_id = a.opt_one();
     let content = q.opt_str("Content")?;
     q.finish()?;
     let (bytes, defaults, enabled) = match (command_id, content) {
@@ -343,6 +368,7 @@ pub async fn preview(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Val
                 1,
                 "InvalidParameterValue.InvalidCommandId",
             )?;
+            // The gate decided tat:DescribeCommandContent on it too.
             let cmd = api.store.read(move |c| commands::get(c, &id)).await?;
             (
                 params::decode_content(&cmd.content)?,
@@ -362,6 +388,10 @@ pub async fn preview(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Val
         let given = parameters
             .map(|p| params::parse_map("Parameters", &p))
             .transpose()?;
+        // Hidden values are shown as `******` (api::hidden), even to root.
+        let hidden = super::hidden::hidden_keys(&bytes);
+        let given = given.map(|g| super::hidden::masked_values(&g, &hidden));
+        let defaults = super::hidden::mask_values_json(&defaults, &hidden);
         params::replace(&bytes, &defaults, given.as_ref(), None)?.content
     } else {
         bytes

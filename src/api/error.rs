@@ -179,7 +179,7 @@ impl From<crate::notify::WebhookError> for ApiError {
     fn from(e: crate::notify::WebhookError) -> ApiError {
         use crate::notify::WebhookError::*;
         let code = match e {
-            BadUrl(_) => "InvalidParameterValue.InvalidWebhookUrl",
+            BadUrl(_) | Forbidden => "InvalidParameterValue.InvalidWebhookUrl",
             BadSecret => "InvalidParameterValue.InvalidWebhookSecret",
         };
         ApiError::new(code, e.to_string())

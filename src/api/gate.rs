@@ -73,6 +73,9 @@ pub enum Named {
         ids: Vec<String>,
         selector: Option<Selector>,
     },
+    /// CAM's actions: the users, groups and policies they reach, grouped as
+    /// decided (`api::cam::scope`).
+    Cam(Vec<Vec<Resource>>),
     /// ModifyInvoker: what the request changes of the invoker.
     ChangeInvoker {
         id: String,
@@ -318,6 +321,11 @@ impl Api {
                     selector,
                 }
             }
+            Rule::Cam => Named::Cam(
+                super::cam::scope::named(self, p, action.api_name(), q)
+                    .await?
+                    .unwrap_or_default(),
+            ),
             Rule::Run | Rule::Invoke => {
                 Named::Run(Box::new(self.read_run(p, action, q, tags).await?))
             }
@@ -341,7 +349,7 @@ impl Api {
         };
         let (ids, selector, rate) = targets::read_fleet(q, MAX_RUN_INSTANCES)?;
         let parameters = q.opt_str("Parameters")?;
-        let webhook = super::webhooks::read_new_webhook(q)?;
+        let webhook = super::webhooks::read_new_webhook(self, q)?;
         let mut o = Overrides {
             rate,
             webhook,
@@ -445,7 +453,15 @@ impl Api {
             Named::One(Some(id)) | Named::ModifyCommand { id, .. }
                 if matches!(action.rule(), Rule::Command | Rule::ModifyCommand) =>
             {
-                let mut checks = one(vec![self.gate.command_resource(id).await?]);
+                let cmd = self.gate.command_resource(id).await?;
+                let mut checks = one(vec![cmd.clone()]);
+                // A preview of a stored command shows its content.
+                if action == Action::PreviewReplacedCommandContent {
+                    checks.push(Check::new(
+                        crate::policy::DESCRIBE_COMMAND_CONTENT,
+                        vec![cmd],
+                    ));
+                }
                 if let Named::ModifyCommand { id, content } = named {
                     checks.extend(self.modify_command_checks(id, content.as_deref()).await?);
                 }
@@ -541,6 +557,8 @@ impl Api {
             }
             // Decided while it was read (read_run).
             Named::Run(_) => Vec::new(),
+            Named::Cam(groups) if groups.is_empty() => one(Vec::new()),
+            Named::Cam(groups) => groups.iter().map(|g| Check::new(act, g.clone())).collect(),
             Named::NewInvoker {
                 command_id,
                 ids,

@@ -39,14 +39,28 @@ fn code_ids(q: &mut Params, name: &str, required: bool) -> R<Option<Vec<String>>
     Ok(ids)
 }
 
+/// `AllowedAgentTagKeys` (drover): the tag keys an agent registering with
+/// the code may set with `--tag`. Absent or empty: none, so every tag an
+/// instance gets comes from the code's Tags or from ModifyInstanceTags.
+fn read_allowed_agent_tag_keys(q: &mut Params) -> R<String> {
+    let keys = q.opt_str_list("AllowedAgentTagKeys")?.unwrap_or_default();
+    if let Some(why) = crate::protocol::tag_keys_problem(keys.iter().map(String::as_str)) {
+        return Err(ApiError::value(format!("AllowedAgentTagKeys: {why}")));
+    }
+    check_unique("AllowedAgentTagKeys", &keys)?;
+    Ok(serde_json::to_string(&keys).unwrap_or_else(|_| "[]".into()))
+}
+
 pub async fn create_code(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
     let description = q.opt_str("Description")?.unwrap_or_default();
     let prefix = q.opt_str("InstanceNamePrefix")?.unwrap_or_default();
     let limit = q.opt_i64("RegisterLimit")?.unwrap_or(10);
     let hours = q.opt_i64("EffectiveTime")?.unwrap_or(4);
     let ip_range = q.opt_str("IpAddressRange")?.unwrap_or_default();
-    // drover extension: tags every instance registered with the code gets.
+    // drover extensions: tags every instance registered with the code gets
+    // (read by the gate), and the only tag keys its agents may propose.
     let tags = _a.tags();
+    let allowed_agent_tag_keys = read_allowed_agent_tag_keys(&mut q)?;
     q.finish()?;
     if description.chars().count() > 128 {
         return Err(ApiError::new(
@@ -95,6 +109,7 @@ pub async fn create_code(api: &Api, _a: Authorized<Request>, mut q: Params) -> R
         created_ms: now,
         updated_ms: now,
         tags,
+        allowed_agent_tag_keys,
     };
     let id = code.id.clone();
     api.store

@@ -11,6 +11,7 @@ use std::collections::{HashMap, HashSet};
 use base64::Engine;
 use serde_json::{json, Value};
 
+use super::client_token;
 use super::error::ApiError;
 use super::request::{check_ids, IdList, Params, R};
 use super::webhooks::{decorate, status_line};
@@ -23,23 +24,54 @@ use crate::store::invocations::{self as invs, InvocationQuery, Task, TaskQuery};
 /// Largest slice DescribeInvocationTaskOutput returns at once.
 const MAX_OUTPUT_SLICE: i64 = 1 << 20;
 
-pub async fn run(api: &Api, a: Authorized<Request>, q: Params) -> R<Value> {
+/// `claim`: the request's ClientToken (`client_token.rs`), recorded with
+/// the answer in the start's transaction.
+pub async fn run(
+    api: &Api,
+    a: Authorized<Request>,
+    q: Params,
+    claim: Option<client_token::Claim>,
+) -> R<Value> {
     q.finish()?;
     let Named::Run(plan) = a.into_inner().named else {
         return Err(ApiError::internal());
     };
     let command_id = plan.value().cmd.id.clone();
-    let inv = run::start(&api.runner, *plan, None).await?;
-    Ok(json!({ "CommandId": command_id, "InvocationId": inv }))
+    let answer = move |inv: &str| json!({ "CommandId": command_id, "InvocationId": inv });
+    let also = record_token(&claim, answer.clone());
+    match run::start(&api.runner, *plan, also).await {
+        Ok(inv) => Ok(answer(&inv)),
+        Err(e) => client_token::or_winner(api, &claim, e.into()).await,
+    }
 }
 
-pub async fn invoke(api: &Api, a: Authorized<Request>, q: Params) -> R<Value> {
+pub async fn invoke(
+    api: &Api,
+    a: Authorized<Request>,
+    q: Params,
+    claim: Option<client_token::Claim>,
+) -> R<Value> {
     q.finish()?;
     let Named::Run(plan) = a.into_inner().named else {
         return Err(ApiError::internal());
     };
-    let inv = run::start(&api.runner, *plan, None).await?;
-    Ok(json!({ "InvocationId": inv }))
+    let answer = |inv: &str| json!({ "InvocationId": inv });
+    let also = record_token(&claim, answer);
+    match run::start(&api.runner, *plan, also).await {
+        Ok(inv) => Ok(answer(&inv)),
+        Err(e) => client_token::or_winner(api, &claim, e.into()).await,
+    }
+}
+
+/// The write that records a ClientToken's answer in the start's transaction.
+fn record_token(
+    claim: &Option<client_token::Claim>,
+    answer: impl Fn(&str) -> Value + Send + 'static,
+) -> Option<run::AlsoWrite> {
+    let claim = claim.clone()?;
+    Some(Box::new(move |c, inv_id| {
+        client_token::record(c, &claim, &answer(inv_id))
+    }))
 }
 
 pub async fn describe(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value> {
@@ -311,14 +343,15 @@ pub async fn output(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value
             format!("Limit must be between 1 and {MAX_OUTPUT_SLICE} bytes"),
         ));
     }
-    let (task, data) = api
+    let (task, data, capped) = api
         .store
         .read(move |c| {
             let t = invs::get_task(c, &task_id).map_err(|_| {
                 crate::store::StoreError::NotFound(format!("invocation task {task_id}"))
             })?;
             let d = invs::read_output(c, &t.id, offset, limit)?;
-            Ok((t, d))
+            let capped = invs::output_capped(c, &t.id)?;
+            Ok((t, d, capped))
         })
         .await
         .map_err(|e| match e {
@@ -332,10 +365,15 @@ pub async fn output(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value
         "Output": base64::engine::general_purpose::STANDARD.encode(&data),
         "Offset": offset,
         "Length": data.len(),
-        "TotalSize": task.output_len,
+        // What is stored and readable; bytes past --max-output-bytes are
+        // counted in Dropped, and such an output is never Complete.
+        "TotalSize": task.output_len - capped,
+        "Dropped": capped + task.missing_output(),
         "TaskStatus": task.status.as_str(),
-        // Final and holding every byte the agent reported.
-        "Complete": task.status.is_final() && task.missing_output() == 0,
+        // Final and holding every byte the agent reported: nothing cut by
+        // the output cap, nothing lost on the way (`Missing`, also counted
+        // in Dropped).
+        "Complete": task.status.is_final() && capped == 0 && task.missing_output() == 0,
         "Missing": task.missing_output(),
     }))
 }

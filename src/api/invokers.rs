@@ -9,6 +9,7 @@ use std::collections::HashMap;
 
 use serde_json::{json, Value};
 
+use super::client_token;
 use super::commands::check_username;
 use super::error::ApiError;
 use super::request::{check_ids, IdList, Params, R};
@@ -153,7 +154,12 @@ fn not_found(id: &str) -> impl FnOnce(crate::store::StoreError) -> ApiError + '_
     }
 }
 
-pub async fn create(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value> {
+pub async fn create(
+    api: &Api,
+    a: Authorized<Request>,
+    mut q: Params,
+    claim: Option<client_token::Claim>,
+) -> R<Value> {
     let created_by = a.who().user_id.clone();
     let tags = a.tags();
     // The command and instances the gate decided on; a selector (drover)
@@ -174,7 +180,7 @@ pub async fn create(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value
     let settings = q
         .opt_value("ScheduleSettings")
         .ok_or_else(|| ApiError::missing("ScheduleSettings"))?;
-    let webhook = read_new_webhook(&mut q)?;
+    let webhook = read_new_webhook(api, &mut q)?;
     q.finish()?;
     check_name(&name)?;
     check_type(&kind)?;
@@ -210,17 +216,26 @@ pub async fn create(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value
     };
     let id = inv.id.clone();
     let hook_row = webhook.map(|w| w.seal(&api.secrets, &id, None, now));
-    api.store
+    let answer = json!({ "InvokerId": id });
+    let recorded = (claim.clone(), answer.clone());
+    let written = api
+        .store
         .write(move |c| {
             invokers::insert(c, &inv)?;
-            match &hook_row {
-                Some(h) => hooks::put(c, h),
+            if let Some(h) = &hook_row {
+                hooks::put(c, h)?;
+            }
+            match &recorded.0 {
+                Some(claim) => client_token::record(c, claim, &recorded.1),
                 None => Ok(()),
             }
         })
-        .await?;
+        .await;
+    if let Err(e) = written {
+        return client_token::or_winner(api, &claim, e.into()).await;
+    }
     api.schedule_changed.notify_one();
-    Ok(json!({ "InvokerId": id }))
+    Ok(answer)
 }
 
 pub async fn modify(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value> {
@@ -242,7 +257,7 @@ pub async fn modify(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value
     let parameters = q.opt_str("Parameters")?;
     let (max_concurrency, max_errors) = targets::read_rate_change(&mut q)?;
     let settings = q.opt_value("ScheduleSettings");
-    let webhook = read_webhook(&mut q, true)?;
+    let webhook = read_webhook(api, &mut q, true)?;
     q.finish()?;
     let lookup = id.clone();
     let mut inv = api
@@ -277,8 +292,19 @@ pub async fn modify(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value
     if let Some(c) = command_id {
         inv.command_id = c;
     }
-    if parameters.is_some() {
-        inv.parameters = parameters;
+    if let Some(given) = parameters {
+        // `******` read back from DescribeInvokers keeps the hidden value.
+        let cmd = inv.command_id.clone();
+        let content = api
+            .store
+            .read(move |c| Ok(crate::store::commands::get(c, &cmd).ok().map(|c| c.content)))
+            .await?;
+        let hidden = super::hidden::hidden_keys_b64(content.as_deref().unwrap_or(""));
+        inv.parameters = Some(super::hidden::restore_masked_values(
+            &given,
+            inv.parameters.as_deref(),
+            &hidden,
+        ));
     }
     if command_changed {
         check_command(api, &inv.command_id, &inv.parameters).await?;
@@ -357,12 +383,13 @@ pub async fn disable(api: &Api, _a: Authorized<Request>, q: Params) -> R<Value> 
 }
 
 fn view(i: &Invoker) -> Value {
-    let mut schedule = json!({ "Policy": i.policy });
-    if i.policy == "RECURRENCE" {
-        schedule["Recurrence"] = json!(i.recurrence);
+    // Both fields are output-required in TAT's ScheduleSettings model: the
+    // one a policy does not use is the empty string, never absent.
+    let schedule = if i.policy == "RECURRENCE" {
+        json!({ "Policy": i.policy, "Recurrence": i.recurrence, "InvokeTime": "" })
     } else {
-        schedule["InvokeTime"] = json!(iso(i.invoke_time_ms));
-    }
+        json!({ "Policy": i.policy, "Recurrence": "", "InvokeTime": iso(i.invoke_time_ms) })
+    };
     let tags: Value = serde_json::from_str(&i.tags).unwrap_or_else(|_| json!([]));
     let mut v = json!({
         "InvokerId": i.id,
@@ -429,6 +456,20 @@ pub async fn describe(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Val
                 vis.sees("tat:DescribeInvokers", &[vis.invoker(&i.id, &i.tags)])
             });
             let ids: Vec<String> = rows.iter().map(|i| i.id.clone()).collect();
+            // Hidden parameter values are never shown (api::hidden): mask
+            // each invoker's Parameters by its command's hidden keys.
+            let rows: Vec<Invoker> = rows
+                .into_iter()
+                .map(|mut i| {
+                    let content = crate::store::commands::get(c, &i.command_id)
+                        .ok()
+                        .map(|cmd| cmd.content);
+                    i.parameters = i
+                        .parameters
+                        .map(|p| super::hidden::mask_parameters(&p, content.as_deref()));
+                    i
+                })
+                .collect();
             Ok((total, rows, hooks::urls(c, &ids)?))
         })
         .await?;

@@ -5,20 +5,27 @@
 //! credential scope names; the handler's result or `ApiError` is wrapped in
 //! the response envelope here and nowhere else.
 
+mod abuse;
 mod access;
 mod audit;
 mod auth;
 pub mod authz;
 mod cam;
+mod client_token;
 mod commands;
 pub mod console;
+pub mod console_push;
+mod console_root;
 pub mod error;
+mod form;
 pub mod gate;
+mod hidden;
 mod instances;
 mod invocations;
 mod invokers;
 mod jobctl;
 mod misc;
+mod replay;
 mod request;
 mod scenes;
 mod secrets;
@@ -31,7 +38,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::FutureExt;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use serde_json::{json, Value};
@@ -39,6 +46,7 @@ use serde_json::{json, Value};
 pub use auth::{Principal, Service};
 pub use cam::load_policy_inputs;
 use error::ApiError;
+pub use replay::ConnId;
 use request::Params;
 
 use crate::crypto::SecretBox;
@@ -70,6 +78,15 @@ pub struct Api {
     pub runner: Arc<Runner>,
     /// Woken whenever an invoker changes, so the scheduler plans again.
     pub schedule_changed: Arc<tokio::sync::Notify>,
+    /// Webhook destinations allowed in spite of the SSRF rules.
+    pub webhook_allow: crate::notify::Destinations,
+    /// Sign-in throttle and the aggregation of pre-authentication failures.
+    pub abuse: abuse::Abuse,
+    /// Signatures seen within the timestamp window, and what for.
+    pub replay: replay::ReplayGuard,
+    /// Accept TC3 requests whose body the signature does not cover
+    /// (`X-TC-Content-SHA256: UNSIGNED-PAYLOAD`); refused unless configured.
+    pub allow_unsigned_payload: bool,
 }
 
 pub type Reply = Response<Full<Bytes>>;
@@ -100,19 +117,56 @@ pub(crate) fn envelope(request_id: &str, result: Result<Value, ApiError>) -> Val
     }
 }
 
+/// Reads a request body of at most `MAX_BODY` bytes. A larger one is read
+/// on (up to `DRAIN_MAX`) and discarded, so the client, still sending, gets
+/// the JSON error instead of a reset connection.
+async fn read_body(body: Incoming) -> Result<Bytes, ApiError> {
+    const DRAIN_MAX: usize = 8 << 20;
+    let mut body = body;
+    let mut buf = Vec::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return Err(ApiError::new(
+                "InvalidParameter",
+                "the request body could not be read",
+            ));
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        total = total.saturating_add(data.len());
+        if total <= MAX_BODY {
+            buf.extend_from_slice(&data);
+        } else if total > DRAIN_MAX {
+            break;
+        }
+    }
+    if total > MAX_BODY {
+        return Err(ApiError::new(
+            "RequestSizeLimitExceeded",
+            format!("the request body exceeds {MAX_BODY} bytes"),
+        ));
+    }
+    Ok(Bytes::from(buf))
+}
+
 impl Api {
-    /// Serves `POST /`: every API action. Every call, whatever its outcome,
-    /// leaves one audit event.
+    /// Serves the API (`POST /`, or `GET /` with the parameters in the query
+    /// string). Every call, whatever its outcome, leaves one audit event.
     pub async fn serve(self: Arc<Self>, req: Request<Incoming>, peer: SocketAddr) -> Reply {
         let request_id = crate::ids::request_id();
-        let action = req
+        // The header's action until the signature says otherwise (the v1
+        // signature carries it as a parameter).
+        let mut action = req
             .headers()
             .get("x-tc-action")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
         let mut trail = audit::Trail::default();
-        let fut = std::panic::AssertUnwindSafe(self.serve_inner(req, peer, &action, &mut trail));
+        let fut =
+            std::panic::AssertUnwindSafe(self.serve_inner(req, peer, &mut action, &mut trail));
         let result = match fut.catch_unwind().await {
             Ok(r) => r,
             Err(_) => {
@@ -135,43 +189,53 @@ impl Api {
         &self,
         req: Request<Incoming>,
         peer: SocketAddr,
-        action: &str,
+        action: &mut String,
         trail: &mut audit::Trail,
     ) -> Result<Value, ApiError> {
         let (parts, body) = req.into_parts();
         trail.note_credential(&parts);
-        let body = match Limited::new(body, MAX_BODY).collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(_) => {
-                return Err(ApiError::new(
-                    "RequestSizeLimitExceeded",
-                    format!("the request body exceeds {MAX_BODY} bytes"),
-                ))
-            }
-        };
-        let (principal, service) = auth::authenticate(self, &parts, &body).await?;
-        trail.principal = principal.user_id.clone();
+        let body = read_body(body).await?;
+        let signed = auth::authenticate(self, &parts, &body).await?;
+        trail.principal = signed.principal.user_id.clone();
+        trail.secret_id = signed.principal.secret_id.clone();
+        *action = signed.action;
         if action.is_empty() {
             return Err(ApiError::missing("X-TC-Action"));
         }
-        let version = parts
-            .headers
-            .get("x-tc-version")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let expected = match service {
-            Service::Tat => TAT_VERSION,
-            Service::Cam => CAM_VERSION,
-        };
-        if version != expected {
+        // The version, not the credential scope, names the API: a CAM action
+        // is a CAM action whatever service the client signed for.
+        let Some(service) = Service::from_version(&signed.version) else {
             return Err(ApiError::new(
                 "NoSuchVersion",
-                format!("the API version {version:?} does not exist; use {expected}"),
+                format!(
+                    "the API version {:?} does not exist; use {TAT_VERSION} (TAT) or {CAM_VERSION} (CAM)",
+                    signed.version
+                ),
             ));
+        };
+        trail.service = service.name().to_string();
+        // An appliance is one region; CAM is global. DescribeRegions answers
+        // from anywhere so a client can find the region to use.
+        if let Some(region) = signed.region.as_deref().filter(|r| !r.is_empty()) {
+            if service == Service::Tat && region != self.region && action != "DescribeRegions" {
+                return Err(ApiError::new(
+                    "UnsupportedRegion",
+                    format!(
+                        "the region {region:?} is not served here; this appliance is region {:?}",
+                        self.region
+                    ),
+                ));
+            }
         }
-        let params = Params::parse(&body)?;
-        self.call(&principal, service, action, params, Some(peer.ip()), trail)
-            .await
+        self.call(
+            &signed.principal,
+            service,
+            action,
+            signed.params,
+            Some(peer.ip()),
+            trail,
+        )
+        .await
     }
 
     /// Runs one action for an authenticated principal, whichever door it
@@ -197,10 +261,18 @@ impl Api {
                 format!("the action {action:?} does not exist in {api} {version}"),
             ));
         };
+        // ClientToken is not part of what the gate reads: taken first, its
+        // fingerprint covers every other parameter. A repeated start is
+        // decided again (the caller may still do it) and then answered
+        // with the first result.
+        let claim = client_token::take(&mut params, principal, action)?;
         let a = self
             .decide(principal, action, &mut params, ip, trail)
             .await?;
-        self.dispatch_action(a, params).await
+        if let Some(first) = client_token::replay(self, &claim).await? {
+            return Ok(first);
+        }
+        self.dispatch_action(a, params, claim).await
     }
 
     /// The handler of each action: one arm per action of the table, so the
@@ -209,6 +281,7 @@ impl Api {
         &self,
         a: Authorized<gate::Request>,
         q: Params,
+        claim: Option<client_token::Claim>,
     ) -> Result<Value, ApiError> {
         use Action as A;
         let action = a.value().action;
@@ -219,15 +292,15 @@ impl Api {
             A::DeleteCommands => commands::delete_many(self, a, q).await,
             A::DescribeCommands => commands::describe(self, a, q).await,
             A::PreviewReplacedCommandContent => commands::preview(self, a, q).await,
-            A::RunCommand => invocations::run(self, a, q).await,
-            A::InvokeCommand => invocations::invoke(self, a, q).await,
+            A::RunCommand => invocations::run(self, a, q, claim).await,
+            A::InvokeCommand => invocations::invoke(self, a, q, claim).await,
             A::DescribeInvocations => invocations::describe(self, a, q).await,
             A::DescribeInvocationTasks => invocations::describe_tasks(self, a, q).await,
             A::CancelInvocation => invocations::cancel(self, a, q).await,
             A::SuspendInvocation => jobctl::suspend(self, a, q).await,
             A::ResumeInvocation => jobctl::resume(self, a, q).await,
             A::DescribeInvocationTaskOutput => invocations::output(self, a, q).await,
-            A::CreateInvoker => invokers::create(self, a, q).await,
+            A::CreateInvoker => invokers::create(self, a, q, claim).await,
             A::ModifyInvoker => invokers::modify(self, a, q).await,
             A::DeleteInvoker => invokers::delete(self, a, q).await,
             A::DescribeInvokers => invokers::describe(self, a, q).await,

@@ -78,7 +78,7 @@ pub fn invocation(i: &Invocation, tasks: &[&Task], show_content: bool) -> Value 
         })).collect::<Vec<_>>(),
         "Description": i.description,
         "StartTime": iso(start),
-        "EndTime": iso(end),
+        "EndTime": iso_or_null(end),
         "CreatedTime": iso(i.created_ms),
         "UpdatedTime": iso(updated),
         "Parameters": i.parameters,
@@ -140,6 +140,16 @@ pub fn inline_output(out: &[u8]) -> &[u8] {
     &out[..end]
 }
 
+/// A time that may not exist yet (a task not started, a run not ended):
+/// null, as TAT's models document ("may return null"), never "".
+fn iso_or_null(ms: i64) -> Value {
+    if ms <= 0 {
+        Value::Null
+    } else {
+        Value::String(iso(ms))
+    }
+}
+
 /// `head` holds at least the first OUTPUT_INLINE+1 bytes of the output (or all of it).
 /// A task; `show_content` false blanks CommandDocument.Content.
 pub fn task(t: &Task, inv: Option<&Invocation>, head: Option<&[u8]>, show_content: bool) -> Value {
@@ -165,14 +175,14 @@ pub fn task(t: &Task, inv: Option<&Invocation>, head: Option<&[u8]>, show_conten
             // signal, or died with its agent): never a made-up 0.
             "ExitCode": t.exit_code,
             "Output": output,
-            "ExecStartTime": iso(t.exec_start_ms),
-            "ExecEndTime": if finished { iso(t.exec_end_ms) } else { String::new() },
+            "ExecStartTime": iso_or_null(t.exec_start_ms),
+            "ExecEndTime": if finished { iso_or_null(t.exec_end_ms) } else { Value::Null },
             "Dropped": dropped.max(0),
             "OutputUrl": "",
             "OutputUploadCOSErrorInfo": "",
         },
-        "StartTime": iso(t.start_ms),
-        "EndTime": iso(t.end_ms),
+        "StartTime": iso_or_null(t.start_ms),
+        "EndTime": iso_or_null(t.end_ms),
         "CreatedTime": iso(t.created_ms),
         "UpdatedTime": iso(t.updated_ms),
         "CommandDocument": inv.map(|i| json!({
@@ -206,6 +216,9 @@ pub fn register_code(c: &RegisterCode) -> Value {
     // drover extension, shown only when set: TAT's RegisterCodeInfo has no Tags.
     if !matches!(json_text(&c.tags), Value::Array(ref a) if a.is_empty()) {
         v["Tags"] = json_text(&c.tags);
+    }
+    if !matches!(json_text(&c.allowed_agent_tag_keys), Value::Array(ref a) if a.is_empty()) {
+        v["AllowedAgentTagKeys"] = json_text(&c.allowed_agent_tag_keys);
     }
     v
 }

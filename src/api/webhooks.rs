@@ -24,8 +24,13 @@ pub(crate) enum WebhookParam {
     Clear,
 }
 
-/// Reads `Webhook: {"Url", "Secret"}`; `allow_clear` accepts `{}`.
-pub(crate) fn read_webhook(q: &mut Params, allow_clear: bool) -> R<Option<WebhookParam>> {
+/// Reads `Webhook: {"Url", "Secret"}`; `allow_clear` accepts `{}`. A URL
+/// naming a literal address the server may not deliver to is refused here.
+pub(crate) fn read_webhook(
+    api: &Api,
+    q: &mut Params,
+    allow_clear: bool,
+) -> R<Option<WebhookParam>> {
     let Some(v) = q.opt_value("Webhook") else {
         return Ok(None);
     };
@@ -50,12 +55,14 @@ pub(crate) fn read_webhook(q: &mut Params, allow_clear: bool) -> R<Option<Webhoo
     if let Some(k) = m.keys().next() {
         return Err(ApiError::unknown_param(&format!("Webhook.{k}")));
     }
-    Ok(Some(WebhookParam::Set(Webhook::new(&url, &secret)?)))
+    let hook = Webhook::new(&url, &secret)?;
+    hook.check_destination(&api.webhook_allow)?;
+    Ok(Some(WebhookParam::Set(hook)))
 }
 
 /// Reads a `Webhook` that must set one (RunCommand, InvokeCommand, CreateInvoker).
-pub(crate) fn read_new_webhook(q: &mut Params) -> R<Option<Webhook>> {
-    match read_webhook(q, false)? {
+pub(crate) fn read_new_webhook(api: &Api, q: &mut Params) -> R<Option<Webhook>> {
+    match read_webhook(api, q, false)? {
         Some(WebhookParam::Set(w)) => Ok(Some(w)),
         _ => Ok(None),
     }

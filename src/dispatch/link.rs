@@ -39,8 +39,8 @@ fn verify(public_key_b64: &str, nonce: &str, claim: &str, sig_b64: &str) -> bool
             .is_ok()
 }
 
-fn refusal_text(r: Refusal) -> (&'static str, &'static str) {
-    match r {
+fn refusal_text(r: Refusal) -> (&'static str, String) {
+    let (code, text) = match r {
         Refusal::Unknown => (
             "RegisterCodeNotFound",
             "the register code is not known to this server",
@@ -58,7 +58,18 @@ fn refusal_text(r: Refusal) -> (&'static str, &'static str) {
             "IpAddressNotAllowed",
             "this machine's address is outside the register code's IpAddressRange",
         ),
-    }
+        Refusal::TagKeyNotAllowed(key) => {
+            return (
+                "TagKeyNotAllowed",
+                format!(
+                    "the register code does not let agents set the tag key {key:?}; tags that \
+                     drive targeting and policy come from the code's Tags, its \
+                     AllowedAgentTagKeys, or ModifyInstanceTags (nothing was registered)"
+                ),
+            )
+        }
+    };
+    (code, text.to_string())
 }
 
 fn instance_from(machine: &MachineInfo, id: &str, public_key: &str, now: i64) -> Instance {
@@ -163,10 +174,7 @@ async fn authenticate(
                     job_control: job_control(&features),
                     max_tasks,
                 }),
-                Err(r) => {
-                    let (code, msg) = refusal_text(r);
-                    Err((code, msg.to_string()))
-                }
+                Err(r) => Err(refusal_text(r)),
             }
         }
         AgentMsg::Hello {
@@ -217,11 +225,14 @@ async fn authenticate(
 }
 
 /// Serves one agent connection until it closes or the server shuts down.
+/// `authenticated` runs once the agent has proven its identity (the caller
+/// lifts its pre-authentication bounds then).
 pub async fn serve_agent<S>(
     d: Arc<Dispatcher>,
     ws: WebSocketStream<S>,
     peer: SocketAddr,
     shutdown: CancellationToken,
+    authenticated: impl FnOnce(),
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -254,6 +265,7 @@ pub async fn serve_agent<S>(
             return;
         }
     };
+    authenticated();
     let Hello {
         instance_id,
         known,
@@ -307,11 +319,15 @@ pub async fn serve_agent<S>(
                 break;
             }
         };
+        let beat = matches!(msg, AgentMsg::Heartbeat);
         if let Err(e) = super::reports::handle(&d, &instance_id, msg).await {
             // Nothing was acknowledged: closing makes the agent reconnect
             // and resend what it holds, once the store works again.
             tracing::warn!(instance = %instance_id, "agent message not stored ({e}); closing the connection");
             break;
+        }
+        if !beat {
+            d.touched();
         }
     }
     d.detach(&instance_id, serial);

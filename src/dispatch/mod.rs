@@ -87,6 +87,10 @@ pub struct Dispatcher {
     /// Woken after tasks may have become final, so queued webhook
     /// notifications go out at once (`notify::spawn` waits on it).
     pub webhook_wake: Arc<tokio::sync::Notify>,
+    /// Bumped whenever a task may have changed (state, output, control), so
+    /// the console's push channel re-reads what its viewer watches instead
+    /// of the browser polling (api/console_push.rs subscribes).
+    pub activity: tokio::sync::watch::Sender<u64>,
 }
 
 /// What the API shows about an agent's liveness.
@@ -118,7 +122,13 @@ impl Dispatcher {
             agents: Mutex::new(HashMap::new()),
             next_serial: std::sync::atomic::AtomicU64::new(1),
             webhook_wake: Default::default(),
+            activity: tokio::sync::watch::Sender::new(0),
         })
+    }
+
+    /// Tells console watchers that tasks may have changed.
+    pub fn touched(&self) {
+        self.activity.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     pub fn is_online(&self, instance_id: &str) -> bool {
@@ -312,6 +322,7 @@ impl Dispatcher {
         for instance_id in online {
             self.pump(&instance_id).await?;
         }
+        self.touched();
         Ok(())
     }
 
@@ -328,6 +339,7 @@ impl Dispatcher {
         // Notifications were queued in the same transactions that ended
         // the tasks; wake the sender now rather than at its next poll.
         self.webhook_wake.notify_one();
+        self.touched();
     }
 
     /// Cancels tasks: those not yet started end as CANCELLED, running ones

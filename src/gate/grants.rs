@@ -161,13 +161,18 @@ impl PolicyCache {
     pub(super) fn compile(
         &self,
         gate: &super::Gate,
+        uin: &str,
         docs: Vec<PolicyInput>,
         roles: Vec<RoleAssignment>,
         ip: Option<IpAddr>,
     ) -> Grants {
         let mut policies = Vec::with_capacity(docs.len());
         for (id, name, text) in docs {
-            let key = format!("policy/{id}");
+            // A document with policy variables (${uin}) is compiled per caller.
+            let (key, text) = match policy::variables::for_caller(&text, uin, &gate.account_uin) {
+                Some(filled) => (format!("policy/{id}/{uin}"), filled),
+                None => (format!("policy/{id}"), text),
+            };
             policies.push(self.get(&key, &text, || {
                 let empty = || policy::Document {
                     version: "2.0".into(),

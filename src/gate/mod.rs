@@ -152,7 +152,7 @@ impl Gate {
             .store
             .read(move |c| store::policies::load_policy_inputs(c, &who, &groups))
             .await?;
-        Ok(self.cache.compile(self, docs, roles, ip))
+        Ok(self.cache.compile(self, user_id, docs, roles, ip))
     }
 
     /// What applies now to a stored principal (an invoker's creator), with

@@ -104,6 +104,9 @@ pub enum Rule {
     Secret,
     /// `SecretNames`, optional.
     SecretList,
+    /// CAM's users, groups and policies, as each CAM action names them
+    /// (`api::cam::scope`).
+    Cam,
     /// A pseudo-action's resources are named by the action that decides it.
     Pseudo,
 }
@@ -127,6 +130,13 @@ const IVK: &[ResourceKind] = &[Invoker];
 const SEC: &[ResourceKind] = &[Secret];
 const SEC_INS: &[ResourceKind] = &[Secret, CvmInstance, LighthouseInstance, ManagedInstance];
 const CMD_IVK: &[ResourceKind] = &[Command, Invoker];
+// CAM's resources: a user (by uin), a group, a policy.
+const USR: &[ResourceKind] = &[CamUser];
+const GRP: &[ResourceKind] = &[CamGroup];
+const POL: &[ResourceKind] = &[CamPolicy];
+const USR_GRP: &[ResourceKind] = &[CamUser, CamGroup];
+const POL_USR: &[ResourceKind] = &[CamPolicy, CamUser];
+const POL_GRP: &[ResourceKind] = &[CamPolicy, CamGroup];
 const IVK_CMD_INS: &[ResourceKind] = &[
     Invoker,
     Command,
@@ -258,44 +268,49 @@ actions! {
     DescribeCommandContent: tat, Pseudo, CMD, All, Drover, Pseudo, [aa!("runbooks/content/read")];
     // Webhook deliveries of an invocation (its command) or an invoker.
     DescribeWebhookDeliveries: tat, Tat, CMD_IVK, All, Drover, Deliveries, [aa!("jobs/read")];
+    // CAM's actions are resource-scoped as CAM scopes them (Rule::Cam): an
+    // action on a user names `qcs::cam::uin/<OwnerUin>:uin/<Uin>`, on a group
+    // `...:group/<GroupId>`, on a policy `...:policyid/<PolicyId>`; an
+    // attachment or membership names both sides; role assignments and the
+    // simulator name the principal. Creating and listing stay operation-level.
     // Access management lives under cam: so that tat:* (QcloudTATFullAccess)
     // never lets anyone grant themselves more access. In Azure: role
     // assignments and definitions under Microsoft.Authorization; identities
     // and keys there too (drover), so a Contributor's NotActions exclude them.
-    CreateRoleAssignment: cam, Both, OP, All, Drover, Account, ["Microsoft.Authorization/roleAssignments/write"];
-    DeleteRoleAssignment: cam, Both, OP, All, Drover, Account, ["Microsoft.Authorization/roleAssignments/delete"];
+    CreateRoleAssignment: cam, Both, USR_GRP, All, Drover, Cam, ["Microsoft.Authorization/roleAssignments/write"];
+    DeleteRoleAssignment: cam, Both, USR_GRP, All, Drover, Cam, ["Microsoft.Authorization/roleAssignments/delete"];
     ListRoleAssignments: cam, Both, OP, All, Drover, Account, ["Microsoft.Authorization/roleAssignments/read"];
-    SimulatePrincipalPolicy: cam, Both, OP, All, Drover, Account, ["Microsoft.Authorization/permissions/read"];
+    SimulatePrincipalPolicy: cam, Both, USR, All, Drover, Cam, ["Microsoft.Authorization/permissions/read"];
     DescribeAuditEvents: cam, Tat, OP, All, Drover, Account, ["Microsoft.Insights/eventtypes/values/read"];
     AddUser: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/users/write"];
-    GetUser: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/users/read"];
+    GetUser: cam, Cam, USR, All, Drover, Cam, ["Microsoft.Authorization/users/read"];
     ListUsers: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/users/read"];
-    UpdateUser: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/users/write"];
-    DeleteUser: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/users/delete"];
+    UpdateUser: cam, Cam, USR, All, Drover, Cam, ["Microsoft.Authorization/users/write"];
+    DeleteUser: cam, Cam, USR, All, Drover, Cam, ["Microsoft.Authorization/users/delete"];
     CreateGroup: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/groups/write"];
-    GetGroup: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/groups/read"];
+    GetGroup: cam, Cam, GRP, All, Drover, Cam, ["Microsoft.Authorization/groups/read"];
     ListGroups: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/groups/read"];
-    DeleteGroup: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/groups/delete"];
-    AddUserToGroup: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/groups/write"];
-    RemoveUserFromGroup: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/groups/write"];
-    ListUsersForGroup: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/groups/read"];
-    ListGroupsForUser: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/groups/read"];
+    DeleteGroup: cam, Cam, GRP, All, Drover, Cam, ["Microsoft.Authorization/groups/delete"];
+    AddUserToGroup: cam, Cam, USR_GRP, All, Drover, Cam, ["Microsoft.Authorization/groups/write"];
+    RemoveUserFromGroup: cam, Cam, USR_GRP, All, Drover, Cam, ["Microsoft.Authorization/groups/write"];
+    ListUsersForGroup: cam, Cam, GRP, All, Drover, Cam, ["Microsoft.Authorization/groups/read"];
+    ListGroupsForUser: cam, Cam, USR, All, Drover, Cam, ["Microsoft.Authorization/groups/read"];
     CreatePolicy: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/roleDefinitions/write"];
-    GetPolicy: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/roleDefinitions/read"];
-    UpdatePolicy: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/roleDefinitions/write"];
-    DeletePolicy: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/roleDefinitions/delete"];
+    GetPolicy: cam, Cam, POL, All, Drover, Cam, ["Microsoft.Authorization/roleDefinitions/read"];
+    UpdatePolicy: cam, Cam, POL, All, Drover, Cam, ["Microsoft.Authorization/roleDefinitions/write"];
+    DeletePolicy: cam, Cam, POL, All, Drover, Cam, ["Microsoft.Authorization/roleDefinitions/delete"];
     ListPolicies: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/roleDefinitions/read"];
-    AttachUserPolicy: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/roleAssignments/write"];
-    DetachUserPolicy: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/roleAssignments/delete"];
-    AttachGroupPolicy: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/roleAssignments/write"];
-    DetachGroupPolicy: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/roleAssignments/delete"];
-    ListAttachedUserPolicies: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/roleAssignments/read"];
-    ListAttachedGroupPolicies: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/roleAssignments/read"];
-    ListAttachedUserAllPolicies: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/roleAssignments/read"];
-    CreateAccessKey: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/accessKeys/write"];
-    ListAccessKeys: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/accessKeys/listKeys/action"];
-    UpdateAccessKey: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/accessKeys/write"];
-    DeleteAccessKey: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/accessKeys/delete"];
+    AttachUserPolicy: cam, Cam, POL_USR, All, Drover, Cam, ["Microsoft.Authorization/roleAssignments/write"];
+    DetachUserPolicy: cam, Cam, POL_USR, All, Drover, Cam, ["Microsoft.Authorization/roleAssignments/delete"];
+    AttachGroupPolicy: cam, Cam, POL_GRP, All, Drover, Cam, ["Microsoft.Authorization/roleAssignments/write"];
+    DetachGroupPolicy: cam, Cam, POL_GRP, All, Drover, Cam, ["Microsoft.Authorization/roleAssignments/delete"];
+    ListAttachedUserPolicies: cam, Cam, USR, All, Drover, Cam, ["Microsoft.Authorization/roleAssignments/read"];
+    ListAttachedGroupPolicies: cam, Cam, GRP, All, Drover, Cam, ["Microsoft.Authorization/roleAssignments/read"];
+    ListAttachedUserAllPolicies: cam, Cam, USR, All, Drover, Cam, ["Microsoft.Authorization/roleAssignments/read"];
+    CreateAccessKey: cam, Cam, USR, All, Drover, Cam, ["Microsoft.Authorization/accessKeys/write"];
+    ListAccessKeys: cam, Cam, USR, All, Drover, Cam, ["Microsoft.Authorization/accessKeys/listKeys/action"];
+    UpdateAccessKey: cam, Cam, USR, All, Drover, Cam, ["Microsoft.Authorization/accessKeys/write"];
+    DeleteAccessKey: cam, Cam, USR, All, Drover, Cam, ["Microsoft.Authorization/accessKeys/delete"];
     GetUserAppId: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/users/read"];
 }
 
@@ -435,6 +450,14 @@ mod tests {
                 Rule::Secret | Rule::SecretList => kinds == SEC,
                 Rule::Pseudo => {
                     a.endpoint() == Endpoint::Pseudo && (kinds == SEC_INS || kinds == CMD)
+                }
+                // CAM's resources only, on the CAM endpoint (or both).
+                Rule::Cam => {
+                    a.endpoint() != Endpoint::Tat
+                        && !kinds.is_empty()
+                        && kinds
+                            .iter()
+                            .all(|k| matches!(k, CamUser | CamGroup | CamPolicy))
                 }
             };
             assert!(

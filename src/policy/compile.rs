@@ -38,7 +38,7 @@ impl CompiledStatement {
     }
 
     /// Does the statement cover this resource (`None`: operation-level `*`)?
-    pub(crate) fn resource(&self, name: Option<&QcsRef<'_>>, kind: u8) -> Tri {
+    pub(crate) fn resource(&self, name: Option<&QcsRef<'_>>, kind: u16) -> Tri {
         let mut t = Tri::False;
         for r in &self.resources {
             if r.matches(name, kind) {

@@ -9,6 +9,7 @@
 //!   Decisions name the deciding statements and the denied resource.
 //! * `actions`: every authorizable action and the resource kinds it takes.
 //! * `preset`: QcloudTATReadOnlyAccess, QcloudTATFullAccess and friends.
+//! * `variables`: `${uin}` and `${owner_uin}` filled in per caller.
 //! * `roles` + `azure_map`: Azure Automation's built-in roles, assigned at
 //!   account or command scope, compiled into the same policies.
 //!
@@ -25,6 +26,7 @@ mod glob;
 mod preset;
 mod resource;
 mod roles;
+pub mod variables;
 
 pub use actions::{
     action_info, policy_action, resources_for, Action, ActionInfo, Combine, Endpoint, Origin, Rule,

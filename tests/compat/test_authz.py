@@ -73,10 +73,14 @@ class Sub:
 
 
 class Env:
-    def __init__(self, server, cam, instances):
+    def __init__(self, server, cam, instances, root=None):
         self.server = server
         self.cam = cam
-        self.root = server.client()
+        # The suite's one root client: a second root client would open a
+        # second connection, and two different calls with identical
+        # parameters signed in the same second by one key on two
+        # connections are refused by the replay guard.
+        self.root = root or server.client()
         self.owner = cam_call(cam, "GetUserAppId").OwnerUin
         self.a, self.b = instances
         self.presets = {p.PolicyName: p.PolicyId
@@ -162,8 +166,8 @@ def sub_denied(sub, action, resource=None, **fields):
 
 
 @pytest.fixture(scope="module")
-def env(server, instance_ids):
-    return Env(server, make_cam_client(server), instance_ids)
+def env(server, instance_ids, client):
+    return Env(server, make_cam_client(server), instance_ids, client)
 
 
 # =============================================================================

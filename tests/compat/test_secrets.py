@@ -23,8 +23,8 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*fileds are useless")
 
 
 @pytest.fixture(scope="module")
-def env(server, instance_ids):
-    return Env(server, make_cam_client(server), instance_ids)
+def env(server, instance_ids, client):
+    return Env(server, make_cam_client(server), instance_ids, client)
 
 
 def secret(e, value=None):

@@ -3,16 +3,21 @@
 //! custom and preset policies, attachments and access keys. One file per
 //! resource family; this file routes actions and holds the shared readers.
 //!
-//! Authorization is not decided here yet: every authenticated principal may
-//! call every action. `load_policy_inputs` is what a policy engine reads.
+//! Authorization is decided in front of these handlers, by the same gate as
+//! every action; `scope` names the users, groups and policies each action
+//! reaches, so policies can grant CAM actions per resource.
+//! `load_policy_inputs` is what the policy engine reads.
 
 pub(super) mod groups;
 pub(super) mod keys;
 pub(super) mod policies;
+pub(crate) mod scope;
 pub(super) mod users;
 
 use rusqlite::Connection;
 use serde_json::Value;
+
+pub(crate) use users::check_password;
 
 use super::error::ApiError;
 use super::request::{Params, R};

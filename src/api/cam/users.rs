@@ -23,7 +23,7 @@ fn check_name(name: &str) -> R<()> {
 
 /// CAM's default password rule: 8 to 32 characters with an upper-case and a
 /// lower-case letter, a digit and a special character.
-fn check_password(pw: &str) -> R<()> {
+pub(crate) fn check_password(pw: &str) -> R<()> {
     let len = pw.chars().count();
     let ok = (8..=32).contains(&len)
         && pw.chars().any(|c| c.is_ascii_uppercase())
