@@ -368,11 +368,9 @@ pub async fn output(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value
         // What is stored and readable; bytes past --max-output-bytes are
         // counted in Dropped, and such an output is never Complete.
         "TotalSize": task.output_len - capped,
-        "Dropped": capped + task.missing_output(),
+        "Dropped": capped,
         "TaskStatus": task.status.as_str(),
-        // Final and holding every byte the agent reported: nothing cut by
-        // the output cap, nothing lost on the way (`Missing`, also counted
-        // in Dropped).
+        // Final, holding every byte the agent reported, and none past the cap.
         "Complete": task.status.is_final() && capped == 0 && task.missing_output() == 0,
         "Missing": task.missing_output(),
     }))
