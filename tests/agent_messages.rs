@@ -231,3 +231,45 @@ async fn forged_reports_change_nothing_but_the_senders_own_tasks() {
     assert_eq!(output_of(&b), "b\n");
     assert_eq!(task(&h, &inv_a).await["TaskStatus"], "RUNNING");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_longer_than_the_stored_output_is_shown_incomplete() {
+    let h = Harness::start().await;
+    let mut f = register(&h).await;
+    h.wait_online(std::slice::from_ref(&f.instance_id)).await;
+    let inv = h
+        .run("echo x", std::slice::from_ref(&f.instance_id), json!({}))
+        .await;
+    let t = f.run_task().await;
+    let now = drover::timefmt::now_ms();
+    f.send(AgentMsg::TaskStarted {
+        task_id: t.clone(),
+        started_at: now,
+    })
+    .await;
+    // 4 bytes arrive; the agent says it produced 10 and cannot resend more.
+    f.send(AgentMsg::Output {
+        task_id: t.clone(),
+        offset: 0,
+        data: b64("abcd"),
+    })
+    .await;
+    f.send(finished(&t, Some(0), (now, now + 1), 10)).await;
+    let task = h.wait_final(&inv, T30).await.remove(0);
+    assert_eq!(task["TaskStatus"], "SUCCESS", "{task}");
+    assert_eq!(output_of(&task), "abcd");
+    assert_eq!(task["TaskResult"]["Dropped"], 6, "{task}");
+    let info = task["ErrorInfo"].as_str().unwrap();
+    assert!(info.contains("6 of 10 bytes were lost"), "{info}");
+    let r = h
+        .call(
+            "DescribeInvocationTaskOutput",
+            json!({"InvocationTaskId": t}),
+        )
+        .await;
+    assert_eq!(
+        (r["Complete"].clone(), r["Missing"].clone()),
+        (json!(false), json!(6)),
+        "{r}"
+    );
+}

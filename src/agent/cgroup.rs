@@ -6,9 +6,10 @@
 //! is left in one small file (`cgroup.events`), and kills everything at once
 //! (`cgroup.kill`, Linux 5.14+; older kernels: SIGKILL to each listed pid).
 //!
-//! Layout: `<agent's own cgroup>/drover-agent.<tag>/<task id>/`, where the
+//! Layout: `<agent's own cgroup>/drover-agent/<tag>/<task id>/`, where the
 //! tag is derived from the agent's data dir, so two agents on one machine
-//! (tests do that) never touch each other's tasks. The task's first process
+//! (tests do that) never touch each other's tasks. An agent removes its
+//! (empty) directory when it shuts down. The task's first process
 //! moves itself in between fork and exec (`sys::prepare_child`), before it
 //! can start anything, and the agent checks afterwards that it got there;
 //! if not, that task falls back to process-group tracking.
@@ -57,8 +58,16 @@ impl Cgroups {
         let mount = cgroup2_mount()?;
         let own = own_cgroup()?;
         let base = mount.join(own.trim_start_matches('/'));
-        let dir = base.join(format!("drover-agent.{tag}"));
-        match std::fs::create_dir(&dir) {
+        let parent = base.join("drover-agent");
+        // Empty directories of agents that were killed (they cannot clean
+        // up) are pruned; a busy one is not empty and stays.
+        if let Ok(rd) = std::fs::read_dir(&parent) {
+            for e in rd.flatten().filter(|e| e.path().is_dir()) {
+                let _ = std::fs::remove_dir(e.path());
+            }
+        }
+        let dir = parent.join(tag);
+        match std::fs::create_dir_all(&dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => {
@@ -76,14 +85,12 @@ impl Cgroups {
     /// there if a previous agent crashed, and is killed first).
     pub fn create(&self, task_id: &str) -> std::io::Result<TaskCgroup> {
         let cg = self.task(task_id);
-        match std::fs::create_dir(&cg.path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                cg.kill();
-            }
-            Err(e) => return Err(e),
+        // create_dir_all: another agent's pruning may have taken our
+        // (then empty) directory away.
+        if cg.exists() {
+            cg.kill();
         }
-        Ok(cg)
+        std::fs::create_dir_all(&cg.path).map(|()| cg)
     }
 
     /// The cgroup a task has or would have.
@@ -93,9 +100,14 @@ impl Cgroups {
         }
     }
 
-    /// Removes this agent's (empty) directory of task cgroups.
+    /// Removes this agent's (empty) directory of task cgroups, and the
+    /// shared parent when no other agent uses it.
     pub fn remove(&self) -> bool {
-        std::fs::remove_dir(&self.dir).is_ok()
+        let gone = std::fs::remove_dir(&self.dir).is_ok();
+        if let Some(parent) = self.dir.parent() {
+            let _ = std::fs::remove_dir(parent);
+        }
+        gone
     }
 
     /// Names of the task cgroups present.

@@ -443,6 +443,9 @@ impl Supervisor {
             }
         }
         if let Some(cg) = &tracker.cgroup {
+            if let Some(us) = cg.cpu_usec() {
+                tracing::info!("task {task_id} used {} ms of CPU", us / 1000);
+            }
             // Empty unless a finished task left a daemon behind, which may
             // go on running (it is only killed on timeout or cancel).
             cg.remove();

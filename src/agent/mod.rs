@@ -160,8 +160,13 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), AgentEr
     } else {
         None
     };
-    let (mut tasks, mut outbox) =
-        Tasks::new(journal, work_root, shutdown.clone(), cgroups, cfg.max_tasks);
+    let (mut tasks, mut outbox) = Tasks::new(
+        journal,
+        work_root,
+        shutdown.clone(),
+        cgroups.clone(),
+        cfg.max_tasks,
+    );
     tasks.recover();
 
     let result = connect_loop(
@@ -184,6 +189,9 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), AgentEr
         _ = wait => {}
         _ = drain => {}
         _ = tokio::time::sleep(SHUTDOWN_WAIT) => tracing::warn!("tasks did not stop in time"),
+    }
+    if let Some(cgs) = &cgroups {
+        cgs.remove();
     }
     result
 }

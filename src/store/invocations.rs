@@ -357,7 +357,9 @@ pub fn append_output(conn: &Connection, task_id: &str, offset: i64, data: &[u8])
     else {
         return Ok(0);
     };
-    if TaskStatus::parse(&status).is_none_or(TaskStatus::is_final) {
+    // A final task takes no output, except TASK_TIMEOUT: its agent's late
+    // report (output, then result) may still replace it (`finish`).
+    if TaskStatus::parse(&status).is_none_or(|s| s.is_final() && s != TaskStatus::TaskTimeout) {
         return Ok(0);
     }
     let end = offset + data.len() as i64;
