@@ -20,6 +20,11 @@ use std::time::Duration;
 use common::{b64, new_client, spawn_agent, test_settings, wait_for, Agent, Client, Harness};
 use serde_json::{json, Value};
 
+/// The fault tests run one at a time: each drives hundreds of processes,
+/// and together they would load a 2-core machine past the timings they
+/// judge (heartbeats, deadlines), which is not the fault under test.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 const T60: Duration = Duration::from_secs(60);
 
 /// A size from the environment (`scripts/fault-fanout` runs the large
@@ -259,6 +264,7 @@ fn evidence_dir() -> tempfile::TempDir {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill9_of_the_server_during_a_fan_out_loses_and_repeats_nothing() {
+    let _serial = SERIAL.lock().await;
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("server");
     let (id, key) = drover::cli::admin::create_root_key(&data).unwrap();
@@ -335,6 +341,7 @@ async fn kill9_of_the_server_during_a_fan_out_loses_and_repeats_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill9_of_an_agent_during_a_fan_out_reports_what_really_happened() {
+    let _serial = SERIAL.lock().await;
     let mut h = Harness::start().await;
     h.add_agents(2).await;
     let ids = h.agent_ids();
@@ -367,6 +374,7 @@ async fn kill9_of_an_agent_during_a_fan_out_reports_what_really_happened() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_acknowledges_nothing_and_loses_nothing() {
+    let _serial = SERIAL.lock().await;
     let mut settings = test_settings();
     // A lost result would turn into TASK_TIMEOUT within the test.
     settings.result_grace_ms = 1_000;
@@ -472,6 +480,7 @@ async fn a_full_disk_acknowledges_nothing_and_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_to_one_agent_is_queued_not_dropped_and_bounded() {
+    let _serial = SERIAL.lock().await;
     let mut settings = test_settings();
     let slots = scale("DROVER_FAULT_SLOTS", 6);
     settings.agent_slots = slots as u32;
@@ -529,6 +538,7 @@ async fn a_burst_to_one_agent_is_queued_not_dropped_and_bounded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_agent_goes_offline_and_its_real_exit_wins() {
+    let _serial = SERIAL.lock().await;
     let mut settings = test_settings();
     settings.heartbeat_secs = 1;
     settings.result_grace_ms = 500;
