@@ -13,6 +13,7 @@
 //!
 //! shared leaves: protocol (server⇄agent messages), sign (TC3-HMAC-SHA256),
 //!                tls, crypto (secrets at rest), ids, timefmt, fsutil, iprange,
+//!                metrics (Prometheus counters and histograms, atomics),
 //!                library (the public commands and scenes, embedded)
 //! ```
 //!
@@ -40,6 +41,7 @@ pub mod fsutil;
 pub mod ids;
 pub mod iprange;
 pub mod library;
+pub mod metrics;
 pub mod notify;
 pub mod policy;
 pub mod protocol;

@@ -29,7 +29,8 @@ use super::jobctl::{self, Control};
 use super::journal::{Journal, JournalError, ProcessMark};
 use super::output::Utf8Chunker;
 use super::{procinfo, sys};
-use crate::protocol::{AgentMsg, Outcome, ServerMsg, TaskSpec};
+use crate::protocol::{AgentMsg, Outcome, ServerMsg, TaskSpec, TaskTimings};
+use crate::timefmt::now_us;
 
 /// Messages queued by tasks before the link picks them up.
 const OUTBOX: usize = 64;
@@ -118,6 +119,7 @@ impl Tasks {
     }
 
     fn start(&mut self, spec: TaskSpec) -> Option<AgentMsg> {
+        let received = now_us();
         let task_id = spec.task_id.clone();
         // The script is kept only in its 0600 script file for the run: the
         // journal (kept until the server's Ack) never needs it again, since
@@ -151,6 +153,11 @@ impl Tasks {
                 ));
             }
         }
+        let timings = TaskTimings {
+            received,
+            journaled: now_us(),
+            ..TaskTimings::default()
+        };
         let cancel = CancellationToken::new();
         let (suspend, suspend_rx) = watch::channel(false);
         let suspended_at = Arc::new(AtomicI64::new(0));
@@ -172,8 +179,15 @@ impl Tasks {
             self.work_root.clone(),
             self.tx.clone(),
         );
-        self.tracker
-            .spawn(run_task(spec, journal, work_root, tx, stops, suspended_at));
+        self.tracker.spawn(run_task(
+            spec,
+            journal,
+            work_root,
+            tx,
+            stops,
+            suspended_at,
+            timings,
+        ));
         None
     }
 
@@ -285,6 +299,7 @@ async fn run_task(
     tx: mpsc::Sender<AgentMsg>,
     stops: Stops,
     suspended_at: Arc<AtomicI64>,
+    mut timings: TaskTimings,
 ) {
     let task_id = spec.task_id.clone();
     let mut writer = match journal.output_writer(&task_id) {
@@ -299,6 +314,7 @@ async fn run_task(
         while let Some(ev) = erx.recv().await {
             let msg = match ev {
                 ExecEvent::Started { pgid, started_at } => {
+                    timings.spawned = now_us();
                     let mark = ProcessMark {
                         pgid,
                         start_ticks: procinfo::stat(pgid).map(|s| s.start_ticks).unwrap_or(0),
@@ -314,6 +330,9 @@ async fn run_task(
                     }
                 }
                 ExecEvent::Output { offset, data } => {
+                    if timings.first_output == 0 {
+                        timings.first_output = now_us();
+                    }
                     if let Some(w) = writer.as_mut() {
                         if let Err(e) = w.append(&data) {
                             tracing::warn!("task {task_id}: {e}");
@@ -335,11 +354,19 @@ async fn run_task(
         }
     };
     let (result, ()) = tokio::join!(exec::run(&spec, &work_root, etx, stops), relay);
+    timings.exited = now_us();
     let msg = finished(&task_id, &result);
     if let Err(e) = journal.finish(&task_id, &msg) {
         tracing::error!("task {task_id}: result not journaled: {e}");
     }
     tracing::info!("task {task_id} finished: {:?}", result.outcome);
+    timings.finished = now_us();
+    let _ = tx
+        .send(AgentMsg::TaskTimings {
+            task_id: task_id.clone(),
+            timings,
+        })
+        .await;
     let _ = tx.send(msg).await;
 }
 

@@ -100,6 +100,7 @@ impl Api {
     /// Serves `POST /`: every API action. Every call, whatever its outcome,
     /// leaves one audit event.
     pub async fn serve(self: Arc<Self>, req: Request<Incoming>, peer: SocketAddr) -> Reply {
+        let began = std::time::Instant::now();
         let request_id = crate::ids::request_id();
         let action = req
             .headers()
@@ -123,7 +124,11 @@ impl Api {
             Ok(_) => "Success".to_string(),
             Err(e) => e.code.to_string(),
         };
+        let audit_began = std::time::Instant::now();
         audit::record(&self, trail.into_event(&request_id, peer, &action, outcome)).await;
+        let m = &crate::metrics::METRICS;
+        m.stages.audit.observe_duration(audit_began.elapsed());
+        m.api_call(&action, began.elapsed());
         json_reply(StatusCode::OK, &envelope(&request_id, result))
     }
 

@@ -198,6 +198,8 @@ pub(crate) async fn start(
         .collect();
     let command_type = cmd.command_type.clone();
     let (inv_w, tasks_w) = (inv.clone(), tasks.clone());
+    let stages = &crate::metrics::METRICS.stages;
+    let began = std::time::Instant::now();
     api.store
         .write(move |c| {
             let found = instances::existing_ids(c, &instance_ids)?;
@@ -244,7 +246,10 @@ pub(crate) async fn start(
             }
             other => ApiError::from(other),
         })?;
+    stages.store.observe_duration(began.elapsed());
+    let began = std::time::Instant::now();
     api.dispatch.submit(&inv, &tasks).await?;
+    stages.push.observe_duration(began.elapsed());
     Ok(inv_id)
 }
 

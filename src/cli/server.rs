@@ -1,6 +1,8 @@
 //! `drover server`: the control plane, until SIGTERM or Ctrl-C.
 
 use std::path::PathBuf;
+
+use anyhow::Context;
 use std::process::ExitCode;
 
 use crate::dispatch::Settings;
@@ -48,10 +50,16 @@ pub struct ServerArgs {
     /// Longest wait, in milliseconds, between two webhook attempts.
     #[arg(long, default_value_t = 60_000)]
     pub webhook_max_backoff_ms: u64,
+    /// Serve Prometheus metrics at http://ADDR/metrics (plain HTTP, no
+    /// authentication: bind it to loopback or a monitoring network).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
 }
 
 pub fn main(a: ServerArgs) -> anyhow::Result<ExitCode> {
     super::init_tracing();
+    let metrics_listen = a.metrics_listen.clone();
+    let data_dir = a.data_dir.clone();
     let cfg = Config {
         data_dir: a.data_dir,
         listen: a.listen,
@@ -79,6 +87,20 @@ pub fn main(a: ServerArgs) -> anyhow::Result<ExitCode> {
         .build()?;
     rt.block_on(async move {
         let running = server::start(cfg).await?;
+        if let Some(addr) = metrics_listen {
+            let l = tokio::net::TcpListener::bind(&addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} for metrics"))?;
+            let bound = l.local_addr()?;
+            // Like server.addr: lets scripts find a port chosen with :0.
+            let _ = std::fs::write(data_dir.join("metrics.addr"), bound.to_string());
+            eprintln!("drover metrics on http://{bound}/metrics");
+            tokio::spawn(server::metrics::serve(
+                l,
+                running.api.clone(),
+                running.shutdown.clone(),
+            ));
+        }
         eprintln!(
             "drover server listening on https://{} (certificate {})",
             running.addr,

@@ -17,6 +17,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
 use super::{Dispatcher, AGENT_QUEUE};
+use crate::metrics::METRICS;
 use crate::protocol::{self, AgentMsg, MachineInfo, Outcome, ServerMsg};
 use crate::store::instances::{self, Instance, Refusal};
 use crate::store::invocations::{self, Finish};
@@ -239,6 +240,7 @@ pub async fn serve_agent<S>(
         Ok(v) => v,
         Err((code, message)) => {
             tracing::info!(%peer, code, "agent refused: {message}");
+            METRICS.agent_rejects.inc();
             let _ = sink
                 .send(encode(&ServerMsg::Rejected {
                     code: code.into(),
@@ -264,6 +266,7 @@ pub async fn serve_agent<S>(
         return;
     }
     tracing::info!(%peer, instance = %instance_id, "agent connected");
+    METRICS.agent_connects.inc();
     let (tx, mut rx) = mpsc::channel::<ServerMsg>(AGENT_QUEUE);
     let serial = d.attach(&instance_id, tx.clone(), job_control);
     let writer = tokio::spawn(async move {
@@ -405,6 +408,7 @@ fn outcome_status(o: Outcome) -> TaskStatus {
 
 async fn handle(d: &Dispatcher, instance_id: &str, msg: AgentMsg) -> crate::store::Result<()> {
     let now = now_ms();
+    METRICS.agent_messages.inc();
     match msg {
         AgentMsg::Heartbeat => d.heartbeat(instance_id),
         AgentMsg::TaskStarted {
@@ -417,7 +421,12 @@ async fn handle(d: &Dispatcher, instance_id: &str, msg: AgentMsg) -> crate::stor
                     let t = invocations::get_task(c, &task_id)?;
                     let inv = invocations::get(c, &t.invocation_id)?;
                     let deadline = started_at.max(now) + inv.timeout * 1000 + grace;
-                    invocations::mark_running(c, &task_id, started_at, deadline, now)
+                    let ran = invocations::mark_running(c, &task_id, started_at, deadline, now)?;
+                    if ran {
+                        let waited = (now - t.created_ms).max(0) as f64 / 1e3;
+                        METRICS.task_delivery.observe(waited);
+                    }
+                    Ok(ran)
                 })
                 .await?;
         }
@@ -452,6 +461,7 @@ async fn handle(d: &Dispatcher, instance_id: &str, msg: AgentMsg) -> crate::stor
         } => {
             let owner = instance_id.to_string();
             let tid = task_id.clone();
+            let read_at = std::time::Instant::now();
             let mine = d
                 .store
                 .write(move |c| {
@@ -475,10 +485,12 @@ async fn handle(d: &Dispatcher, instance_id: &str, msg: AgentMsg) -> crate::stor
                     let ended = invocations::finish(c, &tid, &f, now)?;
                     if ended {
                         crate::notify::task_final(c, &tid, now)?;
+                        METRICS.task_ended(t.created_ms, now);
                     }
                     Ok(Some(ended.then_some(t.invocation_id)))
                 })
                 .await;
+            METRICS.stages.commit.observe_duration(read_at.elapsed());
             // Ack also for a task we no longer know (deleted), so the agent
             // can drop it from its journal.
             let known = !matches!(mine, Ok(None));
@@ -495,6 +507,10 @@ async fn handle(d: &Dispatcher, instance_id: &str, msg: AgentMsg) -> crate::stor
         | AgentMsg::TaskResumed { .. }
         | AgentMsg::TaskControlFailed { .. } => {
             super::jobctl::apply_report(d, instance_id, msg).await?;
+        }
+        AgentMsg::TaskTimings { task_id, timings } => {
+            d.pushed
+                .record(&task_id, &timings, crate::timefmt::now_us());
         }
         AgentMsg::Register { .. } | AgentMsg::Hello { .. } => {}
     }

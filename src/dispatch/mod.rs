@@ -11,6 +11,7 @@ mod jobctl;
 mod link;
 pub mod rollout;
 mod sweep;
+mod timings;
 
 pub use jobctl::{ControlError, ControlRequest};
 pub use link::serve_agent;
@@ -71,6 +72,8 @@ pub struct Dispatcher {
     /// Woken after tasks may have become final, so queued webhook
     /// notifications go out at once (`notify::spawn` waits on it).
     pub webhook_wake: Arc<tokio::sync::Notify>,
+    /// When each task's RunTask was queued, for the stage metrics.
+    pushed: timings::PushStamps,
 }
 
 /// What the API shows about an agent's liveness.
@@ -101,6 +104,7 @@ impl Dispatcher {
             agents: Mutex::new(HashMap::new()),
             next_serial: std::sync::atomic::AtomicU64::new(1),
             webhook_wake: Default::default(),
+            pushed: Default::default(),
         })
     }
 
@@ -109,6 +113,11 @@ impl Dispatcher {
             .lock()
             .map(|m| m.contains_key(instance_id))
             .unwrap_or(false)
+    }
+
+    /// Agents connected now.
+    pub fn connected_count(&self) -> usize {
+        self.agents.lock().map(|m| m.len()).unwrap_or(0)
     }
 
     pub fn online_ids(&self) -> HashSet<String> {
@@ -278,6 +287,7 @@ impl Dispatcher {
             .await?;
         // A task cancelled meanwhile (or still held) is not sent.
         send.retain(|(id, _)| marked.contains(id));
+        self.pushed.pushed(send.iter().map(|(id, _)| id.as_str()));
         for (task_id, tx) in send {
             let spec = self.spec(inv, &task_id)?;
             // A full or closed queue means the agent is going away; the task

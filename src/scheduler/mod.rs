@@ -115,6 +115,7 @@ async fn plan_and_fire(
                         crate::timefmt::iso(at),
                         s.grace_ms / 1000
                     );
+                    crate::metrics::METRICS.scheduler_missed.inc();
                     record_only(api, &inv.id, at, reason, "MISSED").await;
                     handled = true;
                 }
@@ -158,9 +159,13 @@ async fn fire(api: &Api, inv: &Invoker, at: i64, late: bool) {
         format!("scheduled at {}", crate::timefmt::iso(at))
     };
     match crate::api::invocations::start_for_invoker(api, inv, at, reason).await {
-        Ok(inv_id) => tracing::info!(invoker = %inv.id, invocation = %inv_id, "invoker fired"),
+        Ok(inv_id) => {
+            crate::metrics::METRICS.scheduler_fired.inc();
+            tracing::info!(invoker = %inv.id, invocation = %inv_id, "invoker fired");
+        }
         Err(e) if e.code == crate::api::error::TRIGGER_HANDLED => {}
         Err(e) => {
+            crate::metrics::METRICS.scheduler_failed.inc();
             tracing::warn!(invoker = %inv.id, code = e.code, "invoker failed to start: {}", e.message);
             let reason = format!("failed to start: {} ({})", e.message, e.code);
             record_only(api, &inv.id, at, reason, "FAILED").await;

@@ -22,6 +22,7 @@ pub mod query;
 pub mod role_assignments;
 pub mod secrets;
 pub mod sessions;
+pub mod stats;
 pub mod status;
 pub mod users;
 pub mod webhooks;
@@ -188,6 +189,9 @@ fn writer_loop(mut conn: Connection, rx: std::sync::mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
+        let began = std::time::Instant::now();
+        let m = &crate::metrics::METRICS;
+        m.store_batch_jobs.observe(batch.len() as f64);
         let mut completions = Vec::with_capacity(batch.len());
         let committed = match conn.transaction() {
             Ok(mut tx) => {
@@ -201,6 +205,7 @@ fn writer_loop(mut conn: Connection, rx: std::sync::mpsc::Receiver<Job>) {
                 Err(StoreError::from(e))
             }
         };
+        m.store_commit.observe_duration(began.elapsed());
         let failed = committed.as_ref().err().map(|e| e.to_string());
         for c in completions {
             c(match &failed {
