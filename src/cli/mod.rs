@@ -8,6 +8,8 @@ use clap::{Parser, Subcommand};
 
 pub mod admin;
 pub mod agent;
+pub mod bench;
+mod bench_sim;
 pub mod demo;
 pub mod run;
 pub mod server;
@@ -35,6 +37,9 @@ pub enum Command {
     Run(run::RunArgs),
     /// Set-up tasks on the server's data directory.
     Admin(admin::AdminArgs),
+    /// Benchmark: a server and N simulated agents (scripts/bench-scale).
+    #[command(hide = true)]
+    BenchScale(bench::BenchArgs),
 }
 
 /// Default data directory of the server.
@@ -69,6 +74,7 @@ pub fn main() -> ExitCode {
         Command::Demo(a) => demo::main(a),
         Command::Run(a) => run::main(a),
         Command::Admin(a) => admin::main(a),
+        Command::BenchScale(a) => bench::main(a),
     };
     match result {
         Ok(code) => code,

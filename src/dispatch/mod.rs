@@ -195,9 +195,17 @@ impl Dispatcher {
     }
 
     fn spec(&self, inv: &Invocation, task_id: &str) -> Result<TaskSpec, StoreError> {
+        let mut spec = self.spec_template(inv)?;
+        spec.task_id = task_id.to_string();
+        Ok(spec)
+    }
+
+    /// An invocation's TaskSpec without its task id: the delivery is opened
+    /// and encoded once per fan-out, not once per task.
+    fn spec_template(&self, inv: &Invocation) -> Result<TaskSpec, StoreError> {
         let (content, mask) = self.open_delivery(inv)?;
         Ok(TaskSpec {
-            task_id: task_id.to_string(),
+            task_id: String::new(),
             invocation_id: inv.id.clone(),
             command_type: inv.command_type.clone(),
             content: base64::engine::general_purpose::STANDARD.encode(content),
@@ -287,9 +295,16 @@ impl Dispatcher {
             .await?;
         // A task cancelled meanwhile (or still held) is not sent.
         send.retain(|(id, _)| marked.contains(id));
+        if send.is_empty() {
+            return Ok(());
+        }
+        let template = self.spec_template(inv)?;
         self.pushed.pushed(send.iter().map(|(id, _)| id.as_str()));
         for (task_id, tx) in send {
-            let spec = self.spec(inv, &task_id)?;
+            let spec = TaskSpec {
+                task_id,
+                ..template.clone()
+            };
             // A full or closed queue means the agent is going away; the task
             // stays DELIVERING and is re-sent when the agent reconnects.
             let _ = tx.try_send(ServerMsg::RunTask(spec));
