@@ -35,6 +35,16 @@ pub struct BenchArgs {
     /// Seconds to sample idle CPU with everything connected.
     #[arg(long, default_value_t = 10)]
     pub idle_secs: u64,
+    /// API-only load instead of the rest: disconnect the agents, then
+    /// call RunCommand on the offline instances for this many seconds.
+    #[arg(long, default_value_t = 0)]
+    pub load_secs: u64,
+    /// Instances per RunCommand of the load.
+    #[arg(long, default_value_t = 10)]
+    pub load_per_call: usize,
+    /// Concurrent API clients of the load.
+    #[arg(long, default_value_t = 8)]
+    pub load_clients: usize,
 }
 
 /// InstanceIds per RunCommand (TAT's limit).
@@ -170,7 +180,7 @@ async fn wait_connected(maddr: &str, n: usize, limit: Duration) -> anyhow::Resul
     }
 }
 
-fn pct(sorted: &[f64], p: f64) -> f64 {
+pub(super) fn pct(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -244,6 +254,35 @@ async fn run(a: BenchArgs) -> anyhow::Result<()> {
         stats.get(&stats.attempts),
         stats.get(&stats.failures)
     );
+
+    if a.load_secs > 0 {
+        stop.cancel();
+        let ids = instance_ids(&client, a.n).await?;
+        let until = Instant::now() + Duration::from_secs(60);
+        while metric(&maddr, "drover_agents_connected").await? > 0.0 {
+            if Instant::now() > until {
+                bail!("agents still connected after 60 s");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let load = super::bench_load::Load {
+            url,
+            secret_id: id,
+            secret_key: key,
+            trust,
+            secs: a.load_secs,
+            per_call: a.load_per_call,
+            clients: a.load_clients,
+        };
+        super::bench_load::run(load, ids).await?;
+        let batch = metric(&maddr, "drover_store_batch_jobs_sum").await?
+            / metric(&maddr, "drover_store_batch_jobs_count")
+                .await?
+                .max(1.0);
+        println!("                         store: mean {batch:.1} jobs per transaction");
+        server.stop();
+        return Ok(());
+    }
 
     // 2. Idle: memory and CPU with everything connected.
     tokio::time::sleep(Duration::from_secs(2)).await;

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 pub mod admin;
 pub mod agent;
 pub mod bench;
+mod bench_load;
 mod bench_sim;
 pub mod demo;
 pub mod run;
