@@ -72,6 +72,30 @@ def rss_bytes(pid):
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
+def rollup(pid):
+    """{"Rss": bytes, "Pss": ..., "Anonymous": ...} from smaps_rollup."""
+    out = {}
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) == 3 and parts[2] == "kB":
+                    out[parts[0].rstrip(":")] = int(parts[1]) * 1024
+    except OSError:
+        pass
+    return out
+
+
+def ctxt_switches(pid):
+    """Voluntary + involuntary context switches: each is a wake-up."""
+    n = 0
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                n += int(line.split()[1])
+    return n
+
+
 def cpu_seconds(pid):
     """utime + stime of a process (its own, not its children's)."""
     with open(f"/proc/{pid}/stat") as f:
@@ -280,6 +304,8 @@ def main():
     ap.add_argument("--poll-ms", type=float, default=5.0, help="DescribeInvocations poll interval (default 5)")
     ap.add_argument("--max-concurrency", default=None,
                     help="roll out in waves (drover's MaxConcurrency, e.g. 10 or 10%%)")
+    ap.add_argument("--wakeups", type=float, default=0, metavar="SECS",
+                    help="count idle agents' wake-ups over SECS seconds (e.g. 60)")
     ap.add_argument("--stages", action="store_true",
                     help="print where each task's time goes (from the server's /metrics)")
     ap.add_argument("--work", required=True, help="scratch directory (the wrapper makes and removes it)")
@@ -333,6 +359,13 @@ def run(a, binary, procs):
     time.sleep(2)
     idle_agents = [rss_bytes(p.pid) for p, _ in agents]
     idle_server = rss_bytes(server.pid)
+    idle_roll = [rollup(p.pid) for p, _ in agents]
+    wakeups = None
+    if a.wakeups > 0:
+        w0 = [ctxt_switches(p.pid) for p, _ in agents]
+        time.sleep(a.wakeups)
+        w1 = [ctxt_switches(p.pid) for p, _ in agents]
+        wakeups = [(y - x) * 60 / a.wakeups for x, y in zip(w0, w1)]
 
     content = base64.b64encode(b"true").decode()
     poll_s = a.poll_ms / 1000
@@ -378,6 +411,14 @@ def run(a, binary, procs):
     print(f"  agent RSS (idle)       median {fmt_mib(statistics.median(idle_agents))}  max {fmt_mib(max(idle_agents))}"
           f"  (after the rounds: median {fmt_mib(statistics.median(busy_agents))}, max {fmt_mib(max(busy_agents))})")
     strip_note = {True: "stripped", False: "not stripped", None: "not ELF64"}[stripped]
+    if idle_roll and idle_roll[0]:
+        pss = statistics.median(r.get("Pss", 0) for r in idle_roll)
+        anon = statistics.median(r.get("Anonymous", 0) for r in idle_roll)
+        print(f"  agent memory (idle)    median PSS {fmt_mib(pss)}, anonymous {fmt_mib(anon)} "
+              f"(the rest of RSS is the binary's pages, shared by all agents)")
+    if wakeups is not None:
+        print(f"  agent wake-ups (idle)  median {statistics.median(wakeups):.1f}/min, "
+              f"max {max(wakeups):.1f}/min over {a.wakeups:g} s (context switches)")
     if a.stages:
         print_stages(m0, m1, a.rounds, a.n, visible)
     print(f"  agent binary           {size} bytes = {size / 1e6:.1f} MB ({fmt_mib(size)}), {strip_note}")
