@@ -415,11 +415,48 @@ async fn run(a: BenchArgs) -> anyhow::Result<()> {
         "  server RSS after       {:.1} MiB",
         proc_rss_mib(server.pid())
     );
+    server_means(&maddr).await?;
     stop.cancel();
     server.stop();
     if seen != ids.len() {
         bail!("paging saw {seen} tasks, expected {}", ids.len());
     }
+    Ok(())
+}
+
+/// Count and mean of one histogram series of the server's /metrics.
+async fn hist_mean(maddr: &str, name: &str, labels: &str) -> anyhow::Result<(f64, f64)> {
+    let l = if labels.is_empty() {
+        String::new()
+    } else {
+        format!("{{{labels}}}")
+    };
+    let sum = metric(maddr, &format!("{name}_sum{l}")).await?;
+    let count = metric(maddr, &format!("{name}_count{l}")).await?;
+    Ok((count, if count > 0.0 { sum / count } else { 0.0 }))
+}
+
+/// Means of the server's own histograms since its (re)start: where the
+/// server spent the fan-out.
+async fn server_means(maddr: &str) -> anyhow::Result<()> {
+    let api = "drover_api_request_seconds";
+    let stage = "drover_task_stage_seconds";
+    let mut line = String::from("  server means           ");
+    for (label, name, labels) in [
+        ("RunCommand", api, "action=\"RunCommand\""),
+        ("DescribeInvocations", api, "action=\"DescribeInvocations\""),
+        ("store write", stage, "stage=\"store\""),
+        ("push", stage, "stage=\"push\""),
+        ("audit", stage, "stage=\"audit\""),
+        ("result commit", stage, "stage=\"commit\""),
+        ("store commit", "drover_store_commit_seconds", ""),
+    ] {
+        let (n, m) = hist_mean(maddr, name, labels).await?;
+        line.push_str(&format!("{label} {} (n={n}); ", ms(m)));
+    }
+    let (_, jobs) = hist_mean(maddr, "drover_store_batch_jobs", "").await?;
+    line.push_str(&format!("{jobs:.1} jobs per store transaction"));
+    println!("{line}");
     Ok(())
 }
 
