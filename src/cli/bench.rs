@@ -535,3 +535,29 @@ async fn reader_loop(c: Client, stop: CancellationToken) -> Vec<f64> {
     }
     lat
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_pick_the_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(pct(&v, 0.5), 50.0);
+        assert_eq!(pct(&v, 0.99), 99.0);
+        assert_eq!(pct(&v, 1.0), 100.0);
+        assert_eq!(pct(&[7.0], 0.99), 7.0);
+        assert_eq!(pct(&[], 0.5), 0.0);
+    }
+
+    #[test]
+    fn reads_this_process_from_proc() {
+        let me = std::process::id();
+        assert!(proc_rss_mib(me) > 0.0);
+        let busy = (0..2_000_000u64).fold(0u64, |a, x| a.wrapping_add(x * x));
+        assert!(busy > 0);
+        let _ = proc_cpu_ticks(me);
+        assert_eq!(proc_cpu_ticks(u32::MAX), 0);
+    }
+}
