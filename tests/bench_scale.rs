@@ -9,9 +9,11 @@ use std::process::Command;
 #[test]
 fn bench_scale_runs_fifty_simulated_agents() {
     let work = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_drover"))
-        .args(["bench-scale", "50", "--idle-secs", "1", "--work"])
-        .arg(work.path().join("w"))
+    // Through the wrapper script, as a user runs it.
+    let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/bench-scale"))
+        .args(["50", "--idle-secs", "1"])
+        .env("DROVER_BIN", env!("CARGO_BIN_EXE_drover"))
+        .env("TMPDIR", work.path())
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -35,10 +37,10 @@ fn bench_scale_runs_fifty_simulated_agents() {
 #[test]
 fn bench_load_mode_reports_throughput() {
     let work = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_drover"))
-        .args(["bench-scale", "20", "--idle-secs", "0", "--load-secs", "1"])
-        .args(["--load-clients", "2", "--work"])
-        .arg(work.path().join("w"))
+    let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/bench-load"))
+        .args(["20", "--load-secs", "1", "--load-clients", "2"])
+        .env("DROVER_BIN", env!("CARGO_BIN_EXE_drover"))
+        .env("TMPDIR", work.path())
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -50,4 +52,23 @@ fn bench_load_mode_reports_throughput() {
     let line = text.lines().find(|l| l.contains("calls/s")).unwrap();
     let calls: f64 = line.split_whitespace().next().unwrap().parse().unwrap();
     assert!(calls > 0.0, "{text}");
+}
+
+#[test]
+fn bench_fanout_scripts_parse() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let sh = Command::new("bash")
+        .args(["-n", &format!("{root}/scripts/bench-fanout")])
+        .status()
+        .unwrap();
+    assert!(sh.success());
+    let py = Command::new("python3")
+        .args([
+            "-c",
+            "import ast, sys; ast.parse(open(sys.argv[1]).read())",
+            &format!("{root}/scripts/bench_fanout.py"),
+        ])
+        .status()
+        .unwrap();
+    assert!(py.success());
 }
