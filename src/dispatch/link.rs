@@ -416,9 +416,8 @@ async fn handle(d: &Dispatcher, instance_id: &str, msg: AgentMsg) -> crate::stor
             started_at,
         } => {
             let grace = d.settings.result_grace_ms;
-            let committed = d
-                .store
-                .queue(move |c| {
+            d.store
+                .write(move |c| {
                     let t = invocations::get_task(c, &task_id)?;
                     let inv = invocations::get(c, &t.invocation_id)?;
                     let deadline = started_at.max(now) + inv.timeout * 1000 + grace;
@@ -430,16 +429,6 @@ async fn handle(d: &Dispatcher, instance_id: &str, msg: AgentMsg) -> crate::stor
                     Ok(ran)
                 })
                 .await?;
-            // Queued is enough to go on: this connection's next writes
-            // (the task's output and result) are queued after it and commit
-            // after it. Waiting for the commit here held a short task's
-            // result back by one commit.
-            let instance = instance_id.to_string();
-            tokio::spawn(async move {
-                if let Err(e) = committed.await {
-                    tracing::warn!(%instance, "agent message failed: {e}");
-                }
-            });
         }
         AgentMsg::Output {
             task_id,

@@ -112,21 +112,6 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        self.queue(f).await?.await
-    }
-
-    /// Queues `f` for the next write batch and resolves as soon as it is
-    /// queued, to a future of its committed result. Jobs commit in the
-    /// order they were queued, so a caller that needs its writes ordered,
-    /// but not each one committed before going on, awaits only this.
-    pub async fn queue<T, F>(
-        &self,
-        f: F,
-    ) -> Result<impl std::future::Future<Output = Result<T>> + Send + 'static>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
-    {
         let (done_tx, done_rx) = oneshot::channel::<Result<T>>();
         let job: Job = Box::new(move |tx| {
             let outcome = match tx.savepoint() {
@@ -158,7 +143,7 @@ impl Store {
             }
             Err(std::sync::mpsc::TrySendError::Disconnected(_)) => return Err(StoreError::Closed),
         }
-        Ok(async move { done_rx.await.map_err(|_| StoreError::Closed)? })
+        done_rx.await.map_err(|_| StoreError::Closed)?
     }
 
     /// Runs `f` on a read connection off the async threads.
@@ -255,26 +240,6 @@ pub(crate) fn test_conn() -> Connection {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test]
-    async fn queued_jobs_commit_in_order_without_waiting() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let first = store
-            .queue(|c| {
-                c.execute("INSERT INTO meta(key, value) VALUES ('q', '1')", [])?;
-                Ok(())
-            })
-            .await
-            .unwrap();
-        // Queued after the insert: sees it, whether or not it has committed.
-        let seen: String = store
-            .write(|c| Ok(c.query_row("SELECT value FROM meta WHERE key = 'q'", [], |r| r.get(0))?))
-            .await
-            .unwrap();
-        assert_eq!(seen, "1");
-        first.await.unwrap();
-    }
 
     #[tokio::test]
     async fn failed_job_does_not_undo_its_batch_neighbours() {
