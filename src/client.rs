@@ -133,10 +133,17 @@ impl Client {
         let body = serde_json::to_vec(params).map_err(|e| ClientError::Transport(e.to_string()))?;
         let host = self.authority();
         let ts = crate::timefmt::now_ms() / 1000 + self.clock_skew;
+        let nonce = hex::encode(crate::ids::random_bytes::<12>());
+        let bound = crate::sign::Bound {
+            host: &host,
+            action,
+            version,
+            nonce: &nonce,
+        };
         let auth = crate::sign::authorization_header(
             &self.secret_id,
             &self.secret_key,
-            &host,
+            &bound,
             service,
             ts,
             &body,
@@ -147,6 +154,7 @@ impl Client {
             .header("x-tc-action", action)
             .header("x-tc-version", version)
             .header("x-tc-timestamp", ts.to_string())
+            .header(crate::sign::NONCE_HEADER, &nonce)
             .header("authorization", auth)
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| ClientError::Transport(e.to_string()))?;

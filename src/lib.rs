@@ -4,9 +4,14 @@
 //! Module map (dependencies point downwards only):
 //!
 //! ```text
-//! cli ─────► server (wiring) ─► api, web, dispatch, scheduler, notify
-//!  │                             │                    │
-//!  │                             ├─► policy (pure)    └─► api::invocations
+//! cli ─────► server (wiring) ─► api, web, scheduler, notify
+//!  │                             │          │
+//!  │                             ▼          ▼
+//!  │                             run (plans, start, invoker triggers)
+//!  │                             │
+//!  │                             ├─► gate (grants, resources, Authorized<T>)
+//!  │                             │     └─► policy (pure: the action table)
+//!  │                             ├─► dispatch (agents, roll-out, task ends)
 //!  ├─► agent (link, exec, journal)    ▼
 //!  │                             store (SQLite, the only SQL)
 //!  └─► client (signed API calls)
@@ -24,8 +29,13 @@
 //!   pure and synchronous.
 //! * `dispatch` owns live agent connections, pushes tasks and applies results;
 //!   `dispatch::rollout` releases rate-controlled tasks in waves as others end.
-//! * `scheduler` fires TAT invokers when due; it starts invocations through
-//!   the same path as InvokeCommand (`api::invocations`).
+//! * `gate` loads what applies to a caller, names resources with their tags
+//!   and builds `Authorized<T>`, the proof handlers and `run::start` take.
+//! * `run` is below api and scheduler: a run's plan (command row, resolved
+//!   instances, secrets), its checks, its start; and invoker triggers,
+//!   decided again against their creator's policy at every firing.
+//! * `scheduler` fires TAT invokers when due through `run::fire`; it knows
+//!   nothing of the API.
 //! * `notify` queues a webhook notification when an invocation ends (hooked
 //!   from dispatch inside the transaction that ends its last task) and sends
 //!   it, signed, with retries.
@@ -38,17 +48,21 @@ pub mod client;
 pub mod crypto;
 pub mod dispatch;
 pub mod fsutil;
+pub mod gate;
 pub mod ids;
 pub mod iprange;
 pub mod library;
 pub mod metrics;
+pub mod netguard;
 pub mod notify;
 pub mod policy;
 pub mod protocol;
+pub mod run;
 pub mod scheduler;
 pub mod server;
 pub mod sign;
 pub mod store;
 pub mod timefmt;
 pub mod tls;
+pub mod upkeep;
 pub mod web;

@@ -11,11 +11,11 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::Role;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
@@ -24,6 +24,7 @@ pub mod metrics;
 use crate::api::{json_reply, Api, Reply};
 use crate::crypto::SecretBox;
 use crate::dispatch::{self, Dispatcher, Settings};
+use crate::netguard::{Admission, Budgeted, ConnLimits, PreAuth};
 use crate::store::{keys, Store};
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +53,35 @@ pub struct Config {
     pub schedule: crate::scheduler::Settings,
     /// Retries and timeouts of webhook deliveries.
     pub webhooks: crate::notify::Settings,
+    /// Accept TC3 requests signed with `UNSIGNED-PAYLOAD` (default: refuse).
+    pub allow_unsigned_payload: bool,
+    /// Abuse bounds and storage upkeep (connection limits, timeouts, ...).
+    pub ops: OpsSettings,
+}
+
+/// Operational bounds of a server: what one client may hold, and how much
+/// the appliance keeps.
+#[derive(Debug, Clone)]
+pub struct OpsSettings {
+    /// Connection limits and timeouts of the HTTPS listener.
+    pub net: crate::netguard::Limits,
+    /// Output kept per task, in bytes (0: all of it).
+    pub max_output_bytes: i64,
+    /// How long invocations and audit events are kept.
+    pub retention: crate::store::retention::Retention,
+    /// How often the retention prune runs.
+    pub prune_interval: Duration,
+}
+
+impl Default for OpsSettings {
+    fn default() -> Self {
+        OpsSettings {
+            net: Default::default(),
+            max_output_bytes: crate::store::limits::DEFAULT_MAX_OUTPUT,
+            retention: Default::default(),
+            prune_interval: Duration::from_secs(24 * 3600),
+        }
+    }
 }
 
 /// A server running in this process.
@@ -88,7 +118,22 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
     let secrets = Arc::new(SecretBox::open(&cfg.data_dir)?);
     let store = Store::open(&cfg.data_dir)?;
     let account_uin = store.write(keys::account_uin).await?;
+    let cap = cfg.ops.max_output_bytes;
+    store
+        .write(move |c| crate::store::limits::set_max_output(c, cap))
+        .await?;
     let dispatch = Dispatcher::new(store.clone(), secrets.clone(), cfg.settings.clone());
+    let gate = Arc::new(crate::gate::Gate::new(
+        store.clone(),
+        cfg.region.clone(),
+        account_uin.clone(),
+    ));
+    let runner = Arc::new(crate::run::Runner {
+        store: store.clone(),
+        secrets: secrets.clone(),
+        dispatch: dispatch.clone(),
+        gate: gate.clone(),
+    });
     let api = Arc::new(Api {
         store,
         secrets,
@@ -96,8 +141,13 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
         account_uin,
         region: cfg.region.clone(),
         fingerprint: fingerprint.clone(),
-        policy_cache: Default::default(),
+        gate,
+        runner: runner.clone(),
         schedule_changed: Default::default(),
+        webhook_allow: cfg.webhooks.allow.clone(),
+        abuse: Default::default(),
+        replay: Default::default(),
+        allow_unsigned_payload: cfg.allow_unsigned_payload,
     });
     let listener = TcpListener::bind(&cfg.listen)
         .await
@@ -116,15 +166,24 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
         shutdown.clone(),
     );
     crate::scheduler::spawn(
-        api.clone(),
+        runner,
         api.schedule_changed.clone(),
         cfg.schedule,
         shutdown.clone(),
     );
+    crate::upkeep::spawn(
+        api.store.clone(),
+        cfg.ops.retention,
+        cfg.ops.prune_interval,
+        shutdown.clone(),
+    );
+    spawn_audit_flusher(api.clone(), shutdown.clone());
+    crate::netguard::raise_nofile_limit();
     let task = tokio::spawn(accept_loop(
         listener,
         acceptor,
         api.clone(),
+        ConnLimits::new(cfg.ops.net.clone()),
         shutdown.clone(),
     ));
     tracing::info!(%addr, fingerprint = %fingerprint, "drover server listening (https)");
@@ -142,8 +201,10 @@ async fn accept_loop(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     api: Arc<Api>,
+    conns: Arc<ConnLimits>,
     shutdown: CancellationToken,
 ) {
+    let mut conn_seq: u64 = 0;
     loop {
         let (tcp, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -156,20 +217,50 @@ async fn accept_loop(
                 }
             },
         };
+        // Over a limit: close at once, before any TLS work is spent on it.
+        let Some(admission) = conns.admit(peer.ip()) else {
+            tracing::debug!(%peer, "connection refused: limit reached");
+            drop(tcp);
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
         let (acceptor, api, shutdown) = (acceptor.clone(), api.clone(), shutdown.clone());
+        let limits = conns.limits().clone();
+        // Names the connection for the replay guard (see api::replay).
+        conn_seq += 1;
+        let conn_id = crate::api::ConnId(conn_seq);
         tokio::spawn(async move {
-            let tls =
-                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                    Ok(Ok(s)) => s,
-                    _ => return,
-                };
+            let admission = Arc::new(admission);
+            let tls = match tokio::time::timeout(limits.header_timeout, acceptor.accept(tcp)).await
+            {
+                Ok(Ok(s)) => s,
+                _ => return,
+            };
             let svc_shutdown = shutdown.clone();
-            let svc = service_fn(move |req| {
+            let svc_admission = admission.clone();
+            let request_timeout = limits.request_timeout;
+            let svc = service_fn(move |mut req: Request<Incoming>| {
+                req.extensions_mut().insert(conn_id);
                 let (api, shutdown) = (api.clone(), svc_shutdown.clone());
-                async move { Ok::<_, std::convert::Infallible>(route(api, req, peer, shutdown).await) }
+                let admission = svc_admission.clone();
+                async move {
+                    // Body and answer within the request timeout; a client
+                    // that drips its body is cut off (the connection closes).
+                    let routed = route(api, req, peer, shutdown, admission);
+                    Ok::<_, std::convert::Infallible>(
+                        match tokio::time::timeout(request_timeout, routed).await {
+                            Ok(r) => r,
+                            Err(_) => timed_out(),
+                        },
+                    )
+                }
             });
+            // The header timeout also bounds how long a kept-alive
+            // connection may sit idle: hyper starts it whenever it waits
+            // for the next request's head.
             let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_timeout)
                 .serve_connection(TokioIo::new(tls), svc)
                 .with_upgrades();
             tokio::pin!(conn);
@@ -182,6 +273,34 @@ async fn accept_loop(
             }
         });
     }
+}
+
+/// Writes the per-minute summaries of pre-authentication failures as their
+/// minutes end, and whatever is counted at shutdown.
+fn spawn_audit_flusher(api: Arc<Api>, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+            }
+            api.flush_pre_auth_audit(crate::timefmt::now_ms()).await;
+        }
+        api.flush_pre_auth_audit(i64::MAX).await;
+    });
+}
+
+/// The reply to a request that was not complete and answered in time.
+fn timed_out() -> Reply {
+    let mut r = json_reply(
+        StatusCode::REQUEST_TIMEOUT,
+        &serde_json::json!({"Response": {"Error": {"Code": "RequestTimeout", "Message": "the request was not received and answered in time"}}}),
+    );
+    r.headers_mut().insert(
+        hyper::header::CONNECTION,
+        hyper::header::HeaderValue::from_static("close"),
+    );
+    r
 }
 
 fn plain(status: StatusCode, text: &'static str) -> Reply {
@@ -197,12 +316,21 @@ async fn route(
     req: Request<Incoming>,
     peer: SocketAddr,
     shutdown: CancellationToken,
+    admission: Arc<Admission>,
 ) -> Reply {
     let path = req.uri().path().to_string();
     match (req.method(), path.as_str()) {
         (&Method::POST, "/") => api.serve(req, peer).await,
+        // The SDKs' reqMethod="GET" calls `GET /?Action=...` (v1) or `GET /?...`
+        // with TC3 headers; a browser's `GET /` still gets the console.
+        (&Method::GET, "/") if is_api_get(&req) => api.serve(req, peer).await,
+        (&Method::GET, "/console/push") => {
+            crate::api::console_push::upgrade(api, req, peer, shutdown).await
+        }
         (_, p) if p.starts_with("/console/") => crate::api::console::serve(api, req, peer).await,
-        (&Method::GET, crate::protocol::AGENT_PATH) => upgrade_agent(api, req, peer, shutdown),
+        (&Method::GET, crate::protocol::AGENT_PATH) => {
+            upgrade_agent(api, req, peer, shutdown, admission)
+        }
         (&Method::GET, "/healthz") => plain(StatusCode::OK, "ok\n"),
         (&Method::GET, p) => crate::web::serve(p),
         _ => json_reply(
@@ -212,11 +340,23 @@ async fn route(
     }
 }
 
+/// Whether a `GET /` is an API call rather than a browser opening the console.
+fn is_api_get(req: &Request<Incoming>) -> bool {
+    let h = req.headers();
+    h.contains_key(hyper::header::AUTHORIZATION)
+        || h.contains_key("x-tc-action")
+        || req.uri().query().is_some_and(|q| {
+            q.split('&')
+                .any(|kv| kv.starts_with("Action=") || kv.starts_with("Signature="))
+        })
+}
+
 fn upgrade_agent(
     api: Arc<Api>,
     mut req: Request<Incoming>,
     peer: SocketAddr,
     shutdown: CancellationToken,
+    admission: Arc<Admission>,
 ) -> Reply {
     let key = req
         .headers()
@@ -234,10 +374,21 @@ fn upgrade_agent(
     tokio::spawn(async move {
         match hyper::upgrade::on(&mut req).await {
             Ok(upgraded) => {
-                let ws =
-                    WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None)
-                        .await;
-                dispatch::serve_agent(dispatch, ws, peer, shutdown).await;
+                // 64 KB until the agent has authenticated; then messages
+                // as large as the protocol needs.
+                let pre_auth = PreAuth::default();
+                let io = Budgeted::new(TokioIo::new(upgraded), pre_auth.clone());
+                let cfg = WebSocketConfig {
+                    max_message_size: Some(crate::netguard::MAX_AGENT_MESSAGE),
+                    max_frame_size: Some(crate::netguard::MAX_AGENT_MESSAGE),
+                    ..WebSocketConfig::default()
+                };
+                let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(cfg)).await;
+                let authenticated = move || {
+                    pre_auth.lift();
+                    admission.leave_source();
+                };
+                dispatch::serve_agent(dispatch, ws, peer, shutdown, authenticated).await;
             }
             Err(e) => tracing::debug!("agent upgrade failed: {e}"),
         }

@@ -1,5 +1,7 @@
 //! TC3-HMAC-SHA256, the request signature of Tencent Cloud API 3.0, for both
-//! the server (verify) and drover's own client (sign).
+//! the server (verify) and drover's own client (sign), and the older v1
+//! signature (HmacSHA1/HmacSHA256 over the sorted parameters) that the SDKs
+//! still offer as `signMethod`, for the server only.
 //!
 //! The official SDKs sign `content-type;host` over the exact header values
 //! they send, so the server rebuilds the canonical request from the headers
@@ -91,6 +93,72 @@ pub fn verify(secret_key: &str, input: &SignInput<'_>, given_hex: &str) -> bool 
     hmac::verify(&key, sts.as_bytes(), &given).is_ok()
 }
 
+/// The v1 signature methods (`SignatureMethod`, default HmacSHA1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum V1Method {
+    HmacSha1,
+    HmacSha256,
+}
+
+impl V1Method {
+    pub fn parse(name: Option<&str>) -> Option<V1Method> {
+        match name {
+            None | Some("HmacSHA1") => Some(V1Method::HmacSha1),
+            Some("HmacSHA256") => Some(V1Method::HmacSha256),
+            Some(_) => None,
+        }
+    }
+}
+
+/// The v1 string to sign: `METHOD` + host + path + `?` + the parameters
+/// (all but `Signature`, decoded) sorted by name and joined as `k=v&...`,
+/// values as the client wrote them before URL-encoding.
+pub fn v1_string_to_sign(
+    method: &str,
+    host: &str,
+    path: &str,
+    params: &[(String, String)],
+) -> String {
+    let mut sorted: Vec<&(String, String)> =
+        params.iter().filter(|(k, _)| k != "Signature").collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    let joined: Vec<String> = sorted.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!("{method}{host}{path}?{}", joined.join("&"))
+}
+
+/// The base64 v1 signature of a string to sign.
+pub fn v1_signature(secret_key: &str, method: V1Method, string_to_sign: &str) -> String {
+    use base64::Engine;
+    let alg = match method {
+        V1Method::HmacSha1 => hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
+        V1Method::HmacSha256 => hmac::HMAC_SHA256,
+    };
+    let tag = hmac::sign(
+        &hmac::Key::new(alg, secret_key.as_bytes()),
+        string_to_sign.as_bytes(),
+    );
+    base64::engine::general_purpose::STANDARD.encode(tag.as_ref())
+}
+
+/// Checks a base64 v1 signature in constant time.
+pub fn v1_verify(
+    secret_key: &str,
+    method: V1Method,
+    string_to_sign: &str,
+    given_b64: &str,
+) -> bool {
+    use base64::Engine;
+    let Ok(given) = base64::engine::general_purpose::STANDARD.decode(given_b64.trim()) else {
+        return false;
+    };
+    let alg = match method {
+        V1Method::HmacSha1 => hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
+        V1Method::HmacSha256 => hmac::HMAC_SHA256,
+    };
+    let key = hmac::Key::new(alg, secret_key.as_bytes());
+    hmac::verify(&key, string_to_sign.as_bytes(), &given).is_ok()
+}
+
 /// A parsed `Authorization: TC3-HMAC-SHA256 Credential=..., SignedHeaders=..., Signature=...`.
 #[derive(Debug, PartialEq)]
 pub struct Authorization {
@@ -128,19 +196,37 @@ pub fn parse_authorization(value: &str) -> Option<Authorization> {
     })
 }
 
+/// What drover's own client signs besides the body: the official SDKs sign
+/// only content-type and host; drover also signs the action, the version and
+/// a per-request nonce, so its signatures are bound to their action and two
+/// identical calls in one second are still two requests.
+pub struct Bound<'a> {
+    pub host: &'a str,
+    pub action: &'a str,
+    pub version: &'a str,
+    pub nonce: &'a str,
+}
+
+/// The header drover's client puts its nonce in (signed, see `Bound`).
+pub const NONCE_HEADER: &str = "x-drover-nonce";
+
 /// Builds the Authorization header value for a JSON POST to `/`.
 pub fn authorization_header(
     secret_id: &str,
     secret_key: &str,
-    host: &str,
+    bound: &Bound<'_>,
     service: &str,
     timestamp: i64,
     body: &[u8],
 ) -> String {
     let headers = [
         ("content-type".to_string(), "application/json".to_string()),
-        ("host".to_string(), host.to_string()),
+        ("host".to_string(), bound.host.to_string()),
+        ("x-drover-nonce".to_string(), bound.nonce.to_string()),
+        ("x-tc-action".to_string(), bound.action.to_string()),
+        ("x-tc-version".to_string(), bound.version.to_string()),
     ];
+    let signed = "content-type;host;x-drover-nonce;x-tc-action;x-tc-version";
     let payload_hash = sha256_hex(body);
     let sig = signature(
         secret_key,
@@ -149,14 +235,14 @@ pub fn authorization_header(
             path: "/",
             query: "",
             headers: &headers,
-            signed_headers: "content-type;host",
+            signed_headers: signed,
             payload_hash: &payload_hash,
             timestamp,
             service,
         },
     );
     format!(
-        "{ALGORITHM} Credential={secret_id}/{}/{service}/tc3_request, SignedHeaders=content-type;host, Signature={sig}",
+        "{ALGORITHM} Credential={secret_id}/{}/{service}/tc3_request, SignedHeaders={signed}, Signature={sig}",
         scope_date(timestamp)
     )
 }
@@ -192,15 +278,57 @@ mod tests {
         );
     }
 
+    /// Cross-checked against the official Python SDK's `Sign.sign` and
+    /// `_format_sign_string` for the same parameters.
+    #[test]
+    fn v1_matches_official_sdk() {
+        let params = vec![
+            ("Action".to_string(), "DescribeRegions".to_string()),
+            ("Nonce".to_string(), "11886".to_string()),
+            ("Timestamp".to_string(), "1700000000".to_string()),
+            ("SecretId".to_string(), "AKID1".to_string()),
+            ("Version".to_string(), "2020-10-28".to_string()),
+            ("Signature".to_string(), "ignored".to_string()),
+        ];
+        let sts = v1_string_to_sign("GET", "127.0.0.1:8443", "/", &params);
+        assert_eq!(
+            sts,
+            "GET127.0.0.1:8443/?Action=DescribeRegions&Nonce=11886&SecretId=AKID1&Timestamp=1700000000&Version=2020-10-28"
+        );
+        let sha1 = v1_signature("SECRETKEY", V1Method::HmacSha1, &sts);
+        let sha256 = v1_signature("SECRETKEY", V1Method::HmacSha256, &sts);
+        assert_eq!(sha1, "96y+KH22cLeJi5BFYiYyFYWAcZs=");
+        assert_eq!(sha256, "GUzvlW/i3lEih+mrvk7RXQycgqIVXgFTOG7pyTDZBkQ=");
+        assert!(v1_verify("SECRETKEY", V1Method::HmacSha1, &sts, &sha1));
+        assert!(!v1_verify("SECRETKEY", V1Method::HmacSha256, &sts, &sha1));
+        assert!(!v1_verify("OTHER", V1Method::HmacSha1, &sts, &sha1));
+        assert!(!v1_verify("SECRETKEY", V1Method::HmacSha1, &sts, "%%"));
+        assert_eq!(V1Method::parse(None), Some(V1Method::HmacSha1));
+        assert_eq!(
+            V1Method::parse(Some("HmacSHA256")),
+            Some(V1Method::HmacSha256)
+        );
+        assert_eq!(V1Method::parse(Some("TC3-HMAC-SHA256")), None);
+    }
+
     #[test]
     fn parses_authorization_and_rejects_junk() {
-        let h = authorization_header("AKID1", "key", "h:1", "tat", 1_700_000_000, b"{}");
+        let bound = Bound {
+            host: "h:1",
+            action: "A",
+            version: "v",
+            nonce: "n",
+        };
+        let h = authorization_header("AKID1", "key", &bound, "tat", 1_700_000_000, b"{}");
         let a = parse_authorization(&h);
         assert!(a.is_some(), "{h}");
         let a = a.unwrap_or_else(|| unreachable!());
         assert_eq!(a.secret_id, "AKID1");
         assert_eq!(a.service, "tat");
-        assert_eq!(a.signed_headers, "content-type;host");
+        assert_eq!(
+            a.signed_headers,
+            "content-type;host;x-drover-nonce;x-tc-action;x-tc-version"
+        );
         assert!(parse_authorization("TC3-HMAC-SHA256 Credential=x").is_none());
         assert!(parse_authorization("HMAC Credential=a/b/c/tc3_request").is_none());
         let headers = [("host".to_string(), "h".to_string())];

@@ -145,7 +145,7 @@ async fn secret_reaches_the_agent_masked_and_is_stored_nowhere() {
     // Exact echo, a transformed echo, and the value written in two pieces
     // with a pause between (two reads of the pipe on the agent).
     let script = format!(
-        "v='{{{{secret:{name}}}}}'\n\
+        "v=\"{{{{secret:{name}}}}}\"\n\
          echo \"exact:$v\"\n\
          echo \"x{{{{secret:{name}}}}}y\" | rev\n\
          printf 'split:%s' \"${{v%??????}}\"; sleep 0.3; printf '%s\\n' \"${{v#${{v%??????}}}}\"\n\
@@ -166,7 +166,7 @@ async fn secret_reaches_the_agent_masked_and_is_stored_nowhere() {
     let r = h
         .call(
             "RunCommand",
-            json!({"Content": b64(&format!("echo '{{{{secret:{name}}}}}'")),
+            json!({"Content": b64(&format!("echo \"{{{{secret:{name}}}}}\"")),
                    "InstanceIds": [id], "SaveCommand": true}),
         )
         .await;
@@ -335,7 +335,7 @@ async fn unknown_modified_and_deleted_secrets() {
     // Parameters: the secret placeholder needs no default, and a parameter
     // value that looks like a placeholder stays text.
     let script = format!(
-        "printf '%s' '{{{{secret:{name}}}}}' | sha256sum | cut -c1-64\necho 'p={{{{p}}}}'\n"
+        "printf '%s' \"{{{{secret:{name}}}}}\" | sha256sum | cut -c1-64\necho 'p={{{{p}}}}'\n"
     );
     let cmd = command(
         &h,

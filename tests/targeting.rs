@@ -86,7 +86,10 @@ async fn tags_come_from_agent_flags_and_register_codes_and_the_api() {
     let code = h
         .call(
             "CreateRegisterCode",
-            json!({"Tags": [{"Key": "env", "Value": "prod"}, {"Key": "team", "Value": "ops"}]}),
+            json!({
+                "Tags": [{"Key": "env", "Value": "prod"}, {"Key": "team", "Value": "ops"}],
+                "AllowedAgentTagKeys": ["env", "rack"],
+            }),
         )
         .await;
     let shown = h
@@ -99,6 +102,10 @@ async fn tags_come_from_agent_flags_and_register_codes_and_the_api() {
         shown["RegisterCodeSet"][0]["Tags"],
         json!([{"Key": "env", "Value": "prod"}, {"Key": "team", "Value": "ops"}])
     );
+    assert_eq!(
+        shown["RegisterCodeSet"][0]["AllowedAgentTagKeys"],
+        json!(["env", "rack"])
+    );
     let value = code["RegisterCodeValue"].as_str().unwrap().to_string();
     // On a clash the register code's value wins over the agent's flag.
     let a = tagged_agent(&mut h, &value, &["env=dev", "rack=r1"]).await;
@@ -110,8 +117,14 @@ async fn tags_come_from_agent_flags_and_register_codes_and_the_api() {
             {"Key": "team", "Value": "ops"}
         ])
     );
-    let plain = h.code_value.clone();
-    let b = tagged_agent(&mut h, &plain, &["env=dev"]).await;
+    let env_only = h
+        .call(
+            "CreateRegisterCode",
+            json!({"AllowedAgentTagKeys": ["env"]}),
+        )
+        .await;
+    let env_only = env_only["RegisterCodeValue"].as_str().unwrap().to_string();
+    let b = tagged_agent(&mut h, &env_only, &["env=dev"]).await;
     assert_eq!(
         tags_of(&h, &b).await,
         json!([{"Key": "env", "Value": "dev"}])
@@ -330,7 +343,8 @@ async fn a_selector_is_no_way_around_a_denied_instance() {
         .await
         .unwrap_err();
     assert_eq!(code(&e), "AuthFailure.UnauthorizedOperation");
-    assert!(e.to_string().contains(&ids[1]), "{e}");
+    // The denial does not say which instance carries the tag.
+    assert!(!e.to_string().contains(&ids[1]), "{e}");
     assert_eq!(h.counts().await, before);
     // The allowed instance alone is fine, by id or by a selector.
     set_tags(&h, &ids[1], json!([])).await;
@@ -565,4 +579,122 @@ async fn an_invoker_resolves_its_targets_at_each_trigger() {
     let i = &shown["InvokerSet"][0];
     assert!(i.get("MaxConcurrency").is_none(), "{i}");
     assert_eq!(i["MaxErrors"], "1");
+}
+
+/// Runs an agent that must be refused at registration; returns its exit
+/// code and what it printed on stderr.
+async fn refused_agent(h: &Harness, code: &str, tags: &[&str]) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_drover"));
+    cmd.arg("agent")
+        .arg("--data-dir")
+        .arg(dir.path())
+        .arg("--server")
+        .arg(h.url())
+        .arg("--register-code")
+        .arg(code);
+    for t in tags {
+        cmd.arg("--tag").arg(t);
+    }
+    let out = cmd
+        .env_remove("DROVER_SERVER")
+        .env_remove("DROVER_REGISTER_CODE")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(T, out)
+        .await
+        .expect("a refused agent exits")
+        .unwrap();
+    assert!(saved_instance_id(dir.path()).is_none(), "no identity saved");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+/// Finding "register codes and tags": a machine holding a register code is
+/// not an authority over the tags that decide targeting and policy. Only
+/// keys the code allows (AllowedAgentTagKeys) may come from the agent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_tags_are_refused_unless_the_register_code_allows_their_key() {
+    let mut h = Harness::start().await;
+    let role_only = h
+        .call(
+            "CreateRegisterCode",
+            json!({"AllowedAgentTagKeys": ["role"]}),
+        )
+        .await;
+    let role_only_id = role_only["RegisterCodeId"].as_str().unwrap().to_string();
+    let role_only = role_only["RegisterCodeValue"].as_str().unwrap().to_string();
+    let tagless = h.code_value.clone();
+    // (code, agent tags, refused on key)
+    let cases: [(&str, &[&str], Option<&str>); 4] = [
+        (&tagless, &["env=prod"], Some("env")),
+        (&role_only, &["env=prod"], Some("env")),
+        (&role_only, &["role=web", "env=prod"], Some("env")),
+        (&role_only, &["role=web"], None),
+    ];
+    for (code, tags, refused) in cases {
+        let before = h.instance_count().await;
+        match refused {
+            Some(key) => {
+                let (status, stderr) = refused_agent(&h, code, tags).await;
+                assert_eq!(status, Some(1), "{tags:?}: {stderr}");
+                assert!(
+                    stderr.contains("TagKeyNotAllowed") && stderr.contains(&format!("{key:?}")),
+                    "{tags:?}: {stderr}"
+                );
+                assert_eq!(
+                    h.instance_count().await,
+                    before,
+                    "{tags:?}: nothing registered"
+                );
+            }
+            None => {
+                let id = tagged_agent(&mut h, code, tags).await;
+                assert_eq!(
+                    tags_of(&h, &id).await,
+                    json!([{"Key": "role", "Value": "web"}])
+                );
+                assert_eq!(h.instance_count().await, before + 1);
+            }
+        }
+    }
+    // A refused registration does not use up the code.
+    let codes = h
+        .call(
+            "DescribeRegisterCodes",
+            json!({"RegisterCodeIds": [role_only_id]}),
+        )
+        .await;
+    assert_eq!(codes["RegisterCodeSet"][0]["RegisteredCount"], 1);
+    // The prod selector reaches nothing: no secret, no script goes anywhere.
+    let (_, invocations) = h.counts().await;
+    let e = h
+        .call_err(
+            "RunCommand",
+            json!({"Content": b64("echo leaked"), "Targets": [{"Key": "tag:env", "Values": ["prod"]}]}),
+        )
+        .await;
+    assert_eq!(code_of(&e), "InvalidParameterValue.NoInstanceMatched");
+    assert_eq!(h.counts().await.1, invocations, "no invocation written");
+    // The allowed key works as a selector.
+    let r = h
+        .call(
+            "RunCommand",
+            json!({"Content": b64("echo web"), "Targets": [{"Key": "tag:role", "Values": ["web"]}]}),
+        )
+        .await;
+    let tasks = h.wait_final(r["InvocationId"].as_str().unwrap(), T).await;
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(tasks[0]["TaskStatus"], "SUCCESS");
+    // Bad allow-lists are refused.
+    for bad in [json!([""]), json!(["a", "a"]), json!("role")] {
+        let e = h
+            .call_err("CreateRegisterCode", json!({"AllowedAgentTagKeys": bad}))
+            .await;
+        assert!(code_of(&e).starts_with("InvalidParameter"), "{bad}: {e}");
+    }
 }

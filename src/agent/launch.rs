@@ -279,17 +279,30 @@ fn write_script(
     let file = dir.join(file_name);
     {
         use std::io::Write;
+        // O_NOFOLLOW: a symlink planted at the file's name is refused, never
+        // followed (create_new already refuses an existing name).
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&file)
             .map_err(fail)?;
         f.write_all(script).map_err(fail)?;
+        // The file first, through its open descriptor (no path lookup), and
+        // only then the directory: until the directory changes hands its new
+        // owner cannot reach (or replace) anything inside it.
+        if let Some(acc) = owner {
+            std::os::unix::fs::fchown(&f, Some(acc.uid), Some(acc.gid)).map_err(fail)?;
+        }
     }
     if let Some(acc) = owner {
-        std::os::unix::fs::chown(dir, Some(acc.uid), Some(acc.gid)).map_err(fail)?;
-        std::os::unix::fs::chown(&file, Some(acc.uid), Some(acc.gid)).map_err(fail)?;
+        let d = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+            .open(dir)
+            .map_err(fail)?;
+        std::os::unix::fs::fchown(&d, Some(acc.uid), Some(acc.gid)).map_err(fail)?;
     }
     Ok(guard)
 }
@@ -310,6 +323,43 @@ pub fn prepare_work_root(work_root: &Path) -> std::io::Result<()> {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn script_and_directory_go_to_the_task_user_without_following_links() {
+        use std::os::unix::fs::MetadataExt;
+        let t = tempfile::tempdir().unwrap();
+        // root hands the files to nobody; anyone else to itself (still the
+        // fchown path).
+        let acc = if sys::euid() == 0 {
+            sys::account_by_name("nobody").unwrap().unwrap()
+        } else {
+            sys::account_by_uid(sys::euid()).unwrap().unwrap()
+        };
+        let dir = t.path().join("task-1");
+        let guard = write_script(&dir, "script.sh", b"echo hi\n", Some(&acc)).unwrap();
+        for p in [dir.clone(), dir.join("script.sh")] {
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            assert_eq!((m.uid(), m.gid()), (acc.uid, acc.gid), "{}", p.display());
+        }
+        drop(guard);
+        assert!(!dir.exists());
+
+        // A symlink planted where the task directory goes is removed, not
+        // followed: its target keeps its owner and contents.
+        let victim = t.path().join("victim");
+        std::fs::create_dir(&victim).unwrap();
+        std::fs::write(victim.join("keep"), b"x").unwrap();
+        let before = std::fs::metadata(&victim).unwrap().uid();
+        std::os::unix::fs::symlink(&victim, &dir).unwrap();
+        let _g = write_script(&dir, "script.sh", b"true\n", Some(&acc)).unwrap();
+        assert!(!std::fs::symlink_metadata(&dir)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(std::fs::metadata(&victim).unwrap().uid(), before);
+        assert!(victim.join("keep").exists());
+        assert!(!victim.join("script.sh").exists());
+    }
 
     #[test]
     fn which_finds_sh_and_misses_nonsense() {

@@ -6,37 +6,16 @@
 use serde_json::{json, Value};
 
 use super::error::ApiError;
+use super::gate::Request;
 use super::request::{Params, R};
 use super::{Api, Principal};
+use crate::gate::Authorized;
 use crate::policy::{AzureRole, Resource, ResourceKind};
 use crate::store::policies::RoleAssignment;
 use crate::store::{commands, groups, role_assignments, users, StoreError};
 use crate::timefmt::{iso, now_ms};
 
 /// Whether `action` is one of this module's.
-pub fn handles(action: &str) -> bool {
-    matches!(
-        action,
-        "CreateRoleAssignment"
-            | "DeleteRoleAssignment"
-            | "ListRoleAssignments"
-            | "SimulatePrincipalPolicy"
-    )
-}
-
-pub async fn dispatch(api: &Api, p: &Principal, action: &str, q: Params) -> R<Value> {
-    match action {
-        "CreateRoleAssignment" => create(api, q).await,
-        "DeleteRoleAssignment" => delete(api, q).await,
-        "ListRoleAssignments" => list(api, q).await,
-        "SimulatePrincipalPolicy" => simulate(api, p, q).await,
-        other => Err(ApiError::new(
-            "InvalidAction",
-            format!("unknown action {other:?}"),
-        )),
-    }
-}
-
 fn principal_type(q: &mut Params, required: bool) -> R<Option<&'static str>> {
     let t = if required {
         Some(q.str("PrincipalType")?)
@@ -62,7 +41,7 @@ fn view(a: &RoleAssignment) -> Value {
     })
 }
 
-async fn create(api: &Api, mut q: Params) -> R<Value> {
+pub async fn create(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
     let kind = principal_type(&mut q, true)?.unwrap_or("user");
     let principal_id = q.str("PrincipalId")?;
     let role_name = q.str("RoleName")?;
@@ -111,7 +90,7 @@ async fn create(api: &Api, mut q: Params) -> R<Value> {
     Ok(json!({ "RoleAssignmentId": id }))
 }
 
-async fn delete(api: &Api, mut q: Params) -> R<Value> {
+pub async fn delete(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
     let id = q.str("RoleAssignmentId")?;
     q.finish()?;
     api.store
@@ -120,7 +99,7 @@ async fn delete(api: &Api, mut q: Params) -> R<Value> {
     Ok(json!({}))
 }
 
-async fn list(api: &Api, mut q: Params) -> R<Value> {
+pub async fn list(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
     let kind = principal_type(&mut q, false)?;
     let principal_id = q.opt_str("PrincipalId")?;
     let page = q.page()?;
@@ -154,7 +133,7 @@ async fn resource(api: &Api, given: &str) -> R<Resource> {
     )))
 }
 
-async fn simulate(api: &Api, caller: &Principal, mut q: Params) -> R<Value> {
+pub async fn simulate(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
     let kind = principal_type(&mut q, false)?.unwrap_or("user");
     let principal_id = q.str("PrincipalId")?;
     let action = q.str("Action")?;
@@ -181,10 +160,16 @@ async fn simulate(api: &Api, caller: &Principal, mut q: Params) -> R<Value> {
             .to_string()
     };
     let lookup = principal_id.clone();
-    let who = if principal_id == "root" {
+    // Whom to explain is the principal named, never the caller: the gate
+    // (cam::scope) has already decided that the caller may simulate it.
+    let who = if principal_id == "root" || principal_id == api.account_uin {
         Some(Principal {
+            user_id: "root".into(),
+            secret_id: String::new(),
+            uin: api.account_uin.clone(),
+            name: "root".into(),
+            group_ids: Vec::new(),
             grants: std::sync::Arc::new(super::authz::Grants::root()),
-            ..caller.clone()
         })
     } else {
         api.store

@@ -2,13 +2,15 @@
 //! was decided and how it ended; and DescribeAuditEvents, the drover
 //! extension that reads it back.
 
+use super::gate::Request;
+use crate::gate::Authorized;
 use std::net::SocketAddr;
 
 use hyper::http::request::Parts;
 use serde_json::{json, Value};
 
 use super::request::{Params, R};
-use super::{error::ApiError, Api, Principal};
+use super::{error::ApiError, Api};
 use crate::store::audit::{self, AuditEvent, AuditQuery};
 
 /// What a request revealed about itself on the way through `serve`.
@@ -63,14 +65,51 @@ impl Trail {
 }
 
 /// Appends one event. A failure to audit is logged loudly but does not turn
-/// a finished call into an error.
+/// a finished call into an error. A failure before authentication (no
+/// principal) is written in detail only up to a few per source and minute;
+/// the rest become one summary row (`abuse::PreAuthAudit`).
 pub async fn record(api: &Api, event: AuditEvent) {
-    if let Err(e) = api.store.write(move |c| audit::append(c, &event)).await {
+    let mut rows = Vec::new();
+    if event.principal.is_empty() && event.outcome != "Success" {
+        let ip = event
+            .source_ip
+            .parse()
+            .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+        let (detail, summaries) = api.abuse.pre_auth.note(ip, &event.outcome, event.time_ms);
+        rows.extend(summaries);
+        if detail {
+            rows.push(event);
+        }
+    } else {
+        rows.push(event);
+    }
+    write(api, rows).await;
+}
+
+/// Writes the summaries of pre-authentication windows that have ended
+/// (all of them with `i64::MAX`); the server calls it periodically and at
+/// shutdown, so a burst's count is written even when the source goes quiet.
+impl Api {
+    pub async fn flush_pre_auth_audit(&self, now_ms: i64) {
+        let rows = self.abuse.pre_auth.flush(now_ms);
+        write(self, rows).await;
+    }
+}
+
+async fn write(api: &Api, rows: Vec<AuditEvent>) {
+    if rows.is_empty() {
+        return;
+    }
+    let r = api
+        .store
+        .write(move |c| rows.iter().try_for_each(|e| audit::append(c, e)))
+        .await;
+    if let Err(e) = r {
         tracing::error!("audit log write failed: {e}");
     }
 }
 
-pub async fn describe(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+pub async fn describe(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
     let filters = q.filters(
         &["action", "principal", "outcome", "decision", "request-id"],
         false,

@@ -1,13 +1,15 @@
 //! Command actions: CreateCommand, ModifyCommand, DeleteCommand(s),
 //! DescribeCommands, PreviewReplacedCommandContent.
 
+use super::gate::{Named, Request};
+use crate::gate::Authorized;
 use base64::Engine;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::params;
-use super::request::{check_ids, check_unique, IdList, Params, R};
-use super::{views, Api, Principal};
+use super::request::{check_ids, IdList, Params, R};
+use super::{views, Api};
+use crate::run::params;
 use crate::store::commands::{self, Command, CommandQuery};
 use crate::timefmt::now_ms;
 
@@ -43,85 +45,45 @@ pub fn check_type(t: &str) -> R<()> {
     Ok(())
 }
 
-pub fn check_timeout(t: i64) -> R<()> {
-    if !(1..=86400).contains(&t) {
-        return Err(ApiError::new(
-            "InvalidParameterValue.Range",
-            format!("Timeout must be between 1 and 86400 seconds, got {t}"),
-        ));
-    }
-    Ok(())
-}
+pub use crate::run::settings::{
+    check_cos, check_timeout, check_username, check_workdir, default_workdir,
+};
 
-pub fn check_username(u: &str) -> R<()> {
-    let ok = u.len() <= 256
-        && u.chars()
-            .all(|c| !c.is_control() && !c.is_whitespace() && c != ':' && c != '/');
-    if !ok {
-        return Err(ApiError::new(
-            "InvalidParameterValue.InvalidUsername",
-            format!("{u:?} is not a valid user name"),
-        ));
+/// DefaultParameterConfs with TAT's nested rules checked (ParameterName and
+/// ParameterValue required, nothing else but ParameterDescription), with the
+/// same codes as top-level fields; `run::params` reads the values.
+fn read_confs(q: &mut Params) -> R<Option<Value>> {
+    let v = q.opt_value("DefaultParameterConfs");
+    if let Some(v) = &v {
+        super::request::string_objects(
+            "DefaultParameterConfs",
+            v.clone(),
+            &["ParameterName", "ParameterValue"],
+            &["ParameterDescription"],
+        )?;
     }
-    Ok(())
-}
-
-/// TAT's default working directory is /root; for a command that runs as
-/// another user, "" lets the agent use that user's home, which they can enter.
-pub fn default_workdir(username: &str) -> &'static str {
-    if username.is_empty() || username == "root" {
-        "/root"
-    } else {
-        ""
-    }
-}
-
-pub fn check_workdir(d: &str, command_type: &str) -> R<()> {
-    let unix = command_type == "SHELL" || command_type == "PYTHON";
-    let bad = d.len() > 512 || d.contains('\0') || (unix && !d.is_empty() && !d.starts_with('/'));
-    if bad {
-        return Err(ApiError::new(
-            "InvalidParameterValue.InvalidWorkingDirectory",
-            format!("WorkingDirectory {d:?} must be an absolute path"),
-        ));
-    }
-    Ok(())
-}
-
-pub fn check_cos(url: &str, prefix: &str) -> R<()> {
-    if !url.is_empty() && !url.starts_with("https://") {
-        return Err(ApiError::new(
-            "InvalidParameterValue.InvalidOutputCOSBucketUrl",
-            "OutputCOSBucketUrl must start with https://",
-        ));
-    }
-    let bad_prefix = prefix.chars().count() > 60
-        || prefix.starts_with('/')
-        || prefix.contains("//")
-        || prefix.split('/').any(|p| p == "..");
-    if bad_prefix {
-        return Err(ApiError::new(
-            "InvalidParameterValue.InvalidOutputCOSKeyPrefix",
-            "OutputCOSKeyPrefix: at most 60 characters, no leading /, no //, no .. segment",
-        ));
-    }
-    Ok(())
+    Ok(v)
 }
 
 pub fn read_tags(q: &mut Params) -> R<String> {
     let Some(v) = q.opt_value("Tags") else {
         return Ok("[]".into());
     };
-    #[derive(serde::Deserialize, serde::Serialize)]
-    #[serde(deny_unknown_fields)]
+    #[derive(serde::Serialize)]
     struct Tag {
         #[serde(rename = "Key")]
         key: String,
-        #[serde(rename = "Value", default)]
+        #[serde(rename = "Value")]
         value: String,
     }
-    let tags: Vec<Tag> = serde_json::from_value(v)
-        .map_err(|e| ApiError::new("InvalidParameter", format!("Tags is malformed: {e}")))?;
+    // Key and Value are both required in TAT's Tag model.
+    let tags: Vec<Tag> = super::request::string_objects("Tags", v, &["Key", "Value"], &[])?
+        .into_iter()
+        .map(|mut row| Tag {
+            key: row[0].take().unwrap_or_default(),
+            value: row[1].take().unwrap_or_default(),
+        })
+        .collect();
     if let Some(why) = crate::protocol::tag_keys_problem(tags.iter().map(|t| t.key.as_str())) {
         let code = if tags.len() > crate::protocol::MAX_TAGS {
             "InvalidParameterValue.LimitExceeded"
@@ -134,7 +96,8 @@ pub fn read_tags(q: &mut Params) -> R<String> {
 }
 
 /// The fields CreateCommand and RunCommand share, read and checked.
-pub fn read_new_command(q: &mut Params, name_required: bool) -> R<Command> {
+/// `tags` is the request's `Tags` as the gate read them.
+pub fn read_new_command(q: &mut Params, name_required: bool, tags: &str) -> R<Command> {
     let name = if name_required {
         Some(q.str("CommandName")?)
     } else {
@@ -159,9 +122,9 @@ pub fn read_new_command(q: &mut Params, name_required: bool) -> R<Command> {
     check_timeout(timeout)?;
     let enable = q.opt_bool("EnableParameter")?.unwrap_or(false);
     let dp = q.opt_str("DefaultParameters")?;
-    let confs = q.opt_value("DefaultParameterConfs");
+    let confs = read_confs(q)?;
     let defaults = params::read_defaults(enable, dp, confs)?;
-    let tags = read_tags(q)?;
+    let tags = tags.to_string();
     let cos_bucket_url = q.opt_str("OutputCOSBucketUrl")?.unwrap_or_default();
     let cos_key_prefix = q.opt_str("OutputCOSKeyPrefix")?.unwrap_or_default();
     check_cos(&cos_bucket_url, &cos_key_prefix)?;
@@ -203,8 +166,8 @@ pub fn command_id(q: &mut Params) -> R<String> {
     Ok(id)
 }
 
-pub async fn create(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
-    let cmd = read_new_command(&mut q, true)?;
+pub async fn create(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
+    let cmd = read_new_command(&mut q, true, &_a.tags())?;
     q.finish()?;
     let id = cmd.id.clone();
     let quota = super::misc::COMMAND_QUOTA;
@@ -226,16 +189,17 @@ pub async fn create(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     Ok(json!({ "CommandId": id }))
 }
 
-pub async fn modify(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
-    let id = command_id(&mut q)?;
+pub async fn modify(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value> {
+    let Named::ModifyCommand { id, content } = a.into_inner().named else {
+        return Err(ApiError::internal());
+    };
     let name = q.opt_str("CommandName")?;
     let description = q.opt_str("Description")?;
-    let content = q.opt_str("Content")?;
     let command_type = q.opt_str("CommandType")?;
     let working_directory = q.opt_str("WorkingDirectory")?;
     let timeout = q.opt_i64("Timeout")?;
     let dp = q.opt_str("DefaultParameters")?;
-    let confs = q.opt_value("DefaultParameterConfs");
+    let confs = read_confs(&mut q)?;
     let username = q.opt_str("Username")?;
     let cos_url = q.opt_str("OutputCOSBucketUrl")?;
     let cos_prefix = q.opt_str("OutputCOSKeyPrefix")?;
@@ -268,8 +232,12 @@ pub async fn modify(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     }
     if dp.is_some() || confs.is_some() {
         let d = params::read_defaults(cmd.enable_parameter, dp, confs)?;
-        cmd.default_parameters = d.default_parameters;
-        cmd.default_parameter_confs = d.confs;
+        // `******` read back from DescribeCommands keeps the hidden value.
+        let hidden = super::hidden::hidden_keys_b64(&cmd.content);
+        let old = std::mem::take(&mut cmd.default_parameters);
+        cmd.default_parameters =
+            super::hidden::restore_masked_values(&d.default_parameters, Some(&old), &hidden);
+        cmd.default_parameter_confs = super::hidden::restore_masked_confs(&d.confs, &old, &hidden);
     }
     if let Some(u) = username {
         check_username(&u)?;
@@ -307,33 +275,23 @@ async fn delete_ids(api: &Api, ids: Vec<String>) -> R<Value> {
     Ok(json!({}))
 }
 
-pub async fn delete_one(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
-    let id = command_id(&mut q)?;
+pub async fn delete_one(api: &Api, a: Authorized<Request>, q: Params) -> R<Value> {
+    let id = a.one("CommandId")?;
     q.finish()?;
     delete_ids(api, vec![id]).await
 }
 
-pub async fn delete_many(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
-    let ids = q
-        .opt_str_list("CommandIds")?
-        .ok_or_else(|| ApiError::missing("CommandIds"))?;
+pub async fn delete_many(api: &Api, a: Authorized<Request>, q: Params) -> R<Value> {
+    // The gate read CommandIds (1 to 100, well formed, each once).
+    let ids = a.ids().ok_or_else(|| ApiError::missing("CommandIds"))?;
     q.finish()?;
-    if ids.is_empty() {
-        return Err(ApiError::missing("CommandIds"));
-    }
-    check_ids(
-        "CommandIds",
-        &ids,
-        "cmd",
-        100,
-        "InvalidParameterValue.InvalidCommandId",
-    )?;
-    check_unique("CommandIds", &ids)?;
     delete_ids(api, ids).await
 }
 
-pub async fn describe(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
-    let (ids, filters) = q.ids_or_filters(
+pub async fn describe(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value> {
+    let p = a.who();
+    let (ids, filters) = q.given_ids_or_filters(
+        a.ids(),
         IdList {
             name: "CommandIds",
             prefix: "cmd",
@@ -384,15 +342,15 @@ pub async fn describe(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
                 crate::policy::DESCRIBE_COMMAND_CONTENT,
                 &[vis.command(&c.id, &c.tags)],
             );
-            views::command(c, content)
+            views::command(&super::hidden::shown_command(c), content)
         })
         .collect();
     Ok(json!({ "TotalCount": total, "CommandSet": set }))
 }
 
-pub async fn preview(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+pub async fn preview(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value> {
     let parameters = q.opt_str("Parameters")?;
-    let command_id = q.opt_str("CommandId")?;
+    let command_id = a.opt_one();
     let content = q.opt_str("Content")?;
     q.finish()?;
     let (bytes, defaults, enabled) = match (command_id, content) {
@@ -410,6 +368,7 @@ pub async fn preview(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
                 1,
                 "InvalidParameterValue.InvalidCommandId",
             )?;
+            // The gate decided tat:DescribeCommandContent on it too.
             let cmd = api.store.read(move |c| commands::get(c, &id)).await?;
             (
                 params::decode_content(&cmd.content)?,
@@ -429,6 +388,10 @@ pub async fn preview(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
         let given = parameters
             .map(|p| params::parse_map("Parameters", &p))
             .transpose()?;
+        // Hidden values are shown as `******` (api::hidden), even to root.
+        let hidden = super::hidden::hidden_keys(&bytes);
+        let given = given.map(|g| super::hidden::masked_values(&g, &hidden));
+        let defaults = super::hidden::mask_values_json(&defaults, &hidden);
         params::replace(&bytes, &defaults, given.as_ref(), None)?.content
     } else {
         bytes

@@ -23,7 +23,7 @@ use super::request::Params;
 use super::{envelope, json_reply, Api, Principal, Reply, Service, CAM_VERSION, TAT_VERSION};
 use crate::sign::sha256_hex;
 use crate::store::sessions::{self, Session};
-use crate::store::users::{self, LoginError};
+use crate::store::users::LoginError;
 use crate::timefmt::{iso, now_ms};
 
 pub const COOKIE: &str = "drover_session";
@@ -56,7 +56,7 @@ fn session_token(parts: &Parts) -> Option<String> {
 
 /// Refuses cross-site requests outright: a browser always sends Origin on
 /// a cross-origin POST, and it must name this very host.
-fn same_origin(parts: &Parts) -> bool {
+pub(super) fn same_origin(parts: &Parts) -> bool {
     match (header(parts, "origin"), header(parts, "host")) {
         (None, _) => true,
         (Some(origin), Some(host)) => origin.strip_prefix("https://") == Some(host),
@@ -100,7 +100,7 @@ pub async fn serve(api: Arc<Api>, req: Request<Incoming>, peer: SocketAddr) -> R
     } else {
         match (&parts.method, path.as_str()) {
             (&Method::POST, "/console/login") => {
-                let r = login(&api, body, &mut trail, &mut set_cookie).await;
+                let r = login(&api, body, peer, &mut trail, &mut set_cookie).await;
                 ("ConsoleLogin".to_string(), r)
             }
             (&Method::POST, "/console/logout") => {
@@ -110,6 +110,10 @@ pub async fn serve(api: Arc<Api>, req: Request<Incoming>, peer: SocketAddr) -> R
             (&Method::GET, "/console/session") => (
                 "ConsoleSession".to_string(),
                 whoami(&api, &parts, &mut trail).await,
+            ),
+            (&Method::POST, "/console/can" | "/console/groups" | "/console/validate-policy") => (
+                "ConsoleView".to_string(),
+                console_view(&api, &parts, body, &path, peer, &mut trail).await,
             ),
             (&Method::POST, "/console/api") => {
                 let action = header(&parts, "x-tc-action").unwrap_or("").to_string();
@@ -125,8 +129,9 @@ pub async fn serve(api: Arc<Api>, req: Request<Incoming>, peer: SocketAddr) -> R
             ),
         }
     };
-    // Session lookups are not worth an audit row each; everything else is.
-    if action != "ConsoleSession" {
+    // Session lookups and read-only views are not worth an audit row each;
+    // everything else is.
+    if action != "ConsoleSession" && action != "ConsoleView" {
         let outcome = match &result {
             Ok(_) => "Success".to_string(),
             Err(e) => e.code.to_string(),
@@ -144,19 +149,31 @@ pub async fn serve(api: Arc<Api>, req: Request<Incoming>, peer: SocketAddr) -> R
     reply
         .headers_mut()
         .insert("cache-control", HeaderValue::from_static("no-store"));
+    reply.headers_mut().insert(
+        "strict-transport-security",
+        HeaderValue::from_static("max-age=31536000"),
+    );
     reply
 }
 
 async fn login(
     api: &Api,
     body: Incoming,
+    peer: SocketAddr,
     trail: &mut Trail,
     set_cookie: &mut Option<HeaderValue>,
 ) -> Result<Value, ApiError> {
     let mut q = Params::parse(&body_of(body).await?)?;
     let name = q.str("UserName")?;
     let password = q.str("Password")?;
+    // Sets a new password in the same sign-in: required when the user must
+    // reset it (NeedResetPassword), allowed any time.
+    let new_password = q.opt_str("NewPassword")?;
     q.finish()?;
+    let new_hash = match new_password {
+        Some(pw) => Some(new_password_hash(pw, password.clone()).await?),
+        None => None,
+    };
     trail.resources = vec![name.clone()];
     let now = now_ms();
     let token = new_token();
@@ -165,7 +182,7 @@ async fn login(
     let lookup = name.clone();
     let facts = api
         .store
-        .read(move |c| users::login_facts(c, &lookup))
+        .read(move |c| super::console_root::login_facts(c, &lookup))
         .await?;
     // The PBKDF2 check is slow on purpose: run it on the blocking pool,
     // never inside the store's single writer.
@@ -173,11 +190,18 @@ async fn login(
         .as_ref()
         .and_then(|f| f.password_hash.clone())
         .unwrap_or_default();
+    // A bounded number of hashes at once, and a per-source budget of
+    // attempts (api/abuse.rs): a flood of sign-ins is refused, not queued.
+    let ticket = api.abuse.login.enter(peer.ip(), now).await?;
     let ok = tokio::task::spawn_blocking(move || {
         crate::crypto::verify_password_hash(&stored, &password)
     })
     .await
     .map_err(|_| ApiError::internal())?;
+    if ok {
+        ticket.succeeded();
+    }
+    drop(ticket);
     let outcome = match facts {
         None => Err(LoginError::UnknownUser),
         Some(f) if f.locked_until_ms > now => Err(LoginError::Locked {
@@ -186,10 +210,15 @@ async fn login(
         Some(f) => {
             api.store
                 .write(move |c| {
-                    match users::record_login(c, &f.uin, ok, now) {
+                    match super::console_root::record_login(c, &f.uin, ok, now) {
                         Ok(()) => {}
                         Err(LoginError::Store(e)) => return Err(e),
                         Err(other) => return Ok(Err(other)),
+                    }
+                    match &new_hash {
+                        Some(h) => super::console_root::reset_password(c, &f.uin, h)?,
+                        None if f.need_reset_password => return Ok(Err(LoginError::ResetRequired)),
+                        None => {}
                     }
                     let s = Session {
                         user_id: f.uin.clone(),
@@ -212,6 +241,12 @@ async fn login(
                 iso(until_ms)
             ),
         ),
+        // Said only after the right password: nothing leaks to a guesser.
+        LoginError::ResetRequired => ApiError::new(
+            "AuthFailure.PasswordResetRequired",
+            "this password must be changed before signing in: send UserName, Password and \
+             NewPassword to /console/login",
+        ),
         // One answer for unknown user, wrong password and disabled console
         // login, so sign-in reveals nothing about which names exist.
         _ => ApiError::new(
@@ -230,8 +265,27 @@ async fn login(
     }))
 }
 
+/// Checks a new console password against CAM's rule and against the
+/// current one (a reset that keeps the password is no reset), then hashes
+/// it, all off the async threads.
+async fn new_password_hash(new: String, current: String) -> Result<Vec<u8>, ApiError> {
+    super::cam::check_password(&new)?;
+    if new == current {
+        return Err(ApiError::new(
+            "InvalidParameter.PasswordViolatedRules",
+            "NewPassword must differ from the current password",
+        ));
+    }
+    tokio::task::spawn_blocking(move || crate::crypto::hash_password(&new))
+        .await
+        .map_err(|_| ApiError::internal())
+}
+
 /// The session and principal behind a request's cookie.
-async fn session(api: &Api, parts: &Parts) -> Result<(String, Session, Principal), ApiError> {
+pub(super) async fn session(
+    api: &Api,
+    parts: &Parts,
+) -> Result<(String, Session, Principal), ApiError> {
     let none = || {
         ApiError::new(
             "AuthFailure.SessionExpired",
@@ -248,10 +302,20 @@ async fn session(api: &Api, parts: &Parts) -> Result<(String, Session, Principal
             let Some(s) = sessions::touch(c, &h, now, IDLE_MS)? else {
                 return Ok(None);
             };
-            Ok(super::auth::principal_for_user(c, &s.user_id)?.map(|p| (s, p)))
+            // Password changes, ConsoleLogin=0, a reset demand and deletion
+            // end sessions when they happen (store::users); this check makes
+            // a session that survived any other way worthless too.
+            if s.user_id != crate::store::root_login::ROOT
+                && !crate::store::users::may_keep_session(c, &s.user_id)?
+            {
+                sessions::delete(c, &h)?;
+                return Ok(None);
+            }
+            Ok(super::console_root::principal(c, &s.user_id)?.map(|p| (s, p)))
         })
         .await?;
-    let (s, p) = found.ok_or_else(none)?;
+    let (s, mut p) = found.ok_or_else(none)?;
+    super::console_root::fill_account(api, &mut p);
     Ok((hash, s, p))
 }
 
@@ -319,4 +383,27 @@ async fn console_call(
     let params = Params::parse(&body_of(body).await?)?;
     api.call(&p, service, action, params, Some(peer.ip()), trail)
         .await
+}
+
+/// The console's own read-only views (api/console_push.rs), behind the
+/// session and its CSRF token like every other console call.
+async fn console_view(
+    api: &Api,
+    parts: &Parts,
+    body: Incoming,
+    path: &str,
+    peer: SocketAddr,
+    trail: &mut Trail,
+) -> Result<Value, ApiError> {
+    let (_, s, p) = session(api, parts).await?;
+    trail.principal = p.user_id.clone();
+    check_csrf(parts, &s)?;
+    let body = body_of(body).await?;
+    if path == "/console/can" {
+        super::console_push::can(api, &p, &body, peer.ip()).await
+    } else if path == "/console/validate-policy" {
+        super::console_push::validate_policy(&body)
+    } else {
+        super::console_push::groups(api, &p, &body, peer.ip()).await
+    }
 }

@@ -122,6 +122,33 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// What stopped a run, as its TAT code.
+impl From<crate::run::RunError> for ApiError {
+    fn from(e: crate::run::RunError) -> ApiError {
+        use crate::run::RunError as E;
+        match e {
+            E::Invalid { code, message } => ApiError::new(code, message),
+            E::InstanceNotFound(_) => {
+                ApiError::new("ResourceNotFound.InstanceNotFound", e.to_string())
+            }
+            E::SecretNotFound(_) => ApiError::new("ResourceNotFound.SecretNotFound", e.to_string()),
+            E::SecretsUnsupported(_) => ApiError::new(
+                "InvalidParameterValue.SecretUnsupportedCommandType",
+                e.to_string(),
+            ),
+            E::UnsupportedType { .. } => ApiError::new(
+                "InvalidParameterValue.AgentUnsupportedCommandType",
+                e.to_string(),
+            ),
+            E::Denied(d) => d.into(),
+            E::Orphaned(m) => ApiError::new("FailedOperation", m),
+            E::TriggerHandled => ApiError::new(TRIGGER_HANDLED, e.to_string()),
+            E::Store(s) => s.into(),
+            E::Internal => ApiError::internal(),
+        }
+    }
+}
+
 /// Job control (Suspend/ResumeInvocation) that reached no task.
 impl From<ControlError> for ApiError {
     fn from(e: ControlError) -> ApiError {
@@ -152,7 +179,7 @@ impl From<crate::notify::WebhookError> for ApiError {
     fn from(e: crate::notify::WebhookError) -> ApiError {
         use crate::notify::WebhookError::*;
         let code = match e {
-            BadUrl(_) => "InvalidParameterValue.InvalidWebhookUrl",
+            BadUrl(_) | Forbidden => "InvalidParameterValue.InvalidWebhookUrl",
             BadSecret => "InvalidParameterValue.InvalidWebhookSecret",
         };
         ApiError::new(code, e.to_string())

@@ -5,13 +5,14 @@
 //! drive policy conditions and target selectors, so retagging is its own
 //! privilege, apart from renaming).
 
+use super::gate::Request;
+use crate::gate::Authorized;
 use base64::Engine;
 use serde_json::{json, Value};
 
-use super::commands::read_tags;
 use super::error::ApiError;
 use super::request::{check_ids, check_unique, IdList, Params, R};
-use super::{views, Api, Principal};
+use super::{views, Api};
 use crate::store::instances::{self, InstanceQuery, RegisterCode};
 use crate::timefmt::{iso, now_ms};
 
@@ -38,14 +39,28 @@ fn code_ids(q: &mut Params, name: &str, required: bool) -> R<Option<Vec<String>>
     Ok(ids)
 }
 
-pub async fn create_code(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+/// `AllowedAgentTagKeys` (drover): the tag keys an agent registering with
+/// the code may set with `--tag`. Absent or empty: none, so every tag an
+/// instance gets comes from the code's Tags or from ModifyInstanceTags.
+fn read_allowed_agent_tag_keys(q: &mut Params) -> R<String> {
+    let keys = q.opt_str_list("AllowedAgentTagKeys")?.unwrap_or_default();
+    if let Some(why) = crate::protocol::tag_keys_problem(keys.iter().map(String::as_str)) {
+        return Err(ApiError::value(format!("AllowedAgentTagKeys: {why}")));
+    }
+    check_unique("AllowedAgentTagKeys", &keys)?;
+    Ok(serde_json::to_string(&keys).unwrap_or_else(|_| "[]".into()))
+}
+
+pub async fn create_code(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
     let description = q.opt_str("Description")?.unwrap_or_default();
     let prefix = q.opt_str("InstanceNamePrefix")?.unwrap_or_default();
     let limit = q.opt_i64("RegisterLimit")?.unwrap_or(10);
     let hours = q.opt_i64("EffectiveTime")?.unwrap_or(4);
     let ip_range = q.opt_str("IpAddressRange")?.unwrap_or_default();
-    // drover extension: tags every instance registered with the code gets.
-    let tags = read_tags(&mut q)?;
+    // drover extensions: tags every instance registered with the code gets
+    // (read by the gate), and the only tag keys its agents may propose.
+    let tags = _a.tags();
+    let allowed_agent_tag_keys = read_allowed_agent_tag_keys(&mut q)?;
     q.finish()?;
     if description.chars().count() > 128 {
         return Err(ApiError::new(
@@ -94,6 +109,7 @@ pub async fn create_code(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
         created_ms: now,
         updated_ms: now,
         tags,
+        allowed_agent_tag_keys,
     };
     let id = code.id.clone();
     api.store
@@ -120,7 +136,7 @@ pub async fn create_code(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     }))
 }
 
-pub async fn describe_codes(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+pub async fn describe_codes(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
     let ids = code_ids(&mut q, "RegisterCodeIds", false)?.unwrap_or_default();
     let page = q.page()?;
     q.finish()?;
@@ -134,7 +150,7 @@ pub async fn describe_codes(api: &Api, _p: &Principal, mut q: Params) -> R<Value
     }))
 }
 
-pub async fn disable_codes(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+pub async fn disable_codes(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
     let ids = code_ids(&mut q, "RegisterCodeIds", true)?.unwrap_or_default();
     q.finish()?;
     api.store
@@ -143,7 +159,7 @@ pub async fn disable_codes(api: &Api, _p: &Principal, mut q: Params) -> R<Value>
     Ok(json!({}))
 }
 
-pub async fn delete_codes(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+pub async fn delete_codes(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
     let ids = code_ids(&mut q, "RegisterCodeIds", true)?.unwrap_or_default();
     q.finish()?;
     api.store
@@ -174,20 +190,10 @@ fn by_presence(
     }
 }
 
-fn instance_id(q: &mut Params) -> R<String> {
-    let id = q.str("InstanceId")?;
-    check_ids(
-        "InstanceId",
-        std::slice::from_ref(&id),
-        "mi",
-        1,
-        "InvalidParameterValue.InvalidRegisterInstanceId",
-    )?;
-    Ok(id)
-}
-
-pub async fn describe_instances(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
-    let (ids, filters) = q.ids_or_filters(
+pub async fn describe_instances(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value> {
+    let p = a.who();
+    let (ids, filters) = q.given_ids_or_filters(
+        a.ids(),
         IdList {
             name: "InstanceIds",
             prefix: "mi",
@@ -235,8 +241,8 @@ pub async fn describe_instances(api: &Api, p: &Principal, mut q: Params) -> R<Va
     }))
 }
 
-pub async fn modify_instance(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
-    let id = instance_id(&mut q)?;
+pub async fn modify_instance(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
+    let id = _a.one("InstanceId")?;
     let name = q.str("InstanceName")?;
     q.finish()?;
     if !(1..=60).contains(&name.chars().count()) {
@@ -251,13 +257,14 @@ pub async fn modify_instance(api: &Api, _p: &Principal, mut q: Params) -> R<Valu
     Ok(json!({}))
 }
 
-pub async fn modify_tags(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
-    let id = instance_id(&mut q)?;
-    if q.peek_value("Tags").is_none() {
-        return Err(ApiError::missing("Tags"));
-    }
-    // The full new list: an empty one clears the instance's tags.
-    let tags = read_tags(&mut q)?;
+pub async fn modify_tags(api: &Api, _a: Authorized<Request>, q: Params) -> R<Value> {
+    let id = _a.one("InstanceId")?;
+    // The full new list (read by the gate): an empty one clears the tags.
+    let tags = _a
+        .value()
+        .tags
+        .clone()
+        .ok_or_else(|| ApiError::missing("Tags"))?;
     q.finish()?;
     let target = id.clone();
     api.store
@@ -273,8 +280,8 @@ pub async fn modify_tags(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     Ok(json!({}))
 }
 
-pub async fn delete_instance(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
-    let id = instance_id(&mut q)?;
+pub async fn delete_instance(api: &Api, _a: Authorized<Request>, q: Params) -> R<Value> {
+    let id = _a.one("InstanceId")?;
     q.finish()?;
     let del = id.clone();
     api.store
@@ -284,8 +291,10 @@ pub async fn delete_instance(api: &Api, _p: &Principal, mut q: Params) -> R<Valu
     Ok(json!({}))
 }
 
-pub async fn agent_status(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
-    let (ids, filters) = q.ids_or_filters(
+pub async fn agent_status(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value> {
+    let p = a.who();
+    let (ids, filters) = q.given_ids_or_filters(
+        a.ids(),
         IdList {
             name: "InstanceIds",
             prefix: "mi",

@@ -4,115 +4,80 @@
 //! Suspend/ResumeInvocation (`jobctl.rs`) share CancelInvocation's request
 //! reading (`chosen_tasks`).
 
+use super::gate::{Named, Request};
+use crate::gate::Authorized;
 use std::collections::{HashMap, HashSet};
 
 use base64::Engine;
 use serde_json::{json, Value};
 
-use super::commands as cmds;
+use super::client_token;
 use super::error::ApiError;
 use super::request::{check_ids, IdList, Params, R};
-pub(crate) use super::start::{instance_ids, start, start_for_invoker, Overrides, Source};
-use super::targets;
-use super::webhooks::{decorate, read_new_webhook, status_line};
-use super::{views, Api, Principal};
+use super::webhooks::{decorate, status_line};
+use super::{views, Api};
+use crate::run;
 use crate::store::commands;
 use crate::store::instances;
 use crate::store::invocations::{self as invs, InvocationQuery, Task, TaskQuery};
 
-const MAX_INSTANCES: usize = 200;
 /// Largest slice DescribeInvocationTaskOutput returns at once.
 const MAX_OUTPUT_SLICE: i64 = 1 << 20;
 
-pub async fn run(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
-    let (ids, selector, rate) = targets::read_fleet(&mut q, MAX_INSTANCES)?;
-    let save = q.opt_bool("SaveCommand")?.unwrap_or(false);
-    let parameters = q.opt_str("Parameters")?;
-    let webhook = read_new_webhook(&mut q)?;
-    let mut cmd = cmds::read_new_command(&mut q, false)?;
+/// `claim`: the request's ClientToken (`client_token.rs`), recorded with
+/// the answer in the start's transaction.
+pub async fn run(
+    api: &Api,
+    a: Authorized<Request>,
+    q: Params,
+    claim: Option<client_token::Claim>,
+) -> R<Value> {
     q.finish()?;
-    if save && cmd.name.is_empty() {
-        cmd.name = format!("command-{}", &cmd.id[4..]);
+    let Named::Run(plan) = a.into_inner().named else {
+        return Err(ApiError::internal());
+    };
+    let command_id = plan.value().cmd.id.clone();
+    let answer = move |inv: &str| json!({ "CommandId": command_id, "InvocationId": inv });
+    let also = record_token(&claim, answer.clone());
+    match run::start(&api.runner, *plan, also).await {
+        Ok(inv) => Ok(answer(&inv)),
+        Err(e) => client_token::or_winner(api, &claim, e.into()).await,
     }
-    cmd.saved = save;
-    let command_id = cmd.id.clone();
-    let to_save = Some(cmd.clone());
-    let instance_ids = targets::reach(
-        api,
-        p,
-        "tat:RunCommand",
-        ids,
-        &selector,
-        &cmd.command_type,
-        MAX_INSTANCES,
-    )
-    .await?;
-    let o = Overrides {
-        targets: selector,
-        rate,
-        webhook,
-        ..Overrides::default()
-    };
-    let inv = start(
-        api,
-        cmd,
-        to_save,
-        o,
-        instance_ids,
-        parameters,
-        Source::User,
-        None,
-    )
-    .await?;
-    Ok(json!({ "CommandId": command_id, "InvocationId": inv }))
 }
 
-pub async fn invoke(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
-    let command_id = cmds::command_id(&mut q)?;
-    let (ids, selector, rate) = targets::read_fleet(&mut q, MAX_INSTANCES)?;
-    let parameters = q.opt_str("Parameters")?;
-    let mut o = Overrides {
-        username: q.opt_str("Username")?,
-        working_directory: q.opt_str("WorkingDirectory")?,
-        timeout: q.opt_i64("Timeout")?,
-        cos_bucket_url: q.opt_str("OutputCOSBucketUrl")?,
-        cos_key_prefix: q.opt_str("OutputCOSKeyPrefix")?,
-        rate,
-        webhook: read_new_webhook(&mut q)?,
-        ..Overrides::default()
-    };
+pub async fn invoke(
+    api: &Api,
+    a: Authorized<Request>,
+    q: Params,
+    claim: Option<client_token::Claim>,
+) -> R<Value> {
     q.finish()?;
-    let cmd = api
-        .store
-        .read(move |c| commands::get(c, &command_id))
-        .await?;
-    let instance_ids = targets::reach(
-        api,
-        p,
-        "tat:InvokeCommand",
-        ids,
-        &selector,
-        &cmd.command_type,
-        MAX_INSTANCES,
-    )
-    .await?;
-    o.targets = selector;
-    let inv = start(
-        api,
-        cmd,
-        None,
-        o,
-        instance_ids,
-        parameters,
-        Source::User,
-        None,
-    )
-    .await?;
-    Ok(json!({ "InvocationId": inv }))
+    let Named::Run(plan) = a.into_inner().named else {
+        return Err(ApiError::internal());
+    };
+    let answer = |inv: &str| json!({ "InvocationId": inv });
+    let also = record_token(&claim, answer);
+    match run::start(&api.runner, *plan, also).await {
+        Ok(inv) => Ok(answer(&inv)),
+        Err(e) => client_token::or_winner(api, &claim, e.into()).await,
+    }
 }
 
-pub async fn describe(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
-    let (ids, filters) = q.ids_or_filters(
+/// The write that records a ClientToken's answer in the start's transaction.
+fn record_token(
+    claim: &Option<client_token::Claim>,
+    answer: impl Fn(&str) -> Value + Send + 'static,
+) -> Option<run::AlsoWrite> {
+    let claim = claim.clone()?;
+    Some(Box::new(move |c, inv_id| {
+        client_token::record(c, &claim, &answer(inv_id))
+    }))
+}
+
+pub async fn describe(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value> {
+    let p = a.who();
+    let (ids, filters) = q.given_ids_or_filters(
+        a.ids(),
         IdList {
             name: "InvocationIds",
             prefix: "inv",
@@ -206,8 +171,10 @@ pub async fn describe(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
     Ok(json!({ "TotalCount": total, "InvocationSet": set }))
 }
 
-pub async fn describe_tasks(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
-    let (ids, filters) = q.ids_or_filters(
+pub async fn describe_tasks(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value> {
+    let p = a.who();
+    let (ids, filters) = q.given_ids_or_filters(
+        a.ids(),
         IdList {
             name: "InvocationTaskIds",
             prefix: "invt",
@@ -311,8 +278,8 @@ pub async fn describe_tasks(api: &Api, p: &Principal, mut q: Params) -> R<Value>
     Ok(json!({ "TotalCount": total, "InvocationTaskSet": set }))
 }
 
-pub async fn cancel(api: &Api, _p: &Principal, q: Params) -> R<Value> {
-    let chosen = chosen_tasks(api, q).await?;
+pub async fn cancel(api: &Api, a: Authorized<Request>, q: Params) -> R<Value> {
+    let chosen = chosen_tasks(api, a, q).await?;
     api.dispatch.cancel(chosen).await?;
     Ok(json!({}))
 }
@@ -320,26 +287,16 @@ pub async fn cancel(api: &Api, _p: &Principal, q: Params) -> R<Value> {
 /// The tasks a CancelInvocation-shaped request names: InvocationId, and
 /// optionally InstanceIds to pick some of its tasks. Job control
 /// (Suspend/ResumeInvocation) reads its requests here too.
-pub(crate) async fn chosen_tasks(api: &Api, mut q: Params) -> R<Vec<Task>> {
-    let inv_id = q.str("InvocationId")?;
-    check_ids(
-        "InvocationId",
-        std::slice::from_ref(&inv_id),
-        "inv",
-        1,
-        "InvalidParameterValue.InvalidInvocationId",
-    )?;
-    let only = q.opt_str_list("InstanceIds")?;
+pub(crate) async fn chosen_tasks(api: &Api, a: Authorized<Request>, q: Params) -> R<Vec<Task>> {
+    // The gate read InvocationId and InstanceIds (well formed, at most 100).
+    let Named::Invocation {
+        id: inv_id,
+        instances: only,
+    } = a.into_inner().named
+    else {
+        return Err(ApiError::internal());
+    };
     q.finish()?;
-    if let Some(ids) = &only {
-        check_ids(
-            "InstanceIds",
-            ids,
-            "mi",
-            100,
-            "InvalidParameterValue.InvalidInstanceId",
-        )?;
-    }
     let lookup = inv_id.clone();
     let tasks = api
         .store
@@ -369,15 +326,8 @@ pub(crate) async fn chosen_tasks(api: &Api, mut q: Params) -> R<Vec<Task>> {
     Ok(chosen)
 }
 
-pub async fn output(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
-    let task_id = q.str("InvocationTaskId")?;
-    check_ids(
-        "InvocationTaskId",
-        std::slice::from_ref(&task_id),
-        "invt",
-        1,
-        "InvalidParameterValue.InvalidInvocationTaskId",
-    )?;
+pub async fn output(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value> {
+    let task_id = a.one("InvocationTaskId")?;
     let offset = q.opt_i64("Offset")?.unwrap_or(0);
     let limit = q.opt_i64("Limit")?.unwrap_or(MAX_OUTPUT_SLICE);
     q.finish()?;
@@ -393,14 +343,15 @@ pub async fn output(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
             format!("Limit must be between 1 and {MAX_OUTPUT_SLICE} bytes"),
         ));
     }
-    let (task, data) = api
+    let (task, data, capped) = api
         .store
         .read(move |c| {
             let t = invs::get_task(c, &task_id).map_err(|_| {
                 crate::store::StoreError::NotFound(format!("invocation task {task_id}"))
             })?;
             let d = invs::read_output(c, &t.id, offset, limit)?;
-            Ok((t, d))
+            let capped = invs::output_capped(c, &t.id)?;
+            Ok((t, d, capped))
         })
         .await
         .map_err(|e| match e {
@@ -414,8 +365,11 @@ pub async fn output(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
         "Output": base64::engine::general_purpose::STANDARD.encode(&data),
         "Offset": offset,
         "Length": data.len(),
-        "TotalSize": task.output_len,
+        // What is stored and readable; bytes past --max-output-bytes are
+        // counted in Dropped, and such an output is never Complete.
+        "TotalSize": task.output_len - capped,
+        "Dropped": capped,
         "TaskStatus": task.status.as_str(),
-        "Complete": task.status.is_final(),
+        "Complete": task.status.is_final() && capped == 0,
     }))
 }

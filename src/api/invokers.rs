@@ -3,18 +3,20 @@
 //! DisableInvoker, DescribeInvokerRecords. The scheduler fires them; every
 //! change here wakes it so it plans again.
 
+use super::gate::{Named, Request};
+use crate::gate::Authorized;
 use std::collections::HashMap;
 
 use serde_json::{json, Value};
 
-use super::commands::{check_username, read_tags};
+use super::client_token;
+use super::commands::check_username;
 use super::error::ApiError;
-use super::invocations::instance_ids;
-use super::params;
-use super::request::{check_ids, check_unique, IdList, Params, R};
+use super::request::{check_ids, IdList, Params, R};
 use super::targets::{self, Selector};
 use super::webhooks::{decorate, read_new_webhook, read_webhook, WebhookParam};
-use super::{views, Api, Principal};
+use super::{views, Api};
+use crate::run::params;
 use crate::scheduler::parse_cron;
 use crate::store::commands;
 use crate::store::invocations as invs;
@@ -25,14 +27,6 @@ use crate::timefmt::{iso, now_ms};
 
 const BAD_ID: &str = "InvalidParameterValue.InvalidInvokerId";
 const MAX_NAME: usize = 120;
-/// TAT's limit on an invoker's InstanceIds.
-pub(crate) const MAX_INVOKER_INSTANCES: usize = 100;
-
-fn invoker_id(q: &mut Params) -> R<String> {
-    let id = q.str("InvokerId")?;
-    check_ids("InvokerId", std::slice::from_ref(&id), "ivk", 1, BAD_ID)?;
-    Ok(id)
-}
 
 fn check_name(name: &str) -> R<()> {
     if name.is_empty() || name.chars().count() > MAX_NAME {
@@ -160,25 +154,33 @@ fn not_found(id: &str) -> impl FnOnce(crate::store::StoreError) -> ApiError + '_
     }
 }
 
-pub async fn create(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+pub async fn create(
+    api: &Api,
+    a: Authorized<Request>,
+    mut q: Params,
+    claim: Option<client_token::Claim>,
+) -> R<Value> {
+    let created_by = a.who().user_id.clone();
+    let tags = a.tags();
+    // The command and instances the gate decided on; a selector (drover)
+    // is resolved at each trigger.
+    let Named::NewInvoker {
+        command_id,
+        ids: instance_ids,
+        selector,
+    } = a.into_inner().named
+    else {
+        return Err(ApiError::internal());
+    };
     let name = q.str("Name")?;
     let kind = q.str("Type")?;
-    let command_id = q.str("CommandId")?;
-    // drover extensions: a selector resolved at each trigger, and rate control.
-    let selector = targets::read_selector(&mut q)?;
-    targets::one_of(q.peek_value("InstanceIds").is_some(), selector.is_some())?;
-    let instance_ids = match selector {
-        Some(_) => Vec::new(),
-        None => instance_ids(&mut q, MAX_INVOKER_INSTANCES)?,
-    };
     let rate = targets::read_rate_control(&mut q)?;
     let username = q.opt_str("Username")?.unwrap_or_default();
     let parameters = q.opt_str("Parameters")?;
     let settings = q
         .opt_value("ScheduleSettings")
         .ok_or_else(|| ApiError::missing("ScheduleSettings"))?;
-    let tags = read_tags(&mut q)?;
-    let webhook = read_new_webhook(&mut q)?;
+    let webhook = read_new_webhook(api, &mut q)?;
     q.finish()?;
     check_name(&name)?;
     check_type(&kind)?;
@@ -210,51 +212,52 @@ pub async fn create(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
         targets: selector.as_ref().map(Selector::to_json),
         max_concurrency: rate.max_concurrency,
         max_errors: rate.max_errors,
+        created_by,
     };
     let id = inv.id.clone();
     let hook_row = webhook.map(|w| w.seal(&api.secrets, &id, None, now));
-    api.store
+    let answer = json!({ "InvokerId": id });
+    let recorded = (claim.clone(), answer.clone());
+    let written = api
+        .store
         .write(move |c| {
             invokers::insert(c, &inv)?;
-            match &hook_row {
-                Some(h) => hooks::put(c, h),
+            if let Some(h) = &hook_row {
+                hooks::put(c, h)?;
+            }
+            match &recorded.0 {
+                Some(claim) => client_token::record(c, claim, &recorded.1),
                 None => Ok(()),
             }
         })
-        .await?;
+        .await;
+    if let Err(e) = written {
+        return client_token::or_winner(api, &claim, e.into()).await;
+    }
     api.schedule_changed.notify_one();
-    Ok(json!({ "InvokerId": id }))
+    Ok(answer)
 }
 
-pub async fn modify(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
-    let id = invoker_id(&mut q)?;
+pub async fn modify(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value> {
+    // Whoever changes an invoker answers for what it runs from now on:
+    // its triggers are decided against this caller's policy.
+    let created_by = a.who().user_id.clone();
+    let Named::ChangeInvoker {
+        id,
+        command_id,
+        ids,
+        selector,
+    } = a.into_inner().named
+    else {
+        return Err(ApiError::internal());
+    };
     let name = q.opt_str("Name")?;
     let kind = q.opt_str("Type")?;
-    let command_id = q.opt_str("CommandId")?;
     let username = q.opt_str("Username")?;
     let parameters = q.opt_str("Parameters")?;
-    let ids = match q.opt_str_list("InstanceIds")? {
-        None => None,
-        Some(ids) if ids.is_empty() => return Err(ApiError::missing("InstanceIds")),
-        Some(ids) => {
-            check_ids(
-                "InstanceIds",
-                &ids,
-                "mi",
-                100,
-                "InvalidParameterValue.InvalidInstanceId",
-            )?;
-            check_unique("InstanceIds", &ids)?;
-            Some(ids)
-        }
-    };
-    let selector = targets::read_selector(&mut q)?;
-    if ids.is_some() && selector.is_some() {
-        targets::one_of(true, true)?;
-    }
     let (max_concurrency, max_errors) = targets::read_rate_change(&mut q)?;
     let settings = q.opt_value("ScheduleSettings");
-    let webhook = read_webhook(&mut q, true)?;
+    let webhook = read_webhook(api, &mut q, true)?;
     q.finish()?;
     let lookup = id.clone();
     let mut inv = api
@@ -289,8 +292,19 @@ pub async fn modify(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     if let Some(c) = command_id {
         inv.command_id = c;
     }
-    if parameters.is_some() {
-        inv.parameters = parameters;
+    if let Some(given) = parameters {
+        // `******` read back from DescribeInvokers keeps the hidden value.
+        let cmd = inv.command_id.clone();
+        let content = api
+            .store
+            .read(move |c| Ok(crate::store::commands::get(c, &cmd).ok().map(|c| c.content)))
+            .await?;
+        let hidden = super::hidden::hidden_keys_b64(content.as_deref().unwrap_or(""));
+        inv.parameters = Some(super::hidden::restore_masked_values(
+            &given,
+            inv.parameters.as_deref(),
+            &hidden,
+        ));
     }
     if command_changed {
         check_command(api, &inv.command_id, &inv.parameters).await?;
@@ -312,6 +326,7 @@ pub async fn modify(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
         inv.max_errors = v;
     }
     inv.updated_ms = now;
+    inv.created_by = created_by;
     let hook = webhook.map(|w| match w {
         WebhookParam::Set(w) => Some(w.seal(&api.secrets, &id, None, now)),
         WebhookParam::Clear => None,
@@ -332,8 +347,8 @@ pub async fn modify(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     Ok(json!({}))
 }
 
-pub async fn delete(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
-    let id = invoker_id(&mut q)?;
+pub async fn delete(api: &Api, _a: Authorized<Request>, q: Params) -> R<Value> {
+    let id = _a.one("InvokerId")?;
     q.finish()?;
     let del = id.clone();
     api.store
@@ -347,8 +362,8 @@ pub async fn delete(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     Ok(json!({}))
 }
 
-async fn set_enable(api: &Api, mut q: Params, enable: bool) -> R<Value> {
-    let id = invoker_id(&mut q)?;
+async fn set_enable(api: &Api, a: Authorized<Request>, q: Params, enable: bool) -> R<Value> {
+    let id = a.one("InvokerId")?;
     q.finish()?;
     let target = id.clone();
     api.store
@@ -359,21 +374,22 @@ async fn set_enable(api: &Api, mut q: Params, enable: bool) -> R<Value> {
     Ok(json!({}))
 }
 
-pub async fn enable(api: &Api, _p: &Principal, q: Params) -> R<Value> {
-    set_enable(api, q, true).await
+pub async fn enable(api: &Api, _a: Authorized<Request>, q: Params) -> R<Value> {
+    set_enable(api, _a, q, true).await
 }
 
-pub async fn disable(api: &Api, _p: &Principal, q: Params) -> R<Value> {
-    set_enable(api, q, false).await
+pub async fn disable(api: &Api, _a: Authorized<Request>, q: Params) -> R<Value> {
+    set_enable(api, _a, q, false).await
 }
 
 fn view(i: &Invoker) -> Value {
-    let mut schedule = json!({ "Policy": i.policy });
-    if i.policy == "RECURRENCE" {
-        schedule["Recurrence"] = json!(i.recurrence);
+    // Both fields are output-required in TAT's ScheduleSettings model: the
+    // one a policy does not use is the empty string, never absent.
+    let schedule = if i.policy == "RECURRENCE" {
+        json!({ "Policy": i.policy, "Recurrence": i.recurrence, "InvokeTime": "" })
     } else {
-        schedule["InvokeTime"] = json!(iso(i.invoke_time_ms));
-    }
+        json!({ "Policy": i.policy, "Recurrence": "", "InvokeTime": iso(i.invoke_time_ms) })
+    };
     let tags: Value = serde_json::from_str(&i.tags).unwrap_or_else(|_| json!([]));
     let mut v = json!({
         "InvokerId": i.id,
@@ -398,8 +414,10 @@ fn view(i: &Invoker) -> Value {
     v
 }
 
-pub async fn describe(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
-    let (ids, filters) = q.ids_or_filters(
+pub async fn describe(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value> {
+    let p = a.who();
+    let (ids, filters) = q.given_ids_or_filters(
+        a.ids(),
         IdList {
             name: "InvokerIds",
             prefix: "ivk",
@@ -438,6 +456,20 @@ pub async fn describe(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
                 vis.sees("tat:DescribeInvokers", &[vis.invoker(&i.id, &i.tags)])
             });
             let ids: Vec<String> = rows.iter().map(|i| i.id.clone()).collect();
+            // Hidden parameter values are never shown (api::hidden): mask
+            // each invoker's Parameters by its command's hidden keys.
+            let rows: Vec<Invoker> = rows
+                .into_iter()
+                .map(|mut i| {
+                    let content = crate::store::commands::get(c, &i.command_id)
+                        .ok()
+                        .map(|cmd| cmd.content);
+                    i.parameters = i
+                        .parameters
+                        .map(|p| super::hidden::mask_parameters(&p, content.as_deref()));
+                    i
+                })
+                .collect();
             Ok((total, rows, hooks::urls(c, &ids)?))
         })
         .await?;
@@ -452,9 +484,9 @@ pub async fn describe(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
     Ok(json!({ "TotalCount": total, "InvokerSet": set }))
 }
 
-pub async fn describe_records(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
-    let ids = q.opt_str_list("InvokerIds")?.unwrap_or_default();
-    check_ids("InvokerIds", &ids, "ivk", 100, BAD_ID)?;
+pub async fn describe_records(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value> {
+    let p = a.who();
+    let ids = a.ids().unwrap_or_default();
     let page = q.page()?;
     q.finish()?;
     let vis = api.visibility(p);

@@ -11,23 +11,25 @@
 //! delivered, are left alone; when that leaves nothing to act on, the call
 //! fails and changes nothing. CancelInvocation works on suspended tasks.
 
+use super::gate::Request;
+use crate::gate::Authorized;
 use serde_json::{json, Value};
 
 use super::invocations::chosen_tasks;
 use super::request::{Params, R};
-use super::{Api, Principal};
+use super::Api;
 use crate::dispatch::ControlRequest;
 
-pub async fn suspend(api: &Api, _p: &Principal, q: Params) -> R<Value> {
-    control(api, ControlRequest::Suspend, q).await
+pub async fn suspend(api: &Api, a: Authorized<Request>, q: Params) -> R<Value> {
+    control(api, ControlRequest::Suspend, a, q).await
 }
 
-pub async fn resume(api: &Api, _p: &Principal, q: Params) -> R<Value> {
-    control(api, ControlRequest::Resume, q).await
+pub async fn resume(api: &Api, a: Authorized<Request>, q: Params) -> R<Value> {
+    control(api, ControlRequest::Resume, a, q).await
 }
 
-async fn control(api: &Api, req: ControlRequest, q: Params) -> R<Value> {
-    let tasks = chosen_tasks(api, q).await?;
+async fn control(api: &Api, req: ControlRequest, a: Authorized<Request>, q: Params) -> R<Value> {
+    let tasks = chosen_tasks(api, a, q).await?;
     api.dispatch.control(req, &tasks).await?;
     Ok(json!({}))
 }

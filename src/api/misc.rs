@@ -1,16 +1,18 @@
 //! DescribeRegions and DescribeQuotas: an appliance is one region.
 
+use super::gate::Request;
+use crate::gate::Authorized;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::request::{Params, R};
-use super::{Api, Principal};
+use super::Api;
 use crate::store::{commands, instances};
 
 /// Saved commands one account may keep (TAT's default quota).
 pub const COMMAND_QUOTA: i64 = 500;
 
-pub async fn regions(api: &Api, _p: &Principal, q: Params) -> R<Value> {
+pub async fn regions(api: &Api, _a: Authorized<Request>, q: Params) -> R<Value> {
     q.finish()?;
     Ok(json!({
         "TotalCount": 1,
@@ -22,7 +24,7 @@ pub async fn regions(api: &Api, _p: &Principal, q: Params) -> R<Value> {
     }))
 }
 
-pub async fn quotas(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+pub async fn quotas(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
     let names = q
         .opt_str_list("ResourceNames")?
         .ok_or_else(|| ApiError::missing("ResourceNames"))?;

@@ -5,24 +5,30 @@
 //! credential scope names; the handler's result or `ApiError` is wrapped in
 //! the response envelope here and nowhere else.
 
+mod abuse;
 mod access;
 mod audit;
 mod auth;
 pub mod authz;
 mod cam;
+mod client_token;
 mod commands;
 pub mod console;
+pub mod console_push;
+mod console_root;
 pub mod error;
+mod form;
+pub mod gate;
+mod hidden;
 mod instances;
-pub(crate) mod invocations;
+mod invocations;
 mod invokers;
 mod jobctl;
 mod misc;
-pub mod params;
+mod replay;
 mod request;
 mod scenes;
 mod secrets;
-mod start;
 mod targets;
 mod views;
 mod webhooks;
@@ -32,7 +38,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::FutureExt;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use serde_json::{json, Value};
@@ -40,10 +46,14 @@ use serde_json::{json, Value};
 pub use auth::{Principal, Service};
 pub use cam::load_policy_inputs;
 use error::ApiError;
+pub use replay::ConnId;
 use request::Params;
 
 use crate::crypto::SecretBox;
 use crate::dispatch::Dispatcher;
+use crate::gate::{Authorized, Gate};
+use crate::policy::Action;
+use crate::run::Runner;
 use crate::store::Store;
 
 pub const TAT_VERSION: &str = "2020-10-28";
@@ -62,10 +72,21 @@ pub struct Api {
     pub region: String,
     /// SHA-256 of the server certificate, put into register code values.
     pub fingerprint: String,
-    /// Compiled policy documents, reused across requests.
-    pub policy_cache: authz::PolicyCache,
+    /// Grants, resources with their tags, decisions.
+    pub gate: Arc<Gate>,
+    /// Starts runs (shared with the scheduler).
+    pub runner: Arc<Runner>,
     /// Woken whenever an invoker changes, so the scheduler plans again.
     pub schedule_changed: Arc<tokio::sync::Notify>,
+    /// Webhook destinations allowed in spite of the SSRF rules.
+    pub webhook_allow: crate::notify::Destinations,
+    /// Sign-in throttle and the aggregation of pre-authentication failures.
+    pub abuse: abuse::Abuse,
+    /// Signatures seen within the timestamp window, and what for.
+    pub replay: replay::ReplayGuard,
+    /// Accept TC3 requests whose body the signature does not cover
+    /// (`X-TC-Content-SHA256: UNSIGNED-PAYLOAD`); refused unless configured.
+    pub allow_unsigned_payload: bool,
 }
 
 pub type Reply = Response<Full<Bytes>>;
@@ -96,20 +117,57 @@ pub(crate) fn envelope(request_id: &str, result: Result<Value, ApiError>) -> Val
     }
 }
 
+/// Reads a request body of at most `MAX_BODY` bytes. A larger one is read
+/// on (up to `DRAIN_MAX`) and discarded, so the client, still sending, gets
+/// the JSON error instead of a reset connection.
+async fn read_body(body: Incoming) -> Result<Bytes, ApiError> {
+    const DRAIN_MAX: usize = 8 << 20;
+    let mut body = body;
+    let mut buf = Vec::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return Err(ApiError::new(
+                "InvalidParameter",
+                "the request body could not be read",
+            ));
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        total = total.saturating_add(data.len());
+        if total <= MAX_BODY {
+            buf.extend_from_slice(&data);
+        } else if total > DRAIN_MAX {
+            break;
+        }
+    }
+    if total > MAX_BODY {
+        return Err(ApiError::new(
+            "RequestSizeLimitExceeded",
+            format!("the request body exceeds {MAX_BODY} bytes"),
+        ));
+    }
+    Ok(Bytes::from(buf))
+}
+
 impl Api {
-    /// Serves `POST /`: every API action. Every call, whatever its outcome,
-    /// leaves one audit event.
+    /// Serves the API (`POST /`, or `GET /` with the parameters in the query
+    /// string). Every call, whatever its outcome, leaves one audit event.
     pub async fn serve(self: Arc<Self>, req: Request<Incoming>, peer: SocketAddr) -> Reply {
         let began = std::time::Instant::now();
         let request_id = crate::ids::request_id();
-        let action = req
+        // The header's action until the signature says otherwise (the v1
+        // signature carries it as a parameter).
+        let mut action = req
             .headers()
             .get("x-tc-action")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
         let mut trail = audit::Trail::default();
-        let fut = std::panic::AssertUnwindSafe(self.serve_inner(req, peer, &action, &mut trail));
+        let fut =
+            std::panic::AssertUnwindSafe(self.serve_inner(req, peer, &mut action, &mut trail));
         let result = match fut.catch_unwind().await {
             Ok(r) => r,
             Err(_) => {
@@ -128,7 +186,17 @@ impl Api {
         audit::record(&self, trail.into_event(&request_id, peer, &action, outcome)).await;
         let m = &crate::metrics::METRICS;
         m.stages.audit.observe_duration(audit_began.elapsed());
-        m.api_call(&action, began.elapsed());
+        // A request that failed authentication names whatever action it
+        // liked: it gets no label of its own.
+        let unauthenticated = matches!(&result, Err(e) if e.code.starts_with("AuthFailure"));
+        m.api_call(
+            if unauthenticated {
+                "unauthenticated"
+            } else {
+                &action
+            },
+            began.elapsed(),
+        );
         json_reply(StatusCode::OK, &envelope(&request_id, result))
     }
 
@@ -136,149 +204,181 @@ impl Api {
         &self,
         req: Request<Incoming>,
         peer: SocketAddr,
-        action: &str,
+        action: &mut String,
         trail: &mut audit::Trail,
     ) -> Result<Value, ApiError> {
         let (parts, body) = req.into_parts();
         trail.note_credential(&parts);
-        let body = match Limited::new(body, MAX_BODY).collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(_) => {
-                return Err(ApiError::new(
-                    "RequestSizeLimitExceeded",
-                    format!("the request body exceeds {MAX_BODY} bytes"),
-                ))
-            }
-        };
-        let (principal, service) = auth::authenticate(self, &parts, &body).await?;
-        trail.principal = principal.user_id.clone();
+        let body = read_body(body).await?;
+        let signed = auth::authenticate(self, &parts, &body).await?;
+        trail.principal = signed.principal.user_id.clone();
+        trail.secret_id = signed.principal.secret_id.clone();
+        *action = signed.action;
         if action.is_empty() {
             return Err(ApiError::missing("X-TC-Action"));
         }
-        let version = parts
-            .headers
-            .get("x-tc-version")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let expected = match service {
-            Service::Tat => TAT_VERSION,
-            Service::Cam => CAM_VERSION,
-        };
-        if version != expected {
+        // The version, not the credential scope, names the API: a CAM action
+        // is a CAM action whatever service the client signed for.
+        let Some(service) = Service::from_version(&signed.version) else {
             return Err(ApiError::new(
                 "NoSuchVersion",
-                format!("the API version {version:?} does not exist; use {expected}"),
+                format!(
+                    "the API version {:?} does not exist; use {TAT_VERSION} (TAT) or {CAM_VERSION} (CAM)",
+                    signed.version
+                ),
             ));
+        };
+        trail.service = service.name().to_string();
+        // An appliance is one region; CAM is global. DescribeRegions answers
+        // from anywhere so a client can find the region to use.
+        if let Some(region) = signed.region.as_deref().filter(|r| !r.is_empty()) {
+            if service == Service::Tat && region != self.region && action != "DescribeRegions" {
+                return Err(ApiError::new(
+                    "UnsupportedRegion",
+                    format!(
+                        "the region {region:?} is not served here; this appliance is region {:?}",
+                        self.region
+                    ),
+                ));
+            }
         }
-        let params = Params::parse(&body)?;
-        self.call(&principal, service, action, params, Some(peer.ip()), trail)
-            .await
+        self.call(
+            &signed.principal,
+            service,
+            action,
+            signed.params,
+            Some(peer.ip()),
+            trail,
+        )
+        .await
     }
 
     /// Runs one action for an authenticated principal, whichever door it
-    /// came through (a signed request or a console session): authorize, then
-    /// hand it to its handler.
+    /// came through (a signed request or a console session): the gate reads
+    /// and decides the request, then its handler runs with the proof.
     pub(crate) async fn call(
         &self,
         principal: &Principal,
         service: Service,
         action: &str,
-        params: Params,
+        mut params: Params,
         ip: Option<std::net::IpAddr>,
         trail: &mut audit::Trail,
     ) -> Result<Value, ApiError> {
         trail.resources = params.named_ids();
-        let mut p = principal.clone();
-        if let Some(policy_action) = crate::policy::policy_action(action, service == Service::Cam) {
-            let mut grants = self.grants(principal, ip).await?;
-            grants.set_request_tags(params.peek_tags());
-            p.grants = Arc::new(grants);
-            if let Some(groups) = self.named_resources(action, &params).await? {
-                let mut why = Vec::new();
-                for g in &groups {
-                    let d = p.grants.decide(policy_action, g);
-                    why.push(d.to_string());
-                    if !d.allowed {
-                        trail.decision = "deny".into();
-                        trail.deciding_statement = d.to_string();
-                        return Err(authz::denied(policy_action, &d));
-                    }
-                }
-                // A run that puts secrets into its script needs
-                // tat:UseSecret on each of them with its target instances.
-                if !p.grants.is_root() {
-                    for g in self.secret_use_groups(action, &params).await? {
-                        let d = p.grants.decide(secrets::USE_SECRET, &g);
-                        why.push(d.to_string());
-                        if !d.allowed {
-                            trail.decision = "deny".into();
-                            trail.deciding_statement = d.to_string();
-                            return Err(authz::denied(secrets::USE_SECRET, &d));
-                        }
-                    }
-                }
-                trail.deciding_statement = why.join(" | ");
-            }
-            trail.decision = "allow".into();
+        let Some(action) = Action::from_api(action, service == Service::Cam) else {
+            let (api, version) = match service {
+                Service::Tat => ("TAT", TAT_VERSION),
+                Service::Cam => ("CAM", CAM_VERSION),
+            };
+            return Err(ApiError::new(
+                "InvalidAction",
+                format!("the action {action:?} does not exist in {api} {version}"),
+            ));
+        };
+        // ClientToken is not part of what the gate reads: taken first, its
+        // fingerprint covers every other parameter. A repeated start is
+        // decided again (the caller may still do it) and then answered
+        // with the first result.
+        let claim = client_token::take(&mut params, principal, action)?;
+        let a = self
+            .decide(principal, action, &mut params, ip, trail)
+            .await?;
+        if let Some(first) = client_token::replay(self, &claim).await? {
+            return Ok(first);
         }
-        if access::handles(action) {
-            return access::dispatch(self, &p, action, params).await;
-        }
-        match service {
-            Service::Tat => self.dispatch_action(&p, action, params).await,
-            Service::Cam => cam::dispatch(self, &p, action, params).await,
-        }
+        self.dispatch_action(a, params, claim).await
     }
 
+    /// The handler of each action: one arm per action of the table, so the
+    /// compiler finds an action without one.
     async fn dispatch_action(
         &self,
-        p: &Principal,
-        action: &str,
+        a: Authorized<gate::Request>,
         q: Params,
+        claim: Option<client_token::Claim>,
     ) -> Result<Value, ApiError> {
+        use Action as A;
+        let action = a.value().action;
         match action {
-            "CreateCommand" => commands::create(self, p, q).await,
-            "ModifyCommand" => commands::modify(self, p, q).await,
-            "DeleteCommand" => commands::delete_one(self, p, q).await,
-            "DeleteCommands" => commands::delete_many(self, p, q).await,
-            "DescribeCommands" => commands::describe(self, p, q).await,
-            "PreviewReplacedCommandContent" => commands::preview(self, p, q).await,
-            "RunCommand" => invocations::run(self, p, q).await,
-            "InvokeCommand" => invocations::invoke(self, p, q).await,
-            "DescribeInvocations" => invocations::describe(self, p, q).await,
-            "DescribeInvocationTasks" => invocations::describe_tasks(self, p, q).await,
-            "CancelInvocation" => invocations::cancel(self, p, q).await,
-            "SuspendInvocation" => jobctl::suspend(self, p, q).await,
-            "ResumeInvocation" => jobctl::resume(self, p, q).await,
-            "DescribeInvocationTaskOutput" => invocations::output(self, p, q).await,
-            "CreateInvoker" => invokers::create(self, p, q).await,
-            "ModifyInvoker" => invokers::modify(self, p, q).await,
-            "DeleteInvoker" => invokers::delete(self, p, q).await,
-            "DescribeInvokers" => invokers::describe(self, p, q).await,
-            "EnableInvoker" => invokers::enable(self, p, q).await,
-            "DisableInvoker" => invokers::disable(self, p, q).await,
-            "DescribeInvokerRecords" => invokers::describe_records(self, p, q).await,
-            "DescribeWebhookDeliveries" => webhooks::describe_deliveries(self, p, q).await,
-            "CreateRegisterCode" => instances::create_code(self, p, q).await,
-            "DescribeRegisterCodes" => instances::describe_codes(self, p, q).await,
-            "DisableRegisterCodes" => instances::disable_codes(self, p, q).await,
-            "DeleteRegisterCodes" => instances::delete_codes(self, p, q).await,
-            "DescribeRegisterInstances" => instances::describe_instances(self, p, q).await,
-            "ModifyRegisterInstance" => instances::modify_instance(self, p, q).await,
-            "ModifyInstanceTags" => instances::modify_tags(self, p, q).await,
-            "DeleteRegisterInstance" => instances::delete_instance(self, p, q).await,
-            "DescribeAutomationAgentStatus" => instances::agent_status(self, p, q).await,
-            "DescribeRegions" => misc::regions(self, p, q).await,
-            "DescribeQuotas" => misc::quotas(self, p, q).await,
-            "DescribeScenes" => scenes::describe(self, p, q).await,
-            "DescribeAuditEvents" => audit::describe(self, p, q).await,
-            "CreateSecret" => secrets::create(self, p, q).await,
-            "ModifySecret" => secrets::modify(self, p, q).await,
-            "DeleteSecret" => secrets::delete(self, p, q).await,
-            "DescribeSecrets" => secrets::describe(self, p, q).await,
-            other => Err(ApiError::new(
+            A::CreateCommand => commands::create(self, a, q).await,
+            A::ModifyCommand => commands::modify(self, a, q).await,
+            A::DeleteCommand => commands::delete_one(self, a, q).await,
+            A::DeleteCommands => commands::delete_many(self, a, q).await,
+            A::DescribeCommands => commands::describe(self, a, q).await,
+            A::PreviewReplacedCommandContent => commands::preview(self, a, q).await,
+            A::RunCommand => invocations::run(self, a, q, claim).await,
+            A::InvokeCommand => invocations::invoke(self, a, q, claim).await,
+            A::DescribeInvocations => invocations::describe(self, a, q).await,
+            A::DescribeInvocationTasks => invocations::describe_tasks(self, a, q).await,
+            A::CancelInvocation => invocations::cancel(self, a, q).await,
+            A::SuspendInvocation => jobctl::suspend(self, a, q).await,
+            A::ResumeInvocation => jobctl::resume(self, a, q).await,
+            A::DescribeInvocationTaskOutput => invocations::output(self, a, q).await,
+            A::CreateInvoker => invokers::create(self, a, q, claim).await,
+            A::ModifyInvoker => invokers::modify(self, a, q).await,
+            A::DeleteInvoker => invokers::delete(self, a, q).await,
+            A::DescribeInvokers => invokers::describe(self, a, q).await,
+            A::EnableInvoker => invokers::enable(self, a, q).await,
+            A::DisableInvoker => invokers::disable(self, a, q).await,
+            A::DescribeInvokerRecords => invokers::describe_records(self, a, q).await,
+            A::DescribeWebhookDeliveries => webhooks::describe_deliveries(self, a, q).await,
+            A::CreateRegisterCode => instances::create_code(self, a, q).await,
+            A::DescribeRegisterCodes => instances::describe_codes(self, a, q).await,
+            A::DisableRegisterCodes => instances::disable_codes(self, a, q).await,
+            A::DeleteRegisterCodes => instances::delete_codes(self, a, q).await,
+            A::DescribeRegisterInstances => instances::describe_instances(self, a, q).await,
+            A::ModifyRegisterInstance => instances::modify_instance(self, a, q).await,
+            A::ModifyInstanceTags => instances::modify_tags(self, a, q).await,
+            A::DeleteRegisterInstance => instances::delete_instance(self, a, q).await,
+            A::DescribeAutomationAgentStatus => instances::agent_status(self, a, q).await,
+            A::DescribeRegions => misc::regions(self, a, q).await,
+            A::DescribeQuotas => misc::quotas(self, a, q).await,
+            A::DescribeScenes => scenes::describe(self, a, q).await,
+            A::DescribeAuditEvents => audit::describe(self, a, q).await,
+            A::CreateSecret => secrets::create(self, a, q).await,
+            A::ModifySecret => secrets::modify(self, a, q).await,
+            A::DeleteSecret => secrets::delete(self, a, q).await,
+            A::DescribeSecrets => secrets::describe(self, a, q).await,
+            A::CreateRoleAssignment => access::create(self, a, q).await,
+            A::DeleteRoleAssignment => access::delete(self, a, q).await,
+            A::ListRoleAssignments => access::list(self, a, q).await,
+            A::SimulatePrincipalPolicy => access::simulate(self, a, q).await,
+            A::AddUser => cam::users::add(self, a, q).await,
+            A::GetUser => cam::users::get(self, a, q).await,
+            A::ListUsers => cam::users::list(self, a, q).await,
+            A::UpdateUser => cam::users::update(self, a, q).await,
+            A::DeleteUser => cam::users::delete(self, a, q).await,
+            A::CreateGroup => cam::groups::create(self, a, q).await,
+            A::GetGroup => cam::groups::get(self, a, q).await,
+            A::ListGroups => cam::groups::list(self, a, q).await,
+            A::DeleteGroup => cam::groups::delete(self, a, q).await,
+            A::AddUserToGroup => cam::groups::add_users(self, a, q).await,
+            A::RemoveUserFromGroup => cam::groups::remove_users(self, a, q).await,
+            A::ListUsersForGroup => cam::groups::users_for_group(self, a, q).await,
+            A::ListGroupsForUser => cam::groups::groups_for_user(self, a, q).await,
+            A::CreatePolicy => cam::policies::create(self, a, q).await,
+            A::GetPolicy => cam::policies::get(self, a, q).await,
+            A::UpdatePolicy => cam::policies::update(self, a, q).await,
+            A::DeletePolicy => cam::policies::delete(self, a, q).await,
+            A::ListPolicies => cam::policies::list(self, a, q).await,
+            A::AttachUserPolicy => cam::policies::attach_user(self, a, q).await,
+            A::DetachUserPolicy => cam::policies::detach_user(self, a, q).await,
+            A::AttachGroupPolicy => cam::policies::attach_group(self, a, q).await,
+            A::DetachGroupPolicy => cam::policies::detach_group(self, a, q).await,
+            A::ListAttachedUserPolicies => cam::policies::attached_user(self, a, q).await,
+            A::ListAttachedGroupPolicies => cam::policies::attached_group(self, a, q).await,
+            A::ListAttachedUserAllPolicies => cam::policies::attached_user_all(self, a, q).await,
+            A::CreateAccessKey => cam::keys::create(self, a, q).await,
+            A::ListAccessKeys => cam::keys::list(self, a, q).await,
+            A::UpdateAccessKey => cam::keys::update(self, a, q).await,
+            A::DeleteAccessKey => cam::keys::delete(self, a, q).await,
+            A::GetUserAppId => cam::keys::app_id(self, a, q).await,
+            // Pseudo-actions are decisions inside other actions; no request
+            // names one (`Action::from_api` never returns them).
+            A::UseSecret | A::DescribeCommandContent => Err(ApiError::new(
                 "InvalidAction",
-                format!("the action {other:?} does not exist in TAT {TAT_VERSION}"),
+                format!("the action {:?} is not an API action", action.api_name()),
             )),
         }
     }

@@ -8,6 +8,9 @@ use crate::store::query::{Page, TagFilter};
 
 pub struct Params {
     map: Map<String, Value>,
+    /// Parameters from a form (a query string or a form body) carry every
+    /// scalar as text, so numbers and booleans are read from text too.
+    form: bool,
 }
 
 pub type R<T> = Result<T, ApiError>;
@@ -15,10 +18,13 @@ pub type R<T> = Result<T, ApiError>;
 impl Params {
     pub fn parse(body: &[u8]) -> R<Params> {
         if body.iter().all(|b| b.is_ascii_whitespace()) {
-            return Ok(Params { map: Map::new() });
+            return Ok(Params {
+                map: Map::new(),
+                form: false,
+            });
         }
         match serde_json::from_slice::<Value>(body) {
-            Ok(Value::Object(map)) => Ok(Params { map }),
+            Ok(Value::Object(map)) => Ok(Params { map, form: false }),
             Ok(_) => Err(ApiError::new(
                 "InvalidParameter",
                 "the request body must be a JSON object",
@@ -28,6 +34,14 @@ impl Params {
                 format!("the request body is not valid JSON: {e}"),
             )),
         }
+    }
+
+    /// Parameters given as flattened form pairs (`Filters.0.Name=...`).
+    pub fn from_form(pairs: Vec<(String, String)>) -> R<Params> {
+        Ok(Params {
+            map: super::form::unflatten(pairs)?,
+            form: true,
+        })
     }
 
     /// Removes a field; JSON null counts as absent, as the SDKs send it.
@@ -54,6 +68,10 @@ impl Params {
                 .as_i64()
                 .map(Some)
                 .ok_or_else(|| ApiError::wrong_type(name, "an integer")),
+            Some(Value::String(s)) if self.form => s
+                .parse::<i64>()
+                .map(Some)
+                .map_err(|_| ApiError::wrong_type(name, "an integer")),
             Some(_) => Err(ApiError::wrong_type(name, "an integer")),
         }
     }
@@ -62,6 +80,12 @@ impl Params {
         match self.take(name) {
             None => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(b)),
+            // Python's SDK writes True/False, Node's true/false.
+            Some(Value::String(s)) if self.form => match s.as_str() {
+                "true" | "True" => Ok(Some(true)),
+                "false" | "False" => Ok(Some(false)),
+                _ => Err(ApiError::wrong_type(name, "a boolean")),
+            },
             Some(_) => Err(ApiError::wrong_type(name, "a boolean")),
         }
     }
@@ -93,17 +117,6 @@ impl Params {
     /// A string field, left in place (authorization looks before handlers take).
     pub fn peek_str(&self, name: &str) -> Option<String> {
         self.map.get(name).and_then(Value::as_str).map(String::from)
-    }
-
-    /// A list of strings, left in place; anything else reads as empty.
-    pub fn peek_list(&self, name: &str) -> Vec<String> {
-        match self.map.get(name) {
-            Some(Value::Array(a)) => a
-                .iter()
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect(),
-            _ => Vec::new(),
-        }
     }
 
     /// `Tags: [{Key, Value}]` as pairs, left in place (for qcs:request_tag).
@@ -160,6 +173,20 @@ impl Params {
         }
         out.truncate(100);
         out
+    }
+
+    /// The parameters not taken yet (a ClientToken's fingerprint covers them).
+    pub fn remaining(&self) -> &Map<String, Value> {
+        &self.map
+    }
+
+    /// Fails on any field not taken yet, leaving the parameters in place
+    /// (the gate, after reading a whole request).
+    pub fn finish_ref(&self) -> R<()> {
+        match self.map.keys().next() {
+            Some(k) => Err(ApiError::unknown_param(k)),
+            None => Ok(()),
+        }
     }
 
     /// Ends parsing: any field not taken is unknown.
@@ -297,6 +324,47 @@ impl Filters {
     }
 }
 
+/// Reads a list of objects whose fields are all strings, as TAT's nested
+/// models (Tag, DefaultParameterConf) are: every field in `required` must be
+/// there, those in `optional` may be, and nested errors get the same codes
+/// as top-level ones, named by path (`Tags.0.Value`). Each object comes back
+/// as its values in the order of `required` then `optional`.
+pub fn string_objects(
+    name: &str,
+    v: Value,
+    required: &[&str],
+    optional: &[&str],
+) -> R<Vec<Vec<Option<String>>>> {
+    let Value::Array(items) = v else {
+        return Err(ApiError::wrong_type(name, "an array of objects"));
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let Value::Object(mut m) = item else {
+            return Err(ApiError::wrong_type(&format!("{name}.{i}"), "an object"));
+        };
+        let mut row = Vec::with_capacity(required.len() + optional.len());
+        for (field, must) in required
+            .iter()
+            .map(|f| (f, true))
+            .chain(optional.iter().map(|f| (f, false)))
+        {
+            let path = format!("{name}.{i}.{field}");
+            match m.remove(*field) {
+                None | Some(Value::Null) if must => return Err(ApiError::missing(&path)),
+                None | Some(Value::Null) => row.push(None),
+                Some(Value::String(s)) => row.push(Some(s)),
+                Some(_) => return Err(ApiError::wrong_type(&path, "a string")),
+            }
+        }
+        if let Some(k) = m.keys().next() {
+            return Err(ApiError::unknown_param(&format!("{name}.{i}.{k}")));
+        }
+        out.push(row);
+    }
+    Ok(out)
+}
+
 /// Checks an id list: at most `max` entries, each well formed.
 pub fn check_ids(
     name: &str,
@@ -350,6 +418,17 @@ impl Params {
         tags: bool,
     ) -> R<(Vec<String>, Filters)> {
         let list = self.opt_str_list(ids.name)?;
+        self.given_ids_or_filters(list, ids, allowed, tags)
+    }
+
+    /// As `ids_or_filters`, for ids the gate already read (`given`).
+    pub fn given_ids_or_filters(
+        &mut self,
+        list: Option<Vec<String>>,
+        ids: IdList,
+        allowed: &[&str],
+        tags: bool,
+    ) -> R<(Vec<String>, Filters)> {
         let filters = self.filters(allowed, tags)?;
         if list.is_some() && !filters.is_empty() {
             return Err(ApiError::new(

@@ -1,14 +1,16 @@
 //! DescribeScenes: the scenes that group the public command library. Every
 //! scene is TAT's own (CreatedBy "TAT") and ships with the binary.
 
+use super::gate::Request;
+use crate::gate::Authorized;
 use serde_json::{json, Value};
 
 use super::request::{IdList, Params, R};
-use super::{Api, Principal};
+use super::Api;
 use crate::library::{self, Scene};
 use crate::timefmt::iso;
 
-pub async fn describe(_api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+pub async fn describe(_api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
     let (ids, filters) = q.ids_or_filters(
         IdList {
             name: "SceneIds",

@@ -9,30 +9,25 @@
 //! into a run is the policy action `tat:UseSecret` on `secret/NAME` together
 //! with the target instances, checked by the call gate (`use_groups`).
 
-use std::collections::BTreeMap;
+use super::gate::Request;
+use crate::gate::Authorized;
 
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::params;
 use super::request::{Params, R};
-use super::{Api, Principal};
-use crate::policy::Resource;
-use crate::protocol::MIN_MASK_LEN;
+use super::Api;
+use crate::run::params;
 use crate::store::secrets::{self as store, Secret};
 use crate::timefmt::{iso, now_ms};
 
 /// Largest value, in bytes.
 pub const MAX_VALUE: usize = 4096;
 const MAX_DESCRIPTION: usize = 120;
-/// The policy action that lets a caller's run use a secret.
-pub const USE_SECRET: &str = "tat:UseSecret";
 
-fn aad(name: &str) -> String {
-    format!("secret:{name}")
-}
+use crate::run::secrets::aad;
 
-fn check_name(field: &str, name: &str) -> R<()> {
+pub(crate) fn check_name(field: &str, name: &str) -> R<()> {
     if !params::valid_secret_name(name) {
         return Err(ApiError::new(
             "InvalidParameterValue.InvalidSecretName",
@@ -69,8 +64,9 @@ fn check_description(d: &str) -> R<()> {
     Ok(())
 }
 
-pub async fn create(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
-    let name = q.str("SecretName")?;
+pub async fn create(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value> {
+    let p = a.who();
+    let name = a.one("SecretName")?;
     let value = q.str("SecretValue")?;
     let description = q.opt_str("Description")?.unwrap_or_default();
     q.finish()?;
@@ -90,8 +86,8 @@ pub async fn create(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
     Ok(json!({ "SecretName": name }))
 }
 
-pub async fn modify(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
-    let name = q.str("SecretName")?;
+pub async fn modify(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value> {
+    let name = a.one("SecretName")?;
     let value = q.opt_str("SecretValue")?;
     let description = q.opt_str("Description")?;
     q.finish()?;
@@ -123,16 +119,17 @@ pub async fn modify(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     Ok(json!({}))
 }
 
-pub async fn delete(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
-    let name = q.str("SecretName")?;
+pub async fn delete(api: &Api, a: Authorized<Request>, q: Params) -> R<Value> {
+    let name = a.one("SecretName")?;
     q.finish()?;
     check_name("SecretName", &name)?;
     api.store.write(move |c| store::delete(c, &name)).await?;
     Ok(json!({}))
 }
 
-pub async fn describe(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
-    let names = q.opt_str_list("SecretNames")?;
+pub async fn describe(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value> {
+    let p = a.who();
+    let names = a.ids();
     let filters = q.filters(&["secret-name"], false)?;
     let page = q.page()?;
     q.finish()?;
@@ -180,174 +177,9 @@ pub async fn describe(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
     Ok(json!({ "TotalCount": total, "SecretSet": set }))
 }
 
-/// The values of `names`, for building one delivery. An unknown name is
-/// `ResourceNotFound.SecretNotFound`.
-pub(crate) async fn resolve(api: &Api, names: &[String]) -> R<BTreeMap<String, String>> {
-    if names.is_empty() {
-        return Ok(BTreeMap::new());
-    }
-    let lookup = names.to_vec();
-    let rows = api
-        .store
-        .read(move |c| {
-            lookup
-                .iter()
-                .map(|n| Ok((n.clone(), store::find(c, n)?)))
-                .collect::<crate::store::Result<Vec<_>>>()
-        })
-        .await?;
-    let mut out = BTreeMap::new();
-    for (name, row) in rows {
-        let row = row.ok_or_else(|| params::secret_not_found(&name))?;
-        let plain = api
-            .secrets
-            .open_sealed(&aad(&name), &row.value_enc)
-            .map_err(|_| {
-                tracing::error!("the stored secret `{name}` does not decrypt");
-                ApiError::internal()
-            })?;
-        let value = String::from_utf8(plain).map_err(|_| ApiError::internal())?;
-        out.insert(name, value);
-    }
-    Ok(out)
-}
-
-/// What the agent masks: each value long enough to mask, longest first so
-/// a value containing another is replaced whole.
-pub(crate) fn mask_values(values: &BTreeMap<String, String>) -> Vec<String> {
-    let mut v: Vec<String> = values
-        .values()
-        .filter(|s| s.len() >= MIN_MASK_LEN)
-        .cloned()
-        .collect();
-    v.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
-    v.dedup();
-    v
-}
-
-impl Api {
-    /// For actions that start runs (now, or later by an invoker: also
-    /// ModifyCommand of a command some invoker fires), one resource
-    /// group per secret the run's content refers to: the secret and the
-    /// target instances, to be decided for `tat:UseSecret`. The content is
-    /// the command's own text; parameters cannot add references (see
-    /// `params`), so this is every secret the delivered script will hold.
-    pub(crate) async fn secret_use_groups(
-        &self,
-        action: &str,
-        q: &Params,
-    ) -> R<Vec<Vec<Resource>>> {
-        let stored_command = |id: String| async move {
-            self.store
-                .read(move |c| Ok(crate::store::commands::get(c, &id).ok()))
-                .await
-                .map(|c| c.map(|c| c.content))
-        };
-        // Where the run's instances come from; resolved only once the
-        // content is known to refer to a secret (most runs do not).
-        enum Reach {
-            Request,
-            Invokers(Vec<crate::store::invokers::Invoker>),
-            RequestOr(Option<Box<crate::store::invokers::Invoker>>),
-        }
-        let (content_b64, reach) = match action {
-            "RunCommand" => (q.peek_str("Content"), Reach::Request),
-            "InvokeCommand" | "CreateInvoker" => match q.peek_str("CommandId") {
-                Some(id) => (stored_command(id).await?, Reach::Request),
-                None => (None, Reach::Request),
-            },
-            // A changed command runs with its new secrets on the instances
-            // of every invoker that fires it: its editor needs the use
-            // there, as if it edited those invokers.
-            "ModifyCommand" => {
-                let (Some(id), Some(content)) = (q.peek_str("CommandId"), q.peek_str("Content"))
-                else {
-                    return Ok(Vec::new());
-                };
-                let query = crate::store::invokers::InvokerQuery {
-                    command_ids: vec![id],
-                    ..Default::default()
-                };
-                let all = crate::store::query::Page {
-                    offset: 0,
-                    limit: super::authz::FILTER_SCAN,
-                };
-                let invokers = self
-                    .store
-                    .read(move |c| crate::store::invokers::list(c, &query, all))
-                    .await?
-                    .1;
-                if invokers.is_empty() {
-                    return Ok(Vec::new());
-                }
-                (Some(content), Reach::Invokers(invokers))
-            }
-            "ModifyInvoker" => {
-                let Some(id) = q.peek_str("InvokerId") else {
-                    return Ok(Vec::new());
-                };
-                let stored = self
-                    .store
-                    .read(move |c| Ok(crate::store::invokers::get(c, &id).ok()))
-                    .await?;
-                let content = match q
-                    .peek_str("CommandId")
-                    .or(stored.as_ref().map(|i| i.command_id.clone()))
-                {
-                    Some(id) => stored_command(id).await?,
-                    None => None,
-                };
-                (content, Reach::RequestOr(stored.map(Box::new)))
-            }
-            _ => (None, Reach::Request),
-        };
-        // Content that does not decode is rejected by the handler itself.
-        let refs = content_b64
-            .and_then(|b| params::decode_content(&b).ok())
-            .map(|c| params::secret_refs(&c))
-            .unwrap_or_default();
-        if refs.is_empty() {
-            return Ok(Vec::new());
-        }
-        let given = q.peek_value("Targets").is_some() || !q.peek_list("InstanceIds").is_empty();
-        let instances = match reach {
-            Reach::RequestOr(Some(stored)) if !given => self.invoker_instances(*stored).await?,
-            Reach::Request | Reach::RequestOr(_) => self.reached_instances(q).await?,
-            Reach::Invokers(invokers) => {
-                let mut all_ids: Vec<String> = Vec::new();
-                for i in invokers {
-                    all_ids.extend(self.invoker_instances(i).await?);
-                }
-                all_ids.sort();
-                all_ids.dedup();
-                all_ids
-            }
-        };
-        let insts = self.instance_resources(&instances).await?;
-        Ok(refs
-            .iter()
-            .map(|n| {
-                let mut g = vec![self.secret(n)];
-                g.extend(insts.iter().cloned());
-                g
-            })
-            .collect())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn masks_only_long_enough_values_longest_first() {
-        let mut m = BTreeMap::new();
-        m.insert("a".to_string(), "abc".to_string());
-        m.insert("b".to_string(), "hunter2".to_string());
-        m.insert("c".to_string(), "hunter2-long".to_string());
-        m.insert("d".to_string(), "hunter2".to_string());
-        assert_eq!(mask_values(&m), vec!["hunter2-long", "hunter2"]);
-    }
 
     #[test]
     fn names_and_values_are_checked_without_echoing_values() {

@@ -77,7 +77,7 @@ pub fn invocation(i: &Invocation, tasks: &[&Task], show_content: bool) -> Value 
         })).collect::<Vec<_>>(),
         "Description": i.description,
         "StartTime": iso(start),
-        "EndTime": iso(end),
+        "EndTime": iso_or_null(end),
         "CreatedTime": iso(i.created_ms),
         "UpdatedTime": iso(updated),
         "Parameters": i.parameters,
@@ -139,6 +139,16 @@ pub fn inline_output(out: &[u8]) -> &[u8] {
     &out[..end]
 }
 
+/// A time that may not exist yet (a task not started, a run not ended):
+/// null, as TAT's models document ("may return null"), never "".
+fn iso_or_null(ms: i64) -> Value {
+    if ms <= 0 {
+        Value::Null
+    } else {
+        Value::String(iso(ms))
+    }
+}
+
 /// `head` holds at least the first OUTPUT_INLINE+1 bytes of the output (or all of it).
 /// A task; `show_content` false blanks CommandDocument.Content.
 pub fn task(t: &Task, inv: Option<&Invocation>, head: Option<&[u8]>, show_content: bool) -> Value {
@@ -162,14 +172,14 @@ pub fn task(t: &Task, inv: Option<&Invocation>, head: Option<&[u8]>, show_conten
         "TaskResult": {
             "ExitCode": t.exit_code.unwrap_or(0),
             "Output": output,
-            "ExecStartTime": iso(t.exec_start_ms),
-            "ExecEndTime": if finished { iso(t.exec_end_ms) } else { String::new() },
+            "ExecStartTime": iso_or_null(t.exec_start_ms),
+            "ExecEndTime": if finished { iso_or_null(t.exec_end_ms) } else { Value::Null },
             "Dropped": dropped.max(0),
             "OutputUrl": "",
             "OutputUploadCOSErrorInfo": "",
         },
-        "StartTime": iso(t.start_ms),
-        "EndTime": iso(t.end_ms),
+        "StartTime": iso_or_null(t.start_ms),
+        "EndTime": iso_or_null(t.end_ms),
         "CreatedTime": iso(t.created_ms),
         "UpdatedTime": iso(t.updated_ms),
         "CommandDocument": inv.map(|i| json!({
@@ -203,6 +213,9 @@ pub fn register_code(c: &RegisterCode) -> Value {
     // drover extension, shown only when set: TAT's RegisterCodeInfo has no Tags.
     if !matches!(json_text(&c.tags), Value::Array(ref a) if a.is_empty()) {
         v["Tags"] = json_text(&c.tags);
+    }
+    if !matches!(json_text(&c.allowed_agent_tag_keys), Value::Array(ref a) if a.is_empty()) {
+        v["AllowedAgentTagKeys"] = json_text(&c.allowed_agent_tag_keys);
     }
     v
 }

@@ -3,13 +3,15 @@
 //! and DescribeWebhookDeliveries. The key goes in and never comes out: views
 //! show `Webhook: {"Url"}` only.
 
+use super::gate::{Named, Request};
+use crate::gate::Authorized;
 use std::collections::HashMap;
 
 use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::request::{check_ids, Params, R};
-use super::{Api, Principal};
+use super::Api;
 use crate::notify::Webhook;
 use crate::store::invocations as invs;
 use crate::store::webhooks::{self as hooks, DeliveryQuery};
@@ -22,8 +24,13 @@ pub(crate) enum WebhookParam {
     Clear,
 }
 
-/// Reads `Webhook: {"Url", "Secret"}`; `allow_clear` accepts `{}`.
-pub(crate) fn read_webhook(q: &mut Params, allow_clear: bool) -> R<Option<WebhookParam>> {
+/// Reads `Webhook: {"Url", "Secret"}`; `allow_clear` accepts `{}`. A URL
+/// naming a literal address the server may not deliver to is refused here.
+pub(crate) fn read_webhook(
+    api: &Api,
+    q: &mut Params,
+    allow_clear: bool,
+) -> R<Option<WebhookParam>> {
     let Some(v) = q.opt_value("Webhook") else {
         return Ok(None);
     };
@@ -48,12 +55,14 @@ pub(crate) fn read_webhook(q: &mut Params, allow_clear: bool) -> R<Option<Webhoo
     if let Some(k) = m.keys().next() {
         return Err(ApiError::unknown_param(&format!("Webhook.{k}")));
     }
-    Ok(Some(WebhookParam::Set(Webhook::new(&url, &secret)?)))
+    let hook = Webhook::new(&url, &secret)?;
+    hook.check_destination(&api.webhook_allow)?;
+    Ok(Some(WebhookParam::Set(hook)))
 }
 
 /// Reads a `Webhook` that must set one (RunCommand, InvokeCommand, CreateInvoker).
-pub(crate) fn read_new_webhook(q: &mut Params) -> R<Option<Webhook>> {
-    match read_webhook(q, false)? {
+pub(crate) fn read_new_webhook(api: &Api, q: &mut Params) -> R<Option<Webhook>> {
+    match read_webhook(api, q, false)? {
         Some(WebhookParam::Set(w)) => Ok(Some(w)),
         _ => Ok(None),
     }
@@ -77,9 +86,14 @@ pub(crate) fn status_line(delivery: Option<&String>) -> &str {
     delivery.map(String::as_str).unwrap_or("WAITING")
 }
 
-pub async fn describe_deliveries(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
-    let inv = q.opt_str("InvocationId")?;
-    let ivk = q.opt_str("InvokerId")?;
+pub async fn describe_deliveries(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value> {
+    let Named::Deliveries {
+        invocation: inv,
+        invoker: ivk,
+    } = a.into_inner().named
+    else {
+        return Err(ApiError::internal());
+    };
     let page = q.page()?;
     q.finish()?;
     let mut query = DeliveryQuery::default();

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 pub mod admin;
 pub mod agent;
+pub mod backup;
 pub mod bench;
 mod bench_load;
 mod bench_sim;
@@ -48,19 +49,34 @@ pub fn default_server_dir() -> PathBuf {
     PathBuf::from("/var/lib/drover")
 }
 
+/// Log targets that print message payloads at debug/trace level: the
+/// WebSocket library logs whole frames (task scripts, secret values to mask),
+/// so they are capped at `info` whatever DROVER_LOG asks for.
+const PAYLOAD_TARGETS: &[&str] = &["tungstenite", "tokio_tungstenite"];
+
+/// DROVER_LOG (or `default`), with the payload-printing targets capped.
+pub fn log_filter(default: &str) -> tracing_subscriber::EnvFilter {
+    let mut filter = tracing_subscriber::EnvFilter::try_from_env("DROVER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    for t in PAYLOAD_TARGETS {
+        // A directive for the same target replaces the user's one.
+        if let Ok(d) = format!("{t}=info").parse() {
+            filter = filter.add_directive(d);
+        }
+    }
+    filter
+}
+
 pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("DROVER_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(log_filter("info"))
         .with_writer(std::io::stderr)
         .try_init();
 }
 
 /// Warnings only: for commands whose own output is the point (the demo).
 pub fn init_tracing_quiet() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("DROVER_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let filter = log_filter("warn");
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

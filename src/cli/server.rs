@@ -1,9 +1,10 @@
 //! `drover server`: the control plane, until SIGTERM or Ctrl-C.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
-use std::process::ExitCode;
 
 use crate::dispatch::Settings;
 use crate::server::{self, Config};
@@ -54,6 +55,41 @@ pub struct ServerArgs {
     /// authentication: bind it to loopback or a monitoring network).
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<String>,
+    /// Address ranges (CIDR,...) webhooks may be delivered to although they
+    /// are loopback, private, link-local or metadata addresses, which are
+    /// refused by default. Example: 10.20.0.0/16,127.0.0.1/32.
+    #[arg(long, default_value = "")]
+    pub webhook_allow: crate::notify::Destinations,
+    /// Open connections one source address (IPv6: one /64) may hold;
+    /// agents' connections stop counting once they have authenticated.
+    #[arg(long, default_value_t = 128)]
+    pub max_connections_per_source: usize,
+    /// Open connections in total.
+    #[arg(long, default_value_t = 16_384)]
+    pub max_connections: usize,
+    /// Seconds a client has to send a request's headers (TLS included);
+    /// also how long an idle kept-alive connection stays open.
+    #[arg(long, default_value_t = 20)]
+    pub header_timeout: u64,
+    /// Seconds a client has to send a request's body and get its answer.
+    #[arg(long, default_value_t = 60)]
+    pub request_timeout: u64,
+    /// Output kept per task, in bytes; the rest is counted as Dropped and
+    /// the output is marked incomplete. 0 keeps all of it.
+    #[arg(long, default_value_t = crate::store::limits::DEFAULT_MAX_OUTPUT)]
+    pub max_output_bytes: i64,
+    /// Days finished invocations (tasks, output, webhook deliveries) and
+    /// invoker records are kept; 0 keeps them forever. Pruned daily.
+    #[arg(long, default_value_t = 90)]
+    pub retention_days: u32,
+    /// Days audit events are kept; 0 keeps them forever.
+    #[arg(long, default_value_t = 365)]
+    pub audit_retention_days: u32,
+    /// Accept TC3 requests that leave the body unsigned
+    /// (`X-TC-Content-SHA256: UNSIGNED-PAYLOAD`, the SDKs' `unsignedPayload`).
+    /// Off by default: such a request's body could be swapped in transit.
+    #[arg(long)]
+    pub allow_unsigned_payload: bool,
 }
 
 pub fn main(a: ServerArgs) -> anyhow::Result<ExitCode> {
@@ -79,8 +115,24 @@ pub fn main(a: ServerArgs) -> anyhow::Result<ExitCode> {
             max_attempts: a.webhook_attempts,
             first_backoff_ms: a.webhook_backoff_ms,
             max_backoff_ms: a.webhook_max_backoff_ms.max(a.webhook_backoff_ms),
+            allow: a.webhook_allow,
             ..crate::notify::Settings::default()
         },
+        ops: server::OpsSettings {
+            net: crate::netguard::Limits {
+                per_source: a.max_connections_per_source.max(1),
+                total: a.max_connections.max(1),
+                header_timeout: Duration::from_secs(a.header_timeout.max(1)),
+                request_timeout: Duration::from_secs(a.request_timeout.max(1)),
+            },
+            max_output_bytes: a.max_output_bytes.max(0),
+            retention: crate::store::retention::Retention::from_days(
+                a.retention_days,
+                a.audit_retention_days,
+            ),
+            ..server::OpsSettings::default()
+        },
+        allow_unsigned_payload: a.allow_unsigned_payload,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -40,8 +40,8 @@ fn verify(public_key_b64: &str, nonce: &str, claim: &str, sig_b64: &str) -> bool
             .is_ok()
 }
 
-fn refusal_text(r: Refusal) -> (&'static str, &'static str) {
-    match r {
+fn refusal_text(r: Refusal) -> (&'static str, String) {
+    let (code, text) = match r {
         Refusal::Unknown => (
             "RegisterCodeNotFound",
             "the register code is not known to this server",
@@ -59,7 +59,18 @@ fn refusal_text(r: Refusal) -> (&'static str, &'static str) {
             "IpAddressNotAllowed",
             "this machine's address is outside the register code's IpAddressRange",
         ),
-    }
+        Refusal::TagKeyNotAllowed(key) => {
+            return (
+                "TagKeyNotAllowed",
+                format!(
+                    "the register code does not let agents set the tag key {key:?}; tags that \
+                     drive targeting and policy come from the code's Tags, its \
+                     AllowedAgentTagKeys, or ModifyInstanceTags (nothing was registered)"
+                ),
+            )
+        }
+    };
+    (code, text.to_string())
 }
 
 fn instance_from(machine: &MachineInfo, id: &str, public_key: &str, now: i64) -> Instance {
@@ -161,10 +172,7 @@ async fn authenticate(
                     known: Vec::new(),
                     job_control: job_control(&features),
                 }),
-                Err(r) => {
-                    let (code, msg) = refusal_text(r);
-                    Err((code, msg.to_string()))
-                }
+                Err(r) => Err(refusal_text(r)),
             }
         }
         AgentMsg::Hello {
@@ -213,11 +221,14 @@ async fn authenticate(
 }
 
 /// Serves one agent connection until it closes or the server shuts down.
+/// `authenticated` runs once the agent has proven its identity (the caller
+/// lifts its pre-authentication bounds then).
 pub async fn serve_agent<S>(
     d: Arc<Dispatcher>,
     ws: WebSocketStream<S>,
     peer: SocketAddr,
     shutdown: CancellationToken,
+    authenticated: impl FnOnce(),
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -251,6 +262,7 @@ pub async fn serve_agent<S>(
             return;
         }
     };
+    authenticated();
     let Hello {
         instance_id,
         known,
@@ -287,8 +299,12 @@ pub async fn serve_agent<S>(
             m = next_msg(&mut stream) => m,
         };
         let Some(msg) = msg else { break };
+        let beat = matches!(msg, AgentMsg::Heartbeat);
         if let Err(e) = handle(&d, &instance_id, msg).await {
             tracing::warn!(instance = %instance_id, "agent message failed: {e}");
+        }
+        if !beat {
+            d.touched();
         }
     }
     d.detach(&instance_id, serial);
@@ -372,7 +388,7 @@ async fn reconcile(
             .write(move |c| {
                 let mut ended = Vec::new();
                 for (id, inv) in &lost {
-                    if invocations::end_without_agent(
+                    if super::end_task(
                         c,
                         id,
                         &[
@@ -385,7 +401,6 @@ async fn reconcile(
                         now,
                     )? {
                         ended.push(inv.clone());
-                        crate::notify::task_final(c, id, now)?;
                     }
                 }
                 Ok(ended)
@@ -482,9 +497,8 @@ async fn handle(d: &Dispatcher, instance_id: &str, msg: AgentMsg) -> crate::stor
                         reported_len: output_len as i64,
                         error_info: &error_info,
                     };
-                    let ended = invocations::finish(c, &tid, &f, now)?;
+                    let ended = super::finish_task(c, &tid, &f, now)?;
                     if ended {
-                        crate::notify::task_final(c, &tid, now)?;
                         METRICS.task_ended(t.created_ms, now);
                     }
                     Ok(Some(ended.then_some(t.invocation_id)))

@@ -7,12 +7,14 @@
 //! one hook for what follows a task's end (today: the next wave of a
 //! rate-controlled invocation, `rollout`).
 
+mod ending;
 mod jobctl;
 mod link;
 pub mod rollout;
 mod sweep;
 mod timings;
 
+pub(crate) use ending::{end_task, finish_task};
 pub use jobctl::{ControlError, ControlRequest};
 pub use link::serve_agent;
 
@@ -74,6 +76,10 @@ pub struct Dispatcher {
     pub webhook_wake: Arc<tokio::sync::Notify>,
     /// When each task's RunTask was queued, for the stage metrics.
     pushed: timings::PushStamps,
+    /// Bumped whenever a task may have changed (state, output, control), so
+    /// the console's push channel re-reads what its viewer watches instead
+    /// of the browser polling (api/console_push.rs subscribes).
+    pub activity: tokio::sync::watch::Sender<u64>,
 }
 
 /// What the API shows about an agent's liveness.
@@ -105,7 +111,13 @@ impl Dispatcher {
             next_serial: std::sync::atomic::AtomicU64::new(1),
             webhook_wake: Default::default(),
             pushed: Default::default(),
+            activity: tokio::sync::watch::Sender::new(0),
         })
+    }
+
+    /// Tells console watchers that tasks may have changed.
+    pub fn touched(&self) {
+        self.activity.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     pub fn is_online(&self, instance_id: &str) -> bool {
@@ -309,6 +321,7 @@ impl Dispatcher {
             // stays DELIVERING and is re-sent when the agent reconnects.
             let _ = tx.try_send(ServerMsg::RunTask(spec));
         }
+        self.touched();
         Ok(())
     }
 
@@ -325,6 +338,7 @@ impl Dispatcher {
         // Notifications were queued in the same transactions that ended
         // the tasks; wake the sender now rather than at its next poll.
         self.webhook_wake.notify_one();
+        self.touched();
     }
 
     /// Cancels tasks: those not yet started end as CANCELLED, running ones
@@ -339,7 +353,7 @@ impl Dispatcher {
                 let mut ended = Vec::new();
                 for t in &list {
                     let pre = [TaskStatus::Pending, TaskStatus::DeliverDelayed];
-                    if invocations::end_without_agent(
+                    if end_task(
                         c,
                         &t.id,
                         &pre,
@@ -348,7 +362,6 @@ impl Dispatcher {
                         now,
                     )? {
                         ended.push(t.invocation_id.clone());
-                        crate::notify::task_final(c, &t.id, now)?;
                         continue;
                     }
                     if invocations::mark_cancelling(c, &t.id, now)? {

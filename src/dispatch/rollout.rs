@@ -165,16 +165,14 @@ pub async fn advance(d: &Dispatcher, invocation_ids: Vec<String>) -> Result<(), 
                     }
                     Step::Stop(ids, reason) => {
                         for t in &ids {
-                            if invocations::end_without_agent(
+                            super::end_task(
                                 c,
                                 t,
                                 &[TaskStatus::Pending],
                                 TaskStatus::Cancelled,
                                 &reason,
                                 now,
-                            )? {
-                                crate::notify::task_final(c, t, now)?;
-                            }
+                            )?;
                         }
                     }
                 }

@@ -47,7 +47,7 @@ pub async fn sweep_once(d: &Dispatcher) -> crate::store::Result<()> {
                         "instance {} did not take the task within {wait_s} s (agent offline)",
                         t.instance_id
                     );
-                    if invocations::end_without_agent(
+                    if super::end_task(
                         c,
                         &t.id,
                         &[Pending, DeliverDelayed, Delivering],
@@ -56,23 +56,14 @@ pub async fn sweep_once(d: &Dispatcher) -> crate::store::Result<()> {
                         now,
                     )? {
                         ended.push(t.invocation_id.clone());
-                        crate::notify::task_final(c, &t.id, now)?;
                     }
                 } else {
                     let why = format!(
                         "no result from the agent of instance {} past the task's timeout",
                         t.instance_id
                     );
-                    if invocations::end_without_agent(
-                        c,
-                        &t.id,
-                        &[Running, Cancelling],
-                        TaskTimeout,
-                        &why,
-                        now,
-                    )? {
+                    if super::end_task(c, &t.id, &[Running, Cancelling], TaskTimeout, &why, now)? {
                         ended.push(t.invocation_id.clone());
-                        crate::notify::task_final(c, &t.id, now)?;
                     }
                 }
             }

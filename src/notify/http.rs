@@ -4,6 +4,7 @@
 //! (a 3xx is a failed attempt); at most `MAX_REPLY` bytes of the reply are
 //! read.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -88,14 +89,18 @@ pub fn tls_config() -> Result<Arc<rustls::ClientConfig>, String> {
 
 /// POSTs `body` with `headers` and returns the reply's HTTP status, or why
 /// no status came back. The whole exchange is bounded by `timeout`.
+/// `addrs` are the target's addresses, already resolved and checked
+/// (`dest::Destinations::resolve`): the connection goes to one of them and
+/// the host name is never looked up again.
 pub async fn post(
     target: &Target,
+    addrs: &[SocketAddr],
     tls: &Result<Arc<rustls::ClientConfig>, String>,
     headers: &[(&str, String)],
     body: Bytes,
     timeout: Duration,
 ) -> Result<u16, String> {
-    match tokio::time::timeout(timeout, exchange(target, tls, headers, body)).await {
+    match tokio::time::timeout(timeout, exchange(target, addrs, tls, headers, body)).await {
         Ok(r) => r,
         Err(_) => Err(format!("timed out after {} s", timeout.as_secs_f32())),
     }
@@ -103,11 +108,12 @@ pub async fn post(
 
 async fn exchange(
     target: &Target,
+    addrs: &[SocketAddr],
     tls: &Result<Arc<rustls::ClientConfig>, String>,
     headers: &[(&str, String)],
     body: Bytes,
 ) -> Result<u16, String> {
-    let tcp = TcpStream::connect((target.host.as_str(), target.port))
+    let tcp = TcpStream::connect(addrs)
         .await
         .map_err(|e| format!("connect: {e}"))?;
     let _ = tcp.set_nodelay(true);

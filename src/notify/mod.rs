@@ -12,9 +12,11 @@
 //!   computes `X-Drover-Signature: t=<unix secs>,v1=<hex HMAC-SHA256 of
 //!   "<t>.<body>">`.
 
+mod dest;
 mod http;
 mod worker;
 
+pub use dest::Destinations;
 pub use worker::spawn;
 
 use serde_json::json;
@@ -42,6 +44,8 @@ pub struct Settings {
     pub attempt_timeout_ms: u64,
     /// How often the worker looks for due deliveries when nothing wakes it.
     pub poll_ms: u64,
+    /// Ranges allowed in spite of the SSRF rules (`--webhook-allow`).
+    pub allow: Destinations,
 }
 
 impl Default for Settings {
@@ -52,6 +56,7 @@ impl Default for Settings {
             max_backoff_ms: 60_000,
             attempt_timeout_ms: 10_000,
             poll_ms: 1_000,
+            allow: Destinations::default(),
         }
     }
 }
@@ -72,6 +77,8 @@ pub enum WebhookError {
     BadUrl(&'static str),
     #[error("Webhook.Secret must be {MIN_SECRET} to {MAX_SECRET} characters")]
     BadSecret,
+    #[error("Webhook.Url must not name a loopback, private, link-local or metadata address (an administrator may allow ranges with --webhook-allow)")]
+    Forbidden,
 }
 
 /// A validated webhook: where to POST and the HMAC key. Debug hides the key.
@@ -91,6 +98,18 @@ impl std::fmt::Debug for Webhook {
 }
 
 impl Webhook {
+    /// Refuses a URL whose host is a literal address (or `localhost`) the
+    /// server would never deliver to; names are checked again, after
+    /// resolution, at every delivery.
+    pub fn check_destination(&self, allow: &Destinations) -> Result<(), WebhookError> {
+        let t = http::Target::parse(&self.url)?;
+        if allow.literal_permitted(&t.host) {
+            Ok(())
+        } else {
+            Err(WebhookError::Forbidden)
+        }
+    }
+
     pub fn new(url: &str, secret: &str) -> Result<Webhook, WebhookError> {
         http::Target::parse(url)?;
         let n = secret.chars().count();

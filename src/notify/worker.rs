@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::{http, sign, Settings, EVENT_FINISHED};
+use super::{dest, http, sign, Settings, EVENT_FINISHED};
 use crate::crypto::SecretBox;
 use crate::store::webhooks::{self, Attempt, Delivery};
 use crate::store::Store;
@@ -91,14 +91,21 @@ async fn run(w: Arc<Worker>, wake: Arc<Notify>, shutdown: CancellationToken) {
 impl Worker {
     async fn attempt(&self, d: Delivery) {
         let n = d.attempts + 1;
-        let sent = self.send(&d).await;
+        // The attempt is recorded at its start: an end time would tell the
+        // caller how long the destination took to refuse or time out.
         let at = now_ms();
+        let sent = self.send(&d).await;
+        if let Err(e) = &sent {
+            // The operator's log keeps the reason; the caller does not.
+            tracing::info!(delivery = %d.id, attempt = n, "webhook attempt failed: {e}");
+        }
         let (http_status, error) = match &sent {
             Ok(code) if (200..300).contains(code) => (Some(*code as i64), String::new()),
             Ok(code) => (Some(*code as i64), format!("HTTP {code}")),
-            Err(e) => (None, e.to_string()),
+            Err(e) => (None, e.public().to_string()),
         };
-        let last = n >= self.settings.max_attempts as i64 || matches!(sent, Err(Fatal(_)));
+        let last =
+            n >= self.settings.max_attempts as i64 || matches!(sent, Err(Fatal(_) | Refused));
         let m = &crate::metrics::METRICS;
         let (status, next) = if error.is_empty() {
             m.webhook_delivered.inc();
@@ -142,6 +149,11 @@ impl Worker {
             .open_sealed(&super::seal_context(&d.secret_owner), &d.secret_enc)
             .map_err(|_| Fatal("the stored webhook key does not decrypt".into()))?;
         let target = http::Target::parse(&d.url).map_err(|e| Fatal(e.to_string()))?;
+        let addrs = match self.settings.allow.resolve(&target.host, target.port).await {
+            Ok(a) => a,
+            Err(dest::Refusal::Forbidden) => return Err(Refused),
+            Err(dest::Refusal::Unresolved) => return Err(Retry("no address".into())),
+        };
         let t = now_ms() / 1000;
         let headers = [
             ("X-Drover-Event", EVENT_FINISHED.to_string()),
@@ -151,6 +163,7 @@ impl Worker {
         let timeout = Duration::from_millis(self.settings.attempt_timeout_ms);
         http::post(
             &target,
+            &addrs,
             &self.tls,
             &headers,
             Bytes::from(d.body.clone()),
@@ -161,17 +174,39 @@ impl Worker {
     }
 }
 
-/// Why an attempt got no HTTP status: worth retrying, or not.
+/// Why an attempt got no HTTP status: worth retrying, or not. The text is
+/// for the server's log only.
 enum SendError {
     Retry(String),
     Fatal(String),
+    /// The destination resolves to an address the server may not reach.
+    Refused,
 }
-use SendError::{Fatal, Retry};
+use SendError::{Fatal, Refused, Retry};
+
+/// What every network failure looks like to the caller: refused, reset,
+/// unreachable, timed out, unresolvable or a TLS failure are one message, so
+/// webhooks cannot be used to map which hosts and ports answer.
+pub const NO_REPLY: &str = "delivery failed: no HTTP reply";
+/// The recorded error of a destination outside the permitted ranges.
+pub const NOT_PERMITTED: &str =
+    "delivery refused: the destination is not a permitted address (see --webhook-allow)";
+
+impl SendError {
+    fn public(&self) -> &str {
+        match self {
+            Retry(_) => NO_REPLY,
+            Fatal(m) => m,
+            Refused => NOT_PERMITTED,
+        }
+    }
+}
 
 impl std::fmt::Display for SendError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Retry(m) | Fatal(m) => f.write_str(m),
+            Refused => f.write_str(NOT_PERMITTED),
         }
     }
 }

@@ -1,8 +1,21 @@
-//! The action table: every action drover authorizes and the resource kinds it
-//! is authorized against. Rows marked `Seed` are exactly the TAT access
-//! management table (resource-level: the resources listed; operation-level:
-//! `*`); rows marked `Drover` are TAT actions the seed does not list and
-//! drover's extensions, placed by analogy.
+//! The action table: every action drover serves or authorizes, defined once.
+//!
+//! Each row of `actions!` below is one action, and everything about it comes
+//! from that row: the API name (the variant's name), the endpoint that serves
+//! it, its policy action (`tat:` or `cam:` + the name), the resource kinds it
+//! is authorized against and how they combine, where the row comes from, the
+//! rule by which the gate finds the resources a request names, and the Azure
+//! Automation operations that grant it. `ACTIONS` (the policy rows) and
+//! `AZURE_MAP` are generated from it, and the API dispatches on `Action`
+//! with an exhaustive match, so adding an action is one row plus one match
+//! arm the compiler asks for. Rows whose endpoint is `Pseudo` are decisions
+//! the gate takes inside other actions (tat:UseSecret,
+//! tat:DescribeCommandContent); no request names them.
+//!
+//! Rows marked `Seed` are exactly the TAT access management table
+//! (resource-level: the resources listed; operation-level: `*`); rows marked
+//! `Drover` are TAT actions the seed does not list and drover's extensions,
+//! placed by analogy.
 //!
 //! How the named resources combine (`Combine`):
 //! * `All`: every resource the request names must be allowed (RunCommand and
@@ -34,7 +47,71 @@ pub enum Origin {
     Drover,
 }
 
-/// One authorizable action.
+/// Which endpoint serves an action (by the credential scope's service).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Tat,
+    Cam,
+    /// drover's access-management extensions, served on both.
+    Both,
+    /// Not an API action: a decision taken inside other actions.
+    Pseudo,
+}
+
+/// How the gate finds the resources a request names (with their tags). The
+/// gate reads exactly these fields, strictly, once; the handler gets them
+/// from the authorized value and never reads them again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// Operation-level: the resource is `*`.
+    Account,
+    /// `CommandId`: one command.
+    Command,
+    /// `CommandIds`, required (DeleteCommands).
+    Commands,
+    /// `CommandIds`, optional: without ids the list is filtered item by item.
+    CommandList,
+    /// ModifyCommand: the command, and (for new content) the right to run
+    /// it on the instances of every invoker that fires it.
+    ModifyCommand,
+    /// RunCommand: the new command, the resolved instances, its secrets.
+    Run,
+    /// InvokeCommand: the stored command, the resolved instances, its secrets.
+    Invoke,
+    /// `InvocationIds`, optional (filtered list without them).
+    InvocationList,
+    /// `InvocationId` (+ optional `InstanceIds`): its command and instances.
+    Invocation,
+    /// `InvocationTaskIds`, optional.
+    TaskList,
+    /// `InvocationTaskId`: its command and instance.
+    Task,
+    /// `InstanceIds`, optional.
+    InstanceList,
+    /// `InstanceId`.
+    Instance,
+    /// `InvokerIds`, optional.
+    InvokerList,
+    /// `InvokerId`.
+    Invoker,
+    /// CreateInvoker: the command and the instances it will run on.
+    NewInvoker,
+    /// ModifyInvoker: the invoker, and the command and instances it will run.
+    ChangeInvoker,
+    /// `InvocationId` (its command) or `InvokerId`.
+    Deliveries,
+    /// `SecretName`.
+    Secret,
+    /// `SecretNames`, optional.
+    SecretList,
+    /// CAM's users, groups and policies, as each CAM action names them
+    /// (`api::cam::scope`).
+    Cam,
+    /// A pseudo-action's resources are named by the action that decides it.
+    Pseudo,
+}
+
+/// One authorizable action (a policy row).
 #[derive(Debug)]
 pub struct ActionInfo {
     /// Qualified name as policies write it, e.g. `tat:RunCommand`.
@@ -53,6 +130,13 @@ const IVK: &[ResourceKind] = &[Invoker];
 const SEC: &[ResourceKind] = &[Secret];
 const SEC_INS: &[ResourceKind] = &[Secret, CvmInstance, LighthouseInstance, ManagedInstance];
 const CMD_IVK: &[ResourceKind] = &[Command, Invoker];
+// CAM's resources: a user (by uin), a group, a policy.
+const USR: &[ResourceKind] = &[CamUser];
+const GRP: &[ResourceKind] = &[CamGroup];
+const POL: &[ResourceKind] = &[CamPolicy];
+const USR_GRP: &[ResourceKind] = &[CamUser, CamGroup];
+const POL_USR: &[ResourceKind] = &[CamPolicy, CamUser];
+const POL_GRP: &[ResourceKind] = &[CamPolicy, CamGroup];
 const IVK_CMD_INS: &[ResourceKind] = &[
     Invoker,
     Command,
@@ -61,117 +145,204 @@ const IVK_CMD_INS: &[ResourceKind] = &[
     ManagedInstance,
 ];
 
-macro_rules! row {
-    ($name:literal, $kinds:expr, $combine:ident, $origin:ident) => {
-        ActionInfo {
-            name: $name,
-            kinds: $kinds,
-            combine: Combine::$combine,
-            origin: Origin::$origin,
-        }
+macro_rules! aa {
+    ($tail:literal) => {
+        concat!("Microsoft.Automation/automationAccounts/", $tail)
     };
 }
 
-/// Every action, TAT first (seed rows, then drover's), then CAM.
-pub static ACTIONS: &[ActionInfo] = &[
+macro_rules! actions {
+    ($( $name:ident : $svc:ident, $ep:ident, $kinds:expr, $combine:ident, $origin:ident,
+        $rule:ident, [$($az:expr),* $(,)?] ; )*) => {
+        /// Every action, one variant each (TAT, CAM, drover's extensions and
+        /// the pseudo-actions), in table order.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Action { $($name),* }
+
+        impl Action {
+            /// Every action in table order.
+            pub const ALL: &'static [Action] = &[$(Action::$name),*];
+
+            /// The API action name (`X-TC-Action`).
+            pub fn api_name(self) -> &'static str {
+                match self { $(Action::$name => stringify!($name)),* }
+            }
+
+            /// The policy action, e.g. `tat:RunCommand`.
+            pub fn policy_name(self) -> &'static str {
+                match self { $(Action::$name => concat!(stringify!($svc), ":", stringify!($name))),* }
+            }
+
+            pub fn endpoint(self) -> Endpoint {
+                match self { $(Action::$name => Endpoint::$ep),* }
+            }
+
+            pub fn rule(self) -> Rule {
+                match self { $(Action::$name => Rule::$rule),* }
+            }
+
+            /// The Azure Automation operations that all grant this action.
+            pub fn azure(self) -> &'static [&'static str] {
+                match self { $(Action::$name => &[$($az),*]),* }
+            }
+        }
+
+        /// Every policy row, in table order (compiled statements keep a
+        /// bitmask over it).
+        pub static ACTIONS: &[ActionInfo] = &[$(
+            ActionInfo {
+                name: concat!(stringify!($svc), ":", stringify!($name)),
+                kinds: $kinds,
+                combine: Combine::$combine,
+                origin: Origin::$origin,
+            }
+        ),*];
+
+        /// (drover action, Azure operations all required), in table order.
+        pub static AZURE_MAP: &[(&str, &[&str])] = &[$(
+            (concat!(stringify!($svc), ":", stringify!($name)), &[$($az),*])
+        ),*];
+    };
+}
+
+actions! {
     // The seed's table. DescribeAutomationAgents in the seed's table is the
     // API action DescribeAutomationAgentStatus (its own examples use that name).
-    row!("tat:CreateCommand", OP, All, Seed),
-    row!("tat:DeleteCommand", CMD, All, Seed),
-    row!("tat:DescribeAutomationAgentStatus", INS, All, Seed),
-    row!("tat:DescribeCommands", CMD, All, Seed),
-    row!("tat:DescribeInvocations", CMD, All, Seed),
-    row!("tat:DescribeInvocationTasks", CMD_INS, AnyNoneDenied, Seed),
-    row!("tat:InvokeCommand", CMD_INS, All, Seed),
-    row!("tat:ModifyCommand", CMD, All, Seed),
-    row!("tat:PreviewReplacedCommandContent", CMD, All, Seed),
-    row!("tat:RunCommand", CMD_INS, All, Seed),
+    // Azure: runbooks → commands (a runbook's definition is runbooks/content/read),
+    // jobs → invocations. RunCommand saves a new command and starts it.
+    CreateCommand: tat, Tat, OP, All, Seed, Account, [aa!("runbooks/write")];
+    DeleteCommand: tat, Tat, CMD, All, Seed, Command, [aa!("runbooks/delete")];
+    DescribeAutomationAgentStatus: tat, Tat, INS, All, Seed, InstanceList, [aa!("hybridRunbookWorkerGroups/read")];
+    DescribeCommands: tat, Tat, CMD, All, Seed, CommandList, [aa!("runbooks/read")];
+    DescribeInvocations: tat, Tat, CMD, All, Seed, InvocationList, [aa!("jobs/read")];
+    DescribeInvocationTasks: tat, Tat, CMD_INS, AnyNoneDenied, Seed, TaskList, [aa!("jobs/read")];
+    InvokeCommand: tat, Tat, CMD_INS, All, Seed, Invoke, [aa!("jobs/write")];
+    ModifyCommand: tat, Tat, CMD, All, Seed, ModifyCommand, [aa!("runbooks/write")];
+    PreviewReplacedCommandContent: tat, Tat, CMD, All, Seed, Command, [aa!("runbooks/content/read")];
+    RunCommand: tat, Tat, CMD_INS, All, Seed, Run, [aa!("runbooks/write"), aa!("jobs/write")];
     // TAT actions the seed does not list.
-    row!("tat:DeleteCommands", CMD, All, Drover),
-    row!("tat:CancelInvocation", CMD_INS, All, Drover),
-    row!("tat:CreateRegisterCode", OP, All, Drover),
-    row!("tat:DescribeRegisterCodes", OP, All, Drover),
-    row!("tat:DisableRegisterCodes", OP, All, Drover),
-    row!("tat:DeleteRegisterCodes", OP, All, Drover),
-    row!("tat:DescribeRegisterInstances", MI, All, Drover),
-    row!("tat:ModifyRegisterInstance", MI, All, Drover),
-    row!("tat:DeleteRegisterInstance", MI, All, Drover),
-    row!("tat:DescribeRegions", OP, All, Drover),
-    row!("tat:DescribeQuotas", OP, All, Drover),
-    row!("tat:DescribeScenes", OP, All, Drover),
-    row!("tat:CreateInvoker", CMD_INS, All, Drover),
-    row!("tat:ModifyInvoker", IVK_CMD_INS, All, Drover),
-    row!("tat:DeleteInvoker", IVK, All, Drover),
-    row!("tat:EnableInvoker", IVK, All, Drover),
-    row!("tat:DisableInvoker", IVK, All, Drover),
-    row!("tat:DescribeInvokers", IVK, All, Drover),
-    row!("tat:DescribeInvokerRecords", IVK, All, Drover),
+    DeleteCommands: tat, Tat, CMD, All, Drover, Commands, [aa!("runbooks/delete")];
+    CancelInvocation: tat, Tat, CMD_INS, All, Drover, Invocation, [aa!("jobs/stop/action")];
+    // Azure: agent registration keys → register codes.
+    CreateRegisterCode: tat, Tat, OP, All, Drover, Account, [aa!("agentRegistrationInformation/regenerateKey/action")];
+    DescribeRegisterCodes: tat, Tat, OP, All, Drover, Account, [aa!("agentRegistrationInformation/read")];
+    DisableRegisterCodes: tat, Tat, OP, All, Drover, Account, [aa!("agentRegistrationInformation/regenerateKey/action")];
+    DeleteRegisterCodes: tat, Tat, OP, All, Drover, Account, [aa!("agentRegistrationInformation/regenerateKey/action")];
+    // Azure: hybrid runbook workers → instances.
+    DescribeRegisterInstances: tat, Tat, MI, All, Drover, InstanceList, [aa!("hybridRunbookWorkerGroups/read")];
+    ModifyRegisterInstance: tat, Tat, MI, All, Drover, Instance, [aa!("hybridRunbookWorkerGroups/write")];
+    DeleteRegisterInstance: tat, Tat, MI, All, Drover, Instance, [aa!("hybridRunbookWorkerGroups/delete")];
+    DescribeRegions: tat, Tat, OP, All, Drover, Account, [aa!("read")];
+    DescribeQuotas: tat, Tat, OP, All, Drover, Account, [aa!("read")];
+    // Scenes group the public commands: reading them is reading runbooks.
+    DescribeScenes: tat, Tat, OP, All, Drover, Account, [aa!("runbooks/read")];
+    // Azure: schedules + job schedules → invokers.
+    CreateInvoker: tat, Tat, CMD_INS, All, Drover, NewInvoker, [aa!("schedules/write"), aa!("jobSchedules/write")];
+    ModifyInvoker: tat, Tat, IVK_CMD_INS, All, Drover, ChangeInvoker, [aa!("schedules/write"), aa!("jobSchedules/write")];
+    DeleteInvoker: tat, Tat, IVK, All, Drover, Invoker, [aa!("schedules/delete"), aa!("jobSchedules/delete")];
+    EnableInvoker: tat, Tat, IVK, All, Drover, Invoker, [aa!("schedules/write"), aa!("jobSchedules/write")];
+    DisableInvoker: tat, Tat, IVK, All, Drover, Invoker, [aa!("schedules/write"), aa!("jobSchedules/write")];
+    DescribeInvokers: tat, Tat, IVK, All, Drover, InvokerList, [aa!("schedules/read"), aa!("jobSchedules/read")];
+    DescribeInvokerRecords: tat, Tat, IVK, All, Drover, InvokerList, [aa!("schedules/read"), aa!("jobSchedules/read")];
     // drover extensions on the TAT endpoint.
     // Retagging is apart from ModifyRegisterInstance: tags decide policy
-    // conditions and target selectors.
-    row!("tat:ModifyInstanceTags", MI, All, Drover),
+    // conditions and target selectors (in Azure, writing the worker group).
+    ModifyInstanceTags: tat, Tat, MI, All, Drover, Instance, [aa!("hybridRunbookWorkerGroups/write")];
     // Job control: named like CancelInvocation, the resources it names.
-    row!("tat:SuspendInvocation", CMD_INS, All, Drover),
-    row!("tat:ResumeInvocation", CMD_INS, All, Drover),
-    row!(
-        "tat:DescribeInvocationTaskOutput",
-        CMD_INS,
-        AnyNoneDenied,
-        Drover
-    ),
-    // Secrets (drover): managed by name; values are never returned.
-    row!("tat:CreateSecret", SEC, All, Drover),
-    row!("tat:ModifySecret", SEC, All, Drover),
-    row!("tat:DeleteSecret", SEC, All, Drover),
-    row!("tat:DescribeSecrets", SEC, All, Drover),
+    SuspendInvocation: tat, Tat, CMD_INS, All, Drover, Invocation, [aa!("jobs/suspend/action")];
+    ResumeInvocation: tat, Tat, CMD_INS, All, Drover, Invocation, [aa!("jobs/resume/action")];
+    DescribeInvocationTaskOutput: tat, Tat, CMD_INS, AnyNoneDenied, Drover, Task, [aa!("jobs/streams/read")];
+    // Secrets (drover): managed by name; values are never returned. Azure's
+    // credential assets: credentials/read returns metadata, never a password.
+    CreateSecret: tat, Tat, SEC, All, Drover, Secret, [aa!("credentials/write")];
+    ModifySecret: tat, Tat, SEC, All, Drover, Secret, [aa!("credentials/write")];
+    DeleteSecret: tat, Tat, SEC, All, Drover, Secret, [aa!("credentials/delete")];
+    DescribeSecrets: tat, Tat, SEC, All, Drover, SecretList, [aa!("credentials/read")];
     // Pseudo-action: may a run put this secret into its script on these
-    // instances? Checked by RunCommand, InvokeCommand, CreateInvoker and
-    // ModifyInvoker for each `{{secret:NAME}}` of the command's content.
-    row!("tat:UseSecret", SEC_INS, All, Drover),
+    // instances? Decided for each `{{secret:NAME}}` of what runs. In Azure a
+    // job reads its runbook's credentials with the account's identity, so
+    // whoever may start the job uses them: jobs/write (Reader never).
+    UseSecret: tat, Pseudo, SEC_INS, All, Drover, Pseudo, [aa!("jobs/write")];
     // Pseudo-action: may the caller see a command's Content? Checked by
     // DescribeCommands (and anything else that returns Content) per command.
-    row!("tat:DescribeCommandContent", CMD, All, Drover),
+    DescribeCommandContent: tat, Pseudo, CMD, All, Drover, Pseudo, [aa!("runbooks/content/read")];
     // Webhook deliveries of an invocation (its command) or an invoker.
-    row!("tat:DescribeWebhookDeliveries", CMD_IVK, All, Drover),
+    DescribeWebhookDeliveries: tat, Tat, CMD_IVK, All, Drover, Deliveries, [aa!("jobs/read")];
+    // CAM's actions are resource-scoped as CAM scopes them (Rule::Cam): an
+    // action on a user names `qcs::cam::uin/<OwnerUin>:uin/<Uin>`, on a group
+    // `...:group/<GroupId>`, on a policy `...:policyid/<PolicyId>`; an
+    // attachment or membership names both sides; role assignments and the
+    // simulator name the principal. Creating and listing stay operation-level.
     // Access management lives under cam: so that tat:* (QcloudTATFullAccess)
-    // never lets anyone grant themselves more access.
-    row!("cam:CreateRoleAssignment", OP, All, Drover),
-    row!("cam:DeleteRoleAssignment", OP, All, Drover),
-    row!("cam:ListRoleAssignments", OP, All, Drover),
-    row!("cam:SimulatePrincipalPolicy", OP, All, Drover),
-    row!("cam:DescribeAuditEvents", OP, All, Drover),
-    // CAM 2019-01-16 actions drover serves.
-    row!("cam:AddUser", OP, All, Drover),
-    row!("cam:GetUser", OP, All, Drover),
-    row!("cam:ListUsers", OP, All, Drover),
-    row!("cam:UpdateUser", OP, All, Drover),
-    row!("cam:DeleteUser", OP, All, Drover),
-    row!("cam:CreateGroup", OP, All, Drover),
-    row!("cam:GetGroup", OP, All, Drover),
-    row!("cam:ListGroups", OP, All, Drover),
-    row!("cam:DeleteGroup", OP, All, Drover),
-    row!("cam:AddUserToGroup", OP, All, Drover),
-    row!("cam:RemoveUserFromGroup", OP, All, Drover),
-    row!("cam:ListUsersForGroup", OP, All, Drover),
-    row!("cam:ListGroupsForUser", OP, All, Drover),
-    row!("cam:CreatePolicy", OP, All, Drover),
-    row!("cam:GetPolicy", OP, All, Drover),
-    row!("cam:UpdatePolicy", OP, All, Drover),
-    row!("cam:DeletePolicy", OP, All, Drover),
-    row!("cam:ListPolicies", OP, All, Drover),
-    row!("cam:AttachUserPolicy", OP, All, Drover),
-    row!("cam:DetachUserPolicy", OP, All, Drover),
-    row!("cam:AttachGroupPolicy", OP, All, Drover),
-    row!("cam:DetachGroupPolicy", OP, All, Drover),
-    row!("cam:ListAttachedUserPolicies", OP, All, Drover),
-    row!("cam:ListAttachedGroupPolicies", OP, All, Drover),
-    row!("cam:ListAttachedUserAllPolicies", OP, All, Drover),
-    row!("cam:CreateAccessKey", OP, All, Drover),
-    row!("cam:ListAccessKeys", OP, All, Drover),
-    row!("cam:UpdateAccessKey", OP, All, Drover),
-    row!("cam:DeleteAccessKey", OP, All, Drover),
-    row!("cam:GetUserAppId", OP, All, Drover),
-];
+    // never lets anyone grant themselves more access. In Azure: role
+    // assignments and definitions under Microsoft.Authorization; identities
+    // and keys there too (drover), so a Contributor's NotActions exclude them.
+    CreateRoleAssignment: cam, Both, USR_GRP, All, Drover, Cam, ["Microsoft.Authorization/roleAssignments/write"];
+    DeleteRoleAssignment: cam, Both, USR_GRP, All, Drover, Cam, ["Microsoft.Authorization/roleAssignments/delete"];
+    ListRoleAssignments: cam, Both, OP, All, Drover, Account, ["Microsoft.Authorization/roleAssignments/read"];
+    SimulatePrincipalPolicy: cam, Both, USR, All, Drover, Cam, ["Microsoft.Authorization/permissions/read"];
+    DescribeAuditEvents: cam, Tat, OP, All, Drover, Account, ["Microsoft.Insights/eventtypes/values/read"];
+    AddUser: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/users/write"];
+    GetUser: cam, Cam, USR, All, Drover, Cam, ["Microsoft.Authorization/users/read"];
+    ListUsers: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/users/read"];
+    UpdateUser: cam, Cam, USR, All, Drover, Cam, ["Microsoft.Authorization/users/write"];
+    DeleteUser: cam, Cam, USR, All, Drover, Cam, ["Microsoft.Authorization/users/delete"];
+    CreateGroup: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/groups/write"];
+    GetGroup: cam, Cam, GRP, All, Drover, Cam, ["Microsoft.Authorization/groups/read"];
+    ListGroups: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/groups/read"];
+    DeleteGroup: cam, Cam, GRP, All, Drover, Cam, ["Microsoft.Authorization/groups/delete"];
+    AddUserToGroup: cam, Cam, USR_GRP, All, Drover, Cam, ["Microsoft.Authorization/groups/write"];
+    RemoveUserFromGroup: cam, Cam, USR_GRP, All, Drover, Cam, ["Microsoft.Authorization/groups/write"];
+    ListUsersForGroup: cam, Cam, GRP, All, Drover, Cam, ["Microsoft.Authorization/groups/read"];
+    ListGroupsForUser: cam, Cam, USR, All, Drover, Cam, ["Microsoft.Authorization/groups/read"];
+    CreatePolicy: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/roleDefinitions/write"];
+    GetPolicy: cam, Cam, POL, All, Drover, Cam, ["Microsoft.Authorization/roleDefinitions/read"];
+    UpdatePolicy: cam, Cam, POL, All, Drover, Cam, ["Microsoft.Authorization/roleDefinitions/write"];
+    DeletePolicy: cam, Cam, POL, All, Drover, Cam, ["Microsoft.Authorization/roleDefinitions/delete"];
+    ListPolicies: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/roleDefinitions/read"];
+    AttachUserPolicy: cam, Cam, POL_USR, All, Drover, Cam, ["Microsoft.Authorization/roleAssignments/write"];
+    DetachUserPolicy: cam, Cam, POL_USR, All, Drover, Cam, ["Microsoft.Authorization/roleAssignments/delete"];
+    AttachGroupPolicy: cam, Cam, POL_GRP, All, Drover, Cam, ["Microsoft.Authorization/roleAssignments/write"];
+    DetachGroupPolicy: cam, Cam, POL_GRP, All, Drover, Cam, ["Microsoft.Authorization/roleAssignments/delete"];
+    ListAttachedUserPolicies: cam, Cam, USR, All, Drover, Cam, ["Microsoft.Authorization/roleAssignments/read"];
+    ListAttachedGroupPolicies: cam, Cam, GRP, All, Drover, Cam, ["Microsoft.Authorization/roleAssignments/read"];
+    ListAttachedUserAllPolicies: cam, Cam, USR, All, Drover, Cam, ["Microsoft.Authorization/roleAssignments/read"];
+    CreateAccessKey: cam, Cam, USR, All, Drover, Cam, ["Microsoft.Authorization/accessKeys/write"];
+    ListAccessKeys: cam, Cam, USR, All, Drover, Cam, ["Microsoft.Authorization/accessKeys/listKeys/action"];
+    UpdateAccessKey: cam, Cam, USR, All, Drover, Cam, ["Microsoft.Authorization/accessKeys/write"];
+    DeleteAccessKey: cam, Cam, USR, All, Drover, Cam, ["Microsoft.Authorization/accessKeys/delete"];
+    GetUserAppId: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/users/read"];
+}
+
+impl Action {
+    /// The action a request names on `endpoint` (`cam`: the CAM endpoint),
+    /// exact spelling as the SDKs send it; None: no such action there.
+    pub fn from_api(name: &str, cam: bool) -> Option<Action> {
+        Action::ALL.iter().copied().find(|a| {
+            a.api_name() == name
+                && match a.endpoint() {
+                    Endpoint::Tat => !cam,
+                    Endpoint::Cam => cam,
+                    Endpoint::Both => true,
+                    Endpoint::Pseudo => false,
+                }
+        })
+    }
+
+    /// Whether a list action without ids is filtered item by item (and so
+    /// needs no decision on named resources).
+    pub fn is_filtered_list(self) -> bool {
+        matches!(
+            self.rule(),
+            Rule::CommandList
+                | Rule::InvocationList
+                | Rule::TaskList
+                | Rule::InstanceList
+                | Rule::InvokerList
+                | Rule::SecretList
+        )
+    }
+}
 
 fn index() -> &'static HashMap<String, usize> {
     static INDEX: OnceLock<HashMap<String, usize>> = OnceLock::new();
@@ -204,27 +375,24 @@ pub fn resources_for(action: &str) -> &'static [ResourceKind] {
     action_info(action).map_or(&[], |a| a.kinds)
 }
 
-/// The policy action for an API action: `RunCommand` on the TAT endpoint is
-/// `tat:RunCommand`; CAM's API (`cam == true`) and drover's access-management
-/// extensions are `cam:`. `None` if drover does not know the action.
+/// The policy action for an API action on an endpoint (`cam == true`: the
+/// CAM endpoint); pseudo-actions are found on the TAT endpoint too, for the
+/// simulator. `None` if drover does not know the action there.
 pub fn policy_action(api_action: &str, cam: bool) -> Option<&'static str> {
-    let find = |svc: &str| {
-        ACTIONS.iter().find(|a| {
-            a.name
-                .split_once(':')
-                .is_some_and(|(s, n)| s == svc && n == api_action)
+    Action::from_api(api_action, cam)
+        .or_else(|| {
+            Action::ALL
+                .iter()
+                .copied()
+                .find(|a| !cam && a.endpoint() == Endpoint::Pseudo && a.api_name() == api_action)
         })
-    };
-    let hit = if cam {
-        find("cam")
-    } else {
-        find("tat").or_else(|| find("cam"))
-    };
-    hit.map(|a| a.name)
+        .map(Action::policy_name)
 }
 
 /// The TAT pseudo-action that guards a command's Content.
 pub const DESCRIBE_COMMAND_CONTENT: &str = "tat:DescribeCommandContent";
+/// The TAT pseudo-action for putting a secret into what runs.
+pub const USE_SECRET: &str = "tat:UseSecret";
 
 #[cfg(test)]
 mod tests {
@@ -246,11 +414,61 @@ mod tests {
         );
         assert_eq!(policy_action("AddUser", true), Some("cam:AddUser"));
         assert_eq!(policy_action("RunCommand", true), None);
+        assert_eq!(Action::from_api("UseSecret", false), None);
+        assert_eq!(Action::from_api("runcommand", false), None);
     }
 
     #[test]
     fn names_are_unique_and_fit_the_bitmask() {
         assert_eq!(index().len(), ACTIONS.len());
         assert!(ACTIONS.len() <= 128);
+    }
+
+    /// Every action has its policy row, resource rule and Azure mapping, and
+    /// the rule fits the row's resource kinds.
+    #[test]
+    fn every_action_has_its_rows() {
+        assert_eq!(Action::ALL.len(), ACTIONS.len());
+        for &a in Action::ALL {
+            let info = action_info(a.policy_name()).expect("policy row");
+            assert_eq!(info.name, a.policy_name());
+            assert!(!a.azure().is_empty(), "{a:?} has no Azure mapping");
+            let kinds = info.kinds;
+            let rule_fits = match a.rule() {
+                Rule::Account => kinds == OP,
+                Rule::Command | Rule::Commands | Rule::CommandList | Rule::ModifyCommand => {
+                    kinds == CMD
+                }
+                Rule::Run | Rule::Invoke | Rule::NewInvoker | Rule::Invocation => kinds == CMD_INS,
+                Rule::InvocationList => kinds == CMD,
+                Rule::TaskList | Rule::Task => kinds == CMD_INS,
+                Rule::InstanceList => kinds == INS || kinds == MI,
+                Rule::Instance => kinds == MI,
+                Rule::InvokerList | Rule::Invoker => kinds == IVK,
+                Rule::ChangeInvoker => kinds == IVK_CMD_INS,
+                Rule::Deliveries => kinds == CMD_IVK,
+                Rule::Secret | Rule::SecretList => kinds == SEC,
+                Rule::Pseudo => {
+                    a.endpoint() == Endpoint::Pseudo && (kinds == SEC_INS || kinds == CMD)
+                }
+                // CAM's resources only, on the CAM endpoint (or both).
+                Rule::Cam => {
+                    a.endpoint() != Endpoint::Tat
+                        && !kinds.is_empty()
+                        && kinds
+                            .iter()
+                            .all(|k| matches!(k, CamUser | CamGroup | CamPolicy))
+                }
+            };
+            assert!(
+                rule_fits,
+                "{a:?}: rule {:?} does not fit its kinds",
+                a.rule()
+            );
+            if a.endpoint() != Endpoint::Pseudo {
+                let cam = a.endpoint() == Endpoint::Cam;
+                assert_eq!(Action::from_api(a.api_name(), cam), Some(a));
+            }
+        }
     }
 }

@@ -32,6 +32,21 @@ fn can(p: &[&CompiledPolicy], action: &str) -> bool {
             vec![cmd("cmd-1"), mi("mi-1")]
         }
         kinds if kinds.contains(&ResourceKind::Command) => vec![cmd("cmd-1")],
+        // CAM's resource-scoped actions: one user, group or policy of each
+        // kind the action takes.
+        kinds
+            if kinds.iter().any(|k| {
+                matches!(
+                    k,
+                    ResourceKind::CamUser | ResourceKind::CamGroup | ResourceKind::CamPolicy
+                )
+            }) =>
+        {
+            kinds
+                .iter()
+                .map(|k| Resource::new(k.qcs(REGION, OWNER, "100000000001")))
+                .collect()
+        }
         _ => vec![mi("mi-1")],
     };
     allows(p, action, &res)

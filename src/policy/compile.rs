@@ -38,7 +38,7 @@ impl CompiledStatement {
     }
 
     /// Does the statement cover this resource (`None`: operation-level `*`)?
-    pub(crate) fn resource(&self, name: Option<&QcsRef<'_>>, kind: u8) -> Tri {
+    pub(crate) fn resource(&self, name: Option<&QcsRef<'_>>, kind: u16) -> Tri {
         let mut t = Tri::False;
         for r in &self.resources {
             if r.matches(name, kind) {
@@ -150,5 +150,16 @@ impl CompiledPolicy {
 
     pub fn statement_count(&self) -> usize {
         self.statements.len()
+    }
+
+    /// Whether some Allow statement names `action` (whatever its resources
+    /// and conditions): without one, the policy can never allow it.
+    pub fn may_allow(&self, action: &str) -> bool {
+        let Some(i) = super::actions::action_index(action) else {
+            return false;
+        };
+        self.statements
+            .iter()
+            .any(|s| s.effect == Effect::Allow && s.action(i) == super::condition::Tri::True)
     }
 }

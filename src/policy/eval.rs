@@ -243,7 +243,7 @@ pub fn evaluate(req: &Request<'_>, policies: &[&CompiledPolicy]) -> Decision {
 fn judge(
     live: &[(&CompiledPolicy, &CompiledStatement, Tri)],
     name: Option<&QcsRef<'_>>,
-    kind: u8,
+    kind: u16,
     r: &Resource,
     req: &Request<'_>,
 ) -> Verdict {

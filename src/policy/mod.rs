@@ -9,6 +9,7 @@
 //!   Decisions name the deciding statements and the denied resource.
 //! * `actions`: every authorizable action and the resource kinds it takes.
 //! * `preset`: QcloudTATReadOnlyAccess, QcloudTATFullAccess and friends.
+//! * `variables`: `${uin}` and `${owner_uin}` filled in per caller.
 //! * `roles` + `azure_map`: Azure Automation's built-in roles, assigned at
 //!   account or command scope, compiled into the same policies.
 //!
@@ -25,10 +26,11 @@ mod glob;
 mod preset;
 mod resource;
 mod roles;
+pub mod variables;
 
 pub use actions::{
-    action_info, policy_action, resources_for, ActionInfo, Combine, Origin, ACTIONS,
-    DESCRIBE_COMMAND_CONTENT,
+    action_info, policy_action, resources_for, Action, ActionInfo, Combine, Endpoint, Origin, Rule,
+    ACTIONS, DESCRIBE_COMMAND_CONTENT, USE_SECRET,
 };
 pub use azure_map::{AUTOMATION_ACCOUNT, AZURE_MAP};
 pub use compile::CompiledPolicy;

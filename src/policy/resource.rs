@@ -25,6 +25,12 @@ pub enum ResourceKind {
     Invocation,
     /// drover's secrets: `qcs::tat:$region:$account:secret/NAME`
     Secret,
+    /// A CAM user (sub-user, or the account itself): `qcs::cam::$account:uin/UIN`.
+    CamUser,
+    /// A CAM user group: `qcs::cam::$account:group/GROUP_ID`.
+    CamGroup,
+    /// A CAM policy: `qcs::cam::$account:policyid/POLICY_ID`.
+    CamPolicy,
     /// `*`: the action is authorized at operation level only.
     Any,
 }
@@ -40,6 +46,9 @@ impl ResourceKind {
             ResourceKind::Invoker => ("tat", "invoker"),
             ResourceKind::Invocation => ("tat", "invocation"),
             ResourceKind::Secret => ("tat", "secret"),
+            ResourceKind::CamUser => ("cam", "uin"),
+            ResourceKind::CamGroup => ("cam", "group"),
+            ResourceKind::CamPolicy => ("cam", "policyid"),
             ResourceKind::Any => return None,
         })
     }
@@ -59,7 +68,7 @@ impl ResourceKind {
     }
 }
 
-const ALL: [ResourceKind; 7] = [
+const ALL: [ResourceKind; 10] = [
     ResourceKind::Command,
     ResourceKind::CvmInstance,
     ResourceKind::LighthouseInstance,
@@ -67,11 +76,14 @@ const ALL: [ResourceKind; 7] = [
     ResourceKind::Invoker,
     ResourceKind::Invocation,
     ResourceKind::Secret,
+    ResourceKind::CamUser,
+    ResourceKind::CamGroup,
+    ResourceKind::CamPolicy,
 ];
 
 impl ResourceKind {
     /// This kind's bit in a pattern's kind mask (0 for `Any`).
-    pub(crate) fn bit(self) -> u8 {
+    pub(crate) fn bit(self) -> u16 {
         match self {
             ResourceKind::Command => 1,
             ResourceKind::CvmInstance => 2,
@@ -80,13 +92,18 @@ impl ResourceKind {
             ResourceKind::Invoker => 16,
             ResourceKind::Invocation => 32,
             ResourceKind::Secret => 64,
+            ResourceKind::CamUser => 128,
+            ResourceKind::CamGroup => 256,
+            ResourceKind::CamPolicy => 512,
             ResourceKind::Any => 0,
         }
     }
 
     /// The qcs name of the resource `id` of this kind (`*` for `Any`).
+    /// CAM's resources are global: their region segment stays empty.
     pub fn qcs(self, region: &str, owner_uin: &str, id: &str) -> String {
         match self.segments() {
+            Some(("cam", ty)) => qcs_name("cam", "", owner_uin, ty, id),
             Some((service, ty)) => qcs_name(service, region, owner_uin, ty, id),
             None => "*".to_string(),
         }
@@ -146,7 +163,7 @@ pub(crate) enum ResourcePattern {
     Qcs {
         /// Kinds (`ResourceKind::bit`) this pattern can possibly match,
         /// from the literal prefixes of its service and resource segments.
-        kinds: u8,
+        kinds: u16,
         service: Glob,
         region: Option<Glob>,
         account: Option<Glob>,
@@ -177,7 +194,7 @@ impl ResourcePattern {
     }
 
     /// Matches a concrete name (`Some`) or the operation-level `*` (`None`).
-    pub(crate) fn matches(&self, name: Option<&QcsRef<'_>>, kind: u8) -> bool {
+    pub(crate) fn matches(&self, name: Option<&QcsRef<'_>>, kind: u16) -> bool {
         match (self, name) {
             (ResourcePattern::Any, _) => true,
             (ResourcePattern::Qcs { .. }, None) | (ResourcePattern::Invalid, _) => false,
@@ -207,7 +224,7 @@ impl ResourcePattern {
 
 /// The kinds a pattern may match: those whose service and `type/` agree
 /// with the pattern's text before its first `*`.
-fn kind_mask(service: &str, resource: &str) -> u8 {
+fn kind_mask(service: &str, resource: &str) -> u16 {
     let lit = |p: &str| p.split('*').next().unwrap_or("").to_string();
     let (svc, res) = (lit(service).to_ascii_lowercase(), lit(resource));
     let agree = |a: &str, b: &str| a.starts_with(b) || b.starts_with(a);
@@ -262,4 +279,33 @@ pub(crate) fn check_pattern(text: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod cam_tests {
+    use super::*;
+
+    #[test]
+    fn cam_resources_are_global_and_typed() {
+        let u = ResourceKind::CamUser.qcs("ap-guangzhou", "100", "200");
+        assert_eq!(u, "qcs::cam::uin/100:uin/200");
+        assert_eq!(ResourceKind::of_name(&u), Some(ResourceKind::CamUser));
+        let g = ResourceKind::CamGroup.qcs("ap-guangzhou", "100", "7");
+        assert_eq!(ResourceKind::of_name(&g), Some(ResourceKind::CamGroup));
+        let p = ResourceKind::CamPolicy.qcs("ap-guangzhou", "100", "9");
+        assert_eq!(p, "qcs::cam::uin/100:policyid/9");
+        let own = ResourcePattern::compile("qcs::cam::uin/100:uin/200");
+        let any_user = ResourcePattern::compile("qcs::cam::uin/100:uin/*");
+        let other = QcsRef::parse("qcs::cam::uin/100:uin/201").unwrap();
+        let me = QcsRef::parse(&u).unwrap();
+        let group = QcsRef::parse(&g).unwrap();
+        let (bit_u, bit_g) = (ResourceKind::CamUser.bit(), ResourceKind::CamGroup.bit());
+        assert!(own.matches(Some(&me), bit_u));
+        assert!(!own.matches(Some(&other), bit_u));
+        assert!(any_user.matches(Some(&other), bit_u));
+        assert!(
+            !any_user.matches(Some(&group), bit_g),
+            "a user pattern is no group"
+        );
+    }
 }

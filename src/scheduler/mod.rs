@@ -2,8 +2,9 @@
 //!
 //! One task plans from the stored invokers, fires whatever is due, then
 //! sleeps until the earliest next trigger or until the API says an invoker
-//! changed (no per-invoker polling). A trigger starts its invocation through
-//! the same path as InvokeCommand (InvocationSource "INVOKER"), and the
+//! changed (no per-invoker polling). A trigger is decided again against its
+//! creator's current policy and started through `run` like InvokeCommand
+//! (InvocationSource "INVOKER"); the scheduler knows nothing of the API. The
 //! invoker's last handled trigger is advanced in the same transaction, so a
 //! trigger runs at most once, across restarts too. Triggers missed while
 //! the server was down run once on start-up if they fell within the grace
@@ -17,7 +18,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::Api;
+use crate::run::{self, RunError, Runner};
 use crate::store::invokers::{self, Invoker, Record};
 use crate::timefmt::now_ms;
 pub use plan::{parse_cron, Due, Schedule, Zone};
@@ -55,7 +56,12 @@ pub fn schedule_of(i: &Invoker) -> Option<Schedule> {
 }
 
 /// Starts the scheduler loop; it ends when `shutdown` is cancelled.
-pub fn spawn(api: Arc<Api>, changed: Arc<Notify>, settings: Settings, shutdown: CancellationToken) {
+pub fn spawn(
+    api: Arc<Runner>,
+    changed: Arc<Notify>,
+    settings: Settings,
+    shutdown: CancellationToken,
+) {
     let started_ms = now_ms();
     tracing::info!(zone = %settings.zone, grace_ms = settings.grace_ms, "scheduler started");
     tokio::spawn(async move {
@@ -82,7 +88,7 @@ pub fn spawn(api: Arc<Api>, changed: Arc<Notify>, settings: Settings, shutdown: 
 
 /// Handles every due trigger; returns when the next one falls.
 async fn plan_and_fire(
-    api: &Api,
+    api: &Runner,
     s: Settings,
     started_ms: i64,
 ) -> Result<Option<i64>, crate::store::StoreError> {
@@ -131,7 +137,7 @@ async fn plan_and_fire(
 }
 
 /// Records a trigger that started no invocation.
-async fn record_only(api: &Api, id: &str, at: i64, reason: String, result: &'static str) {
+async fn record_only(api: &Runner, id: &str, at: i64, reason: String, result: &'static str) {
     let rec = Record {
         invoker_id: id.to_string(),
         invoke_ms: at,
@@ -149,7 +155,7 @@ async fn record_only(api: &Api, id: &str, at: i64, reason: String, result: &'sta
     }
 }
 
-async fn fire(api: &Api, inv: &Invoker, at: i64, late: bool) {
+async fn fire(api: &Runner, inv: &Invoker, at: i64, late: bool) {
     let reason = if late {
         format!(
             "scheduled at {}, missed while the server was down; run within the grace window",
@@ -158,16 +164,24 @@ async fn fire(api: &Api, inv: &Invoker, at: i64, late: bool) {
     } else {
         format!("scheduled at {}", crate::timefmt::iso(at))
     };
-    match crate::api::invocations::start_for_invoker(api, inv, at, reason).await {
+    match run::fire(api, inv, at, reason).await {
         Ok(inv_id) => {
             crate::metrics::METRICS.scheduler_fired.inc();
             tracing::info!(invoker = %inv.id, invocation = %inv_id, "invoker fired");
         }
-        Err(e) if e.code == crate::api::error::TRIGGER_HANDLED => {}
+        Err(RunError::TriggerHandled) => {}
         Err(e) => {
             crate::metrics::METRICS.scheduler_failed.inc();
-            tracing::warn!(invoker = %inv.id, code = e.code, "invoker failed to start: {}", e.message);
-            let reason = format!("failed to start: {} ({})", e.message, e.code);
+            tracing::warn!(invoker = %inv.id, "invoker failed to start: {e}");
+            let reason = match &e {
+                RunError::Denied(_) | RunError::Orphaned(_) => {
+                    format!("not run: its creator's authority does not cover it: {e}")
+                }
+                RunError::Invalid { code, message } => {
+                    format!("failed to start: {message} ({code})")
+                }
+                _ => format!("failed to start: {e}"),
+            };
             record_only(api, &inv.id, at, reason, "FAILED").await;
         }
     }

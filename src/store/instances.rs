@@ -2,6 +2,10 @@
 
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 
+use super::limits::{
+    clip, MAX_AGENT_VERSION, MAX_COMMAND_TYPES, MAX_HOSTNAME, MAX_LOCAL_IP, MAX_MACHINE_ID,
+    MAX_SYSTEM_NAME,
+};
 use super::query::{Page, TagFilter, Where};
 use super::{not_found, Result, StoreError};
 
@@ -24,10 +28,14 @@ pub struct RegisterCode {
     /// JSON array text of {"Key","Value"}: given to every instance the code
     /// admits, over the agent's own tags of the same key.
     pub tags: String,
+    /// JSON array of the tag keys an agent may propose itself (drover's
+    /// `AllowedAgentTagKeys`); any other agent tag refuses the registration.
+    pub allowed_agent_tag_keys: String,
 }
 
 const CODE_COLUMNS: &str = "id, secret_hash, description, instance_name_prefix, register_limit,
-    expired_ms, ip_range, enabled, registered_count, created_ms, updated_ms, tags";
+    expired_ms, ip_range, enabled, registered_count, created_ms, updated_ms, tags,
+    allowed_agent_tag_keys";
 
 fn code_from_row(r: &Row<'_>) -> rusqlite::Result<RegisterCode> {
     Ok(RegisterCode {
@@ -43,16 +51,17 @@ fn code_from_row(r: &Row<'_>) -> rusqlite::Result<RegisterCode> {
         created_ms: r.get(9)?,
         updated_ms: r.get(10)?,
         tags: r.get(11)?,
+        allowed_agent_tag_keys: r.get(12)?,
     })
 }
 
 pub fn insert_code(conn: &Connection, c: &RegisterCode) -> Result<()> {
     conn.execute(
-        &format!("INSERT INTO register_codes({CODE_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)"),
+        &format!("INSERT INTO register_codes({CODE_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)"),
         params![
             c.id, c.secret_hash, c.description, c.instance_name_prefix, c.register_limit,
             c.expired_ms, c.ip_range, c.enabled, c.registered_count, c.created_ms, c.updated_ms,
-            c.tags
+            c.tags, c.allowed_agent_tag_keys
         ],
     )?;
     Ok(())
@@ -170,13 +179,16 @@ fn inst_from_row(r: &Row<'_>) -> rusqlite::Result<Instance> {
 }
 
 /// Why a registration was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
     Unknown,
     Disabled,
     Expired,
     UsedUp,
     OutsideIpRange,
+    /// The agent proposed a tag whose key the code does not allow it to set
+    /// (`store::tag_authority`).
+    TagKeyNotAllowed(String),
 }
 
 /// Registers `inst` under the code whose secret hashes to `secret_hash`,
@@ -201,7 +213,8 @@ pub fn register(
     } else if !ip_ok(&code.ip_range) {
         Some(Refusal::OutsideIpRange)
     } else {
-        None
+        super::tag_authority::disallowed_key(&inst.tags, &code.allowed_agent_tag_keys)
+            .map(Refusal::TagKeyNotAllowed)
     };
     if let Some(r) = refusal {
         return Ok(Err(r));
@@ -227,8 +240,10 @@ pub fn register(
     conn.execute(
         &format!("INSERT INTO instances({INST_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)"),
         params![
-            inst.id, inst.register_code_id, inst.name, inst.public_key, inst.machine_id,
-            inst.system_name, inst.hostname, inst.local_ip, inst.agent_version, inst.command_types,
+            inst.id, inst.register_code_id, inst.name, inst.public_key,
+            clip(&inst.machine_id, MAX_MACHINE_ID), clip(&inst.system_name, MAX_SYSTEM_NAME),
+            clip(&inst.hostname, MAX_HOSTNAME), clip(&inst.local_ip, MAX_LOCAL_IP),
+            clip(&inst.agent_version, MAX_AGENT_VERSION), bounded_types(&inst.command_types),
             inst.tags, inst.last_seen_ms, inst.created_ms, inst.updated_ms
         ],
     )
@@ -303,6 +318,16 @@ pub fn existing_ids(conn: &Connection, ids: &[String]) -> Result<Vec<String>> {
     Ok(rows)
 }
 
+/// The agent's command-type list, or an empty list when it is longer than
+/// any real one (cutting JSON text would leave it unreadable).
+fn bounded_types(types: &str) -> &str {
+    if types.len() <= MAX_COMMAND_TYPES {
+        types
+    } else {
+        "[]"
+    }
+}
+
 /// Refreshes what the agent reports about its machine on each hello.
 pub fn update_seen(conn: &Connection, inst: &Instance, now: i64) -> Result<()> {
     conn.execute(
@@ -310,12 +335,12 @@ pub fn update_seen(conn: &Connection, inst: &Instance, now: i64) -> Result<()> {
             agent_version=?6, command_types=?7, last_seen_ms=?8 WHERE id=?1",
         params![
             inst.id,
-            inst.machine_id,
-            inst.system_name,
-            inst.hostname,
-            inst.local_ip,
-            inst.agent_version,
-            inst.command_types,
+            clip(&inst.machine_id, MAX_MACHINE_ID),
+            clip(&inst.system_name, MAX_SYSTEM_NAME),
+            clip(&inst.hostname, MAX_HOSTNAME),
+            clip(&inst.local_ip, MAX_LOCAL_IP),
+            clip(&inst.agent_version, MAX_AGENT_VERSION),
+            bounded_types(&inst.command_types),
             now
         ],
     )?;
@@ -417,6 +442,7 @@ mod tests {
             created_ms: 1,
             updated_ms: 1,
             tags: "[]".into(),
+            allowed_agent_tag_keys: "[]".into(),
         }
     }
 
@@ -458,10 +484,34 @@ mod tests {
     }
 
     #[test]
+    fn agent_tags_need_a_key_the_code_allows() {
+        let c = crate::store::test_conn();
+        let mut rc = code(5);
+        rc.allowed_agent_tag_keys = r#"["role"]"#.into();
+        insert_code(&c, &rc).unwrap();
+        let mut a = inst("mi-1", "k1");
+        a.tags = r#"[{"Key":"role","Value":"web"},{"Key":"env","Value":"prod"}]"#.into();
+        assert_eq!(
+            register(&c, "h", |_| true, &mut a, 5).unwrap(),
+            Err(Refusal::TagKeyNotAllowed("env".into()))
+        );
+        assert!(all_instances(&c).unwrap().is_empty(), "nothing registered");
+        assert_eq!(get_code(&c, "rgstr-1").unwrap().registered_count, 0);
+        let mut b = inst("mi-2", "k2");
+        b.tags = r#"[{"Key":"role","Value":"web"}]"#.into();
+        assert_eq!(register(&c, "h", |_| true, &mut b, 5).unwrap(), Ok(()));
+        assert_eq!(
+            get_instance(&c, "mi-2").unwrap().tags,
+            r#"[{"Key":"role","Value":"web"}]"#
+        );
+    }
+
+    #[test]
     fn register_code_tags_win_over_the_agents() {
         let c = crate::store::test_conn();
         let mut rc = code(5);
         rc.tags = r#"[{"Key":"env","Value":"prod"},{"Key":"team","Value":"ops"}]"#.into();
+        rc.allowed_agent_tag_keys = r#"["env","rack"]"#.into();
         insert_code(&c, &rc).unwrap();
         let mut a = inst("mi-1", "k1");
         a.tags = r#"[{"Key":"env","Value":"dev"},{"Key":"rack","Value":"r1"}]"#.into();

@@ -316,34 +316,67 @@ pub fn mark_running(
     Ok(n > 0)
 }
 
-/// Appends the part of `data` (at `offset`) that is beyond what is stored.
-/// Returns the number of bytes kept. A gap (offset past the end) is refused
-/// rather than stored with a hole: the agent resends from 0 on reconnect.
+/// Appends the part of `data` (at `offset`) that is beyond what was
+/// received. Returns the number of bytes stored. A gap (offset past the end)
+/// is refused rather than stored with a hole: the agent resends from 0 on
+/// reconnect. Output cap (`limits::max_output`): bytes past it are counted
+/// in `output_capped` (reported as Dropped, output not Complete) and not
+/// stored. A task in a final state takes no more output.
 pub fn append_output(conn: &Connection, task_id: &str, offset: i64, data: &[u8]) -> Result<usize> {
-    let Some(len) = conn
+    let Some((len, capped, status)) = conn
         .query_row(
-            "SELECT output_len FROM tasks WHERE id = ?1",
+            "SELECT output_len, output_capped, status FROM tasks WHERE id = ?1",
             params![task_id],
-            |r| r.get::<_, i64>(0),
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            },
         )
         .optional()?
     else {
         return Ok(0);
     };
+    if TaskStatus::parse(&status).is_none_or(TaskStatus::is_final) {
+        return Ok(0);
+    }
     let end = offset + data.len() as i64;
     if offset > len || end <= len {
         return Ok(0);
     }
-    let tail = &data[(len - offset) as usize..];
+    let new = &data[(len - offset) as usize..];
+    let stored = len - capped;
+    let room = match super::limits::max_output(conn)? {
+        _ if capped > 0 => 0,
+        Some(cap) => (cap - stored).max(0) as usize,
+        None => new.len(),
+    };
+    let keep = &new[..room.min(new.len())];
+    if !keep.is_empty() {
+        conn.execute(
+            "INSERT INTO task_output(task_id, offset, data) VALUES (?1, ?2, ?3)",
+            params![task_id, len, keep],
+        )?;
+    }
     conn.execute(
-        "INSERT INTO task_output(task_id, offset, data) VALUES (?1, ?2, ?3)",
-        params![task_id, len, tail],
+        "UPDATE tasks SET output_len = ?2, output_capped = output_capped + ?3 WHERE id = ?1",
+        params![task_id, end, (new.len() - keep.len()) as i64],
     )?;
-    conn.execute(
-        "UPDATE tasks SET output_len = ?2 WHERE id = ?1",
-        params![task_id, end],
-    )?;
-    Ok(tail.len())
+    Ok(keep.len())
+}
+
+/// Bytes of a task's output not stored because of the output cap.
+pub fn output_capped(conn: &Connection, task_id: &str) -> Result<i64> {
+    Ok(conn
+        .query_row(
+            "SELECT output_capped FROM tasks WHERE id = ?1",
+            params![task_id],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(0))
 }
 
 /// Up to `limit` bytes of a task's output starting at `offset`.
@@ -389,7 +422,7 @@ pub fn finish(conn: &Connection, task_id: &str, f: &Finish<'_>, now: i64) -> Res
             ('DELIVER_FAILED','START_FAILED','SUCCESS','FAILED','TIMEOUT','TASK_TIMEOUT','CANCELLED','TERMINATED')",
         params![
             task_id, f.status.as_str(), f.exit_code, f.exec_start_ms, f.exec_end_ms,
-            f.reported_len, f.error_info, now
+            f.reported_len, super::limits::clip(f.error_info, super::limits::MAX_ERROR_INFO), now
         ],
     )?;
     Ok(n > 0)
@@ -557,6 +590,34 @@ mod tests {
 
     fn task(id: &str, inv: &str) -> Task {
         fixtures::task(id, inv, "mi-1", Pending)
+    }
+
+    #[test]
+    fn output_past_the_cap_is_counted_not_stored_and_final_tasks_take_none() {
+        let c = crate::store::test_conn();
+        insert(&c, &inv("inv-1"), &[task("invt-1", "inv-1")]).unwrap();
+        crate::store::limits::set_max_output(&c, 8).unwrap();
+        assert_eq!(append_output(&c, "invt-1", 0, b"hello ").unwrap(), 6);
+        assert_eq!(append_output(&c, "invt-1", 6, b"world!").unwrap(), 2);
+        assert_eq!(append_output(&c, "invt-1", 12, b"more").unwrap(), 0);
+        // A resend of what was counted changes nothing.
+        assert_eq!(append_output(&c, "invt-1", 6, b"world!").unwrap(), 0);
+        assert_eq!(read_output(&c, "invt-1", 0, 100).unwrap(), b"hello wo");
+        assert_eq!(get_task(&c, "invt-1").unwrap().output_len, 16);
+        assert_eq!(output_capped(&c, "invt-1").unwrap(), 8);
+        let f = Finish {
+            status: Success,
+            exit_code: Some(0),
+            exec_start_ms: 1,
+            exec_end_ms: 2,
+            reported_len: 16,
+            error_info: &"e".repeat(10_000),
+        };
+        assert!(finish(&c, "invt-1", &f, 3).unwrap());
+        assert_eq!(append_output(&c, "invt-1", 16, b"late").unwrap(), 0);
+        assert_eq!(get_task(&c, "invt-1").unwrap().output_len, 16);
+        let t = get_task(&c, "invt-1").unwrap();
+        assert_eq!(t.error_info.len(), crate::store::limits::MAX_ERROR_INFO);
     }
 
     #[test]

@@ -38,11 +38,16 @@ pub struct Invoker {
     /// Rate control for each trigger's invocation, as given.
     pub max_concurrency: Option<String>,
     pub max_errors: Option<String>,
+    /// Whose authority the invoker's triggers run with: "root" or a
+    /// sub-user's uin (who created it or last changed it). Each trigger is
+    /// decided against that user's policy of the moment; "" (an invoker
+    /// from before creators were recorded) runs nothing.
+    pub created_by: String,
 }
 
 const COLUMNS: &str = "id, name, type, command_id, username, parameters, instance_ids, enable,
     policy, recurrence, invoke_time_ms, tags, last_fired_ms, created_ms, updated_ms, targets,
-    max_concurrency, max_errors";
+    max_concurrency, max_errors, created_by";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Invoker> {
     let ids: String = r.get(6)?;
@@ -65,6 +70,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Invoker> {
         targets: r.get(15)?,
         max_concurrency: r.get(16)?,
         max_errors: r.get(17)?,
+        created_by: r.get(18)?,
     })
 }
 
@@ -75,7 +81,7 @@ fn ids_json(ids: &[String]) -> String {
 pub fn insert(conn: &Connection, i: &Invoker) -> Result<()> {
     conn.execute(
         &format!(
-            "INSERT INTO invokers({COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)"
+            "INSERT INTO invokers({COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19)"
         ),
         params![
             i.id,
@@ -95,7 +101,8 @@ pub fn insert(conn: &Connection, i: &Invoker) -> Result<()> {
             i.updated_ms,
             i.targets,
             i.max_concurrency,
-            i.max_errors
+            i.max_errors,
+            i.created_by
         ],
     )?;
     Ok(())
@@ -115,7 +122,8 @@ pub fn update(conn: &Connection, i: &Invoker) -> Result<()> {
     let n = conn.execute(
         "UPDATE invokers SET name=?2, type=?3, command_id=?4, username=?5, parameters=?6,
             instance_ids=?7, enable=?8, policy=?9, recurrence=?10, invoke_time_ms=?11,
-            last_fired_ms=?12, updated_ms=?13, targets=?14, max_concurrency=?15, max_errors=?16
+            last_fired_ms=?12, updated_ms=?13, targets=?14, max_concurrency=?15, max_errors=?16,
+            created_by=?17
          WHERE id=?1",
         params![
             i.id,
@@ -133,7 +141,8 @@ pub fn update(conn: &Connection, i: &Invoker) -> Result<()> {
             i.updated_ms,
             i.targets,
             i.max_concurrency,
-            i.max_errors
+            i.max_errors,
+            i.created_by
         ],
     )?;
     if n == 0 {
@@ -299,6 +308,7 @@ mod tests {
             targets: None,
             max_concurrency: None,
             max_errors: None,
+            created_by: "root".into(),
         }
     }
 

@@ -10,6 +10,7 @@
 mod schema;
 
 pub mod audit;
+pub mod client_tokens;
 pub mod commands;
 pub mod groups;
 pub mod instances;
@@ -17,13 +18,17 @@ pub mod invocations;
 pub mod invokers;
 pub mod jobctl;
 pub mod keys;
+pub mod limits;
 pub mod policies;
 pub mod query;
+pub mod retention;
 pub mod role_assignments;
+pub mod root_login;
 pub mod secrets;
 pub mod sessions;
 pub mod stats;
 pub mod status;
+pub mod tag_authority;
 pub mod users;
 pub mod webhooks;
 
@@ -83,10 +88,30 @@ fn configure(conn: &Connection) -> Result<()> {
 /// use: the writer thread, and `drover admin` while a server may be running.
 pub fn open_sync(path: &Path) -> Result<Connection> {
     let mut conn = Connection::open(path)?;
+    make_private(path)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     configure(&conn)?;
     schema::migrate(&mut conn)?;
+    make_private(path)?;
     Ok(conn)
+}
+
+/// The database, its WAL and its shared-memory file readable by the owner
+/// only, whatever the umask was or an earlier version left. SQLite creates
+/// the WAL and -shm with the database file's mode, so fixing the database
+/// first covers files created later too.
+fn make_private(db: &Path) -> Result<()> {
+    let mut names = vec![db.to_path_buf()];
+    for suffix in ["-wal", "-shm"] {
+        let mut p = db.as_os_str().to_owned();
+        p.push(suffix);
+        names.push(PathBuf::from(p));
+    }
+    for p in names {
+        crate::fsutil::make_private_file(&p)
+            .map_err(|e| StoreError::Corrupt(format!("cannot restrict {}: {e}", p.display())))?;
+    }
+    Ok(())
 }
 
 impl Store {

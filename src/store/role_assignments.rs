@@ -60,6 +60,18 @@ pub fn for_principal(conn: &Connection, kind: &str, id: &str) -> Result<Vec<Role
     Ok(rows)
 }
 
+/// One assignment by id (authorization names the principal it binds).
+pub fn get(conn: &Connection, id: &str) -> Result<Option<RoleAssignment>> {
+    use rusqlite::OptionalExtension;
+    Ok(conn
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM role_assignments WHERE id = ?1"),
+            params![id],
+            from_row,
+        )
+        .optional()?)
+}
+
 pub fn delete(conn: &Connection, id: &str) -> Result<()> {
     if conn.execute("DELETE FROM role_assignments WHERE id = ?1", params![id])? == 0 {
         return Err(StoreError::NotFound(format!("role-assignment:{id}")));

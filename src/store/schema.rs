@@ -332,6 +332,37 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (delivery_id, attempt)
     );
     "#,
+    // Invoker creators (issue 8): each trigger is decided against the
+    // policy of whoever created or last changed the invoker. Invokers from
+    // before have none and run nothing until someone allowed re-saves them.
+    r#"
+    ALTER TABLE invokers ADD COLUMN created_by TEXT NOT NULL DEFAULT '';
+    "#,
+    // 11 (findings): register codes say which tag keys an agent may propose
+    // at registration (JSON array of keys; empty: none). Other tags come
+    // only from the code's Tags or from ModifyInstanceTags.
+    r#"
+    ALTER TABLE register_codes ADD COLUMN allowed_agent_tag_keys TEXT NOT NULL DEFAULT '[]';
+    "#,
+    // 12 (ops, client tokens): the first result of a start made with a
+    // ClientToken, per principal and token, for 24 hours.
+    r#"
+    CREATE TABLE client_tokens (
+        principal       TEXT NOT NULL,
+        token           TEXT NOT NULL,
+        fingerprint     TEXT NOT NULL,
+        result          TEXT NOT NULL,
+        created_ms      INTEGER NOT NULL,
+        PRIMARY KEY (principal, token)
+    );
+    CREATE INDEX client_tokens_created ON client_tokens(created_ms);
+    "#,
+    // 13 (ops, output cap): bytes of a task's output received but not
+    // stored because they were past --max-output-bytes. `output_len` stays
+    // the length received, so stored = output_len - output_capped.
+    r#"
+    ALTER TABLE tasks ADD COLUMN output_capped INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -182,7 +182,43 @@ pub fn update(conn: &Connection, name: &str, u: &UserUpdate) -> Result<User> {
             params![cur.uin],
         )?;
     }
+    if ends_sessions(u) {
+        super::sessions::delete_for_user(conn, &cur.uin)?;
+    }
     require_uin(conn, &cur.uin)
+}
+
+/// Whether an update ends the user's console sessions: a new password (a
+/// session opened with the old one, perhaps by whoever stole it, must not
+/// outlive it), console login turned off, or a reset demanded (the next
+/// sign-in must set a new password). A session is only as good as the
+/// password and the permission it was opened with.
+fn ends_sessions(u: &UserUpdate) -> bool {
+    u.password_hash.is_some()
+        || u.console_login == Some(false)
+        || u.need_reset_password == Some(true)
+}
+
+/// Whether a signed-in user may go on using a console session: the user
+/// exists, may sign in to the console and is not waiting to reset the
+/// password.
+pub fn may_keep_session(conn: &Connection, uin: &str) -> Result<bool> {
+    Ok(get_by_uin(conn, uin)?.is_some_and(|u| u.console_login && !u.need_reset_password))
+}
+
+/// Sets a user's own new password at sign-in (NeedResetPassword): clears
+/// the reset demand and any lockout, and ends every other session.
+pub fn reset_password(conn: &Connection, uin: &str, password_hash: &[u8]) -> Result<()> {
+    let n = conn.execute(
+        "UPDATE users SET password_hash = ?2, need_reset_password = 0, failed_logins = 0,
+                          locked_until_ms = 0
+         WHERE uin = ?1",
+        params![uin, password_hash],
+    )?;
+    if n == 0 {
+        return Err(StoreError::NotFound(format!("uin:{uin}")));
+    }
+    super::sessions::delete_for_user(conn, uin)
 }
 
 /// Deletes a user with its memberships, attachments and role assignments.
@@ -203,6 +239,7 @@ pub fn delete(conn: &Connection, name: &str, force: bool) -> Result<User> {
         params![u.uin],
     )?;
     conn.execute("DELETE FROM users WHERE uin = ?1", params![u.uin])?;
+    super::sessions::delete_for_user(conn, &u.uin)?;
     Ok(u)
 }
 
@@ -217,6 +254,9 @@ pub enum LoginError {
     BadPassword,
     #[error("console login is disabled for this user")]
     ConsoleDisabled,
+    /// The password was right, but the user must set a new one first.
+    #[error("the password must be reset before signing in")]
+    ResetRequired,
     #[error("locked after repeated failures until {until_ms}")]
     Locked { until_ms: i64 },
     #[error(transparent)]
@@ -237,12 +277,14 @@ pub struct LoginFacts {
     pub password_hash: Option<Vec<u8>>,
     pub console_login: bool,
     pub locked_until_ms: i64,
+    pub need_reset_password: bool,
 }
 
 pub fn login_facts(conn: &Connection, user_name: &str) -> Result<Option<LoginFacts>> {
     Ok(conn
         .query_row(
-            "SELECT uin, password_hash, console_login, locked_until_ms FROM users WHERE name = ?1",
+            "SELECT uin, password_hash, console_login, locked_until_ms, need_reset_password
+             FROM users WHERE name = ?1",
             params![user_name],
             |r| {
                 Ok(LoginFacts {
@@ -250,6 +292,7 @@ pub fn login_facts(conn: &Connection, user_name: &str) -> Result<Option<LoginFac
                     password_hash: r.get(1)?,
                     console_login: r.get(2)?,
                     locked_until_ms: r.get(3)?,
+                    need_reset_password: r.get(4)?,
                 })
             },
         )
@@ -447,5 +490,94 @@ mod tests {
             verify_password(&c, "ann", "Right-pass1", later),
             Err(LoginError::ConsoleDisabled)
         ));
+    }
+
+    #[test]
+    fn sessions_end_with_the_password_the_permission_or_the_user() {
+        use super::super::sessions::{self, Session};
+        let c = crate::store::test_conn();
+        let mut u = new("ann");
+        u.console_login = true;
+        let ann = insert(&c, &u, 10).unwrap();
+        let open = |token: &str| {
+            let s = Session {
+                user_id: ann.uin.clone(),
+                csrf_hash: "c".into(),
+                created_ms: 100,
+                last_seen_ms: 100,
+                expires_ms: 1_000_000,
+            };
+            sessions::create(&c, token, &s).unwrap();
+        };
+        let live = |token: &str| sessions::touch(&c, token, 200, 100_000).unwrap().is_some();
+        // (update, ends sessions)
+        let cases = [
+            (
+                UserUpdate {
+                    remark: Some("r".into()),
+                    ..Default::default()
+                },
+                false,
+            ),
+            (
+                UserUpdate {
+                    console_login: Some(true),
+                    ..Default::default()
+                },
+                false,
+            ),
+            (
+                UserUpdate {
+                    need_reset_password: Some(false),
+                    ..Default::default()
+                },
+                false,
+            ),
+            (
+                UserUpdate {
+                    password_hash: Some(vec![1]),
+                    ..Default::default()
+                },
+                true,
+            ),
+            (
+                UserUpdate {
+                    console_login: Some(false),
+                    ..Default::default()
+                },
+                true,
+            ),
+            (
+                UserUpdate {
+                    need_reset_password: Some(true),
+                    ..Default::default()
+                },
+                true,
+            ),
+        ];
+        for (i, (up, ends)) in cases.iter().enumerate() {
+            let token = format!("t{i}");
+            open(&token);
+            update(&c, "ann", up).unwrap();
+            assert_eq!(live(&token), !ends, "{up:?}");
+            update(
+                &c,
+                "ann",
+                &UserUpdate {
+                    console_login: Some(true),
+                    need_reset_password: Some(false),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        }
+        assert!(may_keep_session(&c, &ann.uin).unwrap());
+        open("before-reset");
+        reset_password(&c, &ann.uin, b"new").unwrap();
+        assert!(!live("before-reset"));
+        open("before-delete");
+        delete(&c, "ann", true).unwrap();
+        assert!(!live("before-delete"));
+        assert!(!may_keep_session(&c, &ann.uin).unwrap());
     }
 }

@@ -58,6 +58,7 @@ pub fn test_webhook_settings() -> drover::notify::Settings {
         max_backoff_ms: 400,
         attempt_timeout_ms: 5_000,
         poll_ms: 100,
+        allow: Default::default(),
     }
 }
 
@@ -185,6 +186,8 @@ pub struct Harness {
     pub schedule: drover::scheduler::Settings,
     /// Webhook delivery timing used when the server (re)starts.
     pub webhooks: drover::notify::Settings,
+    /// Connection limits, output cap and retention used when the server (re)starts.
+    pub ops: drover::server::OpsSettings,
     pub server: Option<Running>,
     pub addr: std::net::SocketAddr,
     pub client: Client,
@@ -200,17 +203,35 @@ impl Harness {
     }
 
     pub async fn start_with(settings: Settings) -> Harness {
+        Self::start_full(settings, test_webhook_settings()).await
+    }
+
+    /// A server with these dispatch and webhook settings.
+    pub async fn start_full(settings: Settings, webhooks: drover::notify::Settings) -> Harness {
+        Self::start_all(settings, webhooks, Default::default()).await
+    }
+
+    /// A server with these dispatch, webhook and operational settings.
+    pub async fn start_ops(ops: drover::server::OpsSettings) -> Harness {
+        Self::start_all(test_settings(), test_webhook_settings(), ops).await
+    }
+
+    async fn start_all(
+        settings: Settings,
+        webhooks: drover::notify::Settings,
+        ops: drover::server::OpsSettings,
+    ) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("server");
         let (id, key) = drover::cli::admin::create_root_key(&data).unwrap();
         let schedule = drover::scheduler::Settings::default();
-        let webhooks = test_webhook_settings();
         let running = server::start(config(
             &data,
             "127.0.0.1:0",
             &settings,
             schedule,
             webhooks.clone(),
+            ops.clone(),
         ))
         .await
         .unwrap();
@@ -225,6 +246,7 @@ impl Harness {
             settings,
             schedule,
             webhooks,
+            ops,
             server: Some(running),
             addr,
             client,
@@ -463,6 +485,7 @@ impl Harness {
             &self.settings,
             self.schedule,
             self.webhooks.clone(),
+            self.ops.clone(),
         );
         // The old listener's port may take a moment to be free again.
         let running = wait_for(
@@ -511,6 +534,7 @@ fn config(
     settings: &Settings,
     schedule: drover::scheduler::Settings,
     webhooks: drover::notify::Settings,
+    ops: drover::server::OpsSettings,
 ) -> Config {
     Config {
         data_dir: data.to_path_buf(),
@@ -521,6 +545,8 @@ fn config(
         settings: settings.clone(),
         schedule,
         webhooks,
+        ops,
+        allow_unsigned_payload: false,
     }
 }
 

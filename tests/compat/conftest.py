@@ -81,13 +81,16 @@ class Server:
                                secret_key or self.secret_key, region)
 
 
-def start_server(data_dir, log_path, deadline_s=30):
+def start_server(data_dir, log_path, deadline_s=30, extra=()):
     binp = drover_bin()
     if not binp.exists():
         pytest.exit("drover binary not found at %s (set DROVER_BIN)" % binp, returncode=4)
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
-    proc = Proc([binp, "server", "--data-dir", data_dir, "--listen", "127.0.0.1:0"], log_path)
+    # test_webhooks.py's receiver listens on loopback, which webhooks may
+    # only reach when allowed.
+    proc = Proc([binp, "server", "--data-dir", data_dir, "--listen", "127.0.0.1:0",
+                 "--webhook-allow", "127.0.0.1/32", *extra], log_path)
     addr_file = data_dir / "server.addr"
     end = time.monotonic() + deadline_s
     while True:
@@ -184,6 +187,61 @@ def instance_ids(agents):
 @pytest.fixture(scope="session")
 def one_instance(agents):
     return agents[0]
+
+
+class Tccli:
+    """tccli run the way README's "tccli" section documents: installed in an
+    environment of its own whose certifi bundle also trusts the appliance
+    (public CAs stay trusted; nothing outside that environment changes), and
+    a profile whose tat and cam endpoints both point at the appliance."""
+
+    def __init__(self, python, script, env, profile):
+        self.python, self.script, self.env, self.profile = python, script, env, profile
+
+    def run(self, service, action, *args, check=True):
+        p = subprocess.run([self.python, self.script, service, action, "--profile", self.profile,
+                            *[str(a) for a in args]], capture_output=True, env=self.env, timeout=60)
+        if not check:
+            return p
+        assert p.returncode == 0, (p.stdout + p.stderr).decode(errors="replace")
+        return json.loads(p.stdout)
+
+
+@pytest.fixture(scope="session")
+def tccli(tccli_bin, server, tmp_path_factory):
+    d = tmp_path_factory.mktemp("tccli")
+    # tccli's own environment. The suite has no network for `pip install
+    # tccli`, so the new environment reaches the suite's installed packages
+    # through a .pth file and holds its own copy of certifi, as a pipx or
+    # venv install of tccli would.
+    venv = d / "tccli-env"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    vpy = venv / "bin" / "python"
+    site = subprocess.run([str(vpy), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, check=True, timeout=60).stdout.decode().strip()
+    import certifi
+    shutil.copytree(Path(certifi.__file__).parent, Path(site) / "certifi")
+    (Path(site) / "suite-packages.pth").write_text(
+        "\n".join(p for p in sys.path if p.endswith("site-packages")) + "\n")
+    env = dict(os.environ, HOME=str(d / "home"))
+    for k in ("TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY", "TENCENTCLOUD_REGION",
+              "REQUESTS_CA_BUNDLE", "PYTHONPATH"):
+        env.pop(k, None)
+    (d / "home").mkdir()
+    # The documented trust step: append the appliance's certificate to the
+    # bundle that environment's certifi names.
+    bundle = subprocess.run([str(vpy), "-m", "certifi"], capture_output=True, check=True,
+                            env=env, timeout=60).stdout.decode().strip()
+    assert Path(bundle).is_relative_to(venv), bundle
+    with open(bundle, "a") as f:
+        f.write("\n" + Path(server.cert).read_text())
+    # The documented profile: both services' endpoints at the appliance.
+    profile = "drover"
+    subprocess.run([str(vpy), tccli_bin, "configure", "set", "--profile", profile,
+                    "secretId", server.secret_id, "secretKey", server.secret_key,
+                    "region", tat.REGION, "tat.endpoint", server.addr, "cam.endpoint", server.addr],
+                   check=True, capture_output=True, env=env, timeout=60)
+    return Tccli(str(vpy), tccli_bin, env, profile)
 
 
 @pytest.fixture(scope="session")

@@ -15,8 +15,9 @@ def test_a_role_grants_exactly_its_actions_until_removed(server, client, instanc
     cam = make_cam_client(server)
     u = add_user(cam, UseApi=1)
     sub = server.client(u.SecretId, u.SecretKey)
-    # Lists show only what the caller may read: with no grant, nothing.
-    assert ext(sub, "DescribeCommands")["TotalCount"] == 0
+    # With no grant at all for a list action, the list is refused (not an
+    # empty success), so "why do I see nothing?" has an answer.
+    expect_error("AuthFailure.UnauthorizedOperation", sub.call_json, "DescribeCommands", {})
     expect_error("AuthFailure.UnauthorizedOperation", sub.call_json, "DescribeRegions", {})
 
     ra = ext(client, "CreateRoleAssignment", PrincipalType="User", PrincipalId=str(u.Uin),

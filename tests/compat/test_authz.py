@@ -73,10 +73,14 @@ class Sub:
 
 
 class Env:
-    def __init__(self, server, cam, instances):
+    def __init__(self, server, cam, instances, root=None):
         self.server = server
         self.cam = cam
-        self.root = server.client()
+        # The suite's one root client: a second root client would open a
+        # second connection, and two different calls with identical
+        # parameters signed in the same second by one key on two
+        # connections are refused by the replay guard.
+        self.root = root or server.client()
         self.owner = cam_call(cam, "GetUserAppId").OwnerUin
         self.a, self.b = instances
         self.presets = {p.PolicyName: p.PolicyId
@@ -162,8 +166,8 @@ def sub_denied(sub, action, resource=None, **fields):
 
 
 @pytest.fixture(scope="module")
-def env(server, instance_ids):
-    return Env(server, make_cam_client(server), instance_ids)
+def env(server, instance_ids, client):
+    return Env(server, make_cam_client(server), instance_ids, client)
 
 
 # =============================================================================
@@ -573,13 +577,19 @@ def role_automation_operator(env, u, x, y):
 
 
 def role_job_operator(env, u, x, y):
+    """Jobs on every runbook, but starting one also needs reading it
+    (runbooks/read, the seed's individual-runbook control): alone, the Job
+    Operator starts nothing, and manages the jobs others started."""
     e = env
-    e.succeeded(u.call("InvokeCommand", CommandId=y, InstanceIds=[e.b]).InvocationId)
+    ni = e.n_invocations()
+    sub_denied(u, "InvokeCommand", e.cmd(y), CommandId=y, InstanceIds=[e.b])
+    assert e.n_invocations() == ni
     running = running_invocation(e, [e.b])
     suspend_and_resume(e, u, running)
     u.call("CancelInvocation", InvocationId=running)
     assert tat.wait_invocation(e.root, running, deadline_s=20).InvocationStatus == "CANCELLED"
-    assert u.call("DescribeCommands", Limit=100).TotalCount == 0, "jobs only: no runbook properties"
+    # Jobs only: no runbook properties, so listing them is refused.
+    sub_denied(u, "DescribeCommands", Limit=100)
     nc = e.n_commands()
     sub_denied(u, "CreateCommand", CommandName=uniq("no"), Content=b64("echo no"))
     sub_denied(u, "DeleteCommand", CommandId=x)
@@ -605,6 +615,10 @@ def role_job_plus_runbook_operator(env, u, x, y):
     e.succeeded(u.call("InvokeCommand", CommandId=x, InstanceIds=[e.a]).InvocationId)
     assert u.call("DescribeCommands", CommandIds=[x]).CommandSet[0].Content == ""
     sub_denied(u, "DescribeCommands", e.cmd(y), CommandIds=[y])
+    # Only that one: starting another runbook needs reading it.
+    ni = e.n_invocations()
+    sub_denied(u, "InvokeCommand", e.cmd(y), CommandId=y, InstanceIds=[e.a])
+    assert e.n_invocations() == ni
 
 
 def role_operator_at_x(env, u, x, y):
@@ -833,7 +847,8 @@ def test_denied_calls_by_policy_less_user_change_nothing(env):
     sub_denied(u, "InvokeCommand", CommandId=x, InstanceIds=[env.a])
     sub_denied(u, "DeleteCommand", CommandId=x)
     assert (env.n_commands(), env.n_invocations()) == (nc, ni)
-    assert u.call("DescribeCommands", Limit=100).TotalCount == 0
+    # No permission at all for a list: refused, not an empty success.
+    sub_denied(u, "DescribeCommands", Limit=100)
 
 
 # =============================================================================

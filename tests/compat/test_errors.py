@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+import tat
 from tat import (b64, call, expect_call_error, expect_error, raw_call, total_commands, total_invocations,
                  uniq)
 
@@ -20,12 +21,12 @@ LIMIT = {"InvalidParameterValue", "InvalidParameterValue.Range", "InvalidParamet
 
 # --- authentication ---------------------------------------------------------
 
-def test_wrong_secret_key(server):
+def test_wrong_secret_key(server, client):
     bad = server.client(secret_key=server.secret_key[:-1] + ("A" if server.secret_key[-1] != "A" else "B"))
-    before = total_commands(server.client())
+    before = total_commands(client)
     expect_call_error("AuthFailure.SignatureFailure", bad, "CreateCommand",
                       CommandName=uniq("auth"), Content=b64("true"))
-    assert total_commands(server.client()) == before
+    assert total_commands(client) == before
 
 
 def test_unknown_secret_id(server):
@@ -42,15 +43,15 @@ def test_hand_signed_request_works(server):
     assert "Error" not in body and body["RequestId"]
 
 
-def test_timestamp_ten_minutes_old(server):
-    before = total_commands(server.client())
+def test_timestamp_ten_minutes_old(server, client):
+    before = total_commands(client)
     payload = json.dumps({"CommandName": uniq("old"), "Content": b64("true")})
     r = raw_call(server, "CreateCommand", payload, timestamp=int(time.time()) - 600)
     assert r.status_code == 200
     assert r.json()["Response"]["Error"]["Code"] == "AuthFailure.SignatureExpire"
     r = raw_call(server, "CreateCommand", payload, timestamp=int(time.time()) + 600)
     assert r.json()["Response"]["Error"]["Code"] == "AuthFailure.SignatureExpire"
-    assert total_commands(server.client()) == before
+    assert total_commands(client) == before
 
 
 def test_tampered_body_fails_signature(server):
@@ -76,12 +77,14 @@ def test_bad_json_body(server):
 
 
 def test_invalid_action(client):
+    tat.next_second()
     expect_error("InvalidAction", client.call_json, "NoSuchAction", {})
 
 
 # --- parameter validation ---------------------------------------------------
 
 def test_missing_required_parameters(client, instance_ids):
+    tat.next_second()
     cmds, invs = total_commands(client), total_invocations(client)
     expect_call_error("MissingParameter", client, "CreateCommand", Content=b64("true"))
     expect_call_error("MissingParameter", client, "CreateCommand", CommandName=uniq("m"))

@@ -11,9 +11,16 @@ def test_describe_regions(client):
         assert r.RegionState in ("AVAILABLE", "UNAVAILABLE")
 
 
-def test_any_region_is_accepted(server):
+def test_other_region_gets_region_error(server, client):
+    # An appliance is one region: another region's requests are refused with
+    # the API's region error and change nothing; DescribeRegions still
+    # answers so a client can find the region to use.
     c = server.client(region="eu-frankfurt")
-    assert call(c, "DescribeRegions").TotalCount >= 1
+    assert call(c, "DescribeRegions").RegionSet[0].Region == "ap-guangzhou"
+    before = call(client, "DescribeCommands", Limit=1).TotalCount
+    expect_call_error("UnsupportedRegion", c, "CreateCommand", CommandName=uniq("rg"), Content=b64("true"))
+    expect_call_error("UnsupportedRegion", c, "DescribeCommands", Limit=7)
+    assert call(client, "DescribeCommands", Limit=1).TotalCount == before
 
 
 def quotas(client, names=None):

@@ -23,8 +23,8 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*fileds are useless")
 
 
 @pytest.fixture(scope="module")
-def env(server, instance_ids):
-    return Env(server, make_cam_client(server), instance_ids)
+def env(server, instance_ids, client):
+    return Env(server, make_cam_client(server), instance_ids, client)
 
 
 def secret(e, value=None):
@@ -40,7 +40,7 @@ def sec(e, name):
 
 
 def uses(name):
-    return "echo 'got {{secret:%s}}'" % name
+    return 'echo "got {{secret:%s}}"' % name
 
 
 def run_allowed(e, u, name, instances):
@@ -114,8 +114,10 @@ def test_a_selector_cannot_reach_an_instance_the_secret_is_not_allowed_on(env):
             stmt("allow", ["tat:UseSecret"], [sec(e, name), e.mi(e.a)]),
         ))
         ni = e.n_invocations()
-        denied(u.json, "RunCommand", action="tat:UseSecret", resource=e.mi(e.b),
-               Content=b64(uses(name)), Targets=[{"Key": "tag:" + key, "Values": ["x"]}])
+        err = denied(u.json, "RunCommand", action="tat:UseSecret",
+                     Content=b64(uses(name)), Targets=[{"Key": "tag:" + key, "Values": ["x"]}])
+        # The denial does not say which instance carries the tag.
+        assert e.b not in err.message and e.a not in err.message, err.message
         assert e.n_invocations() == ni
         # Narrowed to the allowed instance by a second tag entry, it runs.
         e.root.call_json("ModifyInstanceTags", {"InstanceId": e.a, "Tags": [
@@ -168,16 +170,19 @@ def test_job_operator_runs_commands_that_use_secrets(env):
     name, value = secret(e)
     cid = e.command(uses(name))
     u = e.user()
+    # The seed's individual-runbook control: Job Operator on the account,
+    # Runbook Operator on the command it may start.
     tat_assign(e, u.uin, "Automation Job Operator")
+    tat_assign(e, u.uin, "Automation Runbook Operator", scope=cid)
     inv = u.call("InvokeCommand", CommandId=cid, InstanceIds=[e.b]).InvocationId
     t = e.succeeded(inv)[0]
     assert tat.unb64(t.TaskResult.Output) == b"got ******\n"
     denied(u.json, "CreateSecret", action="tat:CreateSecret", SecretName=uniq("x"), SecretValue="abcd")
 
 
-def tat_assign(e, uin, role):
+def tat_assign(e, uin, role, scope="account"):
     r = e.root.call_json("CreateRoleAssignment", {"PrincipalType": "User", "PrincipalId": str(uin),
-                                                  "RoleName": role, "Scope": "account"})["Response"]
+                                                  "RoleName": role, "Scope": scope})["Response"]
     assert r["RoleAssignmentId"]
 
 
@@ -189,12 +194,17 @@ def test_modifying_an_invokers_command_to_use_a_secret_needs_the_use(env):
         "Name": uniq("sec"), "Type": "SCHEDULE", "CommandId": fired, "InstanceIds": [e.a],
         "ScheduleSettings": {"Policy": "RECURRENCE", "Recurrence": "0 0 1 1 *"}})["Response"]["InvokerId"]
     try:
-        u = e.user(doc(stmt("allow", ["tat:ModifyCommand"], ["*"])))
+        # Changing what an invoker runs is as strong as running it there.
+        only_modify = e.user(doc(stmt("allow", ["tat:ModifyCommand"], ["*"])))
+        denied(only_modify.call, "ModifyCommand", action="tat:InvokeCommand",
+               CommandId=fired, Content=b64("echo changed"))
+        assert e.get_command(fired).Content == b64("echo plain")
+        u = e.user(doc(stmt("allow", ["tat:ModifyCommand", "tat:InvokeCommand"], ["*"])))
         denied(u.call, "ModifyCommand", action="tat:UseSecret", resource=sec(e, name),
                CommandId=fired, Content=b64(uses(name)))
         assert e.get_command(fired).Content == b64("echo plain")
         u.call("ModifyCommand", CommandId=fired, Content=b64("echo still plain"))
         # No invoker fires `loose`: whoever runs it is checked then.
-        u.call("ModifyCommand", CommandId=loose, Content=b64(uses(name)))
+        only_modify.call("ModifyCommand", CommandId=loose, Content=b64(uses(name)))
     finally:
         e.root.call_json("DeleteInvoker", {"InvokerId": ivk})

@@ -1,11 +1,13 @@
 //! User groups: CreateGroup, GetGroup, ListGroups, DeleteGroup,
 //! AddUserToGroup, RemoveUserFromGroup, ListUsersForGroup, ListGroupsForUser.
 
+use super::super::gate::Request;
+use crate::gate::Authorized;
 use serde_json::{json, Map, Value};
 
 use super::super::error::ApiError;
 use super::super::request::{Params, R};
-use super::super::{Api, Principal};
+use super::super::Api;
 use super::users::member_info;
 use super::{check_len, opt_uin, page_rp, param_error, valid_name};
 use crate::store::groups::{self, Group};
@@ -37,7 +39,7 @@ pub(super) fn group_id(q: &mut Params, name: &str) -> R<i64> {
     Ok(id)
 }
 
-pub async fn create(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+pub async fn create(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
     let name = q.str("GroupName")?;
     let remark = q.opt_str("Remark")?.unwrap_or_default();
     q.finish()?;
@@ -54,7 +56,7 @@ pub async fn create(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     Ok(json!({ "GroupId": id }))
 }
 
-pub async fn get(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+pub async fn get(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
     let id = group_id(&mut q, "GroupId")?;
     q.finish()?;
     let all = Page {
@@ -75,7 +77,7 @@ pub async fn get(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     }))
 }
 
-pub async fn list(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+pub async fn list(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
     let page = page_rp(&mut q, 200)?;
     let keyword = q.opt_str("Keyword")?.unwrap_or_default();
     q.finish()?;
@@ -90,7 +92,7 @@ pub async fn list(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     }))
 }
 
-pub async fn delete(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+pub async fn delete(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
     let id = group_id(&mut q, "GroupId")?;
     q.finish()?;
     api.store.write(move |c| groups::delete(c, id)).await?;
@@ -164,7 +166,7 @@ fn resolve(c: &rusqlite::Connection, p: &Pair) -> crate::store::Result<String> {
     }
 }
 
-pub async fn add_users(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+pub async fn add_users(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
     let info = read_info(&mut q)?;
     q.finish()?;
     api.store
@@ -180,7 +182,7 @@ pub async fn add_users(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     Ok(json!({}))
 }
 
-pub async fn remove_users(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+pub async fn remove_users(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
     let info = read_info(&mut q)?;
     q.finish()?;
     api.store
@@ -195,7 +197,7 @@ pub async fn remove_users(api: &Api, _p: &Principal, mut q: Params) -> R<Value> 
     Ok(json!({}))
 }
 
-pub async fn users_for_group(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+pub async fn users_for_group(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
     let id = group_id(&mut q, "GroupId")?;
     let page = page_rp(&mut q, 200)?;
     q.finish()?;
@@ -209,7 +211,8 @@ pub async fn users_for_group(api: &Api, _p: &Principal, mut q: Params) -> R<Valu
     }))
 }
 
-pub async fn groups_for_user(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
+pub async fn groups_for_user(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value> {
+    let p = a.who();
     let uid = q.opt_i64("Uid")?;
     let sub_uin = opt_uin(&mut q, "SubUin")?;
     let page = page_rp(&mut q, 200)?;

@@ -3,6 +3,8 @@
 //! with the appliance's SecretBox and shown once, in CreateAccessKey's (or
 //! AddUser's) response.
 
+use super::super::gate::Request;
+use crate::gate::Authorized;
 use serde_json::{json, Value};
 
 use super::super::error::ApiError;
@@ -64,7 +66,8 @@ fn check_description(d: &str) -> R<()> {
     Ok(())
 }
 
-pub async fn create(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
+pub async fn create(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value> {
+    let p = a.who();
     let target = opt_uin(&mut q, "TargetUin")?;
     let description = q.opt_str("Description")?.unwrap_or_default();
     q.finish()?;
@@ -96,7 +99,8 @@ fn key_info(k: &KeyInfo) -> Value {
     })
 }
 
-pub async fn list(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
+pub async fn list(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value> {
+    let p = a.who();
     let target = opt_uin(&mut q, "TargetUin")?;
     q.finish()?;
     let user_id = owner(api, p, target).await?;
@@ -107,7 +111,8 @@ pub async fn list(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
     Ok(json!({ "AccessKeys": list.iter().map(key_info).collect::<Vec<_>>() }))
 }
 
-pub async fn update(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
+pub async fn update(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value> {
+    let p = a.who();
     let id = q.str("AccessKeyId")?;
     let status = q.str("Status")?;
     let target = opt_uin(&mut q, "TargetUin")?;
@@ -129,7 +134,8 @@ pub async fn update(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
     Ok(json!({}))
 }
 
-pub async fn delete(api: &Api, p: &Principal, mut q: Params) -> R<Value> {
+pub async fn delete(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value> {
+    let p = a.who();
     let id = q.str("AccessKeyId")?;
     let target = opt_uin(&mut q, "TargetUin")?;
     q.finish()?;
@@ -146,7 +152,8 @@ fn derived_app_id(account_uin: &str) -> u64 {
     1_250_000_000 + account_uin.parse::<u64>().unwrap_or(0) % 100_000_000
 }
 
-pub async fn app_id(api: &Api, p: &Principal, q: Params) -> R<Value> {
+pub async fn app_id(api: &Api, a: Authorized<Request>, q: Params) -> R<Value> {
+    let p = a.who();
     q.finish()?;
     Ok(json!({
         "Uin": p.uin,

@@ -3,61 +3,27 @@
 //! custom and preset policies, attachments and access keys. One file per
 //! resource family; this file routes actions and holds the shared readers.
 //!
-//! Authorization is not decided here yet: every authenticated principal may
-//! call every action. `load_policy_inputs` is what a policy engine reads.
+//! Authorization is decided in front of these handlers, by the same gate as
+//! every action; `scope` names the users, groups and policies each action
+//! reaches, so policies can grant CAM actions per resource.
+//! `load_policy_inputs` is what the policy engine reads.
 
-mod groups;
-mod keys;
-mod policies;
-mod users;
+pub(super) mod groups;
+pub(super) mod keys;
+pub(super) mod policies;
+pub(crate) mod scope;
+pub(super) mod users;
 
 use rusqlite::Connection;
 use serde_json::Value;
 
+pub(crate) use users::check_password;
+
 use super::error::ApiError;
 use super::request::{Params, R};
-use super::{Api, Principal, CAM_VERSION};
+use super::Principal;
 use crate::store::policies::{PolicyInput, RoleAssignment};
 use crate::store::query::Page;
-
-pub async fn dispatch(api: &Api, p: &Principal, action: &str, q: Params) -> R<Value> {
-    match action {
-        "AddUser" => users::add(api, p, q).await,
-        "GetUser" => users::get(api, p, q).await,
-        "ListUsers" => users::list(api, p, q).await,
-        "UpdateUser" => users::update(api, p, q).await,
-        "DeleteUser" => users::delete(api, p, q).await,
-        "CreateGroup" => groups::create(api, p, q).await,
-        "GetGroup" => groups::get(api, p, q).await,
-        "ListGroups" => groups::list(api, p, q).await,
-        "DeleteGroup" => groups::delete(api, p, q).await,
-        "AddUserToGroup" => groups::add_users(api, p, q).await,
-        "RemoveUserFromGroup" => groups::remove_users(api, p, q).await,
-        "ListUsersForGroup" => groups::users_for_group(api, p, q).await,
-        "ListGroupsForUser" => groups::groups_for_user(api, p, q).await,
-        "CreatePolicy" => policies::create(api, p, q).await,
-        "GetPolicy" => policies::get(api, p, q).await,
-        "UpdatePolicy" => policies::update(api, p, q).await,
-        "DeletePolicy" => policies::delete(api, p, q).await,
-        "ListPolicies" => policies::list(api, p, q).await,
-        "AttachUserPolicy" => policies::attach_user(api, p, q).await,
-        "DetachUserPolicy" => policies::detach_user(api, p, q).await,
-        "AttachGroupPolicy" => policies::attach_group(api, p, q).await,
-        "DetachGroupPolicy" => policies::detach_group(api, p, q).await,
-        "ListAttachedUserPolicies" => policies::attached_user(api, p, q).await,
-        "ListAttachedGroupPolicies" => policies::attached_group(api, p, q).await,
-        "ListAttachedUserAllPolicies" => policies::attached_user_all(api, p, q).await,
-        "CreateAccessKey" => keys::create(api, p, q).await,
-        "ListAccessKeys" => keys::list(api, p, q).await,
-        "UpdateAccessKey" => keys::update(api, p, q).await,
-        "DeleteAccessKey" => keys::delete(api, p, q).await,
-        "GetUserAppId" => keys::app_id(api, p, q).await,
-        other => Err(ApiError::new(
-            "InvalidAction",
-            format!("the action {other:?} does not exist in CAM {CAM_VERSION}"),
-        )),
-    }
-}
 
 /// Everything an authorization engine needs about a caller: the policies
 /// that apply (attached to the user directly or through its groups, each

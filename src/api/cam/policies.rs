@@ -3,11 +3,13 @@
 //! Attach/DetachGroupPolicy, ListAttachedUserPolicies,
 //! ListAttachedGroupPolicies, ListAttachedUserAllPolicies.
 
+use super::super::gate::Request;
+use crate::gate::Authorized;
 use serde_json::{json, Value};
 
 use super::super::error::ApiError;
 use super::super::request::{Params, R};
-use super::super::{Api, Principal};
+use super::super::Api;
 use super::groups::group_id;
 use super::{check_len, int_list, opt_uin, page_rp, param_error, valid_name};
 use crate::store::policies::{self, Attached, Effective, Listed, Policy, Scope, Target};
@@ -106,7 +108,7 @@ fn create_mode(p: &Policy) -> i64 {
     }
 }
 
-pub async fn create(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+pub async fn create(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
     let name = q.str("PolicyName")?;
     let document = q.str("PolicyDocument")?;
     let description = q.opt_str("Description")?.unwrap_or_default();
@@ -122,7 +124,7 @@ pub async fn create(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     Ok(json!({ "PolicyId": id }))
 }
 
-pub async fn get(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+pub async fn get(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
     let id = policy_id(&mut q, "PolicyId")?;
     q.finish()?;
     let p = api.store.read(move |c| policies::require(c, id)).await?;
@@ -139,7 +141,7 @@ pub async fn get(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     }))
 }
 
-pub async fn update(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+pub async fn update(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
     let id = q.opt_i64("PolicyId")?;
     let name = q.opt_str("PolicyName")?;
     let description = q.opt_str("Description")?;
@@ -179,7 +181,7 @@ pub async fn update(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     })
 }
 
-pub async fn delete(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+pub async fn delete(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
     let ids = int_list(&mut q, "PolicyId")?.ok_or_else(|| ApiError::missing("PolicyId"))?;
     q.finish()?;
     if ids.is_empty() {
@@ -224,7 +226,7 @@ fn page_200(q: &mut Params) -> R<crate::store::query::Page> {
     Ok(page)
 }
 
-pub async fn list(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+pub async fn list(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
     let page = page_200(&mut q)?;
     let scope = match q.opt_str("Scope")?.as_deref().unwrap_or("All") {
         "All" => Scope::All,
@@ -278,28 +280,28 @@ fn required_uin(q: &mut Params, name: &str) -> R<String> {
     opt_uin(q, name)?.ok_or_else(|| ApiError::missing(name))
 }
 
-pub async fn attach_user(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+pub async fn attach_user(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
     let id = policy_id(&mut q, "PolicyId")?;
     let uin = required_uin(&mut q, "AttachUin")?;
     q.finish()?;
     attach_or_detach(api, true, Who::User(uin), id).await
 }
 
-pub async fn detach_user(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+pub async fn detach_user(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
     let id = policy_id(&mut q, "PolicyId")?;
     let uin = required_uin(&mut q, "DetachUin")?;
     q.finish()?;
     attach_or_detach(api, false, Who::User(uin), id).await
 }
 
-pub async fn attach_group(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+pub async fn attach_group(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
     let id = policy_id(&mut q, "PolicyId")?;
     let g = group_id(&mut q, "AttachGroupId")?;
     q.finish()?;
     attach_or_detach(api, true, Who::Group(g), id).await
 }
 
-pub async fn detach_group(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+pub async fn detach_group(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
     let id = policy_id(&mut q, "PolicyId")?;
     let g = group_id(&mut q, "DetachGroupId")?;
     q.finish()?;
@@ -320,7 +322,7 @@ fn attach_policy_info(a: &Attached) -> Value {
     })
 }
 
-pub async fn attached_user(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+pub async fn attached_user(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
     let uin = required_uin(&mut q, "TargetUin")?;
     let page = page_rp(&mut q, 200)?;
     q.finish()?;
@@ -334,7 +336,7 @@ pub async fn attached_user(api: &Api, _p: &Principal, mut q: Params) -> R<Value>
     }))
 }
 
-pub async fn attached_group(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+pub async fn attached_group(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
     let g = group_id(&mut q, "TargetGroupId")?;
     let page = page_rp(&mut q, 200)?;
     let keyword = q.opt_str("Keyword")?.unwrap_or_default();
@@ -365,7 +367,7 @@ fn attached_user_policy(e: &Effective) -> Value {
     })
 }
 
-pub async fn attached_user_all(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+pub async fn attached_user_all(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
     let uin = required_uin(&mut q, "TargetUin")?;
     let page = page_200(&mut q)?;
     let attach_type = q.opt_i64("AttachType")?.unwrap_or(0);

@@ -1,10 +1,12 @@
 //! Sub-users: AddUser, GetUser, ListUsers, UpdateUser, DeleteUser.
 
+use super::super::gate::Request;
+use crate::gate::Authorized;
 use serde_json::{json, Value};
 
 use super::super::error::ApiError;
 use super::super::request::{Params, R};
-use super::super::{Api, Principal};
+use super::super::Api;
 use super::{check_len, flag, uin_value, valid_name};
 use crate::store::users::{self, NewUser, User, UserUpdate};
 use crate::timefmt::{cam as cam_time, now_ms};
@@ -21,7 +23,7 @@ fn check_name(name: &str) -> R<()> {
 
 /// CAM's default password rule: 8 to 32 characters with an upper-case and a
 /// lower-case letter, a digit and a special character.
-fn check_password(pw: &str) -> R<()> {
+pub(crate) fn check_password(pw: &str) -> R<()> {
     let len = pw.chars().count();
     let ok = (8..=32).contains(&len)
         && pw.chars().any(|c| c.is_ascii_uppercase())
@@ -81,7 +83,7 @@ fn read_contact(q: &mut Params) -> R<Contact> {
     Ok(c)
 }
 
-pub async fn add(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+pub async fn add(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
     let name = q.str("Name")?;
     let remark = q.opt_str("Remark")?.unwrap_or_default();
     let console_login = flag(&mut q, "ConsoleLogin")?.unwrap_or(false);
@@ -144,7 +146,7 @@ pub async fn add(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     Ok(out)
 }
 
-pub async fn get(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+pub async fn get(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
     let name = q.str("Name")?;
     q.finish()?;
     let u = api
@@ -180,7 +182,7 @@ fn sub_account_info(u: &User) -> Value {
     })
 }
 
-pub async fn list(api: &Api, _p: &Principal, q: Params) -> R<Value> {
+pub async fn list(api: &Api, _a: Authorized<Request>, q: Params) -> R<Value> {
     q.finish()?;
     let all = api.store.read(users::list).await?;
     Ok(json!({ "Data": all.iter().map(sub_account_info).collect::<Vec<_>>() }))
@@ -204,7 +206,7 @@ pub fn member_info(u: &User) -> Value {
     })
 }
 
-pub async fn update(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+pub async fn update(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
     let name = q.str("Name")?;
     let remark = q.opt_str("Remark")?;
     let console_login = flag(&mut q, "ConsoleLogin")?;
@@ -235,7 +237,7 @@ pub async fn update(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
     Ok(json!({}))
 }
 
-pub async fn delete(api: &Api, _p: &Principal, mut q: Params) -> R<Value> {
+pub async fn delete(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
     let name = q.str("Name")?;
     let force = flag(&mut q, "Force")?.unwrap_or(false);
     q.finish()?;

@@ -14,8 +14,7 @@ use std::collections::BTreeMap;
 use base64::Engine;
 use serde_json::{json, Map, Value};
 
-use super::error::ApiError;
-use super::request::R;
+use super::error::{RunError, R};
 
 pub const MAX_CONTENT_B64: usize = 64 * 1024;
 pub const MAX_PARAMS: usize = 20;
@@ -26,13 +25,13 @@ const SECRET_PREFIX: &str = "secret:";
 /// Decodes and checks `Content`: valid base64, at most 64 KB encoded, not empty.
 pub fn decode_content(b64: &str) -> R<Vec<u8>> {
     if b64.is_empty() {
-        return Err(ApiError::new(
+        return Err(RunError::new(
             "InvalidParameterValue.InvalidContent",
             "Content must not be empty",
         ));
     }
     if b64.len() > MAX_CONTENT_B64 {
-        return Err(ApiError::new(
+        return Err(RunError::new(
             "InvalidParameterValue.TooLong",
             format!(
                 "Content is {} bytes of base64; the limit is 65536",
@@ -43,7 +42,7 @@ pub fn decode_content(b64: &str) -> R<Vec<u8>> {
     base64::engine::general_purpose::STANDARD
         .decode(b64)
         .map_err(|_| {
-            ApiError::new(
+            RunError::new(
                 "InvalidParameterValue.InvalidContent",
                 "Content is not valid base64",
             )
@@ -52,7 +51,7 @@ pub fn decode_content(b64: &str) -> R<Vec<u8>> {
 
 fn check_key(key: &str) -> R<()> {
     if key.is_empty() || key.len() > 64 {
-        return Err(ApiError::new(
+        return Err(RunError::new(
             "InvalidParameterValue.ParameterKeyLenExceeded",
             format!("parameter name {key:?} must be 1 to 64 characters"),
         ));
@@ -61,7 +60,7 @@ fn check_key(key: &str) -> R<()> {
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     {
-        return Err(ApiError::new(
+        return Err(RunError::new(
             "InvalidParameterValue.ParameterKeyContainsInvalidChar",
             format!("parameter name {key:?} may only contain a-z, A-Z, 0-9, - and _"),
         ));
@@ -72,19 +71,19 @@ fn check_key(key: &str) -> R<()> {
 /// Parses a `{"key": "value"}` JSON string as parameters.
 pub fn parse_map(field: &str, text: &str) -> R<BTreeMap<String, String>> {
     let v: Value = serde_json::from_str(text).map_err(|_| {
-        ApiError::new(
+        RunError::new(
             "InvalidParameterValue.ParameterInvalidJsonFormat",
             format!("{field} is not a JSON object string"),
         )
     })?;
     let Value::Object(obj) = v else {
-        return Err(ApiError::new(
+        return Err(RunError::new(
             "InvalidParameterValue.ParameterInvalidJsonFormat",
             format!("{field} is not a JSON object string"),
         ));
     };
     if obj.len() > MAX_PARAMS {
-        return Err(ApiError::new(
+        return Err(RunError::new(
             "InvalidParameterValue.ParameterNumberExceeded",
             format!(
                 "{field} has {} parameters; at most {MAX_PARAMS} are allowed",
@@ -96,7 +95,7 @@ pub fn parse_map(field: &str, text: &str) -> R<BTreeMap<String, String>> {
     for (k, v) in obj {
         check_key(&k)?;
         let Value::String(s) = v else {
-            return Err(ApiError::new(
+            return Err(RunError::new(
                 "InvalidParameterValue.ParameterValueNotString",
                 format!("{field}: the value of {k:?} must be a string"),
             ));
@@ -119,13 +118,13 @@ pub struct ParamConf {
 
 pub fn parse_confs(v: Value) -> R<Vec<ParamConf>> {
     let confs: Vec<ParamConf> = serde_json::from_value(v).map_err(|e| {
-        ApiError::new(
+        RunError::new(
             "InvalidParameter",
             format!("DefaultParameterConfs is malformed: {e}"),
         )
     })?;
     if confs.len() > MAX_PARAMS {
-        return Err(ApiError::new(
+        return Err(RunError::new(
             "InvalidParameterValue.ParameterNumberExceeded",
             format!("at most {MAX_PARAMS} DefaultParameterConfs are allowed"),
         ));
@@ -134,7 +133,7 @@ pub fn parse_confs(v: Value) -> R<Vec<ParamConf>> {
     for c in &confs {
         check_key(&c.parameter_name)?;
         if !seen.insert(c.parameter_name.clone()) {
-            return Err(ApiError::new(
+            return Err(RunError::new(
                 "InvalidParameterValue.ParameterKeyDuplicated",
                 format!("parameter {:?} is listed twice", c.parameter_name),
             ));
@@ -159,13 +158,13 @@ pub fn read_defaults(
     confs: Option<Value>,
 ) -> R<Defaults> {
     if default_parameters.is_some() && confs.is_some() {
-        return Err(ApiError::new(
+        return Err(RunError::new(
             "InvalidParameter.ConflictParameter",
             "DefaultParameters and DefaultParameterConfs cannot both be given",
         ));
     }
     if !enable && (default_parameters.is_some() || confs.is_some()) {
-        return Err(ApiError::new(
+        return Err(RunError::new(
             "InvalidParameterValue.SupportParametersOnlyIfEnableParameter",
             "default parameters require EnableParameter to be true",
         ));
@@ -303,7 +302,7 @@ fn substitute(
             }
         } else {
             values.get(&p.key).ok_or_else(|| {
-                ApiError::new(
+                RunError::new(
                     "InvalidParameterValue.LackOfParameterInfo",
                     format!("no value was given for parameter {:?}", p.key),
                 )
@@ -318,11 +317,79 @@ fn substitute(
 }
 
 /// The error for a `{{secret:NAME}}` whose secret does not exist.
-pub fn secret_not_found(name: &str) -> ApiError {
-    ApiError::new(
-        "ResourceNotFound.SecretNotFound",
-        format!("the secret `{name}` does not exist"),
-    )
+pub fn secret_not_found(name: &str) -> RunError {
+    RunError::SecretNotFound(name.to_string())
+}
+
+/// How secrets reach a script: as data, never as code. Each referenced
+/// secret gets a variable `DROVER_SECRET_<n>` (n from 1, in name order),
+/// assigned at the top of the script from a literal quoted for the command
+/// type, and each `{{secret:NAME}}` becomes `${DROVER_SECRET_<n>}`. The
+/// value is thus only ever the content of a quoted literal in a position
+/// drover controls; however the script uses the placeholder, the shell
+/// expands a variable and never parses the value as code (in SHELL, use
+/// the placeholder bare or inside double quotes; inside single quotes it
+/// stays literal text).
+pub struct SecretRefs {
+    /// NAME → the reference that replaces its placeholder.
+    pub refs: BTreeMap<String, String>,
+    /// The assignments to put before the script's first line.
+    pub header: String,
+}
+
+/// Builds the references and the header for `values` (NAME → value) in a
+/// script of `command_type`.
+pub fn secret_refs_for(command_type: &str, values: &BTreeMap<String, String>) -> R<SecretRefs> {
+    let mut refs = BTreeMap::new();
+    let mut header = String::new();
+    for (n, (name, value)) in values.iter().enumerate() {
+        let var = format!("DROVER_SECRET_{}", n + 1);
+        match command_type {
+            "SHELL" => {
+                // In single quotes nothing is special but the quote itself,
+                // which closes, is escaped, and reopens.
+                header.push_str(&format!("{var}='{}'\n", value.replace('\'', "'\\''")));
+            }
+            "POWERSHELL" => {
+                // PowerShell's single-quoted strings end at any of its
+                // quote characters; each is doubled.
+                let mut q = String::with_capacity(value.len());
+                for c in value.chars() {
+                    if matches!(c, '\'' | '\u{2018}' | '\u{2019}' | '\u{201A}' | '\u{201B}') {
+                        q.push(c);
+                    }
+                    q.push(c);
+                }
+                header.push_str(&format!("${{{var}}} = '{q}'\n"));
+            }
+            other => return Err(RunError::SecretsUnsupported(other.to_string())),
+        }
+        refs.insert(name.clone(), format!("${{{var}}}"));
+    }
+    Ok(SecretRefs { refs, header })
+}
+
+/// Puts `header` before the script, after a `#!` line if it has one.
+pub fn with_header(script: Vec<u8>, header: &str) -> Vec<u8> {
+    if header.is_empty() {
+        return script;
+    }
+    let cut = if script.starts_with(b"#!") {
+        script
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(script.len(), |i| i + 1)
+    } else {
+        0
+    };
+    let mut out = Vec::with_capacity(script.len() + header.len() + 1);
+    out.extend_from_slice(&script[..cut]);
+    if cut == script.len() && cut > 0 && !script.ends_with(b"\n") {
+        out.push(b'\n');
+    }
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(&script[cut..]);
+    out
 }
 
 /// The outcome of substituting parameters into content.
@@ -347,7 +414,7 @@ pub fn replace(
 ) -> R<Replaced> {
     let defaults = parse_map("DefaultParameters", defaults_json)?;
     let text = std::str::from_utf8(content).map_err(|_| {
-        ApiError::new(
+        RunError::new(
             "InvalidParameterValue.InvalidContent",
             "content with custom parameters must be UTF-8 text",
         )
@@ -406,7 +473,7 @@ mod tests {
         assert_eq!(r.recorded_parameters, r#"{"pw":"******"}"#);
         assert!(!r.recorded_defaults.contains("dflt"));
         let e = replace(b"echo {{missing}}", "{}", None, None).unwrap_err();
-        assert_eq!(e.code, "InvalidParameterValue.LackOfParameterInfo");
+        assert_eq!(e.tat_code(), "InvalidParameterValue.LackOfParameterInfo");
     }
 
     #[test]
@@ -434,13 +501,13 @@ mod tests {
             b"a v{{p}} {{p}}"
         );
         let e = replace_secrets(b"{{secret:gone}}".to_vec(), &secrets).unwrap_err();
-        assert_eq!(e.code, "ResourceNotFound.SecretNotFound");
+        assert_eq!(e.tat_code(), "ResourceNotFound.SecretNotFound");
         assert!(secret_refs(&[0xff, b'{', b'{']).is_empty());
     }
 
     #[test]
     fn validates_parameter_maps() {
-        let code = |t: &str| parse_map("P", t).unwrap_err().code;
+        let code = |t: &str| parse_map("P", t).unwrap_err().tat_code();
         assert_eq!(
             code("[1]"),
             "InvalidParameterValue.ParameterInvalidJsonFormat"
@@ -461,15 +528,15 @@ mod tests {
         assert_eq!(
             read_defaults(false, Some("{}".into()), None)
                 .unwrap_err()
-                .code,
+                .tat_code(),
             "InvalidParameterValue.SupportParametersOnlyIfEnableParameter"
         );
         assert_eq!(
-            decode_content("!!").unwrap_err().code,
+            decode_content("!!").unwrap_err().tat_code(),
             "InvalidParameterValue.InvalidContent"
         );
         assert_eq!(
-            decode_content(&"A".repeat(65540)).unwrap_err().code,
+            decode_content(&"A".repeat(65540)).unwrap_err().tat_code(),
             "InvalidParameterValue.TooLong"
         );
     }

@@ -1,0 +1,91 @@
+//! What can stop a run from starting, as values the API maps to TAT codes
+//! (`api/error.rs`) and the scheduler acts on (a denied or handled trigger)
+//! without comparing code strings.
+
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The request is wrong: `code` is the TAT code of the check that
+    /// failed (InvalidParameterValue.*, MissingParameter, ...).
+    #[error("{message}")]
+    Invalid { code: &'static str, message: String },
+    /// An instance of the run does not exist.
+    #[error("the instance `{0}` does not exist")]
+    InstanceNotFound(String),
+    /// A `{{secret:NAME}}` names no secret.
+    #[error("the secret `{0}` does not exist")]
+    SecretNotFound(String),
+    /// The command type cannot take secrets as data (see `params::SecretRefs`).
+    #[error("{{{{secret:...}}}} can be used in SHELL and POWERSHELL commands, not {0}")]
+    SecretsUnsupported(String),
+    /// The agent of an instance cannot run the command's type.
+    #[error("the agent of `{instance}` cannot run {command_type} commands")]
+    UnsupportedType {
+        instance: String,
+        command_type: String,
+    },
+    /// The principal the run acts for may not run it.
+    #[error(transparent)]
+    Denied(#[from] crate::gate::Denied),
+    /// An invoker's creator is gone (or was never recorded).
+    #[error("{0}")]
+    Orphaned(String),
+    /// An invoker's trigger was already handled (fired earlier, or the
+    /// invoker was disabled or deleted meanwhile).
+    #[error("the trigger was already handled")]
+    TriggerHandled,
+    #[error(transparent)]
+    Store(StoreError),
+    /// Something that is not the caller's fault (a secret that does not
+    /// decrypt); logged where it happens, reported without detail.
+    #[error("an internal error occurred")]
+    Internal,
+}
+
+impl From<StoreError> for RunError {
+    fn from(e: StoreError) -> RunError {
+        match e {
+            StoreError::Refused("invoker-trigger-handled", _) => RunError::TriggerHandled,
+            other => RunError::Store(other),
+        }
+    }
+}
+
+impl RunError {
+    pub fn new(code: &'static str, message: impl Into<String>) -> RunError {
+        RunError::Invalid {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn value(message: impl Into<String>) -> RunError {
+        Self::new("InvalidParameterValue", message)
+    }
+
+    pub fn missing(name: &str) -> RunError {
+        Self::new(
+            "MissingParameter",
+            format!("the request is missing required parameter `{name}`"),
+        )
+    }
+
+    pub fn wrong_type(name: &str, want: &str) -> RunError {
+        Self::new(
+            "InvalidParameter",
+            format!("the parameter `{name}` must be {want}"),
+        )
+    }
+}
+
+pub type R<T> = Result<T, RunError>;
+
+#[cfg(test)]
+impl RunError {
+    /// The TAT code the API answers with (tests only: `api/error.rs` is
+    /// the one place codes are mapped).
+    pub fn tat_code(self) -> &'static str {
+        crate::api::error::ApiError::from(self).code
+    }
+}
