@@ -71,6 +71,10 @@ impl Server {
                 "--metrics-listen",
                 "127.0.0.1:0",
             ])
+            // Every simulated agent connects from 127.0.0.1, where a real
+            // fleet has one address per machine: lift the per-source bound.
+            .args(["--max-connections-per-source", "1000000"])
+            .args(["--max-connections", "1000000"])
             .arg("--data-dir")
             .arg(dir)
             .env("DROVER_LOG", "warn")
