@@ -163,6 +163,7 @@ impl Key {
             machine,
             tags,
             features: protocol::agent_features(),
+            max_tasks: None,
         }
     }
 
@@ -185,6 +186,7 @@ impl Key {
             machine,
             known_tasks,
             features: protocol::agent_features(),
+            max_tasks: None,
         }
     }
 }

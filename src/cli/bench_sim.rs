@@ -107,7 +107,7 @@ async fn connect(cfg: &SimConfig, key: &Key, id: Option<&str>) -> Result<(Ws, St
         None => key.register(nonce, &cfg.secret, machine, Vec::new()),
     })
     .await?;
-    Ok((ws, id))
+    Ok((ws, id.instance_id))
 }
 
 /// Heartbeats (at a random phase, so N agents do not beat together) and
