@@ -24,7 +24,9 @@ NEW_PASSWORD = "N3w!Passw0rd-x"
 
 @pytest.fixture(scope="module")
 def cam(server):
-    return make_cam_client(server)
+    c = make_cam_client(server)
+    tat.next_second()  # a new root connection (see tat.next_second)
+    return c
 
 
 def console_user(cam, **fields):

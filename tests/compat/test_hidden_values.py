@@ -36,6 +36,7 @@ class Fixture:
     def __init__(self, server, client, instance):
         self.server, self.root, self.instance = server, client, instance
         self.cam = make_cam_client(server)
+        tat.next_second()  # a new root connection (see tat.next_second)
         self.owner = cam_call(self.cam, "GetUserAppId").OwnerUin
         self.presets = {p.PolicyName: p.PolicyId
                         for p in cam_call(self.cam, "ListPolicies", Scope="QCS", Rp=200).List}
