@@ -22,6 +22,7 @@ import struct
 import subprocess
 import sys
 import time
+import urllib.request
 
 from tencentcloud.common import credential
 from tencentcloud.common.profile.client_profile import ClientProfile
@@ -69,6 +70,30 @@ def rss_bytes(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def rollup(pid):
+    """{"Rss": bytes, "Pss": ..., "Anonymous": ...} from smaps_rollup."""
+    out = {}
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) == 3 and parts[2] == "kB":
+                    out[parts[0].rstrip(":")] = int(parts[1]) * 1024
+    except OSError:
+        pass
+    return out
+
+
+def ctxt_switches(pid):
+    """Voluntary + involuntary context switches: each is a wake-up."""
+    n = 0
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                n += int(line.split()[1])
+    return n
 
 
 def cpu_seconds(pid):
@@ -152,6 +177,86 @@ def run_command(client, content, part, max_concurrency):
     return rsp["Response"]["InvocationId"]
 
 
+def scrape(addr):
+    """The server's /metrics as {series: value}."""
+    with urllib.request.urlopen(f"http://{addr}/metrics", timeout=30) as r:
+        text = r.read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            series, _, v = line.rpartition(" ")
+            out[series] = float(v)
+    return out
+
+
+STAGES = [
+    # (label, stage series label or None, what it covers)
+    ("api: parse, auth, decide", None, "RunCommand latency minus store, push and audit"),
+    ("api: store write", "store", "invocation + tasks transaction"),
+    ("api: push", "push", "mark DELIVERING + queue RunTask"),
+    ("api: audit record", "audit", "audit row of the call"),
+    ("deliver", "deliver", "server queued RunTask -> agent read it"),
+    ("agent: journal", "journal", "task journaled"),
+    ("agent: spawn", "spawn", "journaled -> process spawned"),
+    ("agent: first output", "first_output", "spawned -> first output (tasks with output)"),
+    ("agent: run to exit", "run", "spawned -> exited, output drained"),
+    ("agent: finish", "finish", "result journaled + queued"),
+    ("report", "report", "agent queued result -> server read it"),
+    ("server: result commit", "commit", "TaskFinished read -> committed"),
+]
+
+
+def hist_delta(m0, m1, name, labels):
+    """(count, mean, p50, p90) of a histogram between two scrapes."""
+    sep = "," if labels else ""
+    count = m1.get(f"{name}_count{{{labels}}}" if labels else f"{name}_count", 0) - \
+        m0.get(f"{name}_count{{{labels}}}" if labels else f"{name}_count", 0)
+    total = m1.get(f"{name}_sum{{{labels}}}" if labels else f"{name}_sum", 0) - \
+        m0.get(f"{name}_sum{{{labels}}}" if labels else f"{name}_sum", 0)
+    if count <= 0:
+        return 0, 0.0, 0.0, 0.0
+    buckets = []
+    prefix = f"{name}_bucket{{{labels}{sep}le=\""
+    for k, v in m1.items():
+        if k.startswith(prefix):
+            le = k[len(prefix):-2]
+            bound = math.inf if le == "+Inf" else float(le)
+            buckets.append((bound, v - m0.get(k, 0)))
+    buckets.sort()
+
+    def q(p):
+        for bound, c in buckets:
+            if c >= p * count:
+                return bound
+        return math.inf
+    return int(count), total / count, q(0.5), q(0.9)
+
+
+def print_stages(m0, m1, rounds, n, visible):
+    print(f"  stages (per task, {rounds} rounds x {n} tasks; p50/p90 are histogram bucket bounds)")
+    api = hist_delta(m0, m1, "drover_api_request_seconds", 'action="RunCommand"')
+    means = {}
+    for label, stage, _ in STAGES[1:]:
+        means[stage] = hist_delta(m0, m1, "drover_task_stage_seconds", f'stage="{stage}"')
+    rows = [("RunCommand call (server)", api, "whole call, per call")]
+    other = api[1] - sum(means[s][1] for s in ("store", "push", "audit"))
+    rows.append((STAGES[0][0], (api[0], other, None, None), STAGES[0][2]))
+    for label, stage, what in STAGES[1:]:
+        rows.append((label, means[stage], what))
+    for label, (count, mean, p50, p90), what in rows:
+        ps = "" if p50 is None else f"  p50 <= {fmt_s(p50)}  p90 <= {fmt_s(p90)}"
+        print(f"    {label:26s} mean {fmt_s(mean):>9s}{ps:34s} n={count:<6d} {what}")
+    if visible:
+        print(f"    {'status visible':26s} mean {fmt_s(statistics.mean(visible)):>9s}"
+              f"  (last task committed -> client saw SUCCESS, polling every round)")
+    comp = hist_delta(m0, m1, "drover_task_completion_seconds", "")
+    batch = hist_delta(m0, m1, "drover_store_batch_jobs", "")
+    commit = hist_delta(m0, m1, "drover_store_commit_seconds", "")
+    print(f"    task created -> committed  mean {fmt_s(comp[1])}  (all stages above, overlapped)")
+    print(f"    store                      {commit[0]} transactions, mean {batch[1]:.1f} jobs, "
+          f"mean commit {fmt_s(commit[1])}")
+
+
 def one_round(client, ids, content, poll_s, timeout, max_concurrency=None):
     """Seconds from sending RunCommand to all invocations SUCCESS, plus the
     RunCommand call's own time and the DescribeInvocations round trips."""
@@ -199,6 +304,10 @@ def main():
     ap.add_argument("--poll-ms", type=float, default=5.0, help="DescribeInvocations poll interval (default 5)")
     ap.add_argument("--max-concurrency", default=None,
                     help="roll out in waves (drover's MaxConcurrency, e.g. 10 or 10%%)")
+    ap.add_argument("--wakeups", type=float, default=0, metavar="SECS",
+                    help="count idle agents' wake-ups over SECS seconds (e.g. 60)")
+    ap.add_argument("--stages", action="store_true",
+                    help="print where each task's time goes (from the server's /metrics)")
     ap.add_argument("--work", required=True, help="scratch directory (the wrapper makes and removes it)")
     a = ap.parse_args()
     if a.n < 1 or a.rounds < 1:
@@ -217,7 +326,8 @@ def run(a, binary, procs):
     sdir = os.path.join(a.work, "server")
     os.makedirs(os.path.join(a.work, "agents"))
     slog = os.path.join(a.work, "server.log")
-    server = procs.start([binary, "server", "--data-dir", sdir, "--listen", "127.0.0.1:0"], slog)
+    server = procs.start([binary, "server", "--data-dir", sdir, "--listen", "127.0.0.1:0",
+                          "--metrics-listen", "127.0.0.1:0"], slog)
     addr_file = os.path.join(sdir, "server.addr")
     addr = wait_for("the server's address", lambda: os.path.exists(addr_file) and open(addr_file).read().strip(),
                     30, [(server, slog)])
@@ -249,11 +359,21 @@ def run(a, binary, procs):
     time.sleep(2)
     idle_agents = [rss_bytes(p.pid) for p, _ in agents]
     idle_server = rss_bytes(server.pid)
+    idle_roll = [rollup(p.pid) for p, _ in agents]
+    wakeups = None
+    if a.wakeups > 0:
+        w0 = [ctxt_switches(p.pid) for p, _ in agents]
+        time.sleep(a.wakeups)
+        w1 = [ctxt_switches(p.pid) for p, _ in agents]
+        wakeups = [(y - x) * 60 / a.wakeups for x, y in zip(w0, w1)]
 
     content = base64.b64encode(b"true").decode()
     poll_s = a.poll_ms / 1000
     for _ in range(a.warmup):
         one_round(client, ids, content, poll_s, 120, a.max_concurrency)
+    maddr = open(os.path.join(sdir, "metrics.addr")).read().strip() if a.stages else None
+    m0 = scrape(maddr) if a.stages else None
+    visible = []
     lat, sent, rtts = [], [], []
     cpu0 = (cpu_seconds(server.pid), sum(cpu_seconds(p.pid) for p, _ in agents))
     for r in range(a.rounds):
@@ -261,8 +381,13 @@ def run(a, binary, procs):
         lat.append(t)
         sent.append(ts)
         rtts += rt
+        if a.stages:
+            seen = time.time()
+            last_end = scrape(maddr)["drover_last_task_end_timestamp_seconds"]
+            visible.append(max(0.0, seen - last_end))
         print(f"  round {r + 1:3d}: {fmt_s(t)}", file=sys.stderr)
     cpu1 = (cpu_seconds(server.pid), sum(cpu_seconds(p.pid) for p, _ in agents))
+    m1 = scrape(maddr) if a.stages else None
     busy_server = rss_bytes(server.pid)
     busy_agents = [rss_bytes(p.pid) for p, _ in agents]
 
@@ -286,6 +411,16 @@ def run(a, binary, procs):
     print(f"  agent RSS (idle)       median {fmt_mib(statistics.median(idle_agents))}  max {fmt_mib(max(idle_agents))}"
           f"  (after the rounds: median {fmt_mib(statistics.median(busy_agents))}, max {fmt_mib(max(busy_agents))})")
     strip_note = {True: "stripped", False: "not stripped", None: "not ELF64"}[stripped]
+    if idle_roll and idle_roll[0]:
+        pss = statistics.median(r.get("Pss", 0) for r in idle_roll)
+        anon = statistics.median(r.get("Anonymous", 0) for r in idle_roll)
+        print(f"  agent memory (idle)    median PSS {fmt_mib(pss)}, anonymous {fmt_mib(anon)} "
+              f"(the rest of RSS is the binary's pages, shared by all agents)")
+    if wakeups is not None:
+        print(f"  agent wake-ups (idle)  median {statistics.median(wakeups):.1f}/min, "
+              f"max {max(wakeups):.1f}/min over {a.wakeups:g} s (context switches)")
+    if a.stages:
+        print_stages(m0, m1, a.rounds, a.n, visible)
     print(f"  agent binary           {size} bytes = {size / 1e6:.1f} MB ({fmt_mib(size)}), {strip_note}")
 
 

@@ -18,6 +18,7 @@
 //!
 //! shared leaves: protocol (server⇄agent messages), sign (TC3-HMAC-SHA256),
 //!                tls, crypto (secrets at rest), ids, timefmt, fsutil, iprange,
+//!                metrics (Prometheus counters and histograms, atomics),
 //!                library (the public commands and scenes, embedded)
 //! ```
 //!
@@ -51,6 +52,7 @@ pub mod gate;
 pub mod ids;
 pub mod iprange;
 pub mod library;
+pub mod metrics;
 pub mod netguard;
 pub mod notify;
 pub mod policy;

@@ -202,6 +202,33 @@ pub enum AgentMsg {
         task_id: String,
         reason: String,
     },
+    /// When each stage of a task happened on the agent (unix microseconds),
+    /// sent just before its `TaskFinished`. Best effort: never journaled
+    /// nor resent, and older servers skip it as an unknown message. Feeds
+    /// the server's per-stage metrics (`drover_task_stage_seconds`).
+    TaskTimings {
+        task_id: String,
+        timings: TaskTimings,
+    },
+}
+
+/// Stage stamps of one task on the agent, unix microseconds (0: did not
+/// happen, e.g. no output or a process that never started).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TaskTimings {
+    /// The `RunTask` was read from the connection.
+    pub received: i64,
+    /// The task was in the journal.
+    pub journaled: i64,
+    /// The process was spawned.
+    pub spawned: i64,
+    /// The first output bytes were read.
+    #[serde(default)]
+    pub first_output: i64,
+    /// The process exited and its output was drained.
+    pub exited: i64,
+    /// The result was journaled and queued for sending.
+    pub finished: i64,
 }
 
 /// How a task ended, as the agent saw it.

@@ -19,6 +19,8 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
+pub mod metrics;
+
 use crate::api::{json_reply, Api, Reply};
 use crate::crypto::SecretBox;
 use crate::dispatch::{self, Dispatcher, Settings};

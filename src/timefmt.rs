@@ -8,6 +8,11 @@ pub fn now_ms() -> i64 {
     (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
+/// Unix microseconds: stage stamps that are compared across processes.
+pub fn now_us() -> i64 {
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000) as i64
+}
+
 /// Formats Unix milliseconds as `2024-01-02T03:04:05Z`; 0 or negative → "".
 pub fn iso(ms: i64) -> String {
     if ms <= 0 {

@@ -124,6 +124,15 @@ impl Key {
         Ok(Key { pair })
     }
 
+    /// A fresh key kept in memory only (the agent simulator of
+    /// `drover bench-scale`; a real agent uses `load_or_generate`).
+    pub fn generate() -> Result<Key, IdentityError> {
+        let doc = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
+            .map_err(|_| IdentityError::KeyGen)?;
+        let pair = Ed25519KeyPair::from_pkcs8(doc.as_ref()).map_err(|_| IdentityError::KeyGen)?;
+        Ok(Key { pair })
+    }
+
     /// Raw 32-byte public key, base64.
     pub fn public_b64(&self) -> String {
         B64.encode(self.pair.public_key().as_ref())

@@ -212,7 +212,22 @@ impl Journal {
             path: path.clone(),
             source,
         })?;
-        fsutil::write_private(&path, &json).map_err(io_at(&path))?;
+        // Written atomically but not fsynced: the result waits here only
+        // for the server's Ack (milliseconds), the page cache outlives an
+        // agent crash, and after a power loss a missing or torn result
+        // reads as an interrupted task (FAILED), never as a wrong success.
+        // The fsync was the largest agent-side cost of a short task.
+        let tmp = path.with_extension("tmp");
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(io_at(&tmp))?;
+        f.write_all(&json).map_err(io_at(&tmp))?;
+        drop(f);
+        std::fs::rename(&tmp, &path).map_err(io_at(&path))?;
         let _ = std::fs::remove_file(dir.join("process"));
         Ok(())
     }

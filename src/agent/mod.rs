@@ -270,22 +270,23 @@ fn resolve_auth(cfg: &Config) -> Result<(Auth, Trust), AgentError> {
 }
 
 /// Exponential backoff with jitter: each wait is uniform in [d/2, d].
-struct Backoff {
+/// Shared with the agent simulator (`cli::bench`), which measures it.
+pub(crate) struct Backoff {
     next: Duration,
 }
 
 impl Backoff {
-    fn new() -> Backoff {
+    pub(crate) fn new() -> Backoff {
         Backoff {
             next: BACKOFF_START,
         }
     }
 
-    fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.next = BACKOFF_START;
     }
 
-    fn step(&mut self) -> Duration {
+    pub(crate) fn step(&mut self) -> Duration {
         let d = self.next;
         self.next = (d * 2).min(BACKOFF_MAX);
         let mut b = [0u8; 4];

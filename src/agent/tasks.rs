@@ -35,7 +35,8 @@ use super::jobctl::{self, Control};
 use super::journal::{Journal, JournalError, ProcessMark};
 use super::output::Utf8Chunker;
 use super::{procinfo, sys};
-use crate::protocol::{AgentMsg, Outcome, ServerMsg, TaskSpec};
+use crate::protocol::{AgentMsg, Outcome, ServerMsg, TaskSpec, TaskTimings};
+use crate::timefmt::now_us;
 
 /// Messages queued by tasks before the link picks them up.
 const OUTBOX: usize = 64;
@@ -138,6 +139,7 @@ impl Tasks {
     }
 
     fn start(&mut self, spec: TaskSpec) -> Option<AgentMsg> {
+        let received = now_us();
         let task_id = spec.task_id.clone();
         // The script is kept only in its 0600 script file for the run: the
         // journal (kept until the server's Ack) never needs it again, since
@@ -171,6 +173,11 @@ impl Tasks {
                 ));
             }
         }
+        let timings = TaskTimings {
+            received,
+            journaled: now_us(),
+            ..TaskTimings::default()
+        };
         let cancel = CancellationToken::new();
         let (suspend, suspend_rx) = watch::channel(false);
         let suspended_at = Arc::new(AtomicI64::new(0));
@@ -193,6 +200,7 @@ impl Tasks {
             tx: self.tx.clone(),
             cgroups: self.cgroups.clone(),
             slots: self.slots.clone(),
+            timings,
         };
         self.tracker.spawn(run_task(spec, ctx, stops, suspended_at));
         None
@@ -336,6 +344,8 @@ struct TaskCtx {
     tx: mpsc::Sender<AgentMsg>,
     cgroups: Option<Cgroups>,
     slots: Arc<tokio::sync::Semaphore>,
+    /// Stage stamps so far (received, journaled), sent as `TaskTimings`.
+    timings: TaskTimings,
 }
 
 /// One task from start to journaled result.
@@ -346,6 +356,7 @@ async fn run_task(spec: TaskSpec, ctx: TaskCtx, stops: Stops, suspended_at: Arc<
         tx,
         cgroups,
         slots,
+        mut timings,
     } = ctx;
     // Waits for a free slot; a cancel or shutdown meanwhile ends the task
     // before it ever ran.
@@ -384,6 +395,7 @@ async fn run_task(spec: TaskSpec, ctx: TaskCtx, stops: Stops, suspended_at: Arc<
         while let Some(ev) = erx.recv().await {
             let msg = match ev {
                 ExecEvent::Started { pgid, started_at } => {
+                    timings.spawned = now_us();
                     let mark = ProcessMark {
                         pgid,
                         start_ticks: procinfo::stat(pgid).map(|s| s.start_ticks).unwrap_or(0),
@@ -399,6 +411,9 @@ async fn run_task(spec: TaskSpec, ctx: TaskCtx, stops: Stops, suspended_at: Arc<
                     }
                 }
                 ExecEvent::Output { offset, data } => {
+                    if timings.first_output == 0 {
+                        timings.first_output = now_us();
+                    }
                     if let Some(w) = writer.as_mut() {
                         if let Err(e) = w.append(&data) {
                             tracing::warn!("task {task_id}: {e}");
@@ -430,11 +445,19 @@ async fn run_task(spec: TaskSpec, ctx: TaskCtx, stops: Stops, suspended_at: Arc<
         })),
     };
     let (result, ()) = tokio::join!(exec::run(&spec, &work_root, etx, stops, host), relay);
+    timings.exited = now_us();
     let msg = finished(&task_id, &result);
     if let Err(e) = journal.finish(&task_id, &msg) {
         tracing::error!("task {task_id}: result not journaled: {e}");
     }
     tracing::info!("task {task_id} finished: {:?}", result.outcome);
+    timings.finished = now_us();
+    let _ = tx
+        .send(AgentMsg::TaskTimings {
+            task_id: task_id.clone(),
+            timings,
+        })
+        .await;
     let _ = tx.send(msg).await;
 }
 

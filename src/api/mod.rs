@@ -156,6 +156,7 @@ impl Api {
     /// Serves the API (`POST /`, or `GET /` with the parameters in the query
     /// string). Every call, whatever its outcome, leaves one audit event.
     pub async fn serve(self: Arc<Self>, req: Request<Incoming>, peer: SocketAddr) -> Reply {
+        let began = std::time::Instant::now();
         let request_id = crate::ids::request_id();
         // The header's action until the signature says otherwise (the v1
         // signature carries it as a parameter).
@@ -182,7 +183,21 @@ impl Api {
             Ok(_) => "Success".to_string(),
             Err(e) => e.code.to_string(),
         };
+        let audit_began = std::time::Instant::now();
         audit::record(&self, trail.into_event(&request_id, peer, &action, outcome)).await;
+        let m = &crate::metrics::METRICS;
+        m.stages.audit.observe_duration(audit_began.elapsed());
+        // A request that failed authentication names whatever action it
+        // liked: it gets no label of its own.
+        let unauthenticated = matches!(&result, Err(e) if e.code.starts_with("AuthFailure"));
+        m.api_call(
+            if unauthenticated {
+                "unauthenticated"
+            } else {
+                &action
+            },
+            began.elapsed(),
+        );
         json_reply(StatusCode::OK, &envelope(&request_id, result))
     }
 

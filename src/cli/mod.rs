@@ -9,6 +9,9 @@ use clap::{Parser, Subcommand};
 pub mod admin;
 pub mod agent;
 pub mod backup;
+pub mod bench;
+mod bench_load;
+mod bench_sim;
 pub mod demo;
 pub mod run;
 pub mod server;
@@ -36,6 +39,9 @@ pub enum Command {
     Run(run::RunArgs),
     /// Set-up tasks on the server's data directory.
     Admin(admin::AdminArgs),
+    /// Benchmark: a server and N simulated agents (scripts/bench-scale).
+    #[command(hide = true)]
+    BenchScale(bench::BenchArgs),
 }
 
 /// Default data directory of the server.
@@ -85,6 +91,7 @@ pub fn main() -> ExitCode {
         Command::Demo(a) => demo::main(a),
         Command::Run(a) => run::main(a),
         Command::Admin(a) => admin::main(a),
+        Command::BenchScale(a) => bench::main(a),
     };
     match result {
         Ok(code) => code,

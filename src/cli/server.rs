@@ -4,6 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::Context;
+
 use crate::dispatch::Settings;
 use crate::server::{self, Config};
 
@@ -59,6 +61,10 @@ pub struct ServerArgs {
     /// Longest wait, in milliseconds, between two webhook attempts.
     #[arg(long, default_value_t = 60_000)]
     pub webhook_max_backoff_ms: u64,
+    /// Serve Prometheus metrics at http://ADDR/metrics (plain HTTP, no
+    /// authentication: bind it to loopback or a monitoring network).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
     /// Address ranges (CIDR,...) webhooks may be delivered to although they
     /// are loopback, private, link-local or metadata addresses, which are
     /// refused by default. Example: 10.20.0.0/16,127.0.0.1/32.
@@ -98,6 +104,8 @@ pub struct ServerArgs {
 
 pub fn main(a: ServerArgs) -> anyhow::Result<ExitCode> {
     super::init_tracing();
+    let metrics_listen = a.metrics_listen.clone();
+    let data_dir = a.data_dir.clone();
     let cfg = Config {
         data_dir: a.data_dir,
         listen: a.listen,
@@ -143,6 +151,20 @@ pub fn main(a: ServerArgs) -> anyhow::Result<ExitCode> {
         .build()?;
     rt.block_on(async move {
         let running = server::start(cfg).await?;
+        if let Some(addr) = metrics_listen {
+            let l = tokio::net::TcpListener::bind(&addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} for metrics"))?;
+            let bound = l.local_addr()?;
+            // Like server.addr: lets scripts find a port chosen with :0.
+            let _ = std::fs::write(data_dir.join("metrics.addr"), bound.to_string());
+            eprintln!("drover metrics on http://{bound}/metrics");
+            tokio::spawn(server::metrics::serve(
+                l,
+                running.api.clone(),
+                running.shutdown.clone(),
+            ));
+        }
         eprintln!(
             "drover server listening on https://{} (certificate {})",
             running.addr,

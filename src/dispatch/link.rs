@@ -17,6 +17,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
 use super::{Dispatcher, AGENT_QUEUE};
+use crate::metrics::METRICS;
 use crate::protocol::{self, AgentMsg, MachineInfo, ServerMsg};
 use crate::store::instances::{self, Instance, Refusal};
 use crate::store::invocations;
@@ -255,6 +256,7 @@ pub async fn serve_agent<S>(
         Ok(v) => v,
         Err((code, message)) => {
             tracing::info!(%peer, code, "agent refused: {message}");
+            METRICS.agent_rejects.inc();
             let _ = sink
                 .send(encode(&ServerMsg::Rejected {
                     code: code.into(),
@@ -284,6 +286,7 @@ pub async fn serve_agent<S>(
         return;
     }
     tracing::info!(%peer, instance = %instance_id, "agent connected");
+    METRICS.agent_connects.inc();
     let (tx, mut rx) = mpsc::channel::<ServerMsg>(AGENT_QUEUE);
     let serial = d.attach(&instance_id, tx.clone(), job_control, max_tasks);
     let writer = tokio::spawn(async move {

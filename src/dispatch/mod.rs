@@ -14,6 +14,7 @@ mod pump;
 mod reports;
 pub mod rollout;
 mod sweep;
+mod timings;
 
 pub(crate) use ending::{end_task, finish_task};
 pub use jobctl::{ControlError, ControlRequest};
@@ -87,6 +88,8 @@ pub struct Dispatcher {
     /// Woken after tasks may have become final, so queued webhook
     /// notifications go out at once (`notify::spawn` waits on it).
     pub webhook_wake: Arc<tokio::sync::Notify>,
+    /// When each task's RunTask was queued, for the stage metrics.
+    pushed: timings::PushStamps,
     /// Bumped whenever a task may have changed (state, output, control), so
     /// the console's push channel re-reads what its viewer watches instead
     /// of the browser polling (api/console_push.rs subscribes).
@@ -122,6 +125,7 @@ impl Dispatcher {
             agents: Mutex::new(HashMap::new()),
             next_serial: std::sync::atomic::AtomicU64::new(1),
             webhook_wake: Default::default(),
+            pushed: Default::default(),
             activity: tokio::sync::watch::Sender::new(0),
         })
     }
@@ -136,6 +140,11 @@ impl Dispatcher {
             .lock()
             .map(|m| m.contains_key(instance_id))
             .unwrap_or(false)
+    }
+
+    /// Agents connected now.
+    pub fn connected_count(&self) -> usize {
+        self.agents.lock().map(|m| m.len()).unwrap_or(0)
     }
 
     pub fn online_ids(&self) -> HashSet<String> {
@@ -232,9 +241,17 @@ impl Dispatcher {
     }
 
     fn spec(&self, inv: &Invocation, task_id: &str) -> Result<TaskSpec, StoreError> {
+        let mut spec = self.spec_template(inv)?;
+        spec.task_id = task_id.to_string();
+        Ok(spec)
+    }
+
+    /// An invocation's TaskSpec without its task id: the delivery is opened
+    /// and encoded once per fan-out, not once per task.
+    fn spec_template(&self, inv: &Invocation) -> Result<TaskSpec, StoreError> {
         let (content, mask) = self.open_delivery(inv)?;
         Ok(TaskSpec {
-            task_id: task_id.to_string(),
+            task_id: String::new(),
             invocation_id: inv.id.clone(),
             command_type: inv.command_type.clone(),
             content: base64::engine::general_purpose::STANDARD.encode(content),

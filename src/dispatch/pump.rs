@@ -56,6 +56,7 @@ impl Dispatcher {
                 continue;
             };
             let spec = self.spec(inv, &task_id)?;
+            self.pushed.pushed(std::iter::once(task_id.as_str()));
             // At most `slots` deliveries are ever queued, below the queue's
             // depth, so this does not wait on a live agent. A closed queue
             // means the agent went away: the task stays DELIVERING and is

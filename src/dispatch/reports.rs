@@ -20,6 +20,7 @@
 //!   stored with `reported_len`, so the API shows Complete false and counts
 //!   the missing bytes in Dropped.
 
+use crate::metrics::METRICS;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 
@@ -75,6 +76,7 @@ pub(super) async fn handle(
     msg: AgentMsg,
 ) -> crate::store::Result<()> {
     let now = now_ms();
+    METRICS.agent_messages.inc();
     match msg {
         AgentMsg::Heartbeat => d.heartbeat(instance_id),
         AgentMsg::TaskStarted {
@@ -96,7 +98,12 @@ pub(super) async fn handle(
                     let deadline = now
                         .saturating_add(inv.timeout.max(0).saturating_mul(1000))
                         .saturating_add(grace);
-                    invocations::mark_running(c, &task_id, started_at, deadline, now)
+                    let ran = invocations::mark_running(c, &task_id, started_at, deadline, now)?;
+                    if ran {
+                        let waited = (now - t.created_ms).max(0) as f64 / 1e3;
+                        METRICS.task_delivery.observe(waited);
+                    }
+                    Ok(ran)
                 })
                 .await?;
         }
@@ -150,6 +157,7 @@ pub(super) async fn handle(
             let mut error_info: String = error_info.chars().take(MAX_ERROR_INFO).collect();
             let owner = instance_id.to_string();
             let tid = task_id.clone();
+            let read_at = std::time::Instant::now();
             let applied = d
                 .store
                 .write(move |c| {
@@ -187,9 +195,13 @@ pub(super) async fn handle(
                         error_info: &error_info,
                     };
                     let ended = super::finish_task(c, &tid, &f, now)?;
+                    if ended {
+                        METRICS.task_ended(t.created_ms, now);
+                    }
                     Ok(Some(ended.then_some(t.invocation_id)))
                 })
                 .await?;
+            METRICS.stages.commit.observe_duration(read_at.elapsed());
             // Not the sender's task: no Ack, nothing learned.
             let Some(ended) = applied else {
                 return refuse(instance_id, "TaskFinished for a task of another instance");
@@ -208,6 +220,10 @@ pub(super) async fn handle(
         | AgentMsg::TaskResumed { .. }
         | AgentMsg::TaskControlFailed { .. } => {
             super::jobctl::apply_report(d, instance_id, msg).await?;
+        }
+        AgentMsg::TaskTimings { task_id, timings } => {
+            d.pushed
+                .record(&task_id, &timings, crate::timefmt::now_us());
         }
         AgentMsg::Register { .. } | AgentMsg::Hello { .. } => {}
     }

@@ -106,11 +106,15 @@ impl Worker {
         };
         let last =
             n >= self.settings.max_attempts as i64 || matches!(sent, Err(Fatal(_) | Refused));
+        let m = &crate::metrics::METRICS;
         let (status, next) = if error.is_empty() {
+            m.webhook_delivered.inc();
             (webhooks::DELIVERED, 0)
         } else if last {
+            m.webhook_failed.inc();
             (webhooks::FAILED, 0)
         } else {
+            m.webhook_retried.inc();
             let wait = self.settings.backoff_ms(n as u32) as i64;
             (webhooks::PENDING, at + wait)
         };

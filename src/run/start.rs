@@ -359,6 +359,8 @@ pub async fn start(run: &Runner, decided: Authorized<Plan>, also: Option<AlsoWri
     // errors so no message has to be parsed.
     let problem = std::sync::Arc::new(std::sync::Mutex::new(None::<RunError>));
     let found_problem = problem.clone();
+    let stages = &crate::metrics::METRICS.stages;
+    let began = std::time::Instant::now();
     let written = run
         .store
         .write(move |c| {
@@ -398,6 +400,9 @@ pub async fn start(run: &Runner, decided: Authorized<Plan>, also: Option<AlsoWri
         let flagged = problem.lock().ok().and_then(|mut p| p.take());
         return Err(flagged.unwrap_or_else(|| e.into()));
     }
+    stages.store.observe_duration(began.elapsed());
+    let began = std::time::Instant::now();
     run.dispatch.submit(&inv, &tasks).await?;
+    stages.push.observe_duration(began.elapsed());
     Ok(inv_id)
 }

@@ -121,6 +121,7 @@ async fn plan_and_fire(
                         crate::timefmt::iso(at),
                         s.grace_ms / 1000
                     );
+                    crate::metrics::METRICS.scheduler_missed.inc();
                     record_only(api, &inv.id, at, reason, "MISSED").await;
                     handled = true;
                 }
@@ -164,9 +165,13 @@ async fn fire(api: &Runner, inv: &Invoker, at: i64, late: bool) {
         format!("scheduled at {}", crate::timefmt::iso(at))
     };
     match run::fire(api, inv, at, reason).await {
-        Ok(inv_id) => tracing::info!(invoker = %inv.id, invocation = %inv_id, "invoker fired"),
+        Ok(inv_id) => {
+            crate::metrics::METRICS.scheduler_fired.inc();
+            tracing::info!(invoker = %inv.id, invocation = %inv_id, "invoker fired");
+        }
         Err(RunError::TriggerHandled) => {}
         Err(e) => {
+            crate::metrics::METRICS.scheduler_failed.inc();
             tracing::warn!(invoker = %inv.id, "invoker failed to start: {e}");
             let reason = match &e {
                 RunError::Denied(_) | RunError::Orphaned(_) => {

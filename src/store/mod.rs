@@ -35,6 +35,7 @@ pub mod role_assignments;
 pub mod root_login;
 pub mod secrets;
 pub mod sessions;
+pub mod stats;
 pub mod status;
 pub mod tag_authority;
 pub mod users;
@@ -257,6 +258,9 @@ fn writer_loop(mut conn: Connection, rx: std::sync::mpsc::Receiver<Job>, faults:
                 Err(_) => break,
             }
         }
+        let began = std::time::Instant::now();
+        let m = &crate::metrics::METRICS;
+        m.store_batch_jobs.observe(batch.len() as f64);
         let mut completions = Vec::with_capacity(batch.len());
         let committed = match conn.transaction() {
             Ok(mut tx) => {
@@ -277,6 +281,7 @@ fn writer_loop(mut conn: Connection, rx: std::sync::mpsc::Receiver<Job>, faults:
                 Err(StoreError::from(e))
             }
         };
+        m.store_commit.observe_duration(began.elapsed());
         let failed = committed.as_ref().err().map(|e| e.to_string());
         for c in completions {
             c(match &failed {
