@@ -31,9 +31,27 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// Path of the agent endpoint on the server.
 pub const AGENT_PATH: &str = "/agent/ws";
 
-/// Seconds between agent heartbeats; the server marks an agent offline when
-/// its connection drops, so this only keeps idle NAT/firewall state alive.
+/// Seconds between agent heartbeats unless the server's `Welcome` says
+/// otherwise. The server drops (and shows Offline) an agent it has not heard
+/// from for [`MISSED_HEARTBEATS`] periods, so a frozen agent (SIGSTOP, a
+/// hung VM) is noticed even though its TCP connection stays open.
 pub const HEARTBEAT_SECS: u64 = 20;
+
+/// Heartbeat periods of silence after which either side gives the link up.
+pub const MISSED_HEARTBEATS: u32 = 3;
+
+/// Tasks an agent runs at once unless told otherwise (`--max-tasks`); the
+/// server sends no more than this (or its own `--agent-slots`, if lower)
+/// and keeps the rest queued in its database.
+pub const DEFAULT_MAX_TASKS: u32 = 32;
+
+/// Latest plausible time in a message (2100-01-01, unix ms): anything later
+/// (or negative) is refused rather than folded into a deadline.
+pub const MAX_TIME_MS: i64 = 4_102_444_800_000;
+
+/// Largest output offset or length the server accepts for one task (1 TiB):
+/// keeps every sum of offsets and lengths far from i64 overflow.
+pub const MAX_OUTPUT_LEN: u64 = 1 << 40;
 
 /// Listed in `features` by agents that understand `SuspendTask`/`ResumeTask`.
 pub const FEATURE_JOB_CONTROL: &str = "job-control";
@@ -116,6 +134,10 @@ pub enum AgentMsg {
         /// from agents older than the feature list.
         #[serde(default)]
         features: Vec<String>,
+        /// Most tasks this agent runs at once (absent from older agents:
+        /// the server's own limit applies).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_tasks: Option<u32>,
     },
     Hello {
         protocol: u32,
@@ -128,6 +150,8 @@ pub enum AgentMsg {
         known_tasks: Vec<String>,
         #[serde(default)]
         features: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_tasks: Option<u32>,
     },
     Heartbeat,
     TaskStarted {
@@ -149,7 +173,9 @@ pub enum AgentMsg {
         exit_code: Option<i64>,
         started_at: i64,
         ended_at: i64,
-        /// Total bytes of output produced; the server checks it holds them all.
+        /// Total bytes of output produced; the server checks it holds them
+        /// all and shows the output as incomplete (with the missing count)
+        /// when it does not.
         output_len: u64,
         /// Human-readable reason for START_FAILED, TIMEOUT, TERMINATED, e.g.
         /// processes that survived SIGKILL.
@@ -201,6 +227,10 @@ pub enum ServerMsg {
     },
     Welcome {
         instance_id: String,
+        /// Seconds between heartbeats the server expects (absent from older
+        /// servers: [`HEARTBEAT_SECS`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        heartbeat_secs: Option<u64>,
     },
     Rejected {
         code: String,

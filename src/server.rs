@@ -323,6 +323,9 @@ async fn route(
         // The SDKs' reqMethod="GET" calls `GET /?Action=...` (v1) or `GET /?...`
         // with TC3 headers; a browser's `GET /` still gets the console.
         (&Method::GET, "/") if is_api_get(&req) => api.serve(req, peer).await,
+        (&Method::GET, "/console/push") => {
+            crate::api::console_push::upgrade(api, req, peer, shutdown).await
+        }
         (_, p) if p.starts_with("/console/") => crate::api::console::serve(api, req, peer).await,
         (&Method::GET, crate::protocol::AGENT_PATH) => {
             upgrade_agent(api, req, peer, shutdown, admission)

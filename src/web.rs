@@ -1,5 +1,7 @@
-//! The web console's files, embedded in the binary from static/ and served
-//! with a strict Content-Security-Policy (no inline script, same origin only).
+//! The web console's files, built from console/ by build.rs (esbuild
+//! bundle) and embedded in the binary, served with a strict
+//! Content-Security-Policy (no inline script or style, same origin only),
+//! HSTS, and no caching of stale bundles across upgrades.
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -7,7 +9,7 @@ use hyper::{Response, StatusCode};
 use rust_embed::RustEmbed;
 
 #[derive(RustEmbed)]
-#[folder = "static/"]
+#[folder = "$OUT_DIR/console/"]
 struct Assets;
 
 fn content_type(path: &str) -> &'static str {
@@ -17,6 +19,7 @@ fn content_type(path: &str) -> &'static str {
         "js" => "text/javascript; charset=utf-8",
         "svg" => "image/svg+xml",
         "png" => "image/png",
+        "ico" => "image/x-icon",
         "json" => "application/json",
         _ => "application/octet-stream",
     }
@@ -47,12 +50,26 @@ pub fn serve(path: &str) -> Response<Full<Bytes>> {
     h.insert(
         "content-security-policy",
         hyper::header::HeaderValue::from_static(
-            "default-src 'self'; script-src 'self'; style-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
         ),
     );
     h.insert(
         "x-content-type-options",
         hyper::header::HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        "strict-transport-security",
+        hyper::header::HeaderValue::from_static("max-age=31536000"),
+    );
+    // Revalidate every time: the bundle's name does not change between
+    // versions, and a stale app.js against a newer server would misbehave.
+    h.insert(
+        "cache-control",
+        hyper::header::HeaderValue::from_static("no-cache"),
+    );
+    h.insert(
+        "x-frame-options",
+        hyper::header::HeaderValue::from_static("DENY"),
     );
     h.insert(
         "referrer-policy",

@@ -82,7 +82,11 @@ async fn suspend_stops_the_script_and_its_timeout_until_resumed() {
     h.wait_task_status(&inv, "SUSPENDED", T30).await;
     assert_eq!(h.invocation(&inv).await["InvocationStatus"], "SUSPENDED");
     let pid = script_pid(&pid_file).await;
-    assert_eq!(proc_state(&pid), 'T', "the shell must be stopped");
+    // SIGSTOP reaches a running process asynchronously: wait for it.
+    wait_for("the shell to be stopped", T30, || async {
+        (proc_state(&pid) == 'T').then_some(())
+    })
+    .await;
 
     // Nothing is left to suspend; output does not grow while suspended.
     let e = h

@@ -58,6 +58,8 @@ async fn registers_runs_a_task_reconnects_with_hello_and_stops_on_rejection() {
             key: "env".into(),
             value: "prod".into(),
         }],
+        max_tasks: 32,
+        task_cgroups: true,
     };
     let shutdown = CancellationToken::new();
     let agent = tokio::spawn(run(cfg.clone(), shutdown.clone()));
@@ -101,6 +103,7 @@ async fn registers_runs_a_task_reconnects_with_hello_and_stops_on_rejection() {
         &mut ws,
         &ServerMsg::Welcome {
             instance_id: "mi-test".into(),
+            heartbeat_secs: None,
         },
     )
     .await;
@@ -159,6 +162,7 @@ async fn registers_runs_a_task_reconnects_with_hello_and_stops_on_rejection() {
         &mut ws,
         &ServerMsg::Welcome {
             instance_id: "mi-test".into(),
+            heartbeat_secs: None,
         },
     )
     .await;
@@ -174,13 +178,17 @@ async fn registers_runs_a_task_reconnects_with_hello_and_stops_on_rejection() {
         },
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The agent applies the Ack asynchronously: wait for its effect.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while data_dir.join("journal").join("invt-1").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ack must clear the journal"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     shutdown.cancel();
     agent.await.unwrap().unwrap();
-    assert!(
-        !data_dir.join("journal").join("invt-1").exists(),
-        "ack must clear the journal"
-    );
 
     // 4. A rejected Hello is fatal, not retried.
     let agent = tokio::spawn(run(cfg, CancellationToken::new()));

@@ -5,8 +5,18 @@
 //! * output is reported in order with contiguous offsets, in chunks of at
 //!   most 32 KiB that never split a UTF-8 sequence, flushed at least every
 //!   50 ms while the task writes;
-//! * a timeout or cancel signals the whole process group (SIGTERM, a 2 s
-//!   grace, SIGKILL) and `error_info` names any process that survived;
+//! * a timeout or cancel stops every process of the task (SIGTERM, a 2 s
+//!   grace, SIGKILL), those that left the process group (`setsid`, double
+//!   forks) too: with a per-task cgroup everything in it, otherwise every
+//!   process carrying the task's DROVER_TASK_ID (found by one /proc scan when
+//!   stopping starts and one at SIGKILL, never by polling /proc);
+//!   `error_info` names any process that survived;
+//! * a process that has exited is reported with its real exit status even
+//!   when its deadline passed meanwhile (the agent was frozen, or busy): a
+//!   deadline only kills what is still running;
+//! * the exit status is handed to `Host::on_exit` as soon as it is known,
+//!   before the output is drained, so a crash of the agent in between does
+//!   not lose it;
 //! * a process that leaves a daemon holding the output pipe does not hold
 //!   the task open: reading stops about a second after the main process
 //!   exits;
@@ -29,6 +39,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::{sleep, sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
+use super::cgroup::{Cgroups, TaskCgroup};
 use super::jobctl::{control, Paused};
 use super::launch;
 use super::mask::Masker;
@@ -100,6 +111,16 @@ pub struct Stops {
     pub suspend: watch::Receiver<bool>,
 }
 
+/// What the executor needs from the agent around one task.
+#[derive(Default)]
+pub struct Host {
+    /// Where task cgroups are made; None: process-group tracking.
+    pub cgroups: Option<Cgroups>,
+    /// Told the exit code (None: killed by a signal) the moment the main
+    /// process is reaped.
+    pub on_exit: Option<Box<dyn FnOnce(Option<i64>) + Send>>,
+}
+
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -114,9 +135,10 @@ pub async fn run(
     work_root: &Path,
     events: mpsc::Sender<ExecEvent>,
     stops: Stops,
+    host: Host,
 ) -> ExecResult {
     let started_at = now_ms();
-    let launched = match launch::launch(spec, work_root) {
+    let launched = match launch::launch(spec, work_root, host.cgroups.as_ref()) {
         Ok(l) => l,
         Err(reason) => {
             return ExecResult {
@@ -146,7 +168,9 @@ pub async fn run(
         masker: Masker::new(&spec.mask),
         offset: 0,
     };
-    let ended = sup.supervise(launched, timeout, stops).await;
+    let ended = sup
+        .supervise(launched, timeout, stops, host.on_exit, &spec.task_id)
+        .await;
     ExecResult {
         started_at,
         ended_at: now_ms(),
@@ -160,6 +184,71 @@ struct Supervisor {
     chunker: Utf8Chunker,
     masker: Masker,
     offset: u64,
+}
+
+/// Finds a task's processes to stop them: its cgroup when it has one,
+/// otherwise its process group plus every process marked with its task id.
+struct Tracker {
+    pgid: i32,
+    cgroup: Option<TaskCgroup>,
+    task_id: String,
+    /// Marked processes outside the group, found when stopping began.
+    strays: Vec<i32>,
+}
+
+impl Tracker {
+    fn signal_all(&mut self, sig: libc::c_int) {
+        let _ = super::sys::signal_group(self.pgid, sig);
+        match &self.cgroup {
+            Some(cg) => cg.signal(sig),
+            None => {
+                self.strays = procinfo::marked(launch::TASK_ENV, &self.task_id)
+                    .into_iter()
+                    .filter(|&p| procinfo::stat(p).is_some_and(|st| st.pgrp != self.pgid))
+                    .collect();
+                for &p in &self.strays {
+                    let _ = super::sys::signal_pid(p, sig);
+                }
+            }
+        }
+    }
+
+    fn kill_all(&mut self) {
+        let _ = super::sys::signal_group(self.pgid, libc::SIGKILL);
+        match &self.cgroup {
+            Some(cg) => cg.kill(),
+            None => self.signal_all(libc::SIGKILL),
+        }
+    }
+
+    /// Whether anything of the task may still run. Cheap: one small file,
+    /// or signal 0 to the group and the strays; never a /proc scan.
+    fn alive(&self) -> bool {
+        match &self.cgroup {
+            Some(cg) => cg.populated(),
+            None => {
+                matches!(super::sys::signal_group(self.pgid, 0), Ok(true))
+                    || self
+                        .strays
+                        .iter()
+                        .any(|&p| matches!(super::sys::signal_pid(p, 0), Ok(true)))
+            }
+        }
+    }
+
+    /// Processes left, zombies excluded.
+    fn survivors(&self) -> Vec<i32> {
+        match &self.cgroup {
+            Some(cg) => cg.pids(),
+            None => {
+                let mut left = procinfo::live_group_members(self.pgid);
+                left.extend(procinfo::marked(launch::TASK_ENV, &self.task_id));
+                left.sort_unstable();
+                left.dedup();
+                left
+            }
+        }
+    }
 }
 
 /// Progress of an early stop.
@@ -188,13 +277,27 @@ impl Supervisor {
         launched: launch::Launched,
         timeout: Duration,
         stops: Stops,
+        mut on_exit: Option<Box<dyn FnOnce(Option<i64>) + Send>>,
+        task_id: &str,
     ) -> ExecResult {
         let launch::Launched {
             mut child,
             mut output,
             pgid,
             script_dir,
+            cgroup,
         } = launched;
+        let mut tracker = Tracker {
+            pgid,
+            cgroup,
+            task_id: task_id.to_string(),
+            strays: Vec::new(),
+        };
+        let mut note_exit = |st: &std::io::Result<std::process::ExitStatus>| {
+            if let (Ok(st), Some(f)) = (st, on_exit.take()) {
+                f(st.code().map(i64::from));
+            }
+        };
         let far = Instant::now() + Duration::from_secs(86400 * 365);
         let mut deadline = Instant::now() + timeout;
         let mut suspend = stops.suspend.clone();
@@ -233,18 +336,29 @@ impl Supervisor {
                     self.emit_ready().await;
                 }
                 st = child.wait(), if status.is_none() => {
+                    note_exit(&st);
                     status = Some(st);
                     drain_until = Some(Instant::now() + DRAIN_GRACE);
                 }
                 _ = sleep_until(drain_until.unwrap_or(far)), if drain_until.is_some() && !eof => {}
                 _ = sleep_until(deadline), if stopping.is_none() && status.is_none() && paused.is_none() => {
-                    stopping = Some(begin_stop(pgid, StopReason::Timeout, &mut paused));
+                    // An exit that happened while we were not looking (the
+                    // agent was frozen or busy) wins over the deadline.
+                    match child.try_wait() {
+                        Ok(Some(st)) => {
+                            let st = Ok(st);
+                            note_exit(&st);
+                            status = Some(st);
+                            drain_until = Some(Instant::now() + DRAIN_GRACE);
+                        }
+                        _ => stopping = Some(begin_stop(&mut tracker, StopReason::Timeout, &mut paused)),
+                    }
                 }
                 _ = stops.cancel.cancelled(), if stopping.is_none() && status.is_none() => {
-                    stopping = Some(begin_stop(pgid, StopReason::Cancelled, &mut paused));
+                    stopping = Some(begin_stop(&mut tracker, StopReason::Cancelled, &mut paused));
                 }
                 _ = stops.shutdown.cancelled(), if stopping.is_none() && status.is_none() => {
-                    stopping = Some(begin_stop(pgid, StopReason::AgentShutdown, &mut paused));
+                    stopping = Some(begin_stop(&mut tracker, StopReason::AgentShutdown, &mut paused));
                 }
                 r = suspend.changed(), if control_open => {
                     if r.is_err() {
@@ -267,10 +381,10 @@ impl Supervisor {
                 }
                 _ = poll.tick(), if kill_pending => {
                     if let Some(s) = stopping.as_mut() {
-                        if procinfo::live_group_members(pgid).is_empty() {
+                        if !tracker.alive() {
                             s.done = true;
                         } else if s.term_sent.elapsed() >= KILL_GRACE {
-                            let _ = super::sys::signal_group(pgid, libc::SIGKILL);
+                            tracker.kill_all();
                             s.done = true;
                             // Give the pipe its own grace after the kill.
                             if status.is_some() {
@@ -324,19 +438,24 @@ impl Supervisor {
             };
             result.outcome = outcome;
             result.error_info = why;
-            if let Some(survivors) = survivors(pgid).await {
+            if let Some(survivors) = survivors(&tracker).await {
                 result.error_info.push_str(&survivors);
             }
+        }
+        if let Some(cg) = &tracker.cgroup {
+            // Empty unless a finished task left a daemon behind, which may
+            // go on running (it is only killed on timeout or cancel).
+            cg.remove();
         }
         result
     }
 }
 
-fn begin_stop(pgid: i32, reason: StopReason, paused: &mut Option<Paused>) -> Stopping {
-    let _ = super::sys::signal_group(pgid, libc::SIGTERM);
+fn begin_stop(tracker: &mut Tracker, reason: StopReason, paused: &mut Option<Paused>) -> Stopping {
+    tracker.signal_all(libc::SIGTERM);
     // A stopped process only sees SIGTERM once it runs again.
     if paused.take().is_some() {
-        let _ = super::sys::signal_group(pgid, libc::SIGCONT);
+        let _ = super::sys::signal_group(tracker.pgid, libc::SIGCONT);
     }
     Stopping {
         reason,
@@ -345,18 +464,18 @@ fn begin_stop(pgid: i32, reason: StopReason, paused: &mut Option<Paused>) -> Sto
     }
 }
 
-/// After SIGKILL, members vanish as soon as the kernel tears them down;
+/// After SIGKILL, processes vanish as soon as the kernel tears them down;
 /// anything still alive a moment later is stuck (e.g. in uninterruptible
 /// sleep) and worth reporting.
-async fn survivors(pgid: i32) -> Option<String> {
-    for _ in 0..10 {
-        if procinfo::live_group_members(pgid).is_empty() {
+async fn survivors(tracker: &Tracker) -> Option<String> {
+    for _ in 0..20 {
+        if !tracker.alive() {
             return None;
         }
         sleep(Duration::from_millis(50)).await;
     }
-    let left = procinfo::live_group_members(pgid);
-    (!left.is_empty()).then(|| format!("; processes of group {pgid} survived SIGKILL: {left:?}"))
+    let left = tracker.survivors();
+    (!left.is_empty()).then(|| format!("; processes of the task survived SIGKILL: {left:?}"))
 }
 
 #[cfg(test)]

@@ -32,6 +32,10 @@ fn rand_id() -> u64 {
 }
 
 async fn run_with(spec: TaskSpec, stops: Stops) -> Run {
+    run_in(spec, stops, Host::default()).await
+}
+
+async fn run_in(spec: TaskSpec, stops: Stops, host: Host) -> Run {
     let tmp = tempfile::tempdir().unwrap();
     let work = tmp.path().join("work");
     launch::prepare_work_root(&work).unwrap();
@@ -54,7 +58,7 @@ async fn run_with(spec: TaskSpec, stops: Stops) -> Run {
         }
         (chunks, pgid)
     };
-    let (result, (chunks, pgid)) = tokio::join!(run(&spec, &work, tx, stops), collect);
+    let (result, (chunks, pgid)) = tokio::join!(run(&spec, &work, tx, stops, host), collect);
     assert!(
         !work.join(&spec.task_id).exists(),
         "script directory must be removed"
@@ -152,12 +156,7 @@ async fn timeout_kills_the_whole_process_group() {
     let r = run_with(s, no_stops()).await;
     assert_eq!(r.result.outcome, Outcome::Timeout);
     assert!(t0.elapsed() < Duration::from_secs(8), "{:?}", t0.elapsed());
-    let pgid = r.pgid.unwrap();
-    assert!(
-        procinfo::live_group_members(pgid).is_empty(),
-        "background sleep survived: {:?}",
-        procinfo::live_group_members(pgid)
-    );
+    assert_group_gone(r.pgid.unwrap()).await;
     assert!(
         r.result.error_info.contains("timed out"),
         "{}",
@@ -176,7 +175,7 @@ async fn sigterm_ignoring_processes_get_sigkill_after_the_grace() {
         t0.elapsed() >= Duration::from_secs(2),
         "grace was not given"
     );
-    assert!(procinfo::live_group_members(r.pgid.unwrap()).is_empty());
+    assert_group_gone(r.pgid.unwrap()).await;
 }
 
 #[tokio::test]
@@ -190,7 +189,7 @@ async fn cancel_terminates() {
     let r = run_with(spec("SHELL", "echo started; sleep 100"), stops).await;
     assert_eq!(r.result.outcome, Outcome::Terminated);
     assert_eq!(text(&r), "started\n");
-    assert!(procinfo::live_group_members(r.pgid.unwrap()).is_empty());
+    assert_group_gone(r.pgid.unwrap()).await;
 }
 
 #[tokio::test]
@@ -338,7 +337,12 @@ async fn the_task_sees_no_agent_descriptors() {
 async fn the_agent_environment_does_not_leak() {
     let r = shell("env | cut -d= -f1 | sort | tr '\\n' ' '").await;
     let vars = text(&r);
-    assert!(!vars.contains("DROVER_"), "{vars}");
+    // Only the task's own mark, which lets the agent find its processes.
+    let drover: Vec<&str> = vars
+        .split(' ')
+        .filter(|v| v.starts_with("DROVER_"))
+        .collect();
+    assert_eq!(drover, vec![launch::TASK_ENV], "{vars}");
     for v in ["HOME", "USER", "LOGNAME", "SHELL", "PATH"] {
         assert!(vars.split(' ').any(|x| x == v), "{v} missing: {vars}");
     }
@@ -356,4 +360,156 @@ async fn masks_values_written_in_pieces_and_keeps_offsets_contiguous() {
     // run_with checked that offsets are contiguous over the masked stream.
     assert_eq!(text(&r), "a=******\n****** s3cr\ns3c");
     assert!(r.chunks.len() >= 2, "the pause split the output");
+}
+
+/// Waits (generously) for a process group to have no live member: the
+/// kernel tears killed processes down asynchronously.
+async fn assert_group_gone(pgid: i32) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !procinfo::live_group_members(pgid).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "group {pgid} survived: {:?}",
+            procinfo::live_group_members(pgid)
+        );
+        sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Whether a pid is a live (not zombie) process.
+fn pid_alive(pid: i32) -> bool {
+    procinfo::stat(pid).is_some_and(|st| st.state != 'Z' && st.state != 'X')
+}
+
+/// Waits for a file the script writes a pid into.
+async fn read_pid(path: &std::path::Path) -> i32 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(pid) = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+        {
+            return pid;
+        }
+        assert!(std::time::Instant::now() < deadline, "no pid in {path:?}");
+        sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The two ways a task's processes are tracked: a cgroup when this machine
+/// allows one (else the fallback twice), and the fallback.
+fn host(mode: &str, tag: &str) -> Host {
+    Host {
+        cgroups: (mode == "cgroup")
+            .then(|| super::super::cgroup::Cgroups::detect(tag))
+            .flatten(),
+        on_exit: None,
+    }
+}
+
+#[tokio::test]
+async fn setsid_descendants_die_on_timeout_and_on_cancel() {
+    let tag = format!("test-{}", rand_id());
+    for mode in ["cgroup", "fallback"] {
+        for cancel in [false, true] {
+            let host = host(mode, &tag);
+            let tmp = tempfile::tempdir().unwrap();
+            let pid_file = tmp.path().join("pid");
+            let mut s = spec(
+                "SHELL",
+                &format!(
+                    "setsid sh -c 'echo $$ > {}; trap \"\" TERM; exec sleep 300' & sleep 300",
+                    pid_file.display()
+                ),
+            );
+            s.timeout = if cancel { 60 } else { 2 };
+            let stops = no_stops();
+            let c = stops.cancel.clone();
+            let pf = pid_file.clone();
+            let canceller = tokio::spawn(async move {
+                if cancel {
+                    read_pid(&pf).await;
+                    c.cancel();
+                }
+            });
+            let cgs = host.cgroups.clone();
+            let t0 = std::time::Instant::now();
+            let r = run_in(s, stops, host).await;
+            canceller.await.unwrap();
+            let want = if cancel {
+                Outcome::Terminated
+            } else {
+                Outcome::Timeout
+            };
+            assert_eq!(r.result.outcome, want, "{mode} {}", r.result.error_info);
+            let pid = read_pid(&pid_file).await;
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while pid_alive(pid) {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{mode}: the setsid descendant {pid} survived ({})",
+                    r.result.error_info
+                );
+                sleep(Duration::from_millis(50)).await;
+            }
+            assert!(
+                !r.result.error_info.contains("survived"),
+                "{mode}: {}",
+                r.result.error_info
+            );
+            // The TERM-ignoring descendant needed the SIGKILL after the grace,
+            // and stopping did not take much longer than that.
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "{mode} {:?}",
+                t0.elapsed()
+            );
+            if let Some(cgs) = cgs {
+                assert!(cgs.present().is_empty(), "the task's cgroup is removed");
+                cgs.remove();
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_real_exit_wins_over_a_deadline_missed_while_the_agent_was_busy() {
+    // Three tasks exit within their 2 s timeout while the (single-threaded)
+    // runtime is blocked past it, as a frozen agent would be: when it runs
+    // again, both the exit and the deadline are ready, and the exit wins.
+    let stops = || no_stops();
+    let runs = (0..3).map(|_| {
+        let mut s = spec("SHELL", "sleep 0.5; echo ok");
+        s.timeout = 2;
+        run_with(s, stops())
+    });
+    let block = async {
+        sleep(Duration::from_millis(100)).await;
+        std::thread::sleep(Duration::from_millis(3_500));
+    };
+    let (results, ()) = tokio::join!(futures_util::future::join_all(runs), block);
+    for r in results {
+        assert_eq!(
+            r.result.outcome,
+            Outcome::Success,
+            "{}",
+            r.result.error_info
+        );
+        assert_eq!(r.result.exit_code, Some(0));
+        assert_eq!(text(&r), "ok\n");
+    }
+}
+
+#[tokio::test]
+async fn the_exit_code_is_handed_over_as_soon_as_the_process_is_reaped() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let host = Host {
+        cgroups: None,
+        on_exit: Some(Box::new(move |code| {
+            let _ = tx.send(code);
+        })),
+    };
+    let r = run_in(spec("SHELL", "exit 7"), no_stops(), host).await;
+    assert_eq!(r.result.exit_code, Some(7));
+    assert_eq!(rx.try_recv().unwrap(), Some(7));
 }

@@ -154,6 +154,7 @@ impl Key {
             machine,
             tags,
             features: protocol::agent_features(),
+            max_tasks: None,
         }
     }
 
@@ -176,6 +177,7 @@ impl Key {
             machine,
             known_tasks,
             features: protocol::agent_features(),
+            max_tasks: None,
         }
     }
 }

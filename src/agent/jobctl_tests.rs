@@ -41,7 +41,7 @@ fn start(spec: TaskSpec) -> Job {
         shutdown: CancellationToken::new(),
         suspend: suspend_rx,
     };
-    let done = tokio::spawn(async move { run(&spec, &work, tx, stops).await });
+    let done = tokio::spawn(async move { run(&spec, &work, tx, stops, Host::default()).await });
     Job {
         events,
         suspend,
@@ -119,12 +119,29 @@ async fn started_and_suspended(script: &str, timeout: u64) -> (Job, i32, Vec<u8>
     (job, pgid, out)
 }
 
+/// Waits until every live member of the group satisfies `ok` (a signal
+/// reaches a running process asynchronously, so this is never instant).
+async fn wait_states(pgid: i32, what: &str, ok: impl Fn(char) -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let st = states(pgid);
+        // An empty group is stopped by nobody: only "running" accepts it.
+        if (!st.is_empty() || what == "running") && st.iter().all(|s| ok(*s)) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "group {pgid} never became {what}: {st:?}"
+        );
+        sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn suspend_stops_the_group_and_its_timeout_clock() {
     let (mut job, pgid, mut out) =
         started_and_suspended("echo start; sleep 1 & wait; echo end", 2).await;
-    let st = states(pgid);
-    assert!(!st.is_empty() && st.iter().all(|s| *s == 'T'), "{st:?}");
+    wait_states(pgid, "stopped", |s| s == 'T').await;
     // A repeated request is confirmed again, not applied twice.
     job.suspend.send(true).unwrap();
     assert!(matches!(
@@ -138,7 +155,7 @@ async fn suspend_stops_the_group_and_its_timeout_clock() {
         job.next_control(&mut out).await,
         ExecEvent::Resumed { .. }
     ));
-    assert!(states(pgid).iter().all(|s| *s != 'T'));
+    wait_states(pgid, "running", |s| s != 'T').await;
     let r = job.finish(&mut out).await;
     assert_eq!(r.outcome, Outcome::Success, "{}", r.error_info);
     assert_eq!(String::from_utf8_lossy(&out), "start\nend\n");
@@ -154,15 +171,14 @@ async fn cancelling_a_suspended_task_terminates_it_at_once() {
     assert_eq!(String::from_utf8_lossy(&out), "start\n");
     // SIGTERM reached the stopped group (SIGCONT followed it): no SIGKILL grace.
     assert!(t0.elapsed() < KILL_GRACE, "{:?}", t0.elapsed());
-    let left: Vec<_> = procinfo::live_group_members(pgid)
-        .into_iter()
-        .map(|p| {
-            (
-                p,
-                procinfo::stat(p),
-                std::fs::read_to_string(format!("/proc/{p}/cmdline")),
-            )
-        })
-        .collect();
-    assert!(left.is_empty(), "{left:?} {}", r.error_info);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !procinfo::live_group_members(pgid).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?} {}",
+            procinfo::live_group_members(pgid),
+            r.error_info
+        );
+        sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -5,6 +5,10 @@
 //! * `spec.json`   the `TaskSpec`, written atomically when the task is accepted;
 //! * `output`      every output byte, appended before it is sent;
 //! * `process`     "pgid starttime started_at boot_id" while the process may be running;
+//! * `exit`        the main process's exit code ("-" for a signal), written
+//!   the moment it is reaped, before the output is drained: if the agent
+//!   dies before `result.json`, the restarted agent still reports the
+//!   task's real exit;
 //! * `result.json` the final `TaskFinished` message, written atomically.
 //!
 //! Guarantees: an entry exists from acceptance until the server's `Ack`, so
@@ -172,6 +176,32 @@ impl Journal {
             .open(&path)
             .map_err(io_at(&path))?;
         f.write_all(text.as_bytes()).map_err(io_at(&path))
+    }
+
+    /// Records the main process's exit code (None: killed by a signal).
+    /// Like the process mark it is not synced: it must survive the agent,
+    /// not the machine (a reboot kills the task anyway).
+    pub fn set_exit(&self, task_id: &str, code: Option<i64>) -> Result<(), JournalError> {
+        let path = self.task_dir(task_id)?.join("exit");
+        let text = code.map_or_else(|| "-".to_string(), |c| c.to_string());
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io_at(&path))?;
+        f.write_all(text.as_bytes()).map_err(io_at(&path))
+    }
+
+    /// The recorded exit: None when none was recorded, Some(None) for a
+    /// signal, Some(Some(code)) for an exit code.
+    pub fn exit(&self, task_id: &str) -> Option<Option<i64>> {
+        let text = std::fs::read_to_string(self.task_dir(task_id).ok()?.join("exit")).ok()?;
+        match text.trim() {
+            "-" => Some(None),
+            t => t.parse().ok().map(Some),
+        }
     }
 
     /// Stores the task's `TaskFinished` message; the process mark goes.

@@ -4,10 +4,12 @@
 //! Guarantees: every check that can fail (unknown user, missing directory,
 //! missing interpreter, undecodable script) fails here with a reason fit for
 //! `error_info`, before anything runs. The process gets its own process
-//! group, /dev/null as stdin, one pipe as both stdout and stderr, a clean
-//! environment (HOME, USER, LOGNAME, SHELL, PATH and locale only — the
-//! agent's own variables, such as its register code, never leak), and no
-//! other descriptor: std opens everything close-on-exec. Scripts are given
+//! group, its own cgroup where the machine allows (`cgroup.rs`), a death
+//! signal tied to the agent, /dev/null as stdin, one pipe as both stdout and
+//! stderr, a clean environment (HOME, USER, LOGNAME, SHELL, PATH, locale and
+//! DROVER_TASK_ID only — the agent's own variables, such as its register
+//! code, never leak), and no other descriptor: std opens everything
+//! close-on-exec. Scripts are given
 //! to their interpreter as an argument, so noexec mounts and shebangs do not
 //! matter.
 
@@ -20,6 +22,7 @@ use std::process::Stdio;
 use base64::Engine;
 use tokio::net::unix::pipe;
 
+use super::cgroup::{Cgroups, TaskCgroup};
 use super::sys::{self, Account};
 use crate::protocol::TaskSpec;
 
@@ -34,7 +37,12 @@ pub struct Launched {
     pub output: pipe::Receiver,
     pub pgid: i32,
     pub script_dir: ScriptDir,
+    /// The task's own cgroup, when it has one (see `cgroup.rs`).
+    pub cgroup: Option<TaskCgroup>,
 }
+
+/// Environment variable naming the task in every process it starts.
+pub const TASK_ENV: &str = "DROVER_TASK_ID";
 
 /// The per-task directory holding the script; removed when dropped.
 #[derive(Debug)]
@@ -151,7 +159,11 @@ fn interpreter(
 
 /// Prepares and spawns the task. `work_root` must be traversable (0711)
 /// by the target user; the per-task directory inside it is theirs alone.
-pub fn launch(spec: &TaskSpec, work_root: &Path) -> Result<Launched, String> {
+pub fn launch(
+    spec: &TaskSpec,
+    work_root: &Path,
+    cgroups: Option<&Cgroups>,
+) -> Result<Launched, String> {
     let script = base64::engine::general_purpose::STANDARD
         .decode(spec.content.trim())
         .map_err(|e| format!("command content is not valid base64: {e}"))?;
@@ -214,23 +226,43 @@ pub fn launch(spec: &TaskSpec, work_root: &Path) -> Result<Launched, String> {
             cmd.env(var, v);
         }
     }
-    if run_as.switch {
+    // Marks every process of the task, daemons included, for the fallback
+    // that finds them without a cgroup (`exec::Tracker`).
+    cmd.env(TASK_ENV, &spec.task_id);
+    let switch = if run_as.switch {
         let groups = sys::group_list(account)
             .map_err(|e| format!("listing the groups of user {}: {e}", account.name))?;
         let cwd_c = CString::new(cwd.as_os_str().as_bytes())
             .map_err(|_| format!("working directory {} contains NUL", cwd.display()))?;
-        sys::switch_user_before_exec(
-            &mut cmd,
-            sys::SwitchUser {
-                uid: account.uid,
-                gid: account.gid,
-                groups,
-                cwd: cwd_c,
-            },
-        );
+        Some(sys::SwitchUser {
+            uid: account.uid,
+            gid: account.gid,
+            groups,
+            cwd: cwd_c,
+        })
     } else {
         cmd.current_dir(&cwd);
-    }
+        None
+    };
+    let cgroup = cgroups.and_then(|cgs| match cgs.create(&spec.task_id) {
+        Ok(cg) => Some(cg),
+        Err(e) => {
+            tracing::warn!("task {}: no cgroup ({e})", spec.task_id);
+            None
+        }
+    });
+    let cgroup_procs = cgroup
+        .as_ref()
+        .and_then(|cg| cg.procs_file().ok())
+        .map(std::os::fd::OwnedFd::from);
+    sys::prepare_child(
+        &mut cmd,
+        sys::ChildSetup {
+            cgroup_procs,
+            switch,
+            parent_pid: sys::my_pid(),
+        },
+    );
     let child = cmd.spawn().map_err(|e| {
         if run_as.switch {
             format!(
@@ -250,6 +282,14 @@ pub fn launch(spec: &TaskSpec, work_root: &Path) -> Result<Launched, String> {
         .id()
         .and_then(|p| i32::try_from(p).ok())
         .ok_or("the process exited before its id could be read")?;
+    // Only a cgroup the child really joined tracks the task.
+    let cgroup = cgroup.filter(|cg| {
+        let joined = cg.pids().contains(&pgid);
+        if !joined {
+            cg.remove();
+        }
+        joined
+    });
     let output = pipe::Receiver::from_owned_fd(reader.into())
         .map_err(|e| format!("watching the output pipe: {e}"))?;
     Ok(Launched {
@@ -257,6 +297,7 @@ pub fn launch(spec: &TaskSpec, work_root: &Path) -> Result<Launched, String> {
         output,
         pgid,
         script_dir,
+        cgroup,
     })
 }
 

@@ -195,12 +195,20 @@ async fn recv(ws: &mut Ws) -> Result<ServerMsg, LinkError> {
     }
 }
 
+/// What the server's `Welcome` said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Welcome {
+    pub instance_id: String,
+    /// Heartbeat period the server expects.
+    pub heartbeat: Duration,
+}
+
 /// Runs the handshake: waits for the challenge, lets `answer` build the
-/// Register/Hello for its nonce, and returns the instance id from Welcome.
+/// Register/Hello for its nonce, and returns what Welcome said.
 pub async fn handshake(
     ws: &mut Ws,
     answer: impl FnOnce(&str) -> AgentMsg,
-) -> Result<String, LinkError> {
+) -> Result<Welcome, LinkError> {
     let run = async {
         let nonce = match recv(ws).await? {
             ServerMsg::Challenge { nonce } => nonce,
@@ -215,7 +223,16 @@ pub async fn handshake(
         };
         send(ws, &answer(&nonce)).await?;
         match recv(ws).await? {
-            ServerMsg::Welcome { instance_id } => Ok(instance_id),
+            ServerMsg::Welcome {
+                instance_id,
+                heartbeat_secs,
+            } => Ok(Welcome {
+                instance_id,
+                // Bounded both ways: a server cannot make us spin or go quiet.
+                heartbeat: Duration::from_secs(
+                    heartbeat_secs.unwrap_or(HEARTBEAT_SECS).clamp(1, 300),
+                ),
+            }),
             ServerMsg::Rejected { code, message } => Err(LinkError::Rejected { code, message }),
             other => Err(LinkError::Protocol(format!(
                 "expected Welcome, got {other:?}"
@@ -234,6 +251,7 @@ pub async fn session(
     tasks: &mut Tasks,
     outbox: &mut mpsc::Receiver<AgentMsg>,
     shutdown: &CancellationToken,
+    period: Duration,
 ) -> Result<(), LinkError> {
     // The server keeps only bytes beyond what it has, so a full resend is
     // safe and covers whatever was lost while disconnected.
@@ -247,7 +265,6 @@ pub async fn session(
     for msg in tasks.control_reports() {
         send(ws, &msg).await?;
     }
-    let period = Duration::from_secs(HEARTBEAT_SECS);
     let mut heartbeat = tokio::time::interval_at(Instant::now() + period, period);
     let mut last_heard = Instant::now();
     loop {
@@ -274,7 +291,7 @@ pub async fn session(
                 send(ws, &msg).await?;
             }
             _ = heartbeat.tick() => {
-                if last_heard.elapsed() > period * 3 {
+                if last_heard.elapsed() > period * crate::protocol::MISSED_HEARTBEATS {
                     return Err(LinkError::Timeout("waiting for the server (no traffic, no pongs)"));
                 }
                 send(ws, &AgentMsg::Heartbeat).await?;

@@ -14,12 +14,14 @@
 //! * `tasks` the registry between link, journal and running tasks;
 //! * `exec`/`launch`/`output` one task's process, its output and its end;
 //! * `journal` what survives disconnects and restarts;
+//! * `cgroup` one cgroup v2 per task, where the machine allows;
 //! * `sys`/`procinfo` the only unsafe code, and /proc reading.
 //!
 //! Guarantees: one cancellation token stops everything; a `Rejected` from
 //! the server ends the agent with an error instead of retrying; other link
 //! failures are retried with capped, jittered exponential backoff.
 
+pub mod cgroup;
 pub mod exec;
 pub mod identity;
 mod jobctl;
@@ -62,6 +64,12 @@ pub struct Config {
     /// Tags asked for at registration (`--tag key=value`); ignored once
     /// registered, since tags then belong to the server's API.
     pub tags: Vec<protocol::AgentTag>,
+    /// Most tasks run at once (`--max-tasks`); more wait, journaled, until
+    /// a slot frees. Announced to the server, which then sends no more.
+    pub max_tasks: u32,
+    /// Put each task in its own cgroup v2 when the machine allows it
+    /// (`--no-task-cgroups` turns it off, e.g. to test the fallback).
+    pub task_cgroups: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -73,6 +81,8 @@ impl std::fmt::Debug for Config {
             .field("register_code", &self.register_code.as_ref().map(|_| "***"))
             .field("ca_file", &self.ca_file)
             .field("tags", &self.tags)
+            .field("max_tasks", &self.max_tasks)
+            .field("task_cgroups", &self.task_cgroups)
             .finish()
     }
 }
@@ -144,7 +154,14 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), AgentEr
         path: work_root.clone(),
         source,
     })?;
-    let (mut tasks, mut outbox) = Tasks::new(journal, work_root, shutdown.clone());
+    let cgroups = if cfg.task_cgroups {
+        let tag = crate::sign::sha256_hex(dir.to_string_lossy().as_bytes());
+        cgroup::Cgroups::detect(&tag[..16])
+    } else {
+        None
+    };
+    let (mut tasks, mut outbox) =
+        Tasks::new(journal, work_root, shutdown.clone(), cgroups, cfg.max_tasks);
     tasks.recover();
 
     let result = connect_loop(
@@ -284,24 +301,34 @@ async fn connect_loop(
     let mut backoff = Backoff::new();
     loop {
         let known = tasks.known_tasks();
+        let max_tasks = tasks.max_tasks();
         let attempt = async {
             let (mut ws, local_ip) = link::connect(endpoint, tls.clone()).await?;
             let machine = identity::machine_info(local_ip);
-            let instance_id = link::handshake(&mut ws, |nonce| match &*auth {
-                Auth::Register { secret, tags, .. } => {
-                    key.register(nonce, secret, machine, tags.clone())
+            let welcome = link::handshake(&mut ws, |nonce| {
+                let mut msg = match &*auth {
+                    Auth::Register { secret, tags, .. } => {
+                        key.register(nonce, secret, machine, tags.clone())
+                    }
+                    Auth::Hello { state } => key.hello(nonce, &state.instance_id, machine, known),
+                };
+                if let AgentMsg::Register { max_tasks: m, .. }
+                | AgentMsg::Hello { max_tasks: m, .. } = &mut msg
+                {
+                    *m = Some(max_tasks);
                 }
-                Auth::Hello { state } => key.hello(nonce, &state.instance_id, machine, known),
+                msg
             })
             .await?;
-            Ok::<_, LinkError>((ws, instance_id))
+            Ok::<_, LinkError>((ws, welcome))
         };
         let connected = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
             r = drain_while(attempt, tasks, outbox) => r,
         };
         match connected {
-            Ok((mut ws, instance_id)) => {
+            Ok((mut ws, welcome)) => {
+                let instance_id = welcome.instance_id;
                 if let Auth::Register { state, .. } = &*auth {
                     let mut state = state.clone();
                     state.instance_id = instance_id.clone();
@@ -312,7 +339,7 @@ async fn connect_loop(
                     tracing::info!("connected as {instance_id}");
                 }
                 backoff.reset();
-                match link::session(&mut ws, tasks, outbox, shutdown).await {
+                match link::session(&mut ws, tasks, outbox, shutdown, welcome.heartbeat).await {
                     Ok(()) => return Ok(()),
                     Err(e @ LinkError::Rejected { .. }) => return Err(e.into()),
                     Err(e) => tracing::warn!("connection lost: {e}"),

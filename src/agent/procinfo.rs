@@ -45,6 +45,26 @@ pub fn live_group_members(pgid: i32) -> Vec<i32> {
     pids
 }
 
+/// Live pids whose environment holds `var=value` (one /proc scan; used
+/// only when a task has no cgroup, at the moments it is being stopped).
+pub fn marked(var: &str, value: &str) -> Vec<i32> {
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let needle = format!("{var}={value}");
+    let mut pids: Vec<i32> = rd
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()))
+        })
+        .filter(|&pid| matches!(stat(pid), Some(st) if st.state != 'Z' && st.state != 'X'))
+        .collect();
+    pids.sort_unstable();
+    pids
+}
+
 /// This boot's random id: a process mark from another boot is stale.
 pub fn boot_id() -> String {
     std::fs::read_to_string(Path::new("/proc/sys/kernel/random/boot_id"))

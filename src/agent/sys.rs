@@ -171,42 +171,102 @@ pub struct SwitchUser {
     pub cwd: CString,
 }
 
-/// Makes the child drop to `target` between fork and exec: setgroups,
-/// setgid, setuid, then chdir (after dropping, so the directory is entered
-/// with the user's own permissions).
+/// What a task's first process does between fork and exec.
+pub struct ChildSetup {
+    /// `cgroup.procs` of the task's cgroup, opened by the parent: the child
+    /// writes "0" to it, which moves the child itself in. Done first, while
+    /// still root, so nothing the task starts can escape the cgroup.
+    pub cgroup_procs: Option<std::os::fd::OwnedFd>,
+    /// The user to become, when the agent switches.
+    pub switch: Option<SwitchUser>,
+    /// The agent's pid: the child dies with the agent (PR_SET_PDEATHSIG),
+    /// so a killed agent leaves no task running unwatched; if the agent is
+    /// already gone by then, the child does not run at all.
+    pub parent_pid: libc::pid_t,
+}
+
+/// Sends `sig` to one process. `Ok(false)` when it no longer exists.
+pub fn signal_pid(pid: i32, sig: libc::c_int) -> io::Result<bool> {
+    if pid <= 1 {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    }
+    // SAFETY: kill has no memory-safety preconditions; pid > 1 keeps the
+    // target a single, specific process.
+    let rc = unsafe { libc::kill(pid, sig) };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let err = io::Error::last_os_error();
+    if err.raw_os_error() == Some(libc::ESRCH) {
+        Ok(false)
+    } else {
+        Err(err)
+    }
+}
+
+/// Prepares the child between fork and exec: joins the task's cgroup, drops
+/// to the target user (setgroups, setgid, setuid, then chdir, so the
+/// directory is entered with the user's own permissions), and asks for
+/// SIGKILL when the agent dies. The death signal is set last because the
+/// kernel clears it when credentials change.
 ///
 /// Between fork and exec only async-signal-safe calls are allowed: the
-/// closure makes four syscalls on data prepared in the parent and builds
+/// closure makes plain syscalls on data prepared in the parent and builds
 /// errors with `last_os_error`, which does not allocate. Any failure makes
 /// std report the error to the parent, whose `spawn` then fails, and the
-/// child exits without running the script.
-pub fn switch_user_before_exec(cmd: &mut tokio::process::Command, target: SwitchUser) {
-    let SwitchUser {
-        uid,
-        gid,
-        groups,
-        cwd,
-    } = target;
-    // SAFETY: the closure only calls async-signal-safe functions (setgroups,
-    // setgid, setuid, chdir, reading errno) on memory owned by the closure;
-    // it neither allocates, locks nor logs.
+/// child exits without running the script. A failure to join the cgroup is
+/// not fatal: the parent sees where the child ended up and falls back.
+pub fn prepare_child(cmd: &mut tokio::process::Command, setup: ChildSetup) {
+    let ChildSetup {
+        cgroup_procs,
+        switch,
+        parent_pid,
+    } = setup;
+    // SAFETY: the closure only calls async-signal-safe functions (write,
+    // setgroups, setgid, setuid, chdir, prctl, getppid, reading errno) on
+    // memory owned by the closure; it neither allocates, locks nor logs.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::setgroups(groups.len(), groups.as_ptr()) != 0 {
+            if let Some(fd) = &cgroup_procs {
+                use std::os::fd::AsRawFd;
+                let _ = libc::write(fd.as_raw_fd(), b"0".as_ptr().cast(), 1);
+            }
+            if let Some(SwitchUser {
+                uid,
+                gid,
+                groups,
+                cwd,
+            }) = &switch
+            {
+                if libc::setgroups(groups.len(), groups.as_ptr()) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                if libc::setgid(*gid) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                if libc::setuid(*uid) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                if libc::chdir(cwd.as_ptr()) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
                 return Err(io::Error::last_os_error());
             }
-            if libc::setgid(gid) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            if libc::setuid(uid) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            if libc::chdir(cwd.as_ptr()) != 0 {
-                return Err(io::Error::last_os_error());
+            // The agent died before the death signal was armed.
+            if libc::getppid() != parent_pid {
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
             }
             Ok(())
         });
     }
+}
+
+/// This process's pid.
+pub fn my_pid() -> libc::pid_t {
+    // SAFETY: getpid has no preconditions and cannot fail.
+    unsafe { libc::getpid() }
 }
 
 #[cfg(test)]

@@ -5,7 +5,12 @@
 //! `RunTask`); each task's output reaches the journal before the matching
 //! `Output` message is queued; the `TaskFinished` message is journaled
 //! before it is queued, so a disconnect or restart can never lose a result;
-//! tasks interrupted by an agent restart are finished as Failed on start-up.
+//! tasks interrupted by an agent restart are finished on start-up with the
+//! exit the journal recorded (see `journal.rs`), or else as Failed with no
+//! exit code (the task died with the agent: its first process has a death
+//! signal tied to the agent, and whatever is left of it is killed here).
+//! At most `max_tasks` tasks run at once; further ones are journaled and
+//! wait for a slot (the server normally sends no more than that anyway).
 //! Tasks run as tokio tasks and report through one bounded channel, so a
 //! slow link slows the tasks' output reading instead of growing memory.
 //!
@@ -24,7 +29,8 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::exec::{self, ExecEvent, ExecResult, Stops};
+use super::cgroup::Cgroups;
+use super::exec::{self, ExecEvent, ExecResult, Host, Stops};
 use super::jobctl::{self, Control};
 use super::journal::{Journal, JournalError, ProcessMark};
 use super::output::Utf8Chunker;
@@ -41,6 +47,9 @@ pub struct Tasks {
     tx: mpsc::Sender<AgentMsg>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
+    cgroups: Option<Cgroups>,
+    max_tasks: u32,
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Tasks {
@@ -49,8 +58,11 @@ impl Tasks {
         journal: Journal,
         work_root: PathBuf,
         shutdown: CancellationToken,
+        cgroups: Option<Cgroups>,
+        max_tasks: u32,
     ) -> (Tasks, mpsc::Receiver<AgentMsg>) {
         let (tx, rx) = mpsc::channel(OUTBOX);
+        let max_tasks = max_tasks.max(1);
         let tasks = Tasks {
             journal,
             work_root,
@@ -58,8 +70,16 @@ impl Tasks {
             tx,
             shutdown,
             tracker: TaskTracker::new(),
+            cgroups,
+            max_tasks,
+            slots: Arc::new(tokio::sync::Semaphore::new(max_tasks as usize)),
         };
         (tasks, rx)
+    }
+
+    /// Most tasks run at once.
+    pub fn max_tasks(&self) -> u32 {
+        self.max_tasks
     }
 
     pub fn journal(&self) -> &Journal {
@@ -167,13 +187,14 @@ impl Tasks {
             shutdown: self.shutdown.clone(),
             suspend: suspend_rx,
         };
-        let (journal, work_root, tx) = (
-            self.journal.clone(),
-            self.work_root.clone(),
-            self.tx.clone(),
-        );
-        self.tracker
-            .spawn(run_task(spec, journal, work_root, tx, stops, suspended_at));
+        let ctx = TaskCtx {
+            journal: self.journal.clone(),
+            work_root: self.work_root.clone(),
+            tx: self.tx.clone(),
+            cgroups: self.cgroups.clone(),
+            slots: self.slots.clone(),
+        };
+        self.tracker.spawn(run_task(spec, ctx, stops, suspended_at));
         None
     }
 
@@ -185,6 +206,8 @@ impl Tasks {
 
     /// Finishes journal entries whose process died with a previous agent:
     /// their output pipe is gone, so they cannot be followed any more.
+    /// What is left of them is killed; the result is the exit the journal
+    /// recorded, or Failed with no exit code when none was.
     pub fn recover(&self) {
         let boot = procinfo::boot_id();
         for id in self.known_tasks() {
@@ -203,21 +226,50 @@ impl Tasks {
                 .process
                 .as_ref()
                 .map_or_else(exec::now_ms, |m| m.started_at);
+            if let Some(cg) = self.cgroups.as_ref().map(|c| c.task(&id)) {
+                if cg.exists() {
+                    cg.kill();
+                    cg.remove();
+                }
+            }
             if let Some(mark) = &entry.process {
                 kill_if_ours(mark, &boot);
             }
             let output_len = self.journal.output_len(&id);
-            let msg = finished(
-                &id,
-                &failed(
+            let result = match self.journal.exit(&id) {
+                Some(code) => ExecResult {
+                    outcome: if code == Some(0) {
+                        Outcome::Success
+                    } else {
+                        Outcome::Failed
+                    },
+                    exit_code: code,
+                    started_at,
+                    ended_at: exec::now_ms(),
+                    output_len,
+                    error_info: "the agent restarted after the task ended, before it had \
+                        read all of its output: the output may be incomplete"
+                        .into(),
+                },
+                None => failed(
                     Outcome::Failed,
                     started_at,
                     output_len,
-                    "agent restarted while the task was running".into(),
+                    "the agent restarted while the task was running; the task was stopped \
+                     with it (exit status unknown)"
+                        .into(),
                 ),
-            );
+            };
+            let msg = finished(&id, &result);
             if let Err(e) = self.journal.finish(&id, &msg) {
                 tracing::warn!("recording the end of task {id}: {e}");
+            }
+        }
+        // Cgroups of tasks that are no longer journaled belong to finished
+        // tasks that left a daemon behind: left alone, removed once empty.
+        if let Some(cgs) = &self.cgroups {
+            for name in cgs.present() {
+                cgs.task(&name).remove();
             }
         }
     }
@@ -277,15 +329,48 @@ fn finished(task_id: &str, r: &ExecResult) -> AgentMsg {
     }
 }
 
-/// One task from start to journaled result.
-async fn run_task(
-    spec: TaskSpec,
+/// What a task needs from the registry.
+struct TaskCtx {
     journal: Journal,
     work_root: PathBuf,
     tx: mpsc::Sender<AgentMsg>,
-    stops: Stops,
-    suspended_at: Arc<AtomicI64>,
-) {
+    cgroups: Option<Cgroups>,
+    slots: Arc<tokio::sync::Semaphore>,
+}
+
+/// One task from start to journaled result.
+async fn run_task(spec: TaskSpec, ctx: TaskCtx, stops: Stops, suspended_at: Arc<AtomicI64>) {
+    let TaskCtx {
+        journal,
+        work_root,
+        tx,
+        cgroups,
+        slots,
+    } = ctx;
+    // Waits for a free slot; a cancel or shutdown meanwhile ends the task
+    // before it ever ran.
+    let _permit = tokio::select! {
+        p = slots.acquire_owned() => p.ok(),
+        _ = stops.cancel.cancelled() => None,
+        _ = stops.shutdown.cancelled() => None,
+    };
+    if _permit.is_none() {
+        let now = exec::now_ms();
+        let (outcome, why) = if stops.cancel.is_cancelled() {
+            (Outcome::Terminated, "cancelled before it started")
+        } else {
+            (
+                Outcome::StartFailed,
+                "the agent stopped before the task could start",
+            )
+        };
+        let msg = finished(&spec.task_id, &failed(outcome, now, 0, why.into()));
+        if let Err(e) = journal.finish(&spec.task_id, &msg) {
+            tracing::error!("task {}: result not journaled: {e}", spec.task_id);
+        }
+        let _ = tx.send(msg).await;
+        return;
+    }
     let task_id = spec.task_id.clone();
     let mut writer = match journal.output_writer(&task_id) {
         Ok(w) => Some(w),
@@ -334,7 +419,17 @@ async fn run_task(
             let _ = tx.send(msg).await;
         }
     };
-    let (result, ()) = tokio::join!(exec::run(&spec, &work_root, etx, stops), relay);
+    let exit_journal = journal.clone();
+    let exit_id = task_id.clone();
+    let host = Host {
+        cgroups,
+        on_exit: Some(Box::new(move |code| {
+            if let Err(e) = exit_journal.set_exit(&exit_id, code) {
+                tracing::warn!("task {exit_id}: exit not journaled: {e}");
+            }
+        })),
+    };
+    let (result, ()) = tokio::join!(exec::run(&spec, &work_root, etx, stops, host), relay);
     let msg = finished(&task_id, &result);
     if let Err(e) = journal.finish(&task_id, &msg) {
         tracing::error!("task {task_id}: result not journaled: {e}");

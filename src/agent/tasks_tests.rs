@@ -29,7 +29,7 @@ fn fixture() -> Fixture {
     let journal = Journal::open(&tmp.path().join("journal")).unwrap();
     let work = tmp.path().join("work");
     super::super::launch::prepare_work_root(&work).unwrap();
-    let (tasks, rx) = Tasks::new(journal, work, CancellationToken::new());
+    let (tasks, rx) = Tasks::new(journal, work, CancellationToken::new(), None, 32);
     Fixture {
         _tmp: tmp,
         tasks,
@@ -185,6 +185,8 @@ async fn a_task_interrupted_by_a_restart_is_finished_as_failed_and_killed() {
         Journal::open(&jdir).unwrap(),
         tmp.path().join("work"),
         CancellationToken::new(),
+        None,
+        32,
     );
     tasks.recover();
     let status = child.wait().unwrap();
@@ -196,10 +198,12 @@ async fn a_task_interrupted_by_a_restart_is_finished_as_failed_and_killed() {
             error_info,
             output_len,
             started_at,
+            exit_code,
             ..
         }) => {
             assert_eq!(outcome, Outcome::Failed);
-            assert_eq!(error_info, "agent restarted while the task was running");
+            assert!(error_info.contains("exit status unknown"), "{error_info}");
+            assert_eq!(exit_code, None, "an unknown exit is never 0");
             assert_eq!(output_len, 7);
             assert_eq!(started_at, 42);
         }
@@ -212,6 +216,41 @@ async fn a_task_interrupted_by_a_restart_is_finished_as_failed_and_killed() {
         msgs.push(m);
     }
     assert_eq!(output_of(&msgs), b"partial");
+}
+
+#[test]
+fn a_task_that_ended_before_the_agent_died_keeps_its_real_exit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let jdir = tmp.path().join("journal");
+    {
+        // The previous agent reaped the process and noted its exit, then
+        // died before it wrote the result.
+        let j = Journal::open(&jdir).unwrap();
+        j.accept(&spec("t5", "true")).unwrap();
+        j.output_writer("t5").unwrap().append(b"done\n").unwrap();
+        j.set_exit("t5", Some(0)).unwrap();
+        j.accept(&spec("t6", "false")).unwrap();
+        j.set_exit("t6", Some(3)).unwrap();
+    }
+    let (tasks, _rx) = Tasks::new(
+        Journal::open(&jdir).unwrap(),
+        tmp.path().join("work"),
+        CancellationToken::new(),
+        None,
+        32,
+    );
+    tasks.recover();
+    for (id, want, code) in [("t5", Outcome::Success, 0), ("t6", Outcome::Failed, 3)] {
+        match tasks.journal().load(id).unwrap().result {
+            Some(AgentMsg::TaskFinished {
+                outcome, exit_code, ..
+            }) => {
+                assert_eq!(outcome, want, "{id}");
+                assert_eq!(exit_code, Some(code), "{id}");
+            }
+            other => panic!("no result for {id}: {other:?}"),
+        }
+    }
 }
 
 #[test]

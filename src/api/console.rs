@@ -23,7 +23,7 @@ use super::request::Params;
 use super::{envelope, json_reply, Api, Principal, Reply, Service, CAM_VERSION, TAT_VERSION};
 use crate::sign::sha256_hex;
 use crate::store::sessions::{self, Session};
-use crate::store::users::{self, LoginError};
+use crate::store::users::LoginError;
 use crate::timefmt::{iso, now_ms};
 
 pub const COOKIE: &str = "drover_session";
@@ -56,7 +56,7 @@ fn session_token(parts: &Parts) -> Option<String> {
 
 /// Refuses cross-site requests outright: a browser always sends Origin on
 /// a cross-origin POST, and it must name this very host.
-fn same_origin(parts: &Parts) -> bool {
+pub(super) fn same_origin(parts: &Parts) -> bool {
     match (header(parts, "origin"), header(parts, "host")) {
         (None, _) => true,
         (Some(origin), Some(host)) => origin.strip_prefix("https://") == Some(host),
@@ -111,6 +111,10 @@ pub async fn serve(api: Arc<Api>, req: Request<Incoming>, peer: SocketAddr) -> R
                 "ConsoleSession".to_string(),
                 whoami(&api, &parts, &mut trail).await,
             ),
+            (&Method::POST, "/console/can" | "/console/groups" | "/console/validate-policy") => (
+                "ConsoleView".to_string(),
+                console_view(&api, &parts, body, &path, peer, &mut trail).await,
+            ),
             (&Method::POST, "/console/api") => {
                 let action = header(&parts, "x-tc-action").unwrap_or("").to_string();
                 let r = console_call(&api, &parts, body, &action, peer, &mut trail).await;
@@ -125,8 +129,9 @@ pub async fn serve(api: Arc<Api>, req: Request<Incoming>, peer: SocketAddr) -> R
             ),
         }
     };
-    // Session lookups are not worth an audit row each; everything else is.
-    if action != "ConsoleSession" {
+    // Session lookups and read-only views are not worth an audit row each;
+    // everything else is.
+    if action != "ConsoleSession" && action != "ConsoleView" {
         let outcome = match &result {
             Ok(_) => "Success".to_string(),
             Err(e) => e.code.to_string(),
@@ -144,6 +149,10 @@ pub async fn serve(api: Arc<Api>, req: Request<Incoming>, peer: SocketAddr) -> R
     reply
         .headers_mut()
         .insert("cache-control", HeaderValue::from_static("no-store"));
+    reply.headers_mut().insert(
+        "strict-transport-security",
+        HeaderValue::from_static("max-age=31536000"),
+    );
     reply
 }
 
@@ -173,7 +182,7 @@ async fn login(
     let lookup = name.clone();
     let facts = api
         .store
-        .read(move |c| users::login_facts(c, &lookup))
+        .read(move |c| super::console_root::login_facts(c, &lookup))
         .await?;
     // The PBKDF2 check is slow on purpose: run it on the blocking pool,
     // never inside the store's single writer.
@@ -201,13 +210,13 @@ async fn login(
         Some(f) => {
             api.store
                 .write(move |c| {
-                    match users::record_login(c, &f.uin, ok, now) {
+                    match super::console_root::record_login(c, &f.uin, ok, now) {
                         Ok(()) => {}
                         Err(LoginError::Store(e)) => return Err(e),
                         Err(other) => return Ok(Err(other)),
                     }
                     match &new_hash {
-                        Some(h) => users::reset_password(c, &f.uin, h)?,
+                        Some(h) => super::console_root::reset_password(c, &f.uin, h)?,
                         None if f.need_reset_password => return Ok(Err(LoginError::ResetRequired)),
                         None => {}
                     }
@@ -273,7 +282,10 @@ async fn new_password_hash(new: String, current: String) -> Result<Vec<u8>, ApiE
 }
 
 /// The session and principal behind a request's cookie.
-async fn session(api: &Api, parts: &Parts) -> Result<(String, Session, Principal), ApiError> {
+pub(super) async fn session(
+    api: &Api,
+    parts: &Parts,
+) -> Result<(String, Session, Principal), ApiError> {
     let none = || {
         ApiError::new(
             "AuthFailure.SessionExpired",
@@ -293,14 +305,17 @@ async fn session(api: &Api, parts: &Parts) -> Result<(String, Session, Principal
             // Password changes, ConsoleLogin=0, a reset demand and deletion
             // end sessions when they happen (store::users); this check makes
             // a session that survived any other way worthless too.
-            if !users::may_keep_session(c, &s.user_id)? {
+            if s.user_id != crate::store::root_login::ROOT
+                && !crate::store::users::may_keep_session(c, &s.user_id)?
+            {
                 sessions::delete(c, &h)?;
                 return Ok(None);
             }
-            Ok(super::auth::principal_for_user(c, &s.user_id)?.map(|p| (s, p)))
+            Ok(super::console_root::principal(c, &s.user_id)?.map(|p| (s, p)))
         })
         .await?;
-    let (s, p) = found.ok_or_else(none)?;
+    let (s, mut p) = found.ok_or_else(none)?;
+    super::console_root::fill_account(api, &mut p);
     Ok((hash, s, p))
 }
 
@@ -368,4 +383,27 @@ async fn console_call(
     let params = Params::parse(&body_of(body).await?)?;
     api.call(&p, service, action, params, Some(peer.ip()), trail)
         .await
+}
+
+/// The console's own read-only views (api/console_push.rs), behind the
+/// session and its CSRF token like every other console call.
+async fn console_view(
+    api: &Api,
+    parts: &Parts,
+    body: Incoming,
+    path: &str,
+    peer: SocketAddr,
+    trail: &mut Trail,
+) -> Result<Value, ApiError> {
+    let (_, s, p) = session(api, parts).await?;
+    trail.principal = p.user_id.clone();
+    check_csrf(parts, &s)?;
+    let body = body_of(body).await?;
+    if path == "/console/can" {
+        super::console_push::can(api, &p, &body, peer.ip()).await
+    } else if path == "/console/validate-policy" {
+        super::console_push::validate_policy(&body)
+    } else {
+        super::console_push::groups(api, &p, &body, peer.ip()).await
+    }
 }

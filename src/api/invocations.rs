@@ -370,6 +370,8 @@ pub async fn output(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value
         "TotalSize": task.output_len - capped,
         "Dropped": capped,
         "TaskStatus": task.status.as_str(),
-        "Complete": task.status.is_final() && capped == 0,
+        // Final, holding every byte the agent reported, and none past the cap.
+        "Complete": task.status.is_final() && capped == 0 && task.missing_output() == 0,
+        "Missing": task.missing_output(),
     }))
 }

@@ -14,6 +14,8 @@ mod cam;
 mod client_token;
 mod commands;
 pub mod console;
+pub mod console_push;
+mod console_root;
 pub mod error;
 mod form;
 pub mod gate;

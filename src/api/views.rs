@@ -10,7 +10,8 @@ use crate::store::invocations::{Invocation, Task};
 use crate::store::status::invocation_status;
 use crate::timefmt::iso;
 
-/// Output shown inline in a TaskResult; the rest is counted in Dropped.
+/// Output shown inline in a TaskResult; the rest is counted in Dropped,
+/// together with bytes the agent produced that never reached the server.
 pub const OUTPUT_INLINE: usize = 24 * 1024;
 
 fn json_text(s: &str) -> Value {
@@ -157,7 +158,7 @@ pub fn task(t: &Task, inv: Option<&Invocation>, head: Option<&[u8]>, show_conten
             let shown = inline_output(h);
             (
                 base64::engine::general_purpose::STANDARD.encode(shown),
-                t.output_len - shown.len() as i64,
+                t.output_len - shown.len() as i64 + t.missing_output(),
             )
         }
         None => (String::new(), 0),
@@ -170,7 +171,9 @@ pub fn task(t: &Task, inv: Option<&Invocation>, head: Option<&[u8]>, show_conten
         "TaskStatus": t.status.as_str(),
         "InstanceId": t.instance_id,
         "TaskResult": {
-            "ExitCode": t.exit_code.unwrap_or(0),
+            // Null when unknown (the task never ran, was killed by a
+            // signal, or died with its agent): never a made-up 0.
+            "ExitCode": t.exit_code,
             "Output": output,
             "ExecStartTime": iso_or_null(t.exec_start_ms),
             "ExecEndTime": if finished { iso_or_null(t.exec_end_ms) } else { Value::Null },

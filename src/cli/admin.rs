@@ -24,6 +24,16 @@ pub enum AdminCommand {
         #[arg(long, default_value_os_t = super::default_server_dir())]
         data_dir: PathBuf,
     },
+    /// Set the console password of the account's root user (sign in to the
+    /// web console as "root"). Reads the password from standard input (one
+    /// line), or makes and prints a random one with --generate.
+    SetPassword {
+        #[arg(long, default_value_os_t = super::default_server_dir())]
+        data_dir: PathBuf,
+        /// Generate a random password and print it.
+        #[arg(long)]
+        generate: bool,
+    },
     /// Remove what is past its retention now (the server also does this
     /// daily): finished invocations older than --retention-days, audit
     /// events older than --audit-retention-days. Safe while the server runs.
@@ -83,6 +93,35 @@ pub fn create_root_key(data_dir: &Path) -> anyhow::Result<(String, String)> {
     Ok((secret_id, secret_key))
 }
 
+/// Shortest console password accepted for root.
+const MIN_PASSWORD: usize = 8;
+
+/// Sets root's console password in `data_dir`'s database.
+pub fn set_root_password(data_dir: &Path, password: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        password.chars().count() >= MIN_PASSWORD,
+        "the password must have at least {MIN_PASSWORD} characters"
+    );
+    crate::fsutil::create_private_dir(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let conn = crate::store::open_sync(&data_dir.join("drover.db"))?;
+    keys::account_uin(&conn)?;
+    crate::store::root_login::set_password(&conn, &crate::crypto::hash_password(password))?;
+    Ok(())
+}
+
+fn read_password() -> anyhow::Result<String> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprint!("New console password for root: ");
+        std::io::stderr().flush()?;
+    }
+    let mut line = String::new();
+    stdin.lock().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
 /// Prunes the data dir's database by `r`.
 pub fn prune(
     data_dir: &Path,
@@ -140,6 +179,19 @@ pub fn main(args: AdminArgs) -> anyhow::Result<ExitCode> {
                 "{}",
                 serde_json::json!({ "SecretId": id, "SecretKey": key })
             );
+        }
+        AdminCommand::SetPassword { data_dir, generate } => {
+            let password = if generate {
+                random_token(20)
+            } else {
+                read_password()?
+            };
+            set_root_password(&data_dir, &password)?;
+            if generate {
+                println!("{password}");
+            } else {
+                eprintln!("root's console password is set; sign in as user \"root\"");
+            }
         }
         AdminCommand::ExportAudit { data_dir, since } => export_audit(&data_dir, since.as_deref())?,
         AdminCommand::Backup { data_dir, backup } => {

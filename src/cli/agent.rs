@@ -31,6 +31,15 @@ pub struct AgentArgs {
     /// registers; a register code's tag of the same key wins.
     #[arg(long = "tag", value_name = "KEY=VALUE", value_parser = parse_tag)]
     pub tags: Vec<AgentTag>,
+    /// Most tasks run at once; more wait (the server queues them). Told to
+    /// the server, which sends no more than this.
+    #[arg(long, env = "DROVER_AGENT_MAX_TASKS", default_value_t = crate::protocol::DEFAULT_MAX_TASKS,
+          value_parser = clap::value_parser!(u32).range(1..=512))]
+    pub max_tasks: u32,
+    /// Do not give tasks their own cgroup v2 even where the machine allows
+    /// it; track them by process group and a DROVER_TASK_ID mark instead.
+    #[arg(long, env = "DROVER_AGENT_NO_TASK_CGROUPS")]
+    pub no_task_cgroups: bool,
 }
 
 fn parse_tag(s: &str) -> Result<AgentTag, String> {
@@ -54,6 +63,8 @@ pub fn main(args: AgentArgs) -> anyhow::Result<ExitCode> {
         register_code: args.register_code,
         ca_file: args.ca_file,
         tags: args.tags,
+        max_tasks: args.max_tasks,
+        task_cgroups: !args.no_task_cgroups,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

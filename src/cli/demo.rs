@@ -180,24 +180,42 @@ async fn run_demo(
             "some instances failed"
         }
     );
+    // Root's console password: the demo's own sign-in, printed below.
+    let console_password = crate::ids::random_token(16);
+    super::admin::set_root_password(&dir.join("server"), &console_password)?;
+    // tccli ignores REQUESTS_CA_BUNDLE unless certifi is pointed at it
+    // (README, "The official SDK and tccli"); this shim does that, so the
+    // printed tccli line works as printed.
+    let shim = dir.join("tccli-ca");
+    crate::fsutil::create_private_dir(&shim)?;
+    std::fs::write(
+        shim.join("sitecustomize.py"),
+        "import os\ntry:\n    import certifi\n    certifi.where = lambda: os.environ[\"REQUESTS_CA_BUNDLE\"]\nexcept ImportError:\n    pass\n",
+    )?;
+    let exe_q = shell_quote(&exe.display().to_string());
+    let profile_q = shell_quote(&profile.display().to_string());
+    println!(
+        "\nWeb console  : {url}/   (accept the self-signed certificate; its SHA-256 is {})",
+        running.fingerprint
+    );
+    println!("Sign in as   : root");
+    println!("Password     : {console_password}");
     println!("\nAPI endpoint : {url}   (Tencent Cloud TAT API 2020-10-28)");
     println!("CA file      : {}", running.cert_path.display());
     println!("SecretId     : {id}");
     println!("SecretKey    : {key}");
     println!("\nTry, in another terminal:");
+    println!("  {exe_q} run --profile {profile_q} --all -- 'df -h /'");
     println!(
-        "  drover run --profile {} --all -- 'df -h /'",
-        profile.display()
+        "  {exe_q} run --profile {profile_q} --target tag:role=web --max-concurrency 1 -- 'hostname; sleep 1'"
     );
     println!(
-        "  drover run --profile {} --target tag:role=web --max-concurrency 1 -- 'hostname; sleep 1'",
-        profile.display()
-    );
-    println!(
-        "  REQUESTS_CA_BUNDLE={} tccli tat DescribeRegisterInstances --endpoint {} --region ap-guangzhou --secretId {id} --secretKey {key}",
-        running.cert_path.display(),
+        "  PYTHONPATH={} REQUESTS_CA_BUNDLE={} tccli tat DescribeRegisterInstances --endpoint {} --region ap-guangzhou --secretId {id} --secretKey {key}",
+        shell_quote(&shim.display().to_string()),
+        shell_quote(&running.cert_path.display().to_string()),
         running.addr
     );
+    println!("  (tccli: pip install tccli; see README.md, \"The official SDK and tccli\")");
     if !once {
         println!("\nPress Ctrl-C to stop the demo and remove its data.");
         super::server::wait_for_signal().await;
@@ -236,5 +254,25 @@ async fn wait_online(c: &Client, n: usize) -> anyhow::Result<Vec<String>> {
             bail!("only {} of {n} agents came online within 30 s", ids.len());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Quotes `s` for a POSIX shell when it holds anything but safe characters,
+/// so printed commands paste correctly whatever the paths contain.
+fn shell_quote(s: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "/._-+=:,@".contains(c);
+    if !s.is_empty() && s.chars().all(safe) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn shell_quote_leaves_plain_paths_and_quotes_the_rest() {
+        assert_eq!(super::shell_quote("/tmp/x/drover"), "/tmp/x/drover");
+        assert_eq!(super::shell_quote("/a b/it's"), "'/a b/it'\\''s'");
     }
 }

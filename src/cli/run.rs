@@ -226,7 +226,10 @@ pub async fn follow(
 async fn print_task(c: &Client, t: &Value, out: &mut impl std::io::Write) -> anyhow::Result<()> {
     let id = t["InvocationTaskId"].as_str().unwrap_or("");
     let status = t["TaskStatus"].as_str().unwrap_or("");
-    let exit = t["TaskResult"]["ExitCode"].as_i64().unwrap_or(0);
+    // Null when no exit code is known (never ran, killed by a signal).
+    let exit = t["TaskResult"]["ExitCode"]
+        .as_i64()
+        .map_or_else(|| "unknown".to_string(), |c| c.to_string());
     let output = full_output(c, id).await?;
     writeln!(
         out,

@@ -30,6 +30,16 @@ pub struct ServerArgs {
     /// Seconds past a task's timeout before a silent agent's task is TASK_TIMEOUT.
     #[arg(long, default_value_t = 60)]
     pub result_grace: u64,
+    /// Most tasks one agent is given at once; the rest wait in the database
+    /// (an agent's own --max-tasks, if lower, wins).
+    #[arg(long, default_value_t = crate::protocol::DEFAULT_MAX_TASKS,
+          value_parser = clap::value_parser!(u32).range(1..=512))]
+    pub agent_slots: u32,
+    /// Seconds between agent heartbeats; an agent silent for three of them
+    /// is dropped and shown Offline.
+    #[arg(long, default_value_t = crate::protocol::HEARTBEAT_SECS,
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub heartbeat: u64,
     /// Time zone invokers' crontab expressions are read in: an IANA name
     /// (TAT itself uses Asia/Shanghai) or "local". Default: the server's
     /// local time zone.
@@ -101,6 +111,8 @@ pub fn main(a: ServerArgs) -> anyhow::Result<ExitCode> {
         settings: Settings {
             deliver_timeout_ms: (a.deliver_timeout as i64) * 1000,
             result_grace_ms: (a.result_grace as i64) * 1000,
+            agent_slots: a.agent_slots,
+            heartbeat_secs: a.heartbeat,
             ..Settings::default()
         },
         schedule: crate::scheduler::Settings {

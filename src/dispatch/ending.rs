@@ -30,7 +30,8 @@ pub(crate) fn end_task(
     Ok(ended)
 }
 
-/// Records the end its agent reported. Returns whether it ended now.
+/// Records the end its agent reported. Returns whether it ended now (a
+/// TASK_TIMEOUT the sweep guessed is replaced by the agent's real result).
 pub(crate) fn finish_task(c: &Connection, task_id: &str, f: &Finish<'_>, now: i64) -> Result<bool> {
     let ended = invocations::finish(c, task_id, f, now)?;
     if ended {

@@ -17,9 +17,9 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
 use super::{Dispatcher, AGENT_QUEUE};
-use crate::protocol::{self, AgentMsg, MachineInfo, Outcome, ServerMsg};
+use crate::protocol::{self, AgentMsg, MachineInfo, ServerMsg};
 use crate::store::instances::{self, Instance, Refusal};
-use crate::store::invocations::{self, Finish};
+use crate::store::invocations;
 use crate::store::status::TaskStatus;
 use crate::timefmt::now_ms;
 
@@ -111,6 +111,7 @@ struct Hello {
     instance_id: String,
     known: Vec<String>,
     job_control: bool,
+    max_tasks: Option<u32>,
 }
 
 fn job_control(features: &[String]) -> bool {
@@ -133,6 +134,7 @@ async fn authenticate(
             machine,
             tags,
             features,
+            max_tasks,
             ..
         } => {
             let tags = agent_tags(&tags)?;
@@ -170,6 +172,7 @@ async fn authenticate(
                     instance_id: id,
                     known: Vec::new(),
                     job_control: job_control(&features),
+                    max_tasks,
                 }),
                 Err(r) => Err(refusal_text(r)),
             }
@@ -180,6 +183,7 @@ async fn authenticate(
             machine,
             known_tasks,
             features,
+            max_tasks,
             ..
         } => {
             let id = instance_id.clone();
@@ -213,6 +217,7 @@ async fn authenticate(
                 instance_id,
                 known: known_tasks,
                 job_control: job_control(&features),
+                max_tasks,
             })
         }
         _ => Err(("ProtocolError", "expected Register or Hello".into())),
@@ -265,10 +270,13 @@ pub async fn serve_agent<S>(
         instance_id,
         known,
         job_control,
+        max_tasks,
     } = hello;
+    let heartbeat = d.settings.heartbeat_secs.max(1);
     if sink
         .send(encode(&ServerMsg::Welcome {
             instance_id: instance_id.clone(),
+            heartbeat_secs: Some(heartbeat),
         }))
         .await
         .is_err()
@@ -277,7 +285,7 @@ pub async fn serve_agent<S>(
     }
     tracing::info!(%peer, instance = %instance_id, "agent connected");
     let (tx, mut rx) = mpsc::channel::<ServerMsg>(AGENT_QUEUE);
-    let serial = d.attach(&instance_id, tx.clone(), job_control);
+    let serial = d.attach(&instance_id, tx.clone(), job_control, max_tasks);
     let writer = tokio::spawn(async move {
         while let Some(m) = rx.recv().await {
             if sink.send(encode(&m)).await.is_err() {
@@ -290,22 +298,45 @@ pub async fn serve_agent<S>(
         tracing::warn!(instance = %instance_id, "reconcile failed: {e}");
     }
     drop(tx);
+    // An agent that says nothing (not even its heartbeat) for this long is
+    // frozen or cut off behind a connection that looks open: drop it, so
+    // it shows Offline and its tasks follow the offline rules.
+    let silence = Duration::from_secs(heartbeat * u64::from(protocol::MISSED_HEARTBEATS));
+    let mut last_heard_ms = now_ms();
     loop {
         let msg = tokio::select! {
             _ = shutdown.cancelled() => break,
-            m = next_msg(&mut stream) => m,
+            m = tokio::time::timeout(silence, next_msg(&mut stream)) => m,
         };
-        let Some(msg) = msg else { break };
-        if let Err(e) = handle(&d, &instance_id, msg).await {
-            tracing::warn!(instance = %instance_id, "agent message failed: {e}");
+        let msg = match msg {
+            Ok(Some(m)) => {
+                last_heard_ms = now_ms();
+                m
+            }
+            Ok(None) => break,
+            Err(_) => {
+                tracing::warn!(instance = %instance_id, "agent silent for {silence:?}; dropping it");
+                break;
+            }
+        };
+        let beat = matches!(msg, AgentMsg::Heartbeat);
+        if let Err(e) = super::reports::handle(&d, &instance_id, msg).await {
+            // Nothing was acknowledged: closing makes the agent reconnect
+            // and resend what it holds, once the store works again.
+            tracing::warn!(instance = %instance_id, "agent message not stored ({e}); closing the connection");
+            break;
+        }
+        if !beat {
+            d.touched();
         }
     }
     d.detach(&instance_id, serial);
     writer.abort();
     let id = instance_id.clone();
+    // Last seen when last heard from, not when given up on.
     let _ = d
         .store
-        .write(move |c| instances::touch(c, &id, now_ms()))
+        .write(move |c| instances::touch(c, &id, last_heard_ms))
         .await;
     tracing::info!(instance = %instance_id, "agent disconnected");
 }
@@ -348,19 +379,15 @@ async fn reconcile(
     for t in open {
         let agent_has_it = known.contains(&t.id);
         match t.status {
-            s if s.is_undelivered() => {
-                let tid = t.id.clone();
+            // Sent before, perhaps lost with the old connection: again (the
+            // agent's journal makes a repeat harmless). Waiting tasks go out
+            // through the pump below, as slots allow.
+            TaskStatus::Delivering if !agent_has_it => {
                 let inv_id = t.invocation_id.clone();
-                let deadline = now + d.settings.deliver_timeout_ms;
-                let inv = d
-                    .store
-                    .write(move |c| {
-                        invocations::mark_delivering(c, &tid, deadline, now)?;
-                        invocations::get(c, &inv_id)
-                    })
-                    .await?;
+                let inv = d.store.read(move |c| invocations::get(c, &inv_id)).await?;
                 let _ = tx.send(ServerMsg::RunTask(d.spec(&inv, &t.id)?)).await;
             }
+            s if s.is_undelivered() => {}
             // A suspended task stays suspended across a reconnect; the
             // agent restates its state (`Tasks::control_reports`).
             TaskStatus::Suspended if agent_has_it => {}
@@ -401,110 +428,5 @@ async fn reconcile(
             .await?;
         d.tasks_ended(ended).await;
     }
-    Ok(())
-}
-
-fn outcome_status(o: Outcome) -> TaskStatus {
-    match o {
-        Outcome::Success => TaskStatus::Success,
-        Outcome::Failed => TaskStatus::Failed,
-        Outcome::Timeout => TaskStatus::Timeout,
-        Outcome::Terminated => TaskStatus::Terminated,
-        Outcome::StartFailed => TaskStatus::StartFailed,
-    }
-}
-
-async fn handle(d: &Dispatcher, instance_id: &str, msg: AgentMsg) -> crate::store::Result<()> {
-    let now = now_ms();
-    match msg {
-        AgentMsg::Heartbeat => d.heartbeat(instance_id),
-        AgentMsg::TaskStarted {
-            task_id,
-            started_at,
-        } => {
-            let grace = d.settings.result_grace_ms;
-            d.store
-                .write(move |c| {
-                    let t = invocations::get_task(c, &task_id)?;
-                    let inv = invocations::get(c, &t.invocation_id)?;
-                    let deadline = started_at.max(now) + inv.timeout * 1000 + grace;
-                    invocations::mark_running(c, &task_id, started_at, deadline, now)
-                })
-                .await?;
-        }
-        AgentMsg::Output {
-            task_id,
-            offset,
-            data,
-        } => {
-            let Ok(bytes) = B64.decode(data) else {
-                return Ok(());
-            };
-            let owner = instance_id.to_string();
-            d.store
-                .write(move |c| {
-                    // An agent may only write to its own tasks.
-                    let t = invocations::get_task(c, &task_id)?;
-                    if t.instance_id == owner {
-                        invocations::append_output(c, &task_id, offset as i64, &bytes)?;
-                    }
-                    Ok(())
-                })
-                .await?;
-        }
-        AgentMsg::TaskFinished {
-            task_id,
-            outcome,
-            exit_code,
-            started_at,
-            ended_at,
-            output_len,
-            error_info,
-        } => {
-            let owner = instance_id.to_string();
-            let tid = task_id.clone();
-            let mine = d
-                .store
-                .write(move |c| {
-                    let t = invocations::get_task(c, &tid)?;
-                    if t.instance_id != owner {
-                        return Ok(None);
-                    }
-                    let mut status = outcome_status(outcome);
-                    // A kill we did not ask for, while we were cancelling, is still a cancel.
-                    if t.status == TaskStatus::Cancelling && status != TaskStatus::Success {
-                        status = TaskStatus::Terminated;
-                    }
-                    let f = Finish {
-                        status,
-                        exit_code,
-                        exec_start_ms: started_at,
-                        exec_end_ms: ended_at,
-                        reported_len: output_len as i64,
-                        error_info: &error_info,
-                    };
-                    let ended = super::finish_task(c, &tid, &f, now)?;
-                    Ok(Some(ended.then_some(t.invocation_id)))
-                })
-                .await;
-            // Ack also for a task we no longer know (deleted), so the agent
-            // can drop it from its journal.
-            let known = !matches!(mine, Ok(None));
-            if known {
-                if let Some(tx) = d.sender(instance_id) {
-                    let _ = tx.send(ServerMsg::Ack { task_id }).await;
-                }
-            }
-            if let Some(Some(inv)) = mine? {
-                d.tasks_ended(vec![inv]).await;
-            }
-        }
-        AgentMsg::TaskSuspended { .. }
-        | AgentMsg::TaskResumed { .. }
-        | AgentMsg::TaskControlFailed { .. } => {
-            super::jobctl::apply_report(d, instance_id, msg).await?;
-        }
-        AgentMsg::Register { .. } | AgentMsg::Hello { .. } => {}
-    }
-    Ok(())
+    d.pump(instance_id).await
 }

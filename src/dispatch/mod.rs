@@ -10,6 +10,8 @@
 mod ending;
 mod jobctl;
 mod link;
+mod pump;
+mod reports;
 pub mod rollout;
 mod sweep;
 
@@ -40,6 +42,14 @@ pub struct Settings {
     pub result_grace_ms: i64,
     /// How often overdue tasks are looked for.
     pub sweep_interval_ms: u64,
+    /// Seconds between agent heartbeats (told to agents in `Welcome`); an
+    /// agent silent for `protocol::MISSED_HEARTBEATS` periods is dropped
+    /// and shown Offline.
+    pub heartbeat_secs: u64,
+    /// Most tasks one agent is given at once (delivered and not yet final);
+    /// an agent announcing a lower `max_tasks` gets that many. The rest
+    /// wait in the database as PENDING, with the reason in ErrorInfo.
+    pub agent_slots: u32,
 }
 
 impl Default for Settings {
@@ -48,6 +58,8 @@ impl Default for Settings {
             deliver_timeout_ms: 600_000,
             result_grace_ms: 60_000,
             sweep_interval_ms: 1_000,
+            heartbeat_secs: crate::protocol::HEARTBEAT_SECS,
+            agent_slots: crate::protocol::DEFAULT_MAX_TASKS,
         }
     }
 }
@@ -62,6 +74,8 @@ struct Conn {
     /// The agent announced `protocol::FEATURE_JOB_CONTROL`: it may be sent
     /// SuspendTask/ResumeTask (older agents drop the connection on them).
     job_control: bool,
+    /// Tasks this agent may hold at once (see `Settings::agent_slots`).
+    slots: u32,
 }
 
 pub struct Dispatcher {
@@ -73,6 +87,10 @@ pub struct Dispatcher {
     /// Woken after tasks may have become final, so queued webhook
     /// notifications go out at once (`notify::spawn` waits on it).
     pub webhook_wake: Arc<tokio::sync::Notify>,
+    /// Bumped whenever a task may have changed (state, output, control), so
+    /// the console's push channel re-reads what its viewer watches instead
+    /// of the browser polling (api/console_push.rs subscribes).
+    pub activity: tokio::sync::watch::Sender<u64>,
 }
 
 /// What the API shows about an agent's liveness.
@@ -90,8 +108,9 @@ struct MaskedDelivery {
     mask: Vec<String>,
 }
 
-/// Queue depth per agent: enough for a burst of tasks without letting a
-/// stuck agent pin unbounded memory.
+/// Queue depth per agent. Task deliveries are bounded by the agent's slots
+/// (at most half of this), so the queue never fills with them; the rest is
+/// room for cancels, acks and job control.
 const AGENT_QUEUE: usize = 1024;
 
 impl Dispatcher {
@@ -103,7 +122,13 @@ impl Dispatcher {
             agents: Mutex::new(HashMap::new()),
             next_serial: std::sync::atomic::AtomicU64::new(1),
             webhook_wake: Default::default(),
+            activity: tokio::sync::watch::Sender::new(0),
         })
+    }
+
+    /// Tells console watchers that tasks may have changed.
+    pub fn touched(&self) {
+        self.activity.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     pub fn is_online(&self, instance_id: &str) -> bool {
@@ -142,7 +167,25 @@ impl Dispatcher {
             .map(|c| c.tx.clone())
     }
 
-    fn attach(&self, instance_id: &str, tx: mpsc::Sender<ServerMsg>, job_control: bool) -> u64 {
+    fn sender_and_slots(&self, instance_id: &str) -> Option<(mpsc::Sender<ServerMsg>, u32)> {
+        self.agents
+            .lock()
+            .ok()?
+            .get(instance_id)
+            .map(|c| (c.tx.clone(), c.slots))
+    }
+
+    fn attach(
+        &self,
+        instance_id: &str,
+        tx: mpsc::Sender<ServerMsg>,
+        job_control: bool,
+        max_tasks: Option<u32>,
+    ) -> u64 {
+        let slots = max_tasks
+            .unwrap_or(u32::MAX)
+            .min(self.settings.agent_slots)
+            .clamp(1, AGENT_QUEUE as u32 / 2);
         let serial = self
             .next_serial
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -158,6 +201,7 @@ impl Dispatcher {
                     connected_ms: now,
                     last_heartbeat_ms: now,
                     job_control,
+                    slots,
                 },
             );
         }
@@ -247,45 +291,38 @@ impl Dispatcher {
             .seal(&format!("delivery:{invocation_id}"), content)
     }
 
-    /// Hands newly created tasks to their agents: online ones at once,
-    /// offline ones wait as DELIVER_DELAYED until their deadline.
-    pub async fn submit(&self, inv: &Invocation, tasks: &[Task]) -> Result<(), StoreError> {
+    /// Hands newly created tasks to their agents: an online agent gets as
+    /// many as it has free slots (`pump`), the rest stay PENDING in the
+    /// database until it finishes others; tasks of offline instances wait
+    /// as DELIVER_DELAYED until their deadline.
+    pub async fn submit(&self, _inv: &Invocation, tasks: &[Task]) -> Result<(), StoreError> {
         let now = now_ms();
-        let mut send = Vec::new();
+        let mut online: Vec<String> = Vec::new();
         let mut delayed = Vec::new();
         // Held tasks wait for the roll-out to release them.
         for t in tasks.iter().filter(|t| !t.held) {
-            match self.sender(&t.instance_id) {
-                Some(tx) => send.push((t.id.clone(), tx)),
-                None => delayed.push(t.id.clone()),
+            if self.sender(&t.instance_id).is_some() {
+                if !online.contains(&t.instance_id) {
+                    online.push(t.instance_id.clone());
+                }
+            } else {
+                delayed.push(t.id.clone());
             }
         }
-        let ack_deadline = now + self.settings.deliver_timeout_ms;
-        let (ids_send, ids_delayed): (Vec<String>, Vec<String>) =
-            (send.iter().map(|(id, _)| id.clone()).collect(), delayed);
-        let marked = self
-            .store
-            .write(move |c| {
-                let mut marked = HashSet::new();
-                for id in &ids_send {
-                    if invocations::mark_delivering(c, id, ack_deadline, now)? {
-                        marked.insert(id.clone());
+        if !delayed.is_empty() {
+            self.store
+                .write(move |c| {
+                    for id in &delayed {
+                        invocations::mark_delayed(c, id, now)?;
                     }
-                }
-                for id in &ids_delayed {
-                    invocations::mark_delayed(c, id, now)?;
-                }
-                Ok(marked)
-            })
-            .await?;
-        // A task cancelled meanwhile (or still held) is not sent.
-        send.retain(|(id, _)| marked.contains(id));
-        for (task_id, tx) in send {
-            let spec = self.spec(inv, &task_id)?;
-            // A full or closed queue means the agent is going away; the task
-            // stays DELIVERING and is re-sent when the agent reconnects.
-            let _ = tx.try_send(ServerMsg::RunTask(spec));
+                    Ok(())
+                })
+                .await?;
         }
+        for instance_id in online {
+            self.pump(&instance_id).await?;
+        }
+        self.touched();
         Ok(())
     }
 
@@ -302,6 +339,7 @@ impl Dispatcher {
         // Notifications were queued in the same transactions that ended
         // the tasks; wake the sender now rather than at its next poll.
         self.webhook_wake.notify_one();
+        self.touched();
     }
 
     /// Cancels tasks: those not yet started end as CANCELLED, running ones

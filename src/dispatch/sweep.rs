@@ -1,5 +1,10 @@
 //! The one periodic job of dispatch: end tasks whose deadline passed. It
 //! reads a deadline index, so its cost does not grow with finished history.
+//!
+//! A task waiting in an online agent's queue (PENDING behind its busy
+//! slots, see `pump.rs`) is not "undeliverable": its deadline moves on. A
+//! running task past its deadline becomes TASK_TIMEOUT, which a later
+//! report from its agent may still correct (`store::invocations::finish`).
 
 use std::sync::Arc;
 
@@ -37,9 +42,22 @@ pub async fn sweep_once(d: &Dispatcher) -> crate::store::Result<()> {
         return Ok(());
     }
     let wait_s = d.settings.deliver_timeout_ms / 1000;
+    // Tasks queued behind an online agent's busy slots wait for the agent,
+    // which is here: they get a new deadline rather than DELIVER_FAILED.
+    let (queued, overdue): (Vec<_>, Vec<_>) = overdue.into_iter().partition(|t| {
+        t.status != Delivering && t.status.is_undelivered() && d.is_online(&t.instance_id)
+    });
+    let queued: Vec<String> = queued.into_iter().map(|t| t.id).collect();
+    let requeue_deadline = now.saturating_add(d.settings.deliver_timeout_ms);
+    let freed: Vec<String> = overdue
+        .iter()
+        .filter(|t| !t.status.is_undelivered() || t.status == Delivering)
+        .map(|t| t.instance_id.clone())
+        .collect();
     let ended = d
         .store
         .write(move |c| {
+            invocations::extend_queued(c, &queued, requeue_deadline)?;
             let mut ended = Vec::new();
             for t in &overdue {
                 if t.status.is_undelivered() {
@@ -71,5 +89,7 @@ pub async fn sweep_once(d: &Dispatcher) -> crate::store::Result<()> {
         })
         .await?;
     d.tasks_ended(ended).await;
+    // Slots freed on agents that are still connected go to queued tasks.
+    d.pump_all(freed).await;
     Ok(())
 }

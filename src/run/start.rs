@@ -352,6 +352,7 @@ pub async fn start(run: &Runner, decided: Authorized<Plan>, also: Option<AlsoWri
             exec_start_ms: 0,
             exec_end_ms: 0,
             held: n >= wave,
+            reported_len: 0,
         })
         .collect();
     let command_type = cmd.command_type.clone();

@@ -63,6 +63,17 @@ pub struct Task {
     /// Held back by MaxConcurrency: PENDING, not handed to dispatch, and
     /// out of the sweep's sight until the roll-out releases it.
     pub held: bool,
+    /// Output length the agent reported when the task ended (0 before).
+    /// More than `output_len` means bytes were lost: the output is shown
+    /// as incomplete, and the missing bytes are counted in Dropped.
+    pub reported_len: i64,
+}
+
+impl Task {
+    /// Bytes the agent produced that the server does not hold.
+    pub fn missing_output(&self) -> i64 {
+        (self.reported_len - self.output_len).max(0)
+    }
 }
 
 const INV_COLUMNS: &str = "id, command_id, command_name, description, content, delivery_enc,
@@ -71,6 +82,11 @@ const INV_COLUMNS: &str = "id, command_id, command_name, description, content, d
     max_concurrency, max_errors";
 
 const TASK_COLUMNS: &str = "id, invocation_id, instance_id, command_id, status, exit_code,
+    error_info, output_len, deadline_ms, created_ms, updated_ms, start_ms, end_ms,
+    exec_start_ms, exec_end_ms, held, COALESCE(reported_len, 0)";
+
+/// The columns a new task is written with (`reported_len` comes later).
+const INSERT_TASK_COLUMNS: &str = "id, invocation_id, instance_id, command_id, status, exit_code,
     error_info, output_len, deadline_ms, created_ms, updated_ms, start_ms, end_ms,
     exec_start_ms, exec_end_ms, held";
 
@@ -119,6 +135,7 @@ fn task_from_row(r: &Row<'_>) -> rusqlite::Result<Task> {
         exec_start_ms: r.get(13)?,
         exec_end_ms: r.get(14)?,
         held: r.get(15)?,
+        reported_len: r.get(16)?,
     })
 }
 
@@ -134,7 +151,7 @@ pub fn insert(conn: &Connection, inv: &Invocation, tasks: &[Task]) -> Result<()>
         ],
     )?;
     let mut st = conn.prepare(&format!(
-        "INSERT INTO tasks({TASK_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)"
+        "INSERT INTO tasks({INSERT_TASK_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)"
     ))?;
     for t in tasks {
         st.execute(params![
@@ -288,7 +305,8 @@ pub fn mark_delivering(
 ) -> Result<bool> {
     let n = conn.execute(
         "UPDATE tasks SET status = 'DELIVERING', deadline_ms = ?2, updated_ms = ?3,
-            start_ms = CASE WHEN start_ms = 0 THEN ?3 ELSE start_ms END
+            start_ms = CASE WHEN start_ms = 0 THEN ?3 ELSE start_ms END, error_info = ''
+
          WHERE id = ?1 AND held = 0 AND status IN ('PENDING', 'DELIVER_DELAYED', 'DELIVERING')",
         params![task_id, deadline_ms, now],
     )?;
@@ -413,13 +431,18 @@ pub struct Finish<'a> {
 }
 
 /// Records a task's end unless it already ended. Returns whether it changed.
+///
+/// TASK_TIMEOUT is the one final state an agent's report may still replace:
+/// it is the server's guess that a silent agent's task is lost, and when the
+/// agent comes back (it was frozen, or the server could not store its
+/// result) with what really happened, the real exit wins.
 pub fn finish(conn: &Connection, task_id: &str, f: &Finish<'_>, now: i64) -> Result<bool> {
     let n = conn.execute(
         "UPDATE tasks SET status = ?2, exit_code = ?3, exec_start_ms = CASE WHEN ?4 > 0 THEN ?4 ELSE exec_start_ms END,
             exec_end_ms = ?5, reported_len = ?6, error_info = ?7, end_ms = ?8, updated_ms = ?8,
             start_ms = CASE WHEN start_ms = 0 THEN ?8 ELSE start_ms END
          WHERE id = ?1 AND status NOT IN
-            ('DELIVER_FAILED','START_FAILED','SUCCESS','FAILED','TIMEOUT','TASK_TIMEOUT','CANCELLED','TERMINATED')",
+            ('DELIVER_FAILED','START_FAILED','SUCCESS','FAILED','TIMEOUT','CANCELLED','TERMINATED')",
         params![
             task_id, f.status.as_str(), f.exit_code, f.exec_start_ms, f.exec_end_ms,
             f.reported_len, super::limits::clip(f.error_info, super::limits::MAX_ERROR_INFO), now
@@ -470,6 +493,65 @@ pub fn mark_cancelling(conn: &Connection, task_id: &str, now: i64) -> Result<boo
         params![task_id, now],
     )?;
     Ok(n > 0)
+}
+
+/// Hands the next waiting tasks of an instance to delivery: counts the
+/// tasks it holds (DELIVERING, RUNNING, CANCELLING, SUSPENDED), marks the
+/// oldest waiting ones (PENDING or DELIVER_DELAYED, not held by a roll-out)
+/// DELIVERING up to `slots`, and gives those still waiting `reason` as
+/// their ErrorInfo. Returns (task id, invocation id) of the tasks to send.
+pub fn take_for_delivery(
+    conn: &Connection,
+    instance_id: &str,
+    slots: u32,
+    deadline_ms: i64,
+    now: i64,
+    reason: &str,
+) -> Result<Vec<(String, String)>> {
+    let busy: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM tasks WHERE instance_id = ?1
+           AND status IN ('DELIVERING','RUNNING','CANCELLING','SUSPENDED')",
+        params![instance_id],
+        |r| r.get(0),
+    )?;
+    let free = (i64::from(slots) - busy).max(0);
+    let mut st = conn.prepare_cached(
+        "SELECT id, invocation_id FROM tasks WHERE instance_id = ?1 AND held = 0
+           AND status IN ('PENDING','DELIVER_DELAYED') ORDER BY created_ms, id LIMIT ?2",
+    )?;
+    let picked = st
+        .query_map(params![instance_id, free], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<Vec<(String, String)>>>()?;
+    let mut out = Vec::with_capacity(picked.len());
+    for (id, inv) in picked {
+        if mark_delivering(conn, &id, deadline_ms, now)? {
+            out.push((id, inv));
+        }
+    }
+    // Those left waiting say why, once (the reason does not change while
+    // they wait), and an online agent's queue is not "delayed".
+    if free == 0 || out.len() as i64 == free {
+        conn.execute(
+            "UPDATE tasks SET status = 'PENDING', error_info = ?2, updated_ms = ?3
+             WHERE instance_id = ?1 AND held = 0 AND status IN ('PENDING','DELIVER_DELAYED')
+               AND error_info <> ?2",
+            params![instance_id, reason, now],
+        )?;
+    }
+    Ok(out)
+}
+
+/// Moves the delivery deadline of tasks queued behind an online agent's
+/// busy slots: they wait for the agent, which is there, not for an
+/// offline instance.
+pub fn extend_queued(conn: &Connection, task_ids: &[String], deadline_ms: i64) -> Result<()> {
+    let mut st = conn.prepare_cached(
+        "UPDATE tasks SET deadline_ms = ?2 WHERE id = ?1 AND status IN ('PENDING','DELIVER_DELAYED')",
+    )?;
+    for id in task_ids {
+        st.execute(params![id, deadline_ms])?;
+    }
+    Ok(())
 }
 
 /// Tasks an instance should be running or be told about when it connects
@@ -579,6 +661,7 @@ pub(crate) mod fixtures {
             exec_start_ms: 0,
             exec_end_ms: 0,
             held: false,
+            reported_len: 0,
         }
     }
 }

@@ -46,6 +46,7 @@ pub fn test_settings() -> Settings {
         deliver_timeout_ms: 60_000,
         result_grace_ms: 5_000,
         sweep_interval_ms: 200,
+        ..Settings::default()
     }
 }
 

@@ -1,0 +1,215 @@
+//! Applies what an agent reports about its tasks (TaskStarted, Output,
+//! TaskFinished, job-control answers) to the store.
+//!
+//! Guarantees:
+//! * a report changes only the sender's own tasks: a task id that belongs
+//!   to another instance, or to none, changes nothing (and gets no Ack);
+//! * every number is range-checked before it is used: times within
+//!   [0, `protocol::MAX_TIME_MS`], offsets and lengths within
+//!   `protocol::MAX_OUTPUT_LEN`, exit codes within i32; a report that fails
+//!   a check is dropped whole and logged, so nothing is half-applied;
+//! * deadlines are computed on the server's clock, never from a time the
+//!   agent sent;
+//! * `Ack` follows only a committed write. A write that fails returns an
+//!   error, on which `link` closes the connection: the agent keeps its
+//!   journal entry and, on reconnecting, resends the task's output from
+//!   offset 0 and its result, so nothing it reported is lost to a full
+//!   disk or a failing database;
+//! * output is complete or says it is not: a result whose reported length
+//!   exceeds what the server holds (bytes the agent could not resend) is
+//!   stored with `reported_len`, so the API shows Complete false and counts
+//!   the missing bytes in Dropped.
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+
+use super::Dispatcher;
+use crate::protocol::{AgentMsg, Outcome, ServerMsg, MAX_OUTPUT_LEN, MAX_TIME_MS};
+use crate::store::invocations::{self, Finish, Task};
+use crate::store::status::TaskStatus;
+use crate::store::StoreError;
+use crate::timefmt::now_ms;
+
+/// Longest error_info kept from an agent (characters).
+const MAX_ERROR_INFO: usize = 4096;
+
+fn valid_time(t: i64) -> bool {
+    (0..=MAX_TIME_MS).contains(&t)
+}
+
+/// The task if it exists and belongs to `owner`; None otherwise (unknown,
+/// deleted, or another instance's: the same answer, so an agent learns
+/// nothing about other instances' task ids).
+fn own_task(
+    c: &rusqlite::Connection,
+    task_id: &str,
+    owner: &str,
+) -> crate::store::Result<Option<Task>> {
+    match invocations::get_task(c, task_id) {
+        Ok(t) if t.instance_id == owner => Ok(Some(t)),
+        Ok(_) | Err(StoreError::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn outcome_status(o: Outcome) -> TaskStatus {
+    match o {
+        Outcome::Success => TaskStatus::Success,
+        Outcome::Failed => TaskStatus::Failed,
+        Outcome::Timeout => TaskStatus::Timeout,
+        Outcome::Terminated => TaskStatus::Terminated,
+        Outcome::StartFailed => TaskStatus::StartFailed,
+    }
+}
+
+fn refuse(instance_id: &str, what: &str) -> crate::store::Result<()> {
+    tracing::warn!(instance = %instance_id, "agent message refused: {what}");
+    Ok(())
+}
+
+/// Applies one message of an authenticated agent. An error means a write
+/// failed; the caller ends the connection so the agent resends.
+pub(super) async fn handle(
+    d: &Dispatcher,
+    instance_id: &str,
+    msg: AgentMsg,
+) -> crate::store::Result<()> {
+    let now = now_ms();
+    match msg {
+        AgentMsg::Heartbeat => d.heartbeat(instance_id),
+        AgentMsg::TaskStarted {
+            task_id,
+            started_at,
+        } => {
+            if !valid_time(started_at) {
+                return refuse(instance_id, "TaskStarted with an impossible started_at");
+            }
+            let grace = d.settings.result_grace_ms;
+            let owner = instance_id.to_string();
+            d.store
+                .write(move |c| {
+                    let Some(t) = own_task(c, &task_id, &owner)? else {
+                        return Ok(false);
+                    };
+                    let inv = invocations::get(c, &t.invocation_id)?;
+                    // The server's clock decides the deadline.
+                    let deadline = now
+                        .saturating_add(inv.timeout.max(0).saturating_mul(1000))
+                        .saturating_add(grace);
+                    invocations::mark_running(c, &task_id, started_at, deadline, now)
+                })
+                .await?;
+        }
+        AgentMsg::Output {
+            task_id,
+            offset,
+            data,
+        } => {
+            let Ok(bytes) = B64.decode(data) else {
+                return refuse(instance_id, "Output that is not base64");
+            };
+            let end = offset.checked_add(bytes.len() as u64);
+            let Some(offset) = end
+                .filter(|e| *e <= MAX_OUTPUT_LEN)
+                .and_then(|_| i64::try_from(offset).ok())
+            else {
+                return refuse(instance_id, "Output beyond the largest offset");
+            };
+            let owner = instance_id.to_string();
+            d.store
+                .write(move |c| {
+                    if own_task(c, &task_id, &owner)?.is_some() {
+                        invocations::append_output(c, &task_id, offset, &bytes)?;
+                    }
+                    Ok(())
+                })
+                .await?;
+        }
+        AgentMsg::TaskFinished {
+            task_id,
+            outcome,
+            exit_code,
+            started_at,
+            ended_at,
+            output_len,
+            error_info,
+        } => {
+            let exit_ok = exit_code.is_none_or(|c| i32::try_from(c).is_ok());
+            if !exit_ok || !valid_time(started_at) || !valid_time(ended_at) {
+                return refuse(
+                    instance_id,
+                    "TaskFinished with an impossible time or exit code",
+                );
+            }
+            let Some(reported_len) = (output_len <= MAX_OUTPUT_LEN)
+                .then(|| i64::try_from(output_len).ok())
+                .flatten()
+            else {
+                return refuse(instance_id, "TaskFinished with an impossible output length");
+            };
+            let mut error_info: String = error_info.chars().take(MAX_ERROR_INFO).collect();
+            let owner = instance_id.to_string();
+            let tid = task_id.clone();
+            let applied = d
+                .store
+                .write(move |c| {
+                    let t = match invocations::get_task(c, &tid) {
+                        Ok(t) => t,
+                        // Deleted meanwhile: the agent may forget it.
+                        Err(StoreError::NotFound(_)) => return Ok(Some(None)),
+                        Err(e) => return Err(e),
+                    };
+                    if t.instance_id != owner {
+                        return Ok(None);
+                    }
+                    let mut status = outcome_status(outcome);
+                    // A kill we did not ask for, while we were cancelling, is still a cancel.
+                    if t.status == TaskStatus::Cancelling && status != TaskStatus::Success {
+                        status = TaskStatus::Terminated;
+                    }
+                    let missing = reported_len - t.output_len;
+                    if missing > 0 {
+                        let note = format!(
+                            "output incomplete: {missing} of {reported_len} bytes were lost"
+                        );
+                        error_info = if error_info.is_empty() {
+                            note
+                        } else {
+                            format!("{error_info}; {note}")
+                        };
+                    }
+                    let f = Finish {
+                        status,
+                        exit_code,
+                        exec_start_ms: started_at,
+                        exec_end_ms: ended_at,
+                        reported_len,
+                        error_info: &error_info,
+                    };
+                    let ended = super::finish_task(c, &tid, &f, now)?;
+                    Ok(Some(ended.then_some(t.invocation_id)))
+                })
+                .await?;
+            // Not the sender's task: no Ack, nothing learned.
+            let Some(ended) = applied else {
+                return refuse(instance_id, "TaskFinished for a task of another instance");
+            };
+            // Committed (or already final, or deleted): the agent may forget it.
+            if let Some(tx) = d.sender(instance_id) {
+                let _ = tx.send(ServerMsg::Ack { task_id }).await;
+            }
+            if let Some(inv) = ended {
+                d.tasks_ended(vec![inv]).await;
+                // A slot is free: the next queued task goes out.
+                d.pump(instance_id).await?;
+            }
+        }
+        AgentMsg::TaskSuspended { .. }
+        | AgentMsg::TaskResumed { .. }
+        | AgentMsg::TaskControlFailed { .. } => {
+            super::jobctl::apply_report(d, instance_id, msg).await?;
+        }
+        AgentMsg::Register { .. } | AgentMsg::Hello { .. } => {}
+    }
+    Ok(())
+}
