@@ -526,7 +526,7 @@ async fn an_invoker_resolves_its_targets_at_each_trigger() {
         failed["Reason"]
             .as_str()
             .unwrap()
-            .contains("InvalidParameterValue.NoInstanceMatched"),
+            .contains("no registered instance matches Targets"),
         "{failed}"
     );
     // Once tagged, the next trigger reaches the instance.

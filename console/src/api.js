@@ -144,7 +144,7 @@ export class Push {
     ws.onmessage = ev => {
       let m;
       try { m = JSON.parse(ev.data); } catch { return; }
-      if (m.Type === 'error' && String(m.Code).startsWith('AuthFailure')) {
+      if (m.Type === 'error' && String(m.Code).startsWith('AuthFailure.Session')) {
         this.close();
         onSignedOut(new ApiError(m.Code, m.Message));
         return;

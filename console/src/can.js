@@ -30,6 +30,28 @@ export async function load(actions) {
 
 export function forget() { cache.clear(); }
 
+/** Asks (uncached) about `action` on these instance / command ids. */
+export async function ask(action, resources) {
+  try {
+    const r = await api.can([{ Action: action, Resources: resources }]);
+    return r[action] || { Allowed: false, Reason: 'no answer' };
+  } catch (e) {
+    return { Allowed: false, Reason: `cannot check permission: ${e.message}` };
+  }
+}
+
+/** Shows decision `d` on a wrapper made by guard(). */
+export function apply(wrap, d) {
+  const button = wrap.firstChild;
+  for (const old of wrap.querySelectorAll('.denied')) old.remove();
+  button.disabled = !d.Allowed;
+  button.title = d.Allowed ? '' : d.Reason;
+  if (d.Allowed) { button.removeAttribute('aria-describedby'); return; }
+  const id = `why-${Math.random().toString(36).slice(2, 9)}`;
+  button.setAttribute('aria-describedby', id);
+  wrap.append(h('small', { class: 'denied', id }, `Not allowed — ${d.Reason}`));
+}
+
 /**
  * Disables `button` when the engine denies `action`, and returns a wrapper
  * holding the button and (when denied) the reason as visible text.

@@ -38,12 +38,14 @@ export class OutputViewer {
     const end = this.loaded;
     put(this.info, this.total
       ? `bytes ${this.offset.toLocaleString()}–${end.toLocaleString()} of ${bytes(this.total)}`
-      : 'no output yet');
+      : 'no output yet',
+    this.dropped ? ` · ${bytes(this.dropped)} more were not kept (the server's output limit)` : '');
   }
 
   async fetchSlice(offset, limit) {
     const r = await api.call('DescribeInvocationTaskOutput', { InvocationTaskId: this.taskId, Offset: offset, Limit: limit });
     this.total = r.TotalSize || 0;
+    this.dropped = r.Dropped || 0;
     return { data: base64ToBytes(r.Output), complete: r.Complete };
   }
 

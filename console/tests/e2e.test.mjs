@@ -147,7 +147,9 @@ before(async () => {
   const serverDir = join(dir, 'server');
   const set = spawnSync(BIN, ['admin', 'set-password', '--data-dir', serverDir], { input: `${ROOT_PASSWORD}\n` });
   assert.equal(set.status, 0, String(set.stderr));
-  const server = startProcess(['server', '--data-dir', serverDir, '--listen', '127.0.0.1:0'], 'server');
+  // Outputs up to 100 MiB are kept whole (the default keeps 16 MiB), so the
+  // 20 MB output below is stored and read back in slices.
+  const server = startProcess(['server', '--data-dir', serverDir, '--listen', '127.0.0.1:0', '--max-output-bytes', String(100 << 20)], 'server');
   const addr = await until('the server address', () => {
     const f = join(serverDir, 'server.addr');
     return existsSync(f) && readFileSync(f, 'utf8').trim();
@@ -413,6 +415,73 @@ test('a sub-user signs in and sees what the engine denies disabled, with the rea
   const forced = await consoleCall(ann, 'RunCommand', { Content: Buffer.from('echo hi').toString('base64'), InstanceIds: [instanceIds[0]] });
   assert.match(forced.Error.Code, /UnauthorizedOperation/);
   assert.equal((await consoleCall(page, 'DescribeInvocations', {})).TotalCount, before);
+});
+
+test('the Run button follows the engine for the instances picked', async () => {
+  const [a, b] = instanceIds;
+  const owner = (await consoleCall(page, 'GetUserAppId', {}, true)).OwnerUin;
+  const add = await consoleCall(page, 'AddUser', { Name: 'cy', Password: 'Cy-console-pass-12', ConsoleLogin: 1 }, true);
+  assert.equal(add.Error, undefined, JSON.stringify(add));
+  const pol = await consoleCall(page, 'CreatePolicy', {
+    PolicyName: 'run-on-a',
+    PolicyDocument: JSON.stringify({
+      version: '2.0',
+      statement: [
+        { effect: 'allow', action: ['tat:Describe*'], resource: ['*'] },
+        // A run also names the command it creates.
+        { effect: 'allow', action: ['tat:RunCommand'], resource: [`qcs::tat:ap-guangzhou:uin/${owner}:instance/${a}`, `qcs::tat:ap-guangzhou:uin/${owner}:command/*`] },
+      ],
+    }),
+  }, true);
+  assert.equal(pol.Error, undefined, JSON.stringify(pol));
+  await consoleCall(page, 'AttachUserPolicy', { AttachUin: Number(add.Uin), PolicyId: pol.PolicyId }, true);
+  const ctx = await freshBrowser('cy');
+  const cy = ctx.pages()[0] || await ctx.newPage();
+  await signIn(cy, 'cy', 'Cy-console-pass-12');
+  await go(cy, '#/run');
+  const run = 'form.run-form button[type=submit]';
+  await cy.check(`.pick-list input[value="${a}"]`);
+  await until('Run enabled for instance A', async () => !(await cy.isDisabled(run)));
+  await cy.check(`.pick-list input[value="${b}"]`);
+  await until('Run disabled once B is picked', async () => cy.isDisabled(run));
+  assert.match(await cy.textContent('form.run-form .denied'), new RegExp(b));
+  await cy.uncheck(`.pick-list input[value="${b}"]`);
+  await until('Run enabled again', async () => !(await cy.isDisabled(run)));
+  await cy.fill('textarea', 'echo allowed-run');
+  await cy.click(run);
+  await cy.waitForURL(/#\/invocations\/inv-/, { timeout: WAIT });
+  await until('the allowed run to succeed', async () => (await rowStatus(cy, a)) === 'success');
+});
+
+test('a user with no policy gets nothing from the console\'s own endpoints', async () => {
+  const add = await consoleCall(page, 'AddUser', { Name: 'bob', Password: 'Bob-console-pass-1', ConsoleLogin: 1 }, true);
+  assert.equal(add.Error, undefined, JSON.stringify(add));
+  const inv = (await consoleCall(page, 'DescribeInvocations', { Limit: 1 })).InvocationSet[0].InvocationId;
+  const ctx = await freshBrowser('bob');
+  const bob = ctx.pages()[0] || await ctx.newPage();
+  await signIn(bob, 'bob', 'Bob-console-pass-1');
+  const view = (path, body) => bob.evaluate(async ([path, body]) => {
+    const r = await fetch(path, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': sessionStorage.getItem('drover.csrf') || '' },
+      body: JSON.stringify(body),
+    });
+    return (await r.json()).Response;
+  }, [path, body]);
+  const groups = await view('/console/groups', { InvocationId: inv });
+  assert.match(groups.Error.Code, /UnauthorizedOperation/, JSON.stringify(groups));
+  assert.equal(groups.GroupSet, undefined);
+  const can = await view('/console/can', { Actions: [{ Action: 'RunCommand' }, { Action: 'DescribeInvocations' }] });
+  assert.deepEqual(can.Results.map(r => r.Allowed), [false, false]);
+  // The live view of someone else's invocation pushes an error, never its tasks.
+  await go(bob, `#/invocations/${inv}`);
+  await bob.waitForSelector('.summary .error', { timeout: 15000 }).catch(async e => {
+    throw new Error(`${e.message}\n${await bob.textContent('main')}`);
+  });
+  assert.equal(await bob.$$eval('tr[data-instance]', r => r.length), 0);
+  // Without the CSRF token, even an allowed question is refused.
+  const noCsrf = await bob.evaluate(async () => (await (await fetch('/console/can', { method: 'POST', body: '{"Actions":[]}' })).json()).Response);
+  assert.match(noCsrf.Error.Code, /UnauthorizedOperation/);
 });
 
 /** Opens a WebSocket handshake on /console/push; resolves to the HTTP status. */

@@ -5,8 +5,8 @@
 
 use serde_json::{json, Value};
 
+use super::decided::Request;
 use super::error::ApiError;
-use super::gate::Request;
 use super::request::{Params, R};
 use super::{Api, Principal};
 use crate::gate::Authorized;
@@ -76,10 +76,14 @@ pub async fn create(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Valu
                 groups::get(c, gid)?.is_some()
             };
             if !known {
-                return Err(StoreError::NotFound(format!(
-                    "{}:{}",
-                    a.principal_type, a.principal_id
-                )));
+                return Err(StoreError::missing(
+                    if a.principal_type == "user" {
+                        crate::store::Entity::Uin
+                    } else {
+                        crate::store::Entity::Group
+                    },
+                    a.principal_id.clone(),
+                ));
             }
             if a.scope != "account" {
                 commands::get(c, &a.scope)?;
@@ -176,8 +180,12 @@ pub async fn simulate(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Va
             .read(move |c| super::auth::principal_for_user(c, &lookup))
             .await?
     };
-    let who =
-        who.ok_or_else(|| ApiError::from(StoreError::NotFound(format!("uin:{principal_id}"))))?;
+    let who = who.ok_or_else(|| {
+        ApiError::from(StoreError::missing(
+            crate::store::Entity::Uin,
+            principal_id.clone(),
+        ))
+    })?;
     let grants = api.grants(&who, ip).await?;
     let mut named = Vec::new();
     for r in &resources {

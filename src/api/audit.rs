@@ -2,7 +2,7 @@
 //! was decided and how it ended; and DescribeAuditEvents, the drover
 //! extension that reads it back.
 
-use super::gate::Request;
+use super::decided::Request;
 use crate::gate::Authorized;
 use std::net::SocketAddr;
 

@@ -1,7 +1,7 @@
 //! Command actions: CreateCommand, ModifyCommand, DeleteCommand(s),
 //! DescribeCommands, PreviewReplacedCommandContent.
 
-use super::gate::{Named, Request};
+use super::decided::{Named, Request};
 use crate::gate::Authorized;
 use base64::Engine;
 use serde_json::{json, Value};
@@ -262,7 +262,7 @@ async fn delete_ids(api: &Api, ids: Vec<String>) -> R<Value> {
             for id in &ids {
                 if crate::store::invokers::command_in_use(c, id)? {
                     return Err(crate::store::StoreError::Refused(
-                        "command-in-invoker",
+                        crate::store::Rule::CommandInInvoker,
                         format!(
                             "the command `{id}` is used by an invoker; delete the invoker first"
                         ),
@@ -333,7 +333,10 @@ pub async fn describe(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Val
         .read(move |c| commands::list(c, &query, fetch))
         .await?;
     let (total, rows) = vis.page(total, rows, page, |c| {
-        vis.sees("tat:DescribeCommands", &[vis.command(&c.id, &c.tags)])
+        vis.sees(
+            crate::policy::Action::DescribeCommands.policy_name(),
+            &[vis.command(&c.id, &c.tags)],
+        )
     });
     let set: Vec<Value> = rows
         .iter()

@@ -52,6 +52,8 @@ const SAMPLE: i64 = 4096;
 const HASH_SLICE: i64 = 1 << 20;
 /// Most actions one `/console/can` asks about.
 const MAX_CAN: usize = 64;
+/// Most resources one question names (a Run page selection).
+const MAX_CAN_RESOURCES: usize = 1000;
 
 fn call_params(v: Value) -> Result<Params, ApiError> {
     Params::parse(v.to_string().as_bytes())
@@ -301,10 +303,10 @@ async fn serve_push<S>(
     }
 }
 
-/// `POST /console/can`: `{"Actions":[{"Action":"RunCommand"}, …]}` →
-/// `{"Results":[{"Action","Allowed","Reason"}, …]}`, decided by the engine
-/// for the signed-in user exactly as the gate would decide a request that
-/// names no particular resource.
+/// `POST /console/can`: `{"Actions":[{"Action":"RunCommand",
+/// "Resources":["mi-…"]}, …]}` → `{"Results":[{"Action","Allowed","Reason"}]}`,
+/// decided by the engine for the signed-in user as the gate would decide
+/// that action on those instances / commands (on `*` when none are named).
 pub async fn can(
     api: &Api,
     p: &Principal,
@@ -331,7 +333,8 @@ pub async fn can(
             out.push(json!({"Action": name, "Allowed": false, "Reason": "unknown action"}));
             continue;
         };
-        let d = grants.decide(qualified, &[]);
+        let named = resources_of(api, &a["Resources"]).await?;
+        let d = grants.decide(qualified, &named);
         out.push(json!({
             "Action": name,
             "Allowed": d.allowed,
@@ -339,6 +342,40 @@ pub async fn can(
         }));
     }
     Ok(json!({ "Results": out }))
+}
+
+/// Instance and command ids as the gate names them (qcs names with tags).
+async fn resources_of(api: &Api, v: &Value) -> Result<Vec<crate::policy::Resource>, ApiError> {
+    let ids: Vec<String> = v
+        .as_array()
+        .map(|l| {
+            l.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    if ids.len() > MAX_CAN_RESOURCES {
+        return Err(ApiError::value(format!(
+            "at most {MAX_CAN_RESOURCES} Resources per action"
+        )));
+    }
+    let (instances, others): (Vec<String>, Vec<String>) =
+        ids.into_iter().partition(|i| crate::ids::is_valid(i, "mi"));
+    let mut out = if instances.is_empty() {
+        Vec::new()
+    } else {
+        api.gate.instance_resources(&instances).await?
+    };
+    for id in others {
+        if crate::ids::is_valid(&id, "cmd") {
+            out.push(api.gate.command_resource(&id).await?);
+        } else {
+            return Err(ApiError::value(format!(
+                "{id:?} is neither an instance nor a command id"
+            )));
+        }
+    }
+    Ok(out)
 }
 
 /// `POST /console/groups`: `{"InvocationId":"inv-…"}` → the invocation's

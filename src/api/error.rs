@@ -5,7 +5,7 @@
 //! the offending parameter or resource and never echo secrets.
 
 use crate::dispatch::{ControlError, ControlRequest};
-use crate::store::StoreError;
+use crate::store::{Entity, Rule, StoreError};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
@@ -61,56 +61,43 @@ pub const TRIGGER_HANDLED: &str = "FailedOperation.InvokerTriggerHandled";
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match e {
-            StoreError::NotFound(what) if what.contains(':') => {
-                // CAM's resources: "user:NAME", "uin:UIN", "group:ID", ...
-                let code = match what.split(':').next().unwrap_or("") {
-                    "user" | "uin" => "ResourceNotFound.UserNotExist",
-                    "group" => "ResourceNotFound.GroupNotExist",
-                    "policy" => "ResourceNotFound.PolicyIdNotFound",
-                    "key" => "ResourceNotFound.SecretNotExist",
-                    "role-assignment" => "ResourceNotFound.RoleAssignmentNotFound",
-                    "secret" => "ResourceNotFound.SecretNotFound",
-                    _ => "ResourceNotFound.NotFound",
+            StoreError::NotFound { entity, id } => {
+                let code = match entity {
+                    Entity::Command => "ResourceNotFound.CommandNotFound",
+                    Entity::Invocation => "ResourceNotFound.InvocationNotFound",
+                    Entity::Instance => "ResourceNotFound.RegisterInstanceNotFoundCode",
+                    Entity::RegisterCode => "ResourceNotFound.RegisterCodesNotFoundCode",
+                    Entity::Task | Entity::Invoker => "ResourceNotFound",
+                    Entity::User | Entity::Uin => "ResourceNotFound.UserNotExist",
+                    Entity::Group => "ResourceNotFound.GroupNotExist",
+                    Entity::Policy => "ResourceNotFound.PolicyIdNotFound",
+                    Entity::AccessKey => "ResourceNotFound.SecretNotExist",
+                    Entity::RoleAssignment => "ResourceNotFound.RoleAssignmentNotFound",
+                    Entity::Secret => "ResourceNotFound.SecretNotFound",
                 };
-                let (kind, id) = what.split_once(':').unwrap_or(("resource", &what));
-                let kind = match kind {
-                    "uin" => "user with uin",
-                    "key" => "access key",
-                    other => other,
-                };
-                ApiError::new(code, format!("the {kind} `{id}` does not exist"))
-            }
-            StoreError::NotFound(what) => {
-                let code = match what.split('-').next().unwrap_or("") {
-                    "cmd" => "ResourceNotFound.CommandNotFound",
-                    "inv" => "ResourceNotFound.InvocationNotFound",
-                    "mi" => "ResourceNotFound.RegisterInstanceNotFoundCode",
-                    "rgstr" => "ResourceNotFound.RegisterCodesNotFoundCode",
-                    _ => "ResourceNotFound",
-                };
-                ApiError::new(code, format!("the resource `{what}` does not exist"))
+                ApiError::new(code, format!("the {entity} `{id}` does not exist"))
             }
             StoreError::Conflict(msg) => {
                 ApiError::new("InvalidParameterValue.CommandNameDuplicated", msg)
             }
             StoreError::Refused(rule, msg) => {
                 let code = match rule {
-                    "user-name-taken" => "InvalidParameter.SubUserNameInUse",
-                    "group-name-taken" => "InvalidParameter.GroupNameInUse",
-                    "policy-name-taken" => "FailedOperation.PolicyNameInUse",
-                    "preset-policy" => "InvalidParameter.PolicyIdError",
-                    "key-limit" => "OperationDenied.AccessKeyOverLimit",
-                    "user-has-keys" => "OperationDenied.HaveKeys",
-                    "user-group-full" => "InvalidParameter.UserGroupFull",
-                    "attachment-full" => "InvalidParameter.AttachmentFull",
+                    Rule::UserNameTaken => "InvalidParameter.SubUserNameInUse",
+                    Rule::GroupNameTaken => "InvalidParameter.GroupNameInUse",
+                    Rule::PolicyNameTaken => "FailedOperation.PolicyNameInUse",
+                    Rule::PresetPolicy => "InvalidParameter.PolicyIdError",
+                    Rule::KeyLimit => "OperationDenied.AccessKeyOverLimit",
+                    Rule::UserHasKeys => "OperationDenied.HaveKeys",
+                    Rule::UserGroupFull => "InvalidParameter.UserGroupFull",
+                    Rule::AttachmentFull => "InvalidParameter.AttachmentFull",
                     // TAT's public commands belong to no account: changing
                     // or deleting one is not an operation it supports.
-                    "library-command" => "UnsupportedOperation",
-                    "invoker-trigger-handled" => TRIGGER_HANDLED,
-                    "command-in-invoker" => "ResourceUnavailable.CommandInInvoker",
-                    "secret-name-taken" => "InvalidParameterValue.SecretNameDuplicated",
-                    "secret-limit" => "LimitExceeded.SecretQuota",
-                    _ => "FailedOperation",
+                    Rule::LibraryCommand => "UnsupportedOperation",
+                    Rule::InvokerTriggerHandled => TRIGGER_HANDLED,
+                    Rule::CommandInInvoker => "ResourceUnavailable.CommandInInvoker",
+                    Rule::SecretNameTaken => "InvalidParameterValue.SecretNameDuplicated",
+                    Rule::SecretLimit => "LimitExceeded.SecretQuota",
+                    Rule::RunInstance => "FailedOperation",
                 };
                 ApiError::new(code, msg)
             }
@@ -127,7 +114,7 @@ impl From<crate::run::RunError> for ApiError {
     fn from(e: crate::run::RunError) -> ApiError {
         use crate::run::RunError as E;
         match e {
-            E::Invalid { code, message } => ApiError::new(code, message),
+            E::Invalid { problem, message } => ApiError::new(problem_code(problem), message),
             E::InstanceNotFound(_) => {
                 ApiError::new("ResourceNotFound.InstanceNotFound", e.to_string())
             }
@@ -146,6 +133,40 @@ impl From<crate::run::RunError> for ApiError {
             E::Store(s) => s.into(),
             E::Internal => ApiError::internal(),
         }
+    }
+}
+
+/// The TAT code of each check a run's request can fail.
+pub fn problem_code(p: crate::run::error::Problem) -> &'static str {
+    use crate::run::error::Problem as P;
+    match p {
+        P::InvalidParameter => "InvalidParameter",
+        P::ConflictParameter => "InvalidParameter.ConflictParameter",
+        P::InvalidContent => "InvalidParameterValue.InvalidContent",
+        P::InvalidCosBucketUrl => "InvalidParameterValue.InvalidOutputCOSBucketUrl",
+        P::InvalidCosKeyPrefix => "InvalidParameterValue.InvalidOutputCOSKeyPrefix",
+        P::InvalidUsername => "InvalidParameterValue.InvalidUsername",
+        P::InvalidWorkingDirectory => "InvalidParameterValue.InvalidWorkingDirectory",
+        P::LackOfParameterInfo => "InvalidParameterValue.LackOfParameterInfo",
+        P::LimitExceeded => "InvalidParameterValue.LimitExceeded",
+        P::NoInstanceMatched => "InvalidParameterValue.NoInstanceMatched",
+        P::ParameterDisabled => "InvalidParameterValue.ParameterDisabled",
+        P::ParameterInvalidJsonFormat => "InvalidParameterValue.ParameterInvalidJsonFormat",
+        P::ParameterKeyContainsInvalidChar => {
+            "InvalidParameterValue.ParameterKeyContainsInvalidChar"
+        }
+        P::ParameterKeyDuplicated => "InvalidParameterValue.ParameterKeyDuplicated",
+        P::ParameterKeyLenExceeded => "InvalidParameterValue.ParameterKeyLenExceeded",
+        P::ParameterNumberExceeded => "InvalidParameterValue.ParameterNumberExceeded",
+        P::ParameterValueNotString => "InvalidParameterValue.ParameterValueNotString",
+        P::Range => "InvalidParameterValue.Range",
+        P::SupportParametersOnlyIfEnableParameter => {
+            "InvalidParameterValue.SupportParametersOnlyIfEnableParameter"
+        }
+        P::TooLong => "InvalidParameterValue.TooLong",
+        P::StoredData => "InternalError",
+        P::Value => "InvalidParameterValue",
+        P::Missing => "MissingParameter",
     }
 }
 
@@ -193,45 +214,30 @@ mod tests {
     #[test]
     fn cam_store_errors_get_cam_codes() {
         let code = |e: StoreError| ApiError::from(e).code;
+        let missing = |e: Entity| code(StoreError::missing(e, "x"));
+        assert_eq!(missing(Entity::User), "ResourceNotFound.UserNotExist");
+        assert_eq!(missing(Entity::Uin), "ResourceNotFound.UserNotExist");
+        assert_eq!(missing(Entity::Group), "ResourceNotFound.GroupNotExist");
+        assert_eq!(missing(Entity::Policy), "ResourceNotFound.PolicyIdNotFound");
         assert_eq!(
-            code(StoreError::NotFound("user:ann".into())),
-            "ResourceNotFound.UserNotExist"
-        );
-        assert_eq!(
-            code(StoreError::NotFound("group:7".into())),
-            "ResourceNotFound.GroupNotExist"
-        );
-        assert_eq!(
-            code(StoreError::NotFound("policy:7".into())),
-            "ResourceNotFound.PolicyIdNotFound"
-        );
-        assert_eq!(
-            code(StoreError::NotFound("key:AKID1".into())),
+            missing(Entity::AccessKey),
             "ResourceNotFound.SecretNotExist"
         );
+        assert_eq!(missing(Entity::Command), "ResourceNotFound.CommandNotFound");
+        assert_eq!(missing(Entity::Secret), "ResourceNotFound.SecretNotFound");
         assert_eq!(
-            code(StoreError::NotFound("cmd-12345678".into())),
-            "ResourceNotFound.CommandNotFound"
-        );
-        assert_eq!(
-            code(StoreError::Refused("user-name-taken", String::new())),
+            code(StoreError::Refused(Rule::UserNameTaken, String::new())),
             "InvalidParameter.SubUserNameInUse"
         );
         assert_eq!(
-            code(StoreError::Refused("key-limit", String::new())),
+            code(StoreError::Refused(Rule::KeyLimit, String::new())),
             "OperationDenied.AccessKeyOverLimit"
         );
         assert_eq!(
-            code(StoreError::NotFound("secret:db.pw".into())),
-            "ResourceNotFound.SecretNotFound"
-        );
-        assert_eq!(
-            code(StoreError::Refused("secret-name-taken", String::new())),
+            code(StoreError::Refused(Rule::SecretNameTaken, String::new())),
             "InvalidParameterValue.SecretNameDuplicated"
         );
-        assert_eq!(
-            code(StoreError::Refused("no-such-rule", String::new())),
-            "FailedOperation"
-        );
+        let m = ApiError::from(StoreError::missing(Entity::Uin, "100")).message;
+        assert_eq!(m, "the user with uin `100` does not exist");
     }
 }

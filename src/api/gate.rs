@@ -23,6 +23,7 @@ use crate::run::{self, Overrides, Plan, Source, Want};
 use crate::store::{commands, invocations, invokers};
 
 use super::commands as cmds;
+use super::decided::{Named, Request};
 use super::error::ApiError;
 use super::request::{check_ids, check_unique, Params, R};
 use super::targets::{self, Selector};
@@ -32,89 +33,6 @@ use super::{Api, Principal};
 pub const MAX_RUN_INSTANCES: usize = 200;
 /// Most ids a list action takes (TAT's limit), checked before any lookup.
 const MAX_LIST: usize = 100;
-
-/// A request as the gate read it.
-pub struct Request {
-    /// The caller, with the grants the decision used.
-    pub principal: Principal,
-    pub action: Action,
-    /// The resources named, as the action's rule reads them.
-    pub named: Named,
-    /// `Tags` of what the request creates (TAT endpoint), read strictly.
-    pub tags: Option<String>,
-}
-
-/// The resource-naming fields of a request, by rule.
-pub enum Named {
-    /// Operation-level actions.
-    Nothing,
-    /// One id (`CommandId`, `InvocationTaskId`, `InstanceId`, `InvokerId`,
-    /// `SecretName`), or none where the action allows that.
-    One(Option<String>),
-    /// A list of ids; None: a list action filtered item by item.
-    List(Option<Vec<String>>),
-    /// CancelInvocation, Suspend/ResumeInvocation.
-    Invocation {
-        id: String,
-        instances: Option<Vec<String>>,
-    },
-    /// DescribeWebhookDeliveries.
-    Deliveries {
-        invocation: Option<String>,
-        invoker: Option<String>,
-    },
-    /// RunCommand, InvokeCommand: the decided run.
-    Run(Box<Authorized<Plan>>),
-    /// ModifyCommand: the command and the new content, if any.
-    ModifyCommand { id: String, content: Option<String> },
-    /// CreateInvoker: the command and the instances it will run on.
-    NewInvoker {
-        command_id: String,
-        ids: Vec<String>,
-        selector: Option<Selector>,
-    },
-    /// CAM's actions: the users, groups and policies they reach, grouped as
-    /// decided (`api::cam::scope`).
-    Cam(Vec<Vec<Resource>>),
-    /// ModifyInvoker: what the request changes of the invoker.
-    ChangeInvoker {
-        id: String,
-        command_id: Option<String>,
-        ids: Option<Vec<String>>,
-        selector: Option<Selector>,
-    },
-}
-
-impl Authorized<Request> {
-    pub fn who(&self) -> &Principal {
-        &self.value().principal
-    }
-
-    /// The one id the request names; MissingParameter without it.
-    pub fn one(&self, field: &str) -> R<String> {
-        self.opt_one().ok_or_else(|| ApiError::missing(field))
-    }
-
-    pub fn opt_one(&self) -> Option<String> {
-        match &self.value().named {
-            Named::One(id) => id.clone(),
-            _ => None,
-        }
-    }
-
-    /// The ids a list request names (None: filter item by item).
-    pub fn ids(&self) -> Option<Vec<String>> {
-        match &self.value().named {
-            Named::List(ids) => ids.clone(),
-            _ => None,
-        }
-    }
-
-    /// `Tags` as read by the gate (JSON text), "[]" when not given.
-    pub fn tags(&self) -> String {
-        self.value().tags.clone().unwrap_or_else(|| "[]".into())
-    }
-}
 
 fn one_id(q: &mut Params, field: &str, prefix: &str, code: &'static str) -> R<Option<String>> {
     let id = q.opt_str(field)?;
@@ -188,7 +106,9 @@ impl Api {
                 grants.set_request_tags(q.peek_tags());
                 None
             }
-            _ if q.peek_value("Tags").is_some() => Some(cmds::read_tags(q)?),
+            // Only the actions that set tags take `Tags`; elsewhere it stays
+            // in the request and is an UnknownParameter.
+            _ if takes_tags(action) && q.peek_value("Tags").is_some() => Some(cmds::read_tags(q)?),
             _ => None,
         };
         if let Some(t) = &tags {
@@ -425,7 +345,7 @@ impl Api {
                         Check::new(action.policy_name(), vec![self.gate.command_res(id, "[]")]);
                     gate::authorize(&p.grants, &[check], ())?.into_inner();
                 }
-                Err(crate::store::StoreError::NotFound(id.to_string()).into())
+                Err(crate::store::StoreError::missing(crate::store::Entity::Command, id).into())
             }
         }
     }
@@ -694,7 +614,7 @@ impl Api {
         let mut main = vec![self.gate.command_resource(id).await?];
         main.extend(insts.iter().cloned());
         let mut checks = vec![Check {
-            action: "tat:InvokeCommand",
+            action: Action::InvokeCommand.policy_name(),
             resources: main,
             hide_resource: true,
             start_of: None,
@@ -784,6 +704,18 @@ impl Api {
         }
         Ok(groups)
     }
+}
+
+/// The TAT actions whose `Tags` tag what they create or change.
+fn takes_tags(action: Action) -> bool {
+    matches!(
+        action,
+        Action::CreateCommand
+            | Action::RunCommand
+            | Action::CreateInvoker
+            | Action::CreateRegisterCode
+            | Action::ModifyInstanceTags
+    )
 }
 
 /// A fresh id that names nothing: what a missing resource is decided as,

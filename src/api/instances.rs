@@ -5,7 +5,7 @@
 //! drive policy conditions and target selectors, so retagging is its own
 //! privilege, apart from renaming).
 
-use super::gate::Request;
+use super::decided::Request;
 use crate::gate::Authorized;
 use base64::Engine;
 use serde_json::{json, Value};
@@ -231,7 +231,7 @@ pub async fn describe_instances(api: &Api, a: Authorized<Request>, mut q: Params
         .await?;
     let (total, rows) = vis.page(total, rows, page, |i| {
         vis.sees(
-            "tat:DescribeRegisterInstances",
+            crate::policy::Action::DescribeRegisterInstances.policy_name(),
             &[vis.instance(&i.id, &i.tags)],
         )
     });
@@ -271,7 +271,7 @@ pub async fn modify_tags(api: &Api, _a: Authorized<Request>, q: Params) -> R<Val
         .write(move |c| instances::set_tags(c, &target, &tags, now_ms()))
         .await
         .map_err(|e| match e {
-            crate::store::StoreError::NotFound(_) => ApiError::new(
+            crate::store::StoreError::NotFound { .. } => ApiError::new(
                 "ResourceNotFound.InstanceNotFound",
                 format!("the instance `{id}` does not exist"),
             ),
@@ -321,7 +321,7 @@ pub async fn agent_status(api: &Api, a: Authorized<Request>, mut q: Params) -> R
         .await?;
     let (total, rows) = vis.page(total, rows, page, |i| {
         vis.sees(
-            "tat:DescribeAutomationAgentStatus",
+            crate::policy::Action::DescribeAutomationAgentStatus.policy_name(),
             &[vis.instance(&i.id, &i.tags)],
         )
     });

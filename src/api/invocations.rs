@@ -4,7 +4,7 @@
 //! Suspend/ResumeInvocation (`jobctl.rs`) share CancelInvocation's request
 //! reading (`chosen_tasks`).
 
-use super::gate::{Named, Request};
+use super::decided::{Named, Request};
 use crate::gate::Authorized;
 use std::collections::{HashMap, HashSet};
 
@@ -130,7 +130,7 @@ pub async fn describe(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Val
                     .map(|x| x.tags)
                     .unwrap_or_default();
                 v.sees(
-                    "tat:DescribeInvocations",
+                    crate::policy::Action::DescribeInvocations.policy_name(),
                     &[v.command(&i.command_id, &tags)],
                 )
             });
@@ -238,7 +238,7 @@ pub async fn describe_tasks(api: &Api, a: Authorized<Request>, mut q: Params) ->
                     .map(|x| x.tags)
                     .unwrap_or_default();
                 vis.sees(
-                    "tat:DescribeInvocationTasks",
+                    crate::policy::Action::DescribeInvocationTasks.policy_name(),
                     &[
                         vis.command(&t.command_id, &ctags),
                         vis.instance(&t.instance_id, &itags),
@@ -346,20 +346,12 @@ pub async fn output(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value
     let (task, data, capped) = api
         .store
         .read(move |c| {
-            let t = invs::get_task(c, &task_id).map_err(|_| {
-                crate::store::StoreError::NotFound(format!("invocation task {task_id}"))
-            })?;
+            let t = invs::get_task(c, &task_id)?;
             let d = invs::read_output(c, &t.id, offset, limit)?;
             let capped = invs::output_capped(c, &t.id)?;
             Ok((t, d, capped))
         })
-        .await
-        .map_err(|e| match e {
-            crate::store::StoreError::NotFound(m) => {
-                ApiError::new("ResourceNotFound", format!("{m} does not exist"))
-            }
-            other => other.into(),
-        })?;
+        .await?;
     Ok(json!({
         "InvocationTaskId": task.id,
         "Output": base64::engine::general_purpose::STANDARD.encode(&data),

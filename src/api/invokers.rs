@@ -3,7 +3,7 @@
 //! DisableInvoker, DescribeInvokerRecords. The scheduler fires them; every
 //! change here wakes it so it plans again.
 
-use super::gate::{Named, Request};
+use super::decided::{Named, Request};
 use crate::gate::Authorized;
 use std::collections::HashMap;
 
@@ -146,7 +146,7 @@ async fn check_instances(api: &Api, ids: &[String]) -> R<()> {
 
 fn not_found(id: &str) -> impl FnOnce(crate::store::StoreError) -> ApiError + '_ {
     move |e| match e {
-        crate::store::StoreError::NotFound(_) => ApiError::new(
+        crate::store::StoreError::NotFound { .. } => ApiError::new(
             "ResourceNotFound",
             format!("the invoker `{id}` does not exist"),
         ),
@@ -453,7 +453,10 @@ pub async fn describe(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Val
         .read(move |c| {
             let (total, rows) = invokers::list(c, &query, fetch)?;
             let (total, rows) = vis.page(total, rows, page, |i| {
-                vis.sees("tat:DescribeInvokers", &[vis.invoker(&i.id, &i.tags)])
+                vis.sees(
+                    crate::policy::Action::DescribeInvokers.policy_name(),
+                    &[vis.invoker(&i.id, &i.tags)],
+                )
             });
             let ids: Vec<String> = rows.iter().map(|i| i.id.clone()).collect();
             // Hidden parameter values are never shown (api::hidden): mask
@@ -509,7 +512,7 @@ pub async fn describe_records(api: &Api, a: Authorized<Request>, mut q: Params) 
             let (total, rows) = vis.page(total, rows, page, |r| {
                 let t = tags.get(&r.invoker_id).map(String::as_str).unwrap_or("[]");
                 vis.sees(
-                    "tat:DescribeInvokerRecords",
+                    crate::policy::Action::DescribeInvokerRecords.policy_name(),
                     &[vis.invoker(&r.invoker_id, t)],
                 )
             });

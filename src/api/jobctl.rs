@@ -11,7 +11,7 @@
 //! delivered, are left alone; when that leaves nothing to act on, the call
 //! fails and changes nothing. CancelInvocation works on suspended tasks.
 
-use super::gate::Request;
+use super::decided::Request;
 use crate::gate::Authorized;
 use serde_json::{json, Value};
 

@@ -1,6 +1,6 @@
 //! DescribeRegions and DescribeQuotas: an appliance is one region.
 
-use super::gate::Request;
+use super::decided::Request;
 use crate::gate::Authorized;
 use serde_json::{json, Value};
 

@@ -16,6 +16,7 @@ mod commands;
 pub mod console;
 pub mod console_push;
 mod console_root;
+pub mod decided;
 pub mod error;
 mod form;
 pub mod gate;
@@ -279,7 +280,7 @@ impl Api {
     /// compiler finds an action without one.
     async fn dispatch_action(
         &self,
-        a: Authorized<gate::Request>,
+        a: Authorized<decided::Request>,
         q: Params,
         claim: Option<client_token::Claim>,
     ) -> Result<Value, ApiError> {

@@ -1,7 +1,7 @@
 //! DescribeScenes: the scenes that group the public command library. Every
 //! scene is TAT's own (CreatedBy "TAT") and ships with the binary.
 
-use super::gate::Request;
+use super::decided::Request;
 use crate::gate::Authorized;
 use serde_json::{json, Value};
 

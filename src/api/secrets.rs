@@ -9,7 +9,7 @@
 //! into a run is the policy action `tat:UseSecret` on `secret/NAME` together
 //! with the target instances, checked by the call gate (`use_groups`).
 
-use super::gate::Request;
+use super::decided::Request;
 use crate::gate::Authorized;
 
 use serde_json::{json, Value};
@@ -157,7 +157,10 @@ pub async fn describe(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Val
         .read(move |c| {
             let (total, rows) = store::list(c, &names, fetch)?;
             Ok(vis.page(total, rows, page, |s| {
-                vis.sees("tat:DescribeSecrets", &[vis.secret(&s.name)])
+                vis.sees(
+                    crate::policy::Action::DescribeSecrets.policy_name(),
+                    &[vis.secret(&s.name)],
+                )
             }))
         })
         .await?;

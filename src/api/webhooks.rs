@@ -3,7 +3,7 @@
 //! and DescribeWebhookDeliveries. The key goes in and never comes out: views
 //! show `Webhook: {"Url"}` only.
 
-use super::gate::{Named, Request};
+use super::decided::{Named, Request};
 use crate::gate::Authorized;
 use std::collections::HashMap;
 

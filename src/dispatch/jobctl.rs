@@ -118,7 +118,7 @@ pub(super) async fn apply_report(
             let t = match invocations::get_task(c, &task_id) {
                 Ok(t) => t,
                 // A task deleted meanwhile: nothing to record.
-                Err(StoreError::NotFound(_)) => return Ok(()),
+                Err(StoreError::NotFound { .. }) => return Ok(()),
                 Err(e) => return Err(e),
             };
             if t.instance_id != owner {

@@ -47,7 +47,7 @@ fn own_task(
 ) -> crate::store::Result<Option<Task>> {
     match invocations::get_task(c, task_id) {
         Ok(t) if t.instance_id == owner => Ok(Some(t)),
-        Ok(_) | Err(StoreError::NotFound(_)) => Ok(None),
+        Ok(_) | Err(StoreError::NotFound { .. }) => Ok(None),
         Err(e) => Err(e),
     }
 }
@@ -156,7 +156,7 @@ pub(super) async fn handle(
                     let t = match invocations::get_task(c, &tid) {
                         Ok(t) => t,
                         // Deleted meanwhile: the agent may forget it.
-                        Err(StoreError::NotFound(_)) => return Ok(Some(None)),
+                        Err(StoreError::NotFound { .. }) => return Ok(Some(None)),
                         Err(e) => return Err(e),
                     };
                     if t.instance_id != owner {

@@ -89,7 +89,7 @@ impl Grants {
         }
         let read = self.eval(
             self.roles.iter(),
-            "tat:DescribeCommands",
+            crate::policy::Action::DescribeCommands.policy_name(),
             std::slice::from_ref(command),
         );
         if read.allowed {

@@ -6,10 +6,10 @@ use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    /// The request is wrong: `code` is the TAT code of the check that
-    /// failed (InvalidParameterValue.*, MissingParameter, ...).
+    /// The request is wrong: `problem` says which check failed (the API
+    /// maps it to its TAT code), `message` says how.
     #[error("{message}")]
-    Invalid { code: &'static str, message: String },
+    Invalid { problem: Problem, message: String },
     /// An instance of the run does not exist.
     #[error("the instance `{0}` does not exist")]
     InstanceNotFound(String),
@@ -46,34 +46,65 @@ pub enum RunError {
 impl From<StoreError> for RunError {
     fn from(e: StoreError) -> RunError {
         match e {
-            StoreError::Refused("invoker-trigger-handled", _) => RunError::TriggerHandled,
+            StoreError::Refused(crate::store::Rule::InvokerTriggerHandled, _) => {
+                RunError::TriggerHandled
+            }
             other => RunError::Store(other),
         }
     }
 }
 
+/// Which check of a run's request failed; `api/error.rs` maps each to
+/// its TAT code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Problem {
+    InvalidParameter,
+    ConflictParameter,
+    InvalidContent,
+    InvalidCosBucketUrl,
+    InvalidCosKeyPrefix,
+    InvalidUsername,
+    InvalidWorkingDirectory,
+    LackOfParameterInfo,
+    LimitExceeded,
+    NoInstanceMatched,
+    ParameterDisabled,
+    ParameterInvalidJsonFormat,
+    ParameterKeyContainsInvalidChar,
+    ParameterKeyDuplicated,
+    ParameterKeyLenExceeded,
+    ParameterNumberExceeded,
+    ParameterValueNotString,
+    Range,
+    SupportParametersOnlyIfEnableParameter,
+    TooLong,
+    StoredData,
+    Value,
+    Missing,
+}
+
 impl RunError {
-    pub fn new(code: &'static str, message: impl Into<String>) -> RunError {
+    pub fn new(problem: Problem, message: impl Into<String>) -> RunError {
         RunError::Invalid {
-            code,
+            problem,
             message: message.into(),
         }
     }
 
     pub fn value(message: impl Into<String>) -> RunError {
-        Self::new("InvalidParameterValue", message)
+        Self::new(Problem::Value, message)
     }
 
     pub fn missing(name: &str) -> RunError {
         Self::new(
-            "MissingParameter",
+            Problem::Missing,
             format!("the request is missing required parameter `{name}`"),
         )
     }
 
     pub fn wrong_type(name: &str, want: &str) -> RunError {
         Self::new(
-            "InvalidParameter",
+            Problem::InvalidParameter,
             format!("the parameter `{name}` must be {want}"),
         )
     }

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use base64::Engine;
 use serde_json::{json, Map, Value};
 
-use super::error::{RunError, R};
+use super::error::{Problem, RunError, R};
 
 pub const MAX_CONTENT_B64: usize = 64 * 1024;
 pub const MAX_PARAMS: usize = 20;
@@ -26,13 +26,13 @@ const SECRET_PREFIX: &str = "secret:";
 pub fn decode_content(b64: &str) -> R<Vec<u8>> {
     if b64.is_empty() {
         return Err(RunError::new(
-            "InvalidParameterValue.InvalidContent",
+            Problem::InvalidContent,
             "Content must not be empty",
         ));
     }
     if b64.len() > MAX_CONTENT_B64 {
         return Err(RunError::new(
-            "InvalidParameterValue.TooLong",
+            Problem::TooLong,
             format!(
                 "Content is {} bytes of base64; the limit is 65536",
                 b64.len()
@@ -41,18 +41,13 @@ pub fn decode_content(b64: &str) -> R<Vec<u8>> {
     }
     base64::engine::general_purpose::STANDARD
         .decode(b64)
-        .map_err(|_| {
-            RunError::new(
-                "InvalidParameterValue.InvalidContent",
-                "Content is not valid base64",
-            )
-        })
+        .map_err(|_| RunError::new(Problem::InvalidContent, "Content is not valid base64"))
 }
 
 fn check_key(key: &str) -> R<()> {
     if key.is_empty() || key.len() > 64 {
         return Err(RunError::new(
-            "InvalidParameterValue.ParameterKeyLenExceeded",
+            Problem::ParameterKeyLenExceeded,
             format!("parameter name {key:?} must be 1 to 64 characters"),
         ));
     }
@@ -61,7 +56,7 @@ fn check_key(key: &str) -> R<()> {
         .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     {
         return Err(RunError::new(
-            "InvalidParameterValue.ParameterKeyContainsInvalidChar",
+            Problem::ParameterKeyContainsInvalidChar,
             format!("parameter name {key:?} may only contain a-z, A-Z, 0-9, - and _"),
         ));
     }
@@ -72,19 +67,19 @@ fn check_key(key: &str) -> R<()> {
 pub fn parse_map(field: &str, text: &str) -> R<BTreeMap<String, String>> {
     let v: Value = serde_json::from_str(text).map_err(|_| {
         RunError::new(
-            "InvalidParameterValue.ParameterInvalidJsonFormat",
+            Problem::ParameterInvalidJsonFormat,
             format!("{field} is not a JSON object string"),
         )
     })?;
     let Value::Object(obj) = v else {
         return Err(RunError::new(
-            "InvalidParameterValue.ParameterInvalidJsonFormat",
+            Problem::ParameterInvalidJsonFormat,
             format!("{field} is not a JSON object string"),
         ));
     };
     if obj.len() > MAX_PARAMS {
         return Err(RunError::new(
-            "InvalidParameterValue.ParameterNumberExceeded",
+            Problem::ParameterNumberExceeded,
             format!(
                 "{field} has {} parameters; at most {MAX_PARAMS} are allowed",
                 obj.len()
@@ -96,7 +91,7 @@ pub fn parse_map(field: &str, text: &str) -> R<BTreeMap<String, String>> {
         check_key(&k)?;
         let Value::String(s) = v else {
             return Err(RunError::new(
-                "InvalidParameterValue.ParameterValueNotString",
+                Problem::ParameterValueNotString,
                 format!("{field}: the value of {k:?} must be a string"),
             ));
         };
@@ -119,13 +114,13 @@ pub struct ParamConf {
 pub fn parse_confs(v: Value) -> R<Vec<ParamConf>> {
     let confs: Vec<ParamConf> = serde_json::from_value(v).map_err(|e| {
         RunError::new(
-            "InvalidParameter",
+            Problem::InvalidParameter,
             format!("DefaultParameterConfs is malformed: {e}"),
         )
     })?;
     if confs.len() > MAX_PARAMS {
         return Err(RunError::new(
-            "InvalidParameterValue.ParameterNumberExceeded",
+            Problem::ParameterNumberExceeded,
             format!("at most {MAX_PARAMS} DefaultParameterConfs are allowed"),
         ));
     }
@@ -134,7 +129,7 @@ pub fn parse_confs(v: Value) -> R<Vec<ParamConf>> {
         check_key(&c.parameter_name)?;
         if !seen.insert(c.parameter_name.clone()) {
             return Err(RunError::new(
-                "InvalidParameterValue.ParameterKeyDuplicated",
+                Problem::ParameterKeyDuplicated,
                 format!("parameter {:?} is listed twice", c.parameter_name),
             ));
         }
@@ -159,13 +154,13 @@ pub fn read_defaults(
 ) -> R<Defaults> {
     if default_parameters.is_some() && confs.is_some() {
         return Err(RunError::new(
-            "InvalidParameter.ConflictParameter",
+            Problem::ConflictParameter,
             "DefaultParameters and DefaultParameterConfs cannot both be given",
         ));
     }
     if !enable && (default_parameters.is_some() || confs.is_some()) {
         return Err(RunError::new(
-            "InvalidParameterValue.SupportParametersOnlyIfEnableParameter",
+            Problem::SupportParametersOnlyIfEnableParameter,
             "default parameters require EnableParameter to be true",
         ));
     }
@@ -303,7 +298,7 @@ fn substitute(
         } else {
             values.get(&p.key).ok_or_else(|| {
                 RunError::new(
-                    "InvalidParameterValue.LackOfParameterInfo",
+                    Problem::LackOfParameterInfo,
                     format!("no value was given for parameter {:?}", p.key),
                 )
             })?
@@ -415,7 +410,7 @@ pub fn replace(
     let defaults = parse_map("DefaultParameters", defaults_json)?;
     let text = std::str::from_utf8(content).map_err(|_| {
         RunError::new(
-            "InvalidParameterValue.InvalidContent",
+            Problem::InvalidContent,
             "content with custom parameters must be UTF-8 text",
         )
     })?;

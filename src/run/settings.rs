@@ -1,12 +1,12 @@
 //! A run's settings (user, directory, timeout, output location), checked
 //! the same way whether they come from a command or from a call.
 
-use super::error::{RunError, R};
+use super::error::{Problem, RunError, R};
 
 pub fn check_timeout(t: i64) -> R<()> {
     if !(1..=86400).contains(&t) {
         return Err(RunError::new(
-            "InvalidParameterValue.Range",
+            Problem::Range,
             format!("Timeout must be between 1 and 86400 seconds, got {t}"),
         ));
     }
@@ -19,7 +19,7 @@ pub fn check_username(u: &str) -> R<()> {
             .all(|c| !c.is_control() && !c.is_whitespace() && c != ':' && c != '/');
     if !ok {
         return Err(RunError::new(
-            "InvalidParameterValue.InvalidUsername",
+            Problem::InvalidUsername,
             format!("{u:?} is not a valid user name"),
         ));
     }
@@ -41,7 +41,7 @@ pub fn check_workdir(d: &str, command_type: &str) -> R<()> {
     let bad = d.len() > 512 || d.contains('\0') || (unix && !d.is_empty() && !d.starts_with('/'));
     if bad {
         return Err(RunError::new(
-            "InvalidParameterValue.InvalidWorkingDirectory",
+            Problem::InvalidWorkingDirectory,
             format!("WorkingDirectory {d:?} must be an absolute path"),
         ));
     }
@@ -51,7 +51,7 @@ pub fn check_workdir(d: &str, command_type: &str) -> R<()> {
 pub fn check_cos(url: &str, prefix: &str) -> R<()> {
     if !url.is_empty() && !url.starts_with("https://") {
         return Err(RunError::new(
-            "InvalidParameterValue.InvalidOutputCOSBucketUrl",
+            Problem::InvalidCosBucketUrl,
             "OutputCOSBucketUrl must start with https://",
         ));
     }
@@ -61,7 +61,7 @@ pub fn check_cos(url: &str, prefix: &str) -> R<()> {
         || prefix.split('/').any(|p| p == "..");
     if bad_prefix {
         return Err(RunError::new(
-            "InvalidParameterValue.InvalidOutputCOSKeyPrefix",
+            Problem::InvalidCosKeyPrefix,
             "OutputCOSKeyPrefix: at most 60 characters, no leading /, no //, no .. segment",
         ));
     }

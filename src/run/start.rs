@@ -4,7 +4,7 @@
 //! data; settings checked; rows written in one transaction) and hand them
 //! to dispatch.
 
-use super::error::{RunError, R};
+use super::error::{Problem, RunError, R};
 use super::params;
 use super::settings::{check_cos, check_timeout, check_username, check_workdir, default_workdir};
 use super::targets::{RateControl, Selector};
@@ -122,7 +122,7 @@ pub async fn plan(
                 .collect::<Vec<_>>();
             if runnable.len() > want.max {
                 return Err(RunError::new(
-                    "InvalidParameterValue.LimitExceeded",
+                    Problem::LimitExceeded,
                     format!(
                         "Targets match more than {} instances; at most {} may run one invocation",
                         want.max, want.max
@@ -220,10 +220,7 @@ impl Plan {
                 self.cmd.command_type
             )
         };
-        Err(RunError::new(
-            "InvalidParameterValue.NoInstanceMatched",
-            why,
-        ))
+        Err(RunError::new(Problem::NoInstanceMatched, why))
     }
 }
 
@@ -244,7 +241,7 @@ pub async fn start(run: &Runner, decided: Authorized<Plan>, also: Option<AlsoWri
     } = plan;
     if !cmd.enable_parameter && parameters.is_some() {
         return Err(RunError::new(
-            "InvalidParameterValue.ParameterDisabled",
+            Problem::ParameterDisabled,
             "Parameters require a command with EnableParameter set",
         ));
     }
@@ -369,7 +366,7 @@ pub async fn start(run: &Runner, decided: Authorized<Plan>, also: Option<AlsoWri
                 if let Ok(mut p) = found_problem.lock() {
                     *p = Some(e);
                 }
-                StoreError::Refused("run-instance", String::new())
+                StoreError::Refused(crate::store::Rule::RunInstance, String::new())
             };
             let found = instances::existing_ids(c, &instance_ids)?;
             if let Some(missing) = instance_ids.iter().find(|i| !found.contains(i)) {

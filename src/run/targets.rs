@@ -10,7 +10,7 @@
 
 use serde_json::Value;
 
-use super::error::{RunError, R};
+use super::error::{Problem, RunError, R};
 use crate::gate::parse_tags;
 use crate::store::instances::Instance;
 
@@ -40,7 +40,7 @@ impl Selector {
     pub fn from_value(v: Value) -> R<Selector> {
         let list: Vec<Target> = serde_json::from_value(v).map_err(|e| {
             RunError::new(
-                "InvalidParameter",
+                Problem::InvalidParameter,
                 format!("Targets is malformed (want a list of {{Key, Values}}): {e}"),
             )
         })?;
@@ -49,7 +49,7 @@ impl Selector {
         }
         if list.len() > MAX_SELECTORS {
             return Err(RunError::new(
-                "InvalidParameterValue.LimitExceeded",
+                Problem::LimitExceeded,
                 format!("at most {MAX_SELECTORS} Targets are allowed"),
             ));
         }
@@ -66,7 +66,7 @@ impl Selector {
 
     pub fn from_json(s: &str) -> R<Selector> {
         let v: Value = serde_json::from_str(s)
-            .map_err(|e| RunError::new("InternalError", format!("stored Targets: {e}")))?;
+            .map_err(|e| RunError::new(Problem::StoredData, format!("stored Targets: {e}")))?;
         Selector::from_value(v)
     }
 
@@ -93,13 +93,13 @@ fn check_target(t: &Target) -> R<()> {
     let too_long = |s: &str| s.chars().count() > MAX_TEXT;
     if t.values.len() > MAX_VALUES {
         return Err(RunError::new(
-            "InvalidParameterValue.LimitExceeded",
+            Problem::LimitExceeded,
             format!("a Targets entry allows at most {MAX_VALUES} Values"),
         ));
     }
     if t.values.iter().any(|v| too_long(v)) {
         return Err(RunError::new(
-            "InvalidParameterValue.TooLong",
+            Problem::TooLong,
             format!("a Targets value is longer than {MAX_TEXT} characters"),
         ));
     }
@@ -129,7 +129,7 @@ fn check_target(t: &Target) -> R<()> {
             }
             if too_long(name) {
                 return Err(RunError::new(
-                    "InvalidParameterValue.TooLong",
+                    Problem::TooLong,
                     format!("a Targets tag key is longer than {MAX_TEXT} characters"),
                 ));
             }

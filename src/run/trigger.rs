@@ -18,7 +18,7 @@ pub const MAX_INVOKER_INSTANCES: usize = 100;
 
 /// The policy action a trigger is decided on: the right the invoker was
 /// created (or last changed) under, held by its creator now.
-const TRIGGER_ACTION: &str = "tat:CreateInvoker";
+const TRIGGER_ACTION: crate::policy::Action = crate::policy::Action::CreateInvoker;
 
 /// Starts the invocation of one trigger of `inv` scheduled at `at`, and
 /// records the trigger in the same transaction.
@@ -63,7 +63,7 @@ pub async fn fire(run: &Runner, inv: &Invoker, at: i64, reason: String) -> R<Str
     };
     let p = plan(
         run,
-        TRIGGER_ACTION,
+        TRIGGER_ACTION.policy_name(),
         cmd,
         false,
         want,

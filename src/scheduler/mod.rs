@@ -172,9 +172,6 @@ async fn fire(api: &Runner, inv: &Invoker, at: i64, late: bool) {
                 RunError::Denied(_) | RunError::Orphaned(_) => {
                     format!("not run: its creator's authority does not cover it: {e}")
                 }
-                RunError::Invalid { code, message } => {
-                    format!("failed to start: {message} ({code})")
-                }
                 _ => format!("failed to start: {e}"),
             };
             record_only(api, &inv.id, at, reason, "FAILED").await;

@@ -129,7 +129,7 @@ fn builtin(c: &crate::library::LibraryCommand) -> Command {
 fn refuse_builtin(id: &str) -> Result<()> {
     if crate::library::library().command(id).is_some() {
         return Err(StoreError::Refused(
-            "library-command",
+            crate::store::Rule::LibraryCommand,
             format!("{id} is a public library command and cannot be changed or deleted"),
         ));
     }
@@ -146,7 +146,7 @@ pub fn get(conn: &Connection, id: &str) -> Result<Command> {
         params![id],
         from_row,
     )
-    .map_err(not_found(id))
+    .map_err(not_found(super::Entity::Command, id))
 }
 
 /// Replaces every mutable field of an existing saved command.
@@ -180,12 +180,12 @@ pub fn update(conn: &Connection, c: &Command) -> Result<()> {
         ],
     )?;
     if n == 0 {
-        return Err(StoreError::NotFound(c.id.clone()));
+        return Err(StoreError::missing(super::Entity::Command, c.id.clone()));
     }
     Ok(())
 }
 
-/// Deletes all of `ids` or, if any is missing, none (`NotFound(first missing)`).
+/// Deletes all of `ids` or, if any is missing, none (`NotFound` of the first missing).
 /// Past invocations keep their own copy of what ran.
 pub fn delete_all(conn: &Connection, ids: &[String]) -> Result<()> {
     for id in ids {
@@ -335,7 +335,7 @@ mod tests {
         q.tags.pairs[0].1 = vec!["dev".into()];
         assert_eq!(list(&c, &q, page).unwrap().0, 0);
         let r = delete_all(&c, &["cmd-1".into(), "cmd-9".into()]);
-        assert!(matches!(r, Err(StoreError::NotFound(id)) if id == "cmd-9"));
+        assert!(matches!(r, Err(StoreError::NotFound { id, .. }) if id == "cmd-9"));
         assert_eq!(count_saved(&c).unwrap(), 2);
     }
 
@@ -368,11 +368,11 @@ mod tests {
         assert!(got.formatted_description.starts_with('{'));
         assert!(matches!(
             update(&c, &got),
-            Err(StoreError::Refused("library-command", _))
+            Err(StoreError::Refused(crate::store::Rule::LibraryCommand, _))
         ));
         assert!(matches!(
             delete_all(&c, &["cmd-1".into(), id]),
-            Err(StoreError::Refused("library-command", _))
+            Err(StoreError::Refused(crate::store::Rule::LibraryCommand, _))
         ));
         assert_eq!(count_saved(&c).unwrap(), 2);
     }

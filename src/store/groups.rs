@@ -27,7 +27,7 @@ fn row(r: &Row<'_>) -> rusqlite::Result<Group> {
     })
 }
 
-/// Creates a group; `Refused("group-name-taken")` if the name is in use.
+/// Creates a group; `Refused(crate::store::Rule::GroupNameTaken)` if the name is in use.
 pub fn insert(conn: &Connection, name: &str, remark: &str, now_ms: i64) -> Result<i64> {
     let taken: bool = conn.query_row(
         "SELECT EXISTS(SELECT 1 FROM groups WHERE name = ?1)",
@@ -36,7 +36,7 @@ pub fn insert(conn: &Connection, name: &str, remark: &str, now_ms: i64) -> Resul
     )?;
     if taken {
         return Err(StoreError::Refused(
-            "group-name-taken",
+            crate::store::Rule::GroupNameTaken,
             format!("a group named {name:?} already exists"),
         ));
     }
@@ -57,9 +57,10 @@ pub fn get(conn: &Connection, group_id: i64) -> Result<Option<Group>> {
         .optional()?)
 }
 
-/// The group, or NotFound("group:ID").
+/// The group, or `NotFound { Group, id }`.
 pub fn require(conn: &Connection, group_id: i64) -> Result<Group> {
-    get(conn, group_id)?.ok_or_else(|| StoreError::NotFound(format!("group:{group_id}")))
+    get(conn, group_id)?
+        .ok_or_else(|| StoreError::missing(super::Entity::Group, group_id.to_string()))
 }
 
 /// Groups whose name contains `keyword` (all when empty), oldest first;
@@ -97,7 +98,7 @@ pub fn delete(conn: &Connection, group_id: i64) -> Result<()> {
 }
 
 /// Adds a member; adding an existing member changes nothing. A user in
-/// `MAX_GROUPS_PER_USER` groups is refused (`Refused("user-group-full")`).
+/// `MAX_GROUPS_PER_USER` groups is refused (`Refused(crate::store::Rule::UserGroupFull)`).
 pub fn add_member(conn: &Connection, group_id: i64, uin: &str, now_ms: i64) -> Result<()> {
     require(conn, group_id)?;
     super::users::require_uin(conn, uin)?;
@@ -112,7 +113,7 @@ pub fn add_member(conn: &Connection, group_id: i64, uin: &str, now_ms: i64) -> R
     }
     if count >= MAX_GROUPS_PER_USER {
         return Err(StoreError::Refused(
-            "user-group-full",
+            crate::store::Rule::UserGroupFull,
             format!("a user may join at most {MAX_GROUPS_PER_USER} groups"),
         ));
     }
@@ -211,14 +212,14 @@ mod tests {
         let dev = insert(&c, "dev_1", "", 3).unwrap();
         assert!(matches!(
             insert(&c, "ops", "", 4),
-            Err(StoreError::Refused("group-name-taken", _))
+            Err(StoreError::Refused(crate::store::Rule::GroupNameTaken, _))
         ));
         add_member(&c, ops, &ann.uin, 5).unwrap();
         add_member(&c, ops, &ann.uin, 6).unwrap();
         add_member(&c, dev, &ann.uin, 7).unwrap();
         assert!(matches!(
             add_member(&c, 999, &ann.uin, 8),
-            Err(StoreError::NotFound(_))
+            Err(StoreError::NotFound { .. })
         ));
         let (n, m) = members(&c, ops, page()).unwrap();
         assert_eq!((n, m[0].name.as_str()), (1, "ann"));

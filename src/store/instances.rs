@@ -83,7 +83,7 @@ pub fn get_code(conn: &Connection, id: &str) -> Result<RegisterCode> {
         params![id],
         code_from_row,
     )
-    .map_err(not_found(id))
+    .map_err(not_found(super::Entity::RegisterCode, id))
 }
 
 pub fn list_codes(
@@ -278,7 +278,7 @@ pub fn set_tags(conn: &Connection, id: &str, tags: &str, now: i64) -> Result<()>
         params![id, tags, now],
     )?;
     if n == 0 {
-        return Err(StoreError::NotFound(id.into()));
+        return Err(StoreError::missing(super::Entity::Instance, id));
     }
     Ok(())
 }
@@ -301,7 +301,7 @@ pub fn get_instance(conn: &Connection, id: &str) -> Result<Instance> {
         params![id],
         inst_from_row,
     )
-    .map_err(not_found(id))
+    .map_err(not_found(super::Entity::Instance, id))
 }
 
 /// Which of `ids` exist.
@@ -361,7 +361,7 @@ pub fn rename(conn: &Connection, id: &str, name: &str, now: i64) -> Result<()> {
         params![id, name, now],
     )?;
     if n == 0 {
-        return Err(StoreError::NotFound(id.into()));
+        return Err(StoreError::missing(super::Entity::Instance, id));
     }
     Ok(())
 }
@@ -369,7 +369,7 @@ pub fn rename(conn: &Connection, id: &str, name: &str, now: i64) -> Result<()> {
 pub fn delete_instance(conn: &Connection, id: &str) -> Result<()> {
     let n = conn.execute("DELETE FROM instances WHERE id = ?1", params![id])?;
     if n == 0 {
-        return Err(StoreError::NotFound(id.into()));
+        return Err(StoreError::missing(super::Entity::Instance, id));
     }
     Ok(())
 }

@@ -182,7 +182,7 @@ pub fn get(conn: &Connection, id: &str) -> Result<Invocation> {
         params![id],
         inv_from_row,
     )
-    .map_err(not_found(id))
+    .map_err(not_found(super::Entity::Invocation, id))
 }
 
 pub fn get_task(conn: &Connection, id: &str) -> Result<Task> {
@@ -191,7 +191,7 @@ pub fn get_task(conn: &Connection, id: &str) -> Result<Task> {
         params![id],
         task_from_row,
     )
-    .map_err(not_found(id))
+    .map_err(not_found(super::Entity::Task, id))
 }
 
 fn query_tasks(

@@ -114,7 +114,7 @@ pub fn get(conn: &Connection, id: &str) -> Result<Invoker> {
         params![id],
         from_row,
     )
-    .map_err(not_found(id))
+    .map_err(not_found(super::Entity::Invoker, id))
 }
 
 /// Replaces every mutable field (and the schedule's starting point).
@@ -146,14 +146,14 @@ pub fn update(conn: &Connection, i: &Invoker) -> Result<()> {
         ],
     )?;
     if n == 0 {
-        return Err(StoreError::NotFound(i.id.clone()));
+        return Err(StoreError::missing(super::Entity::Invoker, i.id.clone()));
     }
     Ok(())
 }
 
 pub fn delete(conn: &Connection, id: &str) -> Result<()> {
     if conn.execute("DELETE FROM invokers WHERE id = ?1", params![id])? == 0 {
-        return Err(StoreError::NotFound(id.to_string()));
+        return Err(StoreError::missing(super::Entity::Invoker, id));
     }
     Ok(())
 }
@@ -175,7 +175,7 @@ pub fn set_enable(conn: &Connection, id: &str, enable: bool, now: i64) -> Result
         )?
     };
     if n == 0 {
-        return Err(StoreError::NotFound(id.to_string()));
+        return Err(StoreError::missing(super::Entity::Invoker, id));
     }
     Ok(())
 }
@@ -223,7 +223,7 @@ pub fn command_in_use(conn: &Connection, command_id: &str) -> Result<bool> {
 }
 
 /// Marks the trigger scheduled at `scheduled_ms` as handled and records it.
-/// `Refused("invoker-trigger-handled")` when the invoker is gone, disabled, or already past that
+/// `Refused(crate::store::Rule::InvokerTriggerHandled)` when the invoker is gone, disabled, or already past that
 /// trigger: the caller's transaction then rolls back, so nothing runs twice.
 pub fn claim(conn: &Connection, id: &str, scheduled_ms: i64, rec: &Record) -> Result<()> {
     let n = conn.execute(
@@ -233,7 +233,7 @@ pub fn claim(conn: &Connection, id: &str, scheduled_ms: i64, rec: &Record) -> Re
     )?;
     if n == 0 {
         return Err(StoreError::Refused(
-            "invoker-trigger-handled",
+            crate::store::Rule::InvokerTriggerHandled,
             format!("invoker {id} trigger at {scheduled_ms} already handled"),
         ));
     }
@@ -330,7 +330,10 @@ mod tests {
         claim(&c, "ivk-aaaaaaaa", 5_000, &rec("ivk-aaaaaaaa", 5_000)).unwrap();
         assert!(matches!(
             claim(&c, "ivk-aaaaaaaa", 5_000, &rec("ivk-aaaaaaaa", 5_000)),
-            Err(StoreError::Refused("invoker-trigger-handled", _))
+            Err(StoreError::Refused(
+                crate::store::Rule::InvokerTriggerHandled,
+                _
+            ))
         ));
         let page = Page {
             offset: 0,
@@ -348,7 +351,7 @@ mod tests {
         assert_eq!(records(&c, &[], page).unwrap().0, 0);
         assert!(matches!(
             delete(&c, "ivk-aaaaaaaa"),
-            Err(StoreError::NotFound(_))
+            Err(StoreError::NotFound { .. })
         ));
     }
 }

@@ -107,18 +107,18 @@ pub fn count_for_user(conn: &Connection, user_id: &str) -> Result<i64> {
 }
 
 /// Inserts a key unless its owner already holds `max` keys
-/// (`Refused("key-limit")`).
+/// (`Refused(crate::store::Rule::KeyLimit)`).
 pub fn insert_limited(conn: &Connection, key: &AccessKey, max: i64, now_ms: i64) -> Result<()> {
     if count_for_user(conn, &key.user_id)? >= max {
         return Err(super::StoreError::Refused(
-            "key-limit",
+            crate::store::Rule::KeyLimit,
             format!("a user may hold at most {max} access keys"),
         ));
     }
     insert(conn, key, now_ms)
 }
 
-/// Sets a key of `user_id` Active or Inactive; NotFound("key:ID") if that
+/// Sets a key of `user_id` Active or Inactive; `NotFound { AccessKey, id }` if that
 /// user has no such key.
 pub fn set_status(conn: &Connection, user_id: &str, secret_id: &str, active: bool) -> Result<()> {
     let n = conn.execute(
@@ -130,19 +130,25 @@ pub fn set_status(conn: &Connection, user_id: &str, secret_id: &str, active: boo
         ],
     )?;
     if n == 0 {
-        return Err(super::StoreError::NotFound(format!("key:{secret_id}")));
+        return Err(super::StoreError::missing(
+            super::Entity::AccessKey,
+            secret_id,
+        ));
     }
     Ok(())
 }
 
-/// Deletes a key of `user_id`; NotFound("key:ID") if that user has no such key.
+/// Deletes a key of `user_id`; `NotFound { AccessKey, id }` if that user has no such key.
 pub fn delete(conn: &Connection, user_id: &str, secret_id: &str) -> Result<()> {
     let n = conn.execute(
         "DELETE FROM access_keys WHERE user_id = ?1 AND secret_id = ?2",
         params![user_id, secret_id],
     )?;
     if n == 0 {
-        return Err(super::StoreError::NotFound(format!("key:{secret_id}")));
+        return Err(super::StoreError::missing(
+            super::Entity::AccessKey,
+            secret_id,
+        ));
     }
     Ok(())
 }
@@ -190,7 +196,7 @@ mod tests {
         let err = insert_limited(&c, &key("A3"), 2, 3).unwrap_err();
         assert!(matches!(
             err,
-            crate::store::StoreError::Refused("key-limit", _)
+            crate::store::StoreError::Refused(crate::store::Rule::KeyLimit, _)
         ));
         assert_eq!(count_for_user(&c, "100").unwrap(), 2);
         // Another user's id does not reach this user's keys.

@@ -52,14 +52,14 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("the store has shut down")]
     Closed,
-    #[error("{0} not found")]
-    NotFound(String),
+    #[error("{entity} `{id}` not found")]
+    NotFound { entity: Entity, id: String },
     #[error("{0}")]
     Conflict(String),
     /// A store-level rule refused the change (a name in use, a limit
-    /// reached); the first field is a stable rule name the API maps to a code.
+    /// reached); the API maps each rule to its code.
     #[error("{1}")]
-    Refused(&'static str, String),
+    Refused(Rule, String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
 }
@@ -292,11 +292,86 @@ pub(crate) fn placeholders(n: usize) -> String {
     vec!["?"; n].join(",")
 }
 
-/// Maps "no rows" to `NotFound(what)`.
-pub(crate) fn not_found(what: &str) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
+/// Maps "no rows" to `NotFound { entity, id }`.
+pub(crate) fn not_found(
+    entity: Entity,
+    id: &str,
+) -> impl FnOnce(rusqlite::Error) -> StoreError + '_ {
     move |e| match e {
-        rusqlite::Error::QueryReturnedNoRows => StoreError::NotFound(what.to_string()),
+        rusqlite::Error::QueryReturnedNoRows => StoreError::missing(entity, id),
         other => StoreError::from(other),
+    }
+}
+
+/// What was not found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entity {
+    Command,
+    Invocation,
+    Task,
+    Instance,
+    RegisterCode,
+    Invoker,
+    /// A user by name.
+    User,
+    /// A user by uin.
+    Uin,
+    Group,
+    Policy,
+    AccessKey,
+    RoleAssignment,
+    Secret,
+}
+
+impl std::fmt::Display for Entity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Entity::Command => "command",
+            Entity::Invocation => "invocation",
+            Entity::Task => "invocation task",
+            Entity::Instance => "instance",
+            Entity::RegisterCode => "register code",
+            Entity::Invoker => "invoker",
+            Entity::User => "user",
+            Entity::Uin => "user with uin",
+            Entity::Group => "group",
+            Entity::Policy => "policy",
+            Entity::AccessKey => "access key",
+            Entity::RoleAssignment => "role-assignment",
+            Entity::Secret => "secret",
+        })
+    }
+}
+
+/// A rule of the store that refused a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    UserNameTaken,
+    GroupNameTaken,
+    PolicyNameTaken,
+    PresetPolicy,
+    KeyLimit,
+    UserHasKeys,
+    UserGroupFull,
+    AttachmentFull,
+    /// TAT's public commands belong to no account.
+    LibraryCommand,
+    /// An invoker's trigger was already handled.
+    InvokerTriggerHandled,
+    CommandInInvoker,
+    SecretNameTaken,
+    SecretLimit,
+    /// A run's instance failed a check inside its write (`run::start`
+    /// keeps the reason).
+    RunInstance,
+}
+
+impl StoreError {
+    pub fn missing(entity: Entity, id: impl Into<String>) -> StoreError {
+        StoreError::NotFound {
+            entity,
+            id: id.into(),
+        }
     }
 }
 

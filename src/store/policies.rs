@@ -79,9 +79,9 @@ pub fn get(conn: &Connection, id: i64) -> Result<Option<Policy>> {
     Ok(conn.query_row(&sql, params![id], row).optional()?)
 }
 
-/// The policy, or NotFound("policy:ID").
+/// The policy, or `NotFound { Policy, id }`.
 pub fn require(conn: &Connection, id: i64) -> Result<Policy> {
-    get(conn, id)?.ok_or_else(|| StoreError::NotFound(format!("policy:{id}")))
+    get(conn, id)?.ok_or_else(|| StoreError::missing(super::Entity::Policy, id.to_string()))
 }
 
 /// A preset or custom policy by name.
@@ -93,7 +93,7 @@ pub fn get_by_name(conn: &Connection, name: &str) -> Result<Option<Policy>> {
     Ok(conn.query_row(&sql, params![name], row).optional()?)
 }
 
-/// Creates a custom policy; `Refused("policy-name-taken")` if any policy,
+/// Creates a custom policy; `Refused(crate::store::Rule::PolicyNameTaken)` if any policy,
 /// preset or custom, has the name.
 pub fn insert(
     conn: &Connection,
@@ -105,7 +105,7 @@ pub fn insert(
 ) -> Result<i64> {
     if get_by_name(conn, name)?.is_some() {
         return Err(StoreError::Refused(
-            "policy-name-taken",
+            crate::store::Rule::PolicyNameTaken,
             format!("a policy named {name:?} already exists"),
         ));
     }
@@ -121,7 +121,7 @@ fn require_custom(conn: &Connection, id: i64) -> Result<Policy> {
     let p = require(conn, id)?;
     if p.is_preset() {
         return Err(StoreError::Refused(
-            "preset-policy",
+            crate::store::Rule::PresetPolicy,
             format!(
                 "policy {id} ({}) is a preset policy and cannot be changed",
                 p.name
@@ -286,7 +286,7 @@ pub fn attach(conn: &Connection, target: Target<'_>, policy_id: i64, now_ms: i64
     }
     if count >= MAX_ATTACHMENTS {
         return Err(StoreError::Refused(
-            "attachment-full",
+            crate::store::Rule::AttachmentFull,
             format!("at most {MAX_ATTACHMENTS} policies may be attached to one user or group"),
         ));
     }
@@ -526,18 +526,18 @@ mod tests {
         assert!(id > 100_000_000);
         assert!(matches!(
             insert(&c, "p1", "", DOC, "[]", 6),
-            Err(StoreError::Refused("policy-name-taken", _))
+            Err(StoreError::Refused(crate::store::Rule::PolicyNameTaken, _))
         ));
         assert!(matches!(
             insert(&c, "QcloudTATFullAccess", "", DOC, "[]", 6),
-            Err(StoreError::Refused("policy-name-taken", _))
+            Err(StoreError::Refused(crate::store::Rule::PolicyNameTaken, _))
         ));
         update(&c, id, Some("d2"), None, 7).unwrap();
         let p = require(&c, id).unwrap();
         assert_eq!((p.description.as_str(), p.updated_ms), ("d2", 7));
         assert!(matches!(
             update(&c, 1, Some("x"), None, 8),
-            Err(StoreError::Refused("preset-policy", _))
+            Err(StoreError::Refused(crate::store::Rule::PresetPolicy, _))
         ));
         let (n, all) = list(&c, Scope::All, "", page()).unwrap();
         assert_eq!(n as usize, PRESETS.len() + 1);
@@ -566,7 +566,7 @@ mod tests {
         attach(&c, Target::Group(ops), 1, 6).unwrap();
         assert!(matches!(
             attach(&c, Target::User(&ann), 424242, 7),
-            Err(StoreError::NotFound(_))
+            Err(StoreError::NotFound { .. })
         ));
         let (n, direct) = attached(&c, Target::User(&ann), "", page()).unwrap();
         assert_eq!(n, 2);

@@ -74,7 +74,7 @@ pub fn get(conn: &Connection, id: &str) -> Result<Option<RoleAssignment>> {
 
 pub fn delete(conn: &Connection, id: &str) -> Result<()> {
     if conn.execute("DELETE FROM role_assignments WHERE id = ?1", params![id])? == 0 {
-        return Err(StoreError::NotFound(format!("role-assignment:{id}")));
+        return Err(StoreError::missing(super::Entity::RoleAssignment, id));
     }
     Ok(())
 }
@@ -128,6 +128,9 @@ mod tests {
         assert_eq!(list(&c, Some("user"), None, page).unwrap().0, 1);
         assert_eq!(list(&c, Some("group"), None, page).unwrap().0, 0);
         delete(&c, "ra-1").unwrap();
-        assert!(matches!(delete(&c, "ra-1"), Err(StoreError::NotFound(_))));
+        assert!(matches!(
+            delete(&c, "ra-1"),
+            Err(StoreError::NotFound { .. })
+        ));
     }
 }

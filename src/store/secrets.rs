@@ -35,7 +35,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Secret> {
 }
 
 fn missing(name: &str) -> StoreError {
-    StoreError::NotFound(format!("secret:{name}"))
+    StoreError::missing(super::Entity::Secret, name)
 }
 
 /// Adds a secret; refuses a taken name and a full account.
@@ -47,14 +47,14 @@ pub fn insert(conn: &Connection, s: &Secret) -> Result<()> {
     )?;
     if taken {
         return Err(StoreError::Refused(
-            "secret-name-taken",
+            crate::store::Rule::SecretNameTaken,
             format!("a secret named `{}` already exists", s.name),
         ));
     }
     let count: i64 = conn.query_row("SELECT COUNT(*) FROM secrets", [], |r| r.get(0))?;
     if count >= MAX_SECRETS {
         return Err(StoreError::Refused(
-            "secret-limit",
+            crate::store::Rule::SecretLimit,
             format!("the account already holds {MAX_SECRETS} secrets"),
         ));
     }
@@ -106,10 +106,7 @@ pub fn get(conn: &Connection, name: &str) -> Result<Secret> {
         params![name],
         from_row,
     )
-    .map_err(|e| match not_found(name)(e) {
-        StoreError::NotFound(_) => missing(name),
-        other => other,
-    })
+    .map_err(not_found(super::Entity::Secret, name))
 }
 
 /// The secret if it exists (for lookups that must tell "absent" apart).
@@ -160,7 +157,7 @@ mod tests {
         insert(&c, &secret("db.pw")).unwrap();
         assert!(matches!(
             insert(&c, &secret("db.pw")),
-            Err(StoreError::Refused("secret-name-taken", _))
+            Err(StoreError::Refused(crate::store::Rule::SecretNameTaken, _))
         ));
         update(&c, "db.pw", Some(&[9]), None, 5).unwrap();
         let s = get(&c, "db.pw").unwrap();
@@ -170,7 +167,7 @@ mod tests {
         );
         assert!(matches!(
             update(&c, "nope", None, Some("x"), 5),
-            Err(StoreError::NotFound(n)) if n == "secret:nope"
+            Err(StoreError::NotFound { id, .. }) if id == "nope"
         ));
         let page = Page {
             offset: 0,
@@ -183,10 +180,10 @@ mod tests {
         }
         assert!(matches!(
             insert(&c, &secret("one-too-many")),
-            Err(StoreError::Refused("secret-limit", _))
+            Err(StoreError::Refused(crate::store::Rule::SecretLimit, _))
         ));
         delete(&c, "db.pw").unwrap();
         assert!(find(&c, "db.pw").unwrap().is_none());
-        assert!(matches!(get(&c, "db.pw"), Err(StoreError::NotFound(_))));
+        assert!(matches!(get(&c, "db.pw"), Err(StoreError::NotFound { .. })));
     }
 }

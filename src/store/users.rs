@@ -62,11 +62,11 @@ pub struct NewUser {
     pub password_hash: Option<Vec<u8>>,
 }
 
-/// Creates a user; `Refused("user-name-taken")` if the name is in use.
+/// Creates a user; `Refused(crate::store::Rule::UserNameTaken)` if the name is in use.
 pub fn insert(conn: &Connection, u: &NewUser, now_ms: i64) -> Result<User> {
     if get_by_name(conn, &u.name)?.is_some() {
         return Err(StoreError::Refused(
-            "user-name-taken",
+            crate::store::Rule::UserNameTaken,
             format!("a user named {:?} already exists", u.name),
         ));
     }
@@ -105,7 +105,7 @@ pub fn insert(conn: &Connection, u: &NewUser, now_ms: i64) -> Result<User> {
             now_ms
         ],
     )?;
-    get_by_uin(conn, &uin)?.ok_or_else(|| StoreError::NotFound(format!("uin:{uin}")))
+    get_by_uin(conn, &uin)?.ok_or_else(|| StoreError::missing(super::Entity::Uin, uin.to_string()))
 }
 
 pub fn get_by_name(conn: &Connection, name: &str) -> Result<Option<User>> {
@@ -123,14 +123,14 @@ pub fn get_by_uid(conn: &Connection, uid: i64) -> Result<Option<User>> {
     Ok(conn.query_row(&sql, params![uid], row).optional()?)
 }
 
-/// The user with this name, or NotFound("user:NAME").
+/// The user with this name, or `NotFound { User, name }`.
 pub fn require_name(conn: &Connection, name: &str) -> Result<User> {
-    get_by_name(conn, name)?.ok_or_else(|| StoreError::NotFound(format!("user:{name}")))
+    get_by_name(conn, name)?.ok_or_else(|| StoreError::missing(super::Entity::User, name))
 }
 
-/// The user with this uin, or NotFound("uin:UIN").
+/// The user with this uin, or `NotFound { Uin, uin }`.
 pub fn require_uin(conn: &Connection, uin: &str) -> Result<User> {
-    get_by_uin(conn, uin)?.ok_or_else(|| StoreError::NotFound(format!("uin:{uin}")))
+    get_by_uin(conn, uin)?.ok_or_else(|| StoreError::missing(super::Entity::Uin, uin.to_string()))
 }
 
 /// Every user, oldest first.
@@ -216,20 +216,20 @@ pub fn reset_password(conn: &Connection, uin: &str, password_hash: &[u8]) -> Res
         params![uin, password_hash],
     )?;
     if n == 0 {
-        return Err(StoreError::NotFound(format!("uin:{uin}")));
+        return Err(StoreError::missing(super::Entity::Uin, uin.to_string()));
     }
     super::sessions::delete_for_user(conn, uin)
 }
 
 /// Deletes a user with its memberships, attachments and role assignments.
-/// A user who still owns access keys is kept (`Refused("user-has-keys")`)
+/// A user who still owns access keys is kept (`Refused(crate::store::Rule::UserHasKeys)`)
 /// unless `force`, which deletes the keys first.
 pub fn delete(conn: &Connection, name: &str, force: bool) -> Result<User> {
     let u = require_name(conn, name)?;
     let keys = super::keys::count_for_user(conn, &u.uin)?;
     if keys > 0 && !force {
         return Err(StoreError::Refused(
-            "user-has-keys",
+            crate::store::Rule::UserHasKeys,
             format!("user {name:?} still has {keys} access key(s); delete them or use Force=1"),
         ));
     }
@@ -394,7 +394,10 @@ mod tests {
         let b = insert(&c, &new("bob"), 11).unwrap();
         assert_eq!(b.uid, 2);
         let err = insert(&c, &new("ann"), 12).unwrap_err();
-        assert!(matches!(err, StoreError::Refused("user-name-taken", _)));
+        assert!(matches!(
+            err,
+            StoreError::Refused(crate::store::Rule::UserNameTaken, _)
+        ));
         assert_eq!(get_by_uin(&c, &a.uin).unwrap().unwrap().name, "ann");
         assert_eq!(get_by_uid(&c, 2).unwrap().unwrap().name, "bob");
         let names: Vec<_> = list(&c).unwrap().into_iter().map(|u| u.name).collect();
@@ -409,7 +412,7 @@ mod tests {
         assert!(a2.console_login);
         assert!(matches!(
             update(&c, "nobody", &up),
-            Err(StoreError::NotFound(_))
+            Err(StoreError::NotFound { .. })
         ));
     }
 
@@ -430,7 +433,10 @@ mod tests {
         )
         .unwrap();
         let err = delete(&c, "ann", false).unwrap_err();
-        assert!(matches!(err, StoreError::Refused("user-has-keys", _)));
+        assert!(matches!(
+            err,
+            StoreError::Refused(crate::store::Rule::UserHasKeys, _)
+        ));
         assert!(get_by_name(&c, "ann").unwrap().is_some());
         delete(&c, "ann", true).unwrap();
         assert!(get_by_name(&c, "ann").unwrap().is_none());

@@ -108,10 +108,10 @@ def expect_call_error(codes, client, action, **fields):
 def next_second():
     """Wait until the clock enters a new second. The SDKs sign neither the
     action nor a nonce, so two different actions with identical parameters
-    (often just `{}`) signed by one key in the same second share a
-    signature, and drover serves a signature for one action only unless
-    both come over the same connection (README: "Signatures and replays").
-    Tests that follow hand-signed or other clients' calls use this."""
+    signed by one key in the same second share a signature, and drover
+    refuses such a signature from another connection when either use
+    changes something (README: "Signatures and replays"). Tests that follow
+    hand-signed or other clients' calls with the same parameters use this."""
     s = int(time.time())
     while int(time.time()) == s:
         time.sleep(0.02)

@@ -82,7 +82,7 @@ export async function render(main, ctx) {
   }
 
   function update(m) {
-    if (m.Type === 'error') { put(summary, errorBox(m)); return; }
+    if (m.Type === 'error') { put(summary, errorBox({ code: m.Code, message: m.Message })); return; }
     if (m.Type !== 'invocation') return;
     const inv = m.Invocation;
     put(meta,

@@ -68,7 +68,7 @@ export async function render(main, ctx) {
     tagBox.hidden = !modes.tag.checked;
     allNote.hidden = !modes.all.checked;
   };
-  Object.values(modes).forEach(m => m.addEventListener('change', syncMode));
+  Object.values(modes).forEach(m => m.addEventListener('change', () => { syncMode(); reask(); }));
 
   // --- command
   const saved = h('select', { 'aria-label': 'Saved or public command' },
@@ -90,6 +90,23 @@ export async function render(main, ctx) {
 
   let chosen = null;
   const paramInputs = new Map();
+  // The engine's answer for the run as it stands: re-asked whenever the
+  // picked instances or the command change, since policies may allow some
+  // instances or commands and not others.
+  const runGuard = can.guard(runBtn, 'RunCommand');
+  let askTimer;
+  let askSeq = 0;
+  const reask = () => {
+    clearTimeout(askTimer);
+    askTimer = setTimeout(async () => {
+      const mine = ++askSeq;
+      const action = chosen ? 'InvokeCommand' : 'RunCommand';
+      const res = modes.pick.checked ? checks.filter(c => c.cb.checked).map(c => c.i.InstanceId) : [];
+      if (chosen) res.push(chosen.CommandId);
+      const d = await can.ask(action, res);
+      if (mine === askSeq) can.apply(runGuard, d);
+    }, 150);
+  };
   const renderParams = () => {
     put(paramsBox);
     paramInputs.clear();
@@ -114,6 +131,7 @@ export async function render(main, ctx) {
   };
   saved.addEventListener('change', () => {
     chosen = cmds.find(c => c.CommandId === saved.value) || null;
+    reask();
     content.disabled = !!chosen;
     ctype.disabled = !!chosen;
     if (chosen) {
@@ -201,7 +219,11 @@ export async function render(main, ctx) {
     h('div', { class: 'row' },
       field('Max concurrency', maxConc, 'Run in waves of this many instances.'),
       field('Max errors', maxErr, 'Stop starting new waves after this many failures.'))),
-  h('div', { class: 'actions' }, can.guard(runBtn, 'RunCommand')), out);
+  h('div', { class: 'actions' }, runGuard), out);
   put(main, h('h1', {}, 'Run command'), form);
   syncMode();
+  for (const c of checks) c.cb.addEventListener('change', reask);
+  pickAll.addEventListener('click', reask);
+  pickNone.addEventListener('click', reask);
+  if (preselect.size || pre) reask();
 }

@@ -1,7 +1,7 @@
 //! User groups: CreateGroup, GetGroup, ListGroups, DeleteGroup,
 //! AddUserToGroup, RemoveUserFromGroup, ListUsersForGroup, ListGroupsForUser.
 
-use super::super::gate::Request;
+use super::super::decided::Request;
 use crate::gate::Authorized;
 use serde_json::{json, Map, Value};
 
@@ -159,10 +159,13 @@ fn read_info(q: &mut Params) -> R<Vec<Pair>> {
 fn resolve(c: &rusqlite::Connection, p: &Pair) -> crate::store::Result<String> {
     match (p.uin, p.uid) {
         (Some(uin), _) => Ok(users::require_uin(c, &uin.to_string())?.uin),
-        (None, Some(uid)) => users::get_by_uid(c, uid)?
-            .map(|u| u.uin)
-            .ok_or_else(|| crate::store::StoreError::NotFound(format!("user:uid {uid}"))),
-        (None, None) => Err(crate::store::StoreError::NotFound("user:".into())),
+        (None, Some(uid)) => users::get_by_uid(c, uid)?.map(|u| u.uin).ok_or_else(|| {
+            crate::store::StoreError::missing(crate::store::Entity::User, format!("uid {uid}"))
+        }),
+        (None, None) => Err(crate::store::StoreError::missing(
+            crate::store::Entity::User,
+            "",
+        )),
     }
 }
 

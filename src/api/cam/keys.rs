@@ -3,7 +3,7 @@
 //! with the appliance's SecretBox and shown once, in CreateAccessKey's (or
 //! AddUser's) response.
 
-use super::super::gate::Request;
+use super::super::decided::Request;
 use crate::gate::Authorized;
 use serde_json::{json, Value};
 

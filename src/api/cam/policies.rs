@@ -3,7 +3,7 @@
 //! Attach/DetachGroupPolicy, ListAttachedUserPolicies,
 //! ListAttachedGroupPolicies, ListAttachedUserAllPolicies.
 
-use super::super::gate::Request;
+use super::super::decided::Request;
 use crate::gate::Authorized;
 use serde_json::{json, Value};
 
@@ -166,7 +166,12 @@ pub async fn update(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Valu
                 (Some(id), _) => id,
                 (None, Some(n)) => policies::get_by_name(c, &n)?
                     .map(|p| p.policy_id)
-                    .ok_or_else(|| crate::store::StoreError::NotFound(format!("policy:{n}")))?,
+                    .ok_or_else(|| {
+                        crate::store::StoreError::missing(
+                            crate::store::Entity::Policy,
+                            n.to_string(),
+                        )
+                    })?,
                 (None, None) => return Ok(None),
             };
             policies::update(c, id, description.as_deref(), document.as_deref(), now_ms())?;

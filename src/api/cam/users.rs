@@ -1,6 +1,6 @@
 //! Sub-users: AddUser, GetUser, ListUsers, UpdateUser, DeleteUser.
 
-use super::super::gate::Request;
+use super::super::decided::Request;
 use crate::gate::Authorized;
 use serde_json::{json, Value};
 
