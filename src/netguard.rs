@@ -1,9 +1,12 @@
 //! Bounds on what a client may hold before it has proven anything.
 //!
 //! * `ConnLimits` counts open connections per source (an IPv4 address, or an
-//!   IPv6 /64, which one host usually owns whole) and in total. A connection
-//!   over either limit is closed at once, so half-sent requests from one
-//!   source (slowloris) cannot use up the descriptors everyone else needs.
+//!   IPv6 /64, which one host usually owns whole) and in total, and apart
+//!   from those the connections of a source that have not yet delivered a
+//!   whole request head ("pending"). A connection over any limit is closed
+//!   at once, so half-sent requests from one source (slowloris) cannot use
+//!   up the descriptors everyone else needs, while clients that keep
+//!   finished connections alive (SDK pools) are held to the larger limit.
 //!   An agent's WebSocket stops counting against its source once the agent
 //!   has authenticated, so a fleet behind one NAT address is not limited.
 //! * `Budgeted` wraps an agent connection's byte stream and refuses to read
@@ -40,6 +43,8 @@ pub struct Limits {
     /// Open connections one source may hold (agents' authenticated
     /// WebSockets excepted).
     pub per_source: usize,
+    /// Of those, connections that have not yet sent a whole request head.
+    pub pending_per_source: usize,
     /// Open connections in total.
     pub total: usize,
     /// Time to send a request's headers; also how long an idle kept-alive
@@ -52,7 +57,8 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            per_source: 128,
+            per_source: 1024,
+            pending_per_source: 64,
             total: 16_384,
             header_timeout: Duration::from_secs(20),
             request_timeout: Duration::from_secs(60),
@@ -77,19 +83,27 @@ fn source_of(ip: IpAddr) -> Source {
     }
 }
 
+/// Open and pending connections of one source.
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    open: usize,
+    pending: usize,
+}
+
 /// Live connection counts.
 #[derive(Debug)]
 pub struct ConnLimits {
     limits: Limits,
     total: AtomicUsize,
-    by_source: Mutex<HashMap<Source, usize>>,
+    by_source: Mutex<HashMap<Source, Counts>>,
 }
 
 /// One admitted connection; dropping it gives its places back.
 #[derive(Debug)]
 pub struct Admission {
     owner: Arc<ConnLimits>,
-    source: Mutex<Option<Source>>,
+    /// (source, still pending) while the connection counts against it.
+    source: Mutex<Option<(Source, bool)>>,
 }
 
 impl ConnLimits {
@@ -114,23 +128,29 @@ impl ConnLimits {
         if self.total.load(Ordering::Relaxed) >= self.limits.total {
             return None;
         }
-        let n = map.entry(src).or_insert(0);
-        if *n >= self.limits.per_source {
+        let n = map.entry(src).or_default();
+        if n.open >= self.limits.per_source || n.pending >= self.limits.pending_per_source {
             return None;
         }
-        *n += 1;
+        n.open += 1;
+        n.pending += 1;
         self.total.fetch_add(1, Ordering::Relaxed);
         Some(Admission {
             owner: self.clone(),
-            source: Mutex::new(Some(src)),
+            source: Mutex::new(Some((src, true))),
         })
     }
 
-    fn release_source(&self, src: Source) {
+    fn release(&self, src: Source, open: bool, pending: bool) {
         if let Ok(mut map) = self.by_source.lock() {
             if let Some(n) = map.get_mut(&src) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
+                if open {
+                    n.open = n.open.saturating_sub(1);
+                }
+                if pending {
+                    n.pending = n.pending.saturating_sub(1);
+                }
+                if n.open == 0 && n.pending == 0 {
                     map.remove(&src);
                 }
             }
@@ -142,18 +162,31 @@ impl ConnLimits {
         self.by_source
             .lock()
             .ok()
-            .and_then(|m| m.get(&source_of(ip)).copied())
+            .and_then(|m| m.get(&source_of(ip)).map(|c| c.open))
             .unwrap_or(0)
     }
 }
 
 impl Admission {
+    /// A whole request head arrived: the connection is no longer pending.
+    pub fn request_seen(&self) {
+        let Ok(mut s) = self.source.lock() else {
+            return;
+        };
+        if let Some((src, pending)) = s.as_mut() {
+            if *pending {
+                *pending = false;
+                self.owner.release(*src, false, true);
+            }
+        }
+    }
+
     /// The connection no longer counts against its source (an agent that
     /// authenticated); it still counts in the total.
     pub fn leave_source(&self) {
-        let src = self.source.lock().ok().and_then(|mut s| s.take());
-        if let Some(src) = src {
-            self.owner.release_source(src);
+        let taken = self.source.lock().ok().and_then(|mut s| s.take());
+        if let Some((src, pending)) = taken {
+            self.owner.release(src, true, pending);
         }
     }
 }
@@ -273,6 +306,7 @@ mod tests {
             total: 3,
             ..Limits::default()
         });
+        assert_eq!(l.limits().pending_per_source, 64);
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let b: IpAddr = "10.0.0.2".parse().unwrap();
         let a1 = l.admit(a).unwrap();
@@ -295,6 +329,23 @@ mod tests {
         let _x = l.admit("2001:db8::1".parse().unwrap()).unwrap();
         assert!(l.admit("2001:db8::2".parse().unwrap()).is_none());
         assert!(l.admit("2001:db8:0:1::2".parse().unwrap()).is_some());
+        // Pending connections have their own, smaller limit.
+        let l = ConnLimits::new(Limits {
+            per_source: 3,
+            pending_per_source: 1,
+            ..Limits::default()
+        });
+        let c: IpAddr = "10.0.0.7".parse().unwrap();
+        let c1 = l.admit(c).unwrap();
+        assert!(l.admit(c).is_none(), "a second pending one");
+        c1.request_seen();
+        c1.request_seen();
+        let c2 = l.admit(c).unwrap();
+        c2.request_seen();
+        let _c3 = l.admit(c).unwrap();
+        assert!(l.admit(c).is_none(), "open limit");
+        drop(c1);
+        assert_eq!(l.open_from(c), 2);
     }
 
     #[tokio::test]

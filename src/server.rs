@@ -243,6 +243,7 @@ async fn accept_loop(
                 req.extensions_mut().insert(conn_id);
                 let (api, shutdown) = (api.clone(), svc_shutdown.clone());
                 let admission = svc_admission.clone();
+                admission.request_seen();
                 async move {
                     // Body and answer within the request timeout; a client
                     // that drips its body is cut off (the connection closes).

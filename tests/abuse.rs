@@ -20,7 +20,7 @@ use tokio::net::{TcpSocket, TcpStream};
 /// Short limits, so the test sees the server act within seconds.
 fn tight() -> OpsSettings {
     let mut ops = OpsSettings::default();
-    ops.net.per_source = 32;
+    ops.net.pending_per_source = 32;
     ops.net.header_timeout = Duration::from_secs(3);
     ops.net.request_timeout = Duration::from_secs(4);
     ops

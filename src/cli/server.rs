@@ -72,8 +72,12 @@ pub struct ServerArgs {
     pub webhook_allow: crate::notify::Destinations,
     /// Open connections one source address (IPv6: one /64) may hold;
     /// agents' connections stop counting once they have authenticated.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 1024)]
     pub max_connections_per_source: usize,
+    /// Of those, connections that have not yet sent a whole request head
+    /// (the slowloris bound).
+    #[arg(long, default_value_t = 64)]
+    pub max_pending_per_source: usize,
     /// Open connections in total.
     #[arg(long, default_value_t = 16_384)]
     pub max_connections: usize,
@@ -133,6 +137,7 @@ pub fn main(a: ServerArgs) -> anyhow::Result<ExitCode> {
         ops: server::OpsSettings {
             net: crate::netguard::Limits {
                 per_source: a.max_connections_per_source.max(1),
+                pending_per_source: a.max_pending_per_source.max(1),
                 total: a.max_connections.max(1),
                 header_timeout: Duration::from_secs(a.header_timeout.max(1)),
                 request_timeout: Duration::from_secs(a.request_timeout.max(1)),

@@ -339,17 +339,18 @@ pub fn mark_running(
 /// is refused rather than stored with a hole: the agent resends from 0 on
 /// reconnect. Output cap (`limits::max_output`): bytes past it are counted
 /// in `output_capped` (reported as Dropped, output not Complete) and not
-/// stored. A task in a final state takes no more output.
+/// stored. A final task takes output only as its end allows (below).
 pub fn append_output(conn: &Connection, task_id: &str, offset: i64, data: &[u8]) -> Result<usize> {
-    let Some((len, capped, status)) = conn
+    let Some((len, capped, status, reported)) = conn
         .query_row(
-            "SELECT output_len, output_capped, status FROM tasks WHERE id = ?1",
+            "SELECT output_len, output_capped, status, reported_len FROM tasks WHERE id = ?1",
             params![task_id],
             |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
                     r.get::<_, i64>(1)?,
                     r.get::<_, String>(2)?,
+                    r.get::<_, Option<i64>>(3)?,
                 ))
             },
         )
@@ -357,11 +358,25 @@ pub fn append_output(conn: &Connection, task_id: &str, offset: i64, data: &[u8])
     else {
         return Ok(0);
     };
-    // A final task takes no output, except TASK_TIMEOUT: its agent's late
-    // report (output, then result) may still replace it (`finish`).
-    if TaskStatus::parse(&status).is_none_or(|s| s.is_final() && s != TaskStatus::TaskTimeout) {
-        return Ok(0);
-    }
+    // Once the agent has reported a task's end, the task only takes the
+    // bytes the agent reported having (a resend that fills what a failed
+    // write lost), never more. A task the server ended without the agent
+    // (TASK_TIMEOUT of a silent agent) still takes its output, since the
+    // agent's late report may yet replace that end; the cap bounds it.
+    let data = match (TaskStatus::parse(&status), reported) {
+        (None, _) => return Ok(0),
+        // Ended by the server with no report (cancelled, never delivered)
+        // other than TASK_TIMEOUT: nothing more to say.
+        (Some(s), None) if s.is_final() && s != TaskStatus::TaskTimeout => return Ok(0),
+        (Some(s), Some(reported)) if s.is_final() => {
+            let limit = reported - offset;
+            if limit <= 0 {
+                return Ok(0);
+            }
+            &data[..data.len().min(limit as usize)]
+        }
+        _ => data,
+    };
     let end = offset + data.len() as i64;
     if offset > len || end <= len {
         return Ok(0);
@@ -703,6 +718,26 @@ mod tests {
         assert_eq!(get_task(&c, "invt-1").unwrap().output_len, 16);
         let t = get_task(&c, "invt-1").unwrap();
         assert_eq!(t.error_info.len(), crate::store::limits::MAX_ERROR_INFO);
+    }
+
+    #[test]
+    fn a_final_task_takes_back_only_the_bytes_it_reported() {
+        let c = crate::store::test_conn();
+        insert(&c, &inv("inv-1"), &[task("invt-1", "inv-1")]).unwrap();
+        assert_eq!(append_output(&c, "invt-1", 0, b"abcd").unwrap(), 4);
+        let f = Finish {
+            status: Success,
+            exit_code: Some(0),
+            exec_start_ms: 1,
+            exec_end_ms: 2,
+            reported_len: 10,
+            error_info: "",
+        };
+        assert!(finish(&c, "invt-1", &f, 3).unwrap());
+        // The resend fills the gap up to the reported 10 bytes, no further.
+        assert_eq!(append_output(&c, "invt-1", 4, b"efghijEXTRA").unwrap(), 6);
+        assert_eq!(append_output(&c, "invt-1", 10, b"more").unwrap(), 0);
+        assert_eq!(read_output(&c, "invt-1", 0, 100).unwrap(), b"abcdefghij");
     }
 
     #[test]
