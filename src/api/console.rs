@@ -83,6 +83,10 @@ async fn body_of(body: Incoming) -> Result<Bytes, ApiError> {
 pub async fn serve(api: Arc<Api>, req: Request<Incoming>, peer: SocketAddr) -> Reply {
     let request_id = crate::ids::request_id();
     let (parts, body) = req.into_parts();
+    // Read the whole (bounded) body before anything can refuse the request:
+    // an answer that leaves it unread makes hyper drop the connection, and
+    // a client reusing that kept-alive connection then sees a reset.
+    let body = body_of(body).await;
     let mut trail = Trail {
         service: "console".into(),
         ..Default::default()
@@ -158,12 +162,12 @@ pub async fn serve(api: Arc<Api>, req: Request<Incoming>, peer: SocketAddr) -> R
 
 async fn login(
     api: &Api,
-    body: Incoming,
+    body: Result<Bytes, ApiError>,
     peer: SocketAddr,
     trail: &mut Trail,
     set_cookie: &mut Option<HeaderValue>,
 ) -> Result<Value, ApiError> {
-    let mut q = Params::parse(&body_of(body).await?)?;
+    let mut q = Params::parse(&body?)?;
     let name = q.str("UserName")?;
     let password = q.str("Password")?;
     // Sets a new password in the same sign-in: required when the user must
@@ -359,7 +363,7 @@ async fn whoami(api: &Api, parts: &Parts, trail: &mut Trail) -> Result<Value, Ap
 async fn console_call(
     api: &Api,
     parts: &Parts,
-    body: Incoming,
+    body: Result<Bytes, ApiError>,
     action: &str,
     peer: SocketAddr,
     trail: &mut Trail,
@@ -380,7 +384,7 @@ async fn console_call(
     if action.is_empty() {
         return Err(ApiError::missing("X-TC-Action"));
     }
-    let params = Params::parse(&body_of(body).await?)?;
+    let params = Params::parse(&body?)?;
     api.call(&p, service, action, params, Some(peer.ip()), trail)
         .await
 }
@@ -390,7 +394,7 @@ async fn console_call(
 async fn console_view(
     api: &Api,
     parts: &Parts,
-    body: Incoming,
+    body: Result<Bytes, ApiError>,
     path: &str,
     peer: SocketAddr,
     trail: &mut Trail,
@@ -398,7 +402,7 @@ async fn console_view(
     let (_, s, p) = session(api, parts).await?;
     trail.principal = p.user_id.clone();
     check_csrf(parts, &s)?;
-    let body = body_of(body).await?;
+    let body = body?;
     if path == "/console/can" {
         super::console_push::can(api, &p, &body, peer.ip()).await
     } else if path == "/console/validate-policy" {
