@@ -52,8 +52,10 @@ export function call(action, params = {}, opts = {}) {
 
 export const cam = (action, params) => call(action, params, { cam: true });
 
-export async function login(user, password) {
-  const r = await post('/console/login', { UserName: user, Password: password });
+export async function login(user, password, newPassword) {
+  const body = { UserName: user, Password: password };
+  if (newPassword) body.NewPassword = newPassword;
+  const r = await post('/console/login', body);
   csrf = r.CsrfToken;
   sessionStorage.setItem('drover.csrf', csrf);
   return r;

@@ -51,6 +51,10 @@ export function navigate(path) {
 function signInView(message) {
   const user = h('input', { id: 'login-user', name: 'username', autocomplete: 'username', required: true, value: '' });
   const pass = h('input', { id: 'login-pass', name: 'password', type: 'password', autocomplete: 'current-password', required: true });
+  // Shown when the server answers that this password must be changed first
+  // (NeedResetPassword): the same sign-in then carries NewPassword.
+  const fresh = h('input', { id: 'login-new', name: 'new-password', type: 'password', autocomplete: 'new-password' });
+  const freshField = h('div', { class: 'field', hidden: true }, h('label', { for: 'login-new' }, 'New password'), fresh);
   const err = h('div', { 'aria-live': 'assertive' }, message ? errorBox({ message }) : null);
   const submit = h('button', { type: 'submit', class: 'primary' }, 'Sign in');
   const form = h('form', {
@@ -60,12 +64,21 @@ function signInView(message) {
       submit.disabled = true;
       put(err);
       try {
-        await api.login(user.value.trim(), pass.value);
+        await api.login(user.value.trim(), pass.value, freshField.hidden ? '' : fresh.value);
         pass.value = '';
+        fresh.value = '';
         await start();
       } catch (e) {
-        put(err, errorBox(e));
         submit.disabled = false;
+        if (e.code === 'AuthFailure.PasswordResetRequired' && freshField.hidden) {
+          freshField.hidden = false;
+          fresh.required = true;
+          put(err, errorBox({ message: 'This password must be changed before you sign in: choose a new one.' }));
+          submit.textContent = 'Change password and sign in';
+          fresh.focus();
+          return;
+        }
+        put(err, errorBox(e));
         pass.focus();
       }
     },
@@ -74,7 +87,7 @@ function signInView(message) {
   h('p', { class: 'muted' }, 'Sign in to run commands across your fleet.'),
   h('div', { class: 'field' }, h('label', { for: 'login-user' }, 'User name'), user),
   h('div', { class: 'field' }, h('label', { for: 'login-pass' }, 'Password'), pass),
-  err, submit,
+  freshField, err, submit,
   h('p', { class: 'hint' }, 'The account owner signs in as root (password set with drover admin set-password); sub-users with the console password CAM gave them.'));
   put(app, h('main', { class: 'login-wrap', id: 'main' }, form));
   user.focus();

@@ -417,6 +417,37 @@ test('a sub-user signs in and sees what the engine denies disabled, with the rea
   assert.equal((await consoleCall(page, 'DescribeInvocations', {})).TotalCount, before);
 });
 
+test('a user who must change the password sets a new one at sign-in', async () => {
+  const old = 'Dee-console-pass-1';
+  const fresh = 'Dee-console-pass-2';
+  const add = await consoleCall(page, 'AddUser', { Name: 'dee', Password: old, ConsoleLogin: 1, NeedResetPassword: 1 }, true);
+  assert.equal(add.Error, undefined, JSON.stringify(add));
+  const ctx = await freshBrowser('dee');
+  const dee = ctx.pages()[0] || await ctx.newPage();
+  await dee.goto(`${base}/`);
+  await dee.fill('#login-user', 'dee');
+  await dee.fill('#login-pass', old);
+  await dee.click('button[type=submit]');
+  // The right password alone does not get in: the page asks for a new one.
+  await dee.waitForSelector('#login-new', { state: 'visible', timeout: WAIT });
+  assert.equal(await dee.$('#who'), null);
+  await dee.fill('#login-new', fresh);
+  await dee.click('button[type=submit]');
+  await dee.waitForSelector('#who', { timeout: WAIT });
+  assert.match(await dee.textContent('#who'), /dee/);
+  // The old password is gone; the new one works without a further reset.
+  const again = await freshBrowser('dee-again');
+  const p2 = again.pages()[0] || await again.newPage();
+  await p2.goto(`${base}/`);
+  await p2.fill('#login-user', 'dee');
+  await p2.fill('#login-pass', old);
+  await p2.click('button[type=submit]');
+  await until('the old password to be refused', async () => /wrong/.test(await p2.textContent('.login')));
+  assert.equal(await p2.isVisible('#login-new'), false);
+  await signIn(p2, 'dee', fresh);
+  assert.match(await p2.textContent('#who'), /dee/);
+});
+
 test('the Run button follows the engine for the instances picked', async () => {
   const [a, b] = instanceIds;
   const owner = (await consoleCall(page, 'GetUserAppId', {}, true)).OwnerUin;

@@ -393,5 +393,9 @@ def test_tccli_cam(tccli, cam):
     assert out["Name"] == uname and out["Uin"] > 0
     assert uname in [u["Name"] for u in run("ListUsers")["Data"]]
     assert run("GetUser", "--Name", uname)["Remark"] == "from-tccli"
+    # tccli opens a new connection per command: GetUser and DeleteUser of the
+    # same name in one second would share a signature (README: "Signatures
+    # and replays").
+    tat.next_second()
     run("DeleteUser", "--Name", uname)
     assert uname not in user_names(cam)

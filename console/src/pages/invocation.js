@@ -138,12 +138,18 @@ export async function render(main, ctx) {
   }
 
   let groupsBusy = false;
+  // What the panel shows now: an unchanged answer is not drawn again, so a
+  // late push does not wipe a difference the user has opened.
+  let groupsShown = '';
   async function loadGroups() {
     if (groupsBusy) return;
     groupsBusy = true;
     try {
       const r = await api.groups(id);
       const gs = r.GroupSet || [];
+      const key = JSON.stringify(gs.map(g => [g.Count, g.TaskStatus, g.ExitCode, g.OutputLen, g.SampleTaskId, g.InstanceIds]));
+      if (key === groupsShown) return;
+      groupsShown = key;
       if (!gs.length) { put(groupsPanel, h('p', { class: 'muted' }, 'No results yet.')); return; }
       const pickA = h('select', { 'aria-label': 'First group' });
       const pickB = h('select', { 'aria-label': 'Second group' });
@@ -174,6 +180,7 @@ export async function render(main, ctx) {
           h('pre', { class: 'output sample' }, stripAnsi(g.Sample) + (g.OutputLen > g.Sample.length ? '\n…' : '')))),
         gs.length > 1 ? h('div', { class: 'card' }, h('h3', {}, 'Compare groups'), h('div', { class: 'toolbar' }, pickA, ' vs ', pickB, diffBtn), diffOut) : null);
     } catch (e) {
+      groupsShown = '';
       put(groupsPanel, errorBox(e));
     } finally {
       groupsBusy = false;
