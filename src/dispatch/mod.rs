@@ -314,14 +314,12 @@ impl Dispatcher {
     /// as DELIVER_DELAYED until their deadline.
     pub async fn submit(&self, _inv: &Invocation, tasks: &[Task]) -> Result<(), StoreError> {
         let now = now_ms();
-        let mut online: Vec<String> = Vec::new();
+        let mut online: std::collections::BTreeSet<String> = Default::default();
         let mut delayed = Vec::new();
         // Held tasks wait for the roll-out to release them.
         for t in tasks.iter().filter(|t| !t.held) {
             if self.sender(&t.instance_id).is_some() {
-                if !online.contains(&t.instance_id) {
-                    online.push(t.instance_id.clone());
-                }
+                online.insert(t.instance_id.clone());
             } else {
                 delayed.push(t.id.clone());
             }
@@ -336,9 +334,8 @@ impl Dispatcher {
                 })
                 .await?;
         }
-        for instance_id in online {
-            self.pump(&instance_id).await?;
-        }
+        let online: Vec<String> = online.into_iter().collect();
+        self.pump_many(&online).await?;
         self.touched();
         Ok(())
     }

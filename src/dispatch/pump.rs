@@ -16,6 +16,8 @@
 
 use std::collections::HashMap;
 
+use tokio::sync::mpsc;
+
 use super::Dispatcher;
 use crate::protocol::ServerMsg;
 use crate::store::invocations::{self, Invocation};
@@ -26,57 +28,75 @@ impl Dispatcher {
     /// Sends an online agent as many waiting tasks as it has free slots.
     /// Does nothing for an agent that is not connected.
     pub(crate) async fn pump(&self, instance_id: &str) -> Result<(), StoreError> {
-        let Some((tx, slots)) = self.sender_and_slots(instance_id) else {
+        self.pump_many(&[instance_id.to_string()]).await
+    }
+
+    /// Pumps several agents in one write job: a fan-out to N agents costs
+    /// one transaction, not N awaited one after another. Each agent's slots
+    /// are still counted and taken inside that one job, so the guarantee
+    /// above holds.
+    pub(crate) async fn pump_many(&self, instance_ids: &[String]) -> Result<(), StoreError> {
+        let online: Vec<(String, mpsc::Sender<ServerMsg>, u32)> = instance_ids
+            .iter()
+            .filter_map(|id| {
+                self.sender_and_slots(id)
+                    .map(|(tx, slots)| (id.clone(), tx, slots))
+            })
+            .collect();
+        if online.is_empty() {
             return Ok(());
-        };
+        }
         let now = now_ms();
         let deadline = now.saturating_add(self.settings.deliver_timeout_ms);
-        let id = instance_id.to_string();
-        let reason = format!(
-            "queued: instance {instance_id} already runs its maximum of {slots} tasks at once"
-        );
-        let taken = self
+        let wanted: Vec<(String, u32)> = online.iter().map(|(id, _, s)| (id.clone(), *s)).collect();
+        let (taken, invs) = self
             .store
             .write(move |c| {
-                let ids = invocations::take_for_delivery(c, &id, slots, deadline, now, &reason)?;
                 let mut invs: HashMap<String, Invocation> = HashMap::new();
-                let mut out = Vec::with_capacity(ids.len());
-                for (task_id, inv_id) in ids {
-                    if !invs.contains_key(&inv_id) {
-                        invs.insert(inv_id.clone(), invocations::get(c, &inv_id)?);
+                let mut taken = Vec::with_capacity(wanted.len());
+                for (id, slots) in &wanted {
+                    let reason = format!(
+                        "queued: instance {id} already runs its maximum of {slots} tasks at once"
+                    );
+                    let ids =
+                        invocations::take_for_delivery(c, id, *slots, deadline, now, &reason)?;
+                    for (_, inv_id) in &ids {
+                        if !invs.contains_key(inv_id) {
+                            invs.insert(inv_id.clone(), invocations::get(c, inv_id)?);
+                        }
                     }
-                    out.push((task_id, inv_id));
+                    taken.push(ids);
                 }
-                Ok((out, invs))
+                Ok((taken, invs))
             })
             .await?;
-        let (tasks, invs) = taken;
-        for (task_id, inv_id) in tasks {
-            let Some(inv) = invs.get(&inv_id) else {
-                continue;
-            };
-            let spec = self.spec(inv, &task_id)?;
-            self.pushed.pushed(std::iter::once(task_id.as_str()));
-            // At most `slots` deliveries are ever queued, below the queue's
-            // depth, so this does not wait on a live agent. A closed queue
-            // means the agent went away: the task stays DELIVERING and is
-            // sent again when it reconnects (`link::reconcile`).
-            if tx.send(ServerMsg::RunTask(spec)).await.is_err() {
-                break;
+        for ((_, tx, _), tasks) in online.iter().zip(taken) {
+            for (task_id, inv_id) in tasks {
+                let Some(inv) = invs.get(&inv_id) else {
+                    continue;
+                };
+                let spec = self.spec(inv, &task_id)?;
+                self.pushed.pushed(std::iter::once(task_id.as_str()));
+                // At most `slots` deliveries are ever queued, below the
+                // queue's depth, so this does not wait on a live agent. A
+                // closed queue means the agent went away: the task stays
+                // DELIVERING and is sent again when it reconnects
+                // (`link::reconcile`).
+                if tx.send(ServerMsg::RunTask(spec)).await.is_err() {
+                    break;
+                }
             }
         }
         Ok(())
     }
 
-    /// Pumps each of these instances (deduplicated); failures are logged,
+    /// Pumps each of these instances (deduplicated); a failure is logged and
     /// the tasks stay queued for the next pump.
     pub(crate) async fn pump_all(&self, mut instance_ids: Vec<String>) {
         instance_ids.sort();
         instance_ids.dedup();
-        for id in instance_ids {
-            if let Err(e) = self.pump(&id).await {
-                tracing::warn!(instance = %id, "delivering queued tasks failed: {e}");
-            }
+        if let Err(e) = self.pump_many(&instance_ids).await {
+            tracing::warn!("delivering queued tasks failed: {e}");
         }
     }
 }
