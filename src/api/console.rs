@@ -360,6 +360,15 @@ async fn whoami(api: &Api, parts: &Parts, trail: &mut Trail) -> Result<Value, Ap
     )
 }
 
+/// The principal of a state-changing console request: a live session and
+/// its CSRF token, both checked.
+async fn signed_in(api: &Api, parts: &Parts, trail: &mut Trail) -> Result<Principal, ApiError> {
+    let (_, s, p) = session(api, parts).await?;
+    trail.principal = p.user_id.clone();
+    check_csrf(parts, &s)?;
+    Ok(p)
+}
+
 async fn console_call(
     api: &Api,
     parts: &Parts,
@@ -368,9 +377,7 @@ async fn console_call(
     peer: SocketAddr,
     trail: &mut Trail,
 ) -> Result<Value, ApiError> {
-    let (_, s, p) = session(api, parts).await?;
-    trail.principal = p.user_id.clone();
-    check_csrf(parts, &s)?;
+    let p = signed_in(api, parts, trail).await?;
     let service = match header(parts, "x-tc-version").unwrap_or(TAT_VERSION) {
         TAT_VERSION => Service::Tat,
         CAM_VERSION => Service::Cam,
@@ -399,9 +406,7 @@ async fn console_view(
     peer: SocketAddr,
     trail: &mut Trail,
 ) -> Result<Value, ApiError> {
-    let (_, s, p) = session(api, parts).await?;
-    trail.principal = p.user_id.clone();
-    check_csrf(parts, &s)?;
+    let p = signed_in(api, parts, trail).await?;
     let body = body?;
     if path == "/console/can" {
         super::console_push::can(api, &p, &body, peer.ip()).await
