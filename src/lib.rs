@@ -61,6 +61,8 @@ pub mod run;
 pub mod scheduler;
 pub mod server;
 pub mod sign;
+pub mod ssh;
+pub mod sshkey;
 pub mod store;
 pub mod timefmt;
 pub mod tls;

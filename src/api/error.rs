@@ -74,6 +74,7 @@ impl From<StoreError> for ApiError {
                     Entity::AccessKey => "ResourceNotFound.SecretNotExist",
                     Entity::RoleAssignment => "ResourceNotFound.RoleAssignmentNotFound",
                     Entity::Secret => "ResourceNotFound.SecretNotFound",
+                    Entity::SshPublicKey => "ResourceNotFound.SshPublicKeyNotFound",
                 };
                 ApiError::new(code, format!("the {entity} `{id}` does not exist"))
             }
@@ -98,6 +99,8 @@ impl From<StoreError> for ApiError {
                     Rule::SecretNameTaken => "InvalidParameterValue.SecretNameDuplicated",
                     Rule::SecretLimit => "LimitExceeded.SecretQuota",
                     Rule::RunInstance => "FailedOperation",
+                    Rule::SshKeyLimit => "LimitExceeded.SshPublicKeyQuota",
+                    Rule::SshKeyTaken => "InvalidParameterValue.SshPublicKeyDuplicated",
                 };
                 ApiError::new(code, msg)
             }

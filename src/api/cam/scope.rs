@@ -110,6 +110,10 @@ fn groups_of_targets(action: &str, q: &Params, me: &str) -> Option<Vec<Vec<Targe
         "CreateAccessKey" | "ListAccessKeys" | "UpdateAccessKey" | "DeleteAccessKey" => {
             one(self_or("TargetUin"))
         }
+        // Ssh keys are credentials too: the same rule as access keys.
+        "ImportSshPublicKey" | "DescribeSshPublicKeys" | "DeleteSshPublicKey" => {
+            one(self_or("TargetUin"))
+        }
         "ListAttachedUserPolicies" | "ListAttachedUserAllPolicies" => one(user("TargetUin")),
         "ListGroupsForUser" => one(match (q.peek_value("SubUin"), int_of(q, "Uid")) {
             (Some(_), _) => user("SubUin"),
