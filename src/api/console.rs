@@ -396,7 +396,7 @@ async fn console_call(
         .await
 }
 
-/// The console's own read-only views (api/console_push.rs), behind the
+/// The console's own read-only views (api/console_views.rs), behind the
 /// session and its CSRF token like every other console call.
 async fn console_view(
     api: &Api,
@@ -409,10 +409,10 @@ async fn console_view(
     let p = signed_in(api, parts, trail).await?;
     let body = body?;
     if path == "/console/can" {
-        super::console_push::can(api, &p, &body, peer.ip()).await
+        super::console_views::can(api, &p, &body, peer.ip()).await
     } else if path == "/console/validate-policy" {
-        super::console_push::validate_policy(&body)
+        super::console_views::validate_policy(&body)
     } else {
-        super::console_push::groups(api, &p, &body, peer.ip()).await
+        super::console_views::groups(api, &p, &body, peer.ip()).await
     }
 }

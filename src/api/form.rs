@@ -9,7 +9,8 @@
 use serde_json::{Map, Value};
 
 use super::error::ApiError;
-use super::request::R;
+/// Results of reading a form carry the API error of the bad field.
+type R<T> = Result<T, ApiError>;
 
 /// Deepest nesting a flattened name may have (TAT's deepest is 3).
 const MAX_DEPTH: usize = 8;

@@ -16,6 +16,7 @@ mod commands;
 pub mod console;
 pub mod console_push;
 mod console_root;
+mod console_views;
 pub mod decided;
 pub mod error;
 mod form;
