@@ -336,7 +336,7 @@ async fn route(
         (&Method::GET, p) => crate::web::serve(p),
         _ => json_reply(
             StatusCode::METHOD_NOT_ALLOWED,
-            &serde_json::json!({"Response": {"Error": {"Code": "UnsupportedProtocol", "Message": "use POST / for API calls"}}}),
+            &serde_json::json!({"Response": {"Error": {"Code": crate::api::error::Code::UnsupportedProtocol, "Message": "use POST / for API calls"}}}),
         ),
     }
 }

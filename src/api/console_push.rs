@@ -25,7 +25,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
 use super::console_views::{gate, tasks_of};
-use super::error::ApiError;
+use super::error::{ApiError, Code};
 use super::{json_reply, Api, Principal, Reply, Service};
 use crate::store::invocations as invs;
 
@@ -52,7 +52,7 @@ async fn invocation_view(
     .await?;
     let invocation = r["InvocationSet"].get(0).cloned().ok_or_else(|| {
         ApiError::new(
-            "ResourceNotFound.InvocationNotFound",
+            Code::ResourceNotFoundInvocationNotFound,
             format!("invocation {inv} does not exist"),
         )
     })?;
@@ -106,7 +106,7 @@ pub async fn upgrade(
     head.headers = req.headers().clone();
     head.uri = req.uri().clone();
     let origin_ok = head.headers.contains_key("origin") && super::console::same_origin(&head);
-    let deny = |code: &str, msg: &str| {
+    let deny = |code: Code, msg: &str| {
         json_reply(
             StatusCode::FORBIDDEN,
             &json!({"Response": {"Error": {"Code": code, "Message": msg}}}),
@@ -114,7 +114,7 @@ pub async fn upgrade(
     };
     if !origin_ok {
         return deny(
-            "UnauthorizedOperation",
+            Code::UnauthorizedOperation,
             "cross-origin console requests are refused",
         );
     }
@@ -127,7 +127,7 @@ pub async fn upgrade(
         .get("sec-websocket-key")
         .map(|k| derive_accept_key(k.as_bytes()));
     let Some(accept) = key else {
-        return deny("InvalidParameter", "websocket upgrade required");
+        return deny(Code::InvalidParameter, "websocket upgrade required");
     };
     tokio::spawn(async move {
         if let Ok(up) = hyper::upgrade::on(&mut req).await {
@@ -198,7 +198,7 @@ async fn serve_push<S>(
             if super::console::session(&api, &head).await.is_err() {
                 let _ = ws
                     .send(Message::Text(
-                        json!({"Type": "error", "Code": "AuthFailure.SessionExpired",
+                        json!({"Type": "error", "Code": Code::AuthFailureSessionExpired,
                                "Message": "the session has ended"})
                         .to_string(),
                     ))

@@ -8,7 +8,7 @@
 
 use serde_json::{Map, Value};
 
-use super::error::ApiError;
+use super::error::{ApiError, Code};
 /// Results of reading a form carry the API error of the bad field.
 type R<T> = Result<T, ApiError>;
 
@@ -34,7 +34,7 @@ pub fn unflatten(pairs: Vec<(String, String)>) -> R<Map<String, Value>> {
 
 fn bad(name: &str) -> ApiError {
     ApiError::new(
-        "InvalidParameter",
+        Code::InvalidParameter,
         format!("the form parameter `{name}` does not fit the request's structure"),
     )
 }
