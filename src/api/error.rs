@@ -74,6 +74,7 @@ impl From<StoreError> for ApiError {
                     Entity::AccessKey => "ResourceNotFound.SecretNotExist",
                     Entity::RoleAssignment => "ResourceNotFound.RoleAssignmentNotFound",
                     Entity::Secret => "ResourceNotFound.SecretNotFound",
+                    Entity::Session => "ResourceNotFound.SessionNotFound",
                 };
                 ApiError::new(code, format!("the {entity} `{id}` does not exist"))
             }
