@@ -413,7 +413,14 @@ impl Api {
                     .await?),
                 Rule::Invoker => one(vec![self.gate.invoker_resource(id).await?]),
                 Rule::Secret => one(vec![self.gate.secret(id)]),
-                Rule::Session => one(self.session_instance(id).await?),
+                // The denial names no instance: it would tell a caller
+                // where a session it may not see took place.
+                Rule::Session => vec![Check {
+                    action: act,
+                    resources: self.session_instance(id).await?,
+                    hide_resource: true,
+                    start_of: None,
+                }],
                 _ => one(Vec::new()),
             },
             Named::List(Some(ids)) => {
