@@ -103,6 +103,7 @@ codes! {
     InvalidParameterValueInvalidInvocationId = "InvalidParameterValue.InvalidInvocationId",
     InvalidParameterValueInvalidInvocationTaskId = "InvalidParameterValue.InvalidInvocationTaskId",
     InvalidParameterValueInvalidInvokerId = "InvalidParameterValue.InvalidInvokerId",
+    InvalidParameterValueInvalidSessionId = "InvalidParameterValue.InvalidSessionId",
     InvalidParameterValueInvalidOutputCOSBucketUrl = "InvalidParameterValue.InvalidOutputCOSBucketUrl",
     InvalidParameterValueInvalidOutputCOSKeyPrefix = "InvalidParameterValue.InvalidOutputCOSKeyPrefix",
     InvalidParameterValueInvalidRegisterCodeId = "InvalidParameterValue.InvalidRegisterCodeId",
@@ -147,9 +148,11 @@ codes! {
     ResourceNotFoundRoleNotFound = "ResourceNotFound.RoleNotFound",
     ResourceNotFoundSecretNotExist = "ResourceNotFound.SecretNotExist",
     ResourceNotFoundSecretNotFound = "ResourceNotFound.SecretNotFound",
+    ResourceNotFoundSessionNotFound = "ResourceNotFound.SessionNotFound",
     ResourceNotFoundUserNotExist = "ResourceNotFound.UserNotExist",
     ResourceUnavailableAgentStatusNotOnline = "ResourceUnavailable.AgentStatusNotOnline",
     ResourceUnavailableCommandInInvoker = "ResourceUnavailable.CommandInInvoker",
+    ResourceUnavailableRecordingTooLarge = "ResourceUnavailable.RecordingTooLarge",
     ResourceUnavailableInvalidResourceQuotaResourceCode = "ResourceUnavailable.InvalidResourceQuotaResourceCode",
     ResourceUnavailableUserHasNoQuotaCode = "ResourceUnavailable.UserHasNoQuotaCode",
     OperationDeniedAccessKeyOverLimit = "OperationDenied.AccessKeyOverLimit",
@@ -236,6 +239,23 @@ impl ApiError {
         }
     }
 
+    /// The HTTP status of a failed file download (a recording's `.cast`):
+    /// a browser's download has no envelope to read, so the status says it.
+    pub fn download_status(&self) -> hyper::StatusCode {
+        let code = self.code.as_str();
+        if code.starts_with("AuthFailure.Session") {
+            hyper::StatusCode::UNAUTHORIZED
+        } else if self.code.is_auth_failure() || self.code == Code::UnauthorizedOperation {
+            hyper::StatusCode::FORBIDDEN
+        } else if code.starts_with("ResourceNotFound") {
+            hyper::StatusCode::NOT_FOUND
+        } else if self.code == Code::InternalError {
+            hyper::StatusCode::INTERNAL_SERVER_ERROR
+        } else {
+            hyper::StatusCode::BAD_REQUEST
+        }
+    }
+
     pub fn internal() -> ApiError {
         Self::new(
             Code::InternalError,
@@ -260,6 +280,7 @@ impl From<StoreError> for ApiError {
                     Entity::AccessKey => Code::ResourceNotFoundSecretNotExist,
                     Entity::RoleAssignment => Code::ResourceNotFoundRoleAssignmentNotFound,
                     Entity::Secret => Code::ResourceNotFoundSecretNotFound,
+                    Entity::Session => Code::ResourceNotFoundSessionNotFound,
                 };
                 ApiError::new(code, format!("the {entity} `{id}` does not exist"))
             }

@@ -27,6 +27,7 @@ mod invocations;
 mod invokers;
 mod jobctl;
 mod misc;
+pub mod recordings;
 mod replay;
 mod request;
 mod scenes;
@@ -342,6 +343,8 @@ impl Api {
             A::ModifySecret => secrets::modify(self, a, q).await,
             A::DeleteSecret => secrets::delete(self, a, q).await,
             A::DescribeSecrets => secrets::describe(self, a, q).await,
+            A::DescribeSessions => recordings::describe(self, a, q).await,
+            A::DescribeSessionRecording => recordings::recording(self, a, q).await,
             A::CreateRoleAssignment => access::create(self, a, q).await,
             A::DeleteRoleAssignment => access::delete(self, a, q).await,
             A::ListRoleAssignments => access::list(self, a, q).await,
@@ -378,7 +381,7 @@ impl Api {
             A::GetUserAppId => cam::keys::app_id(self, a, q).await,
             // Pseudo-actions are decisions inside other actions; no request
             // names one (`Action::from_api` never returns them).
-            A::UseSecret | A::DescribeCommandContent => Err(ApiError::new(
+            A::UseSecret | A::DescribeCommandContent | A::RecordSessionInput => Err(ApiError::new(
                 Code::InvalidAction,
                 format!("the action {:?} is not an API action", action.api_name()),
             )),
