@@ -17,7 +17,7 @@ use russh::keys::PublicKey;
 
 use super::audit::{self, Trail};
 use super::console_root;
-use super::error::ApiError;
+use super::error::{ApiError, Code};
 use super::{Api, Principal};
 use crate::store::root_login::ROOT;
 use crate::store::users::LoginError;
@@ -175,7 +175,7 @@ impl Api {
         drop(ticket);
         let failed = || {
             ApiError::new(
-                "AuthFailure.LoginFailed",
+                Code::AuthFailureLoginFailed,
                 "the user name or password is wrong",
             )
         };

@@ -30,6 +30,7 @@ pub mod keys;
 pub mod limits;
 pub mod policies;
 pub mod query;
+pub mod recordings;
 pub mod retention;
 pub mod role_assignments;
 pub mod root_login;
@@ -327,6 +328,8 @@ pub enum Entity {
     AccessKey,
     RoleAssignment,
     Secret,
+    /// A terminal session.
+    Session,
     /// A user's ssh public key (by KeyId).
     SshPublicKey,
 }
@@ -347,6 +350,7 @@ impl std::fmt::Display for Entity {
             Entity::AccessKey => "access key",
             Entity::RoleAssignment => "role-assignment",
             Entity::Secret => "secret",
+            Entity::Session => "session",
             Entity::SshPublicKey => "ssh public key",
         })
     }

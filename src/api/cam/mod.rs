@@ -20,7 +20,7 @@ use serde_json::Value;
 
 pub(crate) use users::check_password;
 
-use super::error::ApiError;
+use super::error::{ApiError, Code};
 use super::request::{Params, R};
 use super::Principal;
 use crate::store::policies::{PolicyInput, RoleAssignment};
@@ -49,7 +49,7 @@ pub fn validate_policy_document(doc: &str) -> Result<(), crate::policy::PolicyEr
 }
 
 fn param_error(message: impl Into<String>) -> ApiError {
-    ApiError::new("InvalidParameter.ParamError", message)
+    ApiError::new(Code::InvalidParameterParamError, message)
 }
 
 /// A 0/1 switch such as ConsoleLogin.
@@ -86,7 +86,7 @@ fn opt_uin(q: &mut Params, name: &str) -> R<Option<String>> {
         None => Ok(None),
         Some(v) if v > 0 => Ok(Some(v.to_string())),
         Some(v) => Err(ApiError::new(
-            "InvalidParameter.UinError",
+            Code::InvalidParameterUinError,
             format!("{name} {v} is not a valid uin"),
         )),
     }

@@ -8,7 +8,7 @@
 use serde_json::{json, Value};
 
 use super::super::decided::Request;
-use super::super::error::ApiError;
+use super::super::error::{ApiError, Code};
 use super::super::request::{Params, R};
 use super::super::{Api, Principal};
 use super::opt_uin;
@@ -32,7 +32,7 @@ async fn owner(api: &Api, p: &Principal, target: Option<String>) -> R<String> {
     if uin == api.account_uin {
         if !p.is_root() {
             return Err(ApiError::new(
-                "OperationDenied.SubUin",
+                Code::OperationDeniedSubUin,
                 "a sub-user may not manage the account's own ssh keys",
             ));
         }
@@ -45,7 +45,7 @@ async fn owner(api: &Api, p: &Principal, target: Option<String>) -> R<String> {
 fn check_description(d: &str) -> R<()> {
     if d.chars().count() > MAX_DESCRIPTION || d.chars().any(char::is_control) {
         return Err(ApiError::new(
-            "InvalidParameter.ParamError",
+            Code::InvalidParameterParamError,
             format!("Description must be at most {MAX_DESCRIPTION} characters, without control characters"),
         ));
     }
@@ -70,8 +70,12 @@ pub async fn import(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value
     let description = q.opt_str("Description")?;
     let target = opt_uin(&mut q, "TargetUin")?;
     q.finish()?;
-    let parsed = crate::sshkey::parse(&text)
-        .map_err(|e| ApiError::new("InvalidParameterValue.InvalidSshPublicKey", e.to_string()))?;
+    let parsed = crate::sshkey::parse(&text).map_err(|e| {
+        ApiError::new(
+            Code::InvalidParameterValueInvalidSshPublicKey,
+            e.to_string(),
+        )
+    })?;
     // Without a Description the key's own comment ("ann@laptop") names it.
     let description = description.unwrap_or_else(|| parsed.comment.clone());
     check_description(&description)?;
