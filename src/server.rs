@@ -71,6 +71,8 @@ pub struct OpsSettings {
     pub retention: crate::store::retention::Retention,
     /// How often the retention prune runs.
     pub prune_interval: Duration,
+    /// Limits of interactive sessions (idle time, length, how many).
+    pub sessions: crate::session::Limits,
 }
 
 impl Default for OpsSettings {
@@ -80,6 +82,7 @@ impl Default for OpsSettings {
             max_output_bytes: crate::store::limits::DEFAULT_MAX_OUTPUT,
             retention: Default::default(),
             prune_interval: Duration::from_secs(24 * 3600),
+            sessions: Default::default(),
         }
     }
 }
@@ -134,7 +137,15 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
         dispatch: dispatch.clone(),
         gate: gate.clone(),
     });
+    let shutdown = CancellationToken::new();
+    let sessions = crate::session::Sessions::new(
+        dispatch.clone(),
+        store.clone(),
+        cfg.ops.sessions.clone(),
+        shutdown.clone(),
+    );
     let api = Arc::new(Api {
+        sessions,
         store,
         secrets,
         dispatch: dispatch.clone(),
@@ -156,7 +167,6 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
         .local_addr()
         .map_err(|e| ServerError::Listen(cfg.listen.clone(), e))?;
     let _ = std::fs::write(cfg.data_dir.join("server.addr"), addr.to_string());
-    let shutdown = CancellationToken::new();
     dispatch.spawn_sweeper(shutdown.clone());
     crate::notify::spawn(
         api.store.clone(),
@@ -327,6 +337,9 @@ async fn route(
         (&Method::GET, "/") if is_api_get(&req) => api.serve(req, peer).await,
         (&Method::GET, "/console/push") => {
             crate::api::console_push::upgrade(api, req, peer, shutdown).await
+        }
+        (&Method::GET, "/console/session") => {
+            crate::api::console_session::upgrade(api, req, peer, shutdown).await
         }
         (_, p) if p.starts_with("/console/") => crate::api::console::serve(api, req, peer).await,
         (&Method::GET, crate::protocol::AGENT_PATH) => {

@@ -196,6 +196,30 @@ impl From<ControlError> for ApiError {
     }
 }
 
+/// Why an interactive session was refused or ended.
+impl From<crate::session::SessionError> for ApiError {
+    fn from(e: crate::session::SessionError) -> ApiError {
+        use crate::session::SessionError as E;
+        let code = match &e {
+            E::Invalid(_) => "InvalidParameterValue",
+            E::Denied { .. } => "AuthFailure.UnauthorizedOperation",
+            E::NoInstance(_) => "ResourceNotFound.InstanceNotFound",
+            E::Offline => "ResourceUnavailable.AgentStatusNotOnline",
+            E::Unsupported => "UnsupportedOperation.AgentSessionUnsupported",
+            E::Limit(_) => "LimitExceeded.Session",
+            E::StartFailed(_) => "FailedOperation.SessionStartFailed",
+            E::Ended => "FailedOperation.SessionClosed",
+            E::Store(_) => {
+                let E::Store(s) = e else {
+                    return ApiError::internal();
+                };
+                return s.into();
+            }
+        };
+        ApiError::new(code, e.to_string())
+    }
+}
+
 impl From<crate::notify::WebhookError> for ApiError {
     fn from(e: crate::notify::WebhookError) -> ApiError {
         use crate::notify::WebhookError::*;

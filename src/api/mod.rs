@@ -16,6 +16,7 @@ mod commands;
 pub mod console;
 pub mod console_push;
 mod console_root;
+pub mod console_session;
 pub mod decided;
 pub mod error;
 mod form;
@@ -64,6 +65,8 @@ const MAX_BODY: usize = 1 << 20;
 
 /// Everything an action handler may use.
 pub struct Api {
+    /// Live interactive sessions (the console's terminal, the ssh gateway).
+    pub sessions: crate::session::Sessions,
     pub store: Store,
     pub secrets: Arc<SecretBox>,
     pub dispatch: Arc<Dispatcher>,
@@ -377,7 +380,7 @@ impl Api {
             A::GetUserAppId => cam::keys::app_id(self, a, q).await,
             // Pseudo-actions are decisions inside other actions; no request
             // names one (`Action::from_api` never returns them).
-            A::UseSecret | A::DescribeCommandContent => Err(ApiError::new(
+            A::UseSecret | A::DescribeCommandContent | A::StartSession => Err(ApiError::new(
                 "InvalidAction",
                 format!("the action {:?} is not an API action", action.api_name()),
             )),

@@ -266,6 +266,12 @@ actions! {
     // Pseudo-action: may the caller see a command's Content? Checked by
     // DescribeCommands (and anything else that returns Content) per command.
     DescribeCommandContent: tat, Pseudo, CMD, All, Drover, Pseudo, [aa!("runbooks/content/read")];
+    // Pseudo-action: may the caller open an interactive session on this
+    // instance (with its tags)? Decided when a console terminal or an ssh
+    // client asks, with the login user as the condition key
+    // `tat:login_user`. In Azure, signing in to a VM is
+    // virtualMachines/login/action (Owner and Contributor: Actions `*`).
+    StartSession: tat, Pseudo, MI, All, Drover, Pseudo, ["Microsoft.Compute/virtualMachines/login/action"];
     // Webhook deliveries of an invocation (its command) or an invoker.
     DescribeWebhookDeliveries: tat, Tat, CMD_IVK, All, Drover, Deliveries, [aa!("jobs/read")];
     // CAM's actions are resource-scoped as CAM scopes them (Rule::Cam): an
@@ -393,6 +399,8 @@ pub fn policy_action(api_action: &str, cam: bool) -> Option<&'static str> {
 pub const DESCRIBE_COMMAND_CONTENT: &str = "tat:DescribeCommandContent";
 /// The TAT pseudo-action for putting a secret into what runs.
 pub const USE_SECRET: &str = "tat:UseSecret";
+/// The TAT pseudo-action for opening an interactive session on an instance.
+pub const START_SESSION: &str = "tat:StartSession";
 
 #[cfg(test)]
 mod tests {
@@ -449,7 +457,8 @@ mod tests {
                 Rule::Deliveries => kinds == CMD_IVK,
                 Rule::Secret | Rule::SecretList => kinds == SEC,
                 Rule::Pseudo => {
-                    a.endpoint() == Endpoint::Pseudo && (kinds == SEC_INS || kinds == CMD)
+                    a.endpoint() == Endpoint::Pseudo
+                        && (kinds == SEC_INS || kinds == CMD || kinds == MI)
                 }
                 // CAM's resources only, on the CAM endpoint (or both).
                 Rule::Cam => {
