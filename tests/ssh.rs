@@ -420,3 +420,184 @@ async fn keys_are_self_service() {
         .unwrap();
     assert_eq!(left, 0);
 }
+
+/// Processes below `root` (children, grandchildren ...) with their command
+/// lines.
+fn descendants(root: u32) -> Vec<(u32, String)> {
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let parent: Vec<(u32, u32)> = rd
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let rest = &stat[stat.rfind(')')? + 1..];
+            let ppid = rest.split_whitespace().nth(1)?.parse::<u32>().ok()?;
+            Some((pid, ppid))
+        })
+        .collect();
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let p = found[i];
+        found.extend(parent.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
+        i += 1;
+    }
+    found
+        .into_iter()
+        .skip(1)
+        .map(|pid| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|b| text(&b).replace('\0', " "))
+                .unwrap_or_default();
+            (pid, cmd)
+        })
+        .collect()
+}
+
+/// A gateway with one real agent, a person allowed sessions on it (ann)
+/// and one who is not (eve), each with an imported key.
+async fn with_agent() -> (Gw, String, PathBuf, PathBuf) {
+    let mut g = start().await;
+    let id = g.h.add_agent().await;
+    let sessions = json!([{"effect": "allow", "action": ["tat:StartSession"], "resource": ["*"]}]);
+    let other = json!([{"effect": "allow", "action": ["tat:RunCommand"], "resource": ["*"]}]);
+    let ann = sub_user(&g.h, "ann", "Ann-pass-123", sessions).await;
+    let eve = sub_user(&g.h, "eve", "Eve-pass-123", other).await;
+    let ann_key = g.keygen("ann_key").await;
+    let eve_key = g.keygen("eve_key").await;
+    g.import(&ann, &ann_key).await;
+    g.import(&eve, &eve_key).await;
+    (g, id, ann_key, eve_key)
+}
+
+fn agent_pid(h: &Harness) -> u32 {
+    h.agents[0].child.as_ref().unwrap().id()
+}
+
+/// Exec runs one command on the instance with its exit status passed back;
+/// a shell (ssh -tt, driven by a script on stdin) runs in a pty of the
+/// size asked for; a person without tat:StartSession gets the reason on
+/// stderr and nothing runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_shell_and_denial_through_an_agent() {
+    let (g, id, ann_key, eve_key) = with_agent().await;
+    let ann = format!("ann+{id}");
+
+    // Exec: output and exit status.
+    let mut c = g.ssh(&ann, Some(&ann_key), "publickey");
+    c.args(["127.0.0.1", "--", "sh", "-c", "'echo out-$((6*7)); exit 7'"]);
+    let out = output(c).await;
+    assert_eq!(out.status.code(), Some(7), "{out:?}");
+    assert!(text(&out.stdout).contains("out-42"), "{out:?}");
+
+    // A shell in a pty: the script's lines run, `stty size` shows the
+    // terminal ssh asked for (80x24 without a local terminal), and the
+    // shell's exit status comes back.
+    let mut c = g.ssh(&ann, Some(&ann_key), "publickey");
+    c.args(["-tt", "127.0.0.1"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(b"echo hi-$((1+1)); stty size; tty; exit 3\n")
+            .await
+            .unwrap();
+        // stdin stays open until the shell has gone (ssh would send EOF).
+        let out = tokio::time::timeout(T, child.wait_with_output())
+            .await
+            .expect("the shell ended")
+            .unwrap();
+        drop(stdin);
+        let o = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(3), "{out:?}");
+        assert!(o.contains("hi-2"), "{o}");
+        assert!(o.contains("24 80"), "{o}");
+        assert!(o.contains("/dev/pts/"), "{o}");
+    }
+
+    // Denied: the reason on stderr, exit status 1, nothing ran.
+    let marker = g.dir.path().join("eve-was-here");
+    let before = descendants(agent_pid(&g.h));
+    let mut c = g.ssh(&format!("eve+{id}"), Some(&eve_key), "publickey");
+    c.arg("127.0.0.1")
+        .arg("--")
+        .arg(format!("touch {}", marker.display()));
+    let out = output(c).await;
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        err.contains("not authorized") && err.contains("tat:StartSession") && err.contains(&id),
+        "{err}"
+    );
+    assert!(!marker.exists());
+    assert_eq!(descendants(agent_pid(&g.h)), before, "nothing was started");
+    // And the refusal is audited as the console's is.
+    let events =
+        g.h.call(
+            "DescribeAuditEvents",
+            json!({"Filters": [{"Name": "action", "Values": ["StartSession"]}], "Limit": 100}),
+        )
+        .await;
+    let set = events["AuditEventSet"].as_array().unwrap();
+    assert!(
+        set.iter()
+            .any(|e| e["Service"] == "ssh" && e["Decision"] == "deny"),
+        "{events}"
+    );
+    assert!(
+        set.iter()
+            .any(|e| e["Service"] == "ssh" && e["Outcome"] == "Success"),
+        "{events}"
+    );
+}
+
+/// When the ssh client goes away, the session's processes on the instance
+/// go too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vanished_client_leaves_nothing_behind() {
+    let (g, id, ann_key, _) = with_agent().await;
+    let mut c = g.ssh(&format!("ann+{id}"), Some(&ann_key), "publickey");
+    c.args([
+        "-tt",
+        "127.0.0.1",
+        "--",
+        "sh",
+        "-c",
+        "'echo ready; exec sleep 6017'",
+    ])
+    .stdin(std::process::Stdio::piped())
+    .stdout(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    tokio::time::timeout(T, async {
+        use tokio::io::AsyncReadExt;
+        let mut buf = [0u8; 256];
+        while !text(&seen).contains("ready") {
+            let n = stdout.read(&mut buf).await.unwrap();
+            assert!(n > 0, "ssh ended early: {}", text(&seen));
+            seen.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await
+    .expect("the command started");
+    let agent = agent_pid(&g.h);
+    let sleeping = || {
+        descendants(agent)
+            .into_iter()
+            .any(|(_, cmd)| cmd.contains("sleep 6017"))
+    };
+    assert!(sleeping(), "{:?}", descendants(agent));
+    child.start_kill().unwrap();
+    let _ = child.wait().await;
+    wait_for("the session's processes to end", T, || async move {
+        (!sleeping()).then_some(())
+    })
+    .await;
+}

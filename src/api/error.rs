@@ -138,6 +138,7 @@ codes! {
     LimitExceeded = "LimitExceeded",
     LimitExceededFilterValueExceeded = "LimitExceeded.FilterValueExceeded",
     LimitExceededSecretQuota = "LimitExceeded.SecretQuota",
+    LimitExceededSession = "LimitExceeded.Session",
     LimitExceededSshPublicKeyQuota = "LimitExceeded.SshPublicKeyQuota",
     ResourceNotFound = "ResourceNotFound",
     ResourceNotFoundCommandNotFound = "ResourceNotFound.CommandNotFound",
@@ -164,11 +165,14 @@ codes! {
     OperationDeniedSubUin = "OperationDenied.SubUin",
     UnsupportedOperation = "UnsupportedOperation",
     UnsupportedOperationAgentJobControlUnsupported = "UnsupportedOperation.AgentJobControlUnsupported",
+    UnsupportedOperationAgentSessionUnsupported = "UnsupportedOperation.AgentSessionUnsupported",
     UnsupportedOperationTaskNotRunning = "UnsupportedOperation.TaskNotRunning",
     UnsupportedOperationTaskNotSuspended = "UnsupportedOperation.TaskNotSuspended",
     FailedOperation = "FailedOperation",
     FailedOperationInvokerTriggerHandled = "FailedOperation.InvokerTriggerHandled",
     FailedOperationPolicyNameInUse = "FailedOperation.PolicyNameInUse",
+    FailedOperationSessionStartFailed = "FailedOperation.SessionStartFailed",
+    FailedOperationSessionClosed = "FailedOperation.SessionClosed",
     InternalError = "InternalError",
 }
 
@@ -428,6 +432,30 @@ impl From<PolicyError> for ApiError {
             Part::Principal => Code::InvalidParameterPrincipalError,
         };
         ApiError::new(code, format!("PolicyDocument is invalid: {e}"))
+    }
+}
+
+/// Why an interactive session was refused or ended.
+impl From<crate::session::SessionError> for ApiError {
+    fn from(e: crate::session::SessionError) -> ApiError {
+        use crate::session::SessionError as E;
+        let code = match &e {
+            E::Invalid(_) => Code::InvalidParameterValue,
+            E::Denied { .. } => Code::AuthFailureUnauthorizedOperation,
+            E::NoInstance(_) => Code::ResourceNotFoundInstanceNotFound,
+            E::Offline => Code::ResourceUnavailableAgentStatusNotOnline,
+            E::Unsupported => Code::UnsupportedOperationAgentSessionUnsupported,
+            E::Limit(_) => Code::LimitExceededSession,
+            E::StartFailed(_) => Code::FailedOperationSessionStartFailed,
+            E::Ended => Code::FailedOperationSessionClosed,
+            E::Store(_) => {
+                let E::Store(s) = e else {
+                    return ApiError::internal();
+                };
+                return s.into();
+            }
+        };
+        ApiError::new(code, e.to_string())
     }
 }
 

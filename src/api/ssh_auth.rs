@@ -234,29 +234,79 @@ impl Api {
         audit::record(self, event).await;
     }
 
-    /// Notes what the gateway did for a signed-in person (a session opened
-    /// or refused), in the same trail as API calls.
-    pub async fn ssh_audit(
+    /// Decides `tat:StartSession` for a signed-in person (the same decision
+    /// as the console's terminal, with the policies of this moment) and
+    /// opens the session; the attempt is audited as `StartSession` either
+    /// way. The error's message is fit to show the person.
+    pub async fn ssh_open_session(
         &self,
+        p: &Principal,
+        plan: SshPlan,
         peer: SocketAddr,
-        who: &Principal,
-        action: &str,
-        resources: Vec<String>,
-        outcome: &str,
-    ) {
-        let trail = Trail {
-            principal: who.user_id.clone(),
+    ) -> Result<crate::session::SessionIo, ApiError> {
+        use crate::session::{self, SessionPlan, Via, Who};
+        let mut trail = Trail {
+            principal: p.user_id.clone(),
             service: "ssh".into(),
-            resources,
-            decision: if outcome == "Success" {
-                "allow"
-            } else {
-                "deny"
-            }
-            .into(),
+            resources: vec![
+                format!("instance/{}", plan.instance_id),
+                format!("login/{}", plan.login_user),
+            ],
             ..Default::default()
         };
-        let event = trail.into_event(&crate::ids::request_id(), peer, action, outcome.into());
+        let session_plan = SessionPlan {
+            instance_id: plan.instance_id,
+            login_user: plan.login_user,
+            command: plan.command,
+            cols: plan.cols,
+            rows: plan.rows,
+            via: Via::Ssh,
+            client: peer.to_string(),
+            who: Who {
+                user_id: p.user_id.clone(),
+                name: p.name.clone(),
+                uin: p.uin.clone(),
+            },
+        };
+        let result = async {
+            let grants = self.grants(p, Some(peer.ip())).await?;
+            let decided = match session::decide(&self.gate, &grants, session_plan).await {
+                Ok(d) => {
+                    trail.decision = "allow".into();
+                    trail.deciding_statement = d.why().to_string();
+                    d
+                }
+                Err(e) => {
+                    if let session::SessionError::Denied { denied, .. } = &e {
+                        trail.decision = "deny".into();
+                        trail.deciding_statement = denied.decision.clone();
+                    }
+                    return Err(ApiError::from(e));
+                }
+            };
+            Ok(self.sessions.open(decided).await?)
+        }
+        .await;
+        let outcome = match &result {
+            Ok(io) => {
+                trail.resources.push(format!("session/{}", io.id));
+                "Success".to_string()
+            }
+            Err(e) => e.code.to_string(),
+        };
+        let event = trail.into_event(&crate::ids::request_id(), peer, "StartSession", outcome);
         audit::record(self, event).await;
+        result
     }
+}
+
+/// What an ssh channel asks to run, before it is decided.
+#[derive(Debug, Clone)]
+pub struct SshPlan {
+    pub instance_id: String,
+    pub login_user: String,
+    /// The exec request's command; `None` for a login shell.
+    pub command: Option<String>,
+    pub cols: u16,
+    pub rows: u16,
 }

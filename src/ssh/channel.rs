@@ -18,9 +18,10 @@ use bytes::{Bytes, BytesMut};
 use russh::server::{Handle, Msg};
 use russh::{Channel, ChannelId, ChannelMsg, ChannelWriteHalf, Sig};
 
-use super::bridge::{self, Event, Opened, Request};
+use super::bridge::{self, Request};
 use super::handler::Person;
 use super::Ctx;
+use crate::session::{SessionEvent as Event, SessionIo, SessionRx};
 
 /// Input a client may send before its shell or command starts (OpenSSH
 /// sends stdin as soon as the channel is open); more is a misuse.
@@ -113,55 +114,23 @@ pub(super) async fn run(ctx: Arc<Ctx>, person: Person, channel: Channel<Msg>, ha
         Some(Err(why)) => return refuse(&write, &why).await,
         Some(Ok(s)) => s,
     };
-    let what = match &start.request.command {
-        Some(c) => format!("exec {}", c.chars().take(200).collect::<String>()),
-        None => "shell".to_string(),
-    };
-    let opened = bridge::open(&ctx, &person, start.request).await;
-    let resources = vec![
-        person.target.instance_id.clone(),
-        format!("login:{}", person.target.login()),
-        what,
-    ];
-    let Opened {
+    let SessionIo {
         id: session_id,
         tx,
         rx,
-    } = match opened {
-        Ok(o) => o,
-        Err(refusal) => {
-            ctx.api
-                .ssh_audit(
-                    person.peer,
-                    &person.principal,
-                    "SshSession",
-                    resources,
-                    "Refused",
-                )
-                .await;
-            return refuse(&write, &refusal.0).await;
-        }
+    } = match bridge::open(&ctx, &person, start.request).await {
+        Ok(io) => io,
+        Err(refusal) => return refuse(&write, &refusal.0).await,
     };
-    let mut audited = resources;
-    audited.push(session_id.clone());
-    ctx.api
-        .ssh_audit(
-            person.peer,
-            &person.principal,
-            "SshSession",
-            audited,
-            "Success",
-        )
-        .await;
     tracing::debug!(session = %session_id, channel = ?id, "ssh session open");
 
     let mut out = tokio::spawn(relay_output(rx, write, handle, id));
     let mut input_ok = true;
     if !start.early_input.is_empty() {
-        input_ok = tx.send(start.early_input.freeze()).await.is_ok();
+        input_ok = tx.send(&start.early_input).await.is_ok();
     }
     if start.early_eof {
-        tx.eof().await;
+        input_ok = tx.eof().await.is_ok();
     }
     if input_ok {
         loop {
@@ -169,14 +138,16 @@ pub(super) async fn run(ctx: Arc<Ctx>, person: Person, channel: Channel<Msg>, ha
                 _ = &mut out => break,
                 msg = read.wait() => match msg {
                     Some(ChannelMsg::Data { data }) => {
-                        if tx.send(data).await.is_err() {
+                        if tx.send(&data).await.is_err() {
                             break;
                         }
                     }
                     Some(ChannelMsg::WindowChange { col_width, row_height, .. }) => {
-                        tx.resize(dim(col_width, DEFAULT_COLS), dim(row_height, DEFAULT_ROWS)).await;
+                        let _ = tx.resize(dim(col_width, DEFAULT_COLS), dim(row_height, DEFAULT_ROWS)).await;
                     }
-                    Some(ChannelMsg::Eof) => tx.eof().await,
+                    Some(ChannelMsg::Eof) => {
+                        let _ = tx.eof().await;
+                    }
                     Some(ChannelMsg::Close) | None => break,
                     Some(_) => {}
                 },
@@ -193,7 +164,7 @@ pub(super) async fn run(ctx: Arc<Ctx>, person: Person, channel: Channel<Msg>, ha
 
 /// Relays the session's events to the client until the session ends.
 async fn relay_output(
-    mut rx: bridge::Rx,
+    mut rx: SessionRx,
     write: ChannelWriteHalf<Msg>,
     handle: Handle,
     id: ChannelId,
@@ -209,7 +180,11 @@ async fn relay_output(
                     return;
                 }
             }
-            Event::Exit { code, signal } => exit = Some((code, signal)),
+            // Both are final: the session is over.
+            Event::Exit { code, signal } => {
+                exit = Some((code, signal));
+                break;
+            }
             Event::Closed { reason } => {
                 closed = Some(reason);
                 break;
