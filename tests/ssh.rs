@@ -33,12 +33,16 @@ struct Gw {
 }
 
 async fn start() -> Gw {
+    start_with(drover::ssh::Settings::new("127.0.0.1:0")).await
+}
+
+async fn start_with(settings: drover::ssh::Settings) -> Gw {
     let h = Harness::start().await;
     let running = h.server.as_ref().unwrap();
     let gw = drover::ssh::start(
         running.api.clone(),
         &h.data_dir(),
-        drover::ssh::Settings::new("127.0.0.1:0"),
+        settings,
         running.shutdown.clone(),
     )
     .await
@@ -600,4 +604,113 @@ async fn a_vanished_client_leaves_nothing_behind() {
         (!sleeping()).then_some(())
     })
     .await;
+}
+
+/// A real terminal (tmux) running ssh: the pty has the terminal's size,
+/// and resizing the terminal resizes the session's pty (window-change).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pty_follows_the_terminal_size() {
+    let (g, id, ann_key, _) = with_agent().await;
+    let sock = g.dir.path().join("tmux.sock");
+    let tmux = |args: &[&str]| {
+        let mut c = tokio::process::Command::new("tmux");
+        c.arg("-S").arg(&sock).args(args).env("TERM", "xterm");
+        c
+    };
+    let ssh = g.ssh(&format!("ann+{id}"), Some(&ann_key), "publickey");
+    let mut line: Vec<String> = vec![ssh.as_std().get_program().to_string_lossy().into()];
+    line.extend(
+        ssh.as_std()
+            .get_args()
+            .map(|a| format!("'{}'", a.to_string_lossy())),
+    );
+    line.extend(["-tt".into(), "127.0.0.1".into()]);
+    let out = output(tmux(&[
+        "-f",
+        "/dev/null",
+        "new-session",
+        "-d",
+        "-x",
+        "100",
+        "-y",
+        "30",
+        &line.join(" "),
+    ]))
+    .await;
+    assert!(out.status.success(), "{out:?}");
+    let _ = output(tmux(&["set-option", "-g", "status", "off"])).await;
+    let screen = || {
+        let c = tmux(&["capture-pane", "-p", "-J"]);
+        async move { text(&output(c).await.stdout) }
+    };
+    let size_is = |want: String| {
+        let screen = &screen;
+        let tmux = &tmux;
+        async move {
+            wait_for(&format!("the pty to be {want}"), T, || {
+                let want = want.clone();
+                async move {
+                    let _ = output(tmux(&["send-keys", "echo S=$(stty size)=E", "Enter"])).await;
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    screen()
+                        .await
+                        .contains(&format!("S={want}=E"))
+                        .then_some(())
+                }
+            })
+            .await
+        }
+    };
+    let pane = |out: Output| {
+        let t = text(&out.stdout);
+        let mut it = t.split_whitespace();
+        let (w, h) = (
+            it.next().unwrap().to_string(),
+            it.next().unwrap().to_string(),
+        );
+        format!("{h} {w}")
+    };
+    let first = pane(output(tmux(&["display", "-p", "#{pane_width} #{pane_height}"])).await);
+    size_is(first.clone()).await;
+    let _ = output(tmux(&["resize-window", "-x", "120", "-y", "40"])).await;
+    let second = pane(output(tmux(&["display", "-p", "#{pane_width} #{pane_height}"])).await);
+    assert_ne!(first, second);
+    size_is(second).await;
+    let _ = output(tmux(&["kill-server"])).await;
+}
+
+/// A connection that does not sign in is cut after the login grace time,
+/// and one source cannot hold more unauthenticated connections than its
+/// share.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_and_excess_connections_are_cut() {
+    use tokio::io::AsyncReadExt;
+    let mut s = drover::ssh::Settings::new("127.0.0.1:0");
+    s.login_grace = Duration::from_secs(1);
+    s.limits.pending_per_source = 2;
+    let g = start_with(s).await;
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut c = tokio::net::TcpStream::connect(g.gw.addr).await.unwrap();
+        let mut banner = [0u8; 14];
+        c.read_exact(&mut banner).await.unwrap();
+        assert_eq!(&banner, b"SSH-2.0-drover");
+        held.push(c);
+    }
+    // A third is closed before any ssh work is spent on it.
+    let mut third = tokio::net::TcpStream::connect(g.gw.addr).await.unwrap();
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(T, third.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap_or(0);
+    assert_eq!(n, 0, "{:?}", text(&buf[..n]));
+    // The silent two are cut when their grace time is over.
+    for mut c in held {
+        let mut rest = Vec::new();
+        tokio::time::timeout(T, c.read_to_end(&mut rest))
+            .await
+            .expect("the idle connection was cut")
+            .ok();
+    }
 }
