@@ -493,3 +493,108 @@ async fn denials_reveal_nothing_and_cost_little() {
         );
     }
 }
+
+/// CAM handlers act on the target the gate decided, never on a re-read of
+/// the request: a sub-user allowed cam:UpdateUser on one uin keeps
+/// updating `bob` by name (remark and password) while the owner deletes
+/// bob and creates a new `bob` (a fresh uin the sub-user is not granted)
+/// over and over. A new bob is never changed before the owner grants it;
+/// the sub-user's updates of the old one either land on it or find it
+/// gone. (Before the handlers took the gate's targets, an update decided
+/// on the old bob could write the new one's password.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cam_handlers_act_on_the_user_the_gate_decided() {
+    let h = Harness::start().await;
+    let owner = owner(&h).await;
+    let cam_user = |uin: &str| format!("qcs::cam::uin/{owner}:uin/{uin}");
+    let grant = |uin: &str| {
+        json!({"version": "2.0", "statement": [
+            {"effect": "allow", "action": ["cam:UpdateUser"], "resource": [cam_user(uin)]}
+        ]})
+        .to_string()
+    };
+    let mut bob = cam(&h, "AddUser", json!({"Name": "bob"})).await["Uin"].to_string();
+    let (_, _, pid, sub) = sub_user(
+        &h,
+        "renamer",
+        json!([{"effect": "allow", "action": ["cam:UpdateUser"], "resource": [cam_user(&bob)]}]),
+    )
+    .await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let (mut ok, mut refused, mut n) = (0u32, 0u32, 0u64);
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let r = sub
+                    .call_as(
+                        "cam",
+                        "2019-01-16",
+                        "UpdateUser",
+                        // A new password is hashed (slowly) between the
+                        // decision and the write: the widest window there is.
+                        &json!({"Name": "bob", "Remark": format!("pwned{n}"),
+                                "Password": "Pwned-pass1!"}),
+                    )
+                    .await;
+                match r {
+                    Ok(_) => ok += 1,
+                    Err(e) => {
+                        let c = code(&e).to_string();
+                        assert!(
+                            c == "AuthFailure.UnauthorizedOperation"
+                                || c == "ResourceNotFound.UserNotExist",
+                            "{e}"
+                        );
+                        refused += 1;
+                    }
+                }
+            }
+            (ok, refused, sub)
+        })
+    };
+    for i in 0..100 {
+        cam(&h, "DeleteUser", json!({"Name": "bob", "Force": i % 2})).await;
+        let fresh = cam(
+            &h,
+            "AddUser",
+            json!({"Name": "bob", "Remark": format!("fresh{i}")}),
+        )
+        .await;
+        // Not granted yet: whatever the sub-user sent meanwhile, the new
+        // bob keeps its own remark.
+        let got = cam(&h, "GetUser", json!({"Name": "bob"})).await;
+        assert_eq!(got["Uin"], fresh["Uin"]);
+        assert_eq!(
+            got["Remark"],
+            format!("fresh{i}"),
+            "a user the sub-user was never granted was changed"
+        );
+        bob = fresh["Uin"].to_string();
+        cam(
+            &h,
+            "UpdatePolicy",
+            json!({"PolicyId": pid, "PolicyDocument": grant(&bob)}),
+        )
+        .await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (ok, refused, sub) = writer.await.unwrap();
+    assert!(
+        ok + refused > 5,
+        "the sub-user kept trying: ok {ok} refused {refused}"
+    );
+    // The granted bob of the end is the sub-user's to change.
+    sub.call_as(
+        "cam",
+        "2019-01-16",
+        "UpdateUser",
+        &json!({"Name": "bob", "Remark": "granted"}),
+    )
+    .await
+    .unwrap();
+    let got = cam(&h, "GetUser", json!({"Name": "bob"})).await;
+    assert_eq!(got["Uin"].to_string(), bob);
+    assert_eq!(got["Remark"], "granted");
+}
