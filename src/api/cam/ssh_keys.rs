@@ -11,10 +11,10 @@ use super::super::decided::Request;
 use super::super::error::{ApiError, Code};
 use super::super::request::{Params, R};
 use super::super::{Api, Principal};
-use super::opt_uin;
+use super::scope::{Resolved, Target};
 use crate::gate::Authorized;
 use crate::store::ssh_keys::{self, SshKey};
-use crate::store::users;
+use crate::store::{users, Entity};
 use crate::timefmt::{cam as cam_time, now_ms};
 
 /// Keys one user may hold.
@@ -22,13 +22,14 @@ pub const MAX_KEYS_PER_USER: i64 = 10;
 /// Longest description, in characters.
 const MAX_DESCRIPTION: usize = 256;
 
-/// Whose keys an action works on: the caller's own without TargetUin; the
-/// account's (root's) for the OwnerUin; otherwise the sub-user's, which
-/// must exist.
-async fn owner(api: &Api, p: &Principal, target: Option<String>) -> R<String> {
-    let Some(uin) = target else {
+/// Whose keys an action works on, as the gate decided it: the caller's own
+/// without TargetUin; the account's (root's) for the OwnerUin; otherwise
+/// the sub-user's, which must exist.
+async fn owner(api: &Api, p: &Principal, target: &Resolved) -> R<String> {
+    if target.target == Target::Caller {
         return Ok(p.user_id.clone());
-    };
+    }
+    let uin = target.require(Entity::User)?;
     if uin == api.account_uin {
         if !p.is_root() {
             return Err(ApiError::new(
@@ -68,7 +69,6 @@ pub async fn import(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value
     let p = a.who();
     let text = q.str("PublicKey")?;
     let description = q.opt_str("Description")?;
-    let target = opt_uin(&mut q, "TargetUin")?;
     q.finish()?;
     let parsed = crate::sshkey::parse(&text).map_err(|e| {
         ApiError::new(
@@ -79,7 +79,7 @@ pub async fn import(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value
     // Without a Description the key's own comment ("ann@laptop") names it.
     let description = description.unwrap_or_else(|| parsed.comment.clone());
     check_description(&description)?;
-    let user_id = owner(api, p, target).await?;
+    let user_id = owner(api, p, a.cam()?.first()?).await?;
     let key = SshKey {
         key_id: crate::ids::new_id("sshkey"),
         user_id,
@@ -97,11 +97,10 @@ pub async fn import(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value
     Ok(json!({ "SshPublicKey": key_view(&key) }))
 }
 
-pub async fn describe(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value> {
+pub async fn describe(api: &Api, a: Authorized<Request>, q: Params) -> R<Value> {
     let p = a.who();
-    let target = opt_uin(&mut q, "TargetUin")?;
     q.finish()?;
-    let user_id = owner(api, p, target).await?;
+    let user_id = owner(api, p, a.cam()?.first()?).await?;
     let list = api
         .store
         .read(move |c| ssh_keys::list_for_user(c, &user_id))
@@ -115,9 +114,8 @@ pub async fn describe(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Val
 pub async fn delete(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value> {
     let p = a.who();
     let id = q.str("KeyId")?;
-    let target = opt_uin(&mut q, "TargetUin")?;
     q.finish()?;
-    let user_id = owner(api, p, target).await?;
+    let user_id = owner(api, p, a.cam()?.first()?).await?;
     api.store
         .write(move |c| ssh_keys::delete(c, &user_id, &id))
         .await?;
