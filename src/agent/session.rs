@@ -141,7 +141,10 @@ impl Sessions {
             let out = out.clone();
             tokio::spawn(async move {
                 let _ = out
-                    .send(Out::Msg(Box::new(AgentMsg::SessionFailed { channel, reason })))
+                    .send(Out::Msg(Box::new(AgentMsg::SessionFailed {
+                        channel,
+                        reason,
+                    })))
                     .await;
             });
         };

@@ -12,7 +12,7 @@
 //!
 //! Frames: binary in both directions are raw terminal bytes. Text frames
 //! are JSON control: client → `{"type":"resize","cols":N,"rows":N}`;
-//! server → `{"type":"opened","sessionId":"sess-…"}`,
+//! server → `{"type":"opened","sessionId":"ses-…"}`,
 //! `{"type":"exit","code":N|null,"signal":N|null}`, and
 //! `{"type":"error","code":"<TAT code>","message":"…"}` (a refusal, or a
 //! session closed for another reason: idle, length, administrator, agent

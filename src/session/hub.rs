@@ -257,7 +257,7 @@ impl Sessions {
                 plan.instance_id, limits.per_instance
             )));
         }
-        let id = crate::ids::new_id("sess");
+        let id = crate::ids::new_id("ses");
         let entry = Entry {
             info: LiveSession {
                 id: id.clone(),
