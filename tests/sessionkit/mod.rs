@@ -277,3 +277,31 @@ pub fn alive(pid: u32) -> bool {
         })
         .unwrap_or(false)
 }
+
+/// The non-root account the tests log in as; created (with a home and
+/// bash) when missing. The tests run as root, as the agent does in
+/// production, so it can switch to this user.
+pub const TEST_USER: &str = "drover-sess";
+
+pub fn ensure_test_user() -> (u32, u32) {
+    let id = |flag: &str| {
+        let out = std::process::Command::new("id")
+            .args([flag, TEST_USER])
+            .output()
+            .unwrap();
+        out.status.success().then(|| {
+            String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .parse::<u32>()
+                .unwrap()
+        })
+    };
+    if id("-u").is_none() {
+        // Concurrent tests may race to create it: either one wins.
+        let _ = std::process::Command::new("useradd")
+            .args(["-m", "-s", "/bin/bash", TEST_USER])
+            .status();
+    }
+    let uid = id("-u").unwrap_or_else(|| panic!("cannot create user {TEST_USER} (run as root)"));
+    (uid, id("-g").unwrap())
+}
