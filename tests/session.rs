@@ -65,6 +65,7 @@ async fn a_console_terminal_types_resizes_interrupts_and_exits() {
     )
     .await;
     let opened = t.control_of("opened", T).await;
+    let sid = opened["sessionId"].as_str().unwrap().to_string();
     assert!(
         opened["sessionId"].as_str().unwrap().starts_with("ses-"),
         "{opened}"
@@ -104,6 +105,38 @@ async fn a_console_terminal_types_resizes_interrupts_and_exits() {
         })
         .await;
     }
+    // The server recorded what the terminal showed, and how it ended.
+    let s = wait_for("the recording to end", T, || {
+        let (h, sid) = (&h, sid.clone());
+        async move {
+            let v = h.call("DescribeSessions", json!({})).await;
+            let s = v["SessionSet"]
+                .as_array()?
+                .iter()
+                .find(|s| s["SessionId"] == sid.as_str())?
+                .clone();
+            (s["State"] == "ENDED").then_some(s)
+        }
+    })
+    .await;
+    assert_eq!(
+        (
+            s["InstanceId"].as_str(),
+            s["LoginUser"].as_str(),
+            s["Via"].as_str()
+        ),
+        (Some(id.as_str()), Some("root"), Some("console")),
+        "{s}"
+    );
+    assert_eq!(s["ExitCode"], 3, "{s}");
+    let cast = h
+        .call("DescribeSessionRecording", json!({"SessionId": sid}))
+        .await;
+    let text = cast["Cast"].as_str().unwrap();
+    assert!(
+        text.contains("hello-42") && text.contains("30 100"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

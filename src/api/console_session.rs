@@ -16,7 +16,7 @@
 //! `{"type":"exit","code":N|null,"signal":N|null}`, and
 //! `{"type":"error","code":"<TAT code>","message":"…"}` (a refusal, or a
 //! session closed for another reason: idle, length, administrator, agent
-//! gone — code `FailedOperation.SessionClosed`), each followed by a close.
+//! gone — code FailedOperation.SessionClosed), each followed by a close.
 //! The console session is re-checked every 20 s; a signed-out user's
 //! terminal ends.
 
@@ -36,7 +36,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
 use super::audit::Trail;
-use super::error::ApiError;
+use super::error::{ApiError, Code};
 use super::{json_reply, Api, Principal, Reply};
 use crate::session::{self, SessionEvent, SessionPlan, Via, Who};
 
@@ -106,7 +106,7 @@ pub async fn upgrade(
         return deny(
             StatusCode::FORBIDDEN,
             ApiError::new(
-                "UnauthorizedOperation",
+                Code::UnauthorizedOperation,
                 "cross-origin console requests are refused",
             ),
         );
@@ -123,7 +123,7 @@ pub async fn upgrade(
         if !super::console::csrf_matches(given, &session) {
             return deny(
                 StatusCode::FORBIDDEN,
-                ApiError::new("UnauthorizedOperation", "the Csrf token is wrong"),
+                ApiError::new(Code::UnauthorizedOperation, "the Csrf token is wrong"),
             );
         }
     }
@@ -134,7 +134,7 @@ pub async fn upgrade(
     let Some(accept) = key else {
         return deny(
             StatusCode::BAD_REQUEST,
-            ApiError::new("InvalidParameter", "websocket upgrade required"),
+            ApiError::new(Code::InvalidParameter, "websocket upgrade required"),
         );
     };
     tokio::spawn(async move {
@@ -194,6 +194,7 @@ async fn open(
             name: p.name.clone(),
             uin: p.uin.clone(),
         },
+        record_input: false,
     };
     let mut trail = Trail {
         principal: p.user_id.clone(),
@@ -206,7 +207,7 @@ async fn open(
     };
     let result = async {
         let grants = api.grants(p, Some(peer.ip())).await?;
-        let decided = session::decide(&api.gate, &grants, plan).await;
+        let decided = session::decide(&api.gate, &grants, api.sessions.recording(), plan).await;
         let decided = match decided {
             Ok(d) => {
                 trail.decision = "allow".into();
@@ -301,7 +302,7 @@ async fn serve<S>(
                             json!({"type": "exit", "code": code, "signal": signal}).to_string(),
                         ),
                         Some(SessionEvent::Closed { reason }) => error_frame(&ApiError::new(
-                            "FailedOperation.SessionClosed",
+                            Code::FailedOperationSessionClosed,
                             reason,
                         )),
                         None => break,

@@ -7,7 +7,7 @@
 use serde_json::{json, Value};
 
 use super::decided::Request;
-use super::error::ApiError;
+use super::error::{ApiError, Code};
 use super::request::{Params, R};
 use super::Api;
 use crate::gate::Authorized;
@@ -23,7 +23,7 @@ pub async fn terminate(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Va
             .terminate(&id, &format!("terminated by {}", a.who().name))
     {
         return Err(ApiError::new(
-            "ResourceNotFound.SessionNotFound",
+            Code::ResourceNotFoundSessionNotFound,
             format!("no live session `{id}` on instance `{instance}`"),
         ));
     }
