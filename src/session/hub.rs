@@ -482,8 +482,11 @@ impl Relay {
         let max = tokio::time::sleep(self.limits.max_duration);
         let idle = tokio::time::sleep(self.limits.idle_timeout);
         tokio::pin!(max, idle);
-        // Output bytes the agent may still send us.
+        // Output bytes the agent may still send us, and those passed on
+        // but not yet granted back (granted in batches of a quarter
+        // window, so a stream costs one credit message per 256 KiB).
         let mut outstanding = u64::from(SESSION_WINDOW);
+        let mut ungranted: u64 = 0;
         loop {
             tokio::select! {
                 _ = self.stop.cancelled() => return End::Closed(self.terminated()),
@@ -532,9 +535,13 @@ impl Relay {
                         if !sent {
                             return End::Closed("the client went away".into());
                         }
-                        let bytes = u32::try_from(n).unwrap_or(u32::MAX);
-                        outstanding += n;
-                        let _ = self.ch.control(&ServerMsg::SessionCredit { channel: self.ch.id, bytes }).await;
+                        ungranted += n;
+                        if ungranted >= u64::from(SESSION_WINDOW / 4) {
+                            let bytes = u32::try_from(ungranted).unwrap_or(u32::MAX);
+                            outstanding += ungranted;
+                            ungranted = 0;
+                            let _ = self.ch.control(&ServerMsg::SessionCredit { channel: self.ch.id, bytes }).await;
+                        }
                     }
                     Some(FromAgent::Credit(n)) => {
                         let room = Semaphore::MAX_PERMITS - self.credit.available_permits();
