@@ -314,7 +314,7 @@ async fn recordings_are_listed_read_and_downloaded_only_where_the_policy_allows(
     let unknown = ann
         .call(
             "DescribeSessionRecording",
-            &json!({"SessionId": "sess-zzzzzzzz"}),
+            &json!({"SessionId": "ses-zzzzzzzz"}),
         )
         .await
         .unwrap_err();
@@ -326,7 +326,7 @@ async fn recordings_are_listed_read_and_downloaded_only_where_the_policy_allows(
     let missing = h
         .call_err(
             "DescribeSessionRecording",
-            json!({"SessionId": "sess-zzzzzzzz"}),
+            json!({"SessionId": "ses-zzzzzzzz"}),
         )
         .await;
     assert_eq!(code(&missing), "ResourceNotFound.SessionNotFound");
@@ -355,7 +355,7 @@ async fn recordings_are_listed_read_and_downloaded_only_where_the_policy_allows(
     assert!(headers.contains(&format!("filename=\"{on_lab}.cast\"")));
     assert_eq!(body, r["Cast"].as_str().unwrap());
     let (s_denied, _, b_denied) = download(&h, &cookie, &on_prod).await;
-    let (s_unknown, _, b_unknown) = download(&h, &cookie, "sess-zzzzzzzz").await;
+    let (s_unknown, _, b_unknown) = download(&h, &cookie, "ses-zzzzzzzz").await;
     assert!(s_denied.contains("403"), "{s_denied}");
     assert_eq!(s_denied, s_unknown);
     let error = |b: &str| serde_json::from_str::<Value>(b).unwrap()["Response"]["Error"].clone();

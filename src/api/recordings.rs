@@ -269,7 +269,7 @@ async fn cast(
         .ok_or_else(|| {
             ApiError::new(
                 "InvalidParameterValue.InvalidSessionId",
-                "the path must be /console/sessions/sess-xxxxxxxx.cast",
+                "the path must be /console/sessions/ses-xxxxxxxx.cast",
             )
         })?
         .to_string();

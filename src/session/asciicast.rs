@@ -325,7 +325,7 @@ mod tests {
     fn pages_joined_are_the_whole_file_whatever_the_page_size() {
         use crate::store::recordings::{append, finish, insert, tests::session, Counters};
         let c = crate::store::test_conn();
-        insert(&c, &session("sess-pg", "mi-1", "ann", 1_700_000_000_123)).unwrap();
+        insert(&c, &session("ses-pg", "mi-1", "ann", 1_700_000_000_123)).unwrap();
         let mut bytes = "a€b😀".as_bytes().to_vec();
         bytes.push(0xff);
         let mut chunks: Vec<Chunk> = bytes
@@ -346,14 +346,14 @@ mod tests {
             kind: Kind::Output,
             data: vec![0xe2, 0x82],
         });
-        append(&c, "sess-pg", &chunks, &Counters::default()).unwrap();
-        let live = crate::store::recordings::get(&c, "sess-pg")
+        append(&c, "ses-pg", &chunks, &Counters::default()).unwrap();
+        let live = crate::store::recordings::get(&c, "ses-pg")
             .unwrap()
             .unwrap();
         let open = page(&c, &live, 0, usize::MAX).unwrap();
         assert!(!open.complete, "a live session's recording is not complete");
-        finish(&c, "sess-pg", 9_000, Some(0), "exit").unwrap();
-        let s = crate::store::recordings::get(&c, "sess-pg")
+        finish(&c, "ses-pg", 9_000, Some(0), "exit").unwrap();
+        let s = crate::store::recordings::get(&c, "ses-pg")
             .unwrap()
             .unwrap();
         let whole = page(&c, &s, 0, usize::MAX).unwrap();

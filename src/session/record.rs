@@ -82,13 +82,13 @@ pub fn input_required(settings: &Settings, grants: &Grants, instance: &Resource)
             && grants.allows(RECORD_SESSION_INPUT, std::slice::from_ref(instance)))
 }
 
-/// A new session id (`sess-` and 8 characters, like TAT's ids).
+/// A new session id (`ses-` and 8 characters, like TAT's ids).
 pub fn new_session_id() -> String {
     crate::ids::new_id(SESSION_ID_PREFIX)
 }
 
 /// The prefix of session ids.
-pub const SESSION_ID_PREFIX: &str = "sess";
+pub const SESSION_ID_PREFIX: &str = "ses";
 
 /// What a recording is about, known when the session opens.
 #[derive(Debug, Clone, PartialEq, Default)]

@@ -59,7 +59,7 @@ fn text_of(chunks: &[Chunk], kind: Kind) -> String {
 async fn output_input_and_resizes_are_recorded_in_order_and_the_end_is_kept() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    let mut m = meta("sess-rec00001");
+    let mut m = meta("ses-rec00001");
     m.record_input = true;
     let r = Recorder::start(store.clone(), m, &Settings::default());
     assert!(r.records_input());
@@ -70,7 +70,7 @@ async fn output_input_and_resizes_are_recorded_in_order_and_the_end_is_kept() {
     r.output(b"\r\n$ ");
     r.finish(Some(3), "exit").wait().await;
 
-    let s = session(&store, "sess-rec00001").await;
+    let s = session(&store, "ses-rec00001").await;
     assert_eq!(s.exit_code, Some(3));
     assert_eq!(s.end_reason, "exit");
     assert!(s.ended_ms.unwrap() >= s.started_ms);
@@ -81,7 +81,7 @@ async fn output_input_and_resizes_are_recorded_in_order_and_the_end_is_kept() {
     assert_eq!(s.counters.dropped_bytes, 0);
     assert!(!s.counters.truncated);
 
-    let chunks = all_chunks(&store, "sess-rec00001").await;
+    let chunks = all_chunks(&store, "ses-rec00001").await;
     assert_eq!(text_of(&chunks, Kind::Output), "$ ls\r\nfile-é\r\n$ ");
     assert_eq!(text_of(&chunks, Kind::Input), "ls\r");
     let resize = chunks.iter().find(|c| c.kind == Kind::Resize).unwrap();
@@ -102,15 +102,15 @@ async fn output_input_and_resizes_are_recorded_in_order_and_the_end_is_kept() {
 async fn input_is_counted_but_not_recorded_unless_asked_and_the_server_setting_wins() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    let r = Recorder::start(store.clone(), meta("sess-rec00002"), &Settings::default());
+    let r = Recorder::start(store.clone(), meta("ses-rec00002"), &Settings::default());
     assert!(!r.records_input());
     r.output(b"prompt");
     r.input(b"secret\r");
     r.finish(Some(0), "exit").wait().await;
-    let s = session(&store, "sess-rec00002").await;
+    let s = session(&store, "ses-rec00002").await;
     assert_eq!(s.counters.bytes_in, 7);
     assert!(!s.record_input);
-    let chunks = all_chunks(&store, "sess-rec00002").await;
+    let chunks = all_chunks(&store, "ses-rec00002").await;
     assert!(chunks.iter().all(|c| c.kind != Kind::Input));
 
     // The server setting records input whatever the session asked.
@@ -118,13 +118,13 @@ async fn input_is_counted_but_not_recorded_unless_asked_and_the_server_setting_w
         record_input: true,
         ..Settings::default()
     };
-    let r = Recorder::start(store.clone(), meta("sess-rec00003"), &on);
+    let r = Recorder::start(store.clone(), meta("ses-rec00003"), &on);
     assert!(r.records_input());
     r.input(b"typed");
     r.finish(None, "closed").wait().await;
-    let chunks = all_chunks(&store, "sess-rec00003").await;
+    let chunks = all_chunks(&store, "ses-rec00003").await;
     assert_eq!(text_of(&chunks, Kind::Input), "typed");
-    let s = session(&store, "sess-rec00003").await;
+    let s = session(&store, "ses-rec00003").await;
     assert_eq!(s.exit_code, None);
     assert_eq!(s.end_reason, "closed");
 
@@ -152,18 +152,18 @@ async fn past_the_size_cap_bytes_are_dropped_counted_and_marked() {
         max_bytes: 10,
         record_input: true,
     };
-    let r = Recorder::start(store.clone(), meta("sess-rec00004"), &settings);
+    let r = Recorder::start(store.clone(), meta("ses-rec00004"), &settings);
     r.output(b"0123456");
     r.output(b"789abcdef");
     r.output(b"more");
     r.input(b"abc");
     r.finish(Some(0), "exit").wait().await;
-    let s = session(&store, "sess-rec00004").await;
+    let s = session(&store, "ses-rec00004").await;
     assert_eq!(s.counters.bytes_out, 20);
     assert_eq!(s.counters.recorded_bytes, 13);
     assert_eq!(s.counters.dropped_bytes, 10);
     assert!(s.counters.truncated);
-    let chunks = all_chunks(&store, "sess-rec00004").await;
+    let chunks = all_chunks(&store, "ses-rec00004").await;
     assert_eq!(text_of(&chunks, Kind::Output), "0123456789");
     let markers: Vec<String> = chunks
         .iter()
@@ -187,7 +187,7 @@ async fn a_full_queue_drops_without_blocking_and_says_so() {
         max_bytes: 0,
         record_input: true,
     };
-    let r = Recorder::start(store.clone(), meta("sess-rec00005"), &settings);
+    let r = Recorder::start(store.clone(), meta("ses-rec00005"), &settings);
     let piece = vec![b'x'; 1 << 20];
     let began = Instant::now();
     for _ in 0..12 {
@@ -197,7 +197,7 @@ async fn a_full_queue_drops_without_blocking_and_says_so() {
     r.input(b"whoami\r");
     assert!(began.elapsed() < Duration::from_secs(5));
     r.finish(Some(0), "exit").wait().await;
-    let s = session(&store, "sess-rec00005").await;
+    let s = session(&store, "ses-rec00005").await;
     assert_eq!(s.counters.bytes_out, 12 << 20);
     assert!(s.counters.truncated);
     assert!(s.counters.dropped_bytes >= 4 << 20, "{:?}", s.counters);
@@ -205,7 +205,7 @@ async fn a_full_queue_drops_without_blocking_and_says_so() {
         s.counters.recorded_bytes + s.counters.dropped_bytes,
         (12 << 20) + 7
     );
-    let chunks = all_chunks(&store, "sess-rec00005").await;
+    let chunks = all_chunks(&store, "ses-rec00005").await;
     let marker = chunks.iter().find(|c| c.kind == Kind::Marker).unwrap();
     let label = String::from_utf8(marker.data.clone()).unwrap();
     assert!(
@@ -223,12 +223,12 @@ async fn a_full_queue_drops_without_blocking_and_says_so() {
 async fn a_recorder_dropped_without_finish_still_ends_its_session() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    let r = Recorder::start(store.clone(), meta("sess-rec00006"), &Settings::default());
+    let r = Recorder::start(store.clone(), meta("ses-rec00006"), &Settings::default());
     r.output(b"bye");
     drop(r);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let id = "sess-rec00006".to_string();
+        let id = "ses-rec00006".to_string();
         let s = store.read(move |c| recordings::get(c, &id)).await.unwrap();
         if let Some(s) = s.filter(|s| s.ended_ms.is_some()) {
             assert_eq!(s.end_reason, "recorder dropped");
@@ -244,11 +244,11 @@ async fn a_recorder_dropped_without_finish_still_ends_its_session() {
 async fn a_failed_write_is_counted_and_marked_once_the_store_recovers() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
-    let r = Recorder::start(store.clone(), meta("sess-rec00007"), &Settings::default());
+    let r = Recorder::start(store.clone(), meta("ses-rec00007"), &Settings::default());
     r.output(b"before");
     // Wait until the row and the first bytes are on disk.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while all_chunks_opt(&store, "sess-rec00007").await.is_empty() {
+    while all_chunks_opt(&store, "ses-rec00007").await.is_empty() {
         assert!(Instant::now() < deadline, "nothing was written");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -262,11 +262,11 @@ async fn a_failed_write_is_counted_and_marked_once_the_store_recovers() {
     store.faults().set_disk_full(false);
     r.output(b"after");
     r.finish(Some(0), "exit").wait().await;
-    let s = session(&store, "sess-rec00007").await;
+    let s = session(&store, "ses-rec00007").await;
     assert_eq!(s.counters.bytes_out, 16);
     assert_eq!(s.counters.dropped_bytes, 5);
     assert!(s.counters.truncated);
-    let chunks = all_chunks(&store, "sess-rec00007").await;
+    let chunks = all_chunks(&store, "ses-rec00007").await;
     assert_eq!(text_of(&chunks, Kind::Output), "beforeafter");
     assert!(chunks.iter().any(|c| c.kind == Kind::Marker
         && String::from_utf8_lossy(&c.data).contains("5 bytes not recorded (write failed)")));

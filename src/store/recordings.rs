@@ -408,8 +408,8 @@ pub(crate) mod tests {
     #[test]
     fn a_session_is_recorded_listed_and_ended() {
         let c = crate::store::test_conn();
-        insert(&c, &session("sess-a", "mi-1", "ann", 1_000)).unwrap();
-        insert(&c, &session("sess-b", "mi-2", "bob", 2_000)).unwrap();
+        insert(&c, &session("ses-a", "mi-1", "ann", 1_000)).unwrap();
+        insert(&c, &session("ses-b", "mi-2", "bob", 2_000)).unwrap();
         let counters = Counters {
             bytes_out: 5,
             bytes_in: 2,
@@ -418,7 +418,7 @@ pub(crate) mod tests {
         };
         append(
             &c,
-            "sess-a",
+            "ses-a",
             &[
                 chunk(0, Kind::Output, b"hello"),
                 chunk(1, Kind::Input, b"ls"),
@@ -428,20 +428,20 @@ pub(crate) mod tests {
         .unwrap();
         append(
             &c,
-            "sess-a",
+            "ses-a",
             &[chunk(2, Kind::Resize, b"100x30")],
             &counters,
         )
         .unwrap();
-        finish(&c, "sess-a", 9_000, Some(3), "exit").unwrap();
+        finish(&c, "ses-a", 9_000, Some(3), "exit").unwrap();
         // The first ending stays.
-        finish(&c, "sess-a", 9_999, None, "again").unwrap();
-        let a = get(&c, "sess-a").unwrap().unwrap();
+        finish(&c, "ses-a", 9_999, None, "again").unwrap();
+        let a = get(&c, "ses-a").unwrap().unwrap();
         assert_eq!(a.ended_ms, Some(9_000));
         assert_eq!(a.exit_code, Some(3));
         assert_eq!(a.end_reason, "exit");
         assert_eq!(a.counters, counters);
-        assert!(get(&c, "sess-zzz").unwrap().is_none());
+        assert!(get(&c, "ses-zzz").unwrap().is_none());
 
         let all = Page {
             offset: 0,
@@ -449,7 +449,7 @@ pub(crate) mod tests {
         };
         let (n, rows) = list(&c, &SessionQuery::default(), all).unwrap();
         assert_eq!(n, 2);
-        assert_eq!(rows[0].id, "sess-b", "newest first");
+        assert_eq!(rows[0].id, "ses-b", "newest first");
         let by = |q: SessionQuery| {
             list(&c, &q, all)
                 .unwrap()
@@ -462,29 +462,29 @@ pub(crate) mod tests {
             states: vec![State::Live],
             ..Default::default()
         };
-        assert_eq!(by(live), ["sess-b"]);
+        assert_eq!(by(live), ["ses-b"]);
         let ended_of_ann = SessionQuery {
             states: vec![State::Ended],
             users: vec!["ann".into()],
             ..Default::default()
         };
-        assert_eq!(by(ended_of_ann), ["sess-a"]);
+        assert_eq!(by(ended_of_ann), ["ses-a"]);
         let by_uin = SessionQuery {
             users: vec!["uin-bob".into()],
             instance_ids: vec!["mi-2".into(), "mi-9".into()],
             ..Default::default()
         };
-        assert_eq!(by(by_uin), ["sess-b"]);
+        assert_eq!(by(by_uin), ["ses-b"]);
 
-        let got = chunks(&c, "sess-a", 1, 1 << 20).unwrap();
+        let got = chunks(&c, "ses-a", 1, 1 << 20).unwrap();
         assert_eq!(got.len(), 2);
         assert_eq!(got[0], chunk(1, Kind::Input, b"ls"));
         assert_eq!(got[1].kind, Kind::Resize);
         // A small page still makes progress.
-        assert_eq!(chunks(&c, "sess-a", 0, 1).unwrap().len(), 1);
+        assert_eq!(chunks(&c, "ses-a", 0, 1).unwrap().len(), 1);
 
         assert_eq!(close_orphans(&c, 50_000).unwrap(), 1);
-        let b = get(&c, "sess-b").unwrap().unwrap();
+        let b = get(&c, "ses-b").unwrap().unwrap();
         assert_eq!(b.ended_ms, Some(50_000));
         assert_eq!(b.end_reason, "server stopped");
     }
@@ -492,7 +492,7 @@ pub(crate) mod tests {
     #[test]
     fn tail_before_joins_the_last_chunks_of_one_kind() {
         let c = crate::store::test_conn();
-        insert(&c, &session("sess-t", "mi-1", "ann", 0)).unwrap();
+        insert(&c, &session("ses-t", "mi-1", "ann", 0)).unwrap();
         let chunks = [
             chunk(0, Kind::Output, b"abc"),
             chunk(1, Kind::Output, b"d"),
@@ -500,23 +500,23 @@ pub(crate) mod tests {
             chunk(3, Kind::Output, b"e"),
             chunk(4, Kind::Output, b"f"),
         ];
-        append(&c, "sess-t", &chunks, &Counters::default()).unwrap();
+        append(&c, "ses-t", &chunks, &Counters::default()).unwrap();
         assert_eq!(
-            tail_before(&c, "sess-t", 4, Kind::Output, 3).unwrap(),
+            tail_before(&c, "ses-t", 4, Kind::Output, 3).unwrap(),
             b"cde"
         );
         assert_eq!(
-            tail_before(&c, "sess-t", 1, Kind::Output, 8).unwrap(),
+            tail_before(&c, "ses-t", 1, Kind::Output, 8).unwrap(),
             b"abc"
         );
-        assert_eq!(tail_before(&c, "sess-t", 0, Kind::Output, 3).unwrap(), b"");
-        assert_eq!(tail_before(&c, "sess-t", 9, Kind::Input, 3).unwrap(), b"zz");
+        assert_eq!(tail_before(&c, "ses-t", 0, Kind::Output, 3).unwrap(), b"");
+        assert_eq!(tail_before(&c, "ses-t", 9, Kind::Input, 3).unwrap(), b"zz");
     }
 
     #[test]
     fn prune_removes_old_ended_sessions_with_their_chunks_only() {
         let c = crate::store::test_conn();
-        for (id, start) in [("sess-old", 0), ("sess-live", 0), ("sess-new", 5_000)] {
+        for (id, start) in [("ses-old", 0), ("ses-live", 0), ("ses-new", 5_000)] {
             insert(&c, &session(id, "mi-1", "ann", start)).unwrap();
             append(
                 &c,
@@ -526,12 +526,12 @@ pub(crate) mod tests {
             )
             .unwrap();
         }
-        finish(&c, "sess-old", 100, Some(0), "exit").unwrap();
-        finish(&c, "sess-new", 6_000, Some(0), "exit").unwrap();
+        finish(&c, "ses-old", 100, Some(0), "exit").unwrap();
+        finish(&c, "ses-new", 6_000, Some(0), "exit").unwrap();
         assert_eq!(prune(&c, 1_000, 10).unwrap(), 1);
         assert_eq!(prune(&c, 1_000, 10).unwrap(), 0);
-        assert!(get(&c, "sess-old").unwrap().is_none());
-        assert!(get(&c, "sess-live").unwrap().is_some());
+        assert!(get(&c, "ses-old").unwrap().is_none());
+        assert!(get(&c, "ses-live").unwrap().is_some());
         let left: i64 = c
             .query_row("SELECT count(*) FROM session_chunks", [], |r| r.get(0))
             .unwrap();

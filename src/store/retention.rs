@@ -236,12 +236,12 @@ mod tests {
         let mut c = crate::store::test_conn();
         let now = 1_000 * DAY_MS;
         for (id, start) in [
-            ("sess-old", now - 40 * DAY_MS),
-            ("sess-live", now - 40 * DAY_MS),
+            ("ses-old", now - 40 * DAY_MS),
+            ("ses-live", now - 40 * DAY_MS),
         ] {
             recordings::insert(&c, &session(id, "mi-1", "ann", start)).unwrap();
         }
-        recordings::finish(&c, "sess-old", now - 39 * DAY_MS, Some(0), "exit").unwrap();
+        recordings::finish(&c, "ses-old", now - 39 * DAY_MS, Some(0), "exit").unwrap();
         let keep = Retention::from_days(0, 0).with_session_days(60);
         assert_eq!(prune_all(&mut c, &keep, now).unwrap().sessions, 0);
         let forever = Retention::from_days(0, 0).with_session_days(0);
@@ -249,7 +249,7 @@ mod tests {
         assert_eq!(prune_all(&mut c, &forever, now).unwrap().sessions, 0);
         let p = prune_all(&mut c, &keep.with_session_days(30), now).unwrap();
         assert_eq!(p.sessions, 1);
-        assert!(recordings::get(&c, "sess-old").unwrap().is_none());
-        assert!(recordings::get(&c, "sess-live").unwrap().is_some());
+        assert!(recordings::get(&c, "ses-old").unwrap().is_none());
+        assert!(recordings::get(&c, "ses-live").unwrap().is_some());
     }
 }
