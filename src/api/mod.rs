@@ -16,6 +16,8 @@ mod commands;
 pub mod console;
 pub mod console_push;
 mod console_root;
+pub mod console_session;
+mod console_views;
 pub mod decided;
 pub mod error;
 mod form;
@@ -47,7 +49,7 @@ use serde_json::{json, Value};
 
 pub use auth::{Principal, Service};
 pub use cam::load_policy_inputs;
-use error::ApiError;
+use error::{ApiError, Code};
 pub use replay::ConnId;
 use request::Params;
 
@@ -65,6 +67,8 @@ const MAX_BODY: usize = 1 << 20;
 
 /// Everything an action handler may use.
 pub struct Api {
+    /// Live interactive sessions (the console's terminal, the ssh gateway).
+    pub sessions: crate::session::Sessions,
     pub store: Store,
     pub secrets: Arc<SecretBox>,
     pub dispatch: Arc<Dispatcher>,
@@ -130,7 +134,7 @@ async fn read_body(body: Incoming) -> Result<Bytes, ApiError> {
     while let Some(frame) = body.frame().await {
         let Ok(frame) = frame else {
             return Err(ApiError::new(
-                "InvalidParameter",
+                Code::InvalidParameter,
                 "the request body could not be read",
             ));
         };
@@ -146,7 +150,7 @@ async fn read_body(body: Incoming) -> Result<Bytes, ApiError> {
     }
     if total > MAX_BODY {
         return Err(ApiError::new(
-            "RequestSizeLimitExceeded",
+            Code::RequestSizeLimitExceeded,
             format!("the request body exceeds {MAX_BODY} bytes"),
         ));
     }
@@ -178,7 +182,7 @@ impl Api {
             }
         };
         if let Err(e) = &result {
-            tracing::debug!(%action, %request_id, code = e.code, "request failed");
+            tracing::debug!(%action, %request_id, code = e.code.as_str(), "request failed");
         }
         let outcome = match &result {
             Ok(_) => "Success".to_string(),
@@ -190,7 +194,7 @@ impl Api {
         m.stages.audit.observe_duration(audit_began.elapsed());
         // A request that failed authentication names whatever action it
         // liked: it gets no label of its own.
-        let unauthenticated = matches!(&result, Err(e) if e.code.starts_with("AuthFailure"));
+        let unauthenticated = matches!(&result, Err(e) if e.code.is_auth_failure());
         m.api_call(
             if unauthenticated {
                 "unauthenticated"
@@ -223,7 +227,7 @@ impl Api {
         // is a CAM action whatever service the client signed for.
         let Some(service) = Service::from_version(&signed.version) else {
             return Err(ApiError::new(
-                "NoSuchVersion",
+                Code::NoSuchVersion,
                 format!(
                     "the API version {:?} does not exist; use {TAT_VERSION} (TAT) or {CAM_VERSION} (CAM)",
                     signed.version
@@ -236,7 +240,7 @@ impl Api {
         if let Some(region) = signed.region.as_deref().filter(|r| !r.is_empty()) {
             if service == Service::Tat && region != self.region && action != "DescribeRegions" {
                 return Err(ApiError::new(
-                    "UnsupportedRegion",
+                    Code::UnsupportedRegion,
                     format!(
                         "the region {region:?} is not served here; this appliance is region {:?}",
                         self.region
@@ -274,7 +278,7 @@ impl Api {
                 Service::Cam => ("CAM", CAM_VERSION),
             };
             return Err(ApiError::new(
-                "InvalidAction",
+                Code::InvalidAction,
                 format!("the action {action:?} does not exist in {api} {version}"),
             ));
         };
@@ -380,10 +384,12 @@ impl Api {
             A::GetUserAppId => cam::keys::app_id(self, a, q).await,
             // Pseudo-actions are decisions inside other actions; no request
             // names one (`Action::from_api` never returns them).
-            A::UseSecret | A::DescribeCommandContent | A::RecordSessionInput => Err(ApiError::new(
-                "InvalidAction",
-                format!("the action {:?} is not an API action", action.api_name()),
-            )),
+            A::UseSecret | A::DescribeCommandContent | A::RecordSessionInput | A::StartSession => {
+                Err(ApiError::new(
+                    Code::InvalidAction,
+                    format!("the action {:?} is not an API action", action.api_name()),
+                ))
+            }
         }
     }
 }

@@ -18,12 +18,12 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::HeaderValue;
-use hyper::{Request as HttpRequest, StatusCode};
+use hyper::Request as HttpRequest;
 use serde_json::{json, Value};
 
 use super::audit::{self, Trail};
 use super::decided::Request;
-use super::error::ApiError;
+use super::error::{ApiError, Code};
 use super::request::{Params, R};
 use super::{envelope, json_reply, Api, Reply};
 use crate::gate::Authorized;
@@ -143,7 +143,7 @@ pub async fn recording(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Va
     q.finish()?;
     if offset < 0 {
         return Err(ApiError::new(
-            "InvalidParameterValue.Range",
+            Code::InvalidParameterValueRange,
             "Offset must be 0 or more",
         ));
     }
@@ -205,15 +205,7 @@ pub async fn serve_cast(api: Arc<Api>, req: HttpRequest<Incoming>, peer: SocketA
             r
         }
         Err(e) => {
-            let status = if e.code.starts_with("AuthFailure.Session") {
-                StatusCode::UNAUTHORIZED
-            } else if e.code.starts_with("AuthFailure") || e.code == "UnauthorizedOperation" {
-                StatusCode::FORBIDDEN
-            } else if e.code.starts_with("ResourceNotFound") {
-                StatusCode::NOT_FOUND
-            } else {
-                StatusCode::BAD_REQUEST
-            };
+            let status = e.download_status();
             let mut r = json_reply(status, &envelope(&request_id, Err(e)));
             secure_headers(&mut r);
             r
@@ -246,7 +238,7 @@ async fn cast(
 ) -> R<(String, String)> {
     if !super::console::same_origin(parts) {
         return Err(ApiError::new(
-            "UnauthorizedOperation",
+            Code::UnauthorizedOperation,
             "cross-origin console requests are refused",
         ));
     }
@@ -259,7 +251,7 @@ async fn cast(
         .is_some_and(|v| v == "cross-site")
     {
         return Err(ApiError::new(
-            "UnauthorizedOperation",
+            Code::UnauthorizedOperation,
             "cross-site console requests are refused",
         ));
     }
@@ -268,7 +260,7 @@ async fn cast(
     let id = cast_path(parts.uri.path())
         .ok_or_else(|| {
             ApiError::new(
-                "InvalidParameterValue.InvalidSessionId",
+                Code::InvalidParameterValueInvalidSessionId,
                 "the path must be /console/sessions/ses-xxxxxxxx.cast",
             )
         })?
@@ -301,7 +293,7 @@ async fn cast(
         text.push_str(&page.text);
         if text.len() > MAX_CAST_BYTES {
             return Err(ApiError::new(
-                "ResourceUnavailable.RecordingTooLarge",
+                Code::ResourceUnavailableRecordingTooLarge,
                 "this recording is too large to download at once; read it in pages with \
                  DescribeSessionRecording",
             ));
