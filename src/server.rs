@@ -158,6 +158,7 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
         cfg.ops.sessions.clone(),
         shutdown.clone(),
     );
+    sessions.record_with(gate.clone(), cfg.ops.recording);
     let api = Arc::new(Api {
         sessions,
         store,

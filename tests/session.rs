@@ -66,7 +66,7 @@ async fn a_console_terminal_types_resizes_interrupts_and_exits() {
     .await;
     let opened = t.control_of("opened", T).await;
     assert!(
-        opened["sessionId"].as_str().unwrap().starts_with("sess-"),
+        opened["sessionId"].as_str().unwrap().starts_with("ses-"),
         "{opened}"
     );
     // The shell is the agent's child, in its own session with the

@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::record::{self, Recorder};
 use super::{Limits, SessionError, SessionPlan, Via};
 use crate::dispatch::{Channel, ChannelError, Dispatcher, FromAgent};
 use crate::gate::Authorized;
@@ -153,6 +154,15 @@ struct Inner {
     limits: Limits,
     live: Mutex<HashMap<String, Entry>>,
     shutdown: CancellationToken,
+    /// How sessions are recorded (`record_with`); none: no session opens.
+    recording: std::sync::OnceLock<Recording>,
+}
+
+/// What recording needs: the gate (to decide input recording by policy)
+/// and the server's settings.
+struct Recording {
+    gate: Arc<crate::gate::Gate>,
+    settings: record::Settings,
 }
 
 /// The hub: a cloneable handle in the server's state.
@@ -191,8 +201,63 @@ impl Sessions {
                 limits,
                 live: Mutex::new(HashMap::new()),
                 shutdown,
+                recording: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Records every session from now on (`session::record`). Until this
+    /// is called no session opens: none may go unrecorded.
+    pub fn record_with(&self, gate: Arc<crate::gate::Gate>, settings: record::Settings) {
+        let _ = self.inner.recording.set(Recording { gate, settings });
+    }
+
+    /// Starts the recording of a session the agent has just opened, with
+    /// input recorded when the server or a policy on the instance says so
+    /// (fail closed: when the policy cannot be read, input is recorded).
+    async fn start_recording(
+        &self,
+        plan: &SessionPlan,
+        id: &str,
+    ) -> Result<Recorder, SessionError> {
+        let Some(r) = self.inner.recording.get() else {
+            return Err(SessionError::StartFailed(
+                "session recording is not set up on this server".into(),
+            ));
+        };
+        let record_input = if r.settings.record_input {
+            true
+        } else {
+            let instance = r
+                .gate
+                .instance_resources(std::slice::from_ref(&plan.instance_id))
+                .await?;
+            match (
+                r.gate.grants_of_user(&plan.who.user_id).await,
+                instance.first(),
+            ) {
+                (Ok(Some(g)), Some(inst)) => record::input_required(&r.settings, &g, inst),
+                (Ok(None), _) => false,
+                _ => true,
+            }
+        };
+        let meta = record::Meta {
+            id: id.to_string(),
+            user_uin: plan.who.uin.clone(),
+            user_name: plan.who.name.clone(),
+            via: plan.via.as_str().to_string(),
+            client: plan.client.clone(),
+            instance_id: plan.instance_id.clone(),
+            login_user: plan.login_user.clone(),
+            command: plan.command.clone(),
+            cols: plan.cols,
+            rows: plan.rows,
+            term: TERM.into(),
+            // The agent does not report the login shell.
+            shell: String::new(),
+            record_input,
+        };
+        Ok(Recorder::start(self.inner.store.clone(), meta, &r.settings))
     }
 
     pub fn limits(&self) -> &Limits {
@@ -257,7 +322,7 @@ impl Sessions {
                 plan.instance_id, limits.per_instance
             )));
         }
-        let id = crate::ids::new_id("sess");
+        let id = record::new_session_id();
         let entry = Entry {
             info: LiveSession {
                 id: id.clone(),
@@ -342,9 +407,11 @@ impl Sessions {
         let credit = Arc::new(Semaphore::new(
             usize::try_from(window.min(SESSION_WINDOW)).unwrap_or(0),
         ));
+        let rec = self.start_recording(&plan, &entry.info.id).await?;
         let (ctl_tx, ctl_rx) = mpsc::channel(CTL_QUEUE);
         let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
         let relay = Relay {
+            rec: Some(rec),
             ch,
             ctl: ctl_rx,
             events: ev_tx,
@@ -390,6 +457,8 @@ impl Sessions {
 }
 
 struct Relay {
+    /// The session's recording: fed what is relayed, finished at the end.
+    rec: Option<Recorder>,
     ch: Channel,
     ctl: mpsc::Receiver<Ctl>,
     events: mpsc::Sender<SessionEvent>,
@@ -418,6 +487,19 @@ impl Relay {
             End::Exit { code, signal } => (SessionEvent::Exit { code, signal }, "exited"),
             End::Closed(reason) => (SessionEvent::Closed { reason }, "closed"),
         };
+        if let Some(rec) = self.rec.take() {
+            let (code, why) = match &event {
+                SessionEvent::Exit {
+                    code,
+                    signal: Some(s),
+                } => (*code, format!("killed by signal {s}")),
+                SessionEvent::Exit { code, .. } => (*code, "exit".to_string()),
+                SessionEvent::Closed { reason } => (None, reason.clone()),
+                SessionEvent::Data(_) => (None, String::new()),
+            };
+            // Not awaited: the recorder writes its end on its own.
+            drop(rec.finish(code, &why));
+        }
         tracing::info!(channel = self.ch.id, instance = %self.ch.instance_id(), "session {what}: {event:?}");
         // The client may be gone or not reading: a bounded wait.
         let _ = tokio::time::timeout(Duration::from_secs(5), self.events.send(event)).await;
@@ -451,11 +533,13 @@ impl Relay {
                 c = self.ctl.recv() => match c {
                     Some(Ctl::Input(b)) => {
                         idle.as_mut().reset(Instant::now() + self.limits.idle_timeout);
+                        if let Some(r) = &self.rec { r.input(&b) }
                         if self.ch.data(&b).await.is_err() {
                             return End::Closed("the instance's agent disconnected".into());
                         }
                     }
                     Some(Ctl::Resize(cols, rows)) => {
+                        if let Some(r) = &self.rec { r.resize(cols, rows) }
                         let m = ServerMsg::SessionResize { channel: self.ch.id, cols, rows };
                         let _ = self.ch.control(&m).await;
                     }
@@ -472,6 +556,7 @@ impl Relay {
                             return End::Closed("the agent sent more than its window".into());
                         }
                         outstanding -= n;
+                        if let Some(r) = &self.rec { r.output(&d) }
                         let sent = tokio::select! {
                             r = self.events.send(SessionEvent::Data(Bytes::from(d))) => r.is_ok(),
                             _ = self.stop.cancelled() => return End::Closed(self.terminated()),

@@ -426,13 +426,7 @@ pub(crate) mod tests {
             &counters,
         )
         .unwrap();
-        append(
-            &c,
-            "ses-a",
-            &[chunk(2, Kind::Resize, b"100x30")],
-            &counters,
-        )
-        .unwrap();
+        append(&c, "ses-a", &[chunk(2, Kind::Resize, b"100x30")], &counters).unwrap();
         finish(&c, "ses-a", 9_000, Some(3), "exit").unwrap();
         // The first ending stays.
         finish(&c, "ses-a", 9_999, None, "again").unwrap();
