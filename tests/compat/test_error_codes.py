@@ -58,6 +58,10 @@ EXTENSIONS = {
     # An invoker trigger that was already handled (the scheduler's; an
     # API caller never sees it).
     "FailedOperation.InvokerTriggerHandled",
+    # Session recordings (DescribeSessionRecording, the console's download).
+    "InvalidParameterValue.InvalidSessionId",
+    "ResourceNotFound.SessionNotFound",
+    "ResourceUnavailable.RecordingTooLarge",
 }
 
 
