@@ -495,6 +495,37 @@ async fn exec_shell_and_denial_through_an_agent() {
     let out = output(c).await;
     assert_eq!(out.status.code(), Some(7), "{out:?}");
     assert!(text(&out.stdout).contains("out-42"), "{out:?}");
+    // The exec session is recorded by the server like any other: who, how,
+    // what, how it ended, and its output.
+    let rec = wait_for("the ssh session's record", T, || {
+        let (h, id) = (&g.h, &id);
+        async move {
+            let v = h
+                .call(
+                    "DescribeSessions",
+                    json!({"Filters": [{"Name": "instance-id", "Values": [id]}]}),
+                )
+                .await;
+            v["SessionSet"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["Via"] == "ssh" && s["State"] == "ENDED")
+                .cloned()
+        }
+    })
+    .await;
+    assert_eq!(rec["UserName"], "ann", "{rec}");
+    assert_eq!(rec["LoginUser"], "root", "{rec}");
+    assert_eq!(rec["ExitCode"], 7, "{rec}");
+    assert!(rec["Command"].as_str().unwrap().contains("exit 7"), "{rec}");
+    let cast =
+        g.h.call(
+            "DescribeSessionRecording",
+            json!({"SessionId": rec["SessionId"]}),
+        )
+        .await;
+    assert!(cast["Cast"].as_str().unwrap().contains("out-42"), "{cast}");
 
     // A shell in a pty: the script's lines run, `stty size` shows the
     // terminal ssh asked for (80x24 without a local terminal), and the
