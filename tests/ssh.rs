@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+mod sessionkit;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -744,4 +745,81 @@ async fn idle_and_excess_connections_are_cut() {
             .expect("the idle connection was cut")
             .ok();
     }
+}
+
+/// `GET /console/ssh-info` over HTTPS with a console session cookie.
+async fn ssh_info(h: &Harness, cookie: Option<&str>) -> Value {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fp = &h.server.as_ref().unwrap().fingerprint;
+    let cfg = drover::tls::Trust::pinned_hex(fp)
+        .unwrap()
+        .client_config()
+        .unwrap();
+    let tcp = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut s = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let cookie = cookie
+        .map(|c| format!("Cookie: {c}\r\n"))
+        .unwrap_or_default();
+    let req = format!(
+        "GET /console/ssh-info HTTP/1.1\r\nHost: {}\r\n{cookie}Connection: close\r\n\r\n",
+        h.addr
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut reply = Vec::new();
+    let _ = s.read_to_end(&mut reply).await;
+    let t = text(&reply);
+    let body = t.split("\r\n\r\n").nth(1).unwrap_or("");
+    let v: Value = serde_json::from_str(body).unwrap_or_else(|_| panic!("{t}"));
+    v["Response"].clone()
+}
+
+/// The console shows the gateway's host key to signed-in users only, and
+/// the account itself (root) signs in with its console password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_shows_the_host_key_and_root_signs_in() {
+    let mut g = start().await;
+    let id = g.h.add_agent().await;
+    let cookie = sessionkit::root_cookie(&g.h).await;
+    let info = ssh_info(&g.h, Some(&cookie)).await;
+    assert_eq!(info["Enabled"], true, "{info}");
+    assert_eq!(
+        info["Fingerprint"],
+        g.gw.info.fingerprint.as_str(),
+        "{info}"
+    );
+    assert_eq!(info["Port"], g.gw.addr.port(), "{info}");
+    assert_eq!(info["HostKey"], g.gw.info.host_key.as_str(), "{info}");
+    let anonymous = ssh_info(&g.h, None).await;
+    assert_eq!(
+        anonymous["Error"]["Code"], "AuthFailure.SessionExpired",
+        "{anonymous}"
+    );
+    assert!(anonymous.get("Fingerprint").is_none());
+
+    let askpass = g.dir.path().join("askpass-root");
+    std::fs::write(
+        &askpass,
+        format!("#!/bin/sh\necho '{}'\n", sessionkit::ROOT_PASSWORD),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&askpass, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let mut c = g.ssh(&format!("root+{id}"), None, "password");
+    c.env("SSH_ASKPASS", &askpass)
+        .env("SSH_ASKPASS_REQUIRE", "force")
+        .args([
+            "-o",
+            "NumberOfPasswordPrompts=1",
+            "127.0.0.1",
+            "--",
+            "echo",
+            "root-$((2+3))",
+        ]);
+    let out = output(c).await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(text(&out.stdout).contains("root-5"), "{out:?}");
 }
