@@ -823,3 +823,39 @@ async fn the_console_shows_the_host_key_and_root_signs_in() {
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert!(text(&out.stdout).contains("root-5"), "{out:?}");
 }
+
+/// The login user in the ssh name is the one decided (`tat:login_user`)
+/// and the one the shell runs as: a policy "never as root" lets Ann in as
+/// a plain user and refuses the default, root.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_login_user_is_decided_and_used() {
+    sessionkit::ensure_test_user();
+    let login = sessionkit::TEST_USER;
+    let mut g = start().await;
+    let id = g.h.add_agent().await;
+    let policy = json!([{"effect": "allow", "action": ["tat:StartSession"], "resource": "*",
+        "condition": {"string_not_equal": {"tat:login_user": ["root"]}}}]);
+    let ann = sub_user(&g.h, "ann", "Ann-pass-123", policy).await;
+    let key = g.keygen("ann_key").await;
+    g.import(&ann, &key).await;
+
+    let mut c = g.ssh(&format!("ann+{id}+{login}"), Some(&key), "publickey");
+    c.args(["127.0.0.1", "--", "echo", "as-$(id -un)"]);
+    let out = output(c).await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        text(&out.stdout).contains(&format!("as-{login}")),
+        "{out:?}"
+    );
+
+    let mut c = g.ssh(&format!("ann+{id}"), Some(&key), "publickey");
+    c.args(["127.0.0.1", "--", "echo", "as-$(id -un)"]);
+    let out = output(c).await;
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        err.contains("tat:StartSession") && err.contains("as login user root"),
+        "{err}"
+    );
+    assert!(!text(&out.stdout).contains("as-"), "{out:?}");
+}
