@@ -84,6 +84,12 @@ export async function can(actions) {
   return out;
 }
 
+/** The engine's answers to these questions, in the order asked. */
+export async function canList(questions) {
+  const r = await post('/console/can', { Actions: questions });
+  return r.Results || [];
+}
+
 /** The policy engine's verdict on a draft policy document. */
 export async function validatePolicy(doc) {
   const r = await post('/console/validate-policy', { PolicyDocument: doc });
