@@ -60,6 +60,7 @@ pub mod protocol;
 pub mod run;
 pub mod scheduler;
 pub mod server;
+pub mod session;
 pub mod sign;
 pub mod store;
 pub mod timefmt;

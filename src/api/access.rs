@@ -6,7 +6,7 @@
 use serde_json::{json, Value};
 
 use super::decided::Request;
-use super::error::ApiError;
+use super::error::{ApiError, Code};
 use super::request::{Params, R};
 use super::{Api, Principal};
 use crate::gate::Authorized;
@@ -49,7 +49,7 @@ pub async fn create(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Valu
     q.finish()?;
     let role = AzureRole::from_name(&role_name).ok_or_else(|| {
         ApiError::new(
-            "ResourceNotFound.RoleNotFound",
+            Code::ResourceNotFoundRoleNotFound,
             format!("there is no built-in role {role_name:?}"),
         )
     })?;

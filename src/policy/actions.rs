@@ -104,6 +104,10 @@ pub enum Rule {
     Secret,
     /// `SecretNames`, optional.
     SecretList,
+    /// `SessionId`: the instance the session was on.
+    Session,
+    /// Sessions listed with filters, each filtered by its instance.
+    SessionList,
     /// CAM's users, groups and policies, as each CAM action names them
     /// (`api::cam::scope`).
     Cam,
@@ -266,6 +270,17 @@ actions! {
     // Pseudo-action: may the caller see a command's Content? Checked by
     // DescribeCommands (and anything else that returns Content) per command.
     DescribeCommandContent: tat, Pseudo, CMD, All, Drover, Pseudo, [aa!("runbooks/content/read")];
+    // Terminal sessions (issue 11): listed and their recordings read by the
+    // instance they were on (with its tags). Azure Bastion's session list
+    // is an /action, so Reader's */read does not reach recordings, which
+    // may hold whatever was on the screen.
+    DescribeSessions: tat, Tat, INS, All, Drover, SessionList, ["Microsoft.Network/bastionHosts/getActiveSessions/action"];
+    DescribeSessionRecording: tat, Tat, INS, All, Drover, Session, ["Microsoft.Network/bastionHosts/getActiveSessions/action"];
+    // Pseudo-action: allowed to a user on an instance, it makes that user's
+    // sessions there record their input (`session::record`). In Azure an
+    // Owner or Contributor gets it (as with everything); no built-in role
+    // names it otherwise.
+    RecordSessionInput: tat, Pseudo, INS, All, Drover, Pseudo, ["Microsoft.Network/bastionHosts/getActiveSessions/action"];
     // Webhook deliveries of an invocation (its command) or an invoker.
     DescribeWebhookDeliveries: tat, Tat, CMD_IVK, All, Drover, Deliveries, [aa!("jobs/read")];
     // CAM's actions are resource-scoped as CAM scopes them (Rule::Cam): an
@@ -340,6 +355,7 @@ impl Action {
                 | Rule::InstanceList
                 | Rule::InvokerList
                 | Rule::SecretList
+                | Rule::SessionList
         )
     }
 }
@@ -391,6 +407,8 @@ pub fn policy_action(api_action: &str, cam: bool) -> Option<&'static str> {
 
 /// The TAT pseudo-action that guards a command's Content.
 pub const DESCRIBE_COMMAND_CONTENT: &str = "tat:DescribeCommandContent";
+/// The TAT pseudo-action that makes a user's sessions record input.
+pub const RECORD_SESSION_INPUT: &str = "tat:RecordSessionInput";
 /// The TAT pseudo-action for putting a secret into what runs.
 pub const USE_SECRET: &str = "tat:UseSecret";
 
@@ -448,8 +466,10 @@ mod tests {
                 Rule::ChangeInvoker => kinds == IVK_CMD_INS,
                 Rule::Deliveries => kinds == CMD_IVK,
                 Rule::Secret | Rule::SecretList => kinds == SEC,
+                Rule::Session | Rule::SessionList => kinds == INS,
                 Rule::Pseudo => {
-                    a.endpoint() == Endpoint::Pseudo && (kinds == SEC_INS || kinds == CMD)
+                    a.endpoint() == Endpoint::Pseudo
+                        && (kinds == SEC_INS || kinds == CMD || kinds == INS)
                 }
                 // CAM's resources only, on the CAM endpoint (or both).
                 Rule::Cam => {

@@ -5,7 +5,7 @@ use super::super::decided::Request;
 use crate::gate::Authorized;
 use serde_json::{json, Map, Value};
 
-use super::super::error::ApiError;
+use super::super::error::{ApiError, Code};
 use super::super::request::{Params, R};
 use super::super::Api;
 use super::users::member_info;
@@ -32,7 +32,7 @@ pub(super) fn group_id(q: &mut Params, name: &str) -> R<i64> {
     let id = q.opt_i64(name)?.ok_or_else(|| ApiError::missing(name))?;
     if id <= 0 {
         return Err(ApiError::new(
-            "InvalidParameter.GroupIdError",
+            Code::InvalidParameterGroupIdError,
             format!("{name} {id} is not a valid group id"),
         ));
     }
@@ -118,7 +118,7 @@ fn read_info(q: &mut Params) -> R<Vec<Pair>> {
     }
     if items.len() > MAX_INFO {
         return Err(ApiError::new(
-            "InvalidParameter.OperateEntitiesOverLimit",
+            Code::InvalidParameterOperateEntitiesOverLimit,
             format!("Info allows at most {MAX_INFO} entries"),
         ));
     }
@@ -146,7 +146,7 @@ fn read_info(q: &mut Params) -> R<Vec<Pair>> {
             }
             if pair.uin.is_none() && pair.uid.is_none() {
                 return Err(ApiError::new(
-                    "InvalidParameter.UserUinAndUinNotAllNull",
+                    Code::InvalidParameterUserUinAndUinNotAllNull,
                     "each Info entry needs a Uin or a Uid",
                 ));
             }

@@ -7,7 +7,7 @@ use super::super::decided::Request;
 use crate::gate::Authorized;
 use serde_json::{json, Value};
 
-use super::super::error::ApiError;
+use super::super::error::{ApiError, Code};
 use super::super::request::{Params, R};
 use super::super::{Api, Principal};
 use super::opt_uin;
@@ -45,7 +45,7 @@ async fn owner(api: &Api, p: &Principal, target: Option<String>) -> R<String> {
     if uin == api.account_uin {
         if !p.is_root() {
             return Err(ApiError::new(
-                "OperationDenied.SubUin",
+                Code::OperationDeniedSubUin,
                 "a sub-user may not manage the account's own access keys",
             ));
         }
@@ -59,7 +59,7 @@ fn check_description(d: &str) -> R<()> {
     let ok = |c: char| c.is_alphanumeric() || "_+=,.@:/-".contains(c);
     if d.chars().count() > 1024 || !d.chars().all(ok) {
         return Err(ApiError::new(
-            "InvalidParameter.ParamError",
+            Code::InvalidParameterParamError,
             "Description must be at most 1024 letters, digits or _+=,.@:/-",
         ));
     }
@@ -122,7 +122,7 @@ pub async fn update(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value
         "Inactive" => false,
         other => {
             return Err(ApiError::new(
-                "InvalidParameter.ParamError",
+                Code::InvalidParameterParamError,
                 format!("Status must be Active or Inactive, got {other:?}"),
             ))
         }

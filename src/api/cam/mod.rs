@@ -19,7 +19,7 @@ use serde_json::Value;
 
 pub(crate) use users::check_password;
 
-use super::error::ApiError;
+use super::error::{ApiError, Code};
 use super::request::{Params, R};
 use super::Principal;
 use crate::store::policies::{PolicyInput, RoleAssignment};
@@ -48,7 +48,7 @@ pub fn validate_policy_document(doc: &str) -> Result<(), crate::policy::PolicyEr
 }
 
 fn param_error(message: impl Into<String>) -> ApiError {
-    ApiError::new("InvalidParameter.ParamError", message)
+    ApiError::new(Code::InvalidParameterParamError, message)
 }
 
 /// A 0/1 switch such as ConsoleLogin.
@@ -85,7 +85,7 @@ fn opt_uin(q: &mut Params, name: &str) -> R<Option<String>> {
         None => Ok(None),
         Some(v) if v > 0 => Ok(Some(v.to_string())),
         Some(v) => Err(ApiError::new(
-            "InvalidParameter.UinError",
+            Code::InvalidParameterUinError,
             format!("{name} {v} is not a valid uin"),
         )),
     }

@@ -7,7 +7,7 @@ use super::super::decided::Request;
 use crate::gate::Authorized;
 use serde_json::{json, Value};
 
-use super::super::error::ApiError;
+use super::super::error::{ApiError, Code};
 use super::super::request::{Params, R};
 use super::super::Api;
 use super::groups::group_id;
@@ -23,18 +23,17 @@ const MAX_DELETE: usize = 100;
 fn check_document(doc: &str) -> R<()> {
     if doc.chars().count() > MAX_DOCUMENT {
         return Err(ApiError::new(
-            "InvalidParameter.PolicyDocumentLengthOverLimit",
+            Code::InvalidParameterPolicyDocumentLengthOverLimit,
             format!("PolicyDocument is longer than {MAX_DOCUMENT} characters"),
         ));
     }
-    super::validate_policy_document(doc)
-        .map_err(|why| ApiError::new(why.code(), format!("PolicyDocument is invalid: {why}")))
+    super::validate_policy_document(doc).map_err(ApiError::from)
 }
 
 fn check_description(d: &str) -> R<()> {
     if d.len() > 300 {
         return Err(ApiError::new(
-            "InvalidParameter.DescriptionLengthOverlimit",
+            Code::InvalidParameterDescriptionLengthOverlimit,
             "Description must be at most 300 bytes",
         ));
     }
@@ -44,7 +43,7 @@ fn check_description(d: &str) -> R<()> {
 fn check_policy_name(name: &str) -> R<()> {
     if !valid_name(name, 128) {
         return Err(ApiError::new(
-            "InvalidParameter.PolicyNameError",
+            Code::InvalidParameterPolicyNameError,
             "PolicyName must be 1 to 128 letters, digits or +=,.@_-",
         ));
     }
@@ -65,19 +64,19 @@ fn read_tags(q: &mut Params) -> R<String> {
     };
     let tags: Vec<Tag> = serde_json::from_value(v).map_err(|e| {
         ApiError::new(
-            "InvalidParameter.TagParamError",
+            Code::InvalidParameterTagParamError,
             format!("Tags is malformed: {e}"),
         )
     })?;
     if tags.len() > 50 {
         return Err(ApiError::new(
-            "InvalidParameter.TagLimitExceeded",
+            Code::InvalidParameterTagLimitExceeded,
             "at most 50 Tags are allowed",
         ));
     }
     if tags.iter().any(|t| t.key.is_empty()) {
         return Err(ApiError::new(
-            "InvalidParameter.TagParamError",
+            Code::InvalidParameterTagParamError,
             "a tag key must not be empty",
         ));
     }
@@ -92,7 +91,7 @@ fn policy_id(q: &mut Params, name: &str) -> R<i64> {
     let id = q.opt_i64(name)?.ok_or_else(|| ApiError::missing(name))?;
     if id <= 0 {
         return Err(ApiError::new(
-            "InvalidParameter.PolicyIdError",
+            Code::InvalidParameterPolicyIdError,
             format!("{name} {id} is not a valid policy id"),
         ));
     }
@@ -194,7 +193,7 @@ pub async fn delete(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Valu
     }
     if ids.len() > MAX_DELETE {
         return Err(ApiError::new(
-            "InvalidParameter.OperatePoliciesOverLimit",
+            Code::InvalidParameterOperatePoliciesOverLimit,
             format!("PolicyId allows at most {MAX_DELETE} entries"),
         ));
     }
@@ -239,7 +238,7 @@ pub async fn list(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value>
         "Local" => Scope::Local,
         other => {
             return Err(ApiError::new(
-                "InvalidParameter.ScopeError",
+                Code::InvalidParameterScopeError,
                 format!("Scope must be All, QCS or Local, got {other:?}"),
             ))
         }

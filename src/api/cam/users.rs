@@ -4,7 +4,7 @@ use super::super::decided::Request;
 use crate::gate::Authorized;
 use serde_json::{json, Value};
 
-use super::super::error::ApiError;
+use super::super::error::{ApiError, Code};
 use super::super::request::{Params, R};
 use super::super::Api;
 use super::{check_len, flag, uin_value, valid_name};
@@ -14,7 +14,7 @@ use crate::timefmt::{cam as cam_time, now_ms};
 fn check_name(name: &str) -> R<()> {
     if !valid_name(name, 64) {
         return Err(ApiError::new(
-            "InvalidParameter.UserNameIllegal",
+            Code::InvalidParameterUserNameIllegal,
             "Name must be 1 to 64 letters, digits or +=,.@_-",
         ));
     }
@@ -34,7 +34,7 @@ pub(crate) fn check_password(pw: &str) -> R<()> {
             .any(|c| c.is_ascii_punctuation() || (!c.is_ascii_alphanumeric() && c != ' '));
     if !ok {
         return Err(ApiError::new(
-            "InvalidParameter.PasswordViolatedRules",
+            Code::InvalidParameterPasswordViolatedRules,
             "Password must be 8 to 32 characters with upper- and lower-case letters, a digit and a special character",
         ));
     }
