@@ -19,6 +19,9 @@ let onSignedOut = () => {};
 
 export function setSignedOutHandler(fn) { onSignedOut = fn; }
 
+/** The signed-in session's CSRF token (the terminal's socket carries it). */
+export function csrfToken() { return csrf; }
+
 async function post(path, body, headers = {}) {
   let r;
   try {

@@ -5,10 +5,10 @@
 // one batch) and a download link.
 
 import * as api from '../api.js';
-import { h, put, errorBox, timeEl, duration, bytes } from '../dom.js';
+import { h, put, errorBox, timeEl, bytes } from '../dom.js';
 import { openTerminal } from '../term/xterm.js';
 import { parseCast, Player, clock } from '../term/cast.js';
-import { fields, castUrl } from '../term/sessinfo.js';
+import { fields, castUrl, span } from '../term/sessinfo.js';
 
 async function fetchCast(id) {
   let r;
@@ -40,7 +40,7 @@ export async function render(main, ctx) {
     const s = (r.SessionSet || []).map(fields).find(x => x.id === id);
     if (s) {
       put(meta, `${s.who} on `, h('span', { class: 'mono' }, s.instance), ` as ${s.login} · ${s.via}`,
-        s.client ? ` from ${s.client}` : '', ' · ', timeEl(s.started), ` · ${duration(s.started, s.ended)} · ${bytes(s.bytesOut)}`,
+        s.client ? ` from ${s.client}` : '', ' · ', timeEl(s.started), ` · ${span(s.durationMs)} · ${bytes(s.bytesOut)}`,
         s.live ? ' · live (recorded so far)' : s.exitText ? ` · ${s.exitText}` : '');
     }
   } catch { /* the recording below says whether it may be seen */ }

@@ -7,8 +7,8 @@
 
 import * as api from '../api.js';
 import * as can from '../can.js';
-import { h, put, badge, timeEl, duration, bytes, table, empty, errorBox, field, toast } from '../dom.js';
-import { fields, castUrl } from '../term/sessinfo.js';
+import { h, put, badge, timeEl, bytes, table, empty, errorBox, field, toast } from '../dom.js';
+import { fields, castUrl, span } from '../term/sessinfo.js';
 
 const PAGE = 50;
 
@@ -16,7 +16,7 @@ export async function render(main) {
   await can.load(['DescribeSessions', 'TerminateSession']);
   const instance = h('input', { placeholder: 'mi-…', spellcheck: 'false' });
   const user = h('input', { placeholder: 'user name', spellcheck: 'false' });
-  const state = h('select', {}, h('option', { value: '' }, 'any state'), h('option', { value: 'active' }, 'live'), h('option', { value: 'ended' }, 'ended'));
+  const state = h('select', {}, h('option', { value: '' }, 'any state'), h('option', { value: 'LIVE' }, 'live'), h('option', { value: 'ENDED' }, 'ended'));
   const list = h('div', {});
   let offset = 0;
   const form = h('form', { class: 'filters', onsubmit: ev => { ev.preventDefault(); offset = 0; load(); } },
@@ -28,7 +28,7 @@ export async function render(main) {
   async function terminate(s, btn) {
     btn.disabled = true;
     try {
-      await api.call('TerminateSession', { SessionId: s.id });
+      await api.call('TerminateSession', { InstanceId: s.instance, SessionId: s.id });
       toast(`Terminating ${s.id}`);
       setTimeout(load, 500);
     } catch (e) { toast(`${e.code}: ${e.message}`, 'bad'); btn.disabled = false; }
@@ -55,9 +55,9 @@ export async function render(main) {
         h('td', {}, s.login),
         h('td', {}, s.via, s.client ? h('div', { class: 'muted small mono' }, s.client) : null),
         h('td', {}, timeEl(s.started)),
-        h('td', {}, duration(s.started, s.ended)),
+        h('td', {}, span(s.durationMs)),
         h('td', {}, bytes(s.bytesOut), s.bytesIn ? h('div', { class: 'muted small' }, `${bytes(s.bytesIn)} in`) : null,
-          s.truncated ? h('div', { class: 'denied' }, 'recording truncated') : null),
+          s.truncated ? h('div', { class: 'denied' }, `recording truncated${s.dropped ? ` (${bytes(s.dropped)} not kept)` : ''}`) : null),
         h('td', {}, badge(s.live ? 'RUNNING' : s.exitCode === 0 ? 'SUCCESS' : s.exitCode === null ? 'TERMINATED' : 'FAILED'),
           h('div', { class: 'muted small' }, s.live ? 'live' : s.exitText)),
         h('td', { class: 'row-actions' },

@@ -119,9 +119,12 @@ function terminal(main, instanceId, user) {
       },
       error: e => {
         ended = true;
+        // A session the server ended (idle, too long, an administrator, the
+        // agent gone) is no refusal; either way the reason is shown.
+        const closed = e.code === 'FailedOperation.SessionClosed';
         put(notice, errorBox(e));
-        setStatus('refused', 'ended');
-        note(`${e.code}: ${e.message}`);
+        setStatus(closed ? 'session closed' : 'refused', 'ended');
+        note(`${closed ? 'session closed' : e.code}: ${e.message}`);
       },
       closed: ({ opened, code, reason }) => {
         if (link === mine) link = null;
@@ -139,7 +142,10 @@ function terminal(main, instanceId, user) {
 
   term.onData(d => link && link.send(d));
   term.onBinary(d => link && link.send(Uint8Array.from(d, c => c.charCodeAt(0) & 0xff)));
-  term.onResize(({ cols, rows }) => link && link.resize(cols, rows));
+  // The size is also on the box, for people inspecting the page and tests.
+  const showSize = () => { box.dataset.cols = String(term.cols); box.dataset.rows = String(term.rows); };
+  showSize();
+  term.onResize(({ cols, rows }) => { showSize(); if (link) link.resize(cols, rows); });
   // The terminal follows its box (window resizes, the menu opening).
   let frame = 0;
   const ro = new ResizeObserver(() => {

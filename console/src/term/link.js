@@ -4,13 +4,18 @@
 // the browser sends {"type":"resize","cols","rows"}, the server sends
 // {"type":"opened","sessionId"}, {"type":"exit","code","signal"} and
 // {"type":"error","code","message"} (a refusal says why, then closes).
+// The socket carries the session's CSRF token as well as its cookie.
+
+import { csrfToken } from '../api.js';
 
 const enc = new TextEncoder();
+/** Input goes in frames of at most this much (a big paste is split). */
+const FRAME = 64 * 1024;
 /** Keystrokes typed before the shell is up are kept, up to this much. */
 const MAX_EARLY = 64 * 1024;
 
 export function sessionUrl({ instanceId, user, cols, rows }) {
-  const q = new URLSearchParams({ InstanceId: instanceId, User: user, Cols: String(cols), Rows: String(rows) });
+  const q = new URLSearchParams({ InstanceId: instanceId, User: user, Cols: String(cols), Rows: String(rows), Csrf: csrfToken() });
   return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/console/session?${q}`;
 }
 
@@ -67,7 +72,7 @@ export class SessionLink {
       }
       return;
     }
-    this.ws.send(bytes);
+    for (let i = 0; i < bytes.length; i += FRAME) this.ws.send(bytes.subarray(i, i + FRAME));
   }
 
   resize(cols, rows) {

@@ -6,28 +6,34 @@ export function castUrl(id) {
 }
 
 export function fields(s) {
-  const ended = s.EndTime || s.EndedTime || null;
-  const state = String(s.State || s.SessionState || (ended ? 'ended' : 'active')).toLowerCase();
-  const live = !ended && !['ended', 'closed', 'terminated', 'finished'].includes(state);
   const exitCode = s.ExitCode === undefined || s.ExitCode === null ? null : Number(s.ExitCode);
-  const reason = s.EndReason || s.Reason || '';
+  const live = s.State === 'LIVE';
   return {
     id: String(s.SessionId || ''),
-    who: String(s.UserName || s.User || s.Uin || ''),
+    who: String(s.UserName || s.Uin || ''),
     instance: String(s.InstanceId || ''),
-    login: String(s.LoginUser || s.Username || ''),
+    login: String(s.LoginUser || ''),
     via: String(s.Via || ''),
-    client: String(s.ClientAddress || s.Client || s.ClientAddr || ''),
+    client: String(s.ClientAddress || ''),
     command: s.Command ? String(s.Command) : '',
-    started: s.StartTime || s.CreatedTime || s.StartedTime || null,
-    ended,
+    started: s.StartTime || null,
+    ended: s.EndTime || null,
+    durationMs: Number(s.DurationMs || 0),
     live,
     exitCode,
-    exitText: [exitCode === null ? '' : `exit ${exitCode}`, reason].filter(Boolean).join(' · '),
-    bytesOut: Number(s.BytesOut || s.OutputBytes || 0),
-    bytesIn: Number(s.BytesIn || s.InputBytes || 0),
+    exitText: [exitCode === null ? '' : `exit ${exitCode}`, s.EndReason || ''].filter(Boolean).join(' · '),
+    bytesOut: Number(s.BytesOut || 0),
+    bytesIn: Number(s.BytesIn || 0),
     truncated: !!s.Truncated,
-    cols: Number(s.Cols || 0),
-    rows: Number(s.Rows || 0),
+    dropped: Number(s.DroppedBytes || 0),
   };
+}
+
+/** How long a session ran (or has run so far), as the server counted it. */
+export function span(ms) {
+  if (ms < 1000) return `${ms} ms`;
+  if (ms < 60000) return `${(ms / 1000).toFixed(1)} s`;
+  const m = Math.floor(ms / 60000);
+  if (m < 60) return `${m} min ${Math.round((ms % 60000) / 1000)} s`;
+  return `${Math.floor(m / 60)} h ${m % 60} min`;
 }
