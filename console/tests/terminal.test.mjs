@@ -136,7 +136,9 @@ async function typeLine(p, text) {
 }
 
 async function sessionCount() {
-  return (await consoleCall(page, 'DescribeSessions', { Limit: 1 })).TotalCount;
+  const r = await consoleCall(page, 'DescribeSessions', { Limit: 1 });
+  assert.equal(r.Error, undefined, JSON.stringify(r));
+  return r.TotalCount;
 }
 
 before(async () => {
@@ -250,7 +252,7 @@ test('a terminal from the Instances page runs full-screen programs, follows resi
   await typeLine(page, 'exit 7');
   await until('the exit status', async () => (await page.getAttribute('.term-box', 'data-exit')) === '7');
   assert.match(await page.textContent('.page-head [role=status]'), /exit code 7/);
-  const final = await waitScreen(page, 'the end note', s => s.includes('session ended: exit code 7'));
+  const final = await waitScreen(page, 'the end note', s => s.includes('session ended: exit code 7') && s);
   recorded.finalScreen = final.slice(0, final.indexOf('[session ended')).replace(/\s+$/, '');
 });
 
