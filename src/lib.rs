@@ -12,6 +12,8 @@
 //!  │                             ├─► gate (grants, resources, Authorized<T>)
 //!  │                             │     └─► policy (pure: the action table)
 //!  │                             ├─► dispatch (agents, roll-out, task ends)
+//!  │                             │   session (interactive sessions: decide,
+//!  │                             │   hub, relay over dispatch's channels)
 //!  ├─► agent (link, exec, journal)    ▼
 //!  │                             store (SQLite, the only SQL)
 //!  └─► client (signed API calls)

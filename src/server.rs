@@ -73,6 +73,8 @@ pub struct OpsSettings {
     pub prune_interval: Duration,
     /// Session recording: size cap and input recording.
     pub recording: crate::session::record::Settings,
+    /// Limits of interactive sessions (idle time, length, how many).
+    pub sessions: crate::session::Limits,
 }
 
 impl Default for OpsSettings {
@@ -83,6 +85,7 @@ impl Default for OpsSettings {
             retention: Default::default(),
             prune_interval: Duration::from_secs(24 * 3600),
             recording: Default::default(),
+            sessions: Default::default(),
         }
     }
 }
@@ -148,7 +151,15 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
         dispatch: dispatch.clone(),
         gate: gate.clone(),
     });
+    let shutdown = CancellationToken::new();
+    let sessions = crate::session::Sessions::new(
+        dispatch.clone(),
+        store.clone(),
+        cfg.ops.sessions.clone(),
+        shutdown.clone(),
+    );
     let api = Arc::new(Api {
+        sessions,
         store,
         secrets,
         dispatch: dispatch.clone(),
@@ -170,7 +181,6 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
         .local_addr()
         .map_err(|e| ServerError::Listen(cfg.listen.clone(), e))?;
     let _ = std::fs::write(cfg.data_dir.join("server.addr"), addr.to_string());
-    let shutdown = CancellationToken::new();
     dispatch.spawn_sweeper(shutdown.clone());
     crate::notify::spawn(
         api.store.clone(),
@@ -344,6 +354,9 @@ async fn route(
         }
         (&Method::GET, p) if crate::api::recordings::cast_path(p).is_some() => {
             crate::api::recordings::serve_cast(api, req, peer).await
+        }
+        (&Method::GET, "/console/session") => {
+            crate::api::console_session::upgrade(api, req, peer, shutdown).await
         }
         (_, p) if p.starts_with("/console/") => crate::api::console::serve(api, req, peer).await,
         (&Method::GET, crate::protocol::AGENT_PATH) => {

@@ -136,6 +136,7 @@ codes! {
     LimitExceeded = "LimitExceeded",
     LimitExceededFilterValueExceeded = "LimitExceeded.FilterValueExceeded",
     LimitExceededSecretQuota = "LimitExceeded.SecretQuota",
+    LimitExceededSession = "LimitExceeded.Session",
     ResourceNotFound = "ResourceNotFound",
     ResourceNotFoundCommandNotFound = "ResourceNotFound.CommandNotFound",
     ResourceNotFoundGroupNotExist = "ResourceNotFound.GroupNotExist",
@@ -160,11 +161,14 @@ codes! {
     OperationDeniedSubUin = "OperationDenied.SubUin",
     UnsupportedOperation = "UnsupportedOperation",
     UnsupportedOperationAgentJobControlUnsupported = "UnsupportedOperation.AgentJobControlUnsupported",
+    UnsupportedOperationAgentSessionUnsupported = "UnsupportedOperation.AgentSessionUnsupported",
     UnsupportedOperationTaskNotRunning = "UnsupportedOperation.TaskNotRunning",
     UnsupportedOperationTaskNotSuspended = "UnsupportedOperation.TaskNotSuspended",
     FailedOperation = "FailedOperation",
     FailedOperationInvokerTriggerHandled = "FailedOperation.InvokerTriggerHandled",
     FailedOperationPolicyNameInUse = "FailedOperation.PolicyNameInUse",
+    FailedOperationSessionStartFailed = "FailedOperation.SessionStartFailed",
+    FailedOperationSessionClosed = "FailedOperation.SessionClosed",
     InternalError = "InternalError",
 }
 
@@ -421,6 +425,30 @@ impl From<PolicyError> for ApiError {
             Part::Principal => Code::InvalidParameterPrincipalError,
         };
         ApiError::new(code, format!("PolicyDocument is invalid: {e}"))
+    }
+}
+
+/// Why an interactive session was refused or ended.
+impl From<crate::session::SessionError> for ApiError {
+    fn from(e: crate::session::SessionError) -> ApiError {
+        use crate::session::SessionError as E;
+        let code = match &e {
+            E::Invalid(_) => Code::InvalidParameterValue,
+            E::Denied { .. } => Code::AuthFailureUnauthorizedOperation,
+            E::NoInstance(_) => Code::ResourceNotFoundInstanceNotFound,
+            E::Offline => Code::ResourceUnavailableAgentStatusNotOnline,
+            E::Unsupported => Code::UnsupportedOperationAgentSessionUnsupported,
+            E::Limit(_) => Code::LimitExceededSession,
+            E::StartFailed(_) => Code::FailedOperationSessionStartFailed,
+            E::Ended => Code::FailedOperationSessionClosed,
+            E::Store(_) => {
+                let E::Store(s) = e else {
+                    return ApiError::internal();
+                };
+                return s.into();
+            }
+        };
+        ApiError::new(code, e.to_string())
     }
 }
 

@@ -281,6 +281,12 @@ actions! {
     // Owner or Contributor gets it (as with everything); no built-in role
     // names it otherwise.
     RecordSessionInput: tat, Pseudo, INS, All, Drover, Pseudo, ["Microsoft.Network/bastionHosts/getActiveSessions/action"];
+    // Pseudo-action: may the caller open an interactive session on this
+    // instance (with its tags)? Decided when a console terminal or an ssh
+    // client asks, with the login user as the condition key
+    // `tat:login_user`. In Azure, signing in to a VM is
+    // virtualMachines/login/action (Owner and Contributor: Actions `*`).
+    StartSession: tat, Pseudo, MI, All, Drover, Pseudo, ["Microsoft.Compute/virtualMachines/login/action"];
     // Webhook deliveries of an invocation (its command) or an invoker.
     DescribeWebhookDeliveries: tat, Tat, CMD_IVK, All, Drover, Deliveries, [aa!("jobs/read")];
     // CAM's actions are resource-scoped as CAM scopes them (Rule::Cam): an
@@ -411,6 +417,8 @@ pub const DESCRIBE_COMMAND_CONTENT: &str = "tat:DescribeCommandContent";
 pub const RECORD_SESSION_INPUT: &str = "tat:RecordSessionInput";
 /// The TAT pseudo-action for putting a secret into what runs.
 pub const USE_SECRET: &str = "tat:UseSecret";
+/// The TAT pseudo-action for opening an interactive session on an instance.
+pub const START_SESSION: &str = "tat:StartSession";
 
 #[cfg(test)]
 mod tests {
@@ -469,7 +477,7 @@ mod tests {
                 Rule::Session | Rule::SessionList => kinds == INS,
                 Rule::Pseudo => {
                     a.endpoint() == Endpoint::Pseudo
-                        && (kinds == SEC_INS || kinds == CMD || kinds == INS)
+                        && (kinds == SEC_INS || kinds == CMD || kinds == INS || kinds == MI)
                 }
                 // CAM's resources only, on the CAM endpoint (or both).
                 Rule::Cam => {
