@@ -355,7 +355,9 @@ async fn route(
         (&Method::GET, p) if crate::api::recordings::cast_path(p).is_some() => {
             crate::api::recordings::serve_cast(api, req, peer).await
         }
-        (&Method::GET, "/console/session") => {
+        // Only the terminal's WebSocket: a plain GET of the same path is
+        // the console asking who is signed in (api.js session()).
+        (&Method::GET, "/console/session") if wants_websocket(&req) => {
             crate::api::console_session::upgrade(api, req, peer, shutdown).await
         }
         (_, p) if p.starts_with("/console/") => crate::api::console::serve(api, req, peer).await,
@@ -369,6 +371,13 @@ async fn route(
             &serde_json::json!({"Response": {"Error": {"Code": crate::api::error::Code::UnsupportedProtocol, "Message": "use POST / for API calls"}}}),
         ),
     }
+}
+
+/// Whether a request asks to become a WebSocket.
+fn wants_websocket(req: &Request<Incoming>) -> bool {
+    req.headers()
+        .get(hyper::header::UPGRADE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"))
 }
 
 /// Whether a `GET /` is an API call rather than a browser opening the console.
