@@ -24,7 +24,7 @@ const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const AXE = readFileSync(join(here, '..', 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
 const ROOT_PASSWORD = 'root-terminal-pass-1';
 // Generous: the machine is shared with other builds.
-const WAIT = 60_000;
+const WAIT = Number(process.env.TERM_TEST_WAIT || 60_000);
 
 const dir = mkdtempSync(join(tmpdir(), 'drover-console-term-'));
 const children = [];
@@ -135,6 +135,16 @@ async function typeLine(p, text) {
   await p.keyboard.press('Enter');
 }
 
+/** Waits for the terminal's session to open; on failure says what the page shows. */
+async function waitOpened(p) {
+  try {
+    await p.waitForSelector('.term-box[data-session]', { timeout: WAIT });
+  } catch (e) {
+    throw new Error(`${e.message}\n--- page ---\n${await p.textContent('.page-head').catch(() => '')} ${await p.textContent('main .error').catch(() => '')}\n--- screen ---\n${await screen(p)}`);
+  }
+  return p.getAttribute('.term-box', 'data-session');
+}
+
 async function sessionCount() {
   const r = await consoleCall(page, 'DescribeSessions', { Limit: 1 });
   assert.equal(r.Error, undefined, JSON.stringify(r));
@@ -185,9 +195,8 @@ test('a terminal from the Instances page runs full-screen programs, follows resi
   const open = `button[aria-label^="Terminal on"]`;
   await until('the Terminal button enabled', async () => !(await page.isDisabled(open)));
   await page.click(open);
-  await page.waitForSelector(`.term-box[data-session^="ses-"]`, { timeout: WAIT });
+  recorded.id = await waitOpened(page);
   const opened = Date.now();
-  recorded.id = await page.getAttribute('.term-box', 'data-session');
   assert.match(await page.textContent('.page-head'), new RegExp(`Terminal ${instanceId}`));
   await axeCheck(page, 'terminal');
 
@@ -306,8 +315,7 @@ test('a finished task opens a shell on its instance; an administrator terminates
   await page.waitForSelector(link, { state: 'visible', timeout: WAIT });
   assert.match(await page.getAttribute(link, 'href'), /user=root$/);
   await page.click(link);
-  await page.waitForSelector('.term-box[data-session^="ses-"]', { timeout: WAIT });
-  const id = await page.getAttribute('.term-box', 'data-session');
+  const id = await waitOpened(page);
   await typeLine(page, 'echo shell-$((2+3))');
   await waitScreen(page, 'the shell', s => /^shell-5$/m.test(s));
 
