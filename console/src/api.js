@@ -79,6 +79,20 @@ export async function session() {
   return j.Response;
 }
 
+/** The ssh gateway's address and host key ({Enabled: false} when it is off). */
+export async function sshInfo() {
+  let r;
+  try {
+    r = await fetch('/console/ssh-info', { credentials: 'same-origin', headers: { 'X-CSRF-Token': csrf } });
+  } catch {
+    throw new ApiError('NetworkError', 'the server cannot be reached; check your connection');
+  }
+  const j = await r.json();
+  const resp = j.Response || {};
+  if (resp.Error) throw new ApiError(resp.Error.Code, resp.Error.Message, resp.RequestId);
+  return resp;
+}
+
 /** Asks the engine which of these actions the user may take. */
 export async function can(actions) {
   const r = await post('/console/can', { Actions: actions });

@@ -22,6 +22,7 @@ import * as audit from './pages/audit.js';
 import * as terminal from './pages/terminal.js';
 import * as sessions from './pages/sessions.js';
 import * as replay from './pages/replay.js';
+import * as sshkeys from './pages/sshkeys.js';
 
 const PAGES = [
   ['', 'Overview', overview],
@@ -30,6 +31,7 @@ const PAGES = [
   ['history', 'History', history],
   ['terminal', 'Terminal', terminal],
   ['sessions', 'Sessions', sessions],
+  ['ssh', 'SSH keys', sshkeys],
   ['commands', 'Commands', commands],
   ['schedules', 'Schedules', schedules],
   ['secrets', 'Secrets', secrets],

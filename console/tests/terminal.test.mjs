@@ -10,7 +10,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, existsSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, existsSync, writeFileSync, rmSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,6 +27,7 @@ const ROOT_PASSWORD = 'root-terminal-pass-1';
 const WAIT = Number(process.env.TERM_TEST_WAIT || 60_000);
 
 const dir = mkdtempSync(join(tmpdir(), 'drover-console-term-'));
+const serverDir = join(dir, 'server');
 const children = [];
 const contexts = [];
 const pageErrors = [];
@@ -153,10 +154,9 @@ async function sessionCount() {
 
 before(async () => {
   assert.ok(existsSync(BIN), `build drover first (${BIN})`);
-  const serverDir = join(dir, 'server');
   const set = spawnSync(BIN, ['admin', 'set-password', '--data-dir', serverDir], { input: `${ROOT_PASSWORD}\n` });
   assert.equal(set.status, 0, String(set.stderr));
-  const server = startProcess(['server', '--data-dir', serverDir, '--listen', '127.0.0.1:0']);
+  const server = startProcess(['server', '--data-dir', serverDir, '--listen', '127.0.0.1:0', '--ssh-listen', '127.0.0.1:0']);
   const addr = await until('the server address', () => {
     const f = join(serverDir, 'server.addr');
     return existsSync(f) && readFileSync(f, 'utf8').trim();
@@ -357,5 +357,62 @@ test('a user without tat:StartSession sees why and no session starts', async () 
   assert.match(await nora.textContent('.page-head [role=status]'), /refused/);
   assert.equal(await nora.getAttribute('.term-box', 'data-session'), null);
   assert.equal(await sessionCount(), before, 'no session was opened or recorded');
+});
+
+/** Runs OpenSSH's client through the gateway with this key; resolves {status, out}. */
+function sshRun(port, key, knownHosts, user, command) {
+  return new Promise(resolve => {
+    const c = spawn('ssh', ['-p', String(port), '-i', key, '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes',
+      '-o', `UserKnownHostsFile=${knownHosts}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'PreferredAuthentications=publickey',
+      '-o', 'ConnectTimeout=30', '-F', '/dev/null', `${user}@127.0.0.1`, '--', command], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    c.stdout.on('data', d => { out += d; });
+    c.stderr.on('data', d => { out += d; });
+    c.on('exit', status => resolve({ status, out }));
+  });
+}
+
+test('ssh keys: the page shows the gateway host key, an imported key signs in with OpenSSH, a deleted one does not', async () => {
+  await go(page, '#/ssh');
+  await page.waitForSelector('#ssh-fingerprint', { timeout: WAIT });
+  const shown = (await page.textContent('#ssh-fingerprint')).trim();
+  const real = spawnSync('ssh-keygen', ['-l', '-f', join(serverDir, 'ssh', 'ssh_host_ed25519_key.pub')], { encoding: 'utf8' });
+  assert.equal(real.status, 0, real.stderr);
+  assert.equal(shown, real.stdout.split(' ')[1], 'the fingerprint ssh-keygen computes from the host key');
+  await axeCheck(page, 'ssh keys');
+
+  const key = join(dir, 'id_term');
+  assert.equal(spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'root@term-test', '-f', key]).status, 0);
+  chmodSync(key, 0o600);
+  const mine = spawnSync('ssh-keygen', ['-l', '-f', `${key}.pub`], { encoding: 'utf8' }).stdout.split(' ')[1];
+  await page.fill('.ssh-import textarea', readFileSync(`${key}.pub`, 'utf8'));
+  await page.click('.ssh-import button[type=submit]');
+  const row = await until('the key listed', async () => {
+    const rows = await page.$$eval('.ssh-keys tbody tr', trs => trs.map(tr => [tr.dataset.key, ...[...tr.cells].map(c => c.textContent)]));
+    return rows.find(r => r[2] === mine);
+  });
+  assert.equal(row[3], 'root@term-test', 'the comment names the key');
+
+  // The known_hosts line the page shows is what OpenSSH checks the gateway against.
+  const lines = await page.$$eval('#ssh-gateway pre.command', p => p.map(x => x.textContent));
+  const port = Number(/-p (\d+) /.exec(lines[0])[1]);
+  const known = join(dir, 'known_hosts');
+  writeFileSync(known, `${lines[1].replace('[localhost]', '[127.0.0.1]')}\n`);
+  const ok = await sshRun(port, key, known, `root+${instanceId}`, 'echo via-ssh-$((20+1))');
+  assert.equal(ok.status, 0, ok.out);
+  assert.match(ok.out, /via-ssh-21/);
+
+  // Deleted: the same key no longer signs in, and nothing runs.
+  const before = await sessionCount();
+  await page.click(`.ssh-keys tr[data-key="${row[0]}"] button[aria-label="Delete key ${mine}"]`);
+  await until('the key gone', async () => !(await page.$(`.ssh-keys tr[data-key="${row[0]}"]`)));
+  const refused = await sshRun(port, key, known, `root+${instanceId}`, 'echo should-not-run');
+  assert.notEqual(refused.status, 0);
+  assert.doesNotMatch(refused.out, /should-not-run/);
+  assert.match(refused.out, /Permission denied/);
+  assert.equal(await sessionCount(), before);
+});
+
+test('no page raised a script error', () => {
   assert.deepEqual(pageErrors, []);
 });
