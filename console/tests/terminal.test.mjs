@@ -10,7 +10,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, existsSync, writeFileSync, rmSync, chmodSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, existsSync, writeFileSync, rmSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,6 +23,7 @@ const BIN = process.env.DROVER_BIN || join(repo, 'target', 'debug', 'drover');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const AXE = readFileSync(join(here, '..', 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
 const ROOT_PASSWORD = 'root-terminal-pass-1';
+const SHOTS = join(repo, 'target', 'console-screenshots');
 // Generous: the machine is shared with other builds.
 const WAIT = Number(process.env.TERM_TEST_WAIT || 60_000);
 
@@ -72,6 +73,10 @@ async function freshBrowser(name) {
   const p = ctx.pages()[0] || await ctx.newPage();
   p.on('pageerror', e => pageErrors.push(`${name}: ${e.message}`));
   return { ctx, p };
+}
+
+async function shot(p, name) {
+  await p.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
 }
 
 async function axeCheck(p, name) {
@@ -154,6 +159,7 @@ async function sessionCount() {
 
 before(async () => {
   assert.ok(existsSync(BIN), `build drover first (${BIN})`);
+  mkdirSync(SHOTS, { recursive: true });
   const set = spawnSync(BIN, ['admin', 'set-password', '--data-dir', serverDir], { input: `${ROOT_PASSWORD}\n` });
   assert.equal(set.status, 0, String(set.stderr));
   const server = startProcess(['server', '--data-dir', serverDir, '--listen', '127.0.0.1:0', '--ssh-listen', '127.0.0.1:0']);
@@ -225,6 +231,7 @@ test('a terminal from the Instances page runs full-screen programs, follows resi
   await typeLine(page, 'top -d 1');
   await waitScreen(page, 'top', s => s.includes('load average') && /PID +USER/.test(s));
   recorded.topAt = (Date.now() - opened) / 1000;
+  await shot(page, '30-terminal-top');
   await new Promise(r => setTimeout(r, 1500)); // a stretch of top in the recording
   await page.keyboard.press('q');
   await typeLine(page, 'echo top-$((40+2))');
@@ -276,6 +283,7 @@ test('the session is listed and replays what the terminal showed, with seeking',
   assert.equal(cells[3], 'root');
   assert.match(cells[4], /^console/);
   assert.match(cells[8], /exit 7/);
+  await shot(page, '31-sessions');
   await axeCheck(page, 'sessions');
 
   // The download is a valid asciicast v2 file of this session.
@@ -292,6 +300,7 @@ test('the session is listed and replays what the terminal showed, with seeking',
     && Number(await page.getAttribute('.term-box', 'data-position')) > 0, WAIT);
   const replayed = await waitScreen(page, 'the replayed end', s => s.includes('pasted-42') && s);
   assert.equal(replayed.replace(/\s+$/, ''), recorded.finalScreen);
+  await shot(page, '32-replay');
   await axeCheck(page, 'replay');
 
   // Seeking back to top's moment redraws top; forward to the end, the end.
@@ -354,6 +363,7 @@ test('a user without tat:StartSession sees why and no session starts', async () 
   assert.match(why, /UnauthorizedOperation/);
   assert.match(why, /tat:StartSession/);
   assert.match(await nora.textContent('.page-head [role=status]'), /refused/);
+  await shot(nora, '34-terminal-refused');
   assert.equal(await nora.getAttribute('.term-box', 'data-session'), null);
   assert.equal(await sessionCount(), before, 'no session was opened or recorded');
 });
@@ -391,6 +401,7 @@ test('ssh keys: the page shows the gateway host key, an imported key signs in wi
     return rows.find(r => r[2] === mine);
   });
   assert.equal(row[3], 'root@term-test', 'the comment names the key');
+  await shot(page, '33-ssh-keys');
 
   // The known_hosts line the page shows is what OpenSSH checks the gateway against.
   const lines = await page.$$eval('#ssh-gateway pre.command', p => p.map(x => x.textContent));
