@@ -37,7 +37,7 @@ async function picker(main, ctx) {
       `${i.InstanceName || i.InstanceId} (${i.InstanceId})${online.has(i.InstanceId) ? '' : ' — offline'}`)));
   const first = insts.find(i => online.has(i.InstanceId));
   if (first) sel.value = first.InstanceId;
-  const login = h('input', { value: 'root', required: true, autocomplete: 'off', spellcheck: 'false', pattern: USER_RE.source });
+  const login = h('input', { value: 'root', required: true, autocomplete: 'off', spellcheck: 'false' });
   const go = h('button', { type: 'submit', class: 'primary' }, 'Open terminal');
   put(main,
     h('h1', {}, 'Terminal'),
