@@ -357,8 +357,8 @@ async fn route(
         (&Method::GET, p) if crate::api::recordings::cast_path(p).is_some() => {
             crate::api::recordings::serve_cast(api, req, peer).await
         }
-        // Only the terminal's WebSocket: a plain GET of the same path is
-        // the console asking who is signed in (api.js session()).
+        // The same path answers the console's "who am I" (plain GET) and
+        // opens a terminal (a WebSocket upgrade).
         (&Method::GET, "/console/session") if wants_websocket(&req) => {
             crate::api::console_session::upgrade(api, req, peer, shutdown).await
         }
@@ -375,13 +375,6 @@ async fn route(
     }
 }
 
-/// Whether a request asks to become a WebSocket.
-fn wants_websocket(req: &Request<Incoming>) -> bool {
-    req.headers()
-        .get(hyper::header::UPGRADE)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"))
-}
-
 /// Whether a `GET /` is an API call rather than a browser opening the console.
 fn is_api_get(req: &Request<Incoming>) -> bool {
     let h = req.headers();
@@ -391,6 +384,14 @@ fn is_api_get(req: &Request<Incoming>) -> bool {
             q.split('&')
                 .any(|kv| kv.starts_with("Action=") || kv.starts_with("Signature="))
         })
+}
+
+/// Whether a request asks to become a WebSocket.
+fn wants_websocket(req: &Request<Incoming>) -> bool {
+    req.headers()
+        .get(hyper::header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
 fn upgrade_agent(
@@ -404,11 +405,7 @@ fn upgrade_agent(
         .headers()
         .get("sec-websocket-key")
         .map(|k| derive_accept_key(k.as_bytes()));
-    let is_upgrade = req
-        .headers()
-        .get(hyper::header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let is_upgrade = wants_websocket(&req);
     let Some(accept) = key.filter(|_| is_upgrade) else {
         return plain(StatusCode::BAD_REQUEST, "websocket upgrade required\n");
     };
