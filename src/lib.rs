@@ -12,6 +12,8 @@
 //!  │                             ├─► gate (grants, resources, Authorized<T>)
 //!  │                             │     └─► policy (pure: the action table)
 //!  │                             ├─► dispatch (agents, roll-out, task ends)
+//!  │                             │   session (interactive sessions: decide,
+//!  │                             │   hub, relay over dispatch's channels)
 //!  ├─► agent (link, exec, journal)    ▼
 //!  │                             store (SQLite, the only SQL)
 //!  └─► client (signed API calls)
@@ -60,6 +62,7 @@ pub mod protocol;
 pub mod run;
 pub mod scheduler;
 pub mod server;
+pub mod session;
 pub mod sign;
 pub mod store;
 pub mod timefmt;

@@ -328,6 +328,14 @@ pub(super) async fn session(
     Ok((hash, s, p))
 }
 
+/// Whether `given` is the session's CSRF token (constant-time).
+pub(super) fn csrf_matches(given: &str, s: &Session) -> bool {
+    crate::crypto::ct_eq(
+        sha256_hex(given.as_bytes()).as_bytes(),
+        s.csrf_hash.as_bytes(),
+    )
+}
+
 fn check_csrf(parts: &Parts, s: &Session) -> Result<(), ApiError> {
     let given = header(parts, "x-csrf-token").unwrap_or("");
     if crate::crypto::ct_eq(

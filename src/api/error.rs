@@ -103,6 +103,7 @@ codes! {
     InvalidParameterValueInvalidInvocationId = "InvalidParameterValue.InvalidInvocationId",
     InvalidParameterValueInvalidInvocationTaskId = "InvalidParameterValue.InvalidInvocationTaskId",
     InvalidParameterValueInvalidInvokerId = "InvalidParameterValue.InvalidInvokerId",
+    InvalidParameterValueInvalidSessionId = "InvalidParameterValue.InvalidSessionId",
     InvalidParameterValueInvalidOutputCOSBucketUrl = "InvalidParameterValue.InvalidOutputCOSBucketUrl",
     InvalidParameterValueInvalidOutputCOSKeyPrefix = "InvalidParameterValue.InvalidOutputCOSKeyPrefix",
     InvalidParameterValueInvalidRegisterCodeId = "InvalidParameterValue.InvalidRegisterCodeId",
@@ -135,6 +136,7 @@ codes! {
     LimitExceeded = "LimitExceeded",
     LimitExceededFilterValueExceeded = "LimitExceeded.FilterValueExceeded",
     LimitExceededSecretQuota = "LimitExceeded.SecretQuota",
+    LimitExceededSession = "LimitExceeded.Session",
     ResourceNotFound = "ResourceNotFound",
     ResourceNotFoundCommandNotFound = "ResourceNotFound.CommandNotFound",
     ResourceNotFoundGroupNotExist = "ResourceNotFound.GroupNotExist",
@@ -147,9 +149,11 @@ codes! {
     ResourceNotFoundRoleNotFound = "ResourceNotFound.RoleNotFound",
     ResourceNotFoundSecretNotExist = "ResourceNotFound.SecretNotExist",
     ResourceNotFoundSecretNotFound = "ResourceNotFound.SecretNotFound",
+    ResourceNotFoundSessionNotFound = "ResourceNotFound.SessionNotFound",
     ResourceNotFoundUserNotExist = "ResourceNotFound.UserNotExist",
     ResourceUnavailableAgentStatusNotOnline = "ResourceUnavailable.AgentStatusNotOnline",
     ResourceUnavailableCommandInInvoker = "ResourceUnavailable.CommandInInvoker",
+    ResourceUnavailableRecordingTooLarge = "ResourceUnavailable.RecordingTooLarge",
     ResourceUnavailableInvalidResourceQuotaResourceCode = "ResourceUnavailable.InvalidResourceQuotaResourceCode",
     ResourceUnavailableUserHasNoQuotaCode = "ResourceUnavailable.UserHasNoQuotaCode",
     OperationDeniedAccessKeyOverLimit = "OperationDenied.AccessKeyOverLimit",
@@ -157,11 +161,14 @@ codes! {
     OperationDeniedSubUin = "OperationDenied.SubUin",
     UnsupportedOperation = "UnsupportedOperation",
     UnsupportedOperationAgentJobControlUnsupported = "UnsupportedOperation.AgentJobControlUnsupported",
+    UnsupportedOperationAgentSessionUnsupported = "UnsupportedOperation.AgentSessionUnsupported",
     UnsupportedOperationTaskNotRunning = "UnsupportedOperation.TaskNotRunning",
     UnsupportedOperationTaskNotSuspended = "UnsupportedOperation.TaskNotSuspended",
     FailedOperation = "FailedOperation",
     FailedOperationInvokerTriggerHandled = "FailedOperation.InvokerTriggerHandled",
     FailedOperationPolicyNameInUse = "FailedOperation.PolicyNameInUse",
+    FailedOperationSessionStartFailed = "FailedOperation.SessionStartFailed",
+    FailedOperationSessionClosed = "FailedOperation.SessionClosed",
     InternalError = "InternalError",
 }
 
@@ -236,6 +243,23 @@ impl ApiError {
         }
     }
 
+    /// The HTTP status of a failed file download (a recording's `.cast`):
+    /// a browser's download has no envelope to read, so the status says it.
+    pub fn download_status(&self) -> hyper::StatusCode {
+        let code = self.code.as_str();
+        if code.starts_with("AuthFailure.Session") {
+            hyper::StatusCode::UNAUTHORIZED
+        } else if self.code.is_auth_failure() || self.code == Code::UnauthorizedOperation {
+            hyper::StatusCode::FORBIDDEN
+        } else if code.starts_with("ResourceNotFound") {
+            hyper::StatusCode::NOT_FOUND
+        } else if self.code == Code::InternalError {
+            hyper::StatusCode::INTERNAL_SERVER_ERROR
+        } else {
+            hyper::StatusCode::BAD_REQUEST
+        }
+    }
+
     pub fn internal() -> ApiError {
         Self::new(
             Code::InternalError,
@@ -260,6 +284,7 @@ impl From<StoreError> for ApiError {
                     Entity::AccessKey => Code::ResourceNotFoundSecretNotExist,
                     Entity::RoleAssignment => Code::ResourceNotFoundRoleAssignmentNotFound,
                     Entity::Secret => Code::ResourceNotFoundSecretNotFound,
+                    Entity::Session => Code::ResourceNotFoundSessionNotFound,
                 };
                 ApiError::new(code, format!("the {entity} `{id}` does not exist"))
             }
@@ -400,6 +425,30 @@ impl From<PolicyError> for ApiError {
             Part::Principal => Code::InvalidParameterPrincipalError,
         };
         ApiError::new(code, format!("PolicyDocument is invalid: {e}"))
+    }
+}
+
+/// Why an interactive session was refused or ended.
+impl From<crate::session::SessionError> for ApiError {
+    fn from(e: crate::session::SessionError) -> ApiError {
+        use crate::session::SessionError as E;
+        let code = match &e {
+            E::Invalid(_) => Code::InvalidParameterValue,
+            E::Denied { .. } => Code::AuthFailureUnauthorizedOperation,
+            E::NoInstance(_) => Code::ResourceNotFoundInstanceNotFound,
+            E::Offline => Code::ResourceUnavailableAgentStatusNotOnline,
+            E::Unsupported => Code::UnsupportedOperationAgentSessionUnsupported,
+            E::Limit(_) => Code::LimitExceededSession,
+            E::StartFailed(_) => Code::FailedOperationSessionStartFailed,
+            E::Ended => Code::FailedOperationSessionClosed,
+            E::Store(_) => {
+                let E::Store(s) = e else {
+                    return ApiError::internal();
+                };
+                return s.into();
+            }
+        };
+        ApiError::new(code, e.to_string())
     }
 }
 

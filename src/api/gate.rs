@@ -79,6 +79,7 @@ const BAD_INV: Code = Code::InvalidParameterValueInvalidInvocationId;
 const BAD_TASK: Code = Code::InvalidParameterValueInvalidInvocationTaskId;
 const BAD_INS: Code = Code::InvalidParameterValueInvalidInstanceId;
 const BAD_IVK: Code = Code::InvalidParameterValueInvalidInvokerId;
+const BAD_SES: Code = Code::InvalidParameterValueInvalidSessionId;
 
 impl Api {
     /// Decides one request: reads what its action names, decides, and
@@ -164,6 +165,17 @@ impl Api {
             Rule::InstanceList => Named::List(id_list(q, "InstanceIds", "mi", BAD_INS)?),
             Rule::InvokerList => Named::List(id_list(q, "InvokerIds", "ivk", BAD_IVK)?),
             Rule::SecretList => Named::List(secret_names(q)?),
+            // Sessions are listed by filters, each row filtered by its instance.
+            Rule::SessionList => Named::List(None),
+            Rule::Session => Named::One(Some(
+                one_id(
+                    q,
+                    "SessionId",
+                    crate::session::record::SESSION_ID_PREFIX,
+                    BAD_SES,
+                )?
+                .ok_or_else(|| ApiError::missing("SessionId"))?,
+            )),
             Rule::Task => Named::One(one_id(q, "InvocationTaskId", "invt", BAD_TASK)?),
             Rule::Instance => Named::One(one_id(
                 q,
@@ -398,6 +410,14 @@ impl Api {
                     .await?),
                 Rule::Invoker => one(vec![self.gate.invoker_resource(id).await?]),
                 Rule::Secret => one(vec![self.gate.secret(id)]),
+                // The denial names no instance: it would tell a caller
+                // where a session it may not see took place.
+                Rule::Session => vec![Check {
+                    action: act,
+                    resources: self.session_instance(id).await?,
+                    hide_resource: true,
+                    start_of: None,
+                }],
                 _ => one(Vec::new()),
             },
             Named::List(Some(ids)) => {
@@ -647,6 +667,19 @@ impl Api {
             .into_iter()
             .map(|i| self.gate.instance_res(&i.id, &i.tags))
             .collect())
+    }
+
+    /// The instance a session was on, with its tags. An unknown session
+    /// is decided as an unknown instance, so a restricted caller cannot
+    /// tell it from one it may not read.
+    async fn session_instance(&self, id: &str) -> R<Vec<Resource>> {
+        let lookup = id.to_string();
+        let inst = self
+            .store
+            .read(move |c| Ok(crate::store::recordings::get(c, &lookup)?.map(|s| s.instance_id)))
+            .await?
+            .unwrap_or_else(|| unknown_id("mi"));
+        Ok(self.gate.instance_resources(&[inst]).await?)
     }
 
     /// One group per invocation: its command. An id that does not exist

@@ -16,6 +16,7 @@ mod commands;
 pub mod console;
 pub mod console_push;
 mod console_root;
+pub mod console_session;
 mod console_views;
 pub mod decided;
 pub mod error;
@@ -27,6 +28,7 @@ mod invocations;
 mod invokers;
 mod jobctl;
 mod misc;
+pub mod recordings;
 mod replay;
 mod request;
 mod scenes;
@@ -65,6 +67,8 @@ const MAX_BODY: usize = 1 << 20;
 
 /// Everything an action handler may use.
 pub struct Api {
+    /// Live interactive sessions (the console's terminal, the ssh gateway).
+    pub sessions: crate::session::Sessions,
     pub store: Store,
     pub secrets: Arc<SecretBox>,
     pub dispatch: Arc<Dispatcher>,
@@ -342,6 +346,8 @@ impl Api {
             A::ModifySecret => secrets::modify(self, a, q).await,
             A::DeleteSecret => secrets::delete(self, a, q).await,
             A::DescribeSecrets => secrets::describe(self, a, q).await,
+            A::DescribeSessions => recordings::describe(self, a, q).await,
+            A::DescribeSessionRecording => recordings::recording(self, a, q).await,
             A::CreateRoleAssignment => access::create(self, a, q).await,
             A::DeleteRoleAssignment => access::delete(self, a, q).await,
             A::ListRoleAssignments => access::list(self, a, q).await,
@@ -378,10 +384,12 @@ impl Api {
             A::GetUserAppId => cam::keys::app_id(self, a, q).await,
             // Pseudo-actions are decisions inside other actions; no request
             // names one (`Action::from_api` never returns them).
-            A::UseSecret | A::DescribeCommandContent => Err(ApiError::new(
-                Code::InvalidAction,
-                format!("the action {:?} is not an API action", action.api_name()),
-            )),
+            A::UseSecret | A::DescribeCommandContent | A::RecordSessionInput | A::StartSession => {
+                Err(ApiError::new(
+                    Code::InvalidAction,
+                    format!("the action {:?} is not an API action", action.api_name()),
+                ))
+            }
         }
     }
 }

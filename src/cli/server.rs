@@ -99,6 +99,18 @@ pub struct ServerArgs {
     /// Days audit events are kept; 0 keeps them forever.
     #[arg(long, default_value_t = 365)]
     pub audit_retention_days: u32,
+    /// Days terminal sessions and their recordings are kept after they
+    /// end; 0 keeps them forever.
+    #[arg(long, default_value_t = 90)]
+    pub session_retention_days: u32,
+    /// Bytes of a session's output (and, separately, input) a recording
+    /// keeps; past it the recording is marked truncated. 0: no cap.
+    #[arg(long, default_value_t = crate::session::record::DEFAULT_MAX_BYTES)]
+    pub session_record_max_bytes: u64,
+    /// Record what users type in every session, not only where a policy
+    /// (tat:RecordSessionInput) asks for it.
+    #[arg(long)]
+    pub record_input: bool,
     /// Accept TC3 requests that leave the body unsigned
     /// (`X-TC-Content-SHA256: UNSIGNED-PAYLOAD`, the SDKs' `unsignedPayload`).
     /// Off by default: such a request's body could be swapped in transit.
@@ -146,7 +158,12 @@ pub fn main(a: ServerArgs) -> anyhow::Result<ExitCode> {
             retention: crate::store::retention::Retention::from_days(
                 a.retention_days,
                 a.audit_retention_days,
-            ),
+            )
+            .with_session_days(a.session_retention_days),
+            recording: crate::session::record::Settings {
+                max_bytes: a.session_record_max_bytes,
+                record_input: a.record_input,
+            },
             ..server::OpsSettings::default()
         },
         allow_unsigned_payload: a.allow_unsigned_payload,

@@ -104,6 +104,10 @@ pub enum Rule {
     Secret,
     /// `SecretNames`, optional.
     SecretList,
+    /// `SessionId`: the instance the session was on.
+    Session,
+    /// Sessions listed with filters, each filtered by its instance.
+    SessionList,
     /// CAM's users, groups and policies, as each CAM action names them
     /// (`api::cam::scope`).
     Cam,
@@ -266,6 +270,23 @@ actions! {
     // Pseudo-action: may the caller see a command's Content? Checked by
     // DescribeCommands (and anything else that returns Content) per command.
     DescribeCommandContent: tat, Pseudo, CMD, All, Drover, Pseudo, [aa!("runbooks/content/read")];
+    // Terminal sessions (issue 11): listed and their recordings read by the
+    // instance they were on (with its tags). Azure Bastion's session list
+    // is an /action, so Reader's */read does not reach recordings, which
+    // may hold whatever was on the screen.
+    DescribeSessions: tat, Tat, INS, All, Drover, SessionList, ["Microsoft.Network/bastionHosts/getActiveSessions/action"];
+    DescribeSessionRecording: tat, Tat, INS, All, Drover, Session, ["Microsoft.Network/bastionHosts/getActiveSessions/action"];
+    // Pseudo-action: allowed to a user on an instance, it makes that user's
+    // sessions there record their input (`session::record`). In Azure an
+    // Owner or Contributor gets it (as with everything); no built-in role
+    // names it otherwise.
+    RecordSessionInput: tat, Pseudo, INS, All, Drover, Pseudo, ["Microsoft.Network/bastionHosts/getActiveSessions/action"];
+    // Pseudo-action: may the caller open an interactive session on this
+    // instance (with its tags)? Decided when a console terminal or an ssh
+    // client asks, with the login user as the condition key
+    // `tat:login_user`. In Azure, signing in to a VM is
+    // virtualMachines/login/action (Owner and Contributor: Actions `*`).
+    StartSession: tat, Pseudo, MI, All, Drover, Pseudo, ["Microsoft.Compute/virtualMachines/login/action"];
     // Webhook deliveries of an invocation (its command) or an invoker.
     DescribeWebhookDeliveries: tat, Tat, CMD_IVK, All, Drover, Deliveries, [aa!("jobs/read")];
     // CAM's actions are resource-scoped as CAM scopes them (Rule::Cam): an
@@ -340,6 +361,7 @@ impl Action {
                 | Rule::InstanceList
                 | Rule::InvokerList
                 | Rule::SecretList
+                | Rule::SessionList
         )
     }
 }
@@ -391,8 +413,12 @@ pub fn policy_action(api_action: &str, cam: bool) -> Option<&'static str> {
 
 /// The TAT pseudo-action that guards a command's Content.
 pub const DESCRIBE_COMMAND_CONTENT: &str = "tat:DescribeCommandContent";
+/// The TAT pseudo-action that makes a user's sessions record input.
+pub const RECORD_SESSION_INPUT: &str = "tat:RecordSessionInput";
 /// The TAT pseudo-action for putting a secret into what runs.
 pub const USE_SECRET: &str = "tat:UseSecret";
+/// The TAT pseudo-action for opening an interactive session on an instance.
+pub const START_SESSION: &str = "tat:StartSession";
 
 #[cfg(test)]
 mod tests {
@@ -448,8 +474,10 @@ mod tests {
                 Rule::ChangeInvoker => kinds == IVK_CMD_INS,
                 Rule::Deliveries => kinds == CMD_IVK,
                 Rule::Secret | Rule::SecretList => kinds == SEC,
+                Rule::Session | Rule::SessionList => kinds == INS,
                 Rule::Pseudo => {
-                    a.endpoint() == Endpoint::Pseudo && (kinds == SEC_INS || kinds == CMD)
+                    a.endpoint() == Endpoint::Pseudo
+                        && (kinds == SEC_INS || kinds == CMD || kinds == INS || kinds == MI)
                 }
                 // CAM's resources only, on the CAM endpoint (or both).
                 Rule::Cam => {

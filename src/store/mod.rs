@@ -30,6 +30,7 @@ pub mod keys;
 pub mod limits;
 pub mod policies;
 pub mod query;
+pub mod recordings;
 pub mod retention;
 pub mod role_assignments;
 pub mod root_login;
@@ -326,6 +327,8 @@ pub enum Entity {
     AccessKey,
     RoleAssignment,
     Secret,
+    /// A terminal session.
+    Session,
 }
 
 impl std::fmt::Display for Entity {
@@ -344,6 +347,7 @@ impl std::fmt::Display for Entity {
             Entity::AccessKey => "access key",
             Entity::RoleAssignment => "role-assignment",
             Entity::Secret => "secret",
+            Entity::Session => "session",
         })
     }
 }
