@@ -305,7 +305,7 @@ async fn every_dispatchable_action_is_refused_to_a_user_without_policy() {
         "WebhookId": webhook, "PrincipalType": "User", "PrincipalId": victim["Uin"].to_string(),
         "RoleName": "Owner", "Scope": "account", "RoleAssignmentId": ra,
         "Action": "RunCommand", "Resources": ["*"], "SceneId": "scene-00000000",
-        "Values": ["x"], "Key": "env", "Value": "prod",
+        "Values": ["x"], "Key": "env", "Value": "prod", "SessionId": "ses-zzzzzzzz",
     });
     let cam_values = json!({
         "Name": "victim", "TargetUin": victim["Uin"], "AttachUin": victim["Uin"],
