@@ -173,6 +173,7 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
         abuse: Default::default(),
         replay: Default::default(),
         allow_unsigned_payload: cfg.allow_unsigned_payload,
+        ssh_info: Default::default(),
     });
     let listener = TcpListener::bind(&cfg.listen)
         .await

@@ -130,6 +130,8 @@ codes! {
     InvalidParameterValueRange = "InvalidParameterValue.Range",
     InvalidParameterValueSecretNameDuplicated = "InvalidParameterValue.SecretNameDuplicated",
     InvalidParameterValueSecretUnsupportedCommandType = "InvalidParameterValue.SecretUnsupportedCommandType",
+    InvalidParameterValueInvalidSshPublicKey = "InvalidParameterValue.InvalidSshPublicKey",
+    InvalidParameterValueSshPublicKeyDuplicated = "InvalidParameterValue.SshPublicKeyDuplicated",
     InvalidParameterValueSupportParametersOnlyIfEnableParameter = "InvalidParameterValue.SupportParametersOnlyIfEnableParameter",
     InvalidParameterValueTooLong = "InvalidParameterValue.TooLong",
     InvalidFilter = "InvalidFilter",
@@ -137,6 +139,7 @@ codes! {
     LimitExceededFilterValueExceeded = "LimitExceeded.FilterValueExceeded",
     LimitExceededSecretQuota = "LimitExceeded.SecretQuota",
     LimitExceededSession = "LimitExceeded.Session",
+    LimitExceededSshPublicKeyQuota = "LimitExceeded.SshPublicKeyQuota",
     ResourceNotFound = "ResourceNotFound",
     ResourceNotFoundCommandNotFound = "ResourceNotFound.CommandNotFound",
     ResourceNotFoundGroupNotExist = "ResourceNotFound.GroupNotExist",
@@ -150,6 +153,7 @@ codes! {
     ResourceNotFoundSecretNotExist = "ResourceNotFound.SecretNotExist",
     ResourceNotFoundSecretNotFound = "ResourceNotFound.SecretNotFound",
     ResourceNotFoundSessionNotFound = "ResourceNotFound.SessionNotFound",
+    ResourceNotFoundSshPublicKeyNotFound = "ResourceNotFound.SshPublicKeyNotFound",
     ResourceNotFoundUserNotExist = "ResourceNotFound.UserNotExist",
     ResourceUnavailableAgentStatusNotOnline = "ResourceUnavailable.AgentStatusNotOnline",
     ResourceUnavailableCommandInInvoker = "ResourceUnavailable.CommandInInvoker",
@@ -285,6 +289,7 @@ impl From<StoreError> for ApiError {
                     Entity::RoleAssignment => Code::ResourceNotFoundRoleAssignmentNotFound,
                     Entity::Secret => Code::ResourceNotFoundSecretNotFound,
                     Entity::Session => Code::ResourceNotFoundSessionNotFound,
+                    Entity::SshPublicKey => Code::ResourceNotFoundSshPublicKeyNotFound,
                 };
                 ApiError::new(code, format!("the {entity} `{id}` does not exist"))
             }
@@ -309,6 +314,8 @@ impl From<StoreError> for ApiError {
                     Rule::SecretNameTaken => Code::InvalidParameterValueSecretNameDuplicated,
                     Rule::SecretLimit => Code::LimitExceededSecretQuota,
                     Rule::RunInstance => Code::FailedOperation,
+                    Rule::SshKeyLimit => Code::LimitExceededSshPublicKeyQuota,
+                    Rule::SshKeyTaken => Code::InvalidParameterValueSshPublicKeyDuplicated,
                 };
                 ApiError::new(code, msg)
             }

@@ -63,6 +63,11 @@ EXTENSIONS = {
     "ResourceNotFound.SessionNotFound",
     "ResourceUnavailable.RecordingTooLarge",
     "UnsupportedOperation.AgentSessionUnsupported",
+    # Ssh public keys of the ssh gateway (ImportSshPublicKey ...).
+    "InvalidParameterValue.InvalidSshPublicKey",
+    "InvalidParameterValue.SshPublicKeyDuplicated",
+    "LimitExceeded.SshPublicKeyQuota",
+    "ResourceNotFound.SshPublicKeyNotFound",
     # An invoker trigger that was already handled (the scheduler's; an
     # API caller never sees it).
     "FailedOperation.InvokerTriggerHandled",

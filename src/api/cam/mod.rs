@@ -13,6 +13,7 @@ pub(super) mod groups;
 pub(super) mod keys;
 pub(super) mod policies;
 pub(crate) mod scope;
+pub(crate) mod ssh_keys;
 pub(super) mod users;
 
 use rusqlite::Connection;

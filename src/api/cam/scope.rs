@@ -187,6 +187,10 @@ fn read_targets(action: &str, q: &mut Params, root: bool) -> R<Option<Vec<Vec<Ta
         "CreateAccessKey" | "ListAccessKeys" | "UpdateAccessKey" | "DeleteAccessKey" => {
             one(opt_uin(q, "TargetUin")?.map_or(Target::Caller, Target::Uin))
         }
+        // Ssh keys are credentials too: the same rule as access keys.
+        "ImportSshPublicKey" | "DescribeSshPublicKeys" | "DeleteSshPublicKey" => {
+            one(opt_uin(q, "TargetUin")?.map_or(Target::Caller, Target::Uin))
+        }
         "ListAttachedUserPolicies" | "ListAttachedUserAllPolicies" => {
             one(Target::Uin(required_uin(q, "TargetUin")?))
         }
