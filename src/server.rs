@@ -156,6 +156,7 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
         dispatch.clone(),
         store.clone(),
         cfg.ops.sessions.clone(),
+        cfg.ops.recording,
         shutdown.clone(),
     );
     let api = Arc::new(Api {

@@ -266,25 +266,15 @@ impl Relay {
                     Some(Cmd::Close(reason)) => return Some(reason),
                 },
                 r = sp.master.readable(), if self.credit > 0 && !output_done => {
-                    let Ok(mut guard) = r else {
+                    if r.is_err() {
                         output_done = true;
                         continue;
-                    };
-                    let want = usize::try_from(self.credit).unwrap_or(SESSION_CHUNK).min(SESSION_CHUNK);
-                    let mut buf = vec![0u8; want];
-                    let mut n = 0;
-                    while n < want {
-                        match guard.try_io(|f| f.get_ref().read(&mut buf[n..])) {
-                            Ok(Ok(0)) => { output_done = true; break; }
-                            Ok(Ok(k)) => n += k,
-                            // EIO: every slave descriptor is closed.
-                            Ok(Err(_)) => { output_done = true; break; }
-                            Err(_would_block) => break,
-                        }
                     }
-                    if n > 0 {
-                        buf.truncate(n);
-                        self.credit -= n as u64;
+                    let want = usize::try_from(self.credit).unwrap_or(SESSION_CHUNK).min(SESSION_CHUNK);
+                    let (buf, done) = read_burst(&sp.master, want).await;
+                    output_done |= done;
+                    if !buf.is_empty() {
+                        self.credit -= buf.len() as u64;
                         if self.out.send(Out::Data(self.channel, buf)).await.is_err() {
                             return Some("the agent's connection ended".into());
                         }
@@ -322,6 +312,53 @@ impl Relay {
             }
         }
     }
+}
+
+/// Output at least this large in one go means a program is streaming
+/// (the terminal hands over about 4 KiB per read): wait a moment for more
+/// and send it as one frame.
+const STREAMING: usize = 2048;
+/// How long a streaming burst waits for more output.
+const COALESCE: Duration = Duration::from_micros(500);
+
+/// Reads what the terminal has, up to `want` bytes; true when the terminal
+/// hung up (every slave descriptor closed: EIO). Interactive output (an
+/// echo, a prompt) goes at once; a stream is gathered into frames of up
+/// to `want` bytes, so a `cat` costs a frame per 64 KiB, not per 4 KiB.
+async fn read_burst(
+    master: &tokio::io::unix::AsyncFd<std::fs::File>,
+    want: usize,
+) -> (Vec<u8>, bool) {
+    let mut buf = vec![0u8; want];
+    let mut n = 0;
+    loop {
+        let ready = if n == 0 {
+            master.readable().await.ok()
+        } else {
+            tokio::time::timeout(COALESCE, master.readable())
+                .await
+                .ok()
+                .and_then(Result::ok)
+        };
+        let Some(mut guard) = ready else {
+            break;
+        };
+        while n < want {
+            match guard.try_io(|f| f.get_ref().read(&mut buf[n..])) {
+                Ok(Ok(0)) | Ok(Err(_)) => {
+                    buf.truncate(n);
+                    return (buf, true);
+                }
+                Ok(Ok(k)) => n += k,
+                Err(_would_block) => break,
+            }
+        }
+        if n >= want || n < STREAMING {
+            break;
+        }
+    }
+    buf.truncate(n);
+    (buf, false)
 }
 
 /// Kills every process of the session: through its cgroup where it has

@@ -12,11 +12,11 @@
 //!
 //! Frames: binary in both directions are raw terminal bytes. Text frames
 //! are JSON control: client → `{"type":"resize","cols":N,"rows":N}`;
-//! server → `{"type":"opened","sessionId":"sess-…"}`,
+//! server → `{"type":"opened","sessionId":"ses-…"}`,
 //! `{"type":"exit","code":N|null,"signal":N|null}`, and
 //! `{"type":"error","code":"<TAT code>","message":"…"}` (a refusal, or a
 //! session closed for another reason: idle, length, administrator, agent
-//! gone — code `FailedOperation.SessionClosed`), each followed by a close.
+//! gone — code FailedOperation.SessionClosed), each followed by a close.
 //! The console session is re-checked every 20 s; a signed-out user's
 //! terminal ends.
 
@@ -194,6 +194,7 @@ async fn open(
             name: p.name.clone(),
             uin: p.uin.clone(),
         },
+        record_input: false,
     };
     let mut trail = Trail {
         principal: p.user_id.clone(),
@@ -206,7 +207,7 @@ async fn open(
     };
     let result = async {
         let grants = api.grants(p, Some(peer.ip())).await?;
-        let decided = session::decide(&api.gate, &grants, plan).await;
+        let decided = session::decide(&api.gate, &grants, api.sessions.recording(), plan).await;
         let decided = match decided {
             Ok(d) => {
                 trail.decision = "allow".into();

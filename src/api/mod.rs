@@ -33,6 +33,7 @@ mod replay;
 mod request;
 mod scenes;
 mod secrets;
+mod session_admin;
 pub mod ssh_auth;
 mod targets;
 mod views;
@@ -339,6 +340,7 @@ impl Api {
             A::DescribeRegisterInstances => instances::describe_instances(self, a, q).await,
             A::ModifyRegisterInstance => instances::modify_instance(self, a, q).await,
             A::ModifyInstanceTags => instances::modify_tags(self, a, q).await,
+            A::TerminateSession => session_admin::terminate(self, a, q).await,
             A::DeleteRegisterInstance => instances::delete_instance(self, a, q).await,
             A::DescribeAutomationAgentStatus => instances::agent_status(self, a, q).await,
             A::DescribeRegions => misc::regions(self, a, q).await,

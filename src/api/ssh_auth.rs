@@ -267,23 +267,28 @@ impl Api {
                 name: p.name.clone(),
                 uin: p.uin.clone(),
             },
+            // `decide` sets it from the server's settings and the policy.
+            record_input: false,
         };
         let result = async {
             let grants = self.grants(p, Some(peer.ip())).await?;
-            let decided = match session::decide(&self.gate, &grants, session_plan).await {
-                Ok(d) => {
-                    trail.decision = "allow".into();
-                    trail.deciding_statement = d.why().to_string();
-                    d
-                }
-                Err(e) => {
-                    if let session::SessionError::Denied { denied, .. } = &e {
-                        trail.decision = "deny".into();
-                        trail.deciding_statement = denied.decision.clone();
+            let decided =
+                match session::decide(&self.gate, &grants, self.sessions.recording(), session_plan)
+                    .await
+                {
+                    Ok(d) => {
+                        trail.decision = "allow".into();
+                        trail.deciding_statement = d.why().to_string();
+                        d
                     }
-                    return Err(ApiError::from(e));
-                }
-            };
+                    Err(e) => {
+                        if let session::SessionError::Denied { denied, .. } = &e {
+                            trail.decision = "deny".into();
+                            trail.deciding_statement = denied.decision.clone();
+                        }
+                        return Err(ApiError::from(e));
+                    }
+                };
             Ok(self.sessions.open(decided).await?)
         }
         .await;

@@ -121,6 +121,19 @@ pub struct ServerArgs {
     /// Off by default: such a request's body could be swapped in transit.
     #[arg(long)]
     pub allow_unsigned_payload: bool,
+    /// Seconds an interactive session may go without input or output
+    /// before it is closed.
+    #[arg(long, default_value_t = 1800)]
+    pub session_idle_timeout: u64,
+    /// Longest an interactive session may last, in seconds.
+    #[arg(long, default_value_t = 43200)]
+    pub session_max_duration: u64,
+    /// Interactive sessions one user may hold at once.
+    #[arg(long, default_value_t = 10)]
+    pub max_sessions_per_user: usize,
+    /// Interactive sessions one instance may carry at once.
+    #[arg(long, default_value_t = 20)]
+    pub max_sessions_per_instance: usize,
 }
 
 pub fn main(a: ServerArgs) -> anyhow::Result<ExitCode> {
@@ -169,6 +182,13 @@ pub fn main(a: ServerArgs) -> anyhow::Result<ExitCode> {
             recording: crate::session::record::Settings {
                 max_bytes: a.session_record_max_bytes,
                 record_input: a.record_input,
+            },
+            sessions: crate::session::Limits {
+                idle_timeout: Duration::from_secs(a.session_idle_timeout.max(1)),
+                max_duration: Duration::from_secs(a.session_max_duration.max(1)),
+                per_user: a.max_sessions_per_user.max(1),
+                per_instance: a.max_sessions_per_instance.max(1),
+                ..Default::default()
             },
             ..server::OpsSettings::default()
         },

@@ -286,7 +286,10 @@ actions! {
     // client asks, with the login user as the condition key
     // `tat:login_user`. In Azure, signing in to a VM is
     // virtualMachines/login/action (Owner and Contributor: Actions `*`).
-    StartSession: tat, Pseudo, MI, All, Drover, Pseudo, ["Microsoft.Compute/virtualMachines/login/action"];
+    StartSession: tat, Pseudo, INS, All, Drover, Pseudo, ["Microsoft.Compute/virtualMachines/login/action"];
+    // An administrator ends a live session (InstanceId, SessionId): decided
+    // on the instance with its tags; stopping a job in Azure.
+    TerminateSession: tat, Tat, MI, All, Drover, Instance, [aa!("jobs/stop/action")];
     // Webhook deliveries of an invocation (its command) or an invoker.
     DescribeWebhookDeliveries: tat, Tat, CMD_IVK, All, Drover, Deliveries, [aa!("jobs/read")];
     // CAM's actions are resource-scoped as CAM scopes them (Rule::Cam): an

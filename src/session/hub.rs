@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::record::{self, Recorder};
 use super::{Limits, SessionError, SessionPlan, Via};
 use crate::dispatch::{Channel, ChannelError, Dispatcher, FromAgent};
 use crate::gate::Authorized;
@@ -151,6 +152,7 @@ struct Inner {
     dispatch: Arc<Dispatcher>,
     store: Store,
     limits: Limits,
+    recording: record::Settings,
     live: Mutex<HashMap<String, Entry>>,
     shutdown: CancellationToken,
 }
@@ -182,6 +184,7 @@ impl Sessions {
         dispatch: Arc<Dispatcher>,
         store: Store,
         limits: Limits,
+        recording: record::Settings,
         shutdown: CancellationToken,
     ) -> Sessions {
         Sessions {
@@ -189,6 +192,7 @@ impl Sessions {
                 dispatch,
                 store,
                 limits,
+                recording,
                 live: Mutex::new(HashMap::new()),
                 shutdown,
             }),
@@ -197,6 +201,11 @@ impl Sessions {
 
     pub fn limits(&self) -> &Limits {
         &self.inner.limits
+    }
+
+    /// The server's recording settings (for `session::decide`).
+    pub fn recording(&self) -> &record::Settings {
+        &self.inner.recording
     }
 
     /// The live sessions.
@@ -257,7 +266,7 @@ impl Sessions {
                 plan.instance_id, limits.per_instance
             )));
         }
-        let id = crate::ids::new_id("sess");
+        let id = record::new_session_id();
         let entry = Entry {
             info: LiveSession {
                 id: id.clone(),
@@ -339,6 +348,25 @@ impl Sessions {
                 ))
             }
         };
+        let recorder = Recorder::start(
+            self.inner.store.clone(),
+            record::Meta {
+                id: entry.info.id.clone(),
+                user_uin: plan.who.uin.clone(),
+                user_name: plan.who.name.clone(),
+                via: plan.via.as_str().into(),
+                client: plan.client.clone(),
+                instance_id: plan.instance_id.clone(),
+                login_user: plan.login_user.clone(),
+                command: plan.command.clone(),
+                cols: plan.cols,
+                rows: plan.rows,
+                term: TERM.into(),
+                shell: String::new(),
+                record_input: plan.record_input,
+            },
+            &self.inner.recording,
+        );
         let credit = Arc::new(Semaphore::new(
             usize::try_from(window.min(SESSION_WINDOW)).unwrap_or(0),
         ));
@@ -352,6 +380,7 @@ impl Sessions {
             stop: entry.stop.clone(),
             reason: entry.reason.clone(),
             limits: self.inner.limits.clone(),
+            recorder: Some(recorder),
             _slot: slot,
         };
         tracing::info!(
@@ -397,6 +426,8 @@ struct Relay {
     stop: CancellationToken,
     reason: Arc<Mutex<Option<String>>>,
     limits: Limits,
+    /// Taken by `finish` when the session ends.
+    recorder: Option<Recorder>,
     _slot: Slot,
 }
 
@@ -418,6 +449,19 @@ impl Relay {
             End::Exit { code, signal } => (SessionEvent::Exit { code, signal }, "exited"),
             End::Closed(reason) => (SessionEvent::Closed { reason }, "closed"),
         };
+        if let Some(rec) = self.recorder.take() {
+            let (code, reason) = match &event {
+                SessionEvent::Exit { code, signal } => (
+                    *code,
+                    signal
+                        .map_or_else(|| "exited".to_string(), |s| format!("killed by signal {s}")),
+                ),
+                SessionEvent::Closed { reason } => (None, reason.clone()),
+                SessionEvent::Data(_) => (None, String::new()),
+            };
+            // Written in the background; nothing waits for the disk.
+            drop(rec.finish(code, &reason));
+        }
         tracing::info!(channel = self.ch.id, instance = %self.ch.instance_id(), "session {what}: {event:?}");
         // The client may be gone or not reading: a bounded wait.
         let _ = tokio::time::timeout(Duration::from_secs(5), self.events.send(event)).await;
@@ -438,8 +482,11 @@ impl Relay {
         let max = tokio::time::sleep(self.limits.max_duration);
         let idle = tokio::time::sleep(self.limits.idle_timeout);
         tokio::pin!(max, idle);
-        // Output bytes the agent may still send us.
+        // Output bytes the agent may still send us, and those passed on
+        // but not yet granted back (granted in batches of a quarter
+        // window, so a stream costs one credit message per 256 KiB).
         let mut outstanding = u64::from(SESSION_WINDOW);
+        let mut ungranted: u64 = 0;
         loop {
             tokio::select! {
                 _ = self.stop.cancelled() => return End::Closed(self.terminated()),
@@ -451,11 +498,17 @@ impl Relay {
                 c = self.ctl.recv() => match c {
                     Some(Ctl::Input(b)) => {
                         idle.as_mut().reset(Instant::now() + self.limits.idle_timeout);
+                        if let Some(rec) = &self.recorder {
+                            rec.input(&b);
+                        }
                         if self.ch.data(&b).await.is_err() {
                             return End::Closed("the instance's agent disconnected".into());
                         }
                     }
                     Some(Ctl::Resize(cols, rows)) => {
+                        if let Some(rec) = &self.recorder {
+                            rec.resize(cols, rows);
+                        }
                         let m = ServerMsg::SessionResize { channel: self.ch.id, cols, rows };
                         let _ = self.ch.control(&m).await;
                     }
@@ -472,6 +525,9 @@ impl Relay {
                             return End::Closed("the agent sent more than its window".into());
                         }
                         outstanding -= n;
+                        if let Some(rec) = &self.recorder {
+                            rec.output(&d);
+                        }
                         let sent = tokio::select! {
                             r = self.events.send(SessionEvent::Data(Bytes::from(d))) => r.is_ok(),
                             _ = self.stop.cancelled() => return End::Closed(self.terminated()),
@@ -479,9 +535,13 @@ impl Relay {
                         if !sent {
                             return End::Closed("the client went away".into());
                         }
-                        let bytes = u32::try_from(n).unwrap_or(u32::MAX);
-                        outstanding += n;
-                        let _ = self.ch.control(&ServerMsg::SessionCredit { channel: self.ch.id, bytes }).await;
+                        ungranted += n;
+                        if ungranted >= u64::from(SESSION_WINDOW / 4) {
+                            let bytes = u32::try_from(ungranted).unwrap_or(u32::MAX);
+                            outstanding += ungranted;
+                            ungranted = 0;
+                            let _ = self.ch.control(&ServerMsg::SessionCredit { channel: self.ch.id, bytes }).await;
+                        }
                     }
                     Some(FromAgent::Credit(n)) => {
                         let room = Semaphore::MAX_PERMITS - self.credit.available_permits();

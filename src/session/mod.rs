@@ -7,7 +7,8 @@
 //! ```text
 //! let plan = SessionPlan { instance_id, login_user, command: None, cols, rows,
 //!                          via: Via::Console, client: peer, who };
-//! let ok: Authorized<SessionPlan> = session::decide(&gate, &grants, plan).await?;
+//! let ok: Authorized<SessionPlan> =
+//!     session::decide(&gate, &grants, &recording_settings, plan).await?;
 //! let SessionIo { id, tx, mut rx } = sessions.open(ok).await?;
 //! tx.send(b"ls\r").await?;          // waits for the agent's input credit
 //! tx.resize(120, 40).await?; tx.eof().await?; tx.close().await;
@@ -17,8 +18,10 @@
 //! ```
 //!
 //! * `decide` takes `tat:StartSession` on the instance (with its tags) with
-//!   the login user as the condition key `tat:login_user`; only it builds
-//!   the `Authorized<SessionPlan>` that `Sessions::open` takes.
+//!   the login user as the condition key `tat:login_user`, and whether the
+//!   input is recorded (`record::input_required`); only it builds the
+//!   `Authorized<SessionPlan>` that `Sessions::open` takes
+//!   (`Sessions::recording()` gives the server's recording settings).
 //! * `Sessions` (`hub.rs`) is a cloneable handle in the server's state. It
 //!   applies the limits (sessions per user and per instance, idle time,
 //!   length), opens a channel on the agent's connection
@@ -30,8 +33,8 @@
 //!   it or goes away, when the agent's connection ends, on a limit, on
 //!   `terminate`, or when the server shuts down (`Closed { reason }`); in
 //!   every case the agent kills every process the session started.
-//! * `record` keeps every session's recording on the server (the hub calls
-//!   it with what it relays) and `asciicast` turns a recording into an
+//! * `record` keeps every session's recording on the server (the hub feeds
+//!   it what it relays) and `asciicast` turns a recording into an
 //!   asciicast v2 file.
 
 pub mod asciicast;
@@ -46,8 +49,9 @@ use crate::gate::{self, Authorized, Check, Gate, Grants};
 use crate::store::StoreError;
 
 /// Where a session's client is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Via {
+    #[default]
     Console,
     Ssh,
 }
@@ -62,7 +66,7 @@ impl Via {
 }
 
 /// Who opens a session.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Who {
     /// "root" for the account, a sub-user's uin otherwise (as
     /// `Principal::user_id`).
@@ -72,7 +76,7 @@ pub struct Who {
 }
 
 /// What a session is to be: decided whole by `decide`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct SessionPlan {
     pub instance_id: String,
     /// The account on the instance (a login name, e.g. `root`, `ann`).
@@ -85,6 +89,11 @@ pub struct SessionPlan {
     /// The client's address, for the record.
     pub client: String,
     pub who: Who,
+    /// Whether the session's input is recorded too. Set by `decide` (the
+    /// server setting or a `tat:RecordSessionInput` policy on the
+    /// instance); whatever the caller put here is overwritten, so the
+    /// person being recorded cannot turn it off.
+    pub record_input: bool,
 }
 
 /// Server settings for sessions (`drover server` flags).
@@ -191,12 +200,16 @@ impl SessionPlan {
 pub async fn decide(
     gate: &Gate,
     grants: &Grants,
-    plan: SessionPlan,
+    recording: &record::Settings,
+    mut plan: SessionPlan,
 ) -> Result<Authorized<SessionPlan>, SessionError> {
     plan.validate()?;
     let resources = gate
         .instance_resources(std::slice::from_ref(&plan.instance_id))
         .await?;
+    plan.record_input = resources
+        .first()
+        .is_some_and(|r| record::input_required(recording, grants, r));
     let mut grants = grants.clone();
     grants.set_login_user(&plan.login_user);
     let checks = [Check::new(crate::policy::START_SESSION, resources)];

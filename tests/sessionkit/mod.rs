@@ -165,6 +165,35 @@ impl Term {
         }
     }
 
+    /// Waits for `prefix` followed by digits (and a non-digit) in the
+    /// output, and returns the number: `echo pid-$$` gives the shell's pid
+    /// (the typed echo shows `pid-$$`, which has no digits).
+    pub async fn number_after(&mut self, prefix: &str, within: Duration) -> u32 {
+        let deadline = Instant::now() + within;
+        loop {
+            let hay = &self.screen[self.mark..];
+            let mut from = 0;
+            while let Some(i) = hay[from..].find(prefix) {
+                let start = from + i + prefix.len();
+                let digits: String = hay[start..]
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect();
+                let end = start + digits.len();
+                if !digits.is_empty() && end < hay.len() {
+                    self.mark += end;
+                    return digits.parse().unwrap();
+                }
+                from = start;
+            }
+            assert!(
+                Instant::now() < deadline && self.pump(deadline).await,
+                "no {prefix:?}<number> within {within:?}; screen after mark: {:?}",
+                &self.screen[self.mark..]
+            );
+        }
+    }
+
     pub async fn send(&mut self, bytes: &[u8]) {
         self.ws.send(Message::Binary(bytes.to_vec())).await.unwrap();
     }
@@ -188,6 +217,32 @@ impl Term {
 
     pub async fn close(mut self) {
         let _ = self.ws.close(None).await;
+    }
+}
+
+/// Opens a root terminal on `id` and starts a background job; returns the
+/// terminal, the shell's pid and the job's pid.
+pub async fn shell_with_job(h: &Harness, cookie: &str, id: &str) -> (Term, u32, u32) {
+    let t30 = Duration::from_secs(30);
+    let mut t = Term::connect(h, cookie, &format!("InstanceId={id}&User=root")).await;
+    t.control_of("opened", t30).await;
+    t.type_line("echo pid-$$; sleep 777 & echo bg-$!").await;
+    let shell = t.number_after("pid-", t30).await;
+    let job = t.number_after("bg-", t30).await;
+    assert!(alive(shell) && alive(job), "shell {shell}, job {job}");
+    (t, shell, job)
+}
+
+/// Waits until none of `pids` is alive.
+pub async fn all_gone(pids: &[u32], within: Duration) {
+    let deadline = Instant::now() + within;
+    while pids.iter().any(|&p| alive(p)) {
+        assert!(
+            Instant::now() < deadline,
+            "still alive after {within:?}: {:?}",
+            pids.iter().filter(|&&p| alive(p)).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -221,4 +276,32 @@ pub fn alive(pid: u32) -> bool {
                 .map(|st| st != "Z" && st != "X")
         })
         .unwrap_or(false)
+}
+
+/// The non-root account the tests log in as; created (with a home and
+/// bash) when missing. The tests run as root, as the agent does in
+/// production, so it can switch to this user.
+pub const TEST_USER: &str = "drover-sess";
+
+pub fn ensure_test_user() -> (u32, u32) {
+    let id = |flag: &str| {
+        let out = std::process::Command::new("id")
+            .args([flag, TEST_USER])
+            .output()
+            .unwrap();
+        out.status.success().then(|| {
+            String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .parse::<u32>()
+                .unwrap()
+        })
+    };
+    if id("-u").is_none() {
+        // Concurrent tests may race to create it: either one wins.
+        let _ = std::process::Command::new("useradd")
+            .args(["-m", "-s", "/bin/bash", TEST_USER])
+            .status();
+    }
+    let uid = id("-u").unwrap_or_else(|| panic!("cannot create user {TEST_USER} (run as root)"));
+    (uid, id("-g").unwrap())
 }
