@@ -228,9 +228,7 @@ impl Api {
         let outcome = if who.is_some() {
             "Success".to_string()
         } else {
-            crate::api::error::Code::AuthFailureLoginFailed
-                .as_str()
-                .to_string()
+            Code::AuthFailureLoginFailed.to_string()
         };
         let event = trail.into_event(&crate::ids::request_id(), peer, "SshLogin", outcome);
         audit::record(self, event).await;
