@@ -15,7 +15,8 @@
 //! * `exec`/`launch`/`output` one task's process, its output and its end;
 //! * `journal` what survives disconnects and restarts;
 //! * `cgroup` one cgroup v2 per task, where the machine allows;
-//! * `sys`/`procinfo` the only unsafe code, and /proc reading.
+//! * `spawn` a task's process started straight inside its cgroup (clone3);
+//! * `sys`/`spawn` the only unsafe code; `procinfo` /proc reading.
 //!
 //! Guarantees: one cancellation token stops everything; a `Rejected` from
 //! the server ends the agent with an error instead of retrying; other link
@@ -31,6 +32,7 @@ pub mod link;
 pub mod mask;
 pub mod output;
 pub mod procinfo;
+mod spawn;
 mod sys;
 pub mod tasks;
 
