@@ -261,14 +261,21 @@ pub fn launch(
     };
     // Straight into the cgroup where the kernel can (`spawn.rs`); else the
     // child joins it itself between fork and exec.
+    // A start that fails leaves no empty cgroup behind.
+    let failed = |e: std::io::Error| {
+        if let Some(cg) = &cgroup {
+            cg.remove();
+        }
+        fail(e)
+    };
     let direct = match &cgroup {
-        Some(cg) => start_in_cgroup(&start, cg).map_err(fail)?,
+        Some(cg) => start_in_cgroup(&start, cg).map_err(failed)?,
         None => None,
     };
     let (child, cgroup) = match direct {
         Some(child) => (Proc::Direct(child), cgroup),
         None => {
-            let child = start_std(start, cgroup.as_ref()).map_err(fail)?;
+            let child = start_std(start, cgroup.as_ref()).map_err(failed)?;
             // Only a cgroup the child really joined tracks the task.
             let pid = child.id().and_then(|p| i32::try_from(p).ok());
             let cgroup = cgroup.filter(|cg| {
