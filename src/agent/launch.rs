@@ -288,7 +288,9 @@ pub fn launch(
             (Proc::Std(child), cgroup)
         }
     };
-    let pgid = child.id().ok_or("the process exited before its id could be read")?;
+    let pgid = child
+        .id()
+        .ok_or("the process exited before its id could be read")?;
     let output = pipe::Receiver::from_owned_fd(reader.into())
         .map_err(|e| format!("watching the output pipe: {e}"))?;
     Ok(Launched {
@@ -318,12 +320,9 @@ fn c_string(s: &std::ffi::OsStr, what: &str) -> Result<CString, String> {
 
 /// clone3 into the cgroup; Ok(None) when this kernel cannot (the caller
 /// then takes the std path).
-fn start_in_cgroup(
-    s: &Start<'_>,
-    cg: &TaskCgroup,
-) -> std::io::Result<Option<super::spawn::Child>> {
-    use std::os::fd::AsFd;
+fn start_in_cgroup(s: &Start<'_>, cg: &TaskCgroup) -> std::io::Result<Option<super::spawn::Child>> {
     use super::spawn::{self, Spawn};
+    use std::os::fd::AsFd;
     let bad = |_| std::io::Error::from(std::io::ErrorKind::InvalidInput);
     let program = CString::new(s.program.as_os_str().as_bytes()).map_err(bad)?;
     let mut args = vec![program.clone()];

@@ -231,9 +231,8 @@ pub fn spawn(plan: &Plan<'_>) -> io::Result<Spawn> {
     let read = read_full(&err_r, &mut errno);
     // SAFETY: an OwnedFd stays open and returns the same descriptor from
     // as_raw_fd until the AsyncFd owning it is dropped.
-    let watched =
-        unsafe { AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE) }
-            .map_err(io::Error::from);
+    let watched = unsafe { AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE) }
+        .map_err(io::Error::from);
     match (read, watched) {
         (Ok(0), Ok(pidfd)) => Ok(Spawn::Started(Child {
             pid,
@@ -340,7 +339,9 @@ struct ChildArgs {
 /// in the parent at the time of the clone.
 unsafe fn child_exec(a: &ChildArgs) -> ! {
     unsafe fn fail(err_w: RawFd) -> ! {
-        let e = io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO);
+        let e = io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO);
         let bytes = e.to_ne_bytes();
         libc::write(err_w, bytes.as_ptr().cast(), bytes.len());
         libc::_exit(127)
@@ -362,8 +363,7 @@ unsafe fn child_exec(a: &ChildArgs) -> ! {
     if libc::signal(libc::SIGPIPE, libc::SIG_DFL) == libc::SIG_ERR {
         fail(a.err_w);
     }
-    if libc::dup2(a.null_fd, 0) < 0 || libc::dup2(a.out_fd, 1) < 0 || libc::dup2(a.out_fd, 2) < 0
-    {
+    if libc::dup2(a.null_fd, 0) < 0 || libc::dup2(a.out_fd, 1) < 0 || libc::dup2(a.out_fd, 2) < 0 {
         fail(a.err_w);
     }
     if libc::setpgid(0, 0) != 0 {
