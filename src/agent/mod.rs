@@ -14,9 +14,11 @@
 //! * `tasks` the registry between link, journal and running tasks;
 //! * `exec`/`launch`/`output` one task's process, its output and its end;
 //! * `journal` what survives disconnects and restarts;
+//! * `session`/`session_spawn` interactive sessions (a shell in a
+//!   pseudo-terminal, relayed with per-session flow control);
 //! * `cgroup` one cgroup v2 per task, where the machine allows;
 //! * `spawn` a task's process started straight inside its cgroup (clone3);
-//! * `sys`/`spawn` the only unsafe code; `procinfo` /proc reading.
+//! * `sys`/`ptysys`/`spawn` the only unsafe code; `procinfo` /proc reading.
 //!
 //! Guarantees: one cancellation token stops everything; a `Rejected` from
 //! the server ends the agent with an error instead of retrying; other link
@@ -32,6 +34,9 @@ pub mod link;
 pub mod mask;
 pub mod output;
 pub mod procinfo;
+mod ptysys;
+pub mod session;
+mod session_spawn;
 mod spawn;
 mod sys;
 pub mod tasks;
@@ -180,6 +185,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), AgentEr
         &mut tasks,
         &mut outbox,
         &shutdown,
+        cgroups.clone(),
     )
     .await;
     // Tasks stop themselves on the same token; give them a moment to be
@@ -308,6 +314,7 @@ async fn connect_loop(
     tasks: &mut Tasks,
     outbox: &mut mpsc::Receiver<AgentMsg>,
     shutdown: &CancellationToken,
+    cgroups: Option<cgroup::Cgroups>,
 ) -> Result<(), AgentError> {
     let mut backoff = Backoff::new();
     loop {
@@ -350,7 +357,16 @@ async fn connect_loop(
                     tracing::info!("connected as {instance_id}");
                 }
                 backoff.reset();
-                match link::session(&mut ws, tasks, outbox, shutdown, welcome.heartbeat).await {
+                // Sessions live as long as this connection.
+                let (mut sessions, mut session_out) =
+                    session::Sessions::new(cgroups.clone(), shutdown);
+                let relays = link::Relays {
+                    tasks,
+                    outbox,
+                    sessions: &mut sessions,
+                    session_out: &mut session_out,
+                };
+                match link::session(&mut ws, relays, shutdown, welcome.heartbeat).await {
                     Ok(()) => return Ok(()),
                     Err(e @ LinkError::Rejected { .. }) => return Err(e.into()),
                     Err(e) => tracing::warn!("connection lost: {e}"),

@@ -200,6 +200,11 @@ pub(super) async fn handle(
                 d.pushed
                     .record(&task_id, &timings, crate::timefmt::now_us());
             }
+            // Routed to their channels by the connection (`link::session_msg`).
+            AgentMsg::SessionOpened { .. }
+            | AgentMsg::SessionFailed { .. }
+            | AgentMsg::SessionCredit { .. }
+            | AgentMsg::SessionExit { .. } => {}
             AgentMsg::Register { .. } | AgentMsg::Hello { .. } => {}
         }
     }
