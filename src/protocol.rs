@@ -22,6 +22,18 @@
 //! agent messages, so later additions need no such flag.
 //! Output is addressed by byte offset so that a resend after a reconnect is
 //! idempotent: the server keeps only bytes beyond what it already holds.
+//!
+//! Interactive sessions (agents listing [`FEATURE_SESSIONS`]): the server
+//! sends `SessionOpen` on a channel number it chooses, the agent answers
+//! `SessionOpened` or `SessionFailed`; `SessionResize`, `SessionEof`,
+//! `SessionClose` follow from the server, `SessionExit` ends it from the
+//! agent. Terminal bytes travel as binary WebSocket frames
+//! ([`encode_data`]: the channel as a big-endian u32, then raw bytes), in
+//! both directions, never as JSON. Each side grants the other credit
+//! (`SessionCredit`) as it passes data on ([`SESSION_WINDOW`]), so a
+//! session's bytes in flight are bounded and tasks, heartbeats and other
+//! sessions share the connection fairly. Sessions are not journaled: they
+//! end with the connection.
 
 use serde::{Deserialize, Serialize};
 
@@ -56,9 +68,41 @@ pub const MAX_OUTPUT_LEN: u64 = 1 << 40;
 /// Listed in `features` by agents that understand `SuspendTask`/`ResumeTask`.
 pub const FEATURE_JOB_CONTROL: &str = "job-control";
 
+/// Listed by agents that open interactive sessions (`SessionOpen` and the
+/// binary data frames); the server opens sessions only on those.
+pub const FEATURE_SESSIONS: &str = "sessions";
+
 /// What this agent build announces in `Register`/`Hello`.
 pub fn agent_features() -> Vec<String> {
-    vec![FEATURE_JOB_CONTROL.to_string()]
+    vec![
+        FEATURE_JOB_CONTROL.to_string(),
+        FEATURE_SESSIONS.to_string(),
+    ]
+}
+
+/// Bytes of session output the server lets an agent send ahead of its
+/// credits (`SessionOpen.window`), and of input the agent lets the server
+/// send (`SessionOpened.window`): like an SSH channel window, each side
+/// grants more (`SessionCredit`) as it passes data on, so one busy session
+/// holds at most this much in flight and cannot starve the others.
+pub const SESSION_WINDOW: u32 = 1 << 20;
+
+/// Largest data payload in one binary frame.
+pub const SESSION_CHUNK: usize = 64 << 10;
+
+/// A binary frame of session data: the channel (u32, big-endian) the server
+/// assigned in `SessionOpen`, then raw terminal bytes. No JSON, no base64.
+pub fn encode_data(channel: u32, data: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(4 + data.len());
+    v.extend_from_slice(&channel.to_be_bytes());
+    v.extend_from_slice(data);
+    v
+}
+
+/// The channel and payload of a binary frame; None when it is too short.
+pub fn decode_data(frame: &[u8]) -> Option<(u32, &[u8])> {
+    let (head, data) = frame.split_first_chunk::<4>()?;
+    Some((u32::from_be_bytes(*head), data))
 }
 
 /// The bytes an agent signs to prove key possession: binds the signature to
@@ -210,6 +254,34 @@ pub enum AgentMsg {
         task_id: String,
         timings: TaskTimings,
     },
+    /// The session's process runs; the server may send up to `window`
+    /// bytes of input before it is granted more.
+    SessionOpened {
+        channel: u32,
+        pid: u32,
+        window: u32,
+    },
+    /// The session could not start (unknown user, no login shell, ...).
+    SessionFailed {
+        channel: u32,
+        reason: String,
+    },
+    /// The agent wrote this many input bytes to the terminal: the server
+    /// may send as many more.
+    SessionCredit {
+        channel: u32,
+        bytes: u32,
+    },
+    /// The session's process ended (after its last output frame); every
+    /// process it started has been killed.
+    SessionExit {
+        channel: u32,
+        code: Option<i32>,
+        signal: Option<i32>,
+        /// Set when the agent ended it (closed by the server, link lost).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        reason: String,
+    },
 }
 
 /// Stage stamps of one task on the agent, unix microseconds (0: did not
@@ -278,6 +350,42 @@ pub enum ServerMsg {
     /// Continue a suspended task's process group.
     ResumeTask {
         task_id: String,
+    },
+    /// Start an interactive session: a login shell (or `command` through
+    /// the user's shell) in a pseudo-terminal, as `user` (empty: the
+    /// agent's own). Sent only to agents listing [`FEATURE_SESSIONS`].
+    SessionOpen {
+        channel: u32,
+        user: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        command: Option<String>,
+        cols: u16,
+        rows: u16,
+        /// Output bytes the agent may send before it is granted more.
+        window: u32,
+        /// TERM for the session (e.g. xterm-256color).
+        term: String,
+    },
+    SessionResize {
+        channel: u32,
+        cols: u16,
+        rows: u16,
+    },
+    /// The client passed on this many output bytes: the agent may send as
+    /// many more.
+    SessionCredit {
+        channel: u32,
+        bytes: u32,
+    },
+    /// The client's input ended (the terminal's EOF character is sent).
+    SessionEof {
+        channel: u32,
+    },
+    /// End the session: every process it started is killed, and the agent
+    /// answers with `SessionExit`.
+    SessionClose {
+        channel: u32,
+        reason: String,
     },
     /// Any message type this agent does not know (sent by a newer server):
     /// ignored rather than fatal.

@@ -71,6 +71,10 @@ pub struct OpsSettings {
     pub retention: crate::store::retention::Retention,
     /// How often the retention prune runs.
     pub prune_interval: Duration,
+    /// Session recording: size cap and input recording.
+    pub recording: crate::session::record::Settings,
+    /// Limits of interactive sessions (idle time, length, how many).
+    pub sessions: crate::session::Limits,
 }
 
 impl Default for OpsSettings {
@@ -80,6 +84,8 @@ impl Default for OpsSettings {
             max_output_bytes: crate::store::limits::DEFAULT_MAX_OUTPUT,
             retention: Default::default(),
             prune_interval: Duration::from_secs(24 * 3600),
+            recording: Default::default(),
+            sessions: Default::default(),
         }
     }
 }
@@ -118,6 +124,17 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
     let secrets = Arc::new(SecretBox::open(&cfg.data_dir)?);
     let store = Store::open(&cfg.data_dir)?;
     let account_uin = store.write(keys::account_uin).await?;
+    // No session outlives the server that relayed it: any still marked
+    // live was cut off by a stop or a crash.
+    let orphans = store
+        .write(|c| crate::store::recordings::close_orphans(c, crate::timefmt::now_ms()))
+        .await?;
+    if orphans > 0 {
+        tracing::info!(
+            sessions = orphans,
+            "sessions left live by the last run marked ended"
+        );
+    }
     let cap = cfg.ops.max_output_bytes;
     store
         .write(move |c| crate::store::limits::set_max_output(c, cap))
@@ -134,7 +151,16 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
         dispatch: dispatch.clone(),
         gate: gate.clone(),
     });
+    let shutdown = CancellationToken::new();
+    let sessions = crate::session::Sessions::new(
+        dispatch.clone(),
+        store.clone(),
+        cfg.ops.sessions.clone(),
+        cfg.ops.recording,
+        shutdown.clone(),
+    );
     let api = Arc::new(Api {
+        sessions,
         store,
         secrets,
         dispatch: dispatch.clone(),
@@ -148,6 +174,7 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
         abuse: Default::default(),
         replay: Default::default(),
         allow_unsigned_payload: cfg.allow_unsigned_payload,
+        ssh_info: Default::default(),
     });
     let listener = TcpListener::bind(&cfg.listen)
         .await
@@ -156,7 +183,6 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
         .local_addr()
         .map_err(|e| ServerError::Listen(cfg.listen.clone(), e))?;
     let _ = std::fs::write(cfg.data_dir.join("server.addr"), addr.to_string());
-    let shutdown = CancellationToken::new();
     dispatch.spawn_sweeper(shutdown.clone());
     crate::notify::spawn(
         api.store.clone(),
@@ -328,6 +354,12 @@ async fn route(
         (&Method::GET, "/console/push") => {
             crate::api::console_push::upgrade(api, req, peer, shutdown).await
         }
+        (&Method::GET, p) if crate::api::recordings::cast_path(p).is_some() => {
+            crate::api::recordings::serve_cast(api, req, peer).await
+        }
+        (&Method::GET, "/console/session") => {
+            crate::api::console_session::upgrade(api, req, peer, shutdown).await
+        }
         (_, p) if p.starts_with("/console/") => crate::api::console::serve(api, req, peer).await,
         (&Method::GET, crate::protocol::AGENT_PATH) => {
             upgrade_agent(api, req, peer, shutdown, admission)
@@ -336,7 +368,7 @@ async fn route(
         (&Method::GET, p) => crate::web::serve(p),
         _ => json_reply(
             StatusCode::METHOD_NOT_ALLOWED,
-            &serde_json::json!({"Response": {"Error": {"Code": "UnsupportedProtocol", "Message": "use POST / for API calls"}}}),
+            &serde_json::json!({"Response": {"Error": {"Code": crate::api::error::Code::UnsupportedProtocol, "Message": "use POST / for API calls"}}}),
         ),
     }
 }

@@ -14,7 +14,7 @@ use crate::store::Store;
 const FIRST_RUN: Duration = Duration::from_secs(30);
 
 pub fn spawn(store: Store, r: Retention, interval: Duration, shutdown: CancellationToken) {
-    if r.days.is_none() && r.audit_days.is_none() {
+    if !r.prunes() {
         return;
     }
     tokio::spawn(async move {
@@ -29,6 +29,7 @@ pub fn spawn(store: Store, r: Retention, interval: Duration, shutdown: Cancellat
                 Ok(p) if p != Pruned::default() => tracing::info!(
                     invocations = p.invocations,
                     audit_events = p.audit_events,
+                    sessions = p.sessions,
                     other = p.other,
                     "retention prune"
                 ),

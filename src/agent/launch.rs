@@ -27,8 +27,8 @@ use super::sys::{self, Account};
 use crate::protocol::TaskSpec;
 
 /// PATH for a user when the agent's own PATH does not apply.
-const ROOT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-const USER_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+pub(crate) const ROOT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub(crate) const USER_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
 /// A started task process.
 pub struct Launched {
@@ -75,12 +75,12 @@ pub fn which(name: &str, path: &str) -> Option<PathBuf> {
 }
 
 /// Who runs the task and whether the agent must switch to them.
-struct RunAs {
-    account: Account,
-    switch: bool,
+pub(crate) struct RunAs {
+    pub(crate) account: Account,
+    pub(crate) switch: bool,
 }
 
-fn resolve_user(username: &str) -> Result<RunAs, String> {
+pub(crate) fn resolve_user(username: &str) -> Result<RunAs, String> {
     let euid = sys::euid();
     let me = sys::account_by_uid(euid)
         .map_err(|e| format!("looking up the agent's own user: {e}"))?
@@ -118,7 +118,7 @@ fn resolve_user(username: &str) -> Result<RunAs, String> {
     })
 }
 
-fn home_of(account: &Account) -> PathBuf {
+pub(crate) fn home_of(account: &Account) -> PathBuf {
     if account.uid == 0 {
         PathBuf::from("/root")
     } else {

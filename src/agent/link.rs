@@ -25,6 +25,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
+use super::session::{Out, Sessions};
 use super::tasks::Tasks;
 use crate::protocol::{AgentMsg, ServerMsg, AGENT_PATH, HEARTBEAT_SECS};
 
@@ -244,15 +245,29 @@ pub async fn handshake(
         .map_err(|_| LinkError::Timeout("waiting for the server's handshake"))?
 }
 
+/// What one connection relays: tasks (journaled, outliving the
+/// connection) and interactive sessions (ending with it).
+pub struct Relays<'a> {
+    pub tasks: &'a mut Tasks,
+    pub outbox: &'a mut mpsc::Receiver<AgentMsg>,
+    pub sessions: &'a mut Sessions,
+    pub session_out: &'a mut mpsc::Receiver<Out>,
+}
+
 /// After Welcome: resends the journal, then relays until shutdown or error.
 /// Returns Ok(()) only on shutdown.
 pub async fn session(
     ws: &mut Ws,
-    tasks: &mut Tasks,
-    outbox: &mut mpsc::Receiver<AgentMsg>,
+    relays: Relays<'_>,
     shutdown: &CancellationToken,
     period: Duration,
 ) -> Result<(), LinkError> {
+    let Relays {
+        tasks,
+        outbox,
+        sessions,
+        session_out,
+    } = relays;
     // The server keeps only bytes beyond what it has, so a full resend is
     // safe and covers whatever was lost while disconnected.
     let mut replay = tasks.replay();
@@ -280,12 +295,27 @@ pub async fn session(
                     Some(Err(e)) => return Err(e.into()),
                     Some(Ok(Message::Text(t))) => serde_json::from_str::<ServerMsg>(&t)
                         .map_err(|e| LinkError::Protocol(format!("bad message: {e}")))?,
+                    Some(Ok(Message::Binary(b))) => {
+                        let (channel, data) = crate::protocol::decode_data(&b)
+                            .ok_or_else(|| LinkError::Protocol("short data frame".into()))?;
+                        sessions.data(channel, data);
+                        continue;
+                    }
                     Some(Ok(_)) => continue,
+                };
+                let Some(msg) = sessions.handle(msg) else {
+                    continue;
                 };
                 for reply in tasks.handle(msg) {
                     send(ws, &reply).await?;
                 }
             }
+            Some(out) = session_out.recv() => match out {
+                Out::Msg(m) => send(ws, &m).await?,
+                Out::Data(channel, data) => {
+                    ws.send(Message::Binary(crate::protocol::encode_data(channel, &data))).await?;
+                }
+            },
             Some(msg) = outbox.recv() => {
                 tasks.note_sent(&msg);
                 send(ws, &msg).await?;

@@ -14,8 +14,10 @@
 //! * `tasks` the registry between link, journal and running tasks;
 //! * `exec`/`launch`/`output` one task's process, its output and its end;
 //! * `journal` what survives disconnects and restarts;
+//! * `session`/`session_spawn` interactive sessions (a shell in a
+//!   pseudo-terminal, relayed with per-session flow control);
 //! * `cgroup` one cgroup v2 per task, where the machine allows;
-//! * `sys`/`procinfo` the only unsafe code, and /proc reading.
+//! * `sys`/`ptysys`/`procinfo` the only unsafe code, and /proc reading.
 //!
 //! Guarantees: one cancellation token stops everything; a `Rejected` from
 //! the server ends the agent with an error instead of retrying; other link
@@ -31,6 +33,9 @@ pub mod link;
 pub mod mask;
 pub mod output;
 pub mod procinfo;
+mod ptysys;
+pub mod session;
+mod session_spawn;
 mod sys;
 pub mod tasks;
 
@@ -178,6 +183,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), AgentEr
         &mut tasks,
         &mut outbox,
         &shutdown,
+        cgroups.clone(),
     )
     .await;
     // Tasks stop themselves on the same token; give them a moment to be
@@ -306,6 +312,7 @@ async fn connect_loop(
     tasks: &mut Tasks,
     outbox: &mut mpsc::Receiver<AgentMsg>,
     shutdown: &CancellationToken,
+    cgroups: Option<cgroup::Cgroups>,
 ) -> Result<(), AgentError> {
     let mut backoff = Backoff::new();
     loop {
@@ -348,7 +355,16 @@ async fn connect_loop(
                     tracing::info!("connected as {instance_id}");
                 }
                 backoff.reset();
-                match link::session(&mut ws, tasks, outbox, shutdown, welcome.heartbeat).await {
+                // Sessions live as long as this connection.
+                let (mut sessions, mut session_out) =
+                    session::Sessions::new(cgroups.clone(), shutdown);
+                let relays = link::Relays {
+                    tasks,
+                    outbox,
+                    sessions: &mut sessions,
+                    session_out: &mut session_out,
+                };
+                match link::session(&mut ws, relays, shutdown, welcome.heartbeat).await {
                     Ok(()) => return Ok(()),
                     Err(e @ LinkError::Rejected { .. }) => return Err(e.into()),
                     Err(e) => tracing::warn!("connection lost: {e}"),

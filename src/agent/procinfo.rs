@@ -9,6 +9,8 @@ use std::path::Path;
 pub struct ProcStat {
     pub state: char,
     pub pgrp: i32,
+    /// Session id (the pid of the session's leader).
+    pub session: i32,
     /// Start time in clock ticks after boot.
     pub start_ticks: u64,
 }
@@ -25,6 +27,7 @@ fn parse_stat(s: &str) -> Option<ProcStat> {
     Some(ProcStat {
         state: fields.first()?.chars().next()?,
         pgrp: fields.get(2)?.parse().ok()?,
+        session: fields.get(3)?.parse().ok()?,
         start_ticks: fields.get(19)?.parse().ok()?,
     })
 }
@@ -43,6 +46,18 @@ pub fn live_group_members(pgid: i32) -> Vec<i32> {
         .collect();
     pids.sort_unstable();
     pids
+}
+
+/// Live pids in session `sid` (an interactive session's shell and every
+/// job it started, whatever their process group), one /proc scan.
+pub fn live_session_members(sid: i32) -> Vec<i32> {
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&pid| matches!(stat(pid), Some(st) if st.session == sid && st.state != 'Z' && st.state != 'X'))
+        .collect()
 }
 
 /// Live pids whose environment holds `var=value` (one /proc scan; used

@@ -104,7 +104,13 @@ impl Tasks {
             }
             ServerMsg::SuspendTask { task_id } => jobctl::request(&self.running, task_id, true),
             ServerMsg::ResumeTask { task_id } => jobctl::request(&self.running, task_id, false),
-            ServerMsg::Unknown => {
+            // Sessions are taken by `session::Sessions` before this.
+            ServerMsg::Unknown
+            | ServerMsg::SessionOpen { .. }
+            | ServerMsg::SessionResize { .. }
+            | ServerMsg::SessionCredit { .. }
+            | ServerMsg::SessionEof { .. }
+            | ServerMsg::SessionClose { .. } => {
                 tracing::debug!("ignoring a server message of a type this agent does not know");
                 Vec::new()
             }

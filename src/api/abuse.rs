@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::error::ApiError;
+use super::error::{ApiError, Code};
 use crate::store::audit::AuditEvent;
 
 /// Sign-in attempts a source may make in a burst.
@@ -69,7 +69,7 @@ impl LoginTicket<'_> {
 
 fn throttled() -> ApiError {
     ApiError::new(
-        "RequestLimitExceeded",
+        Code::RequestLimitExceeded,
         "too many sign-in attempts; try again later",
     )
 }
@@ -249,12 +249,16 @@ mod tests {
         let ip: IpAddr = "10.9.9.9".parse().unwrap();
         let mut detailed = 0;
         for i in 0..1000 {
-            let (write, done) = a.note(ip, "AuthFailure.SignatureFailure", i);
+            let (write, done) = a.note(ip, Code::AuthFailureSignatureFailure.as_str(), i);
             assert!(done.is_empty());
             detailed += usize::from(write);
         }
         assert_eq!(detailed, PRE_AUTH_DETAIL as usize);
-        let (write, done) = a.note(ip, "AuthFailure.SecretIdNotFound", WINDOW_MS + 5);
+        let (write, done) = a.note(
+            ip,
+            Code::AuthFailureSecretIdNotFound.as_str(),
+            WINDOW_MS + 5,
+        );
         assert!(write, "a new minute starts in detail");
         assert_eq!(done.len(), 1);
         assert!(

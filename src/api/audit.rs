@@ -10,7 +10,10 @@ use hyper::http::request::Parts;
 use serde_json::{json, Value};
 
 use super::request::{Params, R};
-use super::{error::ApiError, Api};
+use super::{
+    error::{ApiError, Code},
+    Api,
+};
 use crate::store::audit::{self, AuditEvent, AuditQuery};
 
 /// What a request revealed about itself on the way through `serve`.
@@ -122,7 +125,7 @@ pub async fn describe(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Va
         v.map(|s| {
             crate::timefmt::parse_iso(&s).ok_or_else(|| {
                 ApiError::new(
-                    "InvalidParameterValue.InvalidTimeFormat",
+                    Code::InvalidParameterValueInvalidTimeFormat,
                     format!("{name} must look like 2024-01-02T03:04:05Z"),
                 )
             })

@@ -5,7 +5,7 @@
 
 use hyper::http::request::Parts;
 
-use super::error::ApiError;
+use super::error::{ApiError, Code};
 use super::{form, replay, Api};
 use crate::sign::{self, SignInput};
 use crate::store::{groups, keys, users};
@@ -74,7 +74,7 @@ fn header<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
 
 fn sig_failure() -> ApiError {
     ApiError::new(
-        "AuthFailure.SignatureFailure",
+        Code::AuthFailureSignatureFailure,
         "the request signature does not match; check the SecretKey and the signing steps",
     )
 }
@@ -130,13 +130,13 @@ pub async fn authenticate(api: &Api, parts: &Parts, body: &[u8]) -> Result<Signe
         )
         .map_err(|e| match e {
             replay::ReplayError::Full => ApiError::new(
-                "RequestLimitExceeded",
+                Code::RequestLimitExceeded,
                 "too many signed requests within the last 5 minutes; try again later",
             ),
             // The SDKs sign neither the action nor a nonce: two calls with
             // identical parameters in one second share a signature.
             other => ApiError::new(
-                "AuthFailure.SignatureFailure",
+                Code::AuthFailureSignatureFailure,
                 format!("{other}; sign each request anew (calls with identical parameters sent from new connections within one second share a signature)"),
             ),
         })?;
@@ -172,14 +172,14 @@ fn check_timestamp(raw: Option<&str>, name: &str) -> Result<i64, ApiError> {
     let raw = raw.ok_or_else(|| ApiError::missing(name))?;
     let timestamp = raw.trim().parse::<i64>().map_err(|_| {
         ApiError::new(
-            "InvalidParameter",
+            Code::InvalidParameter,
             format!("{name} must be a Unix time in seconds"),
         )
     })?;
     let now = crate::timefmt::now_ms() / 1000;
     if (now - timestamp).abs() > MAX_SKEW_SECS {
         return Err(ApiError::new(
-            "AuthFailure.SignatureExpire",
+            Code::AuthFailureSignatureExpire,
             format!("the request timestamp {timestamp} is more than {MAX_SKEW_SECS} s from the server time {now}"),
         ));
     }
@@ -221,7 +221,7 @@ fn params_of(parts: &Parts, body: &[u8]) -> Result<super::request::Params, ApiEr
     }
     if ctype.to_ascii_lowercase().starts_with("multipart/") {
         return Err(ApiError::new(
-            "UnsupportedProtocol",
+            Code::UnsupportedProtocol,
             "multipart requests are not supported; send JSON",
         ));
     }
@@ -253,7 +253,7 @@ async fn load_key(
         .map_err(ApiError::from)?;
     let (key, user, group_ids) = found.ok_or_else(|| {
         ApiError::new(
-            "AuthFailure.SecretIdNotFound",
+            Code::AuthFailureSecretIdNotFound,
             "the SecretId does not exist or has been disabled",
         )
     })?;
@@ -273,7 +273,7 @@ async fn tc3(api: &Api, parts: &Parts, body: &[u8]) -> Result<Verified, ApiError
     let raw = header(parts, "authorization").unwrap_or("");
     let Some(auth) = sign::parse_authorization(raw) else {
         return Err(ApiError::new(
-            "AuthFailure.InvalidAuthorization",
+            Code::AuthFailureInvalidAuthorization,
             "the Authorization header is not a TC3-HMAC-SHA256 authorization",
         ));
     };
@@ -289,7 +289,7 @@ async fn tc3(api: &Api, parts: &Parts, body: &[u8]) -> Result<Verified, ApiError
         || (!first_label.is_empty() && auth.service == first_label);
     if !service_ok {
         return Err(ApiError::new(
-            "AuthFailure.SignatureFailure",
+            Code::AuthFailureSignatureFailure,
             format!(
                 "the credential scope names service {:?}; sign with tat, cam or the endpoint's first label",
                 auth.service
@@ -308,14 +308,14 @@ async fn tc3(api: &Api, parts: &Parts, body: &[u8]) -> Result<Verified, ApiError
     let names: Vec<&str> = headers.iter().map(|(n, _)| n.as_str()).collect();
     if !names.contains(&"host") || !names.contains(&"content-type") {
         return Err(ApiError::new(
-            "AuthFailure.InvalidAuthorization",
+            Code::AuthFailureInvalidAuthorization,
             "SignedHeaders must include content-type and host",
         ));
     }
     let unsigned = header(parts, "x-tc-content-sha256") == Some("UNSIGNED-PAYLOAD");
     if unsigned && !api.allow_unsigned_payload {
         return Err(ApiError::new(
-            "AuthFailure.InvalidAuthorization",
+            Code::AuthFailureInvalidAuthorization,
             "X-TC-Content-SHA256: UNSIGNED-PAYLOAD is refused: this server requires the body to be signed (an operator may allow it with `drover server --allow-unsigned-payload`)",
         ));
     }
@@ -398,21 +398,21 @@ async fn v1(api: &Api, parts: &Parts, body: &[u8]) -> Result<Verified, ApiError>
     };
     let Some(signature) = get("Signature") else {
         return Err(ApiError::new(
-            "AuthFailure.InvalidAuthorization",
+            Code::AuthFailureInvalidAuthorization,
             "the Authorization header is missing (and no v1 Signature parameter was given)",
         ));
     };
     let signature = signature.to_string();
     let Some(method) = sign::V1Method::parse(get("SignatureMethod")) else {
         return Err(ApiError::new(
-            "AuthFailure.InvalidAuthorization",
+            Code::AuthFailureInvalidAuthorization,
             "SignatureMethod must be HmacSHA1 or HmacSHA256",
         ));
     };
     let timestamp = check_timestamp(get("Timestamp"), "Timestamp")?;
     if get("Nonce").is_none_or(|n| n.trim().parse::<u64>().is_err()) {
         return Err(ApiError::new(
-            "AuthFailure.InvalidAuthorization",
+            Code::AuthFailureInvalidAuthorization,
             "the v1 signature needs Nonce, a positive integer",
         ));
     }
@@ -431,7 +431,7 @@ async fn v1(api: &Api, parts: &Parts, body: &[u8]) -> Result<Verified, ApiError>
             .len()
     {
         return Err(ApiError::new(
-            "InvalidParameter",
+            Code::InvalidParameter,
             "a common parameter of the v1 signature is given twice",
         ));
     }

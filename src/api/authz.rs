@@ -12,7 +12,7 @@ pub use crate::gate::{parse_tags, Grants};
 use crate::policy::{self, Decision, Resource, ResourceKind};
 use crate::store::commands;
 
-use super::error::ApiError;
+use super::error::{ApiError, Code};
 use super::Api;
 
 impl Api {
@@ -42,7 +42,7 @@ impl Api {
 pub fn denied(action: &str, d: &Decision) -> ApiError {
     let what = d.denied_resource.as_deref().unwrap_or("*");
     ApiError::new(
-        "AuthFailure.UnauthorizedOperation",
+        Code::AuthFailureUnauthorizedOperation,
         format!("you are not authorized to perform {action} on {what}"),
     )
 }

@@ -8,7 +8,7 @@
 
 use serde_json::Value;
 
-use super::error::ApiError;
+use super::error::{ApiError, Code};
 use super::request::{Params, R};
 use super::{Api, Principal};
 use crate::policy::Action;
@@ -46,7 +46,7 @@ fn read(q: &mut Params, p: &Principal, action: &str) -> R<Option<Claim>> {
     };
     if token.is_empty() || token.len() > MAX_TOKEN || !token.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(ApiError::new(
-            "InvalidParameterValue.InvalidClientToken",
+            Code::InvalidParameterValueInvalidClientToken,
             format!("ClientToken must be 1 to {MAX_TOKEN} printable ASCII characters"),
         ));
     }
@@ -77,7 +77,7 @@ pub(crate) async fn replay(api: &Api, claim: &Option<Claim>) -> R<Option<Value>>
     };
     if rec.fingerprint != c.fingerprint {
         return Err(ApiError::new(
-            "InvalidParameter.IdempotentParameterMismatch",
+            Code::InvalidParameterIdempotentParameterMismatch,
             "this ClientToken was used with different parameters within the last 24 hours",
         ));
     }

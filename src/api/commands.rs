@@ -6,7 +6,7 @@ use crate::gate::Authorized;
 use base64::Engine;
 use serde_json::{json, Value};
 
-use super::error::ApiError;
+use super::error::{ApiError, Code};
 use super::request::{check_ids, IdList, Params, R};
 use super::{views, Api};
 use crate::run::params;
@@ -19,7 +19,7 @@ pub fn check_name(name: &str) -> R<()> {
     let ok_char = |c: char| c.is_alphanumeric() || c == '_' || c == '-' || c == '.';
     if name.is_empty() || name.len() > 60 || !name.chars().all(ok_char) {
         return Err(ApiError::new(
-            "InvalidParameterValue.InvalidCommandName",
+            Code::InvalidParameterValueInvalidCommandName,
             "CommandName must be 1 to 60 bytes of letters, digits, Chinese characters, _, - or .",
         ));
     }
@@ -29,7 +29,7 @@ pub fn check_name(name: &str) -> R<()> {
 fn check_len(field: &str, v: &str, max_chars: usize) -> R<()> {
     if v.chars().count() > max_chars {
         return Err(ApiError::new(
-            "InvalidParameterValue.TooLong",
+            Code::InvalidParameterValueTooLong,
             format!("{field} is longer than {max_chars} characters"),
         ));
     }
@@ -86,9 +86,9 @@ pub fn read_tags(q: &mut Params) -> R<String> {
         .collect();
     if let Some(why) = crate::protocol::tag_keys_problem(tags.iter().map(|t| t.key.as_str())) {
         let code = if tags.len() > crate::protocol::MAX_TAGS {
-            "InvalidParameterValue.LimitExceeded"
+            Code::InvalidParameterValueLimitExceeded
         } else {
-            "InvalidParameterValue"
+            Code::InvalidParameterValue
         };
         return Err(ApiError::new(code, why));
     }
@@ -161,7 +161,7 @@ pub fn command_id(q: &mut Params) -> R<String> {
         std::slice::from_ref(&id),
         "cmd",
         1,
-        "InvalidParameterValue.InvalidCommandId",
+        Code::InvalidParameterValueInvalidCommandId,
     )?;
     Ok(id)
 }
@@ -182,7 +182,7 @@ pub async fn create(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Valu
         .await?;
     if full {
         return Err(ApiError::new(
-            "LimitExceeded",
+            Code::LimitExceeded,
             format!("at most {quota} commands may be saved"),
         ));
     }
@@ -295,7 +295,7 @@ pub async fn describe(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Val
         IdList {
             name: "CommandIds",
             prefix: "cmd",
-            code: "InvalidParameterValue.InvalidCommandId",
+            code: Code::InvalidParameterValueInvalidCommandId,
         },
         &[
             "command-id",
@@ -318,7 +318,7 @@ pub async fn describe(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Val
         &cmd_ids,
         "cmd",
         5,
-        "InvalidParameterValue.InvalidCommandId",
+        Code::InvalidParameterValueInvalidCommandId,
     )?;
     query.ids.extend(cmd_ids);
     query.names = filters.get("command-name");
@@ -359,7 +359,7 @@ pub async fn preview(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Valu
     let (bytes, defaults, enabled) = match (command_id, content) {
         (Some(_), Some(_)) | (None, None) => {
             return Err(ApiError::new(
-                "InvalidParameter.ConflictParameter",
+                Code::InvalidParameterConflictParameter,
                 "exactly one of CommandId and Content must be given",
             ))
         }
@@ -369,7 +369,7 @@ pub async fn preview(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Valu
                 std::slice::from_ref(&id),
                 "cmd",
                 1,
-                "InvalidParameterValue.InvalidCommandId",
+                Code::InvalidParameterValueInvalidCommandId,
             )?;
             // The gate decided tat:DescribeCommandContent on it too.
             let cmd = api.store.read(move |c| commands::get(c, &id)).await?;
@@ -383,7 +383,7 @@ pub async fn preview(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Valu
     };
     if !enabled && parameters.is_some() {
         return Err(ApiError::new(
-            "InvalidParameterValue.ParameterDisabled",
+            Code::InvalidParameterValueParameterDisabled,
             "the command does not have EnableParameter set",
         ));
     }

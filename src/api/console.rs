@@ -18,7 +18,7 @@ use hyper::{Method, Request, StatusCode};
 use serde_json::{json, Value};
 
 use super::audit::{self, Trail};
-use super::error::ApiError;
+use super::error::{ApiError, Code};
 use super::request::Params;
 use super::{envelope, json_reply, Api, Principal, Reply, Service, CAM_VERSION, TAT_VERSION};
 use crate::sign::sha256_hex;
@@ -76,7 +76,12 @@ async fn body_of(body: Incoming) -> Result<Bytes, ApiError> {
         .collect()
         .await
         .map(|b| b.to_bytes())
-        .map_err(|_| ApiError::new("RequestSizeLimitExceeded", "the request body is too large"))
+        .map_err(|_| {
+            ApiError::new(
+                Code::RequestSizeLimitExceeded,
+                "the request body is too large",
+            )
+        })
 }
 
 /// Serves everything under `/console/`.
@@ -97,7 +102,7 @@ pub async fn serve(api: Arc<Api>, req: Request<Incoming>, peer: SocketAddr) -> R
         (
             "Console".to_string(),
             Err(ApiError::new(
-                "UnauthorizedOperation",
+                Code::UnauthorizedOperation,
                 "cross-origin console requests are refused",
             )),
         )
@@ -115,6 +120,10 @@ pub async fn serve(api: Arc<Api>, req: Request<Incoming>, peer: SocketAddr) -> R
                 "ConsoleSession".to_string(),
                 whoami(&api, &parts, &mut trail).await,
             ),
+            (&Method::GET, "/console/ssh-info") => (
+                "ConsoleView".to_string(),
+                ssh_info(&api, &parts, &mut trail).await,
+            ),
             (&Method::POST, "/console/can" | "/console/groups" | "/console/validate-policy") => (
                 "ConsoleView".to_string(),
                 console_view(&api, &parts, body, &path, peer, &mut trail).await,
@@ -127,7 +136,7 @@ pub async fn serve(api: Arc<Api>, req: Request<Incoming>, peer: SocketAddr) -> R
             _ => (
                 "Console".to_string(),
                 Err(ApiError::new(
-                    "InvalidAction",
+                    Code::InvalidAction,
                     format!("no console endpoint {path}"),
                 )),
             ),
@@ -142,10 +151,10 @@ pub async fn serve(api: Arc<Api>, req: Request<Incoming>, peer: SocketAddr) -> R
         };
         audit::record(&api, trail.into_event(&request_id, peer, &action, outcome)).await;
     }
-    let status = match &result {
-        Err(e) if e.code.starts_with("AuthFailure") => StatusCode::UNAUTHORIZED,
-        _ => StatusCode::OK,
-    };
+    let status = result
+        .as_ref()
+        .err()
+        .map_or(StatusCode::OK, ApiError::console_status);
     let mut reply = json_reply(status, &envelope(&request_id, result));
     if let Some(c) = set_cookie {
         reply.headers_mut().insert(SET_COOKIE, c);
@@ -239,7 +248,7 @@ async fn login(
     };
     let (uin, name) = outcome.map_err(|e| match e {
         LoginError::Locked { until_ms } => ApiError::new(
-            "AuthFailure.LoginLocked",
+            Code::AuthFailureLoginLocked,
             format!(
                 "too many failed sign-ins; try again after {}",
                 iso(until_ms)
@@ -247,14 +256,14 @@ async fn login(
         ),
         // Said only after the right password: nothing leaks to a guesser.
         LoginError::ResetRequired => ApiError::new(
-            "AuthFailure.PasswordResetRequired",
+            Code::AuthFailurePasswordResetRequired,
             "this password must be changed before signing in: send UserName, Password and \
              NewPassword to /console/login",
         ),
         // One answer for unknown user, wrong password and disabled console
         // login, so sign-in reveals nothing about which names exist.
         _ => ApiError::new(
-            "AuthFailure.LoginFailed",
+            Code::AuthFailureLoginFailed,
             "the user name or password is wrong",
         ),
     })?;
@@ -276,7 +285,7 @@ async fn new_password_hash(new: String, current: String) -> Result<Vec<u8>, ApiE
     super::cam::check_password(&new)?;
     if new == current {
         return Err(ApiError::new(
-            "InvalidParameter.PasswordViolatedRules",
+            Code::InvalidParameterPasswordViolatedRules,
             "NewPassword must differ from the current password",
         ));
     }
@@ -292,7 +301,7 @@ pub(super) async fn session(
 ) -> Result<(String, Session, Principal), ApiError> {
     let none = || {
         ApiError::new(
-            "AuthFailure.SessionExpired",
+            Code::AuthFailureSessionExpired,
             "not signed in, or the session has expired",
         )
     };
@@ -323,6 +332,14 @@ pub(super) async fn session(
     Ok((hash, s, p))
 }
 
+/// Whether `given` is the session's CSRF token (constant-time).
+pub(super) fn csrf_matches(given: &str, s: &Session) -> bool {
+    crate::crypto::ct_eq(
+        sha256_hex(given.as_bytes()).as_bytes(),
+        s.csrf_hash.as_bytes(),
+    )
+}
+
 fn check_csrf(parts: &Parts, s: &Session) -> Result<(), ApiError> {
     let given = header(parts, "x-csrf-token").unwrap_or("");
     if crate::crypto::ct_eq(
@@ -332,7 +349,7 @@ fn check_csrf(parts: &Parts, s: &Session) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(ApiError::new(
-            "UnauthorizedOperation",
+            Code::UnauthorizedOperation,
             "the X-CSRF-Token header is missing or wrong",
         ))
     }
@@ -362,6 +379,22 @@ async fn whoami(api: &Api, parts: &Parts, trail: &mut Trail) -> Result<Value, Ap
 
 /// The principal of a state-changing console request: a live session and
 /// its CSRF token, both checked.
+/// The ssh gateway's address and host key fingerprint, for the console to
+/// show (`Enabled: false` when the server runs without `--ssh-listen`).
+async fn ssh_info(api: &Api, parts: &Parts, trail: &mut Trail) -> Result<Value, ApiError> {
+    signed_in(api, parts, trail).await?;
+    Ok(match api.ssh_info.get() {
+        Some(info) => {
+            let mut v = serde_json::to_value(info).map_err(|_| ApiError::internal())?;
+            if let Some(m) = v.as_object_mut() {
+                m.insert("Enabled".into(), Value::Bool(true));
+            }
+            v
+        }
+        None => json!({ "Enabled": false }),
+    })
+}
+
 async fn signed_in(api: &Api, parts: &Parts, trail: &mut Trail) -> Result<Principal, ApiError> {
     let (_, s, p) = session(api, parts).await?;
     trail.principal = p.user_id.clone();
@@ -383,7 +416,7 @@ async fn console_call(
         CAM_VERSION => Service::Cam,
         other => {
             return Err(ApiError::new(
-                "NoSuchVersion",
+                Code::NoSuchVersion,
                 format!("the API version {other:?} does not exist"),
             ));
         }
@@ -396,7 +429,7 @@ async fn console_call(
         .await
 }
 
-/// The console's own read-only views (api/console_push.rs), behind the
+/// The console's own read-only views (api/console_views.rs), behind the
 /// session and its CSRF token like every other console call.
 async fn console_view(
     api: &Api,
@@ -409,10 +442,10 @@ async fn console_view(
     let p = signed_in(api, parts, trail).await?;
     let body = body?;
     if path == "/console/can" {
-        super::console_push::can(api, &p, &body, peer.ip()).await
+        super::console_views::can(api, &p, &body, peer.ip()).await
     } else if path == "/console/validate-policy" {
-        super::console_push::validate_policy(&body)
+        super::console_views::validate_policy(&body)
     } else {
-        super::console_push::groups(api, &p, &body, peer.ip()).await
+        super::console_views::groups(api, &p, &body, peer.ip()).await
     }
 }

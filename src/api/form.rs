@@ -8,8 +8,9 @@
 
 use serde_json::{Map, Value};
 
-use super::error::ApiError;
-use super::request::R;
+use super::error::{ApiError, Code};
+/// Results of reading a form carry the API error of the bad field.
+type R<T> = Result<T, ApiError>;
 
 /// Deepest nesting a flattened name may have (TAT's deepest is 3).
 const MAX_DEPTH: usize = 8;
@@ -33,7 +34,7 @@ pub fn unflatten(pairs: Vec<(String, String)>) -> R<Map<String, Value>> {
 
 fn bad(name: &str) -> ApiError {
     ApiError::new(
-        "InvalidParameter",
+        Code::InvalidParameter,
         format!("the form parameter `{name}` does not fit the request's structure"),
     )
 }

@@ -24,7 +24,7 @@ use crate::store::{commands, invocations, invokers};
 
 use super::commands as cmds;
 use super::decided::{Named, Request};
-use super::error::ApiError;
+use super::error::{ApiError, Code};
 use super::request::{check_ids, check_unique, Params, R};
 use super::targets::{self, Selector};
 use super::{Api, Principal};
@@ -34,7 +34,7 @@ pub const MAX_RUN_INSTANCES: usize = 200;
 /// Most ids a list action takes (TAT's limit), checked before any lookup.
 const MAX_LIST: usize = 100;
 
-fn one_id(q: &mut Params, field: &str, prefix: &str, code: &'static str) -> R<Option<String>> {
+fn one_id(q: &mut Params, field: &str, prefix: &str, code: Code) -> R<Option<String>> {
     let id = q.opt_str(field)?;
     if let Some(id) = &id {
         check_ids(field, std::slice::from_ref(id), prefix, 1, code)?;
@@ -42,12 +42,7 @@ fn one_id(q: &mut Params, field: &str, prefix: &str, code: &'static str) -> R<Op
     Ok(id)
 }
 
-fn id_list(
-    q: &mut Params,
-    field: &str,
-    prefix: &str,
-    code: &'static str,
-) -> R<Option<Vec<String>>> {
+fn id_list(q: &mut Params, field: &str, prefix: &str, code: Code) -> R<Option<Vec<String>>> {
     let ids = q.opt_str_list(field)?;
     if let Some(ids) = &ids {
         check_ids(field, ids, prefix, MAX_LIST, code)?;
@@ -68,7 +63,7 @@ fn secret_names(q: &mut Params) -> R<Option<Vec<String>>> {
     if let Some(names) = &names {
         if names.len() > MAX_LIST {
             return Err(ApiError::new(
-                "InvalidParameterValue.LimitExceeded",
+                Code::InvalidParameterValueLimitExceeded,
                 format!("`SecretNames` allows at most {MAX_LIST} entries"),
             ));
         }
@@ -79,11 +74,12 @@ fn secret_names(q: &mut Params) -> R<Option<Vec<String>>> {
     Ok(names)
 }
 
-const BAD_CMD: &str = "InvalidParameterValue.InvalidCommandId";
-const BAD_INV: &str = "InvalidParameterValue.InvalidInvocationId";
-const BAD_TASK: &str = "InvalidParameterValue.InvalidInvocationTaskId";
-const BAD_INS: &str = "InvalidParameterValue.InvalidInstanceId";
-const BAD_IVK: &str = "InvalidParameterValue.InvalidInvokerId";
+const BAD_CMD: Code = Code::InvalidParameterValueInvalidCommandId;
+const BAD_INV: Code = Code::InvalidParameterValueInvalidInvocationId;
+const BAD_TASK: Code = Code::InvalidParameterValueInvalidInvocationTaskId;
+const BAD_INS: Code = Code::InvalidParameterValueInvalidInstanceId;
+const BAD_IVK: Code = Code::InvalidParameterValueInvalidInvokerId;
+const BAD_SES: Code = Code::InvalidParameterValueInvalidSessionId;
 
 impl Api {
     /// Decides one request: reads what its action names, decides, and
@@ -169,12 +165,23 @@ impl Api {
             Rule::InstanceList => Named::List(id_list(q, "InstanceIds", "mi", BAD_INS)?),
             Rule::InvokerList => Named::List(id_list(q, "InvokerIds", "ivk", BAD_IVK)?),
             Rule::SecretList => Named::List(secret_names(q)?),
+            // Sessions are listed by filters, each row filtered by its instance.
+            Rule::SessionList => Named::List(None),
+            Rule::Session => Named::One(Some(
+                one_id(
+                    q,
+                    "SessionId",
+                    crate::session::record::SESSION_ID_PREFIX,
+                    BAD_SES,
+                )?
+                .ok_or_else(|| ApiError::missing("SessionId"))?,
+            )),
             Rule::Task => Named::One(one_id(q, "InvocationTaskId", "invt", BAD_TASK)?),
             Rule::Instance => Named::One(one_id(
                 q,
                 "InstanceId",
                 "mi",
-                "InvalidParameterValue.InvalidRegisterInstanceId",
+                Code::InvalidParameterValueInvalidRegisterInstanceId,
             )?),
             Rule::Invoker => Named::One(one_id(q, "InvokerId", "ivk", BAD_IVK)?),
             Rule::Secret => Named::One(secret_name(q)?),
@@ -241,10 +248,12 @@ impl Api {
                     selector,
                 }
             }
+            // Every CAM-scoped action names its targets (a test walks
+            // them); one that did not would be a bug, refused, never `*`.
             Rule::Cam => Named::Cam(
                 super::cam::scope::named(self, p, action.api_name(), q)
                     .await?
-                    .unwrap_or_default(),
+                    .ok_or_else(ApiError::internal)?,
             ),
             Rule::Run | Rule::Invoke => {
                 Named::Run(Box::new(self.read_run(p, action, q, tags).await?))
@@ -401,6 +410,14 @@ impl Api {
                     .await?),
                 Rule::Invoker => one(vec![self.gate.invoker_resource(id).await?]),
                 Rule::Secret => one(vec![self.gate.secret(id)]),
+                // The denial names no instance: it would tell a caller
+                // where a session it may not see took place.
+                Rule::Session => vec![Check {
+                    action: act,
+                    resources: self.session_instance(id).await?,
+                    hide_resource: true,
+                    start_of: None,
+                }],
                 _ => one(Vec::new()),
             },
             Named::List(Some(ids)) => {
@@ -477,8 +494,11 @@ impl Api {
             }
             // Decided while it was read (read_run).
             Named::Run(_) => Vec::new(),
-            Named::Cam(groups) if groups.is_empty() => one(Vec::new()),
-            Named::Cam(groups) => groups.iter().map(|g| Check::new(act, g.clone())).collect(),
+            Named::Cam(scope) => scope
+                .resources()
+                .into_iter()
+                .map(|g| Check::new(act, g))
+                .collect(),
             Named::NewInvoker {
                 command_id,
                 ids,
@@ -649,6 +669,19 @@ impl Api {
             .collect())
     }
 
+    /// The instance a session was on, with its tags. An unknown session
+    /// is decided as an unknown instance, so a restricted caller cannot
+    /// tell it from one it may not read.
+    async fn session_instance(&self, id: &str) -> R<Vec<Resource>> {
+        let lookup = id.to_string();
+        let inst = self
+            .store
+            .read(move |c| Ok(crate::store::recordings::get(c, &lookup)?.map(|s| s.instance_id)))
+            .await?
+            .unwrap_or_else(|| unknown_id("mi"));
+        Ok(self.gate.instance_resources(&[inst]).await?)
+    }
+
     /// One group per invocation: its command. An id that does not exist
     /// is decided as an unknown command, so a restricted caller cannot
     /// tell it from one it may not read.
@@ -728,7 +761,7 @@ fn unknown_id(prefix: &str) -> String {
 impl From<Denied> for ApiError {
     fn from(d: Denied) -> ApiError {
         ApiError::new(
-            "AuthFailure.UnauthorizedOperation",
+            Code::AuthFailureUnauthorizedOperation,
             format!(
                 "you are not authorized to perform {} on {}",
                 d.action, d.resource

@@ -10,7 +10,7 @@ use crate::gate::Authorized;
 use base64::Engine;
 use serde_json::{json, Value};
 
-use super::error::ApiError;
+use super::error::{ApiError, Code};
 use super::request::{check_ids, check_unique, IdList, Params, R};
 use super::{views, Api};
 use crate::store::instances::{self, InstanceQuery, RegisterCode};
@@ -30,7 +30,7 @@ fn code_ids(q: &mut Params, name: &str, required: bool) -> R<Option<Vec<String>>
                 v,
                 "rgstr",
                 100,
-                "InvalidParameterValue.InvalidRegisterCodeId",
+                Code::InvalidParameterValueInvalidRegisterCodeId,
             )?;
             check_unique(name, v)?;
         }
@@ -64,25 +64,25 @@ pub async fn create_code(api: &Api, _a: Authorized<Request>, mut q: Params) -> R
     q.finish()?;
     if description.chars().count() > 128 {
         return Err(ApiError::new(
-            "InvalidParameterValue.TooLong",
+            Code::InvalidParameterValueTooLong,
             "Description is longer than 128 characters",
         ));
     }
     if prefix.chars().count() > 32 {
         return Err(ApiError::new(
-            "InvalidParameterValue.TooLong",
+            Code::InvalidParameterValueTooLong,
             "InstanceNamePrefix is longer than 32 characters",
         ));
     }
     if !(1..=10_000).contains(&limit) {
         return Err(ApiError::new(
-            "InvalidParameterValue.Range",
+            Code::InvalidParameterValueRange,
             "RegisterLimit must be between 1 and 10000",
         ));
     }
     if hours < 1 {
         return Err(ApiError::new(
-            "InvalidParameterValue.Range",
+            Code::InvalidParameterValueRange,
             "EffectiveTime must be at least 1 hour",
         ));
     }
@@ -122,7 +122,7 @@ pub async fn create_code(api: &Api, _a: Authorized<Request>, mut q: Params) -> R
         .await
         .map_err(|e| match e {
             crate::store::StoreError::Conflict(_) => ApiError::new(
-                "ResourceUnavailable.UserHasNoQuotaCode",
+                Code::ResourceUnavailableUserHasNoQuotaCode,
                 format!(
                     "at most {} register codes may exist",
                     instances::REGISTER_CODE_QUOTA
@@ -197,7 +197,7 @@ pub async fn describe_instances(api: &Api, a: Authorized<Request>, mut q: Params
         IdList {
             name: "InstanceIds",
             prefix: "mi",
-            code: "InvalidParameterValue.InvalidRegisterInstanceId",
+            code: Code::InvalidParameterValueInvalidRegisterInstanceId,
         },
         &[
             "instance-name",
@@ -247,7 +247,7 @@ pub async fn modify_instance(api: &Api, _a: Authorized<Request>, mut q: Params) 
     q.finish()?;
     if !(1..=60).contains(&name.chars().count()) {
         return Err(ApiError::new(
-            "InvalidParameterValue.TooLong",
+            Code::InvalidParameterValueTooLong,
             "InstanceName must be 1 to 60 characters",
         ));
     }
@@ -272,7 +272,7 @@ pub async fn modify_tags(api: &Api, _a: Authorized<Request>, q: Params) -> R<Val
         .await
         .map_err(|e| match e {
             crate::store::StoreError::NotFound { .. } => ApiError::new(
-                "ResourceNotFound.InstanceNotFound",
+                Code::ResourceNotFoundInstanceNotFound,
                 format!("the instance `{id}` does not exist"),
             ),
             other => other.into(),
@@ -298,7 +298,7 @@ pub async fn agent_status(api: &Api, a: Authorized<Request>, mut q: Params) -> R
         IdList {
             name: "InstanceIds",
             prefix: "mi",
-            code: "InvalidParameterValue.InvalidInstanceId",
+            code: Code::InvalidParameterValueInvalidInstanceId,
         },
         &["agent-status", "environment", "instance-id"],
         false,

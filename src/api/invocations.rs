@@ -12,7 +12,7 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 use super::client_token;
-use super::error::ApiError;
+use super::error::{ApiError, Code};
 use super::request::{check_ids, IdList, Params, R};
 use super::webhooks::{decorate, status_line};
 use super::{views, Api};
@@ -81,7 +81,7 @@ pub async fn describe(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Val
         IdList {
             name: "InvocationIds",
             prefix: "inv",
-            code: "InvalidParameterValue.InvalidInvocationId",
+            code: Code::InvalidParameterValueInvalidInvocationId,
         },
         &[
             "invocation-id",
@@ -103,7 +103,7 @@ pub async fn describe(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Val
         &f_ids,
         "inv",
         5,
-        "InvalidParameterValue.InvalidInvocationId",
+        Code::InvalidParameterValueInvalidInvocationId,
     )?;
     query.ids.extend(f_ids);
     let c_ids = filters.get("command-id");
@@ -112,7 +112,7 @@ pub async fn describe(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Val
         &c_ids,
         "cmd",
         5,
-        "InvalidParameterValue.InvalidCommandId",
+        Code::InvalidParameterValueInvalidCommandId,
     )?;
     query.command_ids = c_ids;
     query.created_by = filters.get("command-created-by");
@@ -178,7 +178,7 @@ pub async fn describe_tasks(api: &Api, a: Authorized<Request>, mut q: Params) ->
         IdList {
             name: "InvocationTaskIds",
             prefix: "invt",
-            code: "InvalidParameterValue.InvalidInvocationTaskId",
+            code: Code::InvalidParameterValueInvalidInvocationTaskId,
         },
         &[
             "invocation-task-id",
@@ -195,26 +195,26 @@ pub async fn describe_tasks(api: &Api, a: Authorized<Request>, mut q: Params) ->
         ids,
         ..Default::default()
     };
-    let checks: [(&str, &str, &'static str); 4] = [
+    let checks: [(&str, &str, Code); 4] = [
         (
             "invocation-task-id",
             "invt",
-            "InvalidParameterValue.InvalidInvocationTaskId",
+            Code::InvalidParameterValueInvalidInvocationTaskId,
         ),
         (
             "invocation-id",
             "inv",
-            "InvalidParameterValue.InvalidInvocationId",
+            Code::InvalidParameterValueInvalidInvocationId,
         ),
         (
             "instance-id",
             "mi",
-            "InvalidParameterValue.InvalidInstanceId",
+            Code::InvalidParameterValueInvalidInstanceId,
         ),
         (
             "command-id",
             "cmd",
-            "InvalidParameterValue.InvalidCommandId",
+            Code::InvalidParameterValueInvalidCommandId,
         ),
     ];
     for (name, prefix, code) in checks {
@@ -313,7 +313,7 @@ pub(crate) async fn chosen_tasks(api: &Api, a: Authorized<Request>, q: Params) -
                 .find(|i| !tasks.iter().any(|t| &t.instance_id == *i))
             {
                 return Err(ApiError::new(
-                    "InvalidParameterValue.InstanceIsNotRelatedToInvocation",
+                    Code::InvalidParameterValueInstanceIsNotRelatedToInvocation,
                     format!("the instance `{stray}` is not part of invocation `{inv_id}`"),
                 ));
             }
@@ -333,13 +333,13 @@ pub async fn output(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value
     q.finish()?;
     if offset < 0 {
         return Err(ApiError::new(
-            "InvalidParameterValue.Range",
+            Code::InvalidParameterValueRange,
             "Offset must not be negative",
         ));
     }
     if !(1..=MAX_OUTPUT_SLICE).contains(&limit) {
         return Err(ApiError::new(
-            "InvalidParameterValue.Range",
+            Code::InvalidParameterValueRange,
             format!("Limit must be between 1 and {MAX_OUTPUT_SLICE} bytes"),
         ));
     }

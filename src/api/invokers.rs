@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::client_token;
 use super::commands::check_username;
-use super::error::ApiError;
+use super::error::{ApiError, Code};
 use super::request::{check_ids, IdList, Params, R};
 use super::targets::{self, Selector};
 use super::webhooks::{decorate, read_new_webhook, read_webhook, WebhookParam};
@@ -25,13 +25,13 @@ use crate::store::status::invocation_status;
 use crate::store::webhooks as hooks;
 use crate::timefmt::{iso, now_ms};
 
-const BAD_ID: &str = "InvalidParameterValue.InvalidInvokerId";
+const BAD_ID: Code = Code::InvalidParameterValueInvalidInvokerId;
 const MAX_NAME: usize = 120;
 
 fn check_name(name: &str) -> R<()> {
     if name.is_empty() || name.chars().count() > MAX_NAME {
         return Err(ApiError::new(
-            "InvalidParameterValue.TooLong",
+            Code::InvalidParameterValueTooLong,
             format!("Name must be 1 to {MAX_NAME} characters"),
         ));
     }
@@ -76,7 +76,7 @@ fn read_schedule(v: Value, now: i64) -> R<(String, String, i64)> {
             let ms = parse_invoke_time(&t)?;
             if ms <= now {
                 return Err(ApiError::new(
-                    "InvalidParameterValue.InvokeTimeExpired",
+                    Code::InvalidParameterValueInvokeTimeExpired,
                     format!("InvokeTime {t} is in the past"),
                 ));
             }
@@ -85,7 +85,7 @@ fn read_schedule(v: Value, now: i64) -> R<(String, String, i64)> {
         "RECURRENCE" => {
             let r = recurrence.ok_or_else(|| ApiError::missing("ScheduleSettings.Recurrence"))?;
             parse_cron(&r)
-                .map_err(|e| ApiError::new("InvalidParameterValue.InvalidCronExpression", e))?;
+                .map_err(|e| ApiError::new(Code::InvalidParameterValueInvalidCronExpression, e))?;
             Ok((policy, r.trim().to_string(), 0))
         }
         other => Err(ApiError::value(format!(
@@ -100,7 +100,7 @@ fn parse_invoke_time(t: &str) -> R<i64> {
     match crate::timefmt::parse_iso(t) {
         Some(ms) if shaped => Ok(ms),
         _ => Err(ApiError::new(
-            "InvalidParameterValue.InvalidTimeFormat",
+            Code::InvalidParameterValueInvalidTimeFormat,
             format!("InvokeTime {t:?} is not in the form YYYY-MM-DDThh:mm:ssZ"),
         )),
     }
@@ -113,14 +113,14 @@ async fn check_command(api: &Api, command_id: &str, parameters: &Option<String>)
         &[command_id.to_string()],
         "cmd",
         1,
-        "InvalidParameterValue.InvalidCommandId",
+        Code::InvalidParameterValueInvalidCommandId,
     )?;
     let id = command_id.to_string();
     let cmd = api.store.read(move |c| commands::get(c, &id)).await?;
     if let Some(p) = parameters {
         if !cmd.enable_parameter {
             return Err(ApiError::new(
-                "InvalidParameterValue.ParameterDisabled",
+                Code::InvalidParameterValueParameterDisabled,
                 "Parameters require a command with EnableParameter set",
             ));
         }
@@ -137,7 +137,7 @@ async fn check_instances(api: &Api, ids: &[String]) -> R<()> {
         .await?;
     if let Some(missing) = ids.iter().find(|i| !found.contains(i)) {
         return Err(ApiError::new(
-            "ResourceNotFound.InstanceNotFound",
+            Code::ResourceNotFoundInstanceNotFound,
             format!("the instance `{missing}` does not exist"),
         ));
     }
@@ -147,7 +147,7 @@ async fn check_instances(api: &Api, ids: &[String]) -> R<()> {
 fn not_found(id: &str) -> impl FnOnce(crate::store::StoreError) -> ApiError + '_ {
     move |e| match e {
         crate::store::StoreError::NotFound { .. } => ApiError::new(
-            "ResourceNotFound",
+            Code::ResourceNotFound,
             format!("the invoker `{id}` does not exist"),
         ),
         other => other.into(),
@@ -436,7 +436,7 @@ pub async fn describe(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Val
         &c_ids,
         "cmd",
         5,
-        "InvalidParameterValue.InvalidCommandId",
+        Code::InvalidParameterValueInvalidCommandId,
     )?;
     let mut kinds = filters.get("type");
     kinds.extend(filters.get("invoker-type"));

@@ -4,7 +4,7 @@ use super::decided::Request;
 use crate::gate::Authorized;
 use serde_json::{json, Value};
 
-use super::error::ApiError;
+use super::error::{ApiError, Code};
 use super::request::{Params, R};
 use super::Api;
 use crate::store::{commands, instances};
@@ -35,7 +35,7 @@ pub async fn quotas(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Valu
     for n in &names {
         if n != "COMMAND" && n != "REGISTER_CODE" {
             return Err(ApiError::new(
-                "ResourceUnavailable.InvalidResourceQuotaResourceCode",
+                Code::ResourceUnavailableInvalidResourceQuotaResourceCode,
                 format!("unknown resource name {n:?}; use COMMAND or REGISTER_CODE"),
             ));
         }

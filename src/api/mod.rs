@@ -16,6 +16,8 @@ mod commands;
 pub mod console;
 pub mod console_push;
 mod console_root;
+pub mod console_session;
+mod console_views;
 pub mod decided;
 pub mod error;
 mod form;
@@ -26,10 +28,13 @@ mod invocations;
 mod invokers;
 mod jobctl;
 mod misc;
+pub mod recordings;
 mod replay;
 mod request;
 mod scenes;
 mod secrets;
+mod session_admin;
+pub mod ssh_auth;
 mod targets;
 mod views;
 mod webhooks;
@@ -46,7 +51,7 @@ use serde_json::{json, Value};
 
 pub use auth::{Principal, Service};
 pub use cam::load_policy_inputs;
-use error::ApiError;
+use error::{ApiError, Code};
 pub use replay::ConnId;
 use request::Params;
 
@@ -64,6 +69,8 @@ const MAX_BODY: usize = 1 << 20;
 
 /// Everything an action handler may use.
 pub struct Api {
+    /// Live interactive sessions (the console's terminal, the ssh gateway).
+    pub sessions: crate::session::Sessions,
     pub store: Store,
     pub secrets: Arc<SecretBox>,
     pub dispatch: Arc<Dispatcher>,
@@ -88,6 +95,8 @@ pub struct Api {
     /// Accept TC3 requests whose body the signature does not cover
     /// (`X-TC-Content-SHA256: UNSIGNED-PAYLOAD`); refused unless configured.
     pub allow_unsigned_payload: bool,
+    /// The ssh gateway's address and host key, once it has started.
+    pub ssh_info: std::sync::OnceLock<ssh_auth::SshInfo>,
 }
 
 pub type Reply = Response<Full<Bytes>>;
@@ -129,7 +138,7 @@ async fn read_body(body: Incoming) -> Result<Bytes, ApiError> {
     while let Some(frame) = body.frame().await {
         let Ok(frame) = frame else {
             return Err(ApiError::new(
-                "InvalidParameter",
+                Code::InvalidParameter,
                 "the request body could not be read",
             ));
         };
@@ -145,7 +154,7 @@ async fn read_body(body: Incoming) -> Result<Bytes, ApiError> {
     }
     if total > MAX_BODY {
         return Err(ApiError::new(
-            "RequestSizeLimitExceeded",
+            Code::RequestSizeLimitExceeded,
             format!("the request body exceeds {MAX_BODY} bytes"),
         ));
     }
@@ -177,7 +186,7 @@ impl Api {
             }
         };
         if let Err(e) = &result {
-            tracing::debug!(%action, %request_id, code = e.code, "request failed");
+            tracing::debug!(%action, %request_id, code = e.code.as_str(), "request failed");
         }
         let outcome = match &result {
             Ok(_) => "Success".to_string(),
@@ -189,7 +198,7 @@ impl Api {
         m.stages.audit.observe_duration(audit_began.elapsed());
         // A request that failed authentication names whatever action it
         // liked: it gets no label of its own.
-        let unauthenticated = matches!(&result, Err(e) if e.code.starts_with("AuthFailure"));
+        let unauthenticated = matches!(&result, Err(e) if e.code.is_auth_failure());
         m.api_call(
             if unauthenticated {
                 "unauthenticated"
@@ -222,7 +231,7 @@ impl Api {
         // is a CAM action whatever service the client signed for.
         let Some(service) = Service::from_version(&signed.version) else {
             return Err(ApiError::new(
-                "NoSuchVersion",
+                Code::NoSuchVersion,
                 format!(
                     "the API version {:?} does not exist; use {TAT_VERSION} (TAT) or {CAM_VERSION} (CAM)",
                     signed.version
@@ -235,7 +244,7 @@ impl Api {
         if let Some(region) = signed.region.as_deref().filter(|r| !r.is_empty()) {
             if service == Service::Tat && region != self.region && action != "DescribeRegions" {
                 return Err(ApiError::new(
-                    "UnsupportedRegion",
+                    Code::UnsupportedRegion,
                     format!(
                         "the region {region:?} is not served here; this appliance is region {:?}",
                         self.region
@@ -273,7 +282,7 @@ impl Api {
                 Service::Cam => ("CAM", CAM_VERSION),
             };
             return Err(ApiError::new(
-                "InvalidAction",
+                Code::InvalidAction,
                 format!("the action {action:?} does not exist in {api} {version}"),
             ));
         };
@@ -331,6 +340,7 @@ impl Api {
             A::DescribeRegisterInstances => instances::describe_instances(self, a, q).await,
             A::ModifyRegisterInstance => instances::modify_instance(self, a, q).await,
             A::ModifyInstanceTags => instances::modify_tags(self, a, q).await,
+            A::TerminateSession => session_admin::terminate(self, a, q).await,
             A::DeleteRegisterInstance => instances::delete_instance(self, a, q).await,
             A::DescribeAutomationAgentStatus => instances::agent_status(self, a, q).await,
             A::DescribeRegions => misc::regions(self, a, q).await,
@@ -341,6 +351,8 @@ impl Api {
             A::ModifySecret => secrets::modify(self, a, q).await,
             A::DeleteSecret => secrets::delete(self, a, q).await,
             A::DescribeSecrets => secrets::describe(self, a, q).await,
+            A::DescribeSessions => recordings::describe(self, a, q).await,
+            A::DescribeSessionRecording => recordings::recording(self, a, q).await,
             A::CreateRoleAssignment => access::create(self, a, q).await,
             A::DeleteRoleAssignment => access::delete(self, a, q).await,
             A::ListRoleAssignments => access::list(self, a, q).await,
@@ -375,12 +387,17 @@ impl Api {
             A::UpdateAccessKey => cam::keys::update(self, a, q).await,
             A::DeleteAccessKey => cam::keys::delete(self, a, q).await,
             A::GetUserAppId => cam::keys::app_id(self, a, q).await,
+            A::ImportSshPublicKey => cam::ssh_keys::import(self, a, q).await,
+            A::DescribeSshPublicKeys => cam::ssh_keys::describe(self, a, q).await,
+            A::DeleteSshPublicKey => cam::ssh_keys::delete(self, a, q).await,
             // Pseudo-actions are decisions inside other actions; no request
             // names one (`Action::from_api` never returns them).
-            A::UseSecret | A::DescribeCommandContent => Err(ApiError::new(
-                "InvalidAction",
-                format!("the action {:?} is not an API action", action.api_name()),
-            )),
+            A::UseSecret | A::DescribeCommandContent | A::RecordSessionInput | A::StartSession => {
+                Err(ApiError::new(
+                    Code::InvalidAction,
+                    format!("the action {:?} is not an API action", action.api_name()),
+                ))
+            }
         }
     }
 }

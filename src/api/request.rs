@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use super::error::ApiError;
+use super::error::{ApiError, Code};
 use crate::store::query::{Page, TagFilter};
 
 pub struct Params {
@@ -26,11 +26,11 @@ impl Params {
         match serde_json::from_slice::<Value>(body) {
             Ok(Value::Object(map)) => Ok(Params { map, form: false }),
             Ok(_) => Err(ApiError::new(
-                "InvalidParameter",
+                Code::InvalidParameter,
                 "the request body must be a JSON object",
             )),
             Err(e) => Err(ApiError::new(
-                "InvalidParameter",
+                Code::InvalidParameter,
                 format!("the request body is not valid JSON: {e}"),
             )),
         }
@@ -203,13 +203,13 @@ impl Params {
         let offset = self.opt_i64("Offset")?.unwrap_or(0);
         if !(1..=100).contains(&limit) {
             return Err(ApiError::new(
-                "InvalidParameterValue.Range",
+                Code::InvalidParameterValueRange,
                 format!("Limit must be between 1 and 100, got {limit}"),
             ));
         }
         if offset < 0 {
             return Err(ApiError::new(
-                "InvalidParameterValue.Range",
+                Code::InvalidParameterValueRange,
                 format!("Offset must not be negative, got {offset}"),
             ));
         }
@@ -227,7 +227,7 @@ impl Params {
         };
         if items.len() > 10 {
             return Err(ApiError::new(
-                "LimitExceeded.FilterValueExceeded",
+                Code::LimitExceededFilterValueExceeded,
                 "at most 10 Filters are allowed",
             ));
         }
@@ -265,13 +265,13 @@ impl Params {
             }
             if values.len() > 5 {
                 return Err(ApiError::new(
-                    "LimitExceeded.FilterValueExceeded",
+                    Code::LimitExceededFilterValueExceeded,
                     format!("filter `{name}` has more than 5 values"),
                 ));
             }
             if values.is_empty() {
                 return Err(ApiError::new(
-                    "InvalidFilter",
+                    Code::InvalidFilter,
                     format!("filter `{name}` has no values"),
                 ));
             }
@@ -279,7 +279,7 @@ impl Params {
                 tags && (name == "tag-key" || name == "tag-value" || name.starts_with("tag:"));
             if !is_tag && !allowed.contains(&name.as_str()) {
                 return Err(ApiError::new(
-                    "InvalidFilter",
+                    Code::InvalidFilter,
                     format!("unsupported filter `{name}`"),
                 ));
             }
@@ -366,16 +366,10 @@ pub fn string_objects(
 }
 
 /// Checks an id list: at most `max` entries, each well formed.
-pub fn check_ids(
-    name: &str,
-    ids: &[String],
-    prefix: &str,
-    max: usize,
-    code: &'static str,
-) -> R<()> {
+pub fn check_ids(name: &str, ids: &[String], prefix: &str, max: usize, code: Code) -> R<()> {
     if ids.len() > max {
         return Err(ApiError::new(
-            "InvalidParameterValue.LimitExceeded",
+            Code::InvalidParameterValueLimitExceeded,
             format!("`{name}` allows at most {max} entries"),
         ));
     }
@@ -405,7 +399,7 @@ pub fn check_unique(name: &str, ids: &[String]) -> R<()> {
 pub struct IdList {
     pub name: &'static str,
     pub prefix: &'static str,
-    pub code: &'static str,
+    pub code: Code,
 }
 
 impl Params {
@@ -432,7 +426,7 @@ impl Params {
         let filters = self.filters(allowed, tags)?;
         if list.is_some() && !filters.is_empty() {
             return Err(ApiError::new(
-                "InvalidParameter.ConflictParameter",
+                Code::InvalidParameterConflictParameter,
                 format!("{} and Filters cannot be given together", ids.name),
             ));
         }

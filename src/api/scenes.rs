@@ -5,6 +5,7 @@ use super::decided::Request;
 use crate::gate::Authorized;
 use serde_json::{json, Value};
 
+use super::error::Code;
 use super::request::{IdList, Params, R};
 use super::Api;
 use crate::library::{self, Scene};
@@ -15,7 +16,7 @@ pub async fn describe(_api: &Api, _a: Authorized<Request>, mut q: Params) -> R<V
         IdList {
             name: "SceneIds",
             prefix: "scene",
-            code: "InvalidParameterValue.InvalidSceneId",
+            code: Code::InvalidParameterValueInvalidSceneId,
         },
         &["scene-id", "scene-name", "created-by"],
         false,

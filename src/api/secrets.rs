@@ -14,7 +14,7 @@ use crate::gate::Authorized;
 
 use serde_json::{json, Value};
 
-use super::error::ApiError;
+use super::error::{ApiError, Code};
 use super::request::{Params, R};
 use super::Api;
 use crate::run::params;
@@ -30,7 +30,7 @@ use crate::run::secrets::aad;
 pub(crate) fn check_name(field: &str, name: &str) -> R<()> {
     if !params::valid_secret_name(name) {
         return Err(ApiError::new(
-            "InvalidParameterValue.InvalidSecretName",
+            Code::InvalidParameterValueInvalidSecretName,
             format!("{field} must be 1 to 64 characters of A-Z, a-z, 0-9, _, . or -"),
         ));
     }
@@ -41,13 +41,13 @@ pub(crate) fn check_name(field: &str, name: &str) -> R<()> {
 fn check_value(v: &str) -> R<()> {
     if v.is_empty() {
         return Err(ApiError::new(
-            "InvalidParameterValue.InvalidSecretValue",
+            Code::InvalidParameterValueInvalidSecretValue,
             "SecretValue must not be empty",
         ));
     }
     if v.len() > MAX_VALUE {
         return Err(ApiError::new(
-            "InvalidParameterValue.TooLong",
+            Code::InvalidParameterValueTooLong,
             format!("SecretValue is longer than {MAX_VALUE} bytes"),
         ));
     }
@@ -57,7 +57,7 @@ fn check_value(v: &str) -> R<()> {
 fn check_description(d: &str) -> R<()> {
     if d.chars().count() > MAX_DESCRIPTION {
         return Err(ApiError::new(
-            "InvalidParameterValue.TooLong",
+            Code::InvalidParameterValueTooLong,
             format!("Description is longer than {MAX_DESCRIPTION} characters"),
         ));
     }
@@ -100,7 +100,7 @@ pub async fn modify(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value
     }
     if value.is_none() && description.is_none() {
         return Err(ApiError::new(
-            "MissingParameter",
+            Code::MissingParameter,
             "ModifySecret needs SecretValue or Description",
         ));
     }
@@ -135,7 +135,7 @@ pub async fn describe(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Val
     q.finish()?;
     if names.is_some() && !filters.is_empty() {
         return Err(ApiError::new(
-            "InvalidParameter.ConflictParameter",
+            Code::InvalidParameterConflictParameter,
             "SecretNames and Filters cannot be given together",
         ));
     }
@@ -143,7 +143,7 @@ pub async fn describe(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Val
     names.extend(filters.get("secret-name"));
     if names.len() > 100 {
         return Err(ApiError::new(
-            "InvalidParameterValue.LimitExceeded",
+            Code::InvalidParameterValueLimitExceeded,
             "at most 100 secret names may be given",
         ));
     }
@@ -190,17 +190,17 @@ mod tests {
         for bad in ["", "a b", "a/b", "ü", &"x".repeat(65)] {
             assert_eq!(
                 check_name("SecretName", bad).unwrap_err().code,
-                "InvalidParameterValue.InvalidSecretName"
+                Code::InvalidParameterValueInvalidSecretName
             );
         }
         let long = "s".repeat(MAX_VALUE + 1);
         let e = check_value(&long).unwrap_err();
-        assert_eq!(e.code, "InvalidParameterValue.TooLong");
+        assert_eq!(e.code, Code::InvalidParameterValueTooLong);
         assert!(!e.message.contains("sss"));
         assert!(check_value(&"s".repeat(MAX_VALUE)).is_ok());
         assert_eq!(
             check_value("").unwrap_err().code,
-            "InvalidParameterValue.InvalidSecretValue"
+            Code::InvalidParameterValueInvalidSecretValue
         );
     }
 }

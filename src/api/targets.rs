@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use super::error::ApiError;
+use super::error::{ApiError, Code};
 use super::request::{check_ids, check_unique, Params, R};
 use crate::dispatch::rollout::Rate;
 pub use crate::run::targets::{RateControl, Selector};
@@ -22,11 +22,11 @@ pub fn read_selector(q: &mut Params) -> R<Option<Selector>> {
 pub fn one_of(has_ids: bool, has_targets: bool) -> R<()> {
     match (has_ids, has_targets) {
         (true, true) => Err(ApiError::new(
-            "InvalidParameter",
+            Code::InvalidParameter,
             "give either InstanceIds or Targets, not both",
         )),
         (false, false) => Err(ApiError::new(
-            "MissingParameter",
+            Code::MissingParameter,
             "the request is missing required parameter `InstanceIds` (or `Targets`)",
         )),
         _ => Ok(()),
@@ -102,7 +102,7 @@ pub(crate) fn instance_ids(q: &mut Params, max: usize) -> R<Vec<String>> {
         &ids,
         "mi",
         max,
-        "InvalidParameterValue.InvalidInstanceId",
+        Code::InvalidParameterValueInvalidInstanceId,
     )?;
     check_unique("InstanceIds", &ids)?;
     Ok(ids)

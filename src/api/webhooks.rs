@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use serde_json::{json, Value};
 
-use super::error::ApiError;
+use super::error::{ApiError, Code};
 use super::request::{check_ids, Params, R};
 use super::Api;
 use crate::notify::Webhook;
@@ -100,7 +100,7 @@ pub async fn describe_deliveries(api: &Api, a: Authorized<Request>, mut q: Param
     match (inv, ivk) {
         (Some(_), Some(_)) => {
             return Err(ApiError::new(
-                "InvalidParameter",
+                Code::InvalidParameter,
                 "give either InvocationId or InvokerId, not both",
             ))
         }
@@ -111,7 +111,7 @@ pub async fn describe_deliveries(api: &Api, a: Authorized<Request>, mut q: Param
                 std::slice::from_ref(&id),
                 "inv",
                 1,
-                "InvalidParameterValue.InvalidInvocationId",
+                Code::InvalidParameterValueInvalidInvocationId,
             )?;
             let lookup = id.clone();
             api.store.read(move |c| invs::get(c, &lookup)).await?;
@@ -123,7 +123,7 @@ pub async fn describe_deliveries(api: &Api, a: Authorized<Request>, mut q: Param
                 std::slice::from_ref(&id),
                 "ivk",
                 1,
-                "InvalidParameterValue.InvalidInvokerId",
+                Code::InvalidParameterValueInvalidInvokerId,
             )?;
             query.invoker_ids = vec![id];
         }

@@ -36,7 +36,8 @@ pub enum AdminCommand {
     },
     /// Remove what is past its retention now (the server also does this
     /// daily): finished invocations older than --retention-days, audit
-    /// events older than --audit-retention-days. Safe while the server runs.
+    /// events older than --audit-retention-days, terminal sessions ended
+    /// more than --session-retention-days ago. Safe while the server runs.
     Prune {
         #[arg(long, default_value_os_t = super::default_server_dir())]
         data_dir: PathBuf,
@@ -46,6 +47,10 @@ pub enum AdminCommand {
         /// Days audit events are kept; 0 keeps them.
         #[arg(long, default_value_t = 365)]
         audit_retention_days: u32,
+        /// Days ended terminal sessions and their recordings are kept; 0
+        /// keeps them.
+        #[arg(long, default_value_t = 90)]
+        session_retention_days: u32,
     },
     /// Copy the appliance (database snapshot, secret key, TLS certificate
     /// and key) into the new directory BACKUP; safe while the server runs.
@@ -206,15 +211,18 @@ pub fn main(args: AdminArgs) -> anyhow::Result<ExitCode> {
             data_dir,
             retention_days,
             audit_retention_days,
+            session_retention_days,
         } => {
             let r =
-                crate::store::retention::Retention::from_days(retention_days, audit_retention_days);
+                crate::store::retention::Retention::from_days(retention_days, audit_retention_days)
+                    .with_session_days(session_retention_days);
             let p = prune(&data_dir, &r)?;
             println!(
                 "{}",
                 serde_json::json!({
                     "Invocations": p.invocations,
                     "AuditEvents": p.audit_events,
+                    "Sessions": p.sessions,
                     "Other": p.other,
                 })
             );

@@ -11,6 +11,7 @@ pub mod agent;
 pub mod backup;
 pub mod bench;
 mod bench_load;
+pub mod bench_session;
 mod bench_sim;
 pub mod demo;
 pub mod run;
@@ -42,6 +43,10 @@ pub enum Command {
     /// Benchmark: a server and N simulated agents (scripts/bench-scale).
     #[command(hide = true)]
     BenchScale(bench::BenchArgs),
+    /// Benchmark: interactive session throughput and keystroke round trip
+    /// (scripts/bench-session).
+    #[command(hide = true)]
+    BenchSession(bench_session::BenchSessionArgs),
 }
 
 /// Default data directory of the server.
@@ -92,6 +97,7 @@ pub fn main() -> ExitCode {
         Command::Run(a) => run::main(a),
         Command::Admin(a) => admin::main(a),
         Command::BenchScale(a) => bench::main(a),
+        Command::BenchSession(a) => bench_session::main(a),
     };
     match result {
         Ok(code) => code,

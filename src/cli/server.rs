@@ -99,16 +99,47 @@ pub struct ServerArgs {
     /// Days audit events are kept; 0 keeps them forever.
     #[arg(long, default_value_t = 365)]
     pub audit_retention_days: u32,
+    /// Days terminal sessions and their recordings are kept after they
+    /// end; 0 keeps them forever.
+    #[arg(long, default_value_t = 90)]
+    pub session_retention_days: u32,
+    /// Bytes of a session's output (and, separately, input) a recording
+    /// keeps; past it the recording is marked truncated. 0: no cap.
+    #[arg(long, default_value_t = crate::session::record::DEFAULT_MAX_BYTES)]
+    pub session_record_max_bytes: u64,
+    /// Record what users type in every session, not only where a policy
+    /// (tat:RecordSessionInput) asks for it.
+    #[arg(long)]
+    pub record_input: bool,
+    /// Serve the ssh gateway on ADDR (e.g. 0.0.0.0:2222): `ssh -p 2222
+    /// PERSON+INSTANCE[+LOGIN]@host` opens a session on that instance. Its
+    /// host key is made on first start in DATA_DIR/ssh/.
+    #[arg(long, value_name = "ADDR")]
+    pub ssh_listen: Option<String>,
     /// Accept TC3 requests that leave the body unsigned
     /// (`X-TC-Content-SHA256: UNSIGNED-PAYLOAD`, the SDKs' `unsignedPayload`).
     /// Off by default: such a request's body could be swapped in transit.
     #[arg(long)]
     pub allow_unsigned_payload: bool,
+    /// Seconds an interactive session may go without input or output
+    /// before it is closed.
+    #[arg(long, default_value_t = 1800)]
+    pub session_idle_timeout: u64,
+    /// Longest an interactive session may last, in seconds.
+    #[arg(long, default_value_t = 43200)]
+    pub session_max_duration: u64,
+    /// Interactive sessions one user may hold at once.
+    #[arg(long, default_value_t = 10)]
+    pub max_sessions_per_user: usize,
+    /// Interactive sessions one instance may carry at once.
+    #[arg(long, default_value_t = 20)]
+    pub max_sessions_per_instance: usize,
 }
 
 pub fn main(a: ServerArgs) -> anyhow::Result<ExitCode> {
     super::init_tracing();
     let metrics_listen = a.metrics_listen.clone();
+    let ssh_listen = a.ssh_listen.clone();
     let data_dir = a.data_dir.clone();
     let cfg = Config {
         data_dir: a.data_dir,
@@ -146,7 +177,19 @@ pub fn main(a: ServerArgs) -> anyhow::Result<ExitCode> {
             retention: crate::store::retention::Retention::from_days(
                 a.retention_days,
                 a.audit_retention_days,
-            ),
+            )
+            .with_session_days(a.session_retention_days),
+            recording: crate::session::record::Settings {
+                max_bytes: a.session_record_max_bytes,
+                record_input: a.record_input,
+            },
+            sessions: crate::session::Limits {
+                idle_timeout: Duration::from_secs(a.session_idle_timeout.max(1)),
+                max_duration: Duration::from_secs(a.session_max_duration.max(1)),
+                per_user: a.max_sessions_per_user.max(1),
+                per_instance: a.max_sessions_per_instance.max(1),
+                ..Default::default()
+            },
             ..server::OpsSettings::default()
         },
         allow_unsigned_payload: a.allow_unsigned_payload,
@@ -175,6 +218,19 @@ pub fn main(a: ServerArgs) -> anyhow::Result<ExitCode> {
             running.addr,
             running.cert_path.display()
         );
+        if let Some(addr) = ssh_listen {
+            let gw = crate::ssh::start(
+                running.api.clone(),
+                &data_dir,
+                crate::ssh::Settings::new(addr),
+                running.shutdown.clone(),
+            )
+            .await?;
+            eprintln!(
+                "drover ssh gateway on {} (host key {})",
+                gw.addr, gw.info.fingerprint
+            );
+        }
         wait_for_signal().await;
         tracing::info!("shutting down");
         running.stop().await;

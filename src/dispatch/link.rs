@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
-use super::{Dispatcher, AGENT_QUEUE};
+use super::{Dispatcher, FromAgent, AGENT_QUEUE};
 use crate::metrics::METRICS;
 use crate::protocol::{self, AgentMsg, MachineInfo, ServerMsg};
 use crate::store::instances::{self, Instance, Refusal};
@@ -112,11 +112,16 @@ struct Hello {
     instance_id: String,
     known: Vec<String>,
     job_control: bool,
+    sessions: bool,
     max_tasks: Option<u32>,
 }
 
 fn job_control(features: &[String]) -> bool {
     features.iter().any(|f| f == protocol::FEATURE_JOB_CONTROL)
+}
+
+fn sessions(features: &[String]) -> bool {
+    features.iter().any(|f| f == protocol::FEATURE_SESSIONS)
 }
 
 /// Decides who is connecting, or refuses.
@@ -173,6 +178,7 @@ async fn authenticate(
                     instance_id: id,
                     known: Vec::new(),
                     job_control: job_control(&features),
+                    sessions: sessions(&features),
                     max_tasks,
                 }),
                 Err(r) => Err(refusal_text(r)),
@@ -218,6 +224,7 @@ async fn authenticate(
                 instance_id,
                 known: known_tasks,
                 job_control: job_control(&features),
+                sessions: sessions(&features),
                 max_tasks,
             })
         }
@@ -249,7 +256,7 @@ pub async fn serve_agent<S>(
         return;
     }
     let first = match tokio::time::timeout(HANDSHAKE_TIMEOUT, next_msg(&mut stream)).await {
-        Ok(Some(m)) => m,
+        Ok(Some(Frame::Msg(m))) => *m,
         _ => return,
     };
     let hello = match authenticate(&d, first, &nonce, peer).await {
@@ -272,6 +279,7 @@ pub async fn serve_agent<S>(
         instance_id,
         known,
         job_control,
+        sessions,
         max_tasks,
     } = hello;
     let heartbeat = d.settings.heartbeat_secs.max(1);
@@ -288,10 +296,26 @@ pub async fn serve_agent<S>(
     tracing::info!(%peer, instance = %instance_id, "agent connected");
     METRICS.agent_connects.inc();
     let (tx, mut rx) = mpsc::channel::<ServerMsg>(AGENT_QUEUE);
-    let serial = d.attach(&instance_id, tx.clone(), job_control, max_tasks);
+    let (session_tx, mut session_rx) = mpsc::channel::<Message>(super::channels::SESSION_QUEUE);
+    let serial = d.attach(
+        &instance_id,
+        tx.clone(),
+        job_control,
+        max_tasks,
+        sessions.then_some(session_tx),
+    );
     let writer = tokio::spawn(async move {
-        while let Some(m) = rx.recv().await {
-            if sink.send(encode(&m)).await.is_err() {
+        loop {
+            // Tasks first: a session's data never delays a RunTask or Ack.
+            let frame = tokio::select! {
+                biased;
+                m = rx.recv() => match m {
+                    Some(m) => encode(&m),
+                    None => break,
+                },
+                Some(f) = session_rx.recv() => f,
+            };
+            if sink.send(frame).await.is_err() {
                 break;
             }
         }
@@ -312,15 +336,30 @@ pub async fn serve_agent<S>(
             m = tokio::time::timeout(silence, next_msg(&mut stream)) => m,
         };
         let msg = match msg {
-            Ok(Some(m)) => {
+            Ok(Some(Frame::Msg(m))) => {
                 last_heard_ms = now_ms();
-                m
+                *m
+            }
+            Ok(Some(Frame::Data(b))) => {
+                last_heard_ms = now_ms();
+                if let Some((channel, data)) = protocol::decode_data(&b) {
+                    d.route(
+                        &instance_id,
+                        serial,
+                        channel,
+                        FromAgent::Data(data.to_vec()),
+                    );
+                }
+                continue;
             }
             Ok(None) => break,
             Err(_) => {
                 tracing::warn!(instance = %instance_id, "agent silent for {silence:?}; dropping it");
                 break;
             }
+        };
+        let Some(msg) = session_msg(&d, &instance_id, serial, msg) else {
+            continue;
         };
         let beat = matches!(msg, AgentMsg::Heartbeat);
         if let Err(e) = super::reports::handle(&d, &instance_id, msg).await {
@@ -344,20 +383,56 @@ pub async fn serve_agent<S>(
     tracing::info!(instance = %instance_id, "agent disconnected");
 }
 
-/// The next protocol message; None when the connection ends. Frames that
-/// don't parse are skipped, not fatal: a newer agent may send more.
+/// Routes a session message to its channel; hands any other back.
+fn session_msg(d: &Dispatcher, instance_id: &str, serial: u64, msg: AgentMsg) -> Option<AgentMsg> {
+    let (channel, what) = match msg {
+        AgentMsg::SessionOpened {
+            channel,
+            pid,
+            window,
+        } => (channel, FromAgent::Opened { pid, window }),
+        AgentMsg::SessionFailed { channel, reason } => (channel, FromAgent::Failed { reason }),
+        AgentMsg::SessionCredit { channel, bytes } => (channel, FromAgent::Credit(bytes)),
+        AgentMsg::SessionExit {
+            channel,
+            code,
+            signal,
+            reason,
+        } => (
+            channel,
+            FromAgent::Exit {
+                code,
+                signal,
+                reason,
+            },
+        ),
+        other => return Some(other),
+    };
+    d.route(instance_id, serial, channel, what);
+    None
+}
+
+/// One frame from an agent: a JSON message, or a binary session data frame.
+enum Frame {
+    Msg(Box<AgentMsg>),
+    Data(Vec<u8>),
+}
+
+/// The next frame; None when the connection ends. Text frames that don't
+/// parse are skipped, not fatal: a newer agent may send more.
 async fn next_msg<S>(
     stream: &mut futures_util::stream::SplitStream<WebSocketStream<S>>,
-) -> Option<AgentMsg>
+) -> Option<Frame>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     loop {
         match stream.next().await? {
             Ok(Message::Text(t)) => match serde_json::from_str(&t) {
-                Ok(m) => return Some(m),
+                Ok(m) => return Some(Frame::Msg(Box::new(m))),
                 Err(e) => tracing::debug!("unparsable agent frame: {e}"),
             },
+            Ok(Message::Binary(b)) => return Some(Frame::Data(b)),
             Ok(Message::Close(_)) | Err(_) => return None,
             Ok(_) => {}
         }

@@ -7,6 +7,7 @@
 //! one hook for what follows a task's end (today: the next wave of a
 //! rate-controlled invocation, `rollout`).
 
+mod channels;
 mod ending;
 mod jobctl;
 mod link;
@@ -16,6 +17,7 @@ pub mod rollout;
 mod sweep;
 mod timings;
 
+pub use channels::{Channel, ChannelError, FromAgent};
 pub(crate) use ending::{end_task, finish_task};
 pub use jobctl::{ControlError, ControlRequest};
 pub use link::serve_agent;
@@ -77,6 +79,11 @@ struct Conn {
     job_control: bool,
     /// Tasks this agent may hold at once (see `Settings::agent_slots`).
     slots: u32,
+    /// The session queue towards the agent, when it announced
+    /// `protocol::FEATURE_SESSIONS` (`channels.rs`).
+    sessions: Option<mpsc::Sender<tokio_tungstenite::tungstenite::Message>>,
+    /// The session channels open on this connection.
+    channels: channels::Table,
 }
 
 pub struct Dispatcher {
@@ -190,6 +197,7 @@ impl Dispatcher {
         tx: mpsc::Sender<ServerMsg>,
         job_control: bool,
         max_tasks: Option<u32>,
+        sessions: Option<mpsc::Sender<tokio_tungstenite::tungstenite::Message>>,
     ) -> u64 {
         let slots = max_tasks
             .unwrap_or(u32::MAX)
@@ -211,6 +219,8 @@ impl Dispatcher {
                     last_heartbeat_ms: now,
                     job_control,
                     slots,
+                    sessions,
+                    channels: Default::default(),
                 },
             );
         }

@@ -79,6 +79,11 @@ pub(super) async fn handle(
     METRICS.agent_messages.inc();
     match msg {
         AgentMsg::Heartbeat => d.heartbeat(instance_id),
+        // Routed to their channels by the connection (`link::session_msg`).
+        AgentMsg::SessionOpened { .. }
+        | AgentMsg::SessionFailed { .. }
+        | AgentMsg::SessionCredit { .. }
+        | AgentMsg::SessionExit { .. } => {}
         AgentMsg::TaskStarted {
             task_id,
             started_at,

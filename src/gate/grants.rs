@@ -124,6 +124,11 @@ impl Grants {
         self.root
     }
 
+    /// The account a session would log in as (`tat:login_user`).
+    pub fn set_login_user(&mut self, user: &str) {
+        self.context.login_user = Some(user.to_string());
+    }
+
     /// The tags the request sets on what it creates (`qcs:request_tag`).
     pub fn set_request_tags(&mut self, tags: Vec<(String, String)>) {
         self.context.request_tags = tags;
@@ -203,6 +208,7 @@ impl PolicyCache {
             context: Context {
                 source_ip: ip,
                 request_tags: Vec::new(),
+                login_user: None,
             },
         }
     }

@@ -104,6 +104,10 @@ pub enum Rule {
     Secret,
     /// `SecretNames`, optional.
     SecretList,
+    /// `SessionId`: the instance the session was on.
+    Session,
+    /// Sessions listed with filters, each filtered by its instance.
+    SessionList,
     /// CAM's users, groups and policies, as each CAM action names them
     /// (`api::cam::scope`).
     Cam,
@@ -266,6 +270,26 @@ actions! {
     // Pseudo-action: may the caller see a command's Content? Checked by
     // DescribeCommands (and anything else that returns Content) per command.
     DescribeCommandContent: tat, Pseudo, CMD, All, Drover, Pseudo, [aa!("runbooks/content/read")];
+    // Terminal sessions (issue 11): listed and their recordings read by the
+    // instance they were on (with its tags). Azure Bastion's session list
+    // is an /action, so Reader's */read does not reach recordings, which
+    // may hold whatever was on the screen.
+    DescribeSessions: tat, Tat, INS, All, Drover, SessionList, ["Microsoft.Network/bastionHosts/getActiveSessions/action"];
+    DescribeSessionRecording: tat, Tat, INS, All, Drover, Session, ["Microsoft.Network/bastionHosts/getActiveSessions/action"];
+    // Pseudo-action: allowed to a user on an instance, it makes that user's
+    // sessions there record their input (`session::record`). In Azure an
+    // Owner or Contributor gets it (as with everything); no built-in role
+    // names it otherwise.
+    RecordSessionInput: tat, Pseudo, INS, All, Drover, Pseudo, ["Microsoft.Network/bastionHosts/getActiveSessions/action"];
+    // Pseudo-action: may the caller open an interactive session on this
+    // instance (with its tags)? Decided when a console terminal or an ssh
+    // client asks, with the login user as the condition key
+    // `tat:login_user`. In Azure, signing in to a VM is
+    // virtualMachines/login/action (Owner and Contributor: Actions `*`).
+    StartSession: tat, Pseudo, INS, All, Drover, Pseudo, ["Microsoft.Compute/virtualMachines/login/action"];
+    // An administrator ends a live session (InstanceId, SessionId): decided
+    // on the instance with its tags; stopping a job in Azure.
+    TerminateSession: tat, Tat, MI, All, Drover, Instance, [aa!("jobs/stop/action")];
     // Webhook deliveries of an invocation (its command) or an invoker.
     DescribeWebhookDeliveries: tat, Tat, CMD_IVK, All, Drover, Deliveries, [aa!("jobs/read")];
     // CAM's actions are resource-scoped as CAM scopes them (Rule::Cam): an
@@ -312,6 +336,15 @@ actions! {
     UpdateAccessKey: cam, Cam, USR, All, Drover, Cam, ["Microsoft.Authorization/accessKeys/write"];
     DeleteAccessKey: cam, Cam, USR, All, Drover, Cam, ["Microsoft.Authorization/accessKeys/delete"];
     GetUserAppId: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/users/read"];
+    // Ssh public keys (drover): a person's keys for the ssh gateway. They
+    // let whoever holds the private key act as that user, so they are scoped
+    // like access keys (the caller's own without TargetUin; a self-service
+    // policy on `${uin}` reaches only oneself) and live under cam:, where
+    // tat:* never reaches. Azure: beside access keys, under
+    // Microsoft.Authorization, which a Contributor's NotActions exclude.
+    ImportSshPublicKey: cam, Both, USR, All, Drover, Cam, ["Microsoft.Authorization/sshPublicKeys/write"];
+    DescribeSshPublicKeys: cam, Both, USR, All, Drover, Cam, ["Microsoft.Authorization/sshPublicKeys/read"];
+    DeleteSshPublicKey: cam, Both, USR, All, Drover, Cam, ["Microsoft.Authorization/sshPublicKeys/delete"];
 }
 
 impl Action {
@@ -340,6 +373,7 @@ impl Action {
                 | Rule::InstanceList
                 | Rule::InvokerList
                 | Rule::SecretList
+                | Rule::SessionList
         )
     }
 }
@@ -391,8 +425,12 @@ pub fn policy_action(api_action: &str, cam: bool) -> Option<&'static str> {
 
 /// The TAT pseudo-action that guards a command's Content.
 pub const DESCRIBE_COMMAND_CONTENT: &str = "tat:DescribeCommandContent";
+/// The TAT pseudo-action that makes a user's sessions record input.
+pub const RECORD_SESSION_INPUT: &str = "tat:RecordSessionInput";
 /// The TAT pseudo-action for putting a secret into what runs.
 pub const USE_SECRET: &str = "tat:UseSecret";
+/// The TAT pseudo-action for opening an interactive session on an instance.
+pub const START_SESSION: &str = "tat:StartSession";
 
 #[cfg(test)]
 mod tests {
@@ -448,8 +486,10 @@ mod tests {
                 Rule::ChangeInvoker => kinds == IVK_CMD_INS,
                 Rule::Deliveries => kinds == CMD_IVK,
                 Rule::Secret | Rule::SecretList => kinds == SEC,
+                Rule::Session | Rule::SessionList => kinds == INS,
                 Rule::Pseudo => {
-                    a.endpoint() == Endpoint::Pseudo && (kinds == SEC_INS || kinds == CMD)
+                    a.endpoint() == Endpoint::Pseudo
+                        && (kinds == SEC_INS || kinds == CMD || kinds == INS || kinds == MI)
                 }
                 // CAM's resources only, on the CAM endpoint (or both).
                 Rule::Cam => {

@@ -4,7 +4,10 @@
 //! `string_not_like` on `qcs:resource_tag` (the resource's tags) and
 //! `qcs:request_tag` (tags the request sets), values written `key&value`
 //! (`string_like` takes `*` in either half); `ip_equal` / `ip_not_equal` on
-//! `qcs:ip` with addresses or CIDR ranges (IPv4 or IPv6).
+//! `qcs:ip` with addresses or CIDR ranges (IPv4 or IPv6); the string
+//! operators on `tat:login_user` (the account an interactive session logs
+//! in as, e.g. `string_not_equal` `root`), known only when a session is
+//! decided.
 //!
 //! Several values of one key: any may match. Several keys or operators: all
 //! must hold. A tag condition holds when any tag matches (`_not_` forms: when
@@ -17,6 +20,9 @@ use std::net::IpAddr;
 use super::document::ConditionClause;
 use super::eval::Context;
 use super::glob::Glob;
+
+/// The condition key naming the account a session logs in as.
+pub const LOGIN_USER: &str = "tat:login_user";
 
 /// A three-valued truth: `Unknown` is what fail-closed evaluation acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +67,10 @@ pub(crate) enum CompiledCondition {
         negate: bool,
         nets: Vec<Cidr>,
     },
+    LoginUser {
+        negate: bool,
+        values: Vec<Glob>,
+    },
     Invalid,
 }
 
@@ -95,6 +105,7 @@ pub(crate) fn check(c: &ConditionClause) -> Result<(), String> {
         return Err("needs at least one value".into());
     }
     match (op, c.key.as_str()) {
+        (Op::StrEq(_) | Op::StrLike(_), LOGIN_USER) => Ok(()),
         (Op::StrEq(_) | Op::StrLike(_), "qcs:resource_tag" | "qcs:request_tag") => {
             match c.values.iter().find(|v| !v.contains('&')) {
                 Some(v) => Err(format!("tag value {v:?} must be written key&value")),
@@ -106,12 +117,13 @@ pub(crate) fn check(c: &ConditionClause) -> Result<(), String> {
             None => Ok(()),
         },
         (Op::Ip(_), k) | (Op::StrEq(_) | Op::StrLike(_), k)
-            if ["qcs:ip", "qcs:resource_tag", "qcs:request_tag"].contains(&k) =>
+            if ["qcs:ip", "qcs:resource_tag", "qcs:request_tag", LOGIN_USER].contains(&k) =>
         {
             Err(format!("operator {:?} does not apply to {k:?}", c.operator))
         }
         (_, k) => Err(format!(
-            "unknown condition key {k:?} (drover supports qcs:resource_tag, qcs:request_tag, qcs:ip)"
+            "unknown condition key {k:?} (drover supports qcs:resource_tag, qcs:request_tag, qcs:ip, \
+             tat:login_user)"
         )),
     }
 }
@@ -120,6 +132,25 @@ impl CompiledCondition {
     pub(crate) fn compile(c: &ConditionClause) -> CompiledCondition {
         if check(c).is_err() {
             return CompiledCondition::Invalid;
+        }
+        if c.key == LOGIN_USER {
+            let (negate, like) = match operator(&c.operator) {
+                Some(Op::StrEq(n)) => (n, false),
+                Some(Op::StrLike(n)) => (n, true),
+                _ => return CompiledCondition::Invalid,
+            };
+            let values = c
+                .values
+                .iter()
+                .map(|v| {
+                    if like {
+                        Glob::new(v, false)
+                    } else {
+                        Glob::literal(v, false)
+                    }
+                })
+                .collect();
+            return CompiledCondition::LoginUser { negate, values };
         }
         match operator(&c.operator) {
             Some(Op::Ip(negate)) => CompiledCondition::Ip {
@@ -154,6 +185,10 @@ impl CompiledCondition {
                     .any(|(k, v)| values.iter().any(|(gk, gv)| gk.matches(k) && gv.matches(v)));
                 Tri::from(any != *negate)
             }
+            CompiledCondition::LoginUser { negate, values } => match &ctx.login_user {
+                None => Tri::Unknown,
+                Some(u) => Tri::from(values.iter().any(|g| g.matches(u)) != *negate),
+            },
             CompiledCondition::Ip { negate, nets } => match ctx.source_ip {
                 None => Tri::Unknown,
                 Some(ip) => Tri::from(nets.iter().any(|n| n.contains(ip)) != *negate),

@@ -1,5 +1,6 @@
 //! Errors of policy documents: each names the part of the document at fault
-//! (`statement[1].resource[0]`) and maps to a stable CAM error code.
+//! (`statement[1].resource[0]`) and has the part at fault (`api/error.rs` maps it to
+//! CAM's error code).
 
 /// Which part of a policy document an error is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,20 +38,12 @@ impl PolicyError {
         }
     }
 
-    /// The CAM error code (CreatePolicy / UpdatePolicy) for this error.
-    pub fn code(&self) -> &'static str {
+    /// The part at fault (a text that is not JSON is the whole document);
+    /// `api/error.rs` maps it to its CAM error code.
+    pub fn part(&self) -> Part {
         match self {
-            PolicyError::Json(_) => "InvalidParameter.PolicyDocumentError",
-            PolicyError::Invalid { part, .. } => match part {
-                Part::Document => "InvalidParameter.PolicyDocumentError",
-                Part::Version => "InvalidParameter.VersionError",
-                Part::Statement => "InvalidParameter.StatementError",
-                Part::Effect => "InvalidParameter.EffectError",
-                Part::Action => "InvalidParameter.ActionError",
-                Part::Resource => "InvalidParameter.ResourceError",
-                Part::Condition => "InvalidParameter.ConditionError",
-                Part::Principal => "InvalidParameter.PrincipalError",
-            },
+            PolicyError::Json(_) => Part::Document,
+            PolicyError::Invalid { part, .. } => *part,
         }
     }
 }

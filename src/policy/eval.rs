@@ -50,6 +50,9 @@ pub struct Context {
     pub source_ip: Option<IpAddr>,
     /// Tags the request sets on what it creates (`qcs:request_tag`).
     pub request_tags: Vec<(String, String)>,
+    /// The account a session logs in as (`tat:login_user`); None outside
+    /// session decisions, where a condition on it is unknown.
+    pub login_user: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -499,15 +499,12 @@ fn document_validation_points_at_the_bad_part() {
     for (text, want) in cases {
         assert_eq!(rejects(text), want);
     }
-    assert_eq!(
-        parse_document("{").unwrap_err().code(),
-        "InvalidParameter.PolicyDocumentError"
-    );
+    assert_eq!(parse_document("{").unwrap_err().part(), Part::Document);
     let e = parse_document(
         r#"{"version":"2.0","statement":[{"effect":"allow","action":"tat:Nope","resource":"*"}]}"#,
     )
     .unwrap_err();
-    assert_eq!(e.code(), "InvalidParameter.ActionError");
+    assert_eq!(e.part(), Part::Action);
 }
 
 #[test]

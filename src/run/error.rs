@@ -114,9 +114,12 @@ pub type R<T> = Result<T, RunError>;
 
 #[cfg(test)]
 impl RunError {
-    /// The TAT code the API answers with (tests only: `api/error.rs` is
-    /// the one place codes are mapped).
-    pub fn tat_code(self) -> &'static str {
-        crate::api::error::ApiError::from(self).code
+    /// Which request check failed, if that is what stopped the run (the
+    /// API maps it to its TAT code in `api/error.rs`).
+    pub fn problem(&self) -> Option<Problem> {
+        match self {
+            RunError::Invalid { problem, .. } => Some(*problem),
+            _ => None,
+        }
     }
 }

@@ -468,7 +468,7 @@ mod tests {
         assert_eq!(r.recorded_parameters, r#"{"pw":"******"}"#);
         assert!(!r.recorded_defaults.contains("dflt"));
         let e = replace(b"echo {{missing}}", "{}", None, None).unwrap_err();
-        assert_eq!(e.tat_code(), "InvalidParameterValue.LackOfParameterInfo");
+        assert_eq!(e.problem(), Some(Problem::LackOfParameterInfo));
     }
 
     #[test]
@@ -496,43 +496,37 @@ mod tests {
             b"a v{{p}} {{p}}"
         );
         let e = replace_secrets(b"{{secret:gone}}".to_vec(), &secrets).unwrap_err();
-        assert_eq!(e.tat_code(), "ResourceNotFound.SecretNotFound");
+        assert!(matches!(e, RunError::SecretNotFound(_)), "{e:?}");
         assert!(secret_refs(&[0xff, b'{', b'{']).is_empty());
     }
 
     #[test]
     fn validates_parameter_maps() {
-        let code = |t: &str| parse_map("P", t).unwrap_err().tat_code();
-        assert_eq!(
-            code("[1]"),
-            "InvalidParameterValue.ParameterInvalidJsonFormat"
-        );
-        assert_eq!(
-            code(r#"{"a":1}"#),
-            "InvalidParameterValue.ParameterValueNotString"
-        );
+        let code = |t: &str| parse_map("P", t).unwrap_err().problem();
+        assert_eq!(code("[1]"), Some(Problem::ParameterInvalidJsonFormat));
+        assert_eq!(code(r#"{"a":1}"#), Some(Problem::ParameterValueNotString));
         assert_eq!(
             code(r#"{"a b":"1"}"#),
-            "InvalidParameterValue.ParameterKeyContainsInvalidChar"
+            Some(Problem::ParameterKeyContainsInvalidChar)
         );
         let many: Map<String, Value> = (0..21).map(|i| (format!("k{i}"), json!("v"))).collect();
         assert_eq!(
             code(&Value::Object(many).to_string()),
-            "InvalidParameterValue.ParameterNumberExceeded"
+            Some(Problem::ParameterNumberExceeded)
         );
         assert_eq!(
             read_defaults(false, Some("{}".into()), None)
                 .unwrap_err()
-                .tat_code(),
-            "InvalidParameterValue.SupportParametersOnlyIfEnableParameter"
+                .problem(),
+            Some(Problem::SupportParametersOnlyIfEnableParameter)
         );
         assert_eq!(
-            decode_content("!!").unwrap_err().tat_code(),
-            "InvalidParameterValue.InvalidContent"
+            decode_content("!!").unwrap_err().problem(),
+            Some(Problem::InvalidContent)
         );
         assert_eq!(
-            decode_content(&"A".repeat(65540)).unwrap_err().tat_code(),
-            "InvalidParameterValue.TooLong"
+            decode_content(&"A".repeat(65540)).unwrap_err().problem(),
+            Some(Problem::TooLong)
         );
     }
 }

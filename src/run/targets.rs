@@ -180,27 +180,30 @@ mod tests {
 
     #[test]
     fn bad_selectors_get_clear_codes() {
-        let code = |v: Value| sel(v).unwrap_err().tat_code();
+        let code = |v: Value| sel(v).unwrap_err().problem();
         assert_eq!(
             code(json!([{"Key": "name", "Values": ["x"]}])),
-            "InvalidParameterValue"
+            Some(Problem::Value)
         );
         assert_eq!(
             code(json!([{"Key": "tag:", "Values": ["x"]}])),
-            "InvalidParameterValue"
+            Some(Problem::Value)
         );
         assert_eq!(
             code(json!([{"Key": "tag:env", "Values": []}])),
-            "InvalidParameterValue"
+            Some(Problem::Value)
         );
         assert_eq!(
             code(json!([{"Key": "all", "Values": ["x"]}])),
-            "InvalidParameterValue"
+            Some(Problem::Value)
         );
-        assert_eq!(code(json!([{"Key": "all", "Oops": 1}])), "InvalidParameter");
-        assert_eq!(code(json!("tag:env=prod")), "InvalidParameter");
-        assert_eq!(code(json!([])), "MissingParameter");
+        assert_eq!(
+            code(json!([{"Key": "all", "Oops": 1}])),
+            Some(Problem::InvalidParameter)
+        );
+        assert_eq!(code(json!("tag:env=prod")), Some(Problem::InvalidParameter));
+        assert_eq!(code(json!([])), Some(Problem::Missing));
         let many: Vec<Value> = (0..11).map(|_| json!({"Key": "all"})).collect();
-        assert_eq!(code(json!(many)), "InvalidParameterValue.LimitExceeded");
+        assert_eq!(code(json!(many)), Some(Problem::LimitExceeded));
     }
 }

@@ -30,11 +30,13 @@ pub mod keys;
 pub mod limits;
 pub mod policies;
 pub mod query;
+pub mod recordings;
 pub mod retention;
 pub mod role_assignments;
 pub mod root_login;
 pub mod secrets;
 pub mod sessions;
+pub mod ssh_keys;
 pub mod stats;
 pub mod status;
 pub mod tag_authority;
@@ -326,6 +328,10 @@ pub enum Entity {
     AccessKey,
     RoleAssignment,
     Secret,
+    /// A terminal session.
+    Session,
+    /// A user's ssh public key (by KeyId).
+    SshPublicKey,
 }
 
 impl std::fmt::Display for Entity {
@@ -344,6 +350,8 @@ impl std::fmt::Display for Entity {
             Entity::AccessKey => "access key",
             Entity::RoleAssignment => "role-assignment",
             Entity::Secret => "secret",
+            Entity::Session => "session",
+            Entity::SshPublicKey => "ssh public key",
         })
     }
 }
@@ -369,6 +377,10 @@ pub enum Rule {
     /// A run's instance failed a check inside its write (`run::start`
     /// keeps the reason).
     RunInstance,
+    /// A user holds as many ssh public keys as allowed.
+    SshKeyLimit,
+    /// The user already holds this ssh public key.
+    SshKeyTaken,
 }
 
 impl StoreError {

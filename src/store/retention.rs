@@ -2,8 +2,10 @@
 //! fill its disk. Invocations (with their tasks, output, webhook
 //! deliveries, and the unsaved commands RunCommand made for them) and
 //! invoker records go after `--retention-days`; the audit log is kept
-//! separately and longer (`--audit-retention-days`). Expired console
-//! sessions and client tokens go as well. An invocation with a task that
+//! separately and longer (`--audit-retention-days`), and terminal session
+//! recordings by their own setting (`--session-retention-days`, counted
+//! from the session's end; a live session is never removed). Expired
+//! console sessions and client tokens go as well. An invocation with a task that
 //! has not ended is never removed, however old.
 //!
 //! Work is done in small batches, each its own transaction, so pruning a
@@ -22,6 +24,8 @@ const BATCH: i64 = 500;
 pub struct Retention {
     pub days: Option<u32>,
     pub audit_days: Option<u32>,
+    /// Terminal sessions and their recordings.
+    pub session_days: Option<u32>,
 }
 
 impl Default for Retention {
@@ -29,6 +33,7 @@ impl Default for Retention {
         Retention {
             days: Some(90),
             audit_days: Some(365),
+            session_days: Some(90),
         }
     }
 }
@@ -39,7 +44,21 @@ impl Retention {
         Retention {
             days: (days > 0).then_some(days),
             audit_days: (audit_days > 0).then_some(audit_days),
+            ..Retention::default()
         }
+    }
+
+    /// Days terminal sessions and recordings are kept (0: forever).
+    pub fn with_session_days(self, days: u32) -> Retention {
+        Retention {
+            session_days: (days > 0).then_some(days),
+            ..self
+        }
+    }
+
+    /// Whether anything is ever pruned.
+    pub fn prunes(&self) -> bool {
+        self.days.is_some() || self.audit_days.is_some() || self.session_days.is_some()
     }
 }
 
@@ -48,6 +67,8 @@ impl Retention {
 pub struct Pruned {
     pub invocations: usize,
     pub audit_events: usize,
+    /// Terminal sessions (with their recordings).
+    pub sessions: usize,
     pub other: usize,
 }
 
@@ -55,6 +76,7 @@ impl std::ops::AddAssign for Pruned {
     fn add_assign(&mut self, o: Pruned) {
         self.invocations += o.invocations;
         self.audit_events += o.audit_events;
+        self.sessions += o.sessions;
         self.other += o.other;
     }
 }
@@ -120,6 +142,13 @@ pub fn prune_batch(conn: &Connection, r: &Retention, now: i64) -> Result<(Pruned
             return Ok((p, false));
         }
     }
+    if let Some(before) = cutoff(now, r.session_days) {
+        // Recordings are large: fewer sessions per transaction.
+        p.sessions = super::recordings::prune(conn, before, BATCH / 10)?;
+        if p.sessions as i64 == BATCH / 10 {
+            return Ok((p, false));
+        }
+    }
     p.other += conn.execute(
         "DELETE FROM console_sessions WHERE expires_ms < ?1",
         params![now],
@@ -179,6 +208,7 @@ mod tests {
         let r = Retention {
             days: Some(90),
             audit_days: Some(365),
+            session_days: None,
         };
         let p = prune_all(&mut c, &r, now).unwrap();
         assert_eq!(p.invocations, 1);
@@ -198,5 +228,28 @@ mod tests {
         let p = prune_all(&mut c, &Retention::from_days(90, 100), now).unwrap();
         assert_eq!(p.audit_events, 1);
         assert_eq!(Retention::from_days(0, 0).days, None);
+    }
+
+    #[test]
+    fn sessions_go_after_their_own_retention_live_ones_stay() {
+        use crate::store::recordings::{self, tests::session};
+        let mut c = crate::store::test_conn();
+        let now = 1_000 * DAY_MS;
+        for (id, start) in [
+            ("ses-old", now - 40 * DAY_MS),
+            ("ses-live", now - 40 * DAY_MS),
+        ] {
+            recordings::insert(&c, &session(id, "mi-1", "ann", start)).unwrap();
+        }
+        recordings::finish(&c, "ses-old", now - 39 * DAY_MS, Some(0), "exit").unwrap();
+        let keep = Retention::from_days(0, 0).with_session_days(60);
+        assert_eq!(prune_all(&mut c, &keep, now).unwrap().sessions, 0);
+        let forever = Retention::from_days(0, 0).with_session_days(0);
+        assert!(!forever.prunes());
+        assert_eq!(prune_all(&mut c, &forever, now).unwrap().sessions, 0);
+        let p = prune_all(&mut c, &keep.with_session_days(30), now).unwrap();
+        assert_eq!(p.sessions, 1);
+        assert!(recordings::get(&c, "ses-old").unwrap().is_none());
+        assert!(recordings::get(&c, "ses-live").unwrap().is_some());
     }
 }

@@ -363,6 +363,65 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE tasks ADD COLUMN output_capped INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 14 (sessions, recording): interactive sessions (who, where, as whom,
+    // how it ended, bytes) and their recordings as timed chunks (asciicast
+    // v2 events: o output, i input, r resize, m marker). `ended_ms` is NULL
+    // while a session is live.
+    r#"
+    CREATE TABLE sessions (
+        id              TEXT PRIMARY KEY,
+        user_uin        TEXT NOT NULL,
+        user_name       TEXT NOT NULL,
+        via             TEXT NOT NULL,
+        client          TEXT NOT NULL,
+        instance_id     TEXT NOT NULL,
+        login_user      TEXT NOT NULL,
+        command         TEXT,
+        term            TEXT NOT NULL,
+        shell           TEXT NOT NULL,
+        cols            INTEGER NOT NULL,
+        rows            INTEGER NOT NULL,
+        record_input    INTEGER NOT NULL,
+        started_ms      INTEGER NOT NULL,
+        ended_ms        INTEGER,
+        exit_code       INTEGER,
+        end_reason      TEXT NOT NULL DEFAULT '',
+        bytes_out       INTEGER NOT NULL DEFAULT 0,
+        bytes_in        INTEGER NOT NULL DEFAULT 0,
+        recorded_bytes  INTEGER NOT NULL DEFAULT 0,
+        dropped_bytes   INTEGER NOT NULL DEFAULT 0,
+        truncated       INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX sessions_started ON sessions(started_ms);
+    CREATE INDEX sessions_instance ON sessions(instance_id, started_ms);
+    CREATE INDEX sessions_live ON sessions(id) WHERE ended_ms IS NULL;
+
+    CREATE TABLE session_chunks (
+        session_id      TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+        seq             INTEGER NOT NULL,
+        at_ms           INTEGER NOT NULL,
+        kind            TEXT NOT NULL,
+        data            BLOB NOT NULL,
+        PRIMARY KEY (session_id, seq)
+    );
+    "#,
+    // 15 (ssh gateway, issue 11): public keys a person signs in to the ssh
+    // gateway with, per user ("root" or a sub-user's uin). The key is kept
+    // in its OpenSSH one-line form without comment; the fingerprint is its
+    // SHA256, unique per user (the same key may belong to two people).
+    r#"
+    CREATE TABLE ssh_public_keys (
+        key_id       TEXT PRIMARY KEY,
+        user_id      TEXT NOT NULL,
+        algorithm    TEXT NOT NULL,
+        fingerprint  TEXT NOT NULL,
+        public_key   TEXT NOT NULL,
+        description  TEXT NOT NULL,
+        created_ms   INTEGER NOT NULL,
+        last_used_ms INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE UNIQUE INDEX ssh_public_keys_user_fp ON ssh_public_keys(user_id, fingerprint);
+    "#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

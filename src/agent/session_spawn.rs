@@ -1,0 +1,226 @@
+//! Starting an interactive session's process: a login shell (or a command
+//! through the user's shell) on the slave side of a fresh pseudo-terminal,
+//! as the requested user.
+//!
+//! Everything that can fail or allocate happens here, in the parent,
+//! before the fork: the user lookup, their groups, argv, the environment
+//! (std builds envp before forking), the cgroup. The child then only runs
+//! `ptysys::prepare_session_child`. The shell gets a clean environment
+//! (HOME, USER, LOGNAME, SHELL, PATH, TERM, locale), its own session with
+//! the terminal as controlling tty, the user's uid, gid and supplementary
+//! groups, and no descriptor but 0, 1 and 2.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use tokio::io::unix::AsyncFd;
+
+use super::cgroup::{Cgroups, TaskCgroup};
+use super::launch::{home_of, resolve_user, ROOT_PATH, USER_PATH};
+use super::ptysys;
+use super::sys;
+
+/// What the server asked for.
+pub struct OpenSpec<'a> {
+    pub user: &'a str,
+    pub command: Option<&'a str>,
+    pub cols: u16,
+    pub rows: u16,
+    pub term: &'a str,
+}
+
+/// A started session process and the master side of its terminal.
+pub struct Spawned {
+    pub child: tokio::process::Child,
+    pub master: AsyncFd<File>,
+    /// The shell's pid, which is also its session and process group id.
+    pub pid: i32,
+    pub cgroup: Option<TaskCgroup>,
+    /// The terminal's EOF character, written when the client's input ends.
+    pub veof: u8,
+}
+
+/// Shells that refuse logins: a session as such an account is refused
+/// with a clear reason rather than opening and closing at once.
+fn refuses_login(shell: &str) -> bool {
+    shell.ends_with("/nologin") || shell.ends_with("/false")
+}
+
+/// A TERM value is passed to the shell's environment: keep it to the
+/// characters terminal names use.
+fn clean_term(term: &str) -> &str {
+    let ok = !term.is_empty()
+        && term.len() <= 64
+        && term
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.+".contains(&b));
+    if ok {
+        term
+    } else {
+        "xterm-256color"
+    }
+}
+
+pub fn spawn(spec: &OpenSpec<'_>, cgroups: Option<&Cgroups>) -> Result<Spawned, String> {
+    let run_as = resolve_user(spec.user)?;
+    let account = &run_as.account;
+    let shell = if account.shell.is_empty() {
+        "/bin/sh".to_string()
+    } else {
+        account.shell.clone()
+    };
+    if refuses_login(&shell) {
+        return Err(format!(
+            "user {} has no login shell ({shell})",
+            account.name
+        ));
+    }
+    let home = home_of(account);
+    let cwd = if home.is_dir() {
+        home.clone()
+    } else {
+        PathBuf::from("/")
+    };
+    let path = if run_as.switch {
+        if account.uid == 0 {
+            ROOT_PATH
+        } else {
+            USER_PATH
+        }
+        .to_string()
+    } else {
+        std::env::var("PATH").unwrap_or_else(|_| ROOT_PATH.into())
+    };
+    let pair = ptysys::open_pty().map_err(|e| format!("opening a pseudo-terminal: {e}"))?;
+    ptysys::set_winsize(pair.master.as_fd(), spec.cols.max(1), spec.rows.max(1))
+        .map_err(|e| format!("sizing the terminal: {e}"))?;
+    if run_as.switch {
+        // The user owns their terminal, as login(1) would arrange.
+        std::os::unix::fs::fchown(&pair.slave, Some(account.uid), None)
+            .map_err(|e| format!("handing the terminal to {}: {e}", account.name))?;
+    }
+    let dup = || {
+        pair.slave
+            .try_clone()
+            .map(Stdio::from)
+            .map_err(|e| format!("duplicating the terminal: {e}"))
+    };
+
+    let mut cmd = tokio::process::Command::new(&shell);
+    match spec.command {
+        Some(c) => {
+            cmd.arg("-c").arg(c);
+        }
+        None => {
+            // A leading dash makes it a login shell (profile files read).
+            let base = shell.rsplit('/').next().unwrap_or("sh");
+            cmd.arg0(format!("-{base}"));
+        }
+    }
+    cmd.env_clear()
+        .env("HOME", &home)
+        .env("USER", &account.name)
+        .env("LOGNAME", &account.name)
+        .env("SHELL", &shell)
+        .env("PATH", &path)
+        .env("TERM", clean_term(spec.term))
+        .stdin(dup()?)
+        .stdout(dup()?)
+        .stderr(dup()?)
+        .kill_on_drop(false);
+    for var in ["LANG", "LC_ALL", "TZ"] {
+        if let Some(v) = std::env::var_os(var) {
+            cmd.env(var, v);
+        }
+    }
+    let switch = if run_as.switch {
+        let groups = sys::group_list(account)
+            .map_err(|e| format!("listing the groups of user {}: {e}", account.name))?;
+        let cwd_c = CString::new(cwd.as_os_str().as_bytes())
+            .map_err(|_| format!("home directory {} contains NUL", cwd.display()))?;
+        Some(sys::SwitchUser {
+            uid: account.uid,
+            gid: account.gid,
+            groups,
+            cwd: cwd_c,
+        })
+    } else {
+        cmd.current_dir(&cwd);
+        None
+    };
+    let cgroup = cgroups.and_then(|cgs| cgs.create(&crate::ids::new_id("session")).ok());
+    let cgroup_procs = cgroup
+        .as_ref()
+        .and_then(|cg| cg.procs_file().ok())
+        .map(std::os::fd::OwnedFd::from);
+    ptysys::prepare_session_child(
+        &mut cmd,
+        ptysys::SessionChild {
+            cgroup_procs,
+            switch,
+            parent_pid: sys::my_pid(),
+        },
+    );
+    let child = cmd.spawn().map_err(|e| {
+        format!(
+            "starting {shell} as user {} in {}: {e}",
+            account.name,
+            cwd.display()
+        )
+    });
+    // Our copies of the slave must go, or the master never sees the
+    // terminal hang up when the session's processes are gone.
+    drop(cmd);
+    let veof = ptysys::eof_char(pair.slave.as_fd());
+    drop(pair.slave);
+    let child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            if let Some(cg) = &cgroup {
+                cg.remove();
+            }
+            return Err(e);
+        }
+    };
+    let pid = child
+        .id()
+        .and_then(|p| i32::try_from(p).ok())
+        .ok_or("the shell exited before its id could be read")?;
+    let cgroup = cgroup.filter(|cg| {
+        let joined = cg.pids().contains(&pid);
+        if !joined {
+            cg.remove();
+        }
+        joined
+    });
+    ptysys::set_nonblocking(pair.master.as_fd())
+        .map_err(|e| format!("preparing the terminal: {e}"))?;
+    let master = ptysys::watch(File::from(pair.master))
+        .map_err(|e| format!("watching the terminal: {e}"))?;
+    Ok(Spawned {
+        child,
+        master,
+        pid,
+        cgroup,
+        veof,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn term_names_are_kept_to_terminal_characters() {
+        assert_eq!(clean_term("xterm-256color"), "xterm-256color");
+        assert_eq!(clean_term("screen.xterm+x"), "screen.xterm+x");
+        assert_eq!(clean_term("x; rm -rf /"), "xterm-256color");
+        assert_eq!(clean_term(""), "xterm-256color");
+        assert!(refuses_login("/usr/sbin/nologin") && refuses_login("/bin/false"));
+        assert!(!refuses_login("/bin/bash"));
+    }
+}
