@@ -744,7 +744,9 @@ async fn every_dispatchable_action_is_refused_to_a_user_without_policy() {
         "WebhookId": webhook, "PrincipalType": "User", "PrincipalId": victim["Uin"].to_string(),
         "RoleName": "Owner", "Scope": "account", "RoleAssignmentId": ra,
         "Action": "RunCommand", "Resources": ["*"], "SceneId": "scene-00000000",
-        "Values": ["x"], "Key": "env", "Value": "prod",
+        "Values": ["x"], "Key": "env", "Value": "prod", "SessionId": "ses-00000000",
+        "PublicKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGRyb3Zlci1nYXRlLXdhbGstdGVzdC1rZXktMDAwMA walk",
+        "KeyId": "sshkey-00000000",
     });
     let cam_values = json!({
         "Name": "victim", "TargetUin": victim["Uin"], "AttachUin": victim["Uin"],
@@ -755,6 +757,8 @@ async fn every_dispatchable_action_is_refused_to_a_user_without_policy() {
             "statement": [{"effect": "allow", "action": ["*"], "resource": ["*"]}]}).to_string(),
         "AccessKeyId": victim["SecretId"], "Status": "Inactive", "Password": "Walk-pass1!",
         "ConsoleLogin": 1,
+        "PublicKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGRyb3Zlci1nYXRlLXdhbGstdGVzdC1rZXktMDAwMA walk",
+        "KeyId": "sshkey-00000000",
     });
     // Where one action's field differs in shape from the others'.
     let overrides = json!({
