@@ -18,6 +18,23 @@
 //! is what gets resent after any reconnect or restart. Task ids are
 //! restricted to a safe character set: they become directory names.
 //!
+//! Power loss (the machine, not only the agent, going down): two things are
+//! fsynced, so what the server may not yet hold survives it.
+//! * The entry itself (`spec.json` and the directory entries leading to
+//!   it) before the task's process starts: a task that may have started is
+//!   always known after a reboot, reported as interrupted, never run again.
+//!   An entry whose `spec.json` did not survive whole never started.
+//! * The result (and the output before it) before `TaskFinished` leaves:
+//!   the server's `Ack` is the only thing that lets the agent forget it.
+//!   `result.json` is made empty at acceptance, so storing the result is
+//!   one write and one fdatasync into a file whose name is already durable;
+//!   an empty or torn `result.json` reads as no result (interrupted).
+//!
+//! The process mark and the exit record are not synced: they only matter
+//! while this boot lasts (a reboot has killed the task anyway). An `Ack`'s
+//! removal is not synced either: an entry that comes back after a power
+//! loss is resent, and the server acknowledges a task it already holds.
+//!
 //! The journal uses blocking file I/O: the writes are small appends on local
 //! disk and the agent runs on one thread, so a thread hop would cost more.
 
@@ -109,7 +126,8 @@ impl Journal {
     }
 
     /// Records a newly accepted task. `Ok(false)` if it was already there:
-    /// the caller must not run it again.
+    /// the caller must not run it again. On `Ok(true)` the entry is on disk
+    /// for good (fsynced with its directory entries), so the task may run.
     pub fn accept(&self, spec: &TaskSpec) -> Result<bool, JournalError> {
         let dir = self.task_dir(&spec.task_id)?;
         let spec_path = dir.join("spec.json");
@@ -121,7 +139,18 @@ impl Journal {
             path: spec_path.clone(),
             source,
         })?;
-        fsutil::write_private(&spec_path, &json).map_err(io_at(&spec_path))?;
+        // The empty result slot first: its name becomes durable with the
+        // directory's fsync below, so `finish` needs no directory fsync.
+        let result_path = dir.join("result.json");
+        create_private(&result_path).map_err(io_at(&result_path))?;
+        // spec.json is written in place, not renamed: until this returns
+        // the task has not started, so a torn spec.json after a crash is an
+        // entry of a task that never ran (`load` fails, `recover` drops it).
+        let mut f = create_private(&spec_path).map_err(io_at(&spec_path))?;
+        f.write_all(&json).map_err(io_at(&spec_path))?;
+        f.sync_all().map_err(io_at(&spec_path))?;
+        sync_dir(&dir)?;
+        sync_dir(&self.dir)?;
         Ok(true)
     }
 
@@ -204,7 +233,9 @@ impl Journal {
         }
     }
 
-    /// Stores the task's `TaskFinished` message; the process mark goes.
+    /// Stores the task's `TaskFinished` message durably (its output first);
+    /// the process mark goes. Call before the message is sent: after a power
+    /// loss the agent must still hold what the server may not have stored.
     pub fn finish(&self, task_id: &str, finished: &AgentMsg) -> Result<(), JournalError> {
         let dir = self.task_dir(task_id)?;
         let path = dir.join("result.json");
@@ -212,22 +243,32 @@ impl Journal {
             path: path.clone(),
             source,
         })?;
-        // Written atomically but not fsynced: the result waits here only
-        // for the server's Ack (milliseconds), the page cache outlives an
-        // agent crash, and after a power loss a missing or torn result
-        // reads as an interrupted task (FAILED), never as a wrong success.
-        // The fsync was the largest agent-side cost of a short task.
-        let tmp = path.with_extension("tmp");
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(io_at(&tmp))?;
-        f.write_all(&json).map_err(io_at(&tmp))?;
-        drop(f);
-        std::fs::rename(&tmp, &path).map_err(io_at(&path))?;
+        // The output the result counts is on disk before the result is:
+        // a resend then has every byte, or (disk trouble) the server shows
+        // the output incomplete.
+        let output = dir.join("output");
+        match File::open(&output) {
+            Ok(f) => f.sync_data().map_err(io_at(&output))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_at(&output)(e)),
+        }
+        // Written in place into the slot `accept` made durable: one
+        // fdatasync, no rename and no directory fsync (the largest
+        // agent-side costs of a short task). A torn write (crash mid-way)
+        // reads as no result, i.e. an interrupted task, never as a wrong one.
+        // An entry journaled by an older agent has no slot yet.
+        let (mut f, created) = match OpenOptions::new().write(true).truncate(true).open(&path) {
+            Ok(f) => (f, false),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                (create_private(&path).map_err(io_at(&path))?, true)
+            }
+            Err(e) => return Err(io_at(&path)(e)),
+        };
+        f.write_all(&json).map_err(io_at(&path))?;
+        f.sync_data().map_err(io_at(&path))?;
+        if created {
+            sync_dir(&dir)?;
+        }
         let _ = std::fs::remove_file(dir.join("process"));
         Ok(())
     }
@@ -259,12 +300,11 @@ impl Journal {
     pub fn load(&self, task_id: &str) -> Result<Entry, JournalError> {
         let dir = self.task_dir(task_id)?;
         let spec: TaskSpec = read_json(&dir.join("spec.json"))?;
-        let result_path = dir.join("result.json");
-        let result = if result_path.exists() {
-            Some(read_json(&result_path)?)
-        } else {
-            None
-        };
+        // Empty (the slot `accept` made) or torn by a crash while it was
+        // written: no result, so the task reads as interrupted.
+        let result = std::fs::read(dir.join("result.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
         let process = std::fs::read_to_string(dir.join("process"))
             .ok()
             .and_then(|s| parse_mark(&s));
@@ -296,6 +336,24 @@ impl Journal {
             }
         }
     }
+}
+
+/// Creates (or truncates) a file only the agent may read.
+fn create_private(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+}
+
+/// Makes the entries of directory `dir` (files created, renamed, removed in
+/// it) durable.
+fn sync_dir(dir: &Path) -> Result<(), JournalError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_at(dir))
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, JournalError> {
@@ -429,6 +487,35 @@ mod tests {
         let e = Journal::open(&dir).unwrap().load("invt-a").unwrap();
         assert_eq!(e.result, Some(finished("invt-a")));
         assert!(e.process.is_none());
+    }
+
+    #[test]
+    fn a_result_lives_in_the_slot_made_at_acceptance_and_a_torn_one_is_none() {
+        let tmp = tempfile::tempdir().unwrap();
+        let j = Journal::open(tmp.path()).unwrap();
+        j.accept(&spec("t1")).unwrap();
+        let slot = tmp.path().join("t1").join("result.json");
+        assert_eq!(
+            std::fs::read(&slot).unwrap(),
+            b"",
+            "an empty slot after accept"
+        );
+        assert!(j.load("t1").unwrap().result.is_none());
+        j.output_writer("t1").unwrap().append(b"abc").unwrap();
+        j.finish("t1", &finished("t1")).unwrap();
+        assert_eq!(j.load("t1").unwrap().result, Some(finished("t1")));
+        // A crash in the middle of the write leaves part of the JSON: the
+        // task reads as unfinished (interrupted), the entry stays.
+        let whole = std::fs::read(&slot).unwrap();
+        std::fs::write(&slot, &whole[..whole.len() / 2]).unwrap();
+        let e = j.load("t1").unwrap();
+        assert!(e.result.is_none());
+        assert_eq!(j.task_ids().unwrap(), vec!["t1".to_string()]);
+        // An entry an older agent journaled has no slot: finish makes one.
+        j.accept(&spec("t2")).unwrap();
+        std::fs::remove_file(tmp.path().join("t2").join("result.json")).unwrap();
+        j.finish("t2", &finished("t2")).unwrap();
+        assert_eq!(j.load("t2").unwrap().result, Some(finished("t2")));
     }
 
     #[test]

@@ -254,6 +254,48 @@ fn a_task_that_ended_before_the_agent_died_keeps_its_real_exit() {
 }
 
 #[test]
+fn after_a_power_loss_a_torn_result_reads_as_interrupted_and_a_torn_spec_as_never_run() {
+    // What a power loss can leave (the result and the spec are each synced
+    // before the step they guard, so nothing worse survives): a result cut
+    // mid-write, and a spec cut mid-write before the task was started.
+    let tmp = tempfile::tempdir().unwrap();
+    let jdir = tmp.path().join("journal");
+    {
+        let j = Journal::open(&jdir).unwrap();
+        j.accept(&spec("t8", "true")).unwrap();
+        std::fs::write(jdir.join("t8").join("result.json"), b"{\"type\":\"Task").unwrap();
+        j.accept(&spec("t9", "true")).unwrap();
+        std::fs::write(jdir.join("t9").join("spec.json"), b"{\"task_").unwrap();
+    }
+    let (tasks, _rx) = Tasks::new(
+        Journal::open(&jdir).unwrap(),
+        tmp.path().join("work"),
+        CancellationToken::new(),
+        None,
+        32,
+    );
+    tasks.recover();
+    // t8 may have run: it stays known (never run again) and ends as
+    // interrupted, with no exit code.
+    match tasks.journal().load("t8").unwrap().result {
+        Some(AgentMsg::TaskFinished {
+            outcome,
+            exit_code,
+            error_info,
+            ..
+        }) => {
+            assert_eq!(outcome, Outcome::Failed);
+            assert_eq!(exit_code, None);
+            assert!(error_info.contains("exit status unknown"), "{error_info}");
+        }
+        other => panic!("no result for t8: {other:?}"),
+    }
+    // t9 never started (accept had not returned): it is forgotten, so the
+    // server's resend runs it once.
+    assert_eq!(tasks.known_tasks(), vec!["t8".to_string()]);
+}
+
+#[test]
 fn a_stale_process_mark_is_not_killed() {
     // A mark from another boot must never be signalled.
     let mut child = std::process::Command::new("sleep")
