@@ -412,6 +412,25 @@ async fn exec_sessions_and_eof_through_the_hub() {
             signal: None
         })
     );
+    // Exec with pipes (ssh without a pty): output byte for byte, no echo,
+    // no CRLF, stderr with stdout; EOF closes stdin.
+    let mut p = plan(Some("printf 'a\\nb\\n'; echo err >&2; cat; exit 5"));
+    p.exec_without_pty = true;
+    let ok = session::decide(&api.gate, &grants, api.sessions.recording(), p)
+        .await
+        .unwrap();
+    let mut piped = api.sessions.open(ok).await.unwrap();
+    piped.tx.send(b"xyz\n").await.unwrap();
+    piped.tx.eof().await.unwrap();
+    let (raw, end) = collect(&mut piped.rx).await;
+    assert_eq!(raw, "a\nb\nerr\nxyz\n");
+    assert_eq!(
+        end,
+        Some(SessionEvent::Exit {
+            code: Some(5),
+            signal: None
+        })
+    );
     // Every line came back once, whole (echo is off: the kernel drops
     // echoes when the terminal's output is full, never input).
     let lines = out.matches(line.trim_end()).count();
