@@ -14,6 +14,7 @@
 //!  │                             ├─► dispatch (agents, roll-out, task ends)
 //!  │                             │   session (interactive sessions: decide,
 //!  │                             │   hub, relay over dispatch's channels)
+//!  ├─► ssh (gateway) ──► api          │
 //!  ├─► agent (link, exec, journal)    ▼
 //!  │                             store (SQLite, the only SQL)
 //!  └─► client (signed API calls)
@@ -21,9 +22,12 @@
 //! shared leaves: protocol (server⇄agent messages), sign (TC3-HMAC-SHA256),
 //!                tls, crypto (secrets at rest), ids, timefmt, fsutil, iprange,
 //!                metrics (Prometheus counters and histograms, atomics),
-//!                library (the public commands and scenes, embedded)
+//!                library (the public commands and scenes, embedded),
+//!                sshkey (ssh public keys: parsing, fingerprints)
 //! ```
 //!
+//! * `ssh` is the ssh gateway (`--ssh-listen`): people sign in with the
+//!   keys and passwords `api` knows and get sessions through `session`.
 //! * `api` turns HTTP requests into principals and actions (TAT, and CAM for
 //!   access management, on one endpoint), and is the only place domain
 //!   errors become TAT and CAM error codes.
@@ -64,6 +68,8 @@ pub mod scheduler;
 pub mod server;
 pub mod session;
 pub mod sign;
+pub mod ssh;
+pub mod sshkey;
 pub mod store;
 pub mod timefmt;
 pub mod tls;

@@ -71,10 +71,10 @@ pub struct OpsSettings {
     pub retention: crate::store::retention::Retention,
     /// How often the retention prune runs.
     pub prune_interval: Duration,
-    /// Limits of interactive sessions (idle time, length, how many).
-    pub sessions: crate::session::Limits,
     /// Session recording: size cap and input recording.
     pub recording: crate::session::record::Settings,
+    /// Limits of interactive sessions (idle time, length, how many).
+    pub sessions: crate::session::Limits,
 }
 
 impl Default for OpsSettings {
@@ -84,8 +84,8 @@ impl Default for OpsSettings {
             max_output_bytes: crate::store::limits::DEFAULT_MAX_OUTPUT,
             retention: Default::default(),
             prune_interval: Duration::from_secs(24 * 3600),
-            sessions: Default::default(),
             recording: Default::default(),
+            sessions: Default::default(),
         }
     }
 }
@@ -174,6 +174,7 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
         abuse: Default::default(),
         replay: Default::default(),
         allow_unsigned_payload: cfg.allow_unsigned_payload,
+        ssh_info: Default::default(),
     });
     let listener = TcpListener::bind(&cfg.listen)
         .await
@@ -353,11 +354,11 @@ async fn route(
         (&Method::GET, "/console/push") => {
             crate::api::console_push::upgrade(api, req, peer, shutdown).await
         }
-        (&Method::GET, "/console/session") => {
-            crate::api::console_session::upgrade(api, req, peer, shutdown).await
-        }
         (&Method::GET, p) if crate::api::recordings::cast_path(p).is_some() => {
             crate::api::recordings::serve_cast(api, req, peer).await
+        }
+        (&Method::GET, "/console/session") => {
+            crate::api::console_session::upgrade(api, req, peer, shutdown).await
         }
         (_, p) if p.starts_with("/console/") => crate::api::console::serve(api, req, peer).await,
         (&Method::GET, crate::protocol::AGENT_PATH) => {

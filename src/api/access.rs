@@ -5,6 +5,7 @@
 
 use serde_json::{json, Value};
 
+use super::cam::scope::{principal_type, PrincipalKind, Target};
 use super::decided::Request;
 use super::error::{ApiError, Code};
 use super::request::{Params, R};
@@ -12,23 +13,8 @@ use super::{Api, Principal};
 use crate::gate::Authorized;
 use crate::policy::{AzureRole, Resource, ResourceKind};
 use crate::store::policies::RoleAssignment;
-use crate::store::{commands, groups, role_assignments, users, StoreError};
+use crate::store::{commands, groups, role_assignments, users, Entity, StoreError};
 use crate::timefmt::{iso, now_ms};
-
-/// Whether `action` is one of this module's.
-fn principal_type(q: &mut Params, required: bool) -> R<Option<&'static str>> {
-    let t = if required {
-        Some(q.str("PrincipalType")?)
-    } else {
-        q.opt_str("PrincipalType")?
-    };
-    match t.as_deref().map(str::to_ascii_lowercase).as_deref() {
-        None => Ok(None),
-        Some("user") => Ok(Some("user")),
-        Some("group") => Ok(Some("group")),
-        Some(_) => Err(ApiError::value("PrincipalType must be User or Group")),
-    }
-}
 
 fn view(a: &RoleAssignment) -> Value {
     json!({
@@ -41,12 +27,16 @@ fn view(a: &RoleAssignment) -> Value {
     })
 }
 
-pub async fn create(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
-    let kind = principal_type(&mut q, true)?.unwrap_or("user");
-    let principal_id = q.str("PrincipalId")?;
+pub async fn create(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value> {
     let role_name = q.str("RoleName")?;
     let scope = q.opt_str("Scope")?.unwrap_or_else(|| "account".into());
     q.finish()?;
+    // The principal as the gate read and decided it.
+    let principal = a.cam()?.first()?.clone();
+    let (kind, entity) = match principal.target {
+        Target::Group(_) | Target::Unknown(ResourceKind::CamGroup, _) => ("group", Entity::Group),
+        _ => ("user", Entity::Uin),
+    };
     let role = AzureRole::from_name(&role_name).ok_or_else(|| {
         ApiError::new(
             Code::ResourceNotFoundRoleNotFound,
@@ -61,7 +51,7 @@ pub async fn create(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Valu
     let a = RoleAssignment {
         id: crate::ids::new_id("ra"),
         principal_type: kind.into(),
-        principal_id,
+        principal_id: principal.asked(),
         role_name: role.name().into(),
         scope,
         created_ms: now_ms(),
@@ -69,21 +59,14 @@ pub async fn create(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Valu
     let id = api
         .store
         .write(move |c| {
-            let known = if a.principal_type == "user" {
-                users::get_by_uin(c, &a.principal_id)?.is_some()
+            let id = principal.require(entity)?;
+            let known = if entity == Entity::Uin {
+                users::get_by_uin(c, &id)?.is_some()
             } else {
-                let gid = a.principal_id.parse::<i64>().unwrap_or(-1);
-                groups::get(c, gid)?.is_some()
+                groups::get(c, id.parse::<i64>().unwrap_or(-1))?.is_some()
             };
             if !known {
-                return Err(StoreError::missing(
-                    if a.principal_type == "user" {
-                        crate::store::Entity::Uin
-                    } else {
-                        crate::store::Entity::Group
-                    },
-                    a.principal_id.clone(),
-                ));
+                return Err(StoreError::missing(entity, id));
             }
             if a.scope != "account" {
                 commands::get(c, &a.scope)?;
@@ -94,9 +77,12 @@ pub async fn create(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Valu
     Ok(json!({ "RoleAssignmentId": id }))
 }
 
-pub async fn delete(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
-    let id = q.str("RoleAssignmentId")?;
+pub async fn delete(api: &Api, a: Authorized<Request>, q: Params) -> R<Value> {
     q.finish()?;
+    // The assignment the gate decided on (by the principal it binds).
+    let Target::RoleAssignment(id) = a.cam()?.first()?.target.clone() else {
+        return Err(ApiError::internal());
+    };
     api.store
         .write(move |c| role_assignments::delete(c, &id))
         .await?;
@@ -104,7 +90,10 @@ pub async fn delete(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Valu
 }
 
 pub async fn list(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
-    let kind = principal_type(&mut q, false)?;
+    let kind = principal_type(&mut q, false)?.map(|k| match k {
+        PrincipalKind::User => "user",
+        PrincipalKind::Group => "group",
+    });
     let principal_id = q.opt_str("PrincipalId")?;
     let page = q.page()?;
     q.finish()?;
@@ -137,14 +126,14 @@ async fn resource(api: &Api, given: &str) -> R<Resource> {
     )))
 }
 
-pub async fn simulate(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
-    let kind = principal_type(&mut q, false)?.unwrap_or("user");
-    let principal_id = q.str("PrincipalId")?;
+pub async fn simulate(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value> {
     let action = q.str("Action")?;
     let resources = q.opt_str_list("Resources")?.unwrap_or_default();
     let source_ip = q.opt_str("SourceIp")?;
     q.finish()?;
-    if kind != "user" {
+    // The principal the gate decided the caller may simulate.
+    let principal = a.cam()?.first()?.clone();
+    if let Target::Group(_) | Target::Unknown(ResourceKind::CamGroup, _) = principal.target {
         return Err(ApiError::value(
             "only users can be simulated: a group's members differ in their other grants",
         ));
@@ -163,10 +152,11 @@ pub async fn simulate(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Va
             .ok_or_else(|| ApiError::value(format!("unknown action {action:?}")))?
             .to_string()
     };
+    let principal_id = principal.require(Entity::Uin)?;
     let lookup = principal_id.clone();
     // Whom to explain is the principal named, never the caller: the gate
     // (cam::scope) has already decided that the caller may simulate it.
-    let who = if principal_id == "root" || principal_id == api.account_uin {
+    let who = if principal.target == Target::Account || principal_id == api.account_uin {
         Some(Principal {
             user_id: "root".into(),
             secret_id: String::new(),
@@ -180,12 +170,8 @@ pub async fn simulate(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Va
             .read(move |c| super::auth::principal_for_user(c, &lookup))
             .await?
     };
-    let who = who.ok_or_else(|| {
-        ApiError::from(StoreError::missing(
-            crate::store::Entity::Uin,
-            principal_id.clone(),
-        ))
-    })?;
+    let who =
+        who.ok_or_else(|| ApiError::from(StoreError::missing(Entity::Uin, principal_id.clone())))?;
     let grants = api.grants(&who, ip).await?;
     let mut named = Vec::new();
     for r in &resources {

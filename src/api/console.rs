@@ -120,6 +120,10 @@ pub async fn serve(api: Arc<Api>, req: Request<Incoming>, peer: SocketAddr) -> R
                 "ConsoleSession".to_string(),
                 whoami(&api, &parts, &mut trail).await,
             ),
+            (&Method::GET, "/console/ssh-info") => (
+                "ConsoleView".to_string(),
+                ssh_info(&api, &parts, &mut trail).await,
+            ),
             (&Method::POST, "/console/can" | "/console/groups" | "/console/validate-policy") => (
                 "ConsoleView".to_string(),
                 console_view(&api, &parts, body, &path, peer, &mut trail).await,
@@ -375,6 +379,22 @@ async fn whoami(api: &Api, parts: &Parts, trail: &mut Trail) -> Result<Value, Ap
 
 /// The principal of a state-changing console request: a live session and
 /// its CSRF token, both checked.
+/// The ssh gateway's address and host key fingerprint, for the console to
+/// show (`Enabled: false` when the server runs without `--ssh-listen`).
+async fn ssh_info(api: &Api, parts: &Parts, trail: &mut Trail) -> Result<Value, ApiError> {
+    signed_in(api, parts, trail).await?;
+    Ok(match api.ssh_info.get() {
+        Some(info) => {
+            let mut v = serde_json::to_value(info).map_err(|_| ApiError::internal())?;
+            if let Some(m) = v.as_object_mut() {
+                m.insert("Enabled".into(), Value::Bool(true));
+            }
+            v
+        }
+        None => json!({ "Enabled": false }),
+    })
+}
+
 async fn signed_in(api: &Api, parts: &Parts, trail: &mut Trail) -> Result<Principal, ApiError> {
     let (_, s, p) = session(api, parts).await?;
     trail.principal = p.user_id.clone();

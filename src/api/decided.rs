@@ -5,9 +5,10 @@
 //! use their request readers without a cycle.
 
 use crate::gate::Authorized;
-use crate::policy::{Action, Resource};
+use crate::policy::Action;
 use crate::run::Plan;
 
+use super::cam::scope::CamScope;
 use super::error::ApiError;
 use super::request::R;
 use super::targets::Selector;
@@ -53,9 +54,10 @@ pub enum Named {
         ids: Vec<String>,
         selector: Option<Selector>,
     },
-    /// CAM's actions: the users, groups and policies they reach, grouped as
-    /// decided (`api::cam::scope`).
-    Cam(Vec<Vec<Resource>>),
+    /// CAM's actions: the users, groups and policies they reach, read,
+    /// resolved and grouped as decided (`api::cam::scope`); the handler
+    /// acts on these ids.
+    Cam(CamScope),
     /// ModifyInvoker: what the request changes of the invoker.
     ChangeInvoker {
         id: String,
@@ -87,6 +89,14 @@ impl Authorized<Request> {
         match &self.value().named {
             Named::List(ids) => ids.clone(),
             _ => None,
+        }
+    }
+
+    /// The targets a CAM action was decided on.
+    pub fn cam(&self) -> R<&CamScope> {
+        match &self.value().named {
+            Named::Cam(scope) => Ok(scope),
+            _ => Err(ApiError::internal()),
         }
     }
 

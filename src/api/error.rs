@@ -130,6 +130,8 @@ codes! {
     InvalidParameterValueRange = "InvalidParameterValue.Range",
     InvalidParameterValueSecretNameDuplicated = "InvalidParameterValue.SecretNameDuplicated",
     InvalidParameterValueSecretUnsupportedCommandType = "InvalidParameterValue.SecretUnsupportedCommandType",
+    InvalidParameterValueInvalidSshPublicKey = "InvalidParameterValue.InvalidSshPublicKey",
+    InvalidParameterValueSshPublicKeyDuplicated = "InvalidParameterValue.SshPublicKeyDuplicated",
     InvalidParameterValueSupportParametersOnlyIfEnableParameter = "InvalidParameterValue.SupportParametersOnlyIfEnableParameter",
     InvalidParameterValueTooLong = "InvalidParameterValue.TooLong",
     InvalidFilter = "InvalidFilter",
@@ -137,6 +139,7 @@ codes! {
     LimitExceededFilterValueExceeded = "LimitExceeded.FilterValueExceeded",
     LimitExceededSecretQuota = "LimitExceeded.SecretQuota",
     LimitExceededSession = "LimitExceeded.Session",
+    LimitExceededSshPublicKeyQuota = "LimitExceeded.SshPublicKeyQuota",
     ResourceNotFound = "ResourceNotFound",
     ResourceNotFoundCommandNotFound = "ResourceNotFound.CommandNotFound",
     ResourceNotFoundGroupNotExist = "ResourceNotFound.GroupNotExist",
@@ -150,6 +153,7 @@ codes! {
     ResourceNotFoundSecretNotExist = "ResourceNotFound.SecretNotExist",
     ResourceNotFoundSecretNotFound = "ResourceNotFound.SecretNotFound",
     ResourceNotFoundSessionNotFound = "ResourceNotFound.SessionNotFound",
+    ResourceNotFoundSshPublicKeyNotFound = "ResourceNotFound.SshPublicKeyNotFound",
     ResourceNotFoundUserNotExist = "ResourceNotFound.UserNotExist",
     ResourceUnavailableAgentStatusNotOnline = "ResourceUnavailable.AgentStatusNotOnline",
     ResourceUnavailableCommandInInvoker = "ResourceUnavailable.CommandInInvoker",
@@ -167,8 +171,8 @@ codes! {
     FailedOperation = "FailedOperation",
     FailedOperationInvokerTriggerHandled = "FailedOperation.InvokerTriggerHandled",
     FailedOperationPolicyNameInUse = "FailedOperation.PolicyNameInUse",
-    FailedOperationSessionClosed = "FailedOperation.SessionClosed",
     FailedOperationSessionStartFailed = "FailedOperation.SessionStartFailed",
+    FailedOperationSessionClosed = "FailedOperation.SessionClosed",
     InternalError = "InternalError",
 }
 
@@ -285,6 +289,7 @@ impl From<StoreError> for ApiError {
                     Entity::RoleAssignment => Code::ResourceNotFoundRoleAssignmentNotFound,
                     Entity::Secret => Code::ResourceNotFoundSecretNotFound,
                     Entity::Session => Code::ResourceNotFoundSessionNotFound,
+                    Entity::SshPublicKey => Code::ResourceNotFoundSshPublicKeyNotFound,
                 };
                 ApiError::new(code, format!("the {entity} `{id}` does not exist"))
             }
@@ -309,6 +314,8 @@ impl From<StoreError> for ApiError {
                     Rule::SecretNameTaken => Code::InvalidParameterValueSecretNameDuplicated,
                     Rule::SecretLimit => Code::LimitExceededSecretQuota,
                     Rule::RunInstance => Code::FailedOperation,
+                    Rule::SshKeyLimit => Code::LimitExceededSshPublicKeyQuota,
+                    Rule::SshKeyTaken => Code::InvalidParameterValueSshPublicKeyDuplicated,
                 };
                 ApiError::new(code, msg)
             }
@@ -411,6 +418,23 @@ impl From<ControlError> for ApiError {
     }
 }
 
+/// A policy document CreatePolicy or UpdatePolicy refused, by its part.
+impl From<PolicyError> for ApiError {
+    fn from(e: PolicyError) -> ApiError {
+        let code = match e.part() {
+            Part::Document => Code::InvalidParameterPolicyDocumentError,
+            Part::Version => Code::InvalidParameterVersionError,
+            Part::Statement => Code::InvalidParameterStatementError,
+            Part::Effect => Code::InvalidParameterEffectError,
+            Part::Action => Code::InvalidParameterActionError,
+            Part::Resource => Code::InvalidParameterResourceError,
+            Part::Condition => Code::InvalidParameterConditionError,
+            Part::Principal => Code::InvalidParameterPrincipalError,
+        };
+        ApiError::new(code, format!("PolicyDocument is invalid: {e}"))
+    }
+}
+
 /// Why an interactive session was refused or ended.
 impl From<crate::session::SessionError> for ApiError {
     fn from(e: crate::session::SessionError) -> ApiError {
@@ -432,23 +456,6 @@ impl From<crate::session::SessionError> for ApiError {
             }
         };
         ApiError::new(code, e.to_string())
-    }
-}
-
-/// A policy document CreatePolicy or UpdatePolicy refused, by its part.
-impl From<PolicyError> for ApiError {
-    fn from(e: PolicyError) -> ApiError {
-        let code = match e.part() {
-            Part::Document => Code::InvalidParameterPolicyDocumentError,
-            Part::Version => Code::InvalidParameterVersionError,
-            Part::Statement => Code::InvalidParameterStatementError,
-            Part::Effect => Code::InvalidParameterEffectError,
-            Part::Action => Code::InvalidParameterActionError,
-            Part::Resource => Code::InvalidParameterResourceError,
-            Part::Condition => Code::InvalidParameterConditionError,
-            Part::Principal => Code::InvalidParameterPrincipalError,
-        };
-        ApiError::new(code, format!("PolicyDocument is invalid: {e}"))
     }
 }
 

@@ -248,10 +248,12 @@ impl Api {
                     selector,
                 }
             }
+            // Every CAM-scoped action names its targets (a test walks
+            // them); one that did not would be a bug, refused, never `*`.
             Rule::Cam => Named::Cam(
                 super::cam::scope::named(self, p, action.api_name(), q)
                     .await?
-                    .unwrap_or_default(),
+                    .ok_or_else(ApiError::internal)?,
             ),
             Rule::Run | Rule::Invoke => {
                 Named::Run(Box::new(self.read_run(p, action, q, tags).await?))
@@ -492,8 +494,11 @@ impl Api {
             }
             // Decided while it was read (read_run).
             Named::Run(_) => Vec::new(),
-            Named::Cam(groups) if groups.is_empty() => one(Vec::new()),
-            Named::Cam(groups) => groups.iter().map(|g| Check::new(act, g.clone())).collect(),
+            Named::Cam(scope) => scope
+                .resources()
+                .into_iter()
+                .map(|g| Check::new(act, g))
+                .collect(),
             Named::NewInvoker {
                 command_id,
                 ids,

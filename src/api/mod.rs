@@ -34,6 +34,7 @@ mod request;
 mod scenes;
 mod secrets;
 mod session_admin;
+pub mod ssh_auth;
 mod targets;
 mod views;
 mod webhooks;
@@ -94,6 +95,8 @@ pub struct Api {
     /// Accept TC3 requests whose body the signature does not cover
     /// (`X-TC-Content-SHA256: UNSIGNED-PAYLOAD`); refused unless configured.
     pub allow_unsigned_payload: bool,
+    /// The ssh gateway's address and host key, once it has started.
+    pub ssh_info: std::sync::OnceLock<ssh_auth::SshInfo>,
 }
 
 pub type Reply = Response<Full<Bytes>>;
@@ -384,6 +387,9 @@ impl Api {
             A::UpdateAccessKey => cam::keys::update(self, a, q).await,
             A::DeleteAccessKey => cam::keys::delete(self, a, q).await,
             A::GetUserAppId => cam::keys::app_id(self, a, q).await,
+            A::ImportSshPublicKey => cam::ssh_keys::import(self, a, q).await,
+            A::DescribeSshPublicKeys => cam::ssh_keys::describe(self, a, q).await,
+            A::DeleteSshPublicKey => cam::ssh_keys::delete(self, a, q).await,
             // Pseudo-actions are decisions inside other actions; no request
             // names one (`Action::from_api` never returns them).
             A::UseSecret | A::DescribeCommandContent | A::RecordSessionInput | A::StartSession => {

@@ -111,6 +111,11 @@ pub struct ServerArgs {
     /// (tat:RecordSessionInput) asks for it.
     #[arg(long)]
     pub record_input: bool,
+    /// Serve the ssh gateway on ADDR (e.g. 0.0.0.0:2222): `ssh -p 2222
+    /// PERSON+INSTANCE[+LOGIN]@host` opens a session on that instance. Its
+    /// host key is made on first start in DATA_DIR/ssh/.
+    #[arg(long, value_name = "ADDR")]
+    pub ssh_listen: Option<String>,
     /// Accept TC3 requests that leave the body unsigned
     /// (`X-TC-Content-SHA256: UNSIGNED-PAYLOAD`, the SDKs' `unsignedPayload`).
     /// Off by default: such a request's body could be swapped in transit.
@@ -134,6 +139,7 @@ pub struct ServerArgs {
 pub fn main(a: ServerArgs) -> anyhow::Result<ExitCode> {
     super::init_tracing();
     let metrics_listen = a.metrics_listen.clone();
+    let ssh_listen = a.ssh_listen.clone();
     let data_dir = a.data_dir.clone();
     let cfg = Config {
         data_dir: a.data_dir,
@@ -212,6 +218,19 @@ pub fn main(a: ServerArgs) -> anyhow::Result<ExitCode> {
             running.addr,
             running.cert_path.display()
         );
+        if let Some(addr) = ssh_listen {
+            let gw = crate::ssh::start(
+                running.api.clone(),
+                &data_dir,
+                crate::ssh::Settings::new(addr),
+                running.shutdown.clone(),
+            )
+            .await?;
+            eprintln!(
+                "drover ssh gateway on {} (host key {})",
+                gw.addr, gw.info.fingerprint
+            );
+        }
         wait_for_signal().await;
         tracing::info!("shutting down");
         running.stop().await;

@@ -336,6 +336,15 @@ actions! {
     UpdateAccessKey: cam, Cam, USR, All, Drover, Cam, ["Microsoft.Authorization/accessKeys/write"];
     DeleteAccessKey: cam, Cam, USR, All, Drover, Cam, ["Microsoft.Authorization/accessKeys/delete"];
     GetUserAppId: cam, Cam, OP, All, Drover, Account, ["Microsoft.Authorization/users/read"];
+    // Ssh public keys (drover): a person's keys for the ssh gateway. They
+    // let whoever holds the private key act as that user, so they are scoped
+    // like access keys (the caller's own without TargetUin; a self-service
+    // policy on `${uin}` reaches only oneself) and live under cam:, where
+    // tat:* never reaches. Azure: beside access keys, under
+    // Microsoft.Authorization, which a Contributor's NotActions exclude.
+    ImportSshPublicKey: cam, Both, USR, All, Drover, Cam, ["Microsoft.Authorization/sshPublicKeys/write"];
+    DescribeSshPublicKeys: cam, Both, USR, All, Drover, Cam, ["Microsoft.Authorization/sshPublicKeys/read"];
+    DeleteSshPublicKey: cam, Both, USR, All, Drover, Cam, ["Microsoft.Authorization/sshPublicKeys/delete"];
 }
 
 impl Action {
@@ -480,7 +489,7 @@ mod tests {
                 Rule::Session | Rule::SessionList => kinds == INS,
                 Rule::Pseudo => {
                     a.endpoint() == Endpoint::Pseudo
-                        && (kinds == SEC_INS || kinds == CMD || kinds == INS)
+                        && (kinds == SEC_INS || kinds == CMD || kinds == INS || kinds == MI)
                 }
                 // CAM's resources only, on the CAM endpoint (or both).
                 Rule::Cam => {

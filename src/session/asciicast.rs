@@ -68,6 +68,12 @@ impl Encoder {
         self.event(0, kind, &tail[cut..], &mut sink);
     }
 
+    /// The time of the last event before the point of resumption, so what
+    /// `finish` flushes is stamped no earlier.
+    pub fn resume_at(&mut self, at_ms: i64) {
+        self.last_ms = at_ms;
+    }
+
     /// Appends the event line(s) for one chunk to `out`. A chunk whose
     /// bytes are all carried to the next one writes nothing.
     pub fn event(&mut self, at_ms: i64, kind: Kind, data: &[u8], out: &mut String) {
@@ -151,6 +157,7 @@ pub fn page(
             let tail = recordings::tail_before(conn, &s.id, from_seq, kind, MAX_CARRY)?;
             enc.prime(kind, &tail);
         }
+        enc.resume_at(recordings::time_before(conn, &s.id, from_seq)?);
     }
     let chunks = recordings::chunks(conn, &s.id, from_seq, max_bytes)?;
     let next = chunks.last().map_or(from_seq, |c| c.seq + 1);
@@ -312,6 +319,68 @@ mod tests {
         assert_eq!(ev[2][0].as_f64().unwrap(), 61.007);
         assert_eq!(ev[2][1], "m");
         assert_eq!(ev[2][2], "42 bytes not recorded");
+    }
+
+    #[test]
+    fn pages_joined_are_the_whole_file_whatever_the_page_size() {
+        use crate::store::recordings::{append, finish, insert, tests::session, Counters};
+        let c = crate::store::test_conn();
+        insert(&c, &session("ses-pg", "mi-1", "ann", 1_700_000_000_123)).unwrap();
+        let mut bytes = "a€b😀".as_bytes().to_vec();
+        bytes.push(0xff);
+        let mut chunks: Vec<Chunk> = bytes
+            .iter()
+            .enumerate()
+            .map(|(i, b)| Chunk {
+                seq: i as i64,
+                at_ms: 100 * i as i64,
+                kind: if i == 3 { Kind::Input } else { Kind::Output },
+                data: vec![*b],
+            })
+            .collect();
+        // The stream ends inside a character: flushed at the end, at the
+        // last event's time.
+        chunks.push(Chunk {
+            seq: chunks.len() as i64,
+            at_ms: 5_000,
+            kind: Kind::Output,
+            data: vec![0xe2, 0x82],
+        });
+        append(&c, "ses-pg", &chunks, &Counters::default()).unwrap();
+        let live = crate::store::recordings::get(&c, "ses-pg")
+            .unwrap()
+            .unwrap();
+        let open = page(&c, &live, 0, usize::MAX).unwrap();
+        assert!(!open.complete, "a live session's recording is not complete");
+        finish(&c, "ses-pg", 9_000, Some(0), "exit").unwrap();
+        let s = crate::store::recordings::get(&c, "ses-pg")
+            .unwrap()
+            .unwrap();
+        let whole = page(&c, &s, 0, usize::MAX).unwrap();
+        assert!(whole.complete);
+        assert_eq!(whole.next, chunks.len() as i64);
+        let v: Vec<serde_json::Value> = whole
+            .text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(v[0]["timestamp"], 1_700_000_000);
+        assert_eq!(v.last().unwrap()[0].as_f64().unwrap(), 5.0);
+        assert_eq!(v.last().unwrap()[2], "\u{fffd}");
+        for size in [1, 2, 3] {
+            let mut joined = String::new();
+            let mut from = 0;
+            loop {
+                let p = page(&c, &s, from, size).unwrap();
+                joined.push_str(&p.text);
+                if p.complete {
+                    break;
+                }
+                assert!(p.next > from, "a page makes progress");
+                from = p.next;
+            }
+            assert_eq!(joined, whole.text, "pages of {size}");
+        }
     }
 
     #[test]

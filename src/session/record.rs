@@ -19,7 +19,7 @@
 //! (`--session-record-max-bytes`, output and input counted separately) and
 //! when a write fails. Nothing is ever left out silently.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -44,6 +44,9 @@ const CALL_COST: usize = 64;
 pub const FLUSH_EVERY: Duration = Duration::from_millis(200);
 /// Pending bytes that trigger a write before the timer.
 pub const FLUSH_BYTES: usize = 64 << 10;
+/// Most bytes one write takes: when the disk is slower than the client,
+/// what queued up meanwhile goes in one larger write (fewer commits).
+const MAX_FLUSH: usize = 4 << 20;
 /// Pieces of one stream this close in time share a chunk (one event).
 const COALESCE_MS: i64 = 5;
 /// Largest chunk.
@@ -138,6 +141,13 @@ struct Shared {
     lost_in: AtomicU64,
     /// Writes of this recording that failed (for tests and diagnosis).
     failed_writes: AtomicU64,
+    /// Set by the task once a stream reached the size cap: from then on
+    /// the hub's calls only count the bytes, without copying them.
+    full_out: AtomicBool,
+    full_in: AtomicBool,
+    /// Bytes counted that way (dropped, past the cap).
+    skipped_out: AtomicU64,
+    skipped_in: AtomicU64,
 }
 
 /// One session's recorder. Cheap, synchronous calls; see the module doc.
@@ -197,6 +207,7 @@ impl Recorder {
             stored_in: 0,
             lost_seen_out: 0,
             lost_seen_in: 0,
+            skipped_seen: 0,
             capped_out: false,
             capped_in: false,
             dirty: false,
@@ -230,6 +241,12 @@ impl Recorder {
         self.shared
             .seen_out
             .fetch_add(data.len() as u64, Ordering::Relaxed);
+        if self.shared.full_out.load(Ordering::Relaxed) {
+            self.shared
+                .skipped_out
+                .fetch_add(data.len() as u64, Ordering::Relaxed);
+            return;
+        }
         self.send(Kind::Output, data, QUEUE_BYTES, &self.shared.lost_out);
     }
 
@@ -239,7 +256,11 @@ impl Recorder {
         self.shared
             .seen_in
             .fetch_add(data.len() as u64, Ordering::Relaxed);
-        if self.record_input {
+        if self.record_input && self.shared.full_in.load(Ordering::Relaxed) {
+            self.shared
+                .skipped_in
+                .fetch_add(data.len() as u64, Ordering::Relaxed);
+        } else if self.record_input {
             self.send(
                 Kind::Input,
                 data,
@@ -314,6 +335,7 @@ struct Task {
     stored_in: u64,
     lost_seen_out: u64,
     lost_seen_in: u64,
+    skipped_seen: u64,
     capped_out: bool,
     capped_in: bool,
     /// Counters changed since the last write.
@@ -336,14 +358,30 @@ impl Task {
             tokio::select! {
                 msg = rx.recv() => match msg {
                     Some(Msg::Data { at_ms, kind, bytes }) => {
-                        self.shared
-                            .queued
-                            .fetch_sub(bytes.len() + CALL_COST, Ordering::AcqRel);
                         last_ms = at_ms;
-                        self.note_lost(at_ms);
-                        self.absorb(at_ms, kind, bytes);
+                        self.take(at_ms, kind, bytes);
                         if self.pending_bytes >= FLUSH_BYTES {
-                            self.flush(at_ms).await;
+                            // Take what queued up meanwhile into this write.
+                            let mut held = None;
+                            while self.pending_bytes < MAX_FLUSH {
+                                match rx.try_recv() {
+                                    Ok(Msg::Data { at_ms, kind, bytes }) => {
+                                        last_ms = at_ms;
+                                        self.take(at_ms, kind, bytes);
+                                    }
+                                    Ok(other) => {
+                                        held = Some(other);
+                                        break;
+                                    }
+                                    Err(_) => break,
+                                }
+                            }
+                            self.flush(last_ms).await;
+                            if let Some(Msg::Finish { at_ms, exit, reason, done }) = held {
+                                self.end(at_ms, exit, reason).await;
+                                let _ = done.send(());
+                                return;
+                            }
                         }
                     }
                     Some(Msg::Finish { at_ms, exit, reason, done }) => {
@@ -381,8 +419,26 @@ impl Task {
         }
     }
 
+    /// One piece from the hub's queue.
+    fn take(&mut self, at_ms: i64, kind: Kind, bytes: Vec<u8>) {
+        self.shared
+            .queued
+            .fetch_sub(bytes.len() + CALL_COST, Ordering::AcqRel);
+        self.note_lost(at_ms);
+        self.absorb(at_ms, kind, bytes);
+    }
+
     /// Turns bytes the hub could not queue into dropped bytes and a marker.
     fn note_lost(&mut self, at_ms: i64) {
+        // Past the cap: already marked where the cap was reached.
+        let skipped = self.shared.skipped_out.load(Ordering::Relaxed)
+            + self.shared.skipped_in.load(Ordering::Relaxed);
+        if skipped > self.skipped_seen {
+            self.counters.dropped_bytes += (skipped - self.skipped_seen) as i64;
+            self.counters.truncated = true;
+            self.skipped_seen = skipped;
+            self.dirty = true;
+        }
         let out = self.shared.lost_out.load(Ordering::Relaxed);
         let inp = self.shared.lost_in.load(Ordering::Relaxed);
         let fresh_out = out.saturating_sub(self.lost_seen_out);
@@ -412,9 +468,19 @@ impl Task {
 
     /// Takes one piece into the pending chunks, within the size cap.
     fn absorb(&mut self, at_ms: i64, kind: Kind, mut bytes: Vec<u8>) {
-        let (stored, capped, name) = match kind {
-            Kind::Output => (&mut self.stored_out, &mut self.capped_out, "output"),
-            Kind::Input => (&mut self.stored_in, &mut self.capped_in, "input"),
+        let (stored, capped, full, name) = match kind {
+            Kind::Output => (
+                &mut self.stored_out,
+                &mut self.capped_out,
+                &self.shared.full_out,
+                "output",
+            ),
+            Kind::Input => (
+                &mut self.stored_in,
+                &mut self.capped_in,
+                &self.shared.full_in,
+                "input",
+            ),
             Kind::Resize | Kind::Marker => {
                 self.push(at_ms, kind, bytes, false);
                 return;
@@ -429,16 +495,18 @@ impl Task {
                 self.counters.dropped_bytes += over as i64;
                 self.counters.truncated = true;
                 self.dirty = true;
-                if !*capped {
-                    *capped = true;
-                    marker = Some(format!(
-                        "recording size limit of {} bytes reached: further {name} not recorded",
-                        self.max_bytes
-                    ));
-                }
+            }
+            *stored += bytes.len() as u64;
+            if *stored >= self.max_bytes && !*capped {
+                *capped = true;
+                // The hub's calls stop copying this stream's bytes.
+                full.store(true, Ordering::Relaxed);
+                marker = Some(format!(
+                    "recording size limit of {} bytes reached: further {name} not recorded",
+                    self.max_bytes
+                ));
             }
         }
-        *stored += bytes.len() as u64;
         if !bytes.is_empty() {
             self.push(at_ms, kind, bytes, true);
         }

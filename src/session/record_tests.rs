@@ -157,11 +157,20 @@ async fn past_the_size_cap_bytes_are_dropped_counted_and_marked() {
     r.output(b"789abcdef");
     r.output(b"more");
     r.input(b"abc");
+    // Once the task has seen the cap, the hub's calls only count bytes.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !r.shared.full_out.load(Ordering::Relaxed) {
+        assert!(Instant::now() < deadline, "the cap was never noted");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    r.output(b"skipped");
+    assert_eq!(r.shared.skipped_out.load(Ordering::Relaxed), 7);
+    assert_eq!(r.shared.queued.load(Ordering::Relaxed), 0, "nothing copied");
     r.finish(Some(0), "exit").wait().await;
     let s = session(&store, "ses-rec00004").await;
-    assert_eq!(s.counters.bytes_out, 20);
+    assert_eq!(s.counters.bytes_out, 27);
     assert_eq!(s.counters.recorded_bytes, 13);
-    assert_eq!(s.counters.dropped_bytes, 10);
+    assert_eq!(s.counters.dropped_bytes, 17);
     assert!(s.counters.truncated);
     let chunks = all_chunks(&store, "ses-rec00004").await;
     assert_eq!(text_of(&chunks, Kind::Output), "0123456789");

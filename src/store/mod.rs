@@ -36,6 +36,7 @@ pub mod role_assignments;
 pub mod root_login;
 pub mod secrets;
 pub mod sessions;
+pub mod ssh_keys;
 pub mod stats;
 pub mod status;
 pub mod tag_authority;
@@ -329,6 +330,8 @@ pub enum Entity {
     Secret,
     /// A terminal session.
     Session,
+    /// A user's ssh public key (by KeyId).
+    SshPublicKey,
 }
 
 impl std::fmt::Display for Entity {
@@ -348,6 +351,7 @@ impl std::fmt::Display for Entity {
             Entity::RoleAssignment => "role-assignment",
             Entity::Secret => "secret",
             Entity::Session => "session",
+            Entity::SshPublicKey => "ssh public key",
         })
     }
 }
@@ -373,6 +377,10 @@ pub enum Rule {
     /// A run's instance failed a check inside its write (`run::start`
     /// keeps the reason).
     RunInstance,
+    /// A user holds as many ssh public keys as allowed.
+    SshKeyLimit,
+    /// The user already holds this ssh public key.
+    SshKeyTaken,
 }
 
 impl StoreError {

@@ -337,6 +337,19 @@ pub fn tail_before(conn: &Connection, id: &str, seq: i64, kind: Kind, n: usize) 
     Ok(tail.split_off(cut))
 }
 
+/// The time of the last chunk before `seq` (0 when there is none).
+pub fn time_before(conn: &Connection, id: &str, seq: i64) -> Result<i64> {
+    Ok(conn
+        .query_row(
+            "SELECT at_ms FROM session_chunks WHERE session_id = ?1 AND seq < ?2
+             ORDER BY seq DESC LIMIT 1",
+            params![id, seq],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(0))
+}
+
 /// Removes up to `batch` ended sessions that ended before `before` (their
 /// chunks follow by foreign key). Live sessions are never removed.
 pub fn prune(conn: &Connection, before: i64, batch: i64) -> Result<usize> {

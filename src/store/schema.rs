@@ -405,6 +405,23 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (session_id, seq)
     );
     "#,
+    // 15 (ssh gateway, issue 11): public keys a person signs in to the ssh
+    // gateway with, per user ("root" or a sub-user's uin). The key is kept
+    // in its OpenSSH one-line form without comment; the fingerprint is its
+    // SHA256, unique per user (the same key may belong to two people).
+    r#"
+    CREATE TABLE ssh_public_keys (
+        key_id       TEXT PRIMARY KEY,
+        user_id      TEXT NOT NULL,
+        algorithm    TEXT NOT NULL,
+        fingerprint  TEXT NOT NULL,
+        public_key   TEXT NOT NULL,
+        description  TEXT NOT NULL,
+        created_ms   INTEGER NOT NULL,
+        last_used_ms INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE UNIQUE INDEX ssh_public_keys_user_fp ON ssh_public_keys(user_id, fingerprint);
+    "#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -234,6 +234,8 @@ pub fn delete(conn: &Connection, name: &str, force: bool) -> Result<User> {
         ));
     }
     conn.execute("DELETE FROM access_keys WHERE user_id = ?1", params![u.uin])?;
+    // Their ssh keys go with them: a key must never outlive its person.
+    super::ssh_keys::delete_for_user(conn, &u.uin)?;
     conn.execute(
         "DELETE FROM role_assignments WHERE principal_type = 'user' AND principal_id = ?1",
         params![u.uin],

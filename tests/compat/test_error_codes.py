@@ -55,6 +55,19 @@ EXTENSIONS = {
     "UnsupportedOperation.AgentJobControlUnsupported",
     "UnsupportedOperation.TaskNotRunning",
     "UnsupportedOperation.TaskNotSuspended",
+    # Interactive sessions and their recordings.
+    "FailedOperation.SessionClosed",
+    "FailedOperation.SessionStartFailed",
+    "InvalidParameterValue.InvalidSessionId",
+    "LimitExceeded.Session",
+    "ResourceNotFound.SessionNotFound",
+    "ResourceUnavailable.RecordingTooLarge",
+    "UnsupportedOperation.AgentSessionUnsupported",
+    # Ssh public keys of the ssh gateway (ImportSshPublicKey ...).
+    "InvalidParameterValue.InvalidSshPublicKey",
+    "InvalidParameterValue.SshPublicKeyDuplicated",
+    "LimitExceeded.SshPublicKeyQuota",
+    "ResourceNotFound.SshPublicKeyNotFound",
     # An invoker trigger that was already handled (the scheduler's; an
     # API caller never sees it).
     "FailedOperation.InvokerTriggerHandled",

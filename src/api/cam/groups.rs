@@ -3,20 +3,17 @@
 
 use super::super::decided::Request;
 use crate::gate::Authorized;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
-use super::super::error::{ApiError, Code};
+use super::super::error::ApiError;
 use super::super::request::{Params, R};
 use super::super::Api;
 use super::users::member_info;
-use super::{check_len, opt_uin, page_rp, param_error, valid_name};
+use super::{check_len, page_rp, param_error, valid_name};
 use crate::store::groups::{self, Group};
 use crate::store::query::Page;
-use crate::store::users;
+use crate::store::{users, Entity};
 use crate::timefmt::{cam as cam_time, now_ms};
-
-/// Pairs one AddUserToGroup or RemoveUserFromGroup call may carry.
-const MAX_INFO: usize = 50;
 
 fn group_info(g: &Group) -> Value {
     json!({
@@ -25,18 +22,6 @@ fn group_info(g: &Group) -> Value {
         "CreateTime": cam_time(g.created_ms),
         "Remark": g.remark,
     })
-}
-
-/// A required group id parameter.
-pub(super) fn group_id(q: &mut Params, name: &str) -> R<i64> {
-    let id = q.opt_i64(name)?.ok_or_else(|| ApiError::missing(name))?;
-    if id <= 0 {
-        return Err(ApiError::new(
-            Code::InvalidParameterGroupIdError,
-            format!("{name} {id} is not a valid group id"),
-        ));
-    }
-    Ok(id)
 }
 
 pub async fn create(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
@@ -56,9 +41,9 @@ pub async fn create(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Valu
     Ok(json!({ "GroupId": id }))
 }
 
-pub async fn get(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
-    let id = group_id(&mut q, "GroupId")?;
+pub async fn get(api: &Api, a: Authorized<Request>, q: Params) -> R<Value> {
     q.finish()?;
+    let id = a.cam()?.first()?.require_int(Entity::Group)?;
     let all = Page {
         offset: 0,
         limit: i64::MAX,
@@ -92,92 +77,38 @@ pub async fn list(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value>
     }))
 }
 
-pub async fn delete(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
-    let id = group_id(&mut q, "GroupId")?;
+pub async fn delete(api: &Api, a: Authorized<Request>, q: Params) -> R<Value> {
     q.finish()?;
+    let id = a.cam()?.first()?.require_int(Entity::Group)?;
     api.store.write(move |c| groups::delete(c, id)).await?;
     Ok(json!({}))
 }
 
-/// One `GroupIdOfUidInfo`: a group and a user named by Uin or Uid.
-struct Pair {
-    group_id: i64,
-    uin: Option<i64>,
-    uid: Option<i64>,
-}
-
-fn read_info(q: &mut Params) -> R<Vec<Pair>> {
-    let Some(v) = q.opt_value("Info") else {
-        return Err(ApiError::missing("Info"));
-    };
-    let Value::Array(items) = v else {
-        return Err(ApiError::wrong_type("Info", "an array of GroupIdOfUidInfo"));
-    };
-    if items.is_empty() {
-        return Err(ApiError::missing("Info"));
-    }
-    if items.len() > MAX_INFO {
-        return Err(ApiError::new(
-            Code::InvalidParameterOperateEntitiesOverLimit,
-            format!("Info allows at most {MAX_INFO} entries"),
-        ));
-    }
-    items
-        .into_iter()
-        .map(|item| {
-            let Value::Object(mut m) = item else {
-                return Err(ApiError::wrong_type("Info", "an array of GroupIdOfUidInfo"));
-            };
-            let int = |m: &mut Map<String, Value>, k: &str| match m.remove(k) {
-                None | Some(Value::Null) => Ok(None),
-                Some(v) => v
-                    .as_i64()
-                    .map(Some)
-                    .ok_or_else(|| ApiError::wrong_type(&format!("Info.{k}"), "an integer")),
-            };
-            let pair = Pair {
-                group_id: int(&mut m, "GroupId")?
-                    .ok_or_else(|| ApiError::missing("Info.GroupId"))?,
-                uin: int(&mut m, "Uin")?,
-                uid: int(&mut m, "Uid")?,
-            };
-            if let Some(k) = m.keys().next() {
-                return Err(ApiError::unknown_param(&format!("Info.{k}")));
-            }
-            if pair.uin.is_none() && pair.uid.is_none() {
-                return Err(ApiError::new(
-                    Code::InvalidParameterUserUinAndUinNotAllNull,
-                    "each Info entry needs a Uin or a Uid",
-                ));
-            }
-            Ok(pair)
+/// The (group, user) pairs of AddUserToGroup / RemoveUserFromGroup, as
+/// the gate resolved them: NotFound for a user or group that does not exist.
+fn pairs(a: &Authorized<Request>) -> R<Vec<(i64, String)>> {
+    a.cam()?
+        .groups
+        .iter()
+        .map(|g| match g.as_slice() {
+            [group, user] => Ok((
+                group.require_int(Entity::Group)?,
+                user.require(Entity::User)?,
+            )),
+            _ => Err(ApiError::internal()),
         })
         .collect()
 }
 
-/// The uin of the user a pair names (Uin wins over Uid, as in CAM).
-fn resolve(c: &rusqlite::Connection, p: &Pair) -> crate::store::Result<String> {
-    match (p.uin, p.uid) {
-        (Some(uin), _) => Ok(users::require_uin(c, &uin.to_string())?.uin),
-        (None, Some(uid)) => users::get_by_uid(c, uid)?.map(|u| u.uin).ok_or_else(|| {
-            crate::store::StoreError::missing(crate::store::Entity::User, format!("uid {uid}"))
-        }),
-        (None, None) => Err(crate::store::StoreError::missing(
-            crate::store::Entity::User,
-            "",
-        )),
-    }
-}
-
-pub async fn add_users(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
-    let info = read_info(&mut q)?;
+pub async fn add_users(api: &Api, a: Authorized<Request>, q: Params) -> R<Value> {
     q.finish()?;
+    let info = pairs(&a)?;
     api.store
         .write(move |c| {
             let now = now_ms();
-            for p in &info {
-                let uin = resolve(c, p)?;
-                groups::add_member(c, p.group_id, &uin, now)?;
+            for (group, uin) in &info {
+                users::require_uin(c, uin)?;
+                groups::add_member(c, *group, uin, now)?;
             }
             Ok(())
         })
@@ -185,14 +116,14 @@ pub async fn add_users(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<V
     Ok(json!({}))
 }
 
-pub async fn remove_users(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
-    let info = read_info(&mut q)?;
+pub async fn remove_users(api: &Api, a: Authorized<Request>, q: Params) -> R<Value> {
     q.finish()?;
+    let info = pairs(&a)?;
     api.store
         .write(move |c| {
-            for p in &info {
-                let uin = resolve(c, p)?;
-                groups::remove_member(c, p.group_id, &uin)?;
+            for (group, uin) in &info {
+                users::require_uin(c, uin)?;
+                groups::remove_member(c, *group, uin)?;
             }
             Ok(())
         })
@@ -200,8 +131,8 @@ pub async fn remove_users(api: &Api, _a: Authorized<Request>, mut q: Params) -> 
     Ok(json!({}))
 }
 
-pub async fn users_for_group(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
-    let id = group_id(&mut q, "GroupId")?;
+pub async fn users_for_group(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value> {
+    let id = a.cam()?.first()?.require_int(Entity::Group)?;
     let page = page_rp(&mut q, 200)?;
     q.finish()?;
     let (n, members) = api
@@ -215,31 +146,14 @@ pub async fn users_for_group(api: &Api, _a: Authorized<Request>, mut q: Params) 
 }
 
 pub async fn groups_for_user(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value> {
-    let p = a.who();
-    let uid = q.opt_i64("Uid")?;
-    let sub_uin = opt_uin(&mut q, "SubUin")?;
     let page = page_rp(&mut q, 200)?;
     q.finish()?;
-    if sub_uin.is_none() && uid.is_none() && p.is_root() {
-        return Err(ApiError::missing("SubUin"));
-    }
-    // Without Uid or SubUin, the caller's own groups.
-    let own = (!p.is_root()).then(|| p.user_id.clone());
+    // SubUin, Uid, or the caller's own groups, as the gate resolved them.
+    let uin = a.cam()?.first()?.require(Entity::User)?;
     let (n, list) = api
         .store
         .read(move |c| {
-            let uin = match (sub_uin, uid, own) {
-                (Some(uin), _, _) => users::require_uin(c, &uin)?.uin,
-                (None, Some(uid), _) => resolve(
-                    c,
-                    &Pair {
-                        group_id: 0,
-                        uin: None,
-                        uid: Some(uid),
-                    },
-                )?,
-                (None, None, own) => own.unwrap_or_default(),
-            };
+            let uin = users::require_uin(c, &uin)?.uin;
             groups::groups_for_user(c, &uin, page)
         })
         .await?;

@@ -10,9 +10,9 @@ use serde_json::{json, Value};
 use super::super::error::{ApiError, Code};
 use super::super::request::{Params, R};
 use super::super::{Api, Principal};
-use super::opt_uin;
+use super::scope::{Resolved, Target};
 use crate::store::keys::{self, AccessKey, KeyInfo};
-use crate::store::users;
+use crate::store::{users, Entity};
 use crate::timefmt::{cam as cam_time, now_ms};
 
 /// Keys one user may hold, as CAM allows. `drover admin create-key` is not
@@ -36,12 +36,14 @@ pub fn mint(api: &Api, user_id: String, description: String) -> (AccessKey, Stri
     (key, secret_key)
 }
 
-/// Whose keys an action works on: the caller's own without TargetUin; the
-/// account's (root's) for the OwnerUin; otherwise the sub-user's.
-async fn owner(api: &Api, p: &Principal, target: Option<String>) -> R<String> {
-    let Some(uin) = target else {
+/// Whose keys an action works on, as the gate decided it: the caller's own
+/// without TargetUin; the account's (root's) for the OwnerUin; otherwise
+/// the sub-user's.
+async fn owner(api: &Api, p: &Principal, target: &Resolved) -> R<String> {
+    if target.target == Target::Caller {
         return Ok(p.user_id.clone());
-    };
+    }
+    let uin = target.require(Entity::User)?;
     if uin == api.account_uin {
         if !p.is_root() {
             return Err(ApiError::new(
@@ -68,11 +70,10 @@ fn check_description(d: &str) -> R<()> {
 
 pub async fn create(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value> {
     let p = a.who();
-    let target = opt_uin(&mut q, "TargetUin")?;
     let description = q.opt_str("Description")?.unwrap_or_default();
     q.finish()?;
     check_description(&description)?;
-    let user_id = owner(api, p, target).await?;
+    let user_id = owner(api, p, a.cam()?.first()?).await?;
     let (key, secret) = mint(api, user_id, description);
     let stored = key.clone();
     let now = now_ms();
@@ -99,11 +100,10 @@ fn key_info(k: &KeyInfo) -> Value {
     })
 }
 
-pub async fn list(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value> {
+pub async fn list(api: &Api, a: Authorized<Request>, q: Params) -> R<Value> {
     let p = a.who();
-    let target = opt_uin(&mut q, "TargetUin")?;
     q.finish()?;
-    let user_id = owner(api, p, target).await?;
+    let user_id = owner(api, p, a.cam()?.first()?).await?;
     let list = api
         .store
         .read(move |c| keys::list_for_user(c, &user_id))
@@ -115,7 +115,6 @@ pub async fn update(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value
     let p = a.who();
     let id = q.str("AccessKeyId")?;
     let status = q.str("Status")?;
-    let target = opt_uin(&mut q, "TargetUin")?;
     q.finish()?;
     let active = match status.as_str() {
         "Active" => true,
@@ -127,7 +126,7 @@ pub async fn update(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value
             ))
         }
     };
-    let user_id = owner(api, p, target).await?;
+    let user_id = owner(api, p, a.cam()?.first()?).await?;
     api.store
         .write(move |c| keys::set_status(c, &user_id, &id, active))
         .await?;
@@ -137,9 +136,8 @@ pub async fn update(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value
 pub async fn delete(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value> {
     let p = a.who();
     let id = q.str("AccessKeyId")?;
-    let target = opt_uin(&mut q, "TargetUin")?;
     q.finish()?;
-    let user_id = owner(api, p, target).await?;
+    let user_id = owner(api, p, a.cam()?.first()?).await?;
     api.store
         .write(move |c| keys::delete(c, &user_id, &id))
         .await?;

@@ -4,14 +4,16 @@
 //! resource family; this file routes actions and holds the shared readers.
 //!
 //! Authorization is decided in front of these handlers, by the same gate as
-//! every action; `scope` names the users, groups and policies each action
-//! reaches, so policies can grant CAM actions per resource.
+//! every action; `scope` reads and resolves the users, groups and policies
+//! each action reaches, so policies can grant CAM actions per resource, and
+//! the handlers act on exactly those (`Authorized::cam`).
 //! `load_policy_inputs` is what the policy engine reads.
 
 pub(super) mod groups;
 pub(super) mod keys;
 pub(super) mod policies;
 pub(crate) mod scope;
+pub(crate) mod ssh_keys;
 pub(super) mod users;
 
 use rusqlite::Connection;
@@ -79,39 +81,11 @@ fn page_rp(q: &mut Params, max_rp: i64) -> R<Page> {
     })
 }
 
-/// A uin parameter (an integer in CAM's API) as drover keeps it.
-fn opt_uin(q: &mut Params, name: &str) -> R<Option<String>> {
-    match q.opt_i64(name)? {
-        None => Ok(None),
-        Some(v) if v > 0 => Ok(Some(v.to_string())),
-        Some(v) => Err(ApiError::new(
-            Code::InvalidParameterUinError,
-            format!("{name} {v} is not a valid uin"),
-        )),
-    }
-}
-
 /// A uin as CAM's responses carry it: a JSON number.
 fn uin_value(uin: &str) -> Value {
     uin.parse::<u64>()
         .map(Value::from)
         .unwrap_or_else(|_| Value::String(uin.into()))
-}
-
-/// A list of integers such as DeletePolicy's PolicyId.
-fn int_list(q: &mut Params, name: &str) -> R<Option<Vec<i64>>> {
-    match q.opt_value(name) {
-        None => Ok(None),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|v| {
-                v.as_i64()
-                    .ok_or_else(|| ApiError::wrong_type(name, "an array of integers"))
-            })
-            .collect::<R<Vec<_>>>()
-            .map(Some),
-        Some(_) => Err(ApiError::wrong_type(name, "an array of integers")),
-    }
 }
 
 /// Names CAM allows for users, groups and policies: letters, digits and

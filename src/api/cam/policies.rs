@@ -10,15 +10,14 @@ use serde_json::{json, Value};
 use super::super::error::{ApiError, Code};
 use super::super::request::{Params, R};
 use super::super::Api;
-use super::groups::group_id;
-use super::{check_len, int_list, opt_uin, page_rp, param_error, valid_name};
+use super::scope::Target as ScopeTarget;
+use super::{check_len, page_rp, param_error, valid_name};
 use crate::store::policies::{self, Attached, Effective, Listed, Policy, Scope, Target};
+use crate::store::Entity;
 use crate::timefmt::{cam as cam_time, now_ms};
 
 /// Longest policy document CAM accepts, in characters.
 const MAX_DOCUMENT: usize = 6144;
-/// Policies one DeletePolicy call may name.
-const MAX_DELETE: usize = 100;
 
 fn check_document(doc: &str) -> R<()> {
     if doc.chars().count() > MAX_DOCUMENT {
@@ -87,17 +86,6 @@ fn tags_value(tags: &str) -> Value {
     serde_json::from_str(tags).unwrap_or_else(|_| json!([]))
 }
 
-fn policy_id(q: &mut Params, name: &str) -> R<i64> {
-    let id = q.opt_i64(name)?.ok_or_else(|| ApiError::missing(name))?;
-    if id <= 0 {
-        return Err(ApiError::new(
-            Code::InvalidParameterPolicyIdError,
-            format!("{name} {id} is not a valid policy id"),
-        ));
-    }
-    Ok(id)
-}
-
 /// 1 for policies made from a document, as CAM reports syntax-made ones.
 fn create_mode(p: &Policy) -> i64 {
     if p.is_preset() {
@@ -123,9 +111,9 @@ pub async fn create(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Valu
     Ok(json!({ "PolicyId": id }))
 }
 
-pub async fn get(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
-    let id = policy_id(&mut q, "PolicyId")?;
+pub async fn get(api: &Api, a: Authorized<Request>, q: Params) -> R<Value> {
     q.finish()?;
+    let id = a.cam()?.first()?.require_int(Entity::Policy)?;
     let p = api.store.read(move |c| policies::require(c, id)).await?;
     Ok(json!({
         "PolicyName": p.name,
@@ -140,9 +128,7 @@ pub async fn get(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> 
     }))
 }
 
-pub async fn update(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
-    let id = q.opt_i64("PolicyId")?;
-    let name = q.opt_str("PolicyName")?;
+pub async fn update(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value> {
     let description = q.opt_str("Description")?;
     let document = q.opt_str("PolicyDocument")?;
     if q.opt_str("Alias")?.is_some() {
@@ -157,27 +143,16 @@ pub async fn update(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Valu
     if let Some(d) = &document {
         check_document(d)?;
     }
-    let by_name = id.is_none();
-    let id = api
-        .store
+    // By PolicyId, or the policy the gate found by PolicyName (whose id
+    // the answer then carries).
+    let target = a.cam()?.first()?;
+    let by_name = matches!(target.target, ScopeTarget::PolicyName(_));
+    let id = target.require_int(Entity::Policy)?;
+    api.store
         .write(move |c| {
-            let id = match (id, name) {
-                (Some(id), _) => id,
-                (None, Some(n)) => policies::get_by_name(c, &n)?
-                    .map(|p| p.policy_id)
-                    .ok_or_else(|| {
-                        crate::store::StoreError::missing(
-                            crate::store::Entity::Policy,
-                            n.to_string(),
-                        )
-                    })?,
-                (None, None) => return Ok(None),
-            };
-            policies::update(c, id, description.as_deref(), document.as_deref(), now_ms())?;
-            Ok(Some(id))
+            policies::update(c, id, description.as_deref(), document.as_deref(), now_ms())
         })
-        .await?
-        .ok_or_else(|| ApiError::missing("PolicyId"))?;
+        .await?;
     Ok(if by_name {
         json!({ "PolicyId": id })
     } else {
@@ -185,18 +160,18 @@ pub async fn update(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Valu
     })
 }
 
-pub async fn delete(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
-    let ids = int_list(&mut q, "PolicyId")?.ok_or_else(|| ApiError::missing("PolicyId"))?;
+pub async fn delete(api: &Api, a: Authorized<Request>, q: Params) -> R<Value> {
     q.finish()?;
-    if ids.is_empty() {
-        return Err(ApiError::missing("PolicyId"));
-    }
-    if ids.len() > MAX_DELETE {
-        return Err(ApiError::new(
-            Code::InvalidParameterOperatePoliciesOverLimit,
-            format!("PolicyId allows at most {MAX_DELETE} entries"),
-        ));
-    }
+    // One decided group per policy id (at most 100, checked by the gate).
+    let ids = a
+        .cam()?
+        .groups
+        .iter()
+        .map(|g| match g.as_slice() {
+            [policy] => Ok(policy.require_int(Entity::Policy)?),
+            _ => Err(ApiError::internal()),
+        })
+        .collect::<R<Vec<i64>>>()?;
     api.store.write(move |c| policies::delete(c, &ids)).await?;
     Ok(json!({}))
 }
@@ -280,36 +255,42 @@ enum Who {
     Group(i64),
 }
 
-fn required_uin(q: &mut Params, name: &str) -> R<String> {
-    opt_uin(q, name)?.ok_or_else(|| ApiError::missing(name))
+/// An attachment as the gate decided it: the policy and the user or
+/// group (NotFound for a group that does not exist).
+fn attachment(a: &Authorized<Request>, group: bool) -> R<(i64, Who)> {
+    let scope = a.cam()?;
+    let id = scope.first()?.require_int(Entity::Policy)?;
+    let side = scope.nth(1)?;
+    let who = if group {
+        Who::Group(side.require_int(Entity::Group)?)
+    } else {
+        Who::User(side.require(Entity::User)?)
+    };
+    Ok((id, who))
 }
 
-pub async fn attach_user(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
-    let id = policy_id(&mut q, "PolicyId")?;
-    let uin = required_uin(&mut q, "AttachUin")?;
+pub async fn attach_user(api: &Api, a: Authorized<Request>, q: Params) -> R<Value> {
     q.finish()?;
-    attach_or_detach(api, true, Who::User(uin), id).await
+    let (id, who) = attachment(&a, false)?;
+    attach_or_detach(api, true, who, id).await
 }
 
-pub async fn detach_user(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
-    let id = policy_id(&mut q, "PolicyId")?;
-    let uin = required_uin(&mut q, "DetachUin")?;
+pub async fn detach_user(api: &Api, a: Authorized<Request>, q: Params) -> R<Value> {
     q.finish()?;
-    attach_or_detach(api, false, Who::User(uin), id).await
+    let (id, who) = attachment(&a, false)?;
+    attach_or_detach(api, false, who, id).await
 }
 
-pub async fn attach_group(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
-    let id = policy_id(&mut q, "PolicyId")?;
-    let g = group_id(&mut q, "AttachGroupId")?;
+pub async fn attach_group(api: &Api, a: Authorized<Request>, q: Params) -> R<Value> {
     q.finish()?;
-    attach_or_detach(api, true, Who::Group(g), id).await
+    let (id, who) = attachment(&a, true)?;
+    attach_or_detach(api, true, who, id).await
 }
 
-pub async fn detach_group(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
-    let id = policy_id(&mut q, "PolicyId")?;
-    let g = group_id(&mut q, "DetachGroupId")?;
+pub async fn detach_group(api: &Api, a: Authorized<Request>, q: Params) -> R<Value> {
     q.finish()?;
-    attach_or_detach(api, false, Who::Group(g), id).await
+    let (id, who) = attachment(&a, true)?;
+    attach_or_detach(api, false, who, id).await
 }
 
 fn attach_policy_info(a: &Attached) -> Value {
@@ -326,8 +307,8 @@ fn attach_policy_info(a: &Attached) -> Value {
     })
 }
 
-pub async fn attached_user(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
-    let uin = required_uin(&mut q, "TargetUin")?;
+pub async fn attached_user(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value> {
+    let uin = a.cam()?.first()?.require(Entity::User)?;
     let page = page_rp(&mut q, 200)?;
     q.finish()?;
     let (n, list) = api
@@ -340,8 +321,8 @@ pub async fn attached_user(api: &Api, _a: Authorized<Request>, mut q: Params) ->
     }))
 }
 
-pub async fn attached_group(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
-    let g = group_id(&mut q, "TargetGroupId")?;
+pub async fn attached_group(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value> {
+    let g = a.cam()?.first()?.require_int(Entity::Group)?;
     let page = page_rp(&mut q, 200)?;
     let keyword = q.opt_str("Keyword")?.unwrap_or_default();
     q.finish()?;
@@ -371,8 +352,8 @@ fn attached_user_policy(e: &Effective) -> Value {
     })
 }
 
-pub async fn attached_user_all(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
-    let uin = required_uin(&mut q, "TargetUin")?;
+pub async fn attached_user_all(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value> {
+    let uin = a.cam()?.first()?.require(Entity::User)?;
     let page = page_200(&mut q)?;
     let attach_type = q.opt_i64("AttachType")?.unwrap_or(0);
     let strategy_type = q.opt_i64("StrategyType")?;

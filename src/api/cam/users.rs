@@ -9,6 +9,7 @@ use super::super::request::{Params, R};
 use super::super::Api;
 use super::{check_len, flag, uin_value, valid_name};
 use crate::store::users::{self, NewUser, User, UserUpdate};
+use crate::store::Entity;
 use crate::timefmt::{cam as cam_time, now_ms};
 
 fn check_name(name: &str) -> R<()> {
@@ -146,12 +147,12 @@ pub async fn add(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> 
     Ok(out)
 }
 
-pub async fn get(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
-    let name = q.str("Name")?;
+pub async fn get(api: &Api, a: Authorized<Request>, q: Params) -> R<Value> {
     q.finish()?;
+    let target = a.cam()?.first()?.clone();
     let u = api
         .store
-        .read(move |c| users::require_name(c, &name))
+        .read(move |c| users::require_uin(c, &target.require(Entity::User)?))
         .await?;
     Ok(json!({
         "Uin": uin_value(&u.uin),
@@ -206,8 +207,8 @@ pub fn member_info(u: &User) -> Value {
     })
 }
 
-pub async fn update(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
-    let name = q.str("Name")?;
+pub async fn update(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value> {
+    let target = a.cam()?.first()?.clone();
     let remark = q.opt_str("Remark")?;
     let console_login = flag(&mut q, "ConsoleLogin")?;
     let password = q.opt_str("Password")?.filter(|p| !p.is_empty());
@@ -231,18 +232,25 @@ pub async fn update(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Valu
         country_code: contact.country_code,
         password_hash,
     };
+    // The user decided on, by uin: its name may have changed meanwhile.
     api.store
-        .write(move |c| users::update(c, &name, &up))
+        .write(move |c| {
+            let u = users::require_uin(c, &target.require(Entity::User)?)?;
+            users::update(c, &u.name, &up)
+        })
         .await?;
     Ok(json!({}))
 }
 
-pub async fn delete(api: &Api, _a: Authorized<Request>, mut q: Params) -> R<Value> {
-    let name = q.str("Name")?;
+pub async fn delete(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value> {
+    let target = a.cam()?.first()?.clone();
     let force = flag(&mut q, "Force")?.unwrap_or(false);
     q.finish()?;
     api.store
-        .write(move |c| users::delete(c, &name, force))
+        .write(move |c| {
+            let u = users::require_uin(c, &target.require(Entity::User)?)?;
+            users::delete(c, &u.name, force)
+        })
         .await?;
     Ok(json!({}))
 }

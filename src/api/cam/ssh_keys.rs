@@ -1,0 +1,124 @@
+//! Ssh public keys, drover's extension beside CAM's access keys:
+//! ImportSshPublicKey, DescribeSshPublicKeys, DeleteSshPublicKey. A key
+//! lets whoever holds its private half sign in to the ssh gateway as the
+//! key's user, so these actions are scoped like access keys (`scope.rs`:
+//! the caller's own keys without `TargetUin`, a sub-user's with it, the
+//! account's only for root).
+
+use serde_json::{json, Value};
+
+use super::super::decided::Request;
+use super::super::error::{ApiError, Code};
+use super::super::request::{Params, R};
+use super::super::{Api, Principal};
+use super::scope::{Resolved, Target};
+use crate::gate::Authorized;
+use crate::store::ssh_keys::{self, SshKey};
+use crate::store::{users, Entity};
+use crate::timefmt::{cam as cam_time, now_ms};
+
+/// Keys one user may hold.
+pub const MAX_KEYS_PER_USER: i64 = 10;
+/// Longest description, in characters.
+const MAX_DESCRIPTION: usize = 256;
+
+/// Whose keys an action works on, as the gate decided it: the caller's own
+/// without TargetUin; the
+/// account's (root's) for the OwnerUin; otherwise the sub-user's, which
+/// must exist.
+async fn owner(api: &Api, p: &Principal, target: &Resolved) -> R<String> {
+    if target.target == Target::Caller {
+        return Ok(p.user_id.clone());
+    }
+    let uin = target.require(Entity::User)?;
+    if uin == api.account_uin {
+        if !p.is_root() {
+            return Err(ApiError::new(
+                Code::OperationDeniedSubUin,
+                "a sub-user may not manage the account's own ssh keys",
+            ));
+        }
+        return Ok(crate::store::root_login::ROOT.into());
+    }
+    let u = api.store.read(move |c| users::require_uin(c, &uin)).await?;
+    Ok(u.uin)
+}
+
+fn check_description(d: &str) -> R<()> {
+    if d.chars().count() > MAX_DESCRIPTION || d.chars().any(char::is_control) {
+        return Err(ApiError::new(
+            Code::InvalidParameterParamError,
+            format!("Description must be at most {MAX_DESCRIPTION} characters, without control characters"),
+        ));
+    }
+    Ok(())
+}
+
+fn key_view(k: &SshKey) -> Value {
+    json!({
+        "KeyId": k.key_id,
+        "Algorithm": k.algorithm,
+        "Fingerprint": k.fingerprint,
+        "PublicKey": k.public_key,
+        "Description": k.description,
+        "CreateTime": cam_time(k.created_ms),
+        "LastUsedTime": cam_time(k.last_used_ms),
+    })
+}
+
+pub async fn import(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value> {
+    let p = a.who();
+    let text = q.str("PublicKey")?;
+    let description = q.opt_str("Description")?;
+    q.finish()?;
+    let parsed = crate::sshkey::parse(&text).map_err(|e| {
+        ApiError::new(
+            Code::InvalidParameterValueInvalidSshPublicKey,
+            e.to_string(),
+        )
+    })?;
+    // Without a Description the key's own comment ("ann@laptop") names it.
+    let description = description.unwrap_or_else(|| parsed.comment.clone());
+    check_description(&description)?;
+    let user_id = owner(api, p, a.cam()?.first()?).await?;
+    let key = SshKey {
+        key_id: crate::ids::new_id("sshkey"),
+        user_id,
+        algorithm: parsed.algorithm,
+        fingerprint: parsed.fingerprint,
+        public_key: parsed.line,
+        description,
+        created_ms: now_ms(),
+        last_used_ms: 0,
+    };
+    let stored = key.clone();
+    api.store
+        .write(move |c| ssh_keys::insert_limited(c, &stored, MAX_KEYS_PER_USER))
+        .await?;
+    Ok(json!({ "SshPublicKey": key_view(&key) }))
+}
+
+pub async fn describe(api: &Api, a: Authorized<Request>, q: Params) -> R<Value> {
+    let p = a.who();
+    q.finish()?;
+    let user_id = owner(api, p, a.cam()?.first()?).await?;
+    let list = api
+        .store
+        .read(move |c| ssh_keys::list_for_user(c, &user_id))
+        .await?;
+    Ok(json!({
+        "TotalCount": list.len(),
+        "SshPublicKeys": list.iter().map(key_view).collect::<Vec<_>>(),
+    }))
+}
+
+pub async fn delete(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value> {
+    let p = a.who();
+    let id = q.str("KeyId")?;
+    q.finish()?;
+    let user_id = owner(api, p, a.cam()?.first()?).await?;
+    api.store
+        .write(move |c| ssh_keys::delete(c, &user_id, &id))
+        .await?;
+    Ok(json!({}))
+}

@@ -1,0 +1,40 @@
+//! The one place the gateway calls the session transport (`src/session/`):
+//! `open` asks for a session for the signed-in person on the instance and
+//! as the login user their ssh name chose. `api::ssh_auth` decides
+//! `tat:StartSession` with the person's policies of this moment — the same
+//! decision the console's terminal takes — audits it, and opens the session
+//! through the instance's agent.
+
+use crate::api::ssh_auth::SshPlan;
+use crate::session::SessionIo;
+
+use super::handler::Person;
+use super::Ctx;
+
+/// What the person asked the channel to run.
+#[derive(Debug, Clone)]
+pub(super) struct Request {
+    /// The exec request's command; `None` for a login shell.
+    pub command: Option<String>,
+    pub cols: u16,
+    pub rows: u16,
+}
+
+/// Why a session was not opened, in words for the person's terminal.
+#[derive(Debug, Clone)]
+pub(super) struct Refusal(pub String);
+
+/// Decides and opens a session for `person`.
+pub(super) async fn open(ctx: &Ctx, person: &Person, req: Request) -> Result<SessionIo, Refusal> {
+    let plan = SshPlan {
+        instance_id: person.target.instance_id.clone(),
+        login_user: person.target.login().to_string(),
+        command: req.command,
+        cols: req.cols,
+        rows: req.rows,
+    };
+    ctx.api
+        .ssh_open_session(&person.principal, plan, person.peer)
+        .await
+        .map_err(|e| Refusal(e.message))
+}

@@ -1,0 +1,603 @@
+//! The ssh gateway against Debian's OpenSSH client (`ssh`, `ssh-keygen`):
+//! a real server with the gateway on 127.0.0.1:0, real sub-users whose
+//! keys are imported through the API, real agents running real shells.
+//! Every ssh call pins the gateway's host key in its own known_hosts file
+//! (StrictHostKeyChecking=yes), so a test that gets in also proves the key.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+
+const T: Duration = Duration::from_secs(60);
+
+async fn cam(h: &Harness, action: &str, p: Value) -> Value {
+    h.client
+        .call_as("cam", "2019-01-16", action, &p)
+        .await
+        .unwrap_or_else(|e| panic!("{action}: {e}"))
+}
+
+/// A server with the ssh gateway, and a scratch directory for keys.
+struct Gw {
+    h: Harness,
+    gw: drover::ssh::Gateway,
+    dir: tempfile::TempDir,
+    known_hosts: PathBuf,
+}
+
+async fn start() -> Gw {
+    let h = Harness::start().await;
+    let running = h.server.as_ref().unwrap();
+    let gw = drover::ssh::start(
+        running.api.clone(),
+        &h.data_dir(),
+        drover::ssh::Settings::new("127.0.0.1:0"),
+        running.shutdown.clone(),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let known_hosts = dir.path().join("known_hosts");
+    std::fs::write(
+        &known_hosts,
+        format!("[127.0.0.1]:{} {}\n", gw.addr.port(), gw.info.host_key),
+    )
+    .unwrap();
+    Gw {
+        h,
+        gw,
+        dir,
+        known_hosts,
+    }
+}
+
+impl Gw {
+    /// A new key pair made by ssh-keygen; returns the private key's path.
+    async fn keygen(&self, name: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        let out = tokio::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+            .arg(&path)
+            .output()
+            .await
+            .unwrap();
+        assert!(out.status.success(), "ssh-keygen: {out:?}");
+        path
+    }
+
+    /// `ssh` with this gateway's port and host key, no agent, no config
+    /// file, no prompts; `auth` is "publickey" or "password".
+    fn ssh(&self, user: &str, key: Option<&Path>, auth: &str) -> tokio::process::Command {
+        let mut c = tokio::process::Command::new("ssh");
+        c.args(["-F", "/dev/null", "-p"])
+            .arg(self.gw.addr.port().to_string())
+            .arg("-o")
+            .arg(format!("UserKnownHostsFile={}", self.known_hosts.display()))
+            .args([
+                "-o",
+                "GlobalKnownHostsFile=/dev/null",
+                "-o",
+                "StrictHostKeyChecking=yes",
+                "-o",
+                "IdentitiesOnly=yes",
+                "-o",
+                "IdentityAgent=none",
+                "-o",
+                "ConnectTimeout=30",
+                "-o",
+            ])
+            .arg(format!("PreferredAuthentications={auth}"))
+            .arg("-l")
+            .arg(user)
+            .env_remove("SSH_AUTH_SOCK")
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true);
+        match key {
+            Some(k) => {
+                c.arg("-i").arg(k);
+            }
+            None => {
+                // Nothing but the password may be offered.
+                c.args(["-o", "PubkeyAuthentication=no"]);
+            }
+        }
+        if auth == "publickey" {
+            c.args(["-o", "BatchMode=yes"]);
+        }
+        c
+    }
+
+    /// Imports `key`'s public half for the user `uin` as root.
+    async fn import(&self, uin: &str, key: &Path) -> Value {
+        let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+        cam(
+            &self.h,
+            "ImportSshPublicKey",
+            json!({"PublicKey": public, "TargetUin": uin.parse::<u64>().unwrap()}),
+        )
+        .await
+    }
+}
+
+async fn output(mut c: tokio::process::Command) -> Output {
+    tokio::time::timeout(T, c.output())
+        .await
+        .expect("ssh finished in time")
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// `ssh-keygen -lf FILE`'s fingerprint.
+async fn keygen_fingerprint(file: &Path) -> String {
+    let out = tokio::process::Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(file)
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    text(&out.stdout)
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_string()
+}
+
+/// A sub-user with a console password and one policy of these statements;
+/// returns its uin.
+async fn sub_user(h: &Harness, name: &str, password: &str, statements: Value) -> String {
+    let u = cam(
+        h,
+        "AddUser",
+        json!({"Name": name, "UseApi": 1, "ConsoleLogin": 1, "Password": password}),
+    )
+    .await;
+    let doc = json!({"version": "2.0", "statement": statements});
+    let pid = cam(
+        h,
+        "CreatePolicy",
+        json!({"PolicyName": format!("p_{name}"), "PolicyDocument": doc.to_string()}),
+    )
+    .await["PolicyId"]
+        .clone();
+    cam(
+        h,
+        "AttachUserPolicy",
+        json!({"PolicyId": pid, "AttachUin": u["Uin"]}),
+    )
+    .await;
+    u["Uin"].to_string()
+}
+
+/// Sign-in: registered keys and console passwords get in; an unknown
+/// person, someone else's key, an unregistered key and a wrong password
+/// are refused alike; the host key ssh sees is the one the server reports;
+/// port forwarding is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_and_refusals() {
+    let g = start().await;
+    let ins = "mi-00000000";
+    // Reading regions only: signing in needs no permission at all.
+    let read = json!([{"effect": "allow", "action": ["tat:DescribeRegions"], "resource": ["*"]}]);
+    let ann = sub_user(&g.h, "ann", "Ann-pass-123", read.clone()).await;
+    let _bob = sub_user(&g.h, "bob", "Bob-pass-123", read).await;
+    let ann_key = g.keygen("ann_key").await;
+    let stray_key = g.keygen("stray_key").await;
+    let imported = g.import(&ann, &ann_key).await;
+    let fp = keygen_fingerprint(&ann_key.with_extension("pub")).await;
+    assert_eq!(imported["SshPublicKey"]["Fingerprint"], fp.as_str());
+    assert_eq!(imported["SshPublicKey"]["Description"], "ann_key");
+    let listed = cam(
+        &g.h,
+        "DescribeSshPublicKeys",
+        json!({"TargetUin": ann.parse::<u64>().unwrap()}),
+    )
+    .await;
+    assert_eq!(listed["TotalCount"], 1);
+    assert_eq!(listed["SshPublicKeys"][0]["Fingerprint"], fp.as_str());
+
+    // The host key: what the server prints, what its file says, what ssh
+    // saw (-v) all agree.
+    let pub_file = g.h.data_dir().join("ssh").join("ssh_host_ed25519_key.pub");
+    assert_eq!(keygen_fingerprint(&pub_file).await, g.gw.info.fingerprint);
+    let mut c = g.ssh(&format!("ann+{ins}"), Some(&ann_key), "publickey");
+    c.arg("-v").arg("127.0.0.1").arg("--").arg("true");
+    let out = output(c).await;
+    let err = text(&out.stderr);
+    let seen = format!("Server host key: ssh-ed25519 {}", g.gw.info.fingerprint);
+    assert!(err.contains(&seen), "{err}");
+    // Signed in: whatever the session then says, it is not an
+    // authentication failure (ssh's own 255).
+    assert!(err.contains("Authenticated to 127.0.0.1"), "{err}");
+
+    // Refused alike: someone else's key, an unknown person, a stray key.
+    for (user, key) in [
+        (format!("bob+{ins}"), &ann_key),
+        (format!("nobody+{ins}"), &ann_key),
+        (format!("ann+{ins}"), &stray_key),
+        // A name that asks for no instance.
+        ("ann".to_string(), &ann_key),
+    ] {
+        let mut c = g.ssh(&user, Some(key), "publickey");
+        c.arg("127.0.0.1").arg("--").arg("true");
+        let out = output(c).await;
+        assert_eq!(out.status.code(), Some(255), "{user}: {out:?}");
+        assert!(
+            text(&out.stderr).contains("Permission denied (publickey,password)"),
+            "{user}: {out:?}"
+        );
+    }
+
+    // Console passwords, asked for through SSH_ASKPASS.
+    let askpass = |pw: &str| {
+        let p = g.dir.path().join(format!("askpass-{}", pw.len()));
+        std::fs::write(&p, format!("#!/bin/sh\necho '{pw}'\n")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o700)).unwrap();
+        p
+    };
+    let mut c = g.ssh(&format!("ann+{ins}"), None, "password");
+    c.env("SSH_ASKPASS", askpass("Ann-pass-123"))
+        .env("SSH_ASKPASS_REQUIRE", "force")
+        .args([
+            "-o",
+            "NumberOfPasswordPrompts=1",
+            "-v",
+            "127.0.0.1",
+            "--",
+            "true",
+        ]);
+    let out = output(c).await;
+    assert!(
+        text(&out.stderr).contains("Authenticated to 127.0.0.1"),
+        "{out:?}"
+    );
+    let mut c = g.ssh(&format!("ann+{ins}"), None, "password");
+    c.env("SSH_ASKPASS", askpass("wrong-password"))
+        .env("SSH_ASKPASS_REQUIRE", "force")
+        .args(["-o", "NumberOfPasswordPrompts=1", "127.0.0.1", "--", "true"]);
+    let out = output(c).await;
+    assert_eq!(out.status.code(), Some(255), "{out:?}");
+    assert!(text(&out.stderr).contains("Permission denied"), "{out:?}");
+
+    // Port forwarding: ssh -L listens locally, and the gateway refuses the
+    // channel when a connection comes through it.
+    let local = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let lport = local.local_addr().unwrap().port();
+    drop(local);
+    let mut c = g.ssh(&format!("ann+{ins}"), Some(&ann_key), "publickey");
+    c.arg("-N")
+        .arg("-L")
+        .arg(format!("127.0.0.1:{lport}:{}", g.h.addr))
+        .arg("127.0.0.1")
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut conn = wait_for("ssh -L to listen", T, || async move {
+        tokio::net::TcpStream::connect(("127.0.0.1", lport))
+            .await
+            .ok()
+    })
+    .await;
+    // Nothing comes through: the forwarded connection is closed at once.
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(T, tokio::io::AsyncReadExt::read(&mut conn, &mut buf))
+        .await
+        .expect("the forwarded connection ends")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    child.start_kill().unwrap();
+    let out = tokio::time::timeout(T, child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        text(&out.stderr).contains("administratively prohibited"),
+        "{out:?}"
+    );
+
+    // The sign-ins, good and bad, are in the audit trail.
+    let events =
+        g.h.call(
+            "DescribeAuditEvents",
+            json!({"Filters": [{"Name": "action", "Values": ["SshLogin"]}], "Limit": 100}),
+        )
+        .await;
+    let logins: Vec<&Value> = events["AuditEventSet"].as_array().unwrap().iter().collect();
+    assert!(
+        logins
+            .iter()
+            .any(|e| e["Outcome"] == "Success" && e["Principal"] == ann.as_str()),
+        "{events}"
+    );
+    assert!(logins.iter().any(|e| e["Outcome"] != "Success"), "{events}");
+}
+
+/// Keys are scoped like access keys: a self-service policy lets a user
+/// manage their own keys and no one else's, and a deleted user's keys go
+/// with them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_are_self_service() {
+    let g = start().await;
+    let owner = cam(&g.h, "GetUserAppId", json!({})).await["OwnerUin"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let statements = json!([{
+        "effect": "allow",
+        "action": ["cam:ImportSshPublicKey", "cam:DescribeSshPublicKeys", "cam:DeleteSshPublicKey"],
+        "resource": [format!("qcs::cam::uin/{owner}:uin/${{uin}}")],
+    }]);
+    let u = cam(&g.h, "AddUser", json!({"Name": "cat", "UseApi": 1})).await;
+    let cat = u["Uin"].to_string();
+    let doc = json!({"version": "2.0", "statement": statements});
+    let pid = cam(
+        &g.h,
+        "CreatePolicy",
+        json!({"PolicyName": "self_ssh", "PolicyDocument": doc.to_string()}),
+    )
+    .await["PolicyId"]
+        .clone();
+    cam(
+        &g.h,
+        "AttachUserPolicy",
+        json!({"PolicyId": pid, "AttachUin": u["Uin"]}),
+    )
+    .await;
+    let dan = cam(&g.h, "AddUser", json!({"Name": "dan"})).await["Uin"].to_string();
+    let as_cat = g.h.client_as(
+        u["SecretId"].as_str().unwrap(),
+        u["SecretKey"].as_str().unwrap(),
+    );
+    let key = g.keygen("cat_key").await;
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let mine = as_cat
+        .call_as(
+            "cam",
+            "2019-01-16",
+            "ImportSshPublicKey",
+            &json!({"PublicKey": public}),
+        )
+        .await
+        .unwrap();
+    let key_id = mine["SshPublicKey"]["KeyId"].as_str().unwrap().to_string();
+    // Not for someone else, and a bad key is refused with its reason.
+    let other = as_cat
+        .call_as(
+            "cam",
+            "2019-01-16",
+            "ImportSshPublicKey",
+            &json!({"PublicKey": public, "TargetUin": dan.parse::<u64>().unwrap()}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(code(&other), "AuthFailure.UnauthorizedOperation");
+    let bad = as_cat
+        .call_as(
+            "cam",
+            "2019-01-16",
+            "ImportSshPublicKey",
+            &json!({"PublicKey": "ssh-rsa AAAA"}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(code(&bad), "InvalidParameterValue.InvalidSshPublicKey");
+    let dup = as_cat
+        .call_as(
+            "cam",
+            "2019-01-16",
+            "ImportSshPublicKey",
+            &json!({"PublicKey": public}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(code(&dup), "InvalidParameterValue.SshPublicKeyDuplicated");
+    let dans = cam(
+        &g.h,
+        "DescribeSshPublicKeys",
+        json!({"TargetUin": dan.parse::<u64>().unwrap()}),
+    )
+    .await;
+    assert_eq!(dans["TotalCount"], 0);
+    // Deleting the user deletes the key.
+    cam(&g.h, "DeleteUser", json!({"Name": "cat", "Force": 1})).await;
+    let db = rusqlite::Connection::open(g.h.data_dir().join("drover.db")).unwrap();
+    let left: i64 = db
+        .query_row(
+            "SELECT COUNT(*) FROM ssh_public_keys WHERE key_id = ?1 OR user_id = ?2",
+            [&key_id, &cat],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(left, 0);
+}
+
+/// Processes below `root` (children, grandchildren ...) with their command
+/// lines.
+fn descendants(root: u32) -> Vec<(u32, String)> {
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let parent: Vec<(u32, u32)> = rd
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let rest = &stat[stat.rfind(')')? + 1..];
+            let ppid = rest.split_whitespace().nth(1)?.parse::<u32>().ok()?;
+            Some((pid, ppid))
+        })
+        .collect();
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let p = found[i];
+        found.extend(parent.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
+        i += 1;
+    }
+    found
+        .into_iter()
+        .skip(1)
+        .map(|pid| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|b| text(&b).replace('\0', " "))
+                .unwrap_or_default();
+            (pid, cmd)
+        })
+        .collect()
+}
+
+/// A gateway with one real agent, a person allowed sessions on it (ann)
+/// and one who is not (eve), each with an imported key.
+async fn with_agent() -> (Gw, String, PathBuf, PathBuf) {
+    let mut g = start().await;
+    let id = g.h.add_agent().await;
+    let sessions = json!([{"effect": "allow", "action": ["tat:StartSession"], "resource": ["*"]}]);
+    let other = json!([{"effect": "allow", "action": ["tat:RunCommand"], "resource": ["*"]}]);
+    let ann = sub_user(&g.h, "ann", "Ann-pass-123", sessions).await;
+    let eve = sub_user(&g.h, "eve", "Eve-pass-123", other).await;
+    let ann_key = g.keygen("ann_key").await;
+    let eve_key = g.keygen("eve_key").await;
+    g.import(&ann, &ann_key).await;
+    g.import(&eve, &eve_key).await;
+    (g, id, ann_key, eve_key)
+}
+
+fn agent_pid(h: &Harness) -> u32 {
+    h.agents[0].child.as_ref().unwrap().id()
+}
+
+/// Exec runs one command on the instance with its exit status passed back;
+/// a shell (ssh -tt, driven by a script on stdin) runs in a pty of the
+/// size asked for; a person without tat:StartSession gets the reason on
+/// stderr and nothing runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_shell_and_denial_through_an_agent() {
+    let (g, id, ann_key, eve_key) = with_agent().await;
+    let ann = format!("ann+{id}");
+
+    // Exec: output and exit status.
+    let mut c = g.ssh(&ann, Some(&ann_key), "publickey");
+    c.args(["127.0.0.1", "--", "sh", "-c", "'echo out-$((6*7)); exit 7'"]);
+    let out = output(c).await;
+    assert_eq!(out.status.code(), Some(7), "{out:?}");
+    assert!(text(&out.stdout).contains("out-42"), "{out:?}");
+
+    // A shell in a pty: the script's lines run, `stty size` shows the
+    // terminal ssh asked for (80x24 without a local terminal), and the
+    // shell's exit status comes back.
+    let mut c = g.ssh(&ann, Some(&ann_key), "publickey");
+    c.args(["-tt", "127.0.0.1"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(b"echo hi-$((1+1)); stty size; tty; exit 3\n")
+            .await
+            .unwrap();
+        // stdin stays open until the shell has gone (ssh would send EOF).
+        let out = tokio::time::timeout(T, child.wait_with_output())
+            .await
+            .expect("the shell ended")
+            .unwrap();
+        drop(stdin);
+        let o = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(3), "{out:?}");
+        assert!(o.contains("hi-2"), "{o}");
+        assert!(o.contains("24 80"), "{o}");
+        assert!(o.contains("/dev/pts/"), "{o}");
+    }
+
+    // Denied: the reason on stderr, exit status 1, nothing ran.
+    let marker = g.dir.path().join("eve-was-here");
+    let before = descendants(agent_pid(&g.h));
+    let mut c = g.ssh(&format!("eve+{id}"), Some(&eve_key), "publickey");
+    c.arg("127.0.0.1")
+        .arg("--")
+        .arg(format!("touch {}", marker.display()));
+    let out = output(c).await;
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        err.contains("not authorized") && err.contains("tat:StartSession") && err.contains(&id),
+        "{err}"
+    );
+    assert!(!marker.exists());
+    assert_eq!(descendants(agent_pid(&g.h)), before, "nothing was started");
+    // And the refusal is audited as the console's is.
+    let events =
+        g.h.call(
+            "DescribeAuditEvents",
+            json!({"Filters": [{"Name": "action", "Values": ["StartSession"]}], "Limit": 100}),
+        )
+        .await;
+    let set = events["AuditEventSet"].as_array().unwrap();
+    assert!(
+        set.iter()
+            .any(|e| e["Service"] == "ssh" && e["Decision"] == "deny"),
+        "{events}"
+    );
+    assert!(
+        set.iter()
+            .any(|e| e["Service"] == "ssh" && e["Outcome"] == "Success"),
+        "{events}"
+    );
+}
+
+/// When the ssh client goes away, the session's processes on the instance
+/// go too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vanished_client_leaves_nothing_behind() {
+    let (g, id, ann_key, _) = with_agent().await;
+    let mut c = g.ssh(&format!("ann+{id}"), Some(&ann_key), "publickey");
+    c.args([
+        "-tt",
+        "127.0.0.1",
+        "--",
+        "sh",
+        "-c",
+        "'echo ready; exec sleep 6017'",
+    ])
+    .stdin(std::process::Stdio::piped())
+    .stdout(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut seen = Vec::new();
+    tokio::time::timeout(T, async {
+        use tokio::io::AsyncReadExt;
+        let mut buf = [0u8; 256];
+        while !text(&seen).contains("ready") {
+            let n = stdout.read(&mut buf).await.unwrap();
+            assert!(n > 0, "ssh ended early: {}", text(&seen));
+            seen.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await
+    .expect("the command started");
+    let agent = agent_pid(&g.h);
+    let sleeping = || {
+        descendants(agent)
+            .into_iter()
+            .any(|(_, cmd)| cmd.contains("sleep 6017"))
+    };
+    assert!(sleeping(), "{:?}", descendants(agent));
+    child.start_kill().unwrap();
+    let _ = child.wait().await;
+    wait_for("the session's processes to end", T, || async move {
+        (!sleeping()).then_some(())
+    })
+    .await;
+}
