@@ -201,6 +201,8 @@ pub struct Metrics {
     pub store_batch_jobs: Histogram,
     pub store_commit: Histogram,
     pub agent_messages: Counter,
+    /// Task reports of one agent applied in one store job.
+    pub agent_report_ops: Histogram,
     pub agent_connects: Counter,
     pub agent_rejects: Counter,
     pub webhook_delivered: Counter,
@@ -221,6 +223,7 @@ pub static METRICS: Metrics = Metrics {
     store_batch_jobs: Histogram::new(&BATCH_BOUNDS),
     store_commit: Histogram::latency(),
     agent_messages: Counter::new(),
+    agent_report_ops: Histogram::new(&BATCH_BOUNDS),
     agent_connects: Counter::new(),
     agent_rejects: Counter::new(),
     webhook_delivered: Counter::new(),
@@ -346,6 +349,12 @@ impl Metrics {
             "drover_agent_messages_total",
             "Messages read from agents.",
             self.agent_messages.get(),
+        );
+        hist(
+            &mut o,
+            "drover_agent_report_ops",
+            "Task reports (started, output, finished) of one agent written in one store job.",
+            &self.agent_report_ops,
         );
         counter(
             &mut o,
@@ -517,6 +526,7 @@ mod tests {
             store_batch_jobs: Histogram::new(&BATCH_BOUNDS),
             store_commit: Histogram::latency(),
             agent_messages: Counter::new(),
+            agent_report_ops: Histogram::new(&BATCH_BOUNDS),
             agent_connects: Counter::new(),
             agent_rejects: Counter::new(),
             webhook_delivered: Counter::new(),

@@ -357,7 +357,9 @@ async fn route(
         (&Method::GET, p) if crate::api::recordings::cast_path(p).is_some() => {
             crate::api::recordings::serve_cast(api, req, peer).await
         }
-        (&Method::GET, "/console/session") => {
+        // The same path answers the console's "who am I" (plain GET) and
+        // opens a terminal (a WebSocket upgrade).
+        (&Method::GET, "/console/session") if wants_websocket(&req) => {
             crate::api::console_session::upgrade(api, req, peer, shutdown).await
         }
         (_, p) if p.starts_with("/console/") => crate::api::console::serve(api, req, peer).await,
@@ -384,6 +386,14 @@ fn is_api_get(req: &Request<Incoming>) -> bool {
         })
 }
 
+/// Whether a request asks to become a WebSocket.
+fn wants_websocket(req: &Request<Incoming>) -> bool {
+    req.headers()
+        .get(hyper::header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
 fn upgrade_agent(
     api: Arc<Api>,
     mut req: Request<Incoming>,
@@ -395,11 +405,7 @@ fn upgrade_agent(
         .headers()
         .get("sec-websocket-key")
         .map(|k| derive_accept_key(k.as_bytes()));
-    let is_upgrade = req
-        .headers()
-        .get(hyper::header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let is_upgrade = wants_websocket(&req);
     let Some(accept) = key.filter(|_| is_upgrade) else {
         return plain(StatusCode::BAD_REQUEST, "websocket upgrade required\n");
     };

@@ -21,6 +21,10 @@ use tokio_tungstenite::tungstenite::Message;
 
 const T30: Duration = Duration::from_secs(30);
 
+/// The tests of this file count the server's store jobs for agent reports
+/// (a process-wide metric): one at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// A registered instance whose "agent" is this test.
 struct Forger {
     ws: Ws,
@@ -108,6 +112,7 @@ fn finished(task_id: &str, exit_code: Option<i64>, times: (i64, i64), len: u64) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_reports_change_nothing_but_the_senders_own_tasks() {
+    let _one = SERIAL.lock().await;
     let mut h = Harness::start().await;
     let real = h.add_agent().await;
     // Another instance's running task, with output...
@@ -234,6 +239,7 @@ async fn forged_reports_change_nothing_but_the_senders_own_tasks() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_result_longer_than_the_stored_output_is_shown_incomplete() {
+    let _one = SERIAL.lock().await;
     let h = Harness::start().await;
     let mut f = register(&h).await;
     h.wait_online(std::slice::from_ref(&f.instance_id)).await;
@@ -271,5 +277,59 @@ async fn a_result_longer_than_the_stored_output_is_shown_incomplete() {
         (r["Complete"].clone(), r["Missing"].clone()),
         (json!(false), json!(6)),
         "{r}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_that_arrive_together_are_written_in_one_store_job_in_order() {
+    use futures_util::SinkExt;
+    let _one = SERIAL.lock().await;
+    let h = Harness::start().await;
+    let mut f = register(&h).await;
+    h.wait_online(std::slice::from_ref(&f.instance_id)).await;
+    let inv = h
+        .run("echo x", std::slice::from_ref(&f.instance_id), json!({}))
+        .await;
+    let t = f.run_task().await;
+    let now = drover::timefmt::now_ms();
+    let ops = &drover::metrics::METRICS.agent_report_ops;
+    let jobs_before = ops.count();
+    // A task that starts, prints twice and ends at once, in one write.
+    for m in [
+        AgentMsg::TaskStarted {
+            task_id: t.clone(),
+            started_at: now,
+        },
+        AgentMsg::Output {
+            task_id: t.clone(),
+            offset: 0,
+            data: b64("ab"),
+        },
+        AgentMsg::Output {
+            task_id: t.clone(),
+            offset: 2,
+            data: b64("c\n"),
+        },
+        finished(&t, Some(0), (now, now + 1), 4),
+    ] {
+        f.ws.feed(Message::text(serde_json::to_string(&m).unwrap()))
+            .await
+            .unwrap();
+    }
+    f.ws.flush().await.unwrap();
+    let got = f.received(Duration::from_secs(5)).await;
+    assert!(
+        got.iter()
+            .any(|m| matches!(m, ServerMsg::Ack { task_id } if *task_id == t)),
+        "the committed result is acknowledged: {got:?}"
+    );
+    let task = h.wait_final(&inv, T30).await.remove(0);
+    assert_eq!(task["TaskStatus"], "SUCCESS", "{task}");
+    assert_eq!(output_of(&task), "abc\n");
+    assert_eq!(task["TaskResult"]["Dropped"], 0, "{task}");
+    assert_eq!(
+        ops.count() - jobs_before,
+        1,
+        "four reports read together are one store job"
     );
 }

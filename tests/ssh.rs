@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+mod sessionkit;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -33,12 +34,16 @@ struct Gw {
 }
 
 async fn start() -> Gw {
+    start_with(drover::ssh::Settings::new("127.0.0.1:0")).await
+}
+
+async fn start_with(settings: drover::ssh::Settings) -> Gw {
     let h = Harness::start().await;
     let running = h.server.as_ref().unwrap();
     let gw = drover::ssh::start(
         running.api.clone(),
         &h.data_dir(),
-        drover::ssh::Settings::new("127.0.0.1:0"),
+        settings,
         running.shutdown.clone(),
     )
     .await
@@ -491,6 +496,37 @@ async fn exec_shell_and_denial_through_an_agent() {
     let out = output(c).await;
     assert_eq!(out.status.code(), Some(7), "{out:?}");
     assert!(text(&out.stdout).contains("out-42"), "{out:?}");
+    // The exec session is recorded by the server like any other: who, how,
+    // what, how it ended, and its output.
+    let rec = wait_for("the ssh session's record", T, || {
+        let (h, id) = (&g.h, &id);
+        async move {
+            let v = h
+                .call(
+                    "DescribeSessions",
+                    json!({"Filters": [{"Name": "instance-id", "Values": [id]}]}),
+                )
+                .await;
+            v["SessionSet"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["Via"] == "ssh" && s["State"] == "ENDED")
+                .cloned()
+        }
+    })
+    .await;
+    assert_eq!(rec["UserName"], "ann", "{rec}");
+    assert_eq!(rec["LoginUser"], "root", "{rec}");
+    assert_eq!(rec["ExitCode"], 7, "{rec}");
+    assert!(rec["Command"].as_str().unwrap().contains("exit 7"), "{rec}");
+    let cast =
+        g.h.call(
+            "DescribeSessionRecording",
+            json!({"SessionId": rec["SessionId"]}),
+        )
+        .await;
+    assert!(cast["Cast"].as_str().unwrap().contains("out-42"), "{cast}");
 
     // A shell in a pty: the script's lines run, `stty size` shows the
     // terminal ssh asked for (80x24 without a local terminal), and the
@@ -600,4 +636,226 @@ async fn a_vanished_client_leaves_nothing_behind() {
         (!sleeping()).then_some(())
     })
     .await;
+}
+
+/// A real terminal (tmux) running ssh: the pty has the terminal's size,
+/// and resizing the terminal resizes the session's pty (window-change).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pty_follows_the_terminal_size() {
+    let (g, id, ann_key, _) = with_agent().await;
+    let sock = g.dir.path().join("tmux.sock");
+    let tmux = |args: &[&str]| {
+        let mut c = tokio::process::Command::new("tmux");
+        c.arg("-S").arg(&sock).args(args).env("TERM", "xterm");
+        c
+    };
+    let ssh = g.ssh(&format!("ann+{id}"), Some(&ann_key), "publickey");
+    let mut line: Vec<String> = vec![ssh.as_std().get_program().to_string_lossy().into()];
+    line.extend(
+        ssh.as_std()
+            .get_args()
+            .map(|a| format!("'{}'", a.to_string_lossy())),
+    );
+    line.extend(["-tt".into(), "127.0.0.1".into()]);
+    let out = output(tmux(&[
+        "-f",
+        "/dev/null",
+        "new-session",
+        "-d",
+        "-x",
+        "100",
+        "-y",
+        "30",
+        &line.join(" "),
+    ]))
+    .await;
+    assert!(out.status.success(), "{out:?}");
+    let _ = output(tmux(&["set-option", "-g", "status", "off"])).await;
+    let screen = || {
+        let c = tmux(&["capture-pane", "-p", "-J"]);
+        async move { text(&output(c).await.stdout) }
+    };
+    let size_is = |want: String| {
+        let screen = &screen;
+        let tmux = &tmux;
+        async move {
+            wait_for(&format!("the pty to be {want}"), T, || {
+                let want = want.clone();
+                async move {
+                    let _ = output(tmux(&["send-keys", "echo S=$(stty size)=E", "Enter"])).await;
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    screen()
+                        .await
+                        .contains(&format!("S={want}=E"))
+                        .then_some(())
+                }
+            })
+            .await
+        }
+    };
+    let pane = |out: Output| {
+        let t = text(&out.stdout);
+        let mut it = t.split_whitespace();
+        let (w, h) = (
+            it.next().unwrap().to_string(),
+            it.next().unwrap().to_string(),
+        );
+        format!("{h} {w}")
+    };
+    let first = pane(output(tmux(&["display", "-p", "#{pane_width} #{pane_height}"])).await);
+    size_is(first.clone()).await;
+    let _ = output(tmux(&["resize-window", "-x", "120", "-y", "40"])).await;
+    let second = pane(output(tmux(&["display", "-p", "#{pane_width} #{pane_height}"])).await);
+    assert_ne!(first, second);
+    size_is(second).await;
+    let _ = output(tmux(&["kill-server"])).await;
+}
+
+/// A connection that does not sign in is cut after the login grace time,
+/// and one source cannot hold more unauthenticated connections than its
+/// share.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_and_excess_connections_are_cut() {
+    use tokio::io::AsyncReadExt;
+    let mut s = drover::ssh::Settings::new("127.0.0.1:0");
+    s.login_grace = Duration::from_secs(1);
+    s.limits.pending_per_source = 2;
+    let g = start_with(s).await;
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut c = tokio::net::TcpStream::connect(g.gw.addr).await.unwrap();
+        let mut banner = [0u8; 14];
+        c.read_exact(&mut banner).await.unwrap();
+        assert_eq!(&banner, b"SSH-2.0-drover");
+        held.push(c);
+    }
+    // A third is closed before any ssh work is spent on it.
+    let mut third = tokio::net::TcpStream::connect(g.gw.addr).await.unwrap();
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(T, third.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap_or(0);
+    assert_eq!(n, 0, "{:?}", text(&buf[..n]));
+    // The silent two are cut when their grace time is over.
+    for mut c in held {
+        let mut rest = Vec::new();
+        tokio::time::timeout(T, c.read_to_end(&mut rest))
+            .await
+            .expect("the idle connection was cut")
+            .ok();
+    }
+}
+
+/// `GET /console/ssh-info` over HTTPS with a console session cookie.
+async fn ssh_info(h: &Harness, cookie: Option<&str>) -> Value {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fp = &h.server.as_ref().unwrap().fingerprint;
+    let cfg = drover::tls::Trust::pinned_hex(fp)
+        .unwrap()
+        .client_config()
+        .unwrap();
+    let tcp = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut s = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let cookie = cookie
+        .map(|c| format!("Cookie: {c}\r\n"))
+        .unwrap_or_default();
+    let req = format!(
+        "GET /console/ssh-info HTTP/1.1\r\nHost: {}\r\n{cookie}Connection: close\r\n\r\n",
+        h.addr
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut reply = Vec::new();
+    let _ = s.read_to_end(&mut reply).await;
+    let t = text(&reply);
+    let body = t.split("\r\n\r\n").nth(1).unwrap_or("");
+    let v: Value = serde_json::from_str(body).unwrap_or_else(|_| panic!("{t}"));
+    v["Response"].clone()
+}
+
+/// The console shows the gateway's host key to signed-in users only, and
+/// the account itself (root) signs in with its console password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_shows_the_host_key_and_root_signs_in() {
+    let mut g = start().await;
+    let id = g.h.add_agent().await;
+    let cookie = sessionkit::root_cookie(&g.h).await;
+    let info = ssh_info(&g.h, Some(&cookie)).await;
+    assert_eq!(info["Enabled"], true, "{info}");
+    assert_eq!(
+        info["Fingerprint"],
+        g.gw.info.fingerprint.as_str(),
+        "{info}"
+    );
+    assert_eq!(info["Port"], g.gw.addr.port(), "{info}");
+    assert_eq!(info["HostKey"], g.gw.info.host_key.as_str(), "{info}");
+    let anonymous = ssh_info(&g.h, None).await;
+    assert_eq!(
+        anonymous["Error"]["Code"], "AuthFailure.SessionExpired",
+        "{anonymous}"
+    );
+    assert!(anonymous.get("Fingerprint").is_none());
+
+    let askpass = g.dir.path().join("askpass-root");
+    std::fs::write(
+        &askpass,
+        format!("#!/bin/sh\necho '{}'\n", sessionkit::ROOT_PASSWORD),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&askpass, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let mut c = g.ssh(&format!("root+{id}"), None, "password");
+    c.env("SSH_ASKPASS", &askpass)
+        .env("SSH_ASKPASS_REQUIRE", "force")
+        .args([
+            "-o",
+            "NumberOfPasswordPrompts=1",
+            "127.0.0.1",
+            "--",
+            "echo",
+            "root-$((2+3))",
+        ]);
+    let out = output(c).await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(text(&out.stdout).contains("root-5"), "{out:?}");
+}
+
+/// The login user in the ssh name is the one decided (`tat:login_user`)
+/// and the one the shell runs as: a policy "never as root" lets Ann in as
+/// a plain user and refuses the default, root.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_login_user_is_decided_and_used() {
+    sessionkit::ensure_test_user();
+    let login = sessionkit::TEST_USER;
+    let mut g = start().await;
+    let id = g.h.add_agent().await;
+    let policy = json!([{"effect": "allow", "action": ["tat:StartSession"], "resource": "*",
+        "condition": {"string_not_equal": {"tat:login_user": ["root"]}}}]);
+    let ann = sub_user(&g.h, "ann", "Ann-pass-123", policy).await;
+    let key = g.keygen("ann_key").await;
+    g.import(&ann, &key).await;
+
+    let mut c = g.ssh(&format!("ann+{id}+{login}"), Some(&key), "publickey");
+    c.args(["127.0.0.1", "--", "echo", "as-$(id -un)"]);
+    let out = output(c).await;
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        text(&out.stdout).contains(&format!("as-{login}")),
+        "{out:?}"
+    );
+
+    let mut c = g.ssh(&format!("ann+{id}"), Some(&key), "publickey");
+    c.args(["127.0.0.1", "--", "echo", "as-$(id -un)"]);
+    let out = output(c).await;
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        err.contains("tat:StartSession") && err.contains("as login user root"),
+        "{err}"
+    );
+    assert!(!text(&out.stdout).contains("as-"), "{out:?}");
 }

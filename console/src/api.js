@@ -19,6 +19,9 @@ let onSignedOut = () => {};
 
 export function setSignedOutHandler(fn) { onSignedOut = fn; }
 
+/** The signed-in session's CSRF token (the terminal's socket carries it). */
+export function csrfToken() { return csrf; }
+
 async function post(path, body, headers = {}) {
   let r;
   try {
@@ -76,12 +79,32 @@ export async function session() {
   return j.Response;
 }
 
+/** The ssh gateway's address and host key ({Enabled: false} when it is off). */
+export async function sshInfo() {
+  let r;
+  try {
+    r = await fetch('/console/ssh-info', { credentials: 'same-origin', headers: { 'X-CSRF-Token': csrf } });
+  } catch {
+    throw new ApiError('NetworkError', 'the server cannot be reached; check your connection');
+  }
+  const j = await r.json();
+  const resp = j.Response || {};
+  if (resp.Error) throw new ApiError(resp.Error.Code, resp.Error.Message, resp.RequestId);
+  return resp;
+}
+
 /** Asks the engine which of these actions the user may take. */
 export async function can(actions) {
   const r = await post('/console/can', { Actions: actions });
   const out = {};
   for (const x of r.Results) out[x.Action] = x;
   return out;
+}
+
+/** The engine's answers to these questions, in the order asked. */
+export async function canList(questions) {
+  const r = await post('/console/can', { Actions: questions });
+  return r.Results || [];
 }
 
 /** The policy engine's verdict on a draft policy document. */

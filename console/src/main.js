@@ -19,12 +19,19 @@ import * as secrets from './pages/secrets.js';
 import * as webhooks from './pages/webhooks.js';
 import * as access from './pages/access.js';
 import * as audit from './pages/audit.js';
+import * as terminal from './pages/terminal.js';
+import * as sessions from './pages/sessions.js';
+import * as replay from './pages/replay.js';
+import * as sshkeys from './pages/sshkeys.js';
 
 const PAGES = [
   ['', 'Overview', overview],
   ['instances', 'Instances', instances],
   ['run', 'Run command', run],
   ['history', 'History', history],
+  ['terminal', 'Terminal', terminal],
+  ['sessions', 'Sessions', sessions],
+  ['ssh', 'SSH keys', sshkeys],
   ['commands', 'Commands', commands],
   ['schedules', 'Schedules', schedules],
   ['secrets', 'Secrets', secrets],
@@ -120,6 +127,10 @@ function shell() {
 
 let routeSeq = 0;
 
+function decode(s) {
+  try { return decodeURIComponent(s); } catch { return s; }
+}
+
 async function route() {
   if (!me) return;
   const mine = ++routeSeq;
@@ -130,14 +141,20 @@ async function route() {
   let mod = null;
   let title = '';
   let params = {};
+  // Pages with an id in the path, and the nav entry they belong under.
+  let under = parts[0] || '';
   if (parts[0] === 'invocations' && parts[1]) {
-    mod = invocation; title = 'Invocation'; params = { id: parts[1] };
+    mod = invocation; title = 'Invocation'; params = { id: parts[1] }; under = 'history';
+  } else if (parts[0] === 'terminal' && parts[1]) {
+    mod = terminal; title = 'Terminal'; params = { id: decode(parts[1]) };
+  } else if (parts[0] === 'sessions' && parts[1]) {
+    mod = replay; title = 'Replay'; params = { id: decode(parts[1]) };
   } else {
     const hit = PAGES.find(([p]) => p === (parts[0] || ''));
     if (hit) { mod = hit[2]; title = hit[1]; }
   }
   for (const a of document.querySelectorAll('nav a')) {
-    const on = mod !== invocation ? a.dataset.path === (parts[0] || '') : a.dataset.path === 'history';
+    const on = a.dataset.path === under;
     if (on) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
   }
   const main = document.getElementById('main');

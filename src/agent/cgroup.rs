@@ -9,10 +9,12 @@
 //! Layout: `<agent's own cgroup>/drover-agent/<tag>/<task id>/`, where the
 //! tag is derived from the agent's data dir, so two agents on one machine
 //! (tests do that) never touch each other's tasks. An agent removes its
-//! (empty) directory when it shuts down. The task's first process
-//! moves itself in between fork and exec (`sys::prepare_child`), before it
-//! can start anything, and the agent checks afterwards that it got there;
-//! if not, that task falls back to process-group tracking.
+//! (empty) directory when it shuts down. The task's first process is
+//! created inside it where the kernel allows (`spawn.rs`, Linux 5.7+);
+//! elsewhere it moves itself in between fork and exec
+//! (`sys::prepare_child`), before it can start anything, and the agent
+//! checks afterwards that it got there; if not, that task falls back to
+//! process-group tracking.
 //!
 //! Detection needs a writable cgroup2 mount (root, or a delegated
 //! subtree); anything else means `None` and the fallback for every task.
@@ -133,6 +135,15 @@ impl TaskCgroup {
 
     pub fn exists(&self) -> bool {
         self.path.is_dir()
+    }
+
+    /// The cgroup's directory, opened for `clone3(CLONE_INTO_CGROUP)`.
+    pub fn open_dir(&self) -> std::io::Result<File> {
+        use std::os::unix::fs::OpenOptionsExt;
+        OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY)
+            .open(&self.path)
     }
 
     /// `cgroup.procs`, opened for the child to write "0" to (which moves

@@ -32,7 +32,7 @@ pub(crate) const USER_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
 /// A started task process.
 pub struct Launched {
-    pub child: tokio::process::Child,
+    pub child: Proc,
     /// Read end of the stdout+stderr pipe.
     pub output: pipe::Receiver,
     pub pgid: i32,
@@ -197,51 +197,39 @@ pub fn launch(
     args.push(dir.join(file_name).to_string_lossy().into_owned());
 
     let (reader, writer) = std::io::pipe().map_err(|e| format!("creating the output pipe: {e}"))?;
-    let writer2 = writer
-        .try_clone()
-        .map_err(|e| format!("creating the output pipe: {e}"))?;
 
-    let mut cmd = tokio::process::Command::new(&program);
-    cmd.args(&args)
-        .env_clear()
-        .env("HOME", home_of(account))
-        .env("USER", &account.name)
-        .env("LOGNAME", &account.name)
-        .env(
-            "SHELL",
-            if account.shell.is_empty() {
-                "/bin/sh"
-            } else {
-                &account.shell
-            },
-        )
-        .env("PATH", &path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(writer))
-        .stderr(Stdio::from(writer2))
-        .process_group(0)
-        .kill_on_drop(false);
+    // The whole environment: nothing of the agent's own leaks.
+    let shell = if account.shell.is_empty() {
+        "/bin/sh"
+    } else {
+        &account.shell
+    };
+    let home = home_of(account);
+    let mut env: Vec<(&str, std::ffi::OsString)> = vec![
+        ("HOME", home.clone().into_os_string()),
+        ("USER", account.name.clone().into()),
+        ("LOGNAME", account.name.clone().into()),
+        ("SHELL", shell.into()),
+        ("PATH", path.clone().into()),
+    ];
     for var in ["LANG", "LC_ALL", "TZ"] {
         if let Some(v) = std::env::var_os(var) {
-            cmd.env(var, v);
+            env.push((var, v));
         }
     }
     // Marks every process of the task, daemons included, for the fallback
     // that finds them without a cgroup (`exec::Tracker`).
-    cmd.env(TASK_ENV, &spec.task_id);
+    env.push((TASK_ENV, spec.task_id.clone().into()));
     let switch = if run_as.switch {
         let groups = sys::group_list(account)
             .map_err(|e| format!("listing the groups of user {}: {e}", account.name))?;
-        let cwd_c = CString::new(cwd.as_os_str().as_bytes())
-            .map_err(|_| format!("working directory {} contains NUL", cwd.display()))?;
         Some(sys::SwitchUser {
             uid: account.uid,
             gid: account.gid,
             groups,
-            cwd: cwd_c,
+            cwd: c_string(cwd.as_os_str(), "working directory")?,
         })
     } else {
-        cmd.current_dir(&cwd);
         None
     };
     let cgroup = cgroups.and_then(|cgs| match cgs.create(&spec.task_id) {
@@ -251,19 +239,7 @@ pub fn launch(
             None
         }
     });
-    let cgroup_procs = cgroup
-        .as_ref()
-        .and_then(|cg| cg.procs_file().ok())
-        .map(std::os::fd::OwnedFd::from);
-    sys::prepare_child(
-        &mut cmd,
-        sys::ChildSetup {
-            cgroup_procs,
-            switch,
-            parent_pid: sys::my_pid(),
-        },
-    );
-    let child = cmd.spawn().map_err(|e| {
+    let fail = |e: std::io::Error| {
         if run_as.switch {
             format!(
                 "starting {} as user {} in {}: {e}",
@@ -274,22 +250,47 @@ pub fn launch(
         } else {
             format!("starting {}: {e}", program.display())
         }
-    })?;
-    // The Command holds our copies of the pipe's write end: drop them now,
-    // or the reader would never see end-of-file.
-    drop(cmd);
-    let pgid = child
-        .id()
-        .and_then(|p| i32::try_from(p).ok())
-        .ok_or("the process exited before its id could be read")?;
-    // Only a cgroup the child really joined tracks the task.
-    let cgroup = cgroup.filter(|cg| {
-        let joined = cg.pids().contains(&pgid);
-        if !joined {
+    };
+    let start = Start {
+        program: &program,
+        args: &args,
+        env: &env,
+        cwd: &cwd,
+        output: writer,
+        switch,
+    };
+    // Straight into the cgroup where the kernel can (`spawn.rs`); else the
+    // child joins it itself between fork and exec.
+    // A start that fails leaves no empty cgroup behind.
+    let failed = |e: std::io::Error| {
+        if let Some(cg) = &cgroup {
             cg.remove();
         }
-        joined
-    });
+        fail(e)
+    };
+    let direct = match &cgroup {
+        Some(cg) => start_in_cgroup(&start, cg).map_err(failed)?,
+        None => None,
+    };
+    let (child, cgroup) = match direct {
+        Some(child) => (Proc::Direct(child), cgroup),
+        None => {
+            let child = start_std(start, cgroup.as_ref()).map_err(failed)?;
+            // Only a cgroup the child really joined tracks the task.
+            let pid = child.id().and_then(|p| i32::try_from(p).ok());
+            let cgroup = cgroup.filter(|cg| {
+                let joined = pid.is_some_and(|p| cg.pids().contains(&p));
+                if !joined {
+                    cg.remove();
+                }
+                joined
+            });
+            (Proc::Std(child), cgroup)
+        }
+    };
+    let pgid = child
+        .id()
+        .ok_or("the process exited before its id could be read")?;
     let output = pipe::Receiver::from_owned_fd(reader.into())
         .map_err(|e| format!("watching the output pipe: {e}"))?;
     Ok(Launched {
@@ -299,6 +300,124 @@ pub fn launch(
         script_dir,
         cgroup,
     })
+}
+
+/// What both ways of starting the process need.
+struct Start<'a> {
+    program: &'a Path,
+    args: &'a [String],
+    env: &'a [(&'a str, std::ffi::OsString)],
+    cwd: &'a Path,
+    /// Write end of the output pipe; dropped once the child has it, or the
+    /// reader would never see end-of-file.
+    output: std::io::PipeWriter,
+    switch: Option<sys::SwitchUser>,
+}
+
+fn c_string(s: &std::ffi::OsStr, what: &str) -> Result<CString, String> {
+    CString::new(s.as_bytes()).map_err(|_| format!("the {what} contains NUL"))
+}
+
+/// clone3 into the cgroup; Ok(None) when this kernel cannot (the caller
+/// then takes the std path).
+fn start_in_cgroup(s: &Start<'_>, cg: &TaskCgroup) -> std::io::Result<Option<super::spawn::Child>> {
+    use super::spawn::{self, Spawn};
+    use std::os::fd::AsFd;
+    let bad = |_| std::io::Error::from(std::io::ErrorKind::InvalidInput);
+    let program = CString::new(s.program.as_os_str().as_bytes()).map_err(bad)?;
+    let mut args = vec![program.clone()];
+    for a in s.args {
+        args.push(CString::new(a.as_bytes()).map_err(bad)?);
+    }
+    let mut env = Vec::with_capacity(s.env.len());
+    for (k, v) in s.env {
+        let mut kv = k.as_bytes().to_vec();
+        kv.push(b'=');
+        kv.extend_from_slice(v.as_bytes());
+        env.push(CString::new(kv).map_err(bad)?);
+    }
+    let cwd = match &s.switch {
+        Some(sw) => sw.cwd.clone(),
+        None => CString::new(s.cwd.as_os_str().as_bytes()).map_err(bad)?,
+    };
+    let dir = cg.open_dir()?;
+    let plan = spawn::Plan {
+        program: &program,
+        args: &args,
+        env: &env,
+        output: s.output.as_fd(),
+        cgroup: dir.as_fd(),
+        cwd: &cwd,
+        switch: s.switch.as_ref(),
+        parent_pid: sys::my_pid(),
+    };
+    match spawn::spawn(&plan)? {
+        Spawn::Started(child) => Ok(Some(child)),
+        Spawn::Unsupported(e) => {
+            tracing::debug!("clone3 into a cgroup is not available ({e}); forking instead");
+            Ok(None)
+        }
+    }
+}
+
+/// fork and exec through std; the child joins the cgroup (if any) itself.
+fn start_std(s: Start<'_>, cgroup: Option<&TaskCgroup>) -> std::io::Result<tokio::process::Child> {
+    let writer2 = s.output.try_clone()?;
+    let mut cmd = tokio::process::Command::new(s.program);
+    cmd.args(s.args)
+        .env_clear()
+        .envs(s.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(s.output))
+        .stderr(Stdio::from(writer2))
+        .process_group(0)
+        .kill_on_drop(false);
+    if s.switch.is_none() {
+        cmd.current_dir(s.cwd);
+    }
+    let cgroup_procs = cgroup
+        .and_then(|cg| cg.procs_file().ok())
+        .map(std::os::fd::OwnedFd::from);
+    sys::prepare_child(
+        &mut cmd,
+        sys::ChildSetup {
+            cgroup_procs,
+            switch: s.switch,
+            parent_pid: sys::my_pid(),
+        },
+    );
+    cmd.spawn()
+    // `cmd` (dropped here) held our copies of the pipe's write end.
+}
+
+/// The task's first process, however it was started.
+pub enum Proc {
+    Std(tokio::process::Child),
+    Direct(super::spawn::Child),
+}
+
+impl Proc {
+    fn id(&self) -> Option<i32> {
+        match self {
+            Proc::Std(c) => c.id().and_then(|p| i32::try_from(p).ok()),
+            Proc::Direct(c) => Some(c.id()),
+        }
+    }
+
+    /// Waits for the process to end; cancel-safe.
+    pub async fn wait(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        match self {
+            Proc::Std(c) => c.wait().await,
+            Proc::Direct(c) => c.wait().await,
+        }
+    }
+
+    pub fn try_wait(&mut self) -> std::io::Result<Option<std::process::ExitStatus>> {
+        match self {
+            Proc::Std(c) => c.try_wait(),
+            Proc::Direct(c) => c.try_wait(),
+        }
+    }
 }
 
 fn write_script(

@@ -17,7 +17,8 @@
 //! * `session`/`session_spawn` interactive sessions (a shell in a
 //!   pseudo-terminal, relayed with per-session flow control);
 //! * `cgroup` one cgroup v2 per task, where the machine allows;
-//! * `sys`/`ptysys`/`procinfo` the only unsafe code, and /proc reading.
+//! * `spawn` a task's process started straight inside its cgroup (clone3);
+//! * `sys`/`ptysys`/`spawn` the only unsafe code; `procinfo` /proc reading.
 //!
 //! Guarantees: one cancellation token stops everything; a `Rejected` from
 //! the server ends the agent with an error instead of retrying; other link
@@ -36,6 +37,7 @@ pub mod procinfo;
 mod ptysys;
 pub mod session;
 mod session_spawn;
+mod spawn;
 mod sys;
 pub mod tasks;
 

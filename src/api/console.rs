@@ -377,12 +377,12 @@ async fn whoami(api: &Api, parts: &Parts, trail: &mut Trail) -> Result<Value, Ap
     )
 }
 
-/// The principal of a state-changing console request: a live session and
-/// its CSRF token, both checked.
 /// The ssh gateway's address and host key fingerprint, for the console to
 /// show (`Enabled: false` when the server runs without `--ssh-listen`).
 async fn ssh_info(api: &Api, parts: &Parts, trail: &mut Trail) -> Result<Value, ApiError> {
-    signed_in(api, parts, trail).await?;
+    // A read, like whoami: the session is enough, no CSRF token needed.
+    let (_, _, p) = session(api, parts).await?;
+    trail.principal = p.user_id.clone();
     Ok(match api.ssh_info.get() {
         Some(info) => {
             let mut v = serde_json::to_value(info).map_err(|_| ApiError::internal())?;
@@ -395,6 +395,8 @@ async fn ssh_info(api: &Api, parts: &Parts, trail: &mut Trail) -> Result<Value, 
     })
 }
 
+/// The principal of a state-changing console request: a live session and
+/// its CSRF token, both checked.
 async fn signed_in(api: &Api, parts: &Parts, trail: &mut Trail) -> Result<Principal, ApiError> {
     let (_, s, p) = session(api, parts).await?;
     trail.principal = p.user_id.clone();

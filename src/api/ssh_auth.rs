@@ -228,7 +228,7 @@ impl Api {
         let outcome = if who.is_some() {
             "Success".to_string()
         } else {
-            "AuthFailure.LoginFailed".to_string()
+            Code::AuthFailureLoginFailed.to_string()
         };
         let event = trail.into_event(&crate::ids::request_id(), peer, "SshLogin", outcome);
         audit::record(self, event).await;

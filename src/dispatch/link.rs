@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use ring::signature::{UnparsedPublicKey, ED25519};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
@@ -25,6 +25,8 @@ use crate::store::status::TaskStatus;
 use crate::timefmt::now_ms;
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
+/// Most messages of one agent applied together (see `reports::handle`).
+const MAX_FOLD: usize = 64;
 
 fn encode(msg: &ServerMsg) -> Message {
     Message::Text(serde_json::to_string(msg).unwrap_or_default())
@@ -361,8 +363,36 @@ pub async fn serve_agent<S>(
         let Some(msg) = session_msg(&d, &instance_id, serial, msg) else {
             continue;
         };
-        let beat = matches!(msg, AgentMsg::Heartbeat);
-        if let Err(e) = super::reports::handle(&d, &instance_id, msg).await {
+        // Whatever else this agent has already sent is applied with it, in
+        // one store job: while one batch waits for its commit the next
+        // gathers, so an agent's reports never queue one commit each.
+        // Session frames among them go to their channels at once.
+        let mut batch = vec![msg];
+        let mut closed = false;
+        while batch.len() < MAX_FOLD {
+            match next_msg(&mut stream).now_or_never() {
+                Some(Some(Frame::Msg(m))) => {
+                    batch.extend(session_msg(&d, &instance_id, serial, *m));
+                }
+                Some(Some(Frame::Data(b))) => {
+                    if let Some((channel, data)) = protocol::decode_data(&b) {
+                        d.route(
+                            &instance_id,
+                            serial,
+                            channel,
+                            FromAgent::Data(data.to_vec()),
+                        );
+                    }
+                }
+                Some(None) => {
+                    closed = true;
+                    break;
+                }
+                None => break,
+            }
+        }
+        let beat = batch.iter().all(|m| matches!(m, AgentMsg::Heartbeat));
+        if let Err(e) = super::reports::handle(&d, &instance_id, batch).await {
             // Nothing was acknowledged: closing makes the agent reconnect
             // and resend what it holds, once the store works again.
             tracing::warn!(instance = %instance_id, "agent message not stored ({e}); closing the connection");
@@ -370,6 +400,9 @@ pub async fn serve_agent<S>(
         }
         if !beat {
             d.touched();
+        }
+        if closed {
+            break;
         }
     }
     d.detach(&instance_id, serial);

@@ -68,49 +68,51 @@ fn refuse(instance_id: &str, what: &str) -> crate::store::Result<()> {
     Ok(())
 }
 
-/// Applies one message of an authenticated agent. An error means a write
-/// failed; the caller ends the connection so the agent resends.
-pub(super) async fn handle(
-    d: &Dispatcher,
-    instance_id: &str,
-    msg: AgentMsg,
-) -> crate::store::Result<()> {
-    let now = now_ms();
-    METRICS.agent_messages.inc();
+/// One task report, checked and ready for the store.
+enum Op {
+    Started {
+        task_id: String,
+        started_at: i64,
+    },
+    Output {
+        task_id: String,
+        offset: i64,
+        bytes: Vec<u8>,
+    },
+    Finished {
+        task_id: String,
+        result: Reported,
+    },
+}
+
+/// A task's result as the agent reported it, checked.
+struct Reported {
+    outcome: Outcome,
+    exit_code: Option<i64>,
+    started_at: i64,
+    ended_at: i64,
+    reported_len: i64,
+    error_info: String,
+}
+
+/// Checks a task report's numbers; None (logged) when it fails a check.
+fn check(instance_id: &str, msg: AgentMsg) -> Option<Op> {
+    let refused = |what: &str| {
+        let _ = refuse(instance_id, what);
+        None
+    };
     match msg {
-        AgentMsg::Heartbeat => d.heartbeat(instance_id),
-        // Routed to their channels by the connection (`link::session_msg`).
-        AgentMsg::SessionOpened { .. }
-        | AgentMsg::SessionFailed { .. }
-        | AgentMsg::SessionCredit { .. }
-        | AgentMsg::SessionExit { .. } => {}
         AgentMsg::TaskStarted {
             task_id,
             started_at,
         } => {
             if !valid_time(started_at) {
-                return refuse(instance_id, "TaskStarted with an impossible started_at");
+                return refused("TaskStarted with an impossible started_at");
             }
-            let grace = d.settings.result_grace_ms;
-            let owner = instance_id.to_string();
-            d.store
-                .write(move |c| {
-                    let Some(t) = own_task(c, &task_id, &owner)? else {
-                        return Ok(false);
-                    };
-                    let inv = invocations::get(c, &t.invocation_id)?;
-                    // The server's clock decides the deadline.
-                    let deadline = now
-                        .saturating_add(inv.timeout.max(0).saturating_mul(1000))
-                        .saturating_add(grace);
-                    let ran = invocations::mark_running(c, &task_id, started_at, deadline, now)?;
-                    if ran {
-                        let waited = (now - t.created_ms).max(0) as f64 / 1e3;
-                        METRICS.task_delivery.observe(waited);
-                    }
-                    Ok(ran)
-                })
-                .await?;
+            Some(Op::Started {
+                task_id,
+                started_at,
+            })
         }
         AgentMsg::Output {
             task_id,
@@ -118,24 +120,20 @@ pub(super) async fn handle(
             data,
         } => {
             let Ok(bytes) = B64.decode(data) else {
-                return refuse(instance_id, "Output that is not base64");
+                return refused("Output that is not base64");
             };
             let end = offset.checked_add(bytes.len() as u64);
             let Some(offset) = end
                 .filter(|e| *e <= MAX_OUTPUT_LEN)
                 .and_then(|_| i64::try_from(offset).ok())
             else {
-                return refuse(instance_id, "Output beyond the largest offset");
+                return refused("Output beyond the largest offset");
             };
-            let owner = instance_id.to_string();
-            d.store
-                .write(move |c| {
-                    if own_task(c, &task_id, &owner)?.is_some() {
-                        invocations::append_output(c, &task_id, offset, &bytes)?;
-                    }
-                    Ok(())
-                })
-                .await?;
+            Some(Op::Output {
+                task_id,
+                offset,
+                bytes,
+            })
         }
         AgentMsg::TaskFinished {
             task_id,
@@ -148,89 +146,203 @@ pub(super) async fn handle(
         } => {
             let exit_ok = exit_code.is_none_or(|c| i32::try_from(c).is_ok());
             if !exit_ok || !valid_time(started_at) || !valid_time(ended_at) {
-                return refuse(
-                    instance_id,
-                    "TaskFinished with an impossible time or exit code",
-                );
+                return refused("TaskFinished with an impossible time or exit code");
             }
             let Some(reported_len) = (output_len <= MAX_OUTPUT_LEN)
                 .then(|| i64::try_from(output_len).ok())
                 .flatten()
             else {
-                return refuse(instance_id, "TaskFinished with an impossible output length");
+                return refused("TaskFinished with an impossible output length");
             };
-            let mut error_info: String = error_info.chars().take(MAX_ERROR_INFO).collect();
-            let owner = instance_id.to_string();
-            let tid = task_id.clone();
-            let read_at = std::time::Instant::now();
-            let applied = d
-                .store
-                .write(move |c| {
-                    let t = match invocations::get_task(c, &tid) {
-                        Ok(t) => t,
-                        // Deleted meanwhile: the agent may forget it.
-                        Err(StoreError::NotFound { .. }) => return Ok(Some(None)),
-                        Err(e) => return Err(e),
-                    };
-                    if t.instance_id != owner {
-                        return Ok(None);
-                    }
-                    let mut status = outcome_status(outcome);
-                    // A kill we did not ask for, while we were cancelling, is still a cancel.
-                    if t.status == TaskStatus::Cancelling && status != TaskStatus::Success {
-                        status = TaskStatus::Terminated;
-                    }
-                    let missing = reported_len - t.output_len;
-                    if missing > 0 {
-                        let note = format!(
-                            "output incomplete: {missing} of {reported_len} bytes were lost"
-                        );
-                        error_info = if error_info.is_empty() {
-                            note
-                        } else {
-                            format!("{error_info}; {note}")
-                        };
-                    }
-                    let f = Finish {
-                        status,
-                        exit_code,
-                        exec_start_ms: started_at,
-                        exec_end_ms: ended_at,
-                        reported_len,
-                        error_info: &error_info,
-                    };
-                    let ended = super::finish_task(c, &tid, &f, now)?;
-                    if ended {
-                        METRICS.task_ended(t.created_ms, now);
-                    }
-                    Ok(Some(ended.then_some(t.invocation_id)))
-                })
-                .await?;
-            METRICS.stages.commit.observe_duration(read_at.elapsed());
-            // Not the sender's task: no Ack, nothing learned.
-            let Some(ended) = applied else {
-                return refuse(instance_id, "TaskFinished for a task of another instance");
-            };
-            // Committed (or already final, or deleted): the agent may forget it.
-            if let Some(tx) = d.sender(instance_id) {
-                let _ = tx.send(ServerMsg::Ack { task_id }).await;
+            Some(Op::Finished {
+                task_id,
+                result: Reported {
+                    outcome,
+                    exit_code,
+                    started_at,
+                    ended_at,
+                    reported_len,
+                    error_info: error_info.chars().take(MAX_ERROR_INFO).collect(),
+                },
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Applies the messages an authenticated agent sent, in order. The task
+/// reports among them (TaskStarted, Output, TaskFinished of any of its
+/// tasks) go to the store as one write job, so a task that starts, prints
+/// and ends at once costs one job and one commit wait, not three; a
+/// job-control report in between flushes what came before it. An error
+/// means a write failed (nothing of the job was applied); the caller ends
+/// the connection so the agent resends.
+pub(super) async fn handle(
+    d: &Dispatcher,
+    instance_id: &str,
+    msgs: Vec<AgentMsg>,
+) -> crate::store::Result<()> {
+    let mut ops = Vec::new();
+    for msg in msgs {
+        METRICS.agent_messages.inc();
+        match msg {
+            AgentMsg::Heartbeat => d.heartbeat(instance_id),
+            AgentMsg::TaskStarted { .. }
+            | AgentMsg::Output { .. }
+            | AgentMsg::TaskFinished { .. } => ops.extend(check(instance_id, msg)),
+            AgentMsg::TaskSuspended { .. }
+            | AgentMsg::TaskResumed { .. }
+            | AgentMsg::TaskControlFailed { .. } => {
+                apply(d, instance_id, std::mem::take(&mut ops)).await?;
+                super::jobctl::apply_report(d, instance_id, msg).await?;
             }
-            if let Some(inv) = ended {
-                d.tasks_ended(vec![inv]).await;
-                // A slot is free: the next queued task goes out.
-                d.pump(instance_id).await?;
+            AgentMsg::TaskTimings { task_id, timings } => {
+                d.pushed
+                    .record(&task_id, &timings, crate::timefmt::now_us());
             }
+            // Routed to their channels by the connection (`link::session_msg`).
+            AgentMsg::SessionOpened { .. }
+            | AgentMsg::SessionFailed { .. }
+            | AgentMsg::SessionCredit { .. }
+            | AgentMsg::SessionExit { .. } => {}
+            AgentMsg::Register { .. } | AgentMsg::Hello { .. } => {}
         }
-        AgentMsg::TaskSuspended { .. }
-        | AgentMsg::TaskResumed { .. }
-        | AgentMsg::TaskControlFailed { .. } => {
-            super::jobctl::apply_report(d, instance_id, msg).await?;
+    }
+    apply(d, instance_id, ops).await
+}
+
+/// Writes checked task reports in one store job, then acknowledges the
+/// results it committed and moves the ended invocations on.
+async fn apply(d: &Dispatcher, instance_id: &str, ops: Vec<Op>) -> crate::store::Result<()> {
+    if ops.is_empty() {
+        return Ok(());
+    }
+    let now = now_ms();
+    let grace = d.settings.result_grace_ms;
+    let owner = instance_id.to_string();
+    let read_at = std::time::Instant::now();
+    METRICS.agent_report_ops.observe(ops.len() as f64);
+    let finished = d
+        .store
+        .write(move |c| {
+            let mut finished = Vec::new();
+            for op in ops {
+                match op {
+                    Op::Started {
+                        task_id,
+                        started_at,
+                    } => started(c, &task_id, &owner, started_at, now, grace)?,
+                    Op::Output {
+                        task_id,
+                        offset,
+                        bytes,
+                    } => {
+                        if own_task(c, &task_id, &owner)?.is_some() {
+                            invocations::append_output(c, &task_id, offset, &bytes)?;
+                        }
+                    }
+                    Op::Finished { task_id, result } => {
+                        let applied = finish(c, &task_id, &owner, result, now)?;
+                        finished.push((task_id, applied));
+                    }
+                }
+            }
+            Ok(finished)
+        })
+        .await?;
+    let mut ended = Vec::new();
+    for (task_id, applied) in finished {
+        METRICS.stages.commit.observe_duration(read_at.elapsed());
+        // Not the sender's task: no Ack, nothing learned.
+        let Some(inv) = applied else {
+            let _ = refuse(instance_id, "TaskFinished for a task of another instance");
+            continue;
+        };
+        // Committed (or already final, or deleted): the agent may forget it.
+        if let Some(tx) = d.sender(instance_id) {
+            let _ = tx.send(ServerMsg::Ack { task_id }).await;
         }
-        AgentMsg::TaskTimings { task_id, timings } => {
-            d.pushed
-                .record(&task_id, &timings, crate::timefmt::now_us());
-        }
-        AgentMsg::Register { .. } | AgentMsg::Hello { .. } => {}
+        ended.extend(inv);
+    }
+    if !ended.is_empty() {
+        d.tasks_ended(ended).await;
+        // Slots are free: the next queued tasks go out.
+        d.pump(instance_id).await?;
     }
     Ok(())
+}
+
+fn started(
+    c: &rusqlite::Connection,
+    task_id: &str,
+    owner: &str,
+    started_at: i64,
+    now: i64,
+    grace: i64,
+) -> crate::store::Result<()> {
+    let Some(t) = own_task(c, task_id, owner)? else {
+        return Ok(());
+    };
+    let inv = invocations::get(c, &t.invocation_id)?;
+    // The server's clock decides the deadline.
+    let deadline = now
+        .saturating_add(inv.timeout.max(0).saturating_mul(1000))
+        .saturating_add(grace);
+    if invocations::mark_running(c, task_id, started_at, deadline, now)? {
+        let waited = (now - t.created_ms).max(0) as f64 / 1e3;
+        METRICS.task_delivery.observe(waited);
+    }
+    Ok(())
+}
+
+/// Stores a result. None: not the sender's task; Some(None): applied (or
+/// already final, or deleted); Some(Some(inv)): it ended its task, of
+/// invocation `inv`.
+fn finish(
+    c: &rusqlite::Connection,
+    task_id: &str,
+    owner: &str,
+    r: Reported,
+    now: i64,
+) -> crate::store::Result<Option<Option<String>>> {
+    let t = match invocations::get_task(c, task_id) {
+        Ok(t) => t,
+        // Deleted meanwhile: the agent may forget it.
+        Err(StoreError::NotFound { .. }) => return Ok(Some(None)),
+        Err(e) => return Err(e),
+    };
+    if t.instance_id != owner {
+        return Ok(None);
+    }
+    let mut status = outcome_status(r.outcome);
+    // A kill we did not ask for, while we were cancelling, is still a cancel.
+    if t.status == TaskStatus::Cancelling && status != TaskStatus::Success {
+        status = TaskStatus::Terminated;
+    }
+    let mut error_info = r.error_info;
+    let missing = r.reported_len - t.output_len;
+    if missing > 0 {
+        let note = format!(
+            "output incomplete: {missing} of {} bytes were lost",
+            r.reported_len
+        );
+        error_info = if error_info.is_empty() {
+            note
+        } else {
+            format!("{error_info}; {note}")
+        };
+    }
+    let f = Finish {
+        status,
+        exit_code: r.exit_code,
+        exec_start_ms: r.started_at,
+        exec_end_ms: r.ended_at,
+        reported_len: r.reported_len,
+        error_info: &error_info,
+    };
+    let ended = super::finish_task(c, task_id, &f, now)?;
+    if ended {
+        METRICS.task_ended(t.created_ms, now);
+    }
+    Ok(Some(ended.then_some(t.invocation_id)))
 }

@@ -47,8 +47,8 @@ struct Start {
     early_eof: bool,
 }
 
-/// Reads requests until the shell or exec request; `None` if the channel
-/// closed first (or misbehaved).
+/// Reads requests until the shell or exec request: `None` if the channel
+/// closed first, an error (for the client's stderr) if it misbehaved.
 async fn until_start(channel: &mut russh::ChannelReadHalf) -> Option<Result<Start, String>> {
     let (mut cols, mut rows) = (DEFAULT_COLS, DEFAULT_ROWS);
     let mut early_input = BytesMut::new();
@@ -75,7 +75,9 @@ async fn until_start(channel: &mut russh::ChannelReadHalf) -> Option<Result<Star
             }
             ChannelMsg::Data { data } => {
                 if early_input.len() + data.len() > EARLY_INPUT_MAX {
-                    return None;
+                    return Some(Err(format!(
+                        "more than {EARLY_INPUT_MAX} bytes of input before a shell or command"
+                    )));
                 }
                 early_input.extend_from_slice(&data);
                 continue;

@@ -436,19 +436,9 @@ pub fn effective_for_user(
     Ok((all.len() as i64, paged(all, page)))
 }
 
-/// A role assignment row (Azure-style roles; the API for them comes later).
-#[derive(Debug, Clone, PartialEq)]
-pub struct RoleAssignment {
-    pub id: String,
-    /// "user" or "group".
-    pub principal_type: String,
-    /// A user's uin or a group's id.
-    pub principal_id: String,
-    pub role_name: String,
-    /// "account" or a command id.
-    pub scope: String,
-    pub created_ms: i64,
-}
+/// Role assignments are read with the policies that apply (the row type
+/// lives with its table).
+pub use super::role_assignments::RoleAssignment;
 
 /// (policy id, policy name, document) of every policy that applies.
 pub type PolicyInput = (i64, String, String);

@@ -4,9 +4,23 @@
 
 use rusqlite::{params, Connection};
 
-use super::policies::RoleAssignment;
 use super::query::{Page, Where};
 use super::{Result, StoreError};
+
+/// A role assignment row (an Azure-style built-in role bound to a user or
+/// group).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoleAssignment {
+    pub id: String,
+    /// "user" or "group".
+    pub principal_type: String,
+    /// A user's uin or a group's id.
+    pub principal_id: String,
+    pub role_name: String,
+    /// "account" or a command id.
+    pub scope: String,
+    pub created_ms: i64,
+}
 
 const COLUMNS: &str = "id, principal_type, principal_id, role_name, scope, created_ms";
 

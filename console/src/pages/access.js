@@ -6,6 +6,7 @@
 import * as api from '../api.js';
 import * as can from '../can.js';
 import { h, put, table, empty, errorBox, timeEl, field, dialog, toast } from '../dom.js';
+import { keyManager } from '../term/sshkeys.js';
 
 const CAM_ACTIONS = ['AddUser', 'DeleteUser', 'CreateGroup', 'CreatePolicy', 'UpdatePolicy', 'DeletePolicy', 'AttachUserPolicy', 'CreateAccessKey']
   .map(a => ({ Action: a, Service: 'cam' }));
@@ -42,7 +43,8 @@ export async function render(main, ctx) {
       put(p, h('div', { class: 'toolbar' }, add),
         list.length ? table('Users', ['Name', 'Uin', 'Console', 'Remark', 'Keys', 'Policies'], list.map(u => [
           h('strong', {}, u.Name), h('span', { class: 'mono' }, String(u.Uin)), u.ConsoleLogin ? 'yes' : 'no', u.Remark || '',
-          h('button', { type: 'button', class: 'small', onclick: () => keys(u) }, 'Keys'),
+          [h('button', { type: 'button', class: 'small', onclick: () => keys(u) }, 'Keys'), ' ',
+            h('button', { type: 'button', class: 'small', 'aria-label': `SSH keys of ${u.Name}`, onclick: () => sshKeys(u) }, 'SSH keys')],
           h('button', { type: 'button', class: 'small', onclick: () => userPolicies(u) }, 'Policies'),
         ])) : empty('No sub-users', 'Add a user to give someone their own sign-in and permissions.'));
     } catch (e) { put(p, errorBox(e)); }
@@ -87,6 +89,13 @@ export async function render(main, ctx) {
       } catch (e) { put(body, errorBox(e)); }
     };
     load();
+    return dlg;
+  }
+
+  function sshKeys(u) {
+    const body = h('div', {}, 'Loading…');
+    const dlg = dialog(`SSH keys of ${u.Name}`, body, [h('button', { type: 'button', onclick: () => dlg.close() }, 'Close')]);
+    keyManager(body, { targetUin: u.Uin, who: u.Name }).catch(e => put(body, errorBox(e)));
     return dlg;
   }
 

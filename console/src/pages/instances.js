@@ -1,6 +1,8 @@
 // Instances: every registered machine with its agent's status, version,
 // last heartbeat, OS, host, IPs and tags; search and filter; "Add
-// instances" makes a register code and shows the one-line agent command.
+// instances" makes a register code and shows the one-line agent command;
+// "Terminal" opens a shell there, disabled with the engine's reason when
+// tat:StartSession is denied on that instance.
 
 import * as api from '../api.js';
 import * as can from '../can.js';
@@ -22,6 +24,28 @@ export async function render(main, ctx) {
     h('div', { class: 'toolbar' }, search, status),
     list);
   let rows = [];
+  // tat:StartSession per instance, asked once per page view.
+  const shellOk = new Map();
+  const shellButton = (inst, agent) => {
+    const id = inst.InstanceId;
+    const btn = h('button', {
+      type: 'button', class: 'small', 'aria-label': `Terminal on ${inst.InstanceName || id}`,
+      onclick: () => ctx.navigate(`terminal/${encodeURIComponent(id)}`),
+    }, 'Terminal');
+    const wrap = h('span', { class: 'guarded' }, btn);
+    const online = agent && agent.AgentStatus === 'Online';
+    const d = !online ? { Allowed: false, Reason: 'the agent is offline' } : shellOk.get(id);
+    if (d) can.apply(wrap, d); else { btn.disabled = true; btn.title = 'checking permission…'; }
+    return wrap;
+  };
+  const askShells = async () => {
+    const ids = rows.filter(({ agent }) => agent && agent.AgentStatus === 'Online').map(({ inst }) => inst.InstanceId)
+      .filter(id => !shellOk.has(id));
+    if (!ids.length) return;
+    const got = await can.askEach('StartSession', ids);
+    for (const [id, d] of got) shellOk.set(id, d);
+    show();
+  };
   const show = () => {
     const q = search.value.trim().toLowerCase();
     const want = status.value;
@@ -44,7 +68,7 @@ export async function render(main, ctx) {
       h('td', {}, inst.HostName || ''),
       h('td', { class: 'mono' }, inst.LocalIp || ''),
       h('td', {}, (inst.Tags || []).map(t => h('span', { class: 'tag' }, `${t.Key}=${t.Value}`))),
-      h('td', {}, h('a', { href: `#/run?instance=${encodeURIComponent(inst.InstanceId)}` }, 'Run…'))));
+      h('td', { class: 'row-actions' }, h('a', { href: `#/run?instance=${encodeURIComponent(inst.InstanceId)}` }, 'Run…'), ' ', shellButton(inst, agent))));
     put(list,
       h('p', { class: 'muted' }, `${hits.length} of ${rows.length} instances`),
       table('Instances', ['Instance', 'Status', 'Agent', 'Heartbeat', 'OS', 'Host', 'IP', 'Tags', ''], trs));
@@ -58,6 +82,7 @@ export async function render(main, ctx) {
       const byId = new Map(agents.map(a => [a.InstanceId, a]));
       rows = insts.map(inst => ({ inst, agent: byId.get(inst.InstanceId) }));
       show();
+      askShells();
     } catch (e) { put(list, errorBox(e)); }
   };
   search.addEventListener('input', show);

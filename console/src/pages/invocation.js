@@ -1,7 +1,9 @@
 // One invocation, live: a row per instance with status, exit code and
 // duration, updated by server push (no polling); each output streams in
 // with ANSI colours; cancel, suspend and resume (all, or one instance);
-// and the results grouped across hosts with a diff between groups.
+// and the results grouped across hosts with a diff between groups. A
+// finished task offers "Open a shell here": a terminal on that instance as
+// the user the command ran as.
 
 import * as api from '../api.js';
 import * as can from '../can.js';
@@ -108,7 +110,11 @@ export async function render(main, ctx) {
           },
         }, 'Cancel'), 'CancelInvocation');
         put(cells[0], h('span', { class: 'mono' }, label));
-        put(cells[5], r.toggle, ' ', r.cancel);
+        r.shell = h('a', {
+          class: 'button small', hidden: true, 'aria-label': `Open a shell here on ${label}`,
+          href: `#/terminal/${encodeURIComponent(t.InstanceId)}?user=${encodeURIComponent(inv.Username || 'root')}`,
+        }, 'Open a shell here');
+        put(cells[5], r.toggle, ' ', r.cancel, ' ', r.shell);
         tbody.append(tr);
         rows.set(t.InvocationTaskId, r);
         if (autoOpened < AUTO_OPEN && m.Tasks.length <= AUTO_OPEN) { autoOpened++; openOutput(t, label); }
@@ -121,6 +127,7 @@ export async function render(main, ctx) {
         put(r.cells[3], duration(t.ExecStartTime, t.ExecEndTime || (FINAL.has(t.TaskStatus) ? t.ExecStartTime : null)));
         put(r.cells[4], bytes(t.OutputLen));
         r.cancel.hidden = FINAL.has(t.TaskStatus);
+        r.shell.hidden = !FINAL.has(t.TaskStatus);
         if (r.viewer) { r.viewer.grow(t.OutputLen); if (r.badge) { const b = badge(t.TaskStatus); r.badge.replaceWith(b); r.badge = b; } }
       }
     }

@@ -23,9 +23,8 @@ pub const MAX_KEYS_PER_USER: i64 = 10;
 const MAX_DESCRIPTION: usize = 256;
 
 /// Whose keys an action works on, as the gate decided it: the caller's own
-/// without TargetUin; the
-/// account's (root's) for the OwnerUin; otherwise the sub-user's, which
-/// must exist.
+/// without TargetUin; the account's (root's) for the OwnerUin; otherwise
+/// the sub-user's, which must exist.
 async fn owner(api: &Api, p: &Principal, target: &Resolved) -> R<String> {
     if target.target == Target::Caller {
         return Ok(p.user_id.clone());
