@@ -365,6 +365,11 @@ pub enum ServerMsg {
         window: u32,
         /// TERM for the session (e.g. xterm-256color).
         term: String,
+        /// Run `command` with pipes instead of a terminal (ssh exec without
+        /// a pty: output byte for byte, stdout and stderr together; EOF
+        /// closes its stdin).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        pipes: bool,
     },
     SessionResize {
         channel: u32,

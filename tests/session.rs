@@ -311,3 +311,128 @@ async fn policies_decide_sessions_by_instance_tags_and_login_user() {
         }
     }
 }
+
+/// The hub's own interface, as the ssh gateway uses it: an exec session
+/// (`command`) passes its output and exit status back; EOF on a shell's
+/// input ends `cat` like ^D; input waits for the agent's credit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_sessions_and_eof_through_the_hub() {
+    use drover::session::{self, SessionEvent, SessionPlan, Via, Who};
+    let mut h = Harness::start().await;
+    let id = h.add_agent().await;
+    let api = h.server.as_ref().unwrap().api.clone();
+    let grants = drover::gate::Grants::root();
+    let plan = |command: Option<&str>| SessionPlan {
+        instance_id: id.clone(),
+        login_user: "root".into(),
+        command: command.map(str::to_string),
+        cols: 80,
+        rows: 24,
+        via: Via::Ssh,
+        client: "127.0.0.1:1".into(),
+        who: Who {
+            user_id: "root".into(),
+            name: "root".into(),
+            uin: "root".into(),
+        },
+        ..Default::default()
+    };
+    async fn collect(rx: &mut session::SessionRx) -> (String, Option<SessionEvent>) {
+        let mut out = String::new();
+        loop {
+            match tokio::time::timeout(T, rx.recv())
+                .await
+                .expect("an event in time")
+            {
+                Some(SessionEvent::Data(b)) => out.push_str(&String::from_utf8_lossy(&b)),
+                other => return (out, other),
+            }
+        }
+    }
+    let ok = session::decide(
+        &api.gate,
+        &grants,
+        api.sessions.recording(),
+        plan(Some("echo exec-$((2+5)); exit 7")),
+    )
+    .await
+    .unwrap();
+    let mut io = api.sessions.open(ok).await.unwrap();
+    let (out, end) = collect(&mut io.rx).await;
+    assert!(out.contains("exec-7"), "{out:?}");
+    assert_eq!(
+        end,
+        Some(SessionEvent::Exit {
+            code: Some(7),
+            signal: None
+        })
+    );
+
+    let ok = session::decide(
+        &api.gate,
+        &grants,
+        api.sessions.recording(),
+        plan(Some(
+            "stty -echo; echo ready-$((1+1)); cat; echo cat-done-$((1+2))",
+        )),
+    )
+    .await
+    .unwrap();
+    let mut io = api.sessions.open(ok).await.unwrap();
+    // Typed ahead, input would be echoed before `stty -echo` ran.
+    let mut ready = String::new();
+    while !ready.contains("ready-2") {
+        match tokio::time::timeout(T, io.rx.recv())
+            .await
+            .expect("ready in time")
+        {
+            Some(SessionEvent::Data(b)) => ready.push_str(&String::from_utf8_lossy(&b)),
+            other => panic!("{other:?} before ready: {ready:?}"),
+        }
+    }
+    // 3 MiB of input, more than the agent's window: send waits for credit.
+    let line = "0123456789abcdef".repeat(4) + "\n";
+    let big = line.repeat(3 * 1024 * 1024 / line.len());
+    let tx = io.tx.clone();
+    let writer = tokio::spawn(async move {
+        tx.send(big.as_bytes()).await.unwrap();
+        tx.eof().await.unwrap();
+    });
+    let (out, end) = collect(&mut io.rx).await;
+    writer.await.unwrap();
+    assert!(
+        out.contains("cat-done-3"),
+        "{}",
+        &out[out.len().saturating_sub(200)..]
+    );
+    assert_eq!(
+        end,
+        Some(SessionEvent::Exit {
+            code: Some(0),
+            signal: None
+        })
+    );
+    // Exec with pipes (ssh without a pty): output byte for byte, no echo,
+    // no CRLF, stderr with stdout; EOF closes stdin.
+    let mut p = plan(Some("printf 'a\\nb\\n'; echo err >&2; cat; exit 5"));
+    p.exec_without_pty = true;
+    let ok = session::decide(&api.gate, &grants, api.sessions.recording(), p)
+        .await
+        .unwrap();
+    let mut piped = api.sessions.open(ok).await.unwrap();
+    piped.tx.send(b"xyz\n").await.unwrap();
+    piped.tx.eof().await.unwrap();
+    let (raw, end) = collect(&mut piped.rx).await;
+    assert_eq!(raw, "a\nb\nerr\nxyz\n");
+    assert_eq!(
+        end,
+        Some(SessionEvent::Exit {
+            code: Some(5),
+            signal: None
+        })
+    );
+    // Every line came back once, whole (echo is off: the kernel drops
+    // echoes when the terminal's output is full, never input).
+    let lines = out.matches(line.trim_end()).count();
+    assert_eq!(lines, 3 * 1024 * 1024 / line.len(), "every line arrived");
+}

@@ -123,3 +123,63 @@ async fn idle_sessions_close_and_concurrency_is_limited() {
     assert!(err["message"].as_str().unwrap().contains("idle"), "{err}");
     all_gone(&[shell, job], T).await;
 }
+
+/// Item 1: a session flooding output shares the agent's connection fairly.
+/// While one terminal prints without end — first read as fast as it
+/// comes, then not read at all — a task on the same instance runs and
+/// reports, a second terminal answers at once, and the agent's memory
+/// stays small (the stalled flood waits in the terminal, not in memory).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooding_session_starves_nothing_and_memory_stays_bounded() {
+    let mut h = Harness::start().await;
+    let id = h.add_agent().await;
+    let agent = h.agents[0].child.as_ref().unwrap().id();
+    let cookie = root_cookie(&h).await;
+    let mut flood = Term::connect(&h, &cookie, &format!("InstanceId={id}&User=root")).await;
+    flood.control_of("opened", T).await;
+    flood.type_line("yes drover-flood-line-0123456789").await;
+    flood.expect("drover-flood-line", T).await;
+    let rss_before = rss_kib(agent);
+
+    // Read it as fast as it comes, meanwhile run a task and a second shell.
+    let reader = tokio::spawn(async move {
+        let n = flood.drain_for(Duration::from_secs(4)).await;
+        (flood, n)
+    });
+    let t0 = std::time::Instant::now();
+    let task = h.run_one("echo task-ran-$((3*3))", &id, json!({})).await;
+    assert_eq!(task["TaskStatus"], "SUCCESS", "{task}");
+    assert!(output_of(&task).contains("task-ran-9"), "{task}");
+    let mut other = Term::connect(&h, &cookie, &format!("InstanceId={id}&User=root")).await;
+    other.control_of("opened", T).await;
+    other.type_line("echo other-$((5*5))").await;
+    other.expect("other-25", Duration::from_secs(10)).await;
+    let during = t0.elapsed();
+    let (mut flood, n) = reader.await.unwrap();
+    assert!(n > 1 << 20, "the flood streamed ({n} bytes)");
+
+    // Now nobody reads the flood: the agent stops reading its terminal.
+    let stalled_at = rss_kib(agent);
+    let t1 = std::time::Instant::now();
+    let task = h.run_one("echo still-$((4*4))", &id, json!({})).await;
+    assert!(output_of(&task).contains("still-16"), "{task}");
+    other.type_line("echo again-$((6*6))").await;
+    other.expect("again-36", Duration::from_secs(10)).await;
+    let stalled = t1.elapsed();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_after = rss_kib(agent);
+    assert!(
+        rss_after < rss_before + 32 * 1024,
+        "agent memory grew from {rss_before} KiB (flood started) / {stalled_at} KiB (stalled) \
+         to {rss_after} KiB"
+    );
+    // The flood is still alive and stops on Ctrl-C.
+    flood.send(b"\x03").await;
+    flood.drain_for(Duration::from_millis(500)).await;
+    flood.type_line("echo flood-over-$((7*7))").await;
+    flood.expect("flood-over-49", T).await;
+    eprintln!(
+        "flood: {n} bytes in 4 s; task + second shell took {during:?} while reading, \
+         {stalled:?} while stalled; agent RSS {rss_before} -> {rss_after} KiB"
+    );
+}

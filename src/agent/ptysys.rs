@@ -111,6 +111,8 @@ pub struct SessionChild {
     pub cgroup_procs: Option<OwnedFd>,
     pub switch: Option<SwitchUser>,
     pub parent_pid: libc::pid_t,
+    /// Make fd 0 (the slave) the controlling terminal; false for pipes.
+    pub controlling_tty: bool,
 }
 
 /// Prepares the shell between fork and exec. std has already put the
@@ -129,6 +131,7 @@ pub fn prepare_session_child(cmd: &mut tokio::process::Command, setup: SessionCh
         cgroup_procs,
         switch,
         parent_pid,
+        controlling_tty,
     } = setup;
     // SAFETY: the closure only makes async-signal-safe system calls (write,
     // setsid, ioctl, setgroups, setgid, setuid, chdir, prctl, getppid,
@@ -142,7 +145,7 @@ pub fn prepare_session_child(cmd: &mut tokio::process::Command, setup: SessionCh
             if libc::setsid() < 0 {
                 return Err(io::Error::last_os_error());
             }
-            if libc::ioctl(0, libc::TIOCSCTTY, 0) != 0 {
+            if controlling_tty && libc::ioctl(0, libc::TIOCSCTTY, 0) != 0 {
                 return Err(io::Error::last_os_error());
             }
             if let Some(SwitchUser {

@@ -102,6 +102,7 @@ impl Sessions {
                 rows,
                 window,
                 term,
+                pipes,
             } => {
                 let spec = OpenSpec {
                     user: &user,
@@ -109,6 +110,7 @@ impl Sessions {
                     cols,
                     rows,
                     term: &term,
+                    pipes,
                 };
                 self.open(channel, &spec, window);
                 return None;
@@ -237,6 +239,8 @@ impl Relay {
         stop: &CancellationToken,
     ) -> Ended {
         let mut pending: Vec<u8> = Vec::new();
+        // Pipes: close stdin once what was sent before EOF is written.
+        let mut eof_pending = false;
         let mut output_done = false;
         let mut exited = false;
         let drain_deadline = tokio::time::sleep(Duration::from_secs(u64::MAX >> 2));
@@ -244,6 +248,10 @@ impl Relay {
         loop {
             if exited && output_done {
                 return None;
+            }
+            if eof_pending && pending.is_empty() {
+                sp.writer = None;
+                eof_pending = false;
             }
             tokio::select! {
                 _ = stop.cancelled() => return Some("the agent's connection ended".into()),
@@ -255,23 +263,29 @@ impl Relay {
                         if pending.len() + d.len() > SESSION_WINDOW as usize + 64 {
                             return Some("input beyond the session's window".into());
                         }
-                        pending.extend_from_slice(&d);
+                        // After EOF on pipes, stdin is closed: dropped.
+                        if sp.writer.is_some() && !eof_pending {
+                            pending.extend_from_slice(&d);
+                        }
                     }
                     Some(Cmd::Resize(cols, rows)) => {
-                        let _ = ptysys::set_winsize(
-                            sp.master.get_ref().as_fd(), cols.max(1), rows.max(1));
+                        if sp.pty {
+                            let _ = ptysys::set_winsize(
+                                sp.reader.get_ref().as_fd(), cols.max(1), rows.max(1));
+                        }
                     }
                     Some(Cmd::Credit(n)) => self.credit += u64::from(n),
-                    Some(Cmd::Eof) => pending.push(sp.veof),
+                    Some(Cmd::Eof) if sp.pty => pending.push(sp.veof),
+                    Some(Cmd::Eof) => eof_pending = true,
                     Some(Cmd::Close(reason)) => return Some(reason),
                 },
-                r = sp.master.readable(), if self.credit > 0 && !output_done => {
+                r = sp.reader.readable(), if self.credit > 0 && !output_done => {
                     if r.is_err() {
                         output_done = true;
                         continue;
                     }
                     let want = usize::try_from(self.credit).unwrap_or(SESSION_CHUNK).min(SESSION_CHUNK);
-                    let (buf, done) = read_burst(&sp.master, want).await;
+                    let (buf, done) = read_burst(&sp.reader, want).await;
                     output_done |= done;
                     if !buf.is_empty() {
                         self.credit -= buf.len() as u64;
@@ -280,8 +294,8 @@ impl Relay {
                         }
                     }
                 }
-                r = sp.master.writable(), if !pending.is_empty() && !output_done => {
-                    let Ok(mut guard) = r else {
+                r = writable(&sp.writer), if !pending.is_empty() && !output_done && sp.writer.is_some() => {
+                    let Some(mut guard) = r else {
                         pending.clear();
                         continue;
                     };
@@ -312,6 +326,13 @@ impl Relay {
             }
         }
     }
+}
+
+/// The input side, once it can take bytes (None: closed, or failed).
+async fn writable(
+    w: &Option<tokio::io::unix::AsyncFd<std::fs::File>>,
+) -> Option<tokio::io::unix::AsyncFdReadyGuard<'_, std::fs::File>> {
+    w.as_ref()?.writable().await.ok()
 }
 
 /// Output at least this large in one go means a program is streaming

@@ -12,7 +12,7 @@
 
 use std::ffi::CString;
 use std::fs::File;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -31,12 +31,20 @@ pub struct OpenSpec<'a> {
     pub cols: u16,
     pub rows: u16,
     pub term: &'a str,
+    /// A command with pipes instead of a terminal.
+    pub pipes: bool,
 }
 
-/// A started session process and the master side of its terminal.
+/// A started session process and its terminal's master (or its pipes).
 pub struct Spawned {
     pub child: tokio::process::Child,
-    pub master: AsyncFd<File>,
+    /// Where its output is read: the master, or its stdout+stderr pipe.
+    pub reader: AsyncFd<File>,
+    /// Where its input goes: a second descriptor of the master, or its
+    /// stdin pipe (None once closed for EOF).
+    pub writer: Option<AsyncFd<File>>,
+    /// It runs on a terminal (resize and VEOF apply).
+    pub pty: bool,
     /// The shell's pid, which is also its session and process group id.
     pub pid: i32,
     pub cgroup: Option<TaskCgroup>,
@@ -95,21 +103,12 @@ pub fn spawn(spec: &OpenSpec<'_>, cgroups: Option<&Cgroups>) -> Result<Spawned, 
     } else {
         std::env::var("PATH").unwrap_or_else(|_| ROOT_PATH.into())
     };
-    let pair = ptysys::open_pty().map_err(|e| format!("opening a pseudo-terminal: {e}"))?;
-    ptysys::set_winsize(pair.master.as_fd(), spec.cols.max(1), spec.rows.max(1))
-        .map_err(|e| format!("sizing the terminal: {e}"))?;
-    if run_as.switch {
-        // The user owns their terminal, as login(1) would arrange.
-        std::os::unix::fs::fchown(&pair.slave, Some(account.uid), None)
-            .map_err(|e| format!("handing the terminal to {}: {e}", account.name))?;
-    }
-    let dup = || {
-        pair.slave
-            .try_clone()
-            .map(Stdio::from)
-            .map_err(|e| format!("duplicating the terminal: {e}"))
+    let pipes = spec.pipes && spec.command.is_some();
+    let io = if pipes {
+        Io::pipes()?
+    } else {
+        Io::pty(spec, run_as.switch.then_some(account))?
     };
-
     let mut cmd = tokio::process::Command::new(&shell);
     match spec.command {
         Some(c) => {
@@ -128,9 +127,9 @@ pub fn spawn(spec: &OpenSpec<'_>, cgroups: Option<&Cgroups>) -> Result<Spawned, 
         .env("SHELL", &shell)
         .env("PATH", &path)
         .env("TERM", clean_term(spec.term))
-        .stdin(dup()?)
-        .stdout(dup()?)
-        .stderr(dup()?)
+        .stdin(io.stdin)
+        .stdout(io.stdout)
+        .stderr(io.stderr)
         .kill_on_drop(false);
     for var in ["LANG", "LC_ALL", "TZ"] {
         if let Some(v) = std::env::var_os(var) {
@@ -163,6 +162,7 @@ pub fn spawn(spec: &OpenSpec<'_>, cgroups: Option<&Cgroups>) -> Result<Spawned, 
             cgroup_procs,
             switch,
             parent_pid: sys::my_pid(),
+            controlling_tty: !pipes,
         },
     );
     let child = cmd.spawn().map_err(|e| {
@@ -172,11 +172,9 @@ pub fn spawn(spec: &OpenSpec<'_>, cgroups: Option<&Cgroups>) -> Result<Spawned, 
             cwd.display()
         )
     });
-    // Our copies of the slave must go, or the master never sees the
-    // terminal hang up when the session's processes are gone.
+    // Our copies of the child's ends must go, or the reader never sees
+    // the terminal hang up (or the pipe end).
     drop(cmd);
-    let veof = ptysys::eof_char(pair.slave.as_fd());
-    drop(pair.slave);
     let child = match child {
         Ok(c) => c,
         Err(e) => {
@@ -197,17 +195,73 @@ pub fn spawn(spec: &OpenSpec<'_>, cgroups: Option<&Cgroups>) -> Result<Spawned, 
         }
         joined
     });
-    ptysys::set_nonblocking(pair.master.as_fd())
-        .map_err(|e| format!("preparing the terminal: {e}"))?;
-    let master = ptysys::watch(File::from(pair.master))
-        .map_err(|e| format!("watching the terminal: {e}"))?;
+    let watch = |fd: OwnedFd| -> Result<AsyncFd<File>, String> {
+        ptysys::set_nonblocking(fd.as_fd())
+            .map_err(|e| format!("preparing the session's I/O: {e}"))?;
+        ptysys::watch(File::from(fd)).map_err(|e| format!("watching the session's I/O: {e}"))
+    };
     Ok(Spawned {
         child,
-        master,
+        reader: watch(io.reader)?,
+        writer: Some(watch(io.writer)?),
+        pty: !pipes,
         pid,
         cgroup,
-        veof,
+        veof: io.veof,
     })
+}
+
+/// The child's standard descriptors and our ends of them.
+struct Io {
+    stdin: Stdio,
+    stdout: Stdio,
+    stderr: Stdio,
+    reader: OwnedFd,
+    writer: OwnedFd,
+    veof: u8,
+}
+
+impl Io {
+    /// A pseudo-terminal: the slave on 0, 1, 2 (handed to `owner`), the
+    /// master read and written through two descriptors.
+    fn pty(spec: &OpenSpec<'_>, owner: Option<&super::sys::Account>) -> Result<Io, String> {
+        let pair = ptysys::open_pty().map_err(|e| format!("opening a pseudo-terminal: {e}"))?;
+        ptysys::set_winsize(pair.master.as_fd(), spec.cols.max(1), spec.rows.max(1))
+            .map_err(|e| format!("sizing the terminal: {e}"))?;
+        if let Some(acc) = owner {
+            // The user owns their terminal, as login(1) would arrange.
+            std::os::unix::fs::fchown(&pair.slave, Some(acc.uid), None)
+                .map_err(|e| format!("handing the terminal to {}: {e}", acc.name))?;
+        }
+        let dup = |fd: &OwnedFd| {
+            fd.try_clone()
+                .map_err(|e| format!("duplicating the terminal: {e}"))
+        };
+        Ok(Io {
+            stdin: Stdio::from(dup(&pair.slave)?),
+            stdout: Stdio::from(dup(&pair.slave)?),
+            veof: ptysys::eof_char(pair.slave.as_fd()),
+            stderr: Stdio::from(pair.slave),
+            writer: dup(&pair.master)?,
+            reader: pair.master,
+        })
+    }
+
+    /// Pipes: stdin, and one pipe for stdout and stderr together.
+    fn pipes() -> Result<Io, String> {
+        let fail = |e: std::io::Error| format!("creating the session's pipes: {e}");
+        let (in_r, in_w) = std::io::pipe().map_err(fail)?;
+        let (out_r, out_w) = std::io::pipe().map_err(fail)?;
+        let err_w = out_w.try_clone().map_err(fail)?;
+        Ok(Io {
+            stdin: Stdio::from(in_r),
+            stdout: Stdio::from(out_w),
+            stderr: Stdio::from(err_w),
+            reader: out_r.into(),
+            writer: in_w.into(),
+            veof: 4,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -194,6 +194,7 @@ async fn open(
             name: p.name.clone(),
             uin: p.uin.clone(),
         },
+        exec_without_pty: false,
         record_input: false,
     };
     let mut trail = Trail {

@@ -267,6 +267,9 @@ impl Api {
                 name: p.name.clone(),
                 uin: p.uin.clone(),
             },
+            // A pty for every session for now; an exec without a pty
+            // request could set this (pipes: byte-exact output).
+            exec_without_pty: false,
             // `decide` sets it from the server's settings and the policy.
             record_input: false,
         };

@@ -319,6 +319,7 @@ impl Sessions {
             rows: plan.rows,
             window: SESSION_WINDOW,
             term: TERM.into(),
+            pipes: plan.command.is_some() && plan.exec_without_pty,
         };
         ch.control(&open).await.map_err(|_| SessionError::Offline)?;
         let window = match tokio::time::timeout(

@@ -89,6 +89,11 @@ pub struct SessionPlan {
     /// The client's address, for the record.
     pub client: String,
     pub who: Who,
+    /// With a `command` only: run it with pipes instead of a terminal
+    /// (what OpenSSH's `ssh host -- cmd` without `-t` expects: output
+    /// byte for byte, no echo, no CRLF; stdout and stderr arrive together
+    /// as `Data`; `eof()` closes its stdin). Ignored for a shell.
+    pub exec_without_pty: bool,
     /// Whether the session's input is recorded too. Set by `decide` (the
     /// server setting or a `tat:RecordSessionInput` policy on the
     /// instance); whatever the caller put here is overwritten, so the

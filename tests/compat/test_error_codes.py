@@ -71,7 +71,11 @@ EXTENSIONS = {
     # An invoker trigger that was already handled (the scheduler's; an
     # API caller never sees it).
     "FailedOperation.InvokerTriggerHandled",
-    # Interactive sessions (the console's terminal socket, the ssh gateway).
+    # Interactive sessions (the console's terminal socket, the ssh gateway),
+    # their recordings and TerminateSession.
+    "InvalidParameterValue.InvalidSessionId",
+    "ResourceNotFound.SessionNotFound",
+    "ResourceUnavailable.RecordingTooLarge",
     "UnsupportedOperation.AgentSessionUnsupported",
     "LimitExceeded.Session",
     "FailedOperation.SessionStartFailed",

@@ -215,6 +215,25 @@ impl Term {
         }
     }
 
+    /// Reads and discards for `d`, counting the output bytes.
+    pub async fn drain_for(&mut self, d: Duration) -> u64 {
+        let deadline = Instant::now() + d;
+        let mut n = 0u64;
+        while Instant::now() < deadline && !self.closed {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.ws.next()).await {
+                Ok(Some(Ok(Message::Binary(b)))) => n += b.len() as u64,
+                Ok(Some(Ok(Message::Text(t)))) => self
+                    .control
+                    .push(serde_json::from_str(&t).unwrap_or(Value::Null)),
+                Ok(Some(Ok(_))) => {}
+                Ok(_) => self.closed = true,
+                Err(_) => break,
+            }
+        }
+        n
+    }
+
     pub async fn close(mut self) {
         let _ = self.ws.close(None).await;
     }
@@ -304,4 +323,16 @@ pub fn ensure_test_user() -> (u32, u32) {
     }
     let uid = id("-u").unwrap_or_else(|| panic!("cannot create user {TEST_USER} (run as root)"));
     (uid, id("-g").unwrap())
+}
+
+/// Resident memory of a process, in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
 }
