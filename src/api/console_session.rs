@@ -35,7 +35,6 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
-use super::audit::Trail;
 use super::error::{ApiError, Code};
 use super::{json_reply, Api, Principal, Reply};
 use crate::session::{self, SessionEvent, SessionPlan, Via, Who};
@@ -197,45 +196,7 @@ async fn open(
         exec_without_pty: false,
         record_input: false,
     };
-    let mut trail = Trail {
-        principal: p.user_id.clone(),
-        service: "console".into(),
-        resources: vec![
-            format!("instance/{}", ask.instance_id),
-            format!("login/{}", ask.user),
-        ],
-        ..Default::default()
-    };
-    let result = async {
-        let grants = api.grants(p, Some(peer.ip())).await?;
-        let decided = session::decide(&api.gate, &grants, api.sessions.recording(), plan).await;
-        let decided = match decided {
-            Ok(d) => {
-                trail.decision = "allow".into();
-                trail.deciding_statement = d.why().to_string();
-                d
-            }
-            Err(e) => {
-                if let session::SessionError::Denied { denied, .. } = &e {
-                    trail.decision = "deny".into();
-                    trail.deciding_statement = denied.decision.clone();
-                }
-                return Err(ApiError::from(e));
-            }
-        };
-        Ok(api.sessions.open(decided).await?)
-    }
-    .await;
-    let outcome = match &result {
-        Ok(io) => {
-            trail.resources.push(format!("session/{}", io.id));
-            "Success".to_string()
-        }
-        Err(e) => e.code.to_string(),
-    };
-    let event = trail.into_event(&crate::ids::new_id("req"), peer, "StartSession", outcome);
-    super::audit::record(api, event).await;
-    result
+    api.open_session(p, plan, "console", peer).await
 }
 
 async fn serve<S>(

@@ -244,16 +244,7 @@ impl Api {
         plan: SshPlan,
         peer: SocketAddr,
     ) -> Result<crate::session::SessionIo, ApiError> {
-        use crate::session::{self, SessionPlan, Via, Who};
-        let mut trail = Trail {
-            principal: p.user_id.clone(),
-            service: "ssh".into(),
-            resources: vec![
-                format!("instance/{}", plan.instance_id),
-                format!("login/{}", plan.login_user),
-            ],
-            ..Default::default()
-        };
+        use crate::session::{SessionPlan, Via, Who};
         let session_plan = SessionPlan {
             instance_id: plan.instance_id,
             login_user: plan.login_user,
@@ -273,38 +264,7 @@ impl Api {
             // `decide` sets it from the server's settings and the policy.
             record_input: false,
         };
-        let result = async {
-            let grants = self.grants(p, Some(peer.ip())).await?;
-            let decided =
-                match session::decide(&self.gate, &grants, self.sessions.recording(), session_plan)
-                    .await
-                {
-                    Ok(d) => {
-                        trail.decision = "allow".into();
-                        trail.deciding_statement = d.why().to_string();
-                        d
-                    }
-                    Err(e) => {
-                        if let session::SessionError::Denied { denied, .. } = &e {
-                            trail.decision = "deny".into();
-                            trail.deciding_statement = denied.decision.clone();
-                        }
-                        return Err(ApiError::from(e));
-                    }
-                };
-            Ok(self.sessions.open(decided).await?)
-        }
-        .await;
-        let outcome = match &result {
-            Ok(io) => {
-                trail.resources.push(format!("session/{}", io.id));
-                "Success".to_string()
-            }
-            Err(e) => e.code.to_string(),
-        };
-        let event = trail.into_event(&crate::ids::request_id(), peer, "StartSession", outcome);
-        audit::record(self, event).await;
-        result
+        self.open_session(p, session_plan, "ssh", peer).await
     }
 }
 

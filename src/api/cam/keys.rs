@@ -38,8 +38,9 @@ pub fn mint(api: &Api, user_id: String, description: String) -> (AccessKey, Stri
 
 /// Whose keys an action works on, as the gate decided it: the caller's own
 /// without TargetUin; the account's (root's) for the OwnerUin; otherwise
-/// the sub-user's.
-async fn owner(api: &Api, p: &Principal, target: &Resolved) -> R<String> {
+/// the sub-user's. `what` names the credentials in the refusal (ssh keys
+/// use the same rule).
+pub(super) async fn owner(api: &Api, p: &Principal, target: &Resolved, what: &str) -> R<String> {
     if target.target == Target::Caller {
         return Ok(p.user_id.clone());
     }
@@ -48,7 +49,7 @@ async fn owner(api: &Api, p: &Principal, target: &Resolved) -> R<String> {
         if !p.is_root() {
             return Err(ApiError::new(
                 Code::OperationDeniedSubUin,
-                "a sub-user may not manage the account's own access keys",
+                format!("a sub-user may not manage the account's own {what}"),
             ));
         }
         return Ok("root".into());
@@ -73,7 +74,7 @@ pub async fn create(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value
     let description = q.opt_str("Description")?.unwrap_or_default();
     q.finish()?;
     check_description(&description)?;
-    let user_id = owner(api, p, a.cam()?.first()?).await?;
+    let user_id = owner(api, p, a.cam()?.first()?, "access keys").await?;
     let (key, secret) = mint(api, user_id, description);
     let stored = key.clone();
     let now = now_ms();
@@ -103,7 +104,7 @@ fn key_info(k: &KeyInfo) -> Value {
 pub async fn list(api: &Api, a: Authorized<Request>, q: Params) -> R<Value> {
     let p = a.who();
     q.finish()?;
-    let user_id = owner(api, p, a.cam()?.first()?).await?;
+    let user_id = owner(api, p, a.cam()?.first()?, "access keys").await?;
     let list = api
         .store
         .read(move |c| keys::list_for_user(c, &user_id))
@@ -126,7 +127,7 @@ pub async fn update(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value
             ))
         }
     };
-    let user_id = owner(api, p, a.cam()?.first()?).await?;
+    let user_id = owner(api, p, a.cam()?.first()?, "access keys").await?;
     api.store
         .write(move |c| keys::set_status(c, &user_id, &id, active))
         .await?;
@@ -137,7 +138,7 @@ pub async fn delete(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value
     let p = a.who();
     let id = q.str("AccessKeyId")?;
     q.finish()?;
-    let user_id = owner(api, p, a.cam()?.first()?).await?;
+    let user_id = owner(api, p, a.cam()?.first()?, "access keys").await?;
     api.store
         .write(move |c| keys::delete(c, &user_id, &id))
         .await?;

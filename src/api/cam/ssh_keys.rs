@@ -10,38 +10,16 @@ use serde_json::{json, Value};
 use super::super::decided::Request;
 use super::super::error::{ApiError, Code};
 use super::super::request::{Params, R};
-use super::super::{Api, Principal};
-use super::scope::{Resolved, Target};
+use super::super::Api;
+use super::keys::owner;
 use crate::gate::Authorized;
 use crate::store::ssh_keys::{self, SshKey};
-use crate::store::{users, Entity};
 use crate::timefmt::{cam as cam_time, now_ms};
 
 /// Keys one user may hold.
 pub const MAX_KEYS_PER_USER: i64 = 10;
 /// Longest description, in characters.
 const MAX_DESCRIPTION: usize = 256;
-
-/// Whose keys an action works on, as the gate decided it: the caller's own
-/// without TargetUin; the account's (root's) for the OwnerUin; otherwise
-/// the sub-user's, which must exist.
-async fn owner(api: &Api, p: &Principal, target: &Resolved) -> R<String> {
-    if target.target == Target::Caller {
-        return Ok(p.user_id.clone());
-    }
-    let uin = target.require(Entity::User)?;
-    if uin == api.account_uin {
-        if !p.is_root() {
-            return Err(ApiError::new(
-                Code::OperationDeniedSubUin,
-                "a sub-user may not manage the account's own ssh keys",
-            ));
-        }
-        return Ok(crate::store::root_login::ROOT.into());
-    }
-    let u = api.store.read(move |c| users::require_uin(c, &uin)).await?;
-    Ok(u.uin)
-}
 
 fn check_description(d: &str) -> R<()> {
     if d.chars().count() > MAX_DESCRIPTION || d.chars().any(char::is_control) {
@@ -79,7 +57,7 @@ pub async fn import(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value
     // Without a Description the key's own comment ("ann@laptop") names it.
     let description = description.unwrap_or_else(|| parsed.comment.clone());
     check_description(&description)?;
-    let user_id = owner(api, p, a.cam()?.first()?).await?;
+    let user_id = owner(api, p, a.cam()?.first()?, "ssh keys").await?;
     let key = SshKey {
         key_id: crate::ids::new_id("sshkey"),
         user_id,
@@ -100,7 +78,7 @@ pub async fn import(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value
 pub async fn describe(api: &Api, a: Authorized<Request>, q: Params) -> R<Value> {
     let p = a.who();
     q.finish()?;
-    let user_id = owner(api, p, a.cam()?.first()?).await?;
+    let user_id = owner(api, p, a.cam()?.first()?, "ssh keys").await?;
     let list = api
         .store
         .read(move |c| ssh_keys::list_for_user(c, &user_id))
@@ -115,7 +93,7 @@ pub async fn delete(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value
     let p = a.who();
     let id = q.str("KeyId")?;
     q.finish()?;
-    let user_id = owner(api, p, a.cam()?.first()?).await?;
+    let user_id = owner(api, p, a.cam()?.first()?, "ssh keys").await?;
     api.store
         .write(move |c| ssh_keys::delete(c, &user_id, &id))
         .await?;
