@@ -148,32 +148,10 @@ pub fn prepare_session_child(cmd: &mut tokio::process::Command, setup: SessionCh
             if controlling_tty && libc::ioctl(0, libc::TIOCSCTTY, 0) != 0 {
                 return Err(io::Error::last_os_error());
             }
-            if let Some(SwitchUser {
-                uid,
-                gid,
-                groups,
-                cwd,
-            }) = &switch
-            {
-                if libc::setgroups(groups.len(), groups.as_ptr()) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                if libc::setgid(*gid) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                if libc::setuid(*uid) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                if libc::chdir(cwd.as_ptr()) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
+            if let Some(user) = &switch {
+                user.become_in_child()?;
             }
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            if libc::getppid() != parent_pid {
-                return Err(io::Error::from_raw_os_error(libc::ESRCH));
-            }
+            super::sys::die_with_parent_in_child(parent_pid)?;
             // Older kernels lack close_range (or the flag): everything is
             // CLOEXEC already, so that is no failure.
             let _ = libc::syscall(

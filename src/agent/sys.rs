@@ -171,6 +171,49 @@ pub struct SwitchUser {
     pub cwd: CString,
 }
 
+impl SwitchUser {
+    /// Between fork and exec: takes on the user's groups, gid and uid, then
+    /// enters the working directory with the user's own permissions. Only
+    /// async-signal-safe syscalls on memory owned by `self`; errors come
+    /// from `last_os_error`, which does not allocate.
+    pub fn become_in_child(&self) -> io::Result<()> {
+        // SAFETY: plain syscalls on live, parent-prepared data (the group
+        // slice with its own length, a NUL-terminated path).
+        unsafe {
+            if libc::setgroups(self.groups.len(), self.groups.as_ptr()) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::setgid(self.gid) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::setuid(self.uid) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::chdir(self.cwd.as_ptr()) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Between fork and exec: asks for SIGKILL when the agent (`parent_pid`)
+/// dies, and refuses to go on if it already has. Set after any credential
+/// change, which clears it.
+pub fn die_with_parent_in_child(parent_pid: libc::pid_t) -> io::Result<()> {
+    // SAFETY: prctl and getppid take no pointers.
+    unsafe {
+        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // The agent died before the death signal was armed.
+        if libc::getppid() != parent_pid {
+            return Err(io::Error::from_raw_os_error(libc::ESRCH));
+        }
+    }
+    Ok(())
+}
+
 /// What a task's first process does between fork and exec.
 pub struct ChildSetup {
     /// `cgroup.procs` of the task's cgroup, opened by the parent: the child
@@ -231,34 +274,10 @@ pub fn prepare_child(cmd: &mut tokio::process::Command, setup: ChildSetup) {
                 use std::os::fd::AsRawFd;
                 let _ = libc::write(fd.as_raw_fd(), b"0".as_ptr().cast(), 1);
             }
-            if let Some(SwitchUser {
-                uid,
-                gid,
-                groups,
-                cwd,
-            }) = &switch
-            {
-                if libc::setgroups(groups.len(), groups.as_ptr()) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                if libc::setgid(*gid) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                if libc::setuid(*uid) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                if libc::chdir(cwd.as_ptr()) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
+            if let Some(user) = &switch {
+                user.become_in_child()?;
             }
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // The agent died before the death signal was armed.
-            if libc::getppid() != parent_pid {
-                return Err(io::Error::from_raw_os_error(libc::ESRCH));
-            }
-            Ok(())
+            die_with_parent_in_child(parent_pid)
         });
     }
 }
