@@ -88,7 +88,19 @@ async fn a_console_terminal_types_resizes_interrupts_and_exits() {
     // shell takes the next line.
     t.type_line("sleep 1000; echo slept-$((2+3))").await;
     t.type_line("").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Ctrl-C only once the sleep runs in the foreground: sent earlier, the
+    // line discipline would flush the typed-ahead line instead.
+    let shell = shells[0];
+    wait_for("the sleep to run under the shell", T, || async move {
+        children_of(shell)
+            .into_iter()
+            .any(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/cmdline"))
+                    .is_ok_and(|c| c.starts_with("sleep\0"))
+            })
+            .then_some(())
+    })
+    .await;
     t.send(b"\x03").await;
     t.type_line("echo after-$((1+1))").await;
     t.expect("after-2", Duration::from_secs(20)).await;

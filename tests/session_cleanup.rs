@@ -20,32 +20,68 @@ const T: Duration = Duration::from_secs(30);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closing_the_browser_kills_the_shell_and_its_jobs() {
+    closing_the_browser_leaves_nothing(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_the_browser_kills_the_shell_and_its_jobs_without_cgroups() {
+    closing_the_browser_leaves_nothing(&["--no-task-cgroups"]).await;
+}
+
+async fn closing_the_browser_leaves_nothing(agent_args: &[&str]) {
     let mut h = Harness::start().await;
-    let id = h.add_agent().await;
+    let i = h.add_agents_with(1, agent_args).await[0];
+    let id = h.agents[i].instance_id.clone();
     let cookie = root_cookie(&h).await;
-    let (t, shell, job) = shell_with_job(&h, &cookie, &id).await;
+    let (mut t, shell, job) = shell_with_job(&h, &cookie, &id).await;
+    // A `setsid` daemon has left the session: the agent finds it by its
+    // cgroup or, without one, by the session's environment mark.
+    t.type_line("setsid sh -c 'echo daemon-$$; exec sleep 779' &")
+        .await;
+    let daemon = t.number_after("daemon-", T).await;
     t.close().await;
-    all_gone(&[shell, job], T).await;
+    all_gone(&[shell, job, daemon], T).await;
     // The registry forgets it: the same user may open again at once.
     let (_t, shell2, _) = shell_with_job(&h, &cookie, &id).await;
     assert_ne!(shell2, shell);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_agent_leaves_no_shell() {
+async fn a_killed_agent_leaves_nothing_behind() {
+    killed_agent_leaves_nothing(&[]).await;
+}
+
+/// The same where sessions get no cgroup (cgroup v1 hosts): the restarted
+/// agent finds what is left by the session's environment mark.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_agent_leaves_nothing_behind_without_cgroups() {
+    killed_agent_leaves_nothing(&["--no-task-cgroups"]).await;
+}
+
+async fn killed_agent_leaves_nothing(agent_args: &[&str]) {
     let mut h = Harness::start().await;
-    let id = h.add_agent().await;
+    let i = h.add_agents_with(1, agent_args).await[0];
+    let id = h.agents[i].instance_id.clone();
     let cookie = root_cookie(&h).await;
-    let (mut t, shell, _job) = shell_with_job(&h, &cookie, &id).await;
+    let (mut t, shell, job) = shell_with_job(&h, &cookie, &id).await;
+    // A daemon that left the shell's session (and so its process group
+    // and its terminal) as well.
+    t.type_line("setsid sh -c 'echo daemon-$$; exec sleep 778' &")
+        .await;
+    let daemon = t.number_after("daemon-", T).await;
+    assert!(alive(daemon), "daemon {daemon}");
     h.agents[0].kill();
-    // Known gap (see the report): without a writable cgroup2, a
-    // background job survives an agent crash when the shell's death
-    // signal arrives before the terminal's hangup, so only the shell is
-    // asserted here.
+    // The shell dies with the agent (its death signal).
     all_gone(&[shell], T).await;
     // The browser is told the agent went away.
     let err = t.control_of("error", T).await;
     assert_eq!(err["code"], "FailedOperation.SessionClosed", "{err}");
+    // Whatever the session left running — its background job (it may
+    // outlive the shell when the death signal beats the terminal's
+    // hangup) and the daemon — the restarted agent kills.
+    h.agents[0].restart_with(agent_args);
+    h.wait_online(&[id]).await;
+    all_gone(&[job, daemon], T).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

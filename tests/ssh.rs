@@ -528,6 +528,27 @@ async fn exec_shell_and_denial_through_an_agent() {
         .await;
     assert!(cast["Cast"].as_str().unwrap().contains("out-42"), "{cast}");
 
+    // An exec without -t has no terminal, as with OpenSSH's own server: its
+    // stdin is what ssh reads (to EOF) and its output arrives byte for byte,
+    // binary and bare newlines included, with no echo.
+    let mut c = g.ssh(&ann, Some(&ann_key), "publickey");
+    c.args(["127.0.0.1", "--", "sh", "-c"])
+        .arg("'test -t 0 || printf no-tty:; tr a-z A-Z; printf \\\\001\\\\377; exit 5'")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut stdin, b"one\ntwo\n")
+        .await
+        .unwrap();
+    drop(stdin);
+    let out = tokio::time::timeout(T, child.wait_with_output())
+        .await
+        .expect("ssh finished in time")
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5), "{out:?}");
+    assert_eq!(out.stdout, b"no-tty:ONE\nTWO\n\x01\xff", "{out:?}");
+
     // A shell in a pty: the script's lines run, `stty size` shows the
     // terminal ssh asked for (80x24 without a local terminal), and the
     // shell's exit status comes back.

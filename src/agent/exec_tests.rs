@@ -477,15 +477,36 @@ async fn a_real_exit_wins_over_a_deadline_missed_while_the_agent_was_busy() {
     // Three tasks exit within their 2 s timeout while the (single-threaded)
     // runtime is blocked past it, as a frozen agent would be: when it runs
     // again, both the exit and the deadline are ready, and the exit wins.
-    let stops = || no_stops();
-    let runs = (0..3).map(|_| {
-        let mut s = spec("SHELL", "sleep 0.5; echo ok");
+    // The block lasts until the deadline has passed *and* every shell has
+    // exited (a zombie nobody reaped yet), however slow the machine is.
+    let marks = tempfile::tempdir().unwrap();
+    let pidfile = |i: usize| marks.path().join(format!("pid{i}"));
+    let runs = (0..3).map(|i| {
+        let script = format!("echo $$ > {}; sleep 0.5; echo ok", pidfile(i).display());
+        let mut s = spec("SHELL", &script);
         s.timeout = 2;
-        run_with(s, stops())
+        run_with(s, no_stops())
     });
     let block = async {
         sleep(Duration::from_millis(100)).await;
-        std::thread::sleep(Duration::from_millis(3_500));
+        let t0 = std::time::Instant::now();
+        let exited = |i: usize| {
+            let Ok(pid) = std::fs::read_to_string(pidfile(i)) else {
+                return false;
+            };
+            std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).is_ok_and(|st| {
+                st.rsplit(')')
+                    .next()
+                    .is_some_and(|r| r.trim_start().starts_with('Z'))
+            })
+        };
+        while t0.elapsed() < Duration::from_millis(2_500) || !(0..3).all(exited) {
+            assert!(
+                t0.elapsed() < Duration::from_secs(120),
+                "the shells never exited"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     };
     let (results, ()) = tokio::join!(futures_util::future::join_all(runs), block);
     for r in results {

@@ -36,6 +36,7 @@ pub mod output;
 pub mod procinfo;
 mod ptysys;
 pub mod session;
+mod session_marks;
 mod session_spawn;
 mod spawn;
 mod sys;
@@ -167,6 +168,8 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), AgentEr
     } else {
         None
     };
+    // Before the tasks' own recovery, which tidies cgroups it does not know.
+    session_marks::Marks::new(&dir).sweep(cgroups.as_ref());
     let (mut tasks, mut outbox) = Tasks::new(
         journal,
         work_root,
@@ -358,8 +361,11 @@ async fn connect_loop(
                 }
                 backoff.reset();
                 // Sessions live as long as this connection.
-                let (mut sessions, mut session_out) =
-                    session::Sessions::new(cgroups.clone(), shutdown);
+                let (mut sessions, mut session_out) = session::Sessions::new(
+                    cgroups.clone(),
+                    session_marks::Marks::new(dir),
+                    shutdown,
+                );
                 let relays = link::Relays {
                     tasks,
                     outbox,

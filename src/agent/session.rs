@@ -29,6 +29,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::cgroup::Cgroups;
+use super::session_marks::{Marks, SESSION_ENV};
 use super::session_spawn::{self, OpenSpec, Spawned};
 use super::{procinfo, ptysys, sys};
 use crate::protocol::{AgentMsg, ServerMsg, SESSION_CHUNK, SESSION_WINDOW};
@@ -63,6 +64,8 @@ pub struct Sessions {
     live: HashMap<u32, mpsc::UnboundedSender<Cmd>>,
     out: mpsc::Sender<Out>,
     cgroups: Option<Cgroups>,
+    /// Where live sessions are noted for the clean-up after a crash.
+    marks: Marks,
     /// Cancelled when the connection ends (this value is dropped).
     stop: CancellationToken,
 }
@@ -76,6 +79,7 @@ impl Drop for Sessions {
 impl Sessions {
     pub fn new(
         cgroups: Option<Cgroups>,
+        marks: Marks,
         shutdown: &CancellationToken,
     ) -> (Sessions, mpsc::Receiver<Out>) {
         let (out, rx) = mpsc::channel(OUT_QUEUE);
@@ -84,6 +88,7 @@ impl Sessions {
                 live: HashMap::new(),
                 out,
                 cgroups,
+                marks,
                 stop: shutdown.child_token(),
             },
             rx,
@@ -161,12 +166,14 @@ impl Sessions {
         }
         match session_spawn::spawn(spec, self.cgroups.as_ref()) {
             Ok(sp) => {
+                self.marks.record(&sp.id, sp.pid);
                 let (tx, rx) = mpsc::unbounded_channel();
                 self.live.insert(channel, tx);
                 let relay = Relay {
                     channel,
                     out: self.out.clone(),
                     credit: u64::from(window),
+                    marks: self.marks.clone(),
                 };
                 tokio::spawn(relay.run(sp, rx, self.stop.clone()));
             }
@@ -183,6 +190,7 @@ struct Relay {
     out: mpsc::Sender<Out>,
     /// Output bytes we may still send.
     credit: u64,
+    marks: Marks,
 }
 
 /// Why the loop ended early (None: the shell exited and output drained).
@@ -223,6 +231,7 @@ impl Relay {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
+        self.marks.forget(&sp.id);
         let exit = AgentMsg::SessionExit {
             channel: self.channel,
             code: status.and_then(|s| s.code()),
@@ -384,13 +393,18 @@ async fn read_burst(
 
 /// Kills every process of the session: through its cgroup where it has
 /// one, and by session id (the shell's jobs each have their own process
-/// group, but all share its session) in any case.
+/// group, but all share its session) in any case; without a cgroup also
+/// by the environment mark, which `setsid` daemons keep.
 fn kill_all(sp: &Spawned) {
     if let Some(cg) = &sp.cgroup {
         cg.kill();
     }
     let _ = sys::signal_group(sp.pid, libc::SIGKILL);
-    for pid in procinfo::live_session_members(sp.pid) {
+    let mut pids = procinfo::live_session_members(sp.pid);
+    if sp.cgroup.is_none() {
+        pids.extend(procinfo::marked(SESSION_ENV, &sp.id));
+    }
+    for pid in pids {
         let _ = sys::signal_pid(pid, libc::SIGKILL);
     }
 }

@@ -22,6 +22,7 @@ use tokio::io::unix::AsyncFd;
 use super::cgroup::{Cgroups, TaskCgroup};
 use super::launch::{home_of, resolve_user, ROOT_PATH, USER_PATH};
 use super::ptysys;
+use super::session_marks::SESSION_ENV;
 use super::sys;
 
 /// What the server asked for.
@@ -47,6 +48,8 @@ pub struct Spawned {
     pub pty: bool,
     /// The shell's pid, which is also its session and process group id.
     pub pid: i32,
+    /// The session's id on this agent: its environment mark and cgroup.
+    pub id: String,
     pub cgroup: Option<TaskCgroup>,
     /// The terminal's EOF character, written when the client's input ends.
     pub veof: u8,
@@ -131,6 +134,10 @@ pub fn spawn(spec: &OpenSpec<'_>, cgroups: Option<&Cgroups>) -> Result<Spawned, 
         .stdout(io.stdout)
         .stderr(io.stderr)
         .kill_on_drop(false);
+    // Every process of the session inherits the mark, which is how the
+    // agent finds what escaped the session (`session_marks`).
+    let id = crate::ids::new_id("session");
+    cmd.env(SESSION_ENV, &id);
     for var in ["LANG", "LC_ALL", "TZ"] {
         if let Some(v) = std::env::var_os(var) {
             cmd.env(var, v);
@@ -151,7 +158,7 @@ pub fn spawn(spec: &OpenSpec<'_>, cgroups: Option<&Cgroups>) -> Result<Spawned, 
         cmd.current_dir(&cwd);
         None
     };
-    let cgroup = cgroups.and_then(|cgs| cgs.create(&crate::ids::new_id("session")).ok());
+    let cgroup = cgroups.and_then(|cgs| cgs.create(&id).ok());
     let cgroup_procs = cgroup
         .as_ref()
         .and_then(|cg| cg.procs_file().ok())
@@ -206,6 +213,7 @@ pub fn spawn(spec: &OpenSpec<'_>, cgroups: Option<&Cgroups>) -> Result<Spawned, 
         writer: Some(watch(io.writer)?),
         pty: !pipes,
         pid,
+        id,
         cgroup,
         veof: io.veof,
     })

@@ -258,9 +258,9 @@ impl Api {
                 name: p.name.clone(),
                 uin: p.uin.clone(),
             },
-            // A pty for every session for now; an exec without a pty
-            // request could set this (pipes: byte-exact output).
-            exec_without_pty: false,
+            // As OpenSSH's own server: an exec without a pty request gets
+            // pipes (byte-exact output, stdin until EOF).
+            exec_without_pty: !plan.pty,
             // `decide` sets it from the server's settings and the policy.
             record_input: false,
         };
@@ -277,4 +277,6 @@ pub struct SshPlan {
     pub command: Option<String>,
     pub cols: u16,
     pub rows: u16,
+    /// Whether the client asked for a pty.
+    pub pty: bool,
 }

@@ -18,6 +18,9 @@ pub(super) struct Request {
     pub command: Option<String>,
     pub cols: u16,
     pub rows: u16,
+    /// Whether the client asked for a pty. An exec without one runs with
+    /// pipes, so its output arrives byte for byte (`ssh host -- cat f`).
+    pub pty: bool,
 }
 
 /// Why a session was not opened, in words for the person's terminal.
@@ -32,6 +35,7 @@ pub(super) async fn open(ctx: &Ctx, person: &Person, req: Request) -> Result<Ses
         command: req.command,
         cols: req.cols,
         rows: req.rows,
+        pty: req.pty,
     };
     ctx.api
         .ssh_open_session(&person.principal, plan, person.peer)

@@ -53,6 +53,7 @@ async fn until_start(channel: &mut russh::ChannelReadHalf) -> Option<Result<Star
     let (mut cols, mut rows) = (DEFAULT_COLS, DEFAULT_ROWS);
     let mut early_input = BytesMut::new();
     let mut early_eof = false;
+    let mut pty = false;
     loop {
         let command = match channel.wait().await? {
             ChannelMsg::RequestPty {
@@ -62,6 +63,7 @@ async fn until_start(channel: &mut russh::ChannelReadHalf) -> Option<Result<Star
             } => {
                 cols = dim(col_width, DEFAULT_COLS);
                 rows = dim(row_height, DEFAULT_ROWS);
+                pty = true;
                 continue;
             }
             ChannelMsg::WindowChange {
@@ -100,6 +102,7 @@ async fn until_start(channel: &mut russh::ChannelReadHalf) -> Option<Result<Star
                 command,
                 cols,
                 rows,
+                pty,
             },
             early_input,
             early_eof,

@@ -123,8 +123,13 @@ impl Agent {
 
     /// Starts the agent again on its data directory, without a register code.
     pub fn restart(&mut self) {
+        self.restart_with(&[]);
+    }
+
+    /// Kills it and starts it again with these `drover agent` arguments.
+    pub fn restart_with(&mut self, extra: &[&str]) {
         self.kill();
-        self.child = Some(spawn_agent(None, self.dir.path(), None));
+        self.child = Some(spawn_agent_with(None, self.dir.path(), None, extra));
     }
 
     /// Waits for the process to exit by itself and returns its status code.
@@ -152,8 +157,18 @@ impl Drop for Agent {
 
 /// Spawns `drover agent`; `server`/`code` are passed when given.
 pub fn spawn_agent(server: Option<&str>, dir: &Path, code: Option<&str>) -> Child {
+    spawn_agent_with(server, dir, code, &[])
+}
+
+/// `spawn_agent` with more `drover agent` arguments.
+pub fn spawn_agent_with(
+    server: Option<&str>,
+    dir: &Path,
+    code: Option<&str>,
+    extra: &[&str],
+) -> Child {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_drover"));
-    cmd.arg("agent").arg("--data-dir").arg(dir);
+    cmd.arg("agent").arg("--data-dir").arg(dir).args(extra);
     if let Some(s) = server {
         cmd.arg("--server").arg(s);
     }
@@ -301,11 +316,16 @@ impl Harness {
     /// Starts `n` agents with the harness's register code and waits until
     /// all are Online; returns their indices in `self.agents`.
     pub async fn add_agents(&mut self, n: usize) -> Vec<usize> {
+        self.add_agents_with(n, &[]).await
+    }
+
+    /// `add_agents` with more `drover agent` arguments.
+    pub async fn add_agents_with(&mut self, n: usize, extra: &[&str]) -> Vec<usize> {
         let code = self.code_value.clone();
         let mut idx = Vec::new();
         for _ in 0..n {
             let dir = tempfile::tempdir().unwrap();
-            let child = spawn_agent(Some(&self.url()), dir.path(), Some(&code));
+            let child = spawn_agent_with(Some(&self.url()), dir.path(), Some(&code), extra);
             self.agents.push(Agent {
                 dir,
                 child: Some(child),
