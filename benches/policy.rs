@@ -74,7 +74,7 @@ fn bench(c: &mut Criterion) {
     let ctx = Context {
         source_ip: "10.1.2.3".parse().ok(),
         request_tags: Vec::new(),
-        login_user: None,
+        ..Context::default()
     };
     let one = [command];
 

@@ -72,11 +72,16 @@ pub const FEATURE_JOB_CONTROL: &str = "job-control";
 /// binary data frames); the server opens sessions only on those.
 pub const FEATURE_SESSIONS: &str = "sessions";
 
+/// Listed by agents that take `ForwardOpen` (port forwards on session
+/// channels).
+pub const FEATURE_FORWARD: &str = "forward";
+
 /// What this agent build announces in `Register`/`Hello`.
 pub fn agent_features() -> Vec<String> {
     vec![
         FEATURE_JOB_CONTROL.to_string(),
         FEATURE_SESSIONS.to_string(),
+        FEATURE_FORWARD.to_string(),
     ]
 }
 
@@ -370,6 +375,18 @@ pub enum ServerMsg {
         /// closes its stdin).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         pipes: bool,
+    },
+    /// Open a port forward on a session channel: the agent connects to
+    /// `host`:`port` from the instance and relays the connection's bytes
+    /// like a session's (binary frames, credit both ways); it answers
+    /// `SessionOpened` (pid 0) or `SessionFailed`, and ends it with
+    /// `SessionExit`. Sent only to agents listing [`FEATURE_FORWARD`].
+    ForwardOpen {
+        channel: u32,
+        host: String,
+        port: u16,
+        /// Bytes the agent may send before it is granted more.
+        window: u32,
     },
     SessionResize {
         channel: u32,

@@ -11,6 +11,8 @@ mod sessionkit;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
@@ -461,6 +463,29 @@ fn descendants(root: u32) -> Vec<(u32, String)> {
         .collect()
 }
 
+/// The first ended session on the instance that `pick` accepts, once the
+/// server lists it.
+async fn ended_session(h: &Harness, id: &str, pick: impl Fn(&Value) -> bool) -> Value {
+    wait_for("the session's record", T, || {
+        let pick = &pick;
+        async move {
+            let v = h
+                .call(
+                    "DescribeSessions",
+                    json!({"Filters": [{"Name": "instance-id", "Values": [id]}]}),
+                )
+                .await;
+            v["SessionSet"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["State"] == "ENDED" && pick(s))
+                .cloned()
+        }
+    })
+    .await
+}
+
 /// A gateway with one real agent, a person allowed sessions on it (ann)
 /// and one who is not (eve), each with an imported key.
 async fn with_agent() -> (Gw, String, PathBuf, PathBuf) {
@@ -498,24 +523,7 @@ async fn exec_shell_and_denial_through_an_agent() {
     assert!(text(&out.stdout).contains("out-42"), "{out:?}");
     // The exec session is recorded by the server like any other: who, how,
     // what, how it ended, and its output.
-    let rec = wait_for("the ssh session's record", T, || {
-        let (h, id) = (&g.h, &id);
-        async move {
-            let v = h
-                .call(
-                    "DescribeSessions",
-                    json!({"Filters": [{"Name": "instance-id", "Values": [id]}]}),
-                )
-                .await;
-            v["SessionSet"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|s| s["Via"] == "ssh" && s["State"] == "ENDED")
-                .cloned()
-        }
-    })
-    .await;
+    let rec = ended_session(&g.h, &id, |s| s["Via"] == "ssh").await;
     assert_eq!(rec["UserName"], "ann", "{rec}");
     assert_eq!(rec["LoginUser"], "root", "{rec}");
     assert_eq!(rec["ExitCode"], 7, "{rec}");
@@ -879,4 +887,129 @@ async fn the_login_user_is_decided_and_used() {
         "{err}"
     );
     assert!(!text(&out.stdout).contains("as-"), "{out:?}");
+}
+
+/// A TCP service on the test machine (the instance's agent runs here too):
+/// echoes what it reads until EOF, and counts the connections it accepted.
+async fn echo_service() -> (u16, Arc<AtomicUsize>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let (mut rd, mut wr) = s.into_split();
+                let _ = tokio::io::copy(&mut rd, &mut wr).await;
+            });
+        }
+    });
+    (port, accepted)
+}
+
+/// `ssh -W HOST:PORT` through the gateway with `input` on its stdin.
+async fn stdio_forward(g: &Gw, user: &str, key: &Path, to: &str, input: &[u8]) -> Output {
+    let mut c = g.ssh(user, Some(key), "publickey");
+    c.arg("-W")
+        .arg(to)
+        .arg("127.0.0.1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let _ = tokio::io::AsyncWriteExt::write_all(&mut stdin, input).await;
+    drop(stdin);
+    tokio::time::timeout(T, child.wait_with_output())
+        .await
+        .expect("ssh -W finished in time")
+        .unwrap()
+}
+
+/// Port forwards (ssh -W / -L) are their own permission, `tat:ForwardPort`,
+/// decided on the instance for the host and port the client names
+/// (`tat:forward_host`, `tat:forward_port`): an allowed forward carries
+/// bytes both ways through the agent, which connects from the instance;
+/// another port or host, a person with only `tat:StartSession`, and a
+/// shell for a person with only `tat:ForwardPort` are refused, and nothing
+/// is connected for them. The forward is recorded as who, where, to what
+/// and how many bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn port_forwards_are_decided_per_host_and_port() {
+    let mut g = start().await;
+    let id = g.h.add_agent().await;
+    let (echo, echo_accepted) = echo_service().await;
+    let (other, other_accepted) = echo_service().await;
+    let forward = json!([{"effect": "allow", "action": ["tat:ForwardPort"], "resource": ["*"],
+        "condition": {"string_equal": {"tat:forward_host": ["127.0.0.1"],
+                                       "tat:forward_port": [echo.to_string()]}}}]);
+    let sessions = json!([{"effect": "allow", "action": ["tat:StartSession"], "resource": ["*"]}]);
+    let ann = sub_user(&g.h, "ann", "Ann-pass-123", forward).await;
+    let eve = sub_user(&g.h, "eve", "Eve-pass-123", sessions).await;
+    let ann_key = g.keygen("ann_key").await;
+    let eve_key = g.keygen("eve_key").await;
+    g.import(&ann, &ann_key).await;
+    g.import(&eve, &eve_key).await;
+    let ann_at = format!("ann+{id}");
+    let eve_at = format!("eve+{id}");
+
+    // Allowed: 200 KiB (several chunks, both ways) come back byte for byte.
+    let payload: Vec<u8> = (0..200 * 1024u32).map(|i| (i * 7 % 251) as u8).collect();
+    let out = stdio_forward(
+        &g,
+        &ann_at,
+        &ann_key,
+        &format!("127.0.0.1:{echo}"),
+        &payload,
+    )
+    .await;
+    assert!(
+        out.stdout == payload,
+        "{} bytes back; {:?}",
+        out.stdout.len(),
+        text(&out.stderr)
+    );
+    assert_eq!(echo_accepted.load(Ordering::SeqCst), 1);
+
+    // Refused, and nothing connected: another port, the same port by
+    // another name, a person allowed shells but not forwards.
+    for (who, key, to) in [
+        (&ann_at, &ann_key, format!("127.0.0.1:{other}")),
+        (&ann_at, &ann_key, format!("localhost:{echo}")),
+        (&eve_at, &eve_key, format!("127.0.0.1:{echo}")),
+    ] {
+        let out = stdio_forward(&g, who, key, &to, b"secret\n").await;
+        assert!(out.stdout.is_empty(), "{who} -> {to}: {out:?}");
+        assert_ne!(out.status.code(), Some(0), "{who} -> {to}: {out:?}");
+        assert!(
+            text(&out.stderr).contains("administratively prohibited"),
+            "{who} -> {to}: {out:?}"
+        );
+    }
+    // A forward grants no shell.
+    let mut c = g.ssh(&ann_at, Some(&ann_key), "publickey");
+    c.args(["127.0.0.1", "--", "echo", "shell-$((6*7))"]);
+    let out = output(c).await;
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(text(&out.stderr).contains("tat:StartSession"), "{out:?}");
+    assert!(!text(&out.stdout).contains("shell-42"), "{out:?}");
+    assert_eq!(echo_accepted.load(Ordering::SeqCst), 1);
+    assert_eq!(other_accepted.load(Ordering::SeqCst), 0);
+
+    // The record: who, where, to what, how much — not the bytes.
+    let rec = ended_session(&g.h, &id, |s| {
+        s["Command"].as_str().is_some_and(|c| c.contains("forward"))
+    })
+    .await;
+    assert_eq!(rec["UserName"], "ann", "{rec}");
+    assert_eq!(rec["Via"], "ssh", "{rec}");
+    assert_eq!(
+        rec["Command"],
+        format!("port forward to 127.0.0.1:{echo}"),
+        "{rec}"
+    );
+    assert_eq!(rec["BytesIn"], payload.len(), "{rec}");
+    assert_eq!(rec["BytesOut"], payload.len(), "{rec}");
+    assert_eq!(rec["RecordedBytes"], 0, "{rec}");
 }

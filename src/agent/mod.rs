@@ -15,7 +15,9 @@
 //! * `exec`/`launch`/`output` one task's process, its output and its end;
 //! * `journal` what survives disconnects and restarts;
 //! * `session`/`session_spawn` interactive sessions (a shell in a
-//!   pseudo-terminal, relayed with per-session flow control);
+//!   pseudo-terminal, relayed with per-session flow control); `forward`
+//!   port forwards on the same channels; `session_marks` what a crash must
+//!   not leave running;
 //! * `cgroup` one cgroup v2 per task, where the machine allows;
 //! * `spawn` a task's process started straight inside its cgroup (clone3);
 //! * `sys`/`ptysys`/`spawn` the only unsafe code; `procinfo` /proc reading.
@@ -26,6 +28,7 @@
 
 pub mod cgroup;
 pub mod exec;
+mod forward;
 pub mod identity;
 mod jobctl;
 pub mod journal;

@@ -51,7 +51,7 @@ pub enum Out {
     Data(u32, Vec<u8>),
 }
 
-enum Cmd {
+pub(super) enum Cmd {
     Input(Vec<u8>),
     Resize(u16, u16),
     Credit(u32),
@@ -120,6 +120,21 @@ impl Sessions {
                 self.open(channel, &spec, window);
                 return None;
             }
+            ServerMsg::ForwardOpen {
+                channel,
+                host,
+                port,
+                window,
+            } => {
+                let target = super::forward::Target {
+                    channel,
+                    host,
+                    port,
+                    window,
+                };
+                self.open_forward(target);
+                return None;
+            }
             ServerMsg::SessionResize {
                 channel,
                 cols,
@@ -143,26 +158,37 @@ impl Sessions {
         }
     }
 
-    fn open(&mut self, channel: u32, spec: &OpenSpec<'_>, window: u32) {
-        let refuse = |out: &mpsc::Sender<Out>, reason: String| {
-            let out = out.clone();
-            tokio::spawn(async move {
-                let _ = out
-                    .send(Out::Msg(Box::new(AgentMsg::SessionFailed {
-                        channel,
-                        reason,
-                    })))
-                    .await;
-            });
+    /// Whether a new session may take `channel`; if not, the server is
+    /// told why.
+    fn may_open(&self, channel: u32) -> bool {
+        let reason = if self.live.contains_key(&channel) {
+            format!("channel {channel} is in use")
+        } else if self.live.len() >= MAX_SESSIONS {
+            format!("this agent already runs {MAX_SESSIONS} sessions")
+        } else {
+            return true;
         };
-        if self.live.contains_key(&channel) {
-            return refuse(&self.out, format!("channel {channel} is in use"));
+        refuse(&self.out, channel, reason);
+        false
+    }
+
+    fn open_forward(&mut self, target: super::forward::Target) {
+        if !self.may_open(target.channel) {
+            return;
         }
-        if self.live.len() >= MAX_SESSIONS {
-            return refuse(
-                &self.out,
-                format!("this agent already runs {MAX_SESSIONS} sessions"),
-            );
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.live.insert(target.channel, tx);
+        tokio::spawn(super::forward::run(
+            target,
+            self.out.clone(),
+            rx,
+            self.stop.clone(),
+        ));
+    }
+
+    fn open(&mut self, channel: u32, spec: &OpenSpec<'_>, window: u32) {
+        if !self.may_open(channel) {
+            return;
         }
         match session_spawn::spawn(spec, self.cgroups.as_ref()) {
             Ok(sp) => {
@@ -179,10 +205,23 @@ impl Sessions {
             }
             Err(reason) => {
                 tracing::info!(channel, "session not started: {reason}");
-                refuse(&self.out, reason);
+                refuse(&self.out, channel, reason);
             }
         }
     }
+}
+
+/// Tells the server a session did not open.
+fn refuse(out: &mpsc::Sender<Out>, channel: u32, reason: String) {
+    let out = out.clone();
+    tokio::spawn(async move {
+        let _ = out
+            .send(Out::Msg(Box::new(AgentMsg::SessionFailed {
+                channel,
+                reason,
+            })))
+            .await;
+    });
 }
 
 struct Relay {

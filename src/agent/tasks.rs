@@ -107,6 +107,7 @@ impl Tasks {
             // Sessions are taken by `session::Sessions` before this.
             ServerMsg::Unknown
             | ServerMsg::SessionOpen { .. }
+            | ServerMsg::ForwardOpen { .. }
             | ServerMsg::SessionResize { .. }
             | ServerMsg::SessionCredit { .. }
             | ServerMsg::SessionEof { .. }

@@ -195,6 +195,7 @@ async fn open(
         },
         exec_without_pty: false,
         record_input: false,
+        forward: None,
     };
     api.open_session(p, plan, "console", peer).await
 }

@@ -392,12 +392,14 @@ impl Api {
             A::DeleteSshPublicKey => cam::ssh_keys::delete(self, a, q).await,
             // Pseudo-actions are decisions inside other actions; no request
             // names one (`Action::from_api` never returns them).
-            A::UseSecret | A::DescribeCommandContent | A::RecordSessionInput | A::StartSession => {
-                Err(ApiError::new(
-                    Code::InvalidAction,
-                    format!("the action {:?} is not an API action", action.api_name()),
-                ))
-            }
+            A::UseSecret
+            | A::DescribeCommandContent
+            | A::RecordSessionInput
+            | A::StartSession
+            | A::ForwardPort => Err(ApiError::new(
+                Code::InvalidAction,
+                format!("the action {:?} is not an API action", action.api_name()),
+            )),
         }
     }
 }

@@ -263,6 +263,7 @@ impl Api {
             exec_without_pty: !plan.pty,
             // `decide` sets it from the server's settings and the policy.
             record_input: false,
+            forward: plan.forward,
         };
         self.open_session(p, session_plan, "ssh", peer).await
     }
@@ -279,4 +280,6 @@ pub struct SshPlan {
     pub rows: u16,
     /// Whether the client asked for a pty.
     pub pty: bool,
+    /// A port forward (ssh -L / -W) instead of a shell or command.
+    pub forward: Option<crate::session::Forward>,
 }

@@ -130,10 +130,19 @@ impl Drop for Channel {
 impl Dispatcher {
     /// Opens a channel to an instance's agent (the caller then sends
     /// `SessionOpen` on it).
-    pub fn open_channel(self: &Arc<Self>, instance_id: &str) -> Result<Channel, ChannelError> {
+    /// `forward`: the channel is for a port forward, which needs an agent
+    /// that announced it (an older one would drop its connection on it).
+    pub fn open_channel(
+        self: &Arc<Self>,
+        instance_id: &str,
+        forward: bool,
+    ) -> Result<Channel, ChannelError> {
         let mut m = self.agents.lock().map_err(|_| ChannelError::Offline)?;
         let c = m.get_mut(instance_id).ok_or(ChannelError::Offline)?;
         let to_agent = c.sessions.clone().ok_or(ChannelError::Unsupported)?;
+        if forward && !c.forward {
+            return Err(ChannelError::Unsupported);
+        }
         let table = &mut c.channels;
         if table.routes.len() >= MAX_CHANNELS {
             return Err(ChannelError::Exhausted);

@@ -115,6 +115,7 @@ struct Hello {
     known: Vec<String>,
     job_control: bool,
     sessions: bool,
+    forward: bool,
     max_tasks: Option<u32>,
 }
 
@@ -124,6 +125,10 @@ fn job_control(features: &[String]) -> bool {
 
 fn sessions(features: &[String]) -> bool {
     features.iter().any(|f| f == protocol::FEATURE_SESSIONS)
+}
+
+fn forward(features: &[String]) -> bool {
+    features.iter().any(|f| f == protocol::FEATURE_FORWARD)
 }
 
 /// Decides who is connecting, or refuses.
@@ -181,6 +186,7 @@ async fn authenticate(
                     known: Vec::new(),
                     job_control: job_control(&features),
                     sessions: sessions(&features),
+                    forward: forward(&features),
                     max_tasks,
                 }),
                 Err(r) => Err(refusal_text(r)),
@@ -227,6 +233,7 @@ async fn authenticate(
                 known: known_tasks,
                 job_control: job_control(&features),
                 sessions: sessions(&features),
+                forward: forward(&features),
                 max_tasks,
             })
         }
@@ -282,6 +289,7 @@ pub async fn serve_agent<S>(
         known,
         job_control,
         sessions,
+        forward,
         max_tasks,
     } = hello;
     let heartbeat = d.settings.heartbeat_secs.max(1);
@@ -305,6 +313,7 @@ pub async fn serve_agent<S>(
         job_control,
         max_tasks,
         sessions.then_some(session_tx),
+        forward,
     );
     let writer = tokio::spawn(async move {
         loop {

@@ -82,6 +82,8 @@ struct Conn {
     /// The session queue towards the agent, when it announced
     /// `protocol::FEATURE_SESSIONS` (`channels.rs`).
     sessions: Option<mpsc::Sender<tokio_tungstenite::tungstenite::Message>>,
+    /// It announced `protocol::FEATURE_FORWARD`: it takes `ForwardOpen`.
+    forward: bool,
     /// The session channels open on this connection.
     channels: channels::Table,
 }
@@ -198,6 +200,7 @@ impl Dispatcher {
         job_control: bool,
         max_tasks: Option<u32>,
         sessions: Option<mpsc::Sender<tokio_tungstenite::tungstenite::Message>>,
+        forward: bool,
     ) -> u64 {
         let slots = max_tasks
             .unwrap_or(u32::MAX)
@@ -220,6 +223,7 @@ impl Dispatcher {
                     job_control,
                     slots,
                     sessions,
+                    forward,
                     channels: Default::default(),
                 },
             );

@@ -129,6 +129,13 @@ impl Grants {
         self.context.login_user = Some(user.to_string());
     }
 
+    /// Where a port forward would connect (`tat:forward_host`,
+    /// `tat:forward_port`).
+    pub fn set_forward(&mut self, host: &str, port: u16) {
+        self.context.forward_host = Some(host.to_string());
+        self.context.forward_port = Some(port.to_string());
+    }
+
     /// The tags the request sets on what it creates (`qcs:request_tag`).
     pub fn set_request_tags(&mut self, tags: Vec<(String, String)>) {
         self.context.request_tags = tags;
@@ -209,6 +216,8 @@ impl PolicyCache {
                 source_ip: ip,
                 request_tags: Vec::new(),
                 login_user: None,
+                forward_host: None,
+                forward_port: None,
             },
         }
     }

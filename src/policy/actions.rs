@@ -287,6 +287,12 @@ actions! {
     // `tat:login_user`. In Azure, signing in to a VM is
     // virtualMachines/login/action (Owner and Contributor: Actions `*`).
     StartSession: tat, Pseudo, INS, All, Drover, Pseudo, ["Microsoft.Compute/virtualMachines/login/action"];
+    // Pseudo-action: may the caller forward a port through this instance
+    // (ssh -L / -W), to the host and port that are the condition keys
+    // `tat:forward_host` and `tat:forward_port`? A shell is not needed for
+    // it and does not grant it. In Azure, tunnelling to a VM through a
+    // bastion host.
+    ForwardPort: tat, Pseudo, INS, All, Drover, Pseudo, ["Microsoft.Network/bastionHosts/tunnel/action"];
     // An administrator ends a live session (InstanceId, SessionId): decided
     // on the instance with its tags; stopping a job in Azure.
     TerminateSession: tat, Tat, MI, All, Drover, Instance, [aa!("jobs/stop/action")];
@@ -431,6 +437,8 @@ pub const RECORD_SESSION_INPUT: &str = "tat:RecordSessionInput";
 pub const USE_SECRET: &str = "tat:UseSecret";
 /// The TAT pseudo-action for opening an interactive session on an instance.
 pub const START_SESSION: &str = "tat:StartSession";
+/// The TAT pseudo-action for forwarding a port through an instance.
+pub const FORWARD_PORT: &str = "tat:ForwardPort";
 
 #[cfg(test)]
 mod tests {

@@ -7,7 +7,9 @@
 //! `qcs:ip` with addresses or CIDR ranges (IPv4 or IPv6); the string
 //! operators on `tat:login_user` (the account an interactive session logs
 //! in as, e.g. `string_not_equal` `root`), known only when a session is
-//! decided.
+//! decided, and on `tat:forward_host` / `tat:forward_port` (where a port
+//! forward connects from the instance, e.g. `string_equal` `127.0.0.1` and
+//! `5432`), known only when a port forward is decided.
 //!
 //! Several values of one key: any may match. Several keys or operators: all
 //! must hold. A tag condition holds when any tag matches (`_not_` forms: when
@@ -23,6 +25,41 @@ use super::glob::Glob;
 
 /// The condition key naming the account a session logs in as.
 pub const LOGIN_USER: &str = "tat:login_user";
+/// The condition key naming the host a port forward connects to, as the
+/// client wrote it (from the instance: `127.0.0.1` is the instance).
+pub const FORWARD_HOST: &str = "tat:forward_host";
+/// The condition key naming the port a port forward connects to (decimal).
+pub const FORWARD_PORT: &str = "tat:forward_port";
+
+/// The string facts of a session decision that conditions may test.
+const SESSION_KEYS: [&str; 3] = [LOGIN_USER, FORWARD_HOST, FORWARD_PORT];
+
+/// Which session fact a condition tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SessionKey {
+    LoginUser,
+    ForwardHost,
+    ForwardPort,
+}
+
+impl SessionKey {
+    fn of(key: &str) -> Option<SessionKey> {
+        Some(match key {
+            LOGIN_USER => SessionKey::LoginUser,
+            FORWARD_HOST => SessionKey::ForwardHost,
+            FORWARD_PORT => SessionKey::ForwardPort,
+            _ => return None,
+        })
+    }
+
+    fn value(self, ctx: &Context) -> Option<&str> {
+        match self {
+            SessionKey::LoginUser => ctx.login_user.as_deref(),
+            SessionKey::ForwardHost => ctx.forward_host.as_deref(),
+            SessionKey::ForwardPort => ctx.forward_port.as_deref(),
+        }
+    }
+}
 
 /// A three-valued truth: `Unknown` is what fail-closed evaluation acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,7 +104,8 @@ pub(crate) enum CompiledCondition {
         negate: bool,
         nets: Vec<Cidr>,
     },
-    LoginUser {
+    Session {
+        key: SessionKey,
         negate: bool,
         values: Vec<Glob>,
     },
@@ -105,7 +143,7 @@ pub(crate) fn check(c: &ConditionClause) -> Result<(), String> {
         return Err("needs at least one value".into());
     }
     match (op, c.key.as_str()) {
-        (Op::StrEq(_) | Op::StrLike(_), LOGIN_USER) => Ok(()),
+        (Op::StrEq(_) | Op::StrLike(_), k) if SESSION_KEYS.contains(&k) => Ok(()),
         (Op::StrEq(_) | Op::StrLike(_), "qcs:resource_tag" | "qcs:request_tag") => {
             match c.values.iter().find(|v| !v.contains('&')) {
                 Some(v) => Err(format!("tag value {v:?} must be written key&value")),
@@ -117,13 +155,14 @@ pub(crate) fn check(c: &ConditionClause) -> Result<(), String> {
             None => Ok(()),
         },
         (Op::Ip(_), k) | (Op::StrEq(_) | Op::StrLike(_), k)
-            if ["qcs:ip", "qcs:resource_tag", "qcs:request_tag", LOGIN_USER].contains(&k) =>
+            if ["qcs:ip", "qcs:resource_tag", "qcs:request_tag"].contains(&k)
+                || SESSION_KEYS.contains(&k) =>
         {
             Err(format!("operator {:?} does not apply to {k:?}", c.operator))
         }
         (_, k) => Err(format!(
             "unknown condition key {k:?} (drover supports qcs:resource_tag, qcs:request_tag, qcs:ip, \
-             tat:login_user)"
+             tat:login_user, tat:forward_host, tat:forward_port)"
         )),
     }
 }
@@ -133,7 +172,7 @@ impl CompiledCondition {
         if check(c).is_err() {
             return CompiledCondition::Invalid;
         }
-        if c.key == LOGIN_USER {
+        if let Some(key) = SessionKey::of(&c.key) {
             let (negate, like) = match operator(&c.operator) {
                 Some(Op::StrEq(n)) => (n, false),
                 Some(Op::StrLike(n)) => (n, true),
@@ -150,7 +189,11 @@ impl CompiledCondition {
                     }
                 })
                 .collect();
-            return CompiledCondition::LoginUser { negate, values };
+            return CompiledCondition::Session {
+                key,
+                negate,
+                values,
+            };
         }
         match operator(&c.operator) {
             Some(Op::Ip(negate)) => CompiledCondition::Ip {
@@ -185,7 +228,11 @@ impl CompiledCondition {
                     .any(|(k, v)| values.iter().any(|(gk, gv)| gk.matches(k) && gv.matches(v)));
                 Tri::from(any != *negate)
             }
-            CompiledCondition::LoginUser { negate, values } => match &ctx.login_user {
+            CompiledCondition::Session {
+                key,
+                negate,
+                values,
+            } => match key.value(ctx) {
                 None => Tri::Unknown,
                 Some(u) => Tri::from(values.iter().any(|g| g.matches(u)) != *negate),
             },
@@ -260,7 +307,46 @@ impl Cidr {
 
 #[cfg(test)]
 mod tests {
-    use super::Cidr;
+    use super::*;
+
+    fn clause(op: &str, key: &str, values: &[&str]) -> ConditionClause {
+        ConditionClause {
+            operator: op.into(),
+            key: key.into(),
+            values: values.iter().map(|v| v.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn forward_keys_are_known_only_when_a_forward_is_decided() {
+        let port = CompiledCondition::compile(&clause("string_equal", FORWARD_PORT, &["5432"]));
+        let host = CompiledCondition::compile(&clause("string_like", FORWARD_HOST, &["db*.lab"]));
+        let not_root =
+            CompiledCondition::compile(&clause("string_not_equal", LOGIN_USER, &["root"]));
+        let none = Context::default();
+        for c in [&port, &host, &not_root] {
+            assert!(!c.is_invalid(), "{c:?}");
+            assert_eq!(c.eval(&[], &none), Tri::Unknown);
+        }
+        let fwd = Context {
+            forward_host: Some("db1.lab".into()),
+            forward_port: Some("5432".into()),
+            ..Context::default()
+        };
+        assert_eq!(port.eval(&[], &fwd), Tri::True);
+        assert_eq!(host.eval(&[], &fwd), Tri::True);
+        // A forward decision says nothing of a login user.
+        assert_eq!(not_root.eval(&[], &fwd), Tri::Unknown);
+        let other = Context {
+            forward_host: Some("web.lab".into()),
+            forward_port: Some("54320".into()),
+            ..Context::default()
+        };
+        assert_eq!(port.eval(&[], &other), Tri::False);
+        assert_eq!(host.eval(&[], &other), Tri::False);
+        // Only the string operators apply to them.
+        assert!(check(&clause("ip_equal", FORWARD_PORT, &["10.0.0.0/8"])).is_err());
+    }
 
     #[test]
     fn cidr_ranges() {

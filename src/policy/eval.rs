@@ -53,6 +53,10 @@ pub struct Context {
     /// The account a session logs in as (`tat:login_user`); None outside
     /// session decisions, where a condition on it is unknown.
     pub login_user: Option<String>,
+    /// Where a port forward connects (`tat:forward_host`,
+    /// `tat:forward_port`); None outside port forward decisions.
+    pub forward_host: Option<String>,
+    pub forward_port: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy)]

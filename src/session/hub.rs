@@ -301,7 +301,8 @@ impl Sessions {
     pub async fn open(&self, plan: Authorized<SessionPlan>) -> Result<SessionIo, SessionError> {
         let plan = plan.into_inner();
         let (slot, entry) = self.reserve(&plan)?;
-        let mut ch = match self.inner.dispatch.open_channel(&plan.instance_id) {
+        let forward = plan.forward.is_some();
+        let mut ch = match self.inner.dispatch.open_channel(&plan.instance_id, forward) {
             Ok(ch) => ch,
             Err(ChannelError::Offline) => return Err(self.offline_or_missing(&plan).await),
             Err(ChannelError::Unsupported) => return Err(SessionError::Unsupported),
@@ -311,15 +312,23 @@ impl Sessions {
                 ))
             }
         };
-        let open = ServerMsg::SessionOpen {
-            channel: ch.id,
-            user: plan.login_user.clone(),
-            command: plan.command.clone(),
-            cols: plan.cols,
-            rows: plan.rows,
-            window: SESSION_WINDOW,
-            term: TERM.into(),
-            pipes: plan.command.is_some() && plan.exec_without_pty,
+        let open = match &plan.forward {
+            Some(f) => ServerMsg::ForwardOpen {
+                channel: ch.id,
+                host: f.host.clone(),
+                port: f.port,
+                window: SESSION_WINDOW,
+            },
+            None => ServerMsg::SessionOpen {
+                channel: ch.id,
+                user: plan.login_user.clone(),
+                command: plan.command.clone(),
+                cols: plan.cols,
+                rows: plan.rows,
+                window: SESSION_WINDOW,
+                term: TERM.into(),
+                pipes: plan.command.is_some() && plan.exec_without_pty,
+            },
         };
         ch.control(&open).await.map_err(|_| SessionError::Offline)?;
         let window = match tokio::time::timeout(
@@ -359,7 +368,11 @@ impl Sessions {
                 client: plan.client.clone(),
                 instance_id: plan.instance_id.clone(),
                 login_user: plan.login_user.clone(),
-                command: plan.command.clone(),
+                command: plan
+                    .forward
+                    .as_ref()
+                    .map(super::Forward::describe)
+                    .or_else(|| plan.command.clone()),
                 cols: plan.cols,
                 rows: plan.rows,
                 term: TERM.into(),
@@ -382,6 +395,7 @@ impl Sessions {
             reason: entry.reason.clone(),
             limits: self.inner.limits.clone(),
             recorder: Some(recorder),
+            forward,
             _slot: slot,
         };
         tracing::info!(
@@ -429,6 +443,8 @@ struct Relay {
     limits: Limits,
     /// Taken by `finish` when the session ends.
     recorder: Option<Recorder>,
+    /// A port forward: its bytes are counted, not recorded.
+    forward: bool,
     _slot: Slot,
 }
 
@@ -499,8 +515,10 @@ impl Relay {
                 c = self.ctl.recv() => match c {
                     Some(Ctl::Input(b)) => {
                         idle.as_mut().reset(Instant::now() + self.limits.idle_timeout);
-                        if let Some(rec) = &self.recorder {
-                            rec.input(&b);
+                        match &self.recorder {
+                            Some(rec) if self.forward => rec.count(0, b.len()),
+                            Some(rec) => rec.input(&b),
+                            None => {}
                         }
                         if self.ch.data(&b).await.is_err() {
                             return End::Closed("the instance's agent disconnected".into());
@@ -526,8 +544,10 @@ impl Relay {
                             return End::Closed("the agent sent more than its window".into());
                         }
                         outstanding -= n;
-                        if let Some(rec) = &self.recorder {
-                            rec.output(&d);
+                        match &self.recorder {
+                            Some(rec) if self.forward => rec.count(d.len(), 0),
+                            Some(rec) => rec.output(&d),
+                            None => {}
                         }
                         let sent = tokio::select! {
                             r = self.events.send(SessionEvent::Data(Bytes::from(d))) => r.is_ok(),

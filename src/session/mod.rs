@@ -99,6 +99,50 @@ pub struct SessionPlan {
     /// instance); whatever the caller put here is overwritten, so the
     /// person being recorded cannot turn it off.
     pub record_input: bool,
+    /// A port forward instead of a shell: the agent connects to this host
+    /// and port from the instance and the session carries the bytes
+    /// (ssh -L / -W). Decided as `tat:ForwardPort`, not `tat:StartSession`.
+    pub forward: Option<Forward>,
+}
+
+/// Where a port forward connects, from the instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forward {
+    pub host: String,
+    pub port: u16,
+}
+
+impl Forward {
+    /// What the session's record shows as its command.
+    pub fn describe(&self) -> String {
+        if self.host.contains(':') {
+            format!("port forward to [{}]:{}", self.host, self.port)
+        } else {
+            format!("port forward to {}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Most bytes of a forward's host name (DNS's limit).
+const MAX_HOST: usize = 253;
+
+/// Whether `host` is a DNS name or an IP address literal; nothing else
+/// (spaces, slashes, brackets, `%zone`s) reaches the agent.
+fn valid_host(host: &str) -> bool {
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return true;
+    }
+    !host.is_empty()
+        && host.len() <= MAX_HOST
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'-')
+        })
 }
 
 /// Server settings for sessions (`drover server` flags).
@@ -190,6 +234,19 @@ impl SessionPlan {
                 "the command is longer than {MAX_COMMAND} bytes"
             )));
         }
+        if let Some(f) = &self.forward {
+            if !valid_host(&f.host) || f.port == 0 {
+                return Err(SessionError::Invalid(format!(
+                    "{:?} port {} is not a host and port to forward to",
+                    f.host, f.port
+                )));
+            }
+            if self.command.is_some() {
+                return Err(SessionError::Invalid(
+                    "a port forward runs no command".into(),
+                ));
+            }
+        }
         if !(1..=1000).contains(&self.cols) || !(1..=1000).contains(&self.rows) {
             return Err(SessionError::Invalid(
                 "Cols and Rows must lie in 1..=1000".into(),
@@ -200,8 +257,9 @@ impl SessionPlan {
 }
 
 /// Decides `tat:StartSession` on the plan's instance (with its tags) for
-/// `grants`, with the login user as `tat:login_user`. The only way to an
-/// `Authorized<SessionPlan>`.
+/// `grants`, with the login user as `tat:login_user` — or, for a port
+/// forward, `tat:ForwardPort` with its host and port as `tat:forward_host`
+/// and `tat:forward_port`. The only way to an `Authorized<SessionPlan>`.
 pub async fn decide(
     gate: &Gate,
     grants: &Grants,
@@ -212,12 +270,24 @@ pub async fn decide(
     let resources = gate
         .instance_resources(std::slice::from_ref(&plan.instance_id))
         .await?;
-    plan.record_input = resources
-        .first()
-        .is_some_and(|r| record::input_required(recording, grants, r));
     let mut grants = grants.clone();
-    grants.set_login_user(&plan.login_user);
-    let checks = [Check::new(crate::policy::START_SESSION, resources)];
+    let action = match &plan.forward {
+        // A forward carries a connection's bytes, not a terminal: nothing
+        // to replay, so it is recorded as who, where, to what and how much.
+        Some(f) => {
+            plan.record_input = false;
+            grants.set_forward(&f.host, f.port);
+            crate::policy::FORWARD_PORT
+        }
+        None => {
+            plan.record_input = resources
+                .first()
+                .is_some_and(|r| record::input_required(recording, &grants, r));
+            grants.set_login_user(&plan.login_user);
+            crate::policy::START_SESSION
+        }
+    };
+    let checks = [Check::new(action, resources)];
     let login_user = plan.login_user.clone();
     gate::authorize(&grants, &checks, plan)
         .map_err(|denied| SessionError::Denied { denied, login_user })
@@ -234,6 +304,26 @@ mod tests {
         }
         for bad in ["", "-x", "a b", "a;b", "../x", "ä", &"a".repeat(33)] {
             assert!(!valid_login(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn forward_hosts_are_names_or_addresses() {
+        for ok in ["localhost", "127.0.0.1", "::1", "db.lab.example", "a-1.b"] {
+            assert!(valid_host(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "a b",
+            "a/b",
+            "[::1]",
+            "fe80::1%eth0",
+            "-a",
+            "a..b",
+            "a_b",
+            &"a".repeat(64),
+        ] {
+            assert!(!valid_host(bad), "{bad}");
         }
     }
 }

@@ -21,6 +21,8 @@ pub(super) struct Request {
     /// Whether the client asked for a pty. An exec without one runs with
     /// pipes, so its output arrives byte for byte (`ssh host -- cat f`).
     pub pty: bool,
+    /// A port forward (direct-tcpip: ssh -L / -W) instead of a shell.
+    pub forward: Option<crate::session::Forward>,
 }
 
 /// Why a session was not opened, in words for the person's terminal.
@@ -36,6 +38,7 @@ pub(super) async fn open(ctx: &Ctx, person: &Person, req: Request) -> Result<Ses
         cols: req.cols,
         rows: req.rows,
         pty: req.pty,
+        forward: req.forward,
     };
     ctx.api
         .ssh_open_session(&person.principal, plan, person.peer)

@@ -15,13 +15,13 @@
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use russh::server::{Handle, Msg};
-use russh::{Channel, ChannelId, ChannelMsg, ChannelWriteHalf, Sig};
+use russh::server::{ChannelOpenHandle, Handle, Msg};
+use russh::{Channel, ChannelId, ChannelMsg, ChannelOpenFailure, ChannelWriteHalf, Sig};
 
 use super::bridge::{self, Request};
 use super::handler::Person;
 use super::Ctx;
-use crate::session::{SessionEvent as Event, SessionIo, SessionRx};
+use crate::session::{Forward, SessionEvent as Event, SessionIo, SessionRx};
 
 /// Input a client may send before its shell or command starts (OpenSSH
 /// sends stdin as soon as the channel is open); more is a misuse.
@@ -103,6 +103,7 @@ async fn until_start(channel: &mut russh::ChannelReadHalf) -> Option<Result<Star
                 cols,
                 rows,
                 pty,
+                forward: None,
             },
             early_input,
             early_eof,
@@ -128,13 +129,75 @@ pub(super) async fn run(ctx: Arc<Ctx>, person: Person, channel: Channel<Msg>, ha
         Err(refusal) => return refuse(&write, &refusal.0).await,
     };
     tracing::debug!(session = %session_id, channel = ?id, "ssh session open");
+    relay(
+        SessionIo {
+            id: session_id,
+            tx,
+            rx,
+        },
+        read,
+        write,
+        handle,
+        start.early_input,
+        start.early_eof,
+    )
+    .await;
+}
 
+/// Runs a port forward channel (direct-tcpip: `ssh -L`, `ssh -W`): the
+/// open is answered only once the session is decided and the agent has
+/// connected, so a refusal is the client's "open failed" and nothing was
+/// connected.
+pub(super) async fn forward(
+    ctx: Arc<Ctx>,
+    person: Person,
+    channel: Channel<Msg>,
+    to: Forward,
+    reply: ChannelOpenHandle,
+    handle: Handle,
+) {
+    let req = Request {
+        command: None,
+        cols: DEFAULT_COLS,
+        rows: DEFAULT_ROWS,
+        pty: false,
+        forward: Some(to),
+    };
+    let io = match bridge::open(&ctx, &person, req).await {
+        Ok(io) => io,
+        Err(refusal) => {
+            tracing::info!(person = %person.principal.name, "port forward refused: {}", refusal.0);
+            reply
+                .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return;
+        }
+    };
+    reply.accept().await;
+    let id = channel.id();
+    let (read, write) = channel.split();
+    tracing::debug!(session = %io.id, channel = ?id, "ssh port forward open");
+    relay(io, read, write, handle, BytesMut::new(), false).await;
+}
+
+/// Moves bytes both ways between an open channel and its session until
+/// either ends; the session ends with the channel.
+async fn relay(
+    io: SessionIo,
+    mut read: russh::ChannelReadHalf,
+    write: ChannelWriteHalf<Msg>,
+    handle: Handle,
+    early_input: BytesMut,
+    early_eof: bool,
+) {
+    let SessionIo { tx, rx, .. } = io;
+    let id = write.id();
     let mut out = tokio::spawn(relay_output(rx, write, handle, id));
     let mut input_ok = true;
-    if !start.early_input.is_empty() {
-        input_ok = tx.send(&start.early_input).await.is_ok();
+    if !early_input.is_empty() {
+        input_ok = tx.send(&early_input).await.is_ok();
     }
-    if start.early_eof {
+    if early_eof {
         input_ok = tx.eof().await.is_ok();
     }
     if input_ok {

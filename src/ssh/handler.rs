@@ -6,9 +6,11 @@
 //! given here, while russh still knows whether the client wants one.
 //!
 //! What a signed-in person gets: session channels (up to a few per
-//! connection) with one pty, one shell or exec each. Everything else —
-//! local and remote port forwarding, agent and X11 forwarding, Unix socket
-//! forwarding, subsystems such as sftp, environment variables — is refused.
+//! connection) with one pty, one shell or exec each, and local port
+//! forwards (direct-tcpip, `channel::forward`) where `tat:ForwardPort`
+//! allows them. Everything else — remote port forwarding, agent and X11
+//! forwarding, Unix socket forwarding, subsystems such as sftp,
+//! environment variables — is refused.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -131,6 +133,29 @@ impl Conn {
         Auth::Accept
     }
 
+    /// Takes a new channel for the signed-in person within the per
+    /// connection limit (`started`: it takes no more requests), or
+    /// refuses its open.
+    async fn take_channel(
+        &mut self,
+        id: ChannelId,
+        started: bool,
+        reply: ChannelOpenHandle,
+    ) -> Option<(Person, ChannelOpenHandle)> {
+        let Some(person) = self.person.clone() else {
+            reply
+                .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return None;
+        };
+        if self.channels.len() >= self.ctx.settings.max_channels {
+            reply.reject(ChannelOpenFailure::ResourceShortage).await;
+            return None;
+        }
+        self.channels.insert(id, started);
+        Some((person, reply))
+    }
+
     /// Replies success to a request that may still start the channel (a
     /// pty before the shell, the shell or exec itself), failure otherwise.
     fn may_start(
@@ -220,17 +245,9 @@ impl russh::server::Handler for Conn {
         reply: ChannelOpenHandle,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        let Some(person) = self.person.clone() else {
-            reply
-                .reject(ChannelOpenFailure::AdministrativelyProhibited)
-                .await;
+        let Some((person, reply)) = self.take_channel(channel.id(), false, reply).await else {
             return Ok(());
         };
-        if self.channels.len() >= self.ctx.settings.max_channels {
-            reply.reject(ChannelOpenFailure::ResourceShortage).await;
-            return Ok(());
-        }
-        self.channels.insert(channel.id(), false);
         reply.accept().await;
         tokio::spawn(channel::run(
             self.ctx.clone(),
@@ -324,19 +341,41 @@ impl russh::server::Handler for Conn {
         Ok(false)
     }
 
+    /// A port forward (`ssh -L`, `ssh -W`): decided as `tat:ForwardPort` on
+    /// the instance for this host and port, then connected by the agent
+    /// from the instance. The open is answered once that is done.
     async fn channel_open_direct_tcpip(
         &mut self,
-        _channel: Channel<Msg>,
-        _host_to_connect: &str,
-        _port_to_connect: u32,
+        channel: Channel<Msg>,
+        host_to_connect: &str,
+        port_to_connect: u32,
         _originator_address: &str,
         _originator_port: u32,
         reply: ChannelOpenHandle,
-        _session: &mut Session,
+        session: &mut Session,
     ) -> Result<(), Self::Error> {
-        reply
-            .reject(ChannelOpenFailure::AdministrativelyProhibited)
-            .await;
+        let Ok(port) = u16::try_from(port_to_connect) else {
+            reply
+                .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        };
+        // Counted with the session channels; it takes no requests.
+        let Some((person, reply)) = self.take_channel(channel.id(), true, reply).await else {
+            return Ok(());
+        };
+        let to = crate::session::Forward {
+            host: host_to_connect.to_string(),
+            port,
+        };
+        tokio::spawn(channel::forward(
+            self.ctx.clone(),
+            person,
+            channel,
+            to,
+            reply,
+            session.handle(),
+        ));
         Ok(())
     }
 
