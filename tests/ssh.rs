@@ -977,6 +977,9 @@ async fn port_forwards_are_decided_per_host_and_port() {
     for (who, key, to) in [
         (&ann_at, &ann_key, format!("127.0.0.1:{other}")),
         (&ann_at, &ann_key, format!("localhost:{echo}")),
+        // Numeric spellings the resolver would take for 127.0.0.1.
+        (&ann_at, &ann_key, format!("127.1:{echo}")),
+        (&ann_at, &ann_key, format!("2130706433:{echo}")),
         (&eve_at, &eve_key, format!("127.0.0.1:{echo}")),
     ] {
         let out = stdio_forward(&g, who, key, &to, b"secret\n").await;
@@ -987,6 +990,18 @@ async fn port_forwards_are_decided_per_host_and_port() {
             "{who} -> {to}: {out:?}"
         );
     }
+    // An address is decided in its one canonical form: the IPv4-mapped
+    // spelling of 127.0.0.1 is 127.0.0.1, and allowed.
+    let out = stdio_forward(
+        &g,
+        &ann_at,
+        &ann_key,
+        &format!("[::ffff:127.0.0.1]:{echo}"),
+        b"v6\n",
+    )
+    .await;
+    assert_eq!(out.stdout, b"v6\n", "{out:?}");
+    assert_eq!(echo_accepted.load(Ordering::SeqCst), 2);
     // A forward grants no shell.
     let mut c = g.ssh(&ann_at, Some(&ann_key), "publickey");
     c.args(["127.0.0.1", "--", "echo", "shell-$((6*7))"]);
@@ -994,12 +1009,12 @@ async fn port_forwards_are_decided_per_host_and_port() {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(text(&out.stderr).contains("tat:StartSession"), "{out:?}");
     assert!(!text(&out.stdout).contains("shell-42"), "{out:?}");
-    assert_eq!(echo_accepted.load(Ordering::SeqCst), 1);
+    assert_eq!(echo_accepted.load(Ordering::SeqCst), 2);
     assert_eq!(other_accepted.load(Ordering::SeqCst), 0);
 
     // The record: who, where, to what, how much — not the bytes.
     let rec = ended_session(&g.h, &id, |s| {
-        s["Command"].as_str().is_some_and(|c| c.contains("forward"))
+        s["Command"].as_str().is_some_and(|c| c.contains("forward")) && s["BytesIn"] != 3
     })
     .await;
     assert_eq!(rec["UserName"], "ann", "{rec}");

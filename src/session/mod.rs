@@ -126,13 +126,18 @@ impl Forward {
 /// Most bytes of a forward's host name (DNS's limit).
 const MAX_HOST: usize = 253;
 
-/// Whether `host` is a DNS name or an IP address literal; nothing else
-/// (spaces, slashes, brackets, `%zone`s) reaches the agent.
-fn valid_host(host: &str) -> bool {
-    if host.parse::<std::net::IpAddr>().is_ok() {
-        return true;
+/// The one spelling of `host` that is decided and connected to, or None
+/// if it is not a DNS name or an IP address literal. Addresses take their
+/// canonical form (`::ffff:127.0.0.1` is `127.0.0.1`), and the other
+/// numeric spellings the resolver would also take (`127.1`, `2130706433`,
+/// `0x7f.1`) are refused, so a policy naming an address names every way
+/// to write it. Nothing else (spaces, slashes, brackets, `%zone`s)
+/// reaches the agent.
+fn canonical_host(host: &str) -> Option<String> {
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return Some(ip.to_canonical().to_string());
     }
-    !host.is_empty()
+    let labels_ok = !host.is_empty()
         && host.len() <= MAX_HOST
         && host.split('.').all(|label| {
             !label.is_empty()
@@ -142,7 +147,15 @@ fn valid_host(host: &str) -> bool {
                 && label
                     .bytes()
                     .all(|c| c.is_ascii_alphanumeric() || c == b'-')
-        })
+        });
+    // A name's last label is never numeric; inet_aton's forms end in one.
+    let last = host.rsplit('.').next().unwrap_or_default();
+    let numeric = last.bytes().all(|c| c.is_ascii_digit())
+        || last
+            .strip_prefix("0x")
+            .or_else(|| last.strip_prefix("0X"))
+            .is_some_and(|h| h.bytes().all(|c| c.is_ascii_hexdigit()));
+    (labels_ok && !numeric).then(|| host.to_ascii_lowercase())
 }
 
 /// Server settings for sessions (`drover server` flags).
@@ -235,7 +248,7 @@ impl SessionPlan {
             )));
         }
         if let Some(f) = &self.forward {
-            if !valid_host(&f.host) || f.port == 0 {
+            if canonical_host(&f.host).as_deref() != Some(f.host.as_str()) || f.port == 0 {
                 return Err(SessionError::Invalid(format!(
                     "{:?} port {} is not a host and port to forward to",
                     f.host, f.port
@@ -266,6 +279,11 @@ pub async fn decide(
     recording: &record::Settings,
     mut plan: SessionPlan,
 ) -> Result<Authorized<SessionPlan>, SessionError> {
+    if let Some(f) = plan.forward.as_mut() {
+        if let Some(host) = canonical_host(&f.host) {
+            f.host = host;
+        }
+    }
     plan.validate()?;
     let resources = gate
         .instance_resources(std::slice::from_ref(&plan.instance_id))
@@ -308,9 +326,17 @@ mod tests {
     }
 
     #[test]
-    fn forward_hosts_are_names_or_addresses() {
-        for ok in ["localhost", "127.0.0.1", "::1", "db.lab.example", "a-1.b"] {
-            assert!(valid_host(ok), "{ok}");
+    fn forward_hosts_have_one_spelling() {
+        for (given, canonical) in [
+            ("localhost", "localhost"),
+            ("DB.Lab.example", "db.lab.example"),
+            ("127.0.0.1", "127.0.0.1"),
+            ("::ffff:127.0.0.1", "127.0.0.1"),
+            ("0:0:0:0:0:0:0:1", "::1"),
+            ("a-1.b", "a-1.b"),
+            ("host1.lab", "host1.lab"),
+        ] {
+            assert_eq!(canonical_host(given).as_deref(), Some(canonical), "{given}");
         }
         for bad in [
             "",
@@ -321,9 +347,14 @@ mod tests {
             "-a",
             "a..b",
             "a_b",
+            "127.1",
+            "2130706433",
+            "0x7f.1",
+            "0x7F000001",
+            "10.0.0.010",
             &"a".repeat(64),
         ] {
-            assert!(!valid_host(bad), "{bad}");
+            assert_eq!(canonical_host(bad), None, "{bad}");
         }
     }
 }
