@@ -20,6 +20,7 @@ import * as webhooks from './pages/webhooks.js';
 import * as access from './pages/access.js';
 import * as audit from './pages/audit.js';
 import * as terminal from './pages/terminal.js';
+import * as broadcast from './pages/broadcast.js';
 import * as sessions from './pages/sessions.js';
 import * as replay from './pages/replay.js';
 import * as sshkeys from './pages/sshkeys.js';
@@ -30,6 +31,7 @@ const PAGES = [
   ['run', 'Run command', run],
   ['history', 'History', history],
   ['terminal', 'Terminal', terminal],
+  ['broadcast', 'Broadcast', broadcast],
   ['sessions', 'Sessions', sessions],
   ['ssh', 'SSH keys', sshkeys],
   ['commands', 'Commands', commands],

@@ -423,6 +423,57 @@ test('ssh keys: the page shows the gateway host key, an imported key signs in wi
   assert.equal(await sessionCount(), before);
 });
 
+/** One broadcast pane's screen, one line per row. */
+async function paneText(p, id) {
+  return p.$$eval(`.bc-box[data-instance="${id}"] .xterm-rows > div`,
+    rows => rows.map(r => r.textContent.replace(/\s+$/, '')).join('\n'));
+}
+
+async function waitPane(p, id, text) {
+  let last = '';
+  try {
+    return await until(`"${text}" in the pane of ${id}`, async () => { last = await paneText(p, id); return last.includes(text); });
+  } catch (e) {
+    throw new Error(`${e.message}\n--- pane ---\n${last}`);
+  }
+}
+
+test('broadcast: one line goes to the terminals of two instances; keys go to one pane or, asked, to all', async () => {
+  const code = await consoleCall(page, 'CreateRegisterCode', { InstanceNamePrefix: 'bc', RegisterLimit: 1 });
+  assert.equal(code.Error, undefined, JSON.stringify(code));
+  startProcess(['agent', '--server', base, '--register-code', code.RegisterCodeValue, '--data-dir', join(dir, 'agent-bc')]);
+  const ids = await until('two agents online', async () => {
+    const r = await consoleCall(page, 'DescribeAutomationAgentStatus', {});
+    const on = (r.AutomationAgentSet || []).filter(x => x.AgentStatus === 'Online').map(x => x.InstanceId);
+    return on.length >= 2 && on.slice(0, 2);
+  });
+  // Through the picker, as a person would.
+  await go(page, '#/broadcast');
+  for (const id of ids) await page.check(`input[type=checkbox][value="${id}"]`);
+  await page.click('form.term-pick button[type=submit]');
+  await page.waitForFunction(n => document.querySelectorAll('.bc-box[data-session]').length === n, ids.length, { timeout: WAIT });
+  const sessions = await page.$$eval('.bc-box[data-session]', bs => bs.map(b => b.dataset.session));
+  assert.equal(new Set(sessions).size, 2, `one session per pane: ${sessions}`);
+  await axeCheck(page, 'broadcast');
+  await shot(page, 'broadcast');
+
+  await page.fill('.bc-input', 'echo bc-$((6*7))-done');
+  await page.press('.bc-input', 'Enter');
+  for (const id of ids) await waitPane(page, id, 'bc-42-done');
+
+  // Keys typed into one pane go to its session only.
+  await page.click(`.bc-box[data-instance="${ids[0]}"]`);
+  await typeLine(page, 'echo one-$((1+1))-only');
+  await waitPane(page, ids[0], 'one-2-only');
+  assert.ok(!(await paneText(page, ids[1])).includes('one-2-only'), 'the other pane got keys typed elsewhere');
+
+  // With "Keys to all", into every session.
+  await page.check('.bc-keys');
+  await page.click(`.bc-box[data-instance="${ids[1]}"]`);
+  await typeLine(page, 'echo both-$((2+2))-keys');
+  for (const id of ids) await waitPane(page, id, 'both-4-keys');
+});
+
 test('no page raised a script error', () => {
   assert.deepEqual(pageErrors, []);
 });
