@@ -134,7 +134,8 @@ pub struct Stages {
     pub store: Histogram,
     /// API: marking tasks DELIVERING and queuing RunTask to the agents.
     pub push: Histogram,
-    /// API: the audit record written after every call.
+    /// API: the audit record written after a call (RunCommand and
+    /// InvokeCommand write theirs in their store transaction).
     pub audit: Histogram,
     /// Server queued RunTask → agent read it (two clocks: see README).
     pub deliver: Histogram,

@@ -456,7 +456,7 @@ async fn server_means(maddr: &str) -> anyhow::Result<()> {
         ("DescribeInvocations", api, "action=\"DescribeInvocations\""),
         ("store write", stage, "stage=\"store\""),
         ("push", stage, "stage=\"push\""),
-        ("audit", stage, "stage=\"audit\""),
+        ("audit (other calls)", stage, "stage=\"audit\""),
         ("result commit", stage, "stage=\"commit\""),
         ("store commit", "drover_store_commit_seconds", ""),
     ] {

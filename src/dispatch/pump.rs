@@ -114,7 +114,7 @@ impl Dispatcher {
     }
 
     /// The handout that fills these agents' free slots (those online).
-    fn handout_to(&self, instance_ids: &[String]) -> Handout {
+    pub(super) fn handout_to(&self, instance_ids: &[String]) -> Handout {
         let now = now_ms();
         let mut senders = Vec::new();
         let mut agents = Vec::new();
@@ -144,6 +144,12 @@ impl Dispatcher {
             self.pump_arrived(&h.plan.delayed).await;
         }
         self.touched();
+    }
+
+    /// Sends what a committed handout of online agents took (a handout
+    /// written in an agent's result job).
+    pub(super) async fn send_handout(&self, h: Handout, taken: Taken) {
+        self.send_taken(&h.senders, taken).await;
     }
 
     async fn send_taken(&self, senders: &[mpsc::Sender<ServerMsg>], taken: Taken) {
