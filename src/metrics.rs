@@ -134,7 +134,8 @@ pub struct Stages {
     pub store: Histogram,
     /// API: marking tasks DELIVERING and queuing RunTask to the agents.
     pub push: Histogram,
-    /// API: the audit record written after every call.
+    /// API: the audit record written after a call (RunCommand and
+    /// InvokeCommand write theirs in their store transaction).
     pub audit: Histogram,
     /// Server queued RunTask → agent read it (two clocks: see README).
     pub deliver: Histogram,
@@ -205,6 +206,9 @@ pub struct Metrics {
     pub agent_report_ops: Histogram,
     pub agent_connects: Counter,
     pub agent_rejects: Counter,
+    /// HTTPS connections that waited for a pending slot of their source
+    /// instead of being refused (see netguard).
+    pub conn_queued: Counter,
     pub webhook_delivered: Counter,
     pub webhook_retried: Counter,
     pub webhook_failed: Counter,
@@ -226,6 +230,7 @@ pub static METRICS: Metrics = Metrics {
     agent_report_ops: Histogram::new(&BATCH_BOUNDS),
     agent_connects: Counter::new(),
     agent_rejects: Counter::new(),
+    conn_queued: Counter::new(),
     webhook_delivered: Counter::new(),
     webhook_retried: Counter::new(),
     webhook_failed: Counter::new(),
@@ -367,6 +372,12 @@ impl Metrics {
             "drover_agent_rejections_total",
             "Agent connections refused in the handshake.",
             self.agent_rejects.get(),
+        );
+        counter(
+            &mut o,
+            "drover_connections_queued_total",
+            "Connections that waited for a pending slot of their source instead of being refused.",
+            self.conn_queued.get(),
         );
         head(
             &mut o,
@@ -529,6 +540,7 @@ mod tests {
             agent_report_ops: Histogram::new(&BATCH_BOUNDS),
             agent_connects: Counter::new(),
             agent_rejects: Counter::new(),
+            conn_queued: Counter::new(),
             webhook_delivered: Counter::new(),
             webhook_retried: Counter::new(),
             webhook_failed: Counter::new(),

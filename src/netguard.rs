@@ -3,12 +3,20 @@
 //! * `ConnLimits` counts open connections per source (an IPv4 address, or an
 //!   IPv6 /64, which one host usually owns whole) and in total, and apart
 //!   from those the connections of a source that have not yet delivered a
-//!   whole request head ("pending"). A connection over any limit is closed
-//!   at once, so half-sent requests from one source (slowloris) cannot use
-//!   up the descriptors everyone else needs, while clients that keep
-//!   finished connections alive (SDK pools) are held to the larger limit.
-//!   An agent's WebSocket stops counting against its source once the agent
-//!   has authenticated, so a fleet behind one NAT address is not limited.
+//!   whole request head ("pending"). A connection over the open or total
+//!   limit is closed at once. One over the pending bound is not: with
+//!   `admit_waiting` it waits, in arrival order and at most until a
+//!   deadline (the header timeout), for one of its source's pending slots
+//!   before any TLS work is spent on it, still counting as open meanwhile.
+//!   So half-sent requests from one source (slowloris) cannot use up the
+//!   descriptors (open limit) or the handshake work (pending bound) that
+//!   everyone else needs, and cannot touch another source's slots, while a
+//!   fleet behind one NAT address that reconnects at once (after a server
+//!   restart) queues for a few milliseconds instead of being turned away
+//!   and retrying. Clients that keep finished connections alive (SDK
+//!   pools) are held to the larger open limit. An agent's WebSocket stops
+//!   counting against its source once the agent has authenticated, so a
+//!   fleet behind one NAT address is not limited.
 //! * `Budgeted` wraps an agent connection's byte stream and refuses to read
 //!   more than 64 KB until the agent has authenticated: a huge frame sent
 //!   before Register/Hello costs the server that budget, not its size.
@@ -24,6 +32,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 
 /// Bytes an agent connection may send before it has authenticated. A
 /// Register (machine facts, ten tags, a register code) needs about 1 KB; a
@@ -83,11 +93,14 @@ fn source_of(ip: IpAddr) -> Source {
     }
 }
 
-/// Open and pending connections of one source.
-#[derive(Debug, Default, Clone, Copy)]
+/// Open connections of one source and its pending slots. Every pending
+/// connection is also open, so the entry lives while anything is open.
+#[derive(Debug)]
 struct Counts {
     open: usize,
-    pending: usize,
+    /// `pending_per_source` permits; tokio's semaphore is fair, so waiting
+    /// connections get slots in the order they arrived.
+    pending: Arc<Semaphore>,
 }
 
 /// Live connection counts.
@@ -102,8 +115,10 @@ pub struct ConnLimits {
 #[derive(Debug)]
 pub struct Admission {
     owner: Arc<ConnLimits>,
-    /// (source, still pending) while the connection counts against it.
-    source: Mutex<Option<(Source, bool)>>,
+    /// The source while the connection counts against its open limit.
+    source: Mutex<Option<Source>>,
+    /// The pending slot until a whole request head arrived.
+    pending: Mutex<Option<OwnedSemaphorePermit>>,
 }
 
 impl ConnLimits {
@@ -119,38 +134,70 @@ impl ConnLimits {
         &self.limits
     }
 
-    /// Admits a connection from `ip`, or `None` when a limit is reached.
+    /// Admits a connection from `ip` with a pending slot, or `None` when a
+    /// limit is reached (the pending bound included).
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<Admission> {
-        let src = source_of(ip);
-        let Ok(mut map) = self.by_source.lock() else {
-            return None;
+        let (admission, slots) = self.enter(ip)?;
+        let permit = slots.try_acquire_owned().ok()?;
+        admission.hold_pending(permit);
+        Some(admission)
+    }
+
+    /// Admits a connection from `ip` at once against the open and total
+    /// limits (`None` over them), then waits until `deadline` for one of
+    /// the source's pending slots (`None` if none came free in time).
+    /// Callers wait before spending anything else on the connection.
+    pub async fn admit_waiting(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        deadline: Instant,
+    ) -> Option<Admission> {
+        let (admission, slots) = self.enter(ip)?;
+        let permit = match slots.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                crate::metrics::METRICS.conn_queued.inc();
+                tokio::time::timeout_at(deadline, slots.acquire_owned())
+                    .await
+                    .ok()?
+                    .ok()?
+            }
         };
+        admission.hold_pending(permit);
+        Some(admission)
+    }
+
+    /// Counts a connection from `ip` as open (`None` over the open or the
+    /// total limit); returns its source's pending slots.
+    fn enter(self: &Arc<Self>, ip: IpAddr) -> Option<(Admission, Arc<Semaphore>)> {
+        let src = source_of(ip);
+        let mut map = self.by_source.lock().ok()?;
         if self.total.load(Ordering::Relaxed) >= self.limits.total {
             return None;
         }
-        let n = map.entry(src).or_default();
-        if n.open >= self.limits.per_source || n.pending >= self.limits.pending_per_source {
+        let n = map.entry(src).or_insert_with(|| Counts {
+            open: 0,
+            pending: Arc::new(Semaphore::new(self.limits.pending_per_source)),
+        });
+        if n.open >= self.limits.per_source {
             return None;
         }
         n.open += 1;
-        n.pending += 1;
+        let slots = n.pending.clone();
         self.total.fetch_add(1, Ordering::Relaxed);
-        Some(Admission {
+        let admission = Admission {
             owner: self.clone(),
-            source: Mutex::new(Some((src, true))),
-        })
+            source: Mutex::new(Some(src)),
+            pending: Mutex::new(None),
+        };
+        Some((admission, slots))
     }
 
-    fn release(&self, src: Source, open: bool, pending: bool) {
+    fn release(&self, src: Source) {
         if let Ok(mut map) = self.by_source.lock() {
             if let Some(n) = map.get_mut(&src) {
-                if open {
-                    n.open = n.open.saturating_sub(1);
-                }
-                if pending {
-                    n.pending = n.pending.saturating_sub(1);
-                }
-                if n.open == 0 && n.pending == 0 {
+                n.open = n.open.saturating_sub(1);
+                if n.open == 0 {
                     map.remove(&src);
                 }
             }
@@ -168,25 +215,25 @@ impl ConnLimits {
 }
 
 impl Admission {
+    fn hold_pending(&self, permit: OwnedSemaphorePermit) {
+        if let Ok(mut p) = self.pending.lock() {
+            *p = Some(permit);
+        }
+    }
+
     /// A whole request head arrived: the connection is no longer pending.
     pub fn request_seen(&self) {
-        let Ok(mut s) = self.source.lock() else {
-            return;
-        };
-        if let Some((src, pending)) = s.as_mut() {
-            if *pending {
-                *pending = false;
-                self.owner.release(*src, false, true);
-            }
-        }
+        let permit = self.pending.lock().ok().and_then(|mut p| p.take());
+        drop(permit);
     }
 
     /// The connection no longer counts against its source (an agent that
     /// authenticated); it still counts in the total.
     pub fn leave_source(&self) {
+        self.request_seen();
         let taken = self.source.lock().ok().and_then(|mut s| s.take());
-        if let Some((src, pending)) = taken {
-            self.owner.release(src, true, pending);
+        if let Some(src) = taken {
+            self.owner.release(src);
         }
     }
 }
@@ -346,6 +393,52 @@ mod tests {
         assert!(l.admit(c).is_none(), "open limit");
         drop(c1);
         assert_eq!(l.open_from(c), 2);
+    }
+
+    #[tokio::test]
+    async fn over_the_pending_bound_a_connection_waits_its_turn() {
+        let l = ConnLimits::new(Limits {
+            per_source: 3,
+            pending_per_source: 1,
+            ..Limits::default()
+        });
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let far = Instant::now() + Duration::from_secs(3600);
+        let first = l.admit_waiting(a, far).await.unwrap();
+        // The pending bound is full: a waiter still counts as open.
+        let second = tokio::spawn({
+            let l = l.clone();
+            async move { l.admit_waiting(a, far).await }
+        });
+        while l.open_from(a) < 2 {
+            tokio::task::yield_now().await;
+        }
+        assert!(l.admit(a).is_none(), "no slot without waiting");
+        // Another source is not held up by this one.
+        let other = l.admit("10.0.0.2".parse().unwrap()).unwrap();
+        // A third waiter gives up at its deadline.
+        let soon = Instant::now() + Duration::from_millis(50);
+        assert!(l.admit_waiting(a, soon).await.is_none());
+        assert_eq!(l.open_from(a), 2, "the one that gave up is gone");
+        // Over the open limit: refused at once, not queued.
+        let third = tokio::spawn({
+            let l = l.clone();
+            async move { l.admit_waiting(a, far).await }
+        });
+        while l.open_from(a) < 3 {
+            tokio::task::yield_now().await;
+        }
+        assert!(l.admit_waiting(a, far).await.is_none(), "open limit");
+        // The first one's request head frees its slot for the second.
+        first.request_seen();
+        let second = second.await.unwrap().unwrap();
+        assert_eq!(l.open_from(a), 3);
+        second.request_seen();
+        let third = third.await.unwrap().unwrap();
+        drop((first, second, other));
+        assert_eq!(l.open_from(a), 1);
+        drop(third);
+        assert_eq!(l.open_from(a), 0);
     }
 
     #[tokio::test]

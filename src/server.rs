@@ -243,22 +243,25 @@ async fn accept_loop(
                 }
             },
         };
-        // Over a limit: close at once, before any TLS work is spent on it.
-        let Some(admission) = conns.admit(peer.ip()) else {
-            tracing::debug!(%peer, "connection refused: limit reached");
-            drop(tcp);
-            continue;
-        };
         let _ = tcp.set_nodelay(true);
         let (acceptor, api, shutdown) = (acceptor.clone(), api.clone(), shutdown.clone());
         let limits = conns.limits().clone();
+        let conns = conns.clone();
         // Names the connection for the replay guard (see api::replay).
         conn_seq += 1;
         let conn_id = crate::api::ConnId(conn_seq);
         tokio::spawn(async move {
+            // Over the open or total limit: closed at once. Over the pending
+            // bound: wait for a slot of the source before any TLS work is
+            // spent. The wait and the handshake share one header timeout,
+            // so a stalled connection lives no longer than before.
+            let deadline = tokio::time::Instant::now() + limits.header_timeout;
+            let Some(admission) = conns.admit_waiting(peer.ip(), deadline).await else {
+                tracing::debug!(%peer, "connection refused: limit reached");
+                return;
+            };
             let admission = Arc::new(admission);
-            let tls = match tokio::time::timeout(limits.header_timeout, acceptor.accept(tcp)).await
-            {
+            let tls = match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
                 Ok(Ok(s)) => s,
                 _ => return,
             };

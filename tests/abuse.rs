@@ -20,6 +20,7 @@ use tokio::net::{TcpSocket, TcpStream};
 /// Short limits, so the test sees the server act within seconds.
 fn tight() -> OpsSettings {
     let mut ops = OpsSettings::default();
+    ops.net.per_source = 64;
     ops.net.pending_per_source = 32;
     ops.net.header_timeout = Duration::from_secs(3);
     ops.net.request_timeout = Duration::from_secs(4);
@@ -84,8 +85,10 @@ async fn half_sent_requests_from_one_source_do_not_take_the_server_down() {
         half.push(s);
     }
     let started = Instant::now();
-    // Only the per-source limit's worth of them is still open (the check can
-    // only err towards fewer: anything it misses closes later anyway).
+    // Only the per-source limit's worth of them is still open: 32 pending
+    // (in the TLS handshake) and the rest waiting for one of those slots
+    // without any TLS work (the check can only err towards fewer: anything
+    // it misses closes later anyway).
     let mut open = 0;
     for s in stalled.iter_mut() {
         let mut b = [0u8; 16];
@@ -97,7 +100,7 @@ async fn half_sent_requests_from_one_source_do_not_take_the_server_down() {
         }
     }
     assert!(
-        open <= 32,
+        open <= 64,
         "{open} stalled connections from one source were kept"
     );
 
@@ -130,6 +133,62 @@ async fn half_sent_requests_from_one_source_do_not_take_the_server_down() {
             .expect("a half-sent request was not closed");
     }
     assert!(started.elapsed() < limit + Duration::from_secs(5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_pending_bound_wait_for_a_slot() {
+    // A fleet behind one address that connects at once: two pending slots,
+    // held by two connections that stall in the TLS handshake.
+    let mut ops = OpsSettings::default();
+    ops.net.pending_per_source = 2;
+    let h = Arc::new(Harness::start_ops(ops).await);
+    let mut stalled = Vec::new();
+    for _ in 0..2 {
+        let mut s = connect_from("127.0.0.6", h.addr).await.unwrap();
+        s.write_all(&[0x16, 0x03, 0x01]).await.unwrap();
+        stalled.push(s);
+    }
+    let queued_before = drover::metrics::METRICS.conn_queued.get();
+    // Six more from the same source queue behind them instead of being
+    // closed (before, each was closed at once and its handshake failed).
+    let waiting: Vec<_> = (0..6)
+        .map(|_| {
+            let h = h.clone();
+            tokio::spawn(async move {
+                let tcp = connect_from("127.0.0.6", h.addr).await.unwrap();
+                let mut s = tls_to(&h, tcp).await;
+                s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    .await
+                    .unwrap();
+                let mut reply = Vec::new();
+                let _ = s.read_to_end(&mut reply).await;
+                String::from_utf8_lossy(&reply).to_string()
+            })
+        })
+        .collect();
+    common::wait_for(
+        "six queued connections",
+        Duration::from_secs(60),
+        || async {
+            (drover::metrics::METRICS.conn_queued.get() >= queued_before + 6).then_some(())
+        },
+    )
+    .await;
+    // That source's full slots do not hold up another source.
+    h.call("DescribeRegions", json!({})).await;
+    assert!(
+        waiting.iter().all(|w| !w.is_finished()),
+        "served while both slots were held"
+    );
+    // The stalled ones go away: the queued ones are served in their turn.
+    drop(stalled);
+    for w in waiting {
+        let reply = tokio::time::timeout(Duration::from_secs(60), w)
+            .await
+            .expect("a queued connection was not served")
+            .unwrap();
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

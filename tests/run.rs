@@ -275,6 +275,41 @@ async fn one_command_on_three_agents() {
     let i = h.invocation(&inv).await;
     assert_eq!(i["InvocationStatus"], "SUCCESS");
     assert_eq!(i["InvocationTaskBasicInfoSet"].as_array().unwrap().len(), 3);
+
+    // The call left one audit event, written in the transaction that
+    // created the invocation; a call that fails (an unknown instance)
+    // writes nothing of it and leaves its own failure's event.
+    let e = h
+        .call_err(
+            "RunCommand",
+            json!({"Content": b64("true"), "InstanceIds": ["mi-nosuchone"]}),
+        )
+        .await;
+    let events = h
+        .call(
+            "DescribeAuditEvents",
+            json!({"Filters": [{"Name": "action", "Values": ["RunCommand"]}], "Limit": 100}),
+        )
+        .await;
+    let events = events["AuditEventSet"].as_array().unwrap().clone();
+    assert_eq!(events.len(), 2, "{events:?}");
+    let outcomes: Vec<&str> = events
+        .iter()
+        .map(|e| e["Outcome"].as_str().unwrap())
+        .collect();
+    assert!(outcomes.contains(&"Success"), "{outcomes:?}");
+    assert!(outcomes.contains(&common::code(&e)), "{outcomes:?} {e}");
+    for ev in &events {
+        assert_eq!(ev["Principal"], "root", "{ev}");
+        assert!(!ev["RequestId"].as_str().unwrap().is_empty(), "{ev}");
+    }
+    let ok = events.iter().find(|e| e["Outcome"] == "Success").unwrap();
+    for id in &ids {
+        assert!(
+            ok["Resources"].as_array().unwrap().contains(&json!(id)),
+            "{ok}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

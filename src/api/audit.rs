@@ -25,6 +25,14 @@ pub struct Trail {
     pub resources: Vec<String>,
     pub decision: String,
     pub deciding_statement: String,
+    /// The request's id and peer, set by a door that writes the event
+    /// itself after the call (`Api::serve`). With them, an action that
+    /// writes anyway (RunCommand, InvokeCommand) puts its success event
+    /// into its own transaction: one write job per call, not two.
+    pub context: Option<(String, SocketAddr)>,
+    /// The event went in with the action's transaction: the door writes
+    /// no second one.
+    pub written: bool,
 }
 
 impl Trail {
@@ -41,6 +49,23 @@ impl Trail {
             self.secret_id = a.secret_id.chars().take(128).collect();
             self.service = a.service.chars().take(32).collect();
         }
+    }
+
+    /// The event of this call succeeding, when the door gave the context
+    /// for it (`None`: the door writes it after the call as usual).
+    pub fn success_event(&self, action: &str) -> Option<AuditEvent> {
+        let (request_id, peer) = self.context.clone()?;
+        let t = Trail {
+            principal: self.principal.clone(),
+            secret_id: self.secret_id.clone(),
+            service: self.service.clone(),
+            resources: self.resources.clone(),
+            decision: self.decision.clone(),
+            deciding_statement: self.deciding_statement.clone(),
+            context: None,
+            written: false,
+        };
+        Some(t.into_event(&request_id, peer, action, "Success".to_string()))
     }
 
     pub fn into_event(

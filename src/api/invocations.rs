@@ -11,12 +11,14 @@ use std::collections::{HashMap, HashSet};
 use base64::Engine;
 use serde_json::{json, Value};
 
+use super::audit::Trail;
 use super::client_token;
 use super::error::{ApiError, Code};
 use super::request::{check_ids, IdList, Params, R};
 use super::webhooks::{decorate, status_line};
 use super::{views, Api};
 use crate::run;
+use crate::store::audit::AuditEvent;
 use crate::store::commands;
 use crate::store::instances;
 use crate::store::invocations::{self as invs, InvocationQuery, Task, TaskQuery};
@@ -31,6 +33,7 @@ pub async fn run(
     a: Authorized<Request>,
     q: Params,
     claim: Option<client_token::Claim>,
+    trail: &mut Trail,
 ) -> R<Value> {
     q.finish()?;
     let Named::Run(plan) = a.into_inner().named else {
@@ -38,9 +41,13 @@ pub async fn run(
     };
     let command_id = plan.value().cmd.id.clone();
     let answer = move |inv: &str| json!({ "CommandId": command_id, "InvocationId": inv });
-    let also = record_token(&claim, answer.clone());
-    match run::start(&api.runner, *plan, also).await {
-        Ok(inv) => Ok(answer(&inv)),
+    let event = trail.success_event("RunCommand");
+    let also = also_write(&claim, answer.clone(), event);
+    match run::start(&api.runner, *plan, Some(also)).await {
+        Ok(inv) => {
+            trail.written = trail.context.is_some();
+            Ok(answer(&inv))
+        }
         Err(e) => client_token::or_winner(api, &claim, e.into()).await,
     }
 }
@@ -50,28 +57,43 @@ pub async fn invoke(
     a: Authorized<Request>,
     q: Params,
     claim: Option<client_token::Claim>,
+    trail: &mut Trail,
 ) -> R<Value> {
     q.finish()?;
     let Named::Run(plan) = a.into_inner().named else {
         return Err(ApiError::internal());
     };
     let answer = |inv: &str| json!({ "InvocationId": inv });
-    let also = record_token(&claim, answer);
-    match run::start(&api.runner, *plan, also).await {
-        Ok(inv) => Ok(answer(&inv)),
+    let event = trail.success_event("InvokeCommand");
+    let also = also_write(&claim, answer, event);
+    match run::start(&api.runner, *plan, Some(also)).await {
+        Ok(inv) => {
+            trail.written = trail.context.is_some();
+            Ok(answer(&inv))
+        }
         Err(e) => client_token::or_winner(api, &claim, e.into()).await,
     }
 }
 
-/// The write that records a ClientToken's answer in the start's transaction.
-fn record_token(
+/// What a start writes in its own transaction besides the invocation: a
+/// ClientToken's answer, and the call's audit event (so the call costs one
+/// write job; if the start fails, nothing of it is written and the door
+/// writes the failure's event).
+fn also_write(
     claim: &Option<client_token::Claim>,
     answer: impl Fn(&str) -> Value + Send + 'static,
-) -> Option<run::AlsoWrite> {
-    let claim = claim.clone()?;
-    Some(Box::new(move |c, inv_id| {
-        client_token::record(c, &claim, &answer(inv_id))
-    }))
+    event: Option<AuditEvent>,
+) -> run::AlsoWrite {
+    let claim = claim.clone();
+    Box::new(move |c, inv_id| {
+        if let Some(claim) = &claim {
+            client_token::record(c, claim, &answer(inv_id))?;
+        }
+        match &event {
+            Some(e) => crate::store::audit::append(c, e),
+            None => Ok(()),
+        }
+    })
 }
 
 pub async fn describe(api: &Api, a: Authorized<Request>, mut q: Params) -> R<Value> {

@@ -175,7 +175,10 @@ impl Api {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
-        let mut trail = audit::Trail::default();
+        let mut trail = audit::Trail {
+            context: Some((request_id.clone(), peer)),
+            ..Default::default()
+        };
         let fut =
             std::panic::AssertUnwindSafe(self.serve_inner(req, peer, &mut action, &mut trail));
         let result = match fut.catch_unwind().await {
@@ -192,10 +195,12 @@ impl Api {
             Ok(_) => "Success".to_string(),
             Err(e) => e.code.to_string(),
         };
-        let audit_began = std::time::Instant::now();
-        audit::record(&self, trail.into_event(&request_id, peer, &action, outcome)).await;
         let m = &crate::metrics::METRICS;
-        m.stages.audit.observe_duration(audit_began.elapsed());
+        if !trail.written {
+            let audit_began = std::time::Instant::now();
+            audit::record(&self, trail.into_event(&request_id, peer, &action, outcome)).await;
+            m.stages.audit.observe_duration(audit_began.elapsed());
+        }
         // A request that failed authentication names whatever action it
         // liked: it gets no label of its own.
         let unauthenticated = matches!(&result, Err(e) if e.code.is_auth_failure());
@@ -297,7 +302,7 @@ impl Api {
         if let Some(first) = client_token::replay(self, &claim).await? {
             return Ok(first);
         }
-        self.dispatch_action(a, params, claim).await
+        self.dispatch_action(a, params, claim, trail).await
     }
 
     /// The handler of each action: one arm per action of the table, so the
@@ -307,6 +312,7 @@ impl Api {
         a: Authorized<decided::Request>,
         q: Params,
         claim: Option<client_token::Claim>,
+        trail: &mut audit::Trail,
     ) -> Result<Value, ApiError> {
         use Action as A;
         let action = a.value().action;
@@ -317,8 +323,8 @@ impl Api {
             A::DeleteCommands => commands::delete_many(self, a, q).await,
             A::DescribeCommands => commands::describe(self, a, q).await,
             A::PreviewReplacedCommandContent => commands::preview(self, a, q).await,
-            A::RunCommand => invocations::run(self, a, q, claim).await,
-            A::InvokeCommand => invocations::invoke(self, a, q, claim).await,
+            A::RunCommand => invocations::run(self, a, q, claim, trail).await,
+            A::InvokeCommand => invocations::invoke(self, a, q, claim, trail).await,
             A::DescribeInvocations => invocations::describe(self, a, q).await,
             A::DescribeInvocationTasks => invocations::describe_tasks(self, a, q).await,
             A::CancelInvocation => invocations::cancel(self, a, q).await,

@@ -252,11 +252,12 @@ async fn run(a: BenchArgs) -> anyhow::Result<()> {
     wait_connected(&maddr, a.n, limit).await?;
     println!(
         "  registration           all {} connected and Online {:.2} s after the first attempt \
-         ({} attempts, {} failed)",
+         ({} attempts, {} failed, {} of them refused: no server listening)",
         a.n,
         t0.elapsed().as_secs_f64(),
         stats.get(&stats.attempts),
-        stats.get(&stats.failures)
+        stats.get(&stats.failures),
+        stats.get(&stats.refused)
     );
 
     if a.load_secs > 0 {
@@ -305,6 +306,7 @@ async fn run(a: BenchArgs) -> anyhow::Result<()> {
 
     // 3. Server restart: everyone reconnects with backoff and jitter.
     let attempts0 = stats.get(&stats.attempts);
+    let (failures0, refused0) = (stats.get(&stats.failures), stats.get(&stats.refused));
     server.stop();
     let down = Instant::now();
     // The same address: the agents know it.
@@ -316,12 +318,15 @@ async fn run(a: BenchArgs) -> anyhow::Result<()> {
     let attempts = stats.get(&stats.attempts) - attempts0;
     println!(
         "  server restart         all {} Online {:.2} s after the new server was up \
-         (restart took {:.2} s); {} connection attempts = {:.2} per agent",
+         (restart took {:.2} s); {} connection attempts = {:.2} per agent; {} failed, \
+         {} of them refused while no server listened",
         a.n,
         back.as_secs_f64(),
         up.as_secs_f64(),
         attempts,
-        attempts as f64 / a.n as f64
+        attempts as f64 / a.n as f64,
+        stats.get(&stats.failures) - failures0,
+        stats.get(&stats.refused) - refused0
     );
     println!(
         "  server after reconnect RSS {:.1} MiB",
@@ -451,7 +456,7 @@ async fn server_means(maddr: &str) -> anyhow::Result<()> {
         ("DescribeInvocations", api, "action=\"DescribeInvocations\""),
         ("store write", stage, "stage=\"store\""),
         ("push", stage, "stage=\"push\""),
-        ("audit", stage, "stage=\"audit\""),
+        ("audit (other calls)", stage, "stage=\"audit\""),
         ("result commit", stage, "stage=\"commit\""),
         ("store commit", "drover_store_commit_seconds", ""),
     ] {

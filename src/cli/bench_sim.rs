@@ -34,6 +34,8 @@ pub struct SimStats {
     pub welcomed: AtomicU64,
     /// Attempts that failed before Welcome.
     pub failures: AtomicU64,
+    /// Of those, TCP connects refused: no server listened (a restart).
+    pub refused: AtomicU64,
     /// Agents the server rejected (they stop).
     pub rejected: AtomicU64,
     /// Tasks answered.
@@ -87,8 +89,13 @@ pub async fn agent(cfg: SimConfig, stats: Arc<SimStats>, stop: CancellationToken
                 stats.rejected.fetch_add(1, Ordering::Relaxed);
                 return;
             }
-            Err(_) => {
+            Err(e) => {
                 stats.failures.fetch_add(1, Ordering::Relaxed);
+                if let LinkError::Connect { source, .. } = &e {
+                    if source.kind() == std::io::ErrorKind::ConnectionRefused {
+                        stats.refused.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
             }
         }
         tokio::select! {

@@ -21,6 +21,7 @@ pub use channels::{Channel, ChannelError, FromAgent};
 pub(crate) use ending::{end_task, finish_task};
 pub use jobctl::{ControlError, ControlRequest};
 pub use link::serve_agent;
+pub use pump::{Handout, HandoutWrite, Taken};
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -320,38 +321,6 @@ impl Dispatcher {
     pub fn seal_delivery(&self, invocation_id: &str, content: &[u8]) -> Vec<u8> {
         self.secrets
             .seal(&format!("delivery:{invocation_id}"), content)
-    }
-
-    /// Hands newly created tasks to their agents: an online agent gets as
-    /// many as it has free slots (`pump`), the rest stay PENDING in the
-    /// database until it finishes others; tasks of offline instances wait
-    /// as DELIVER_DELAYED until their deadline.
-    pub async fn submit(&self, _inv: &Invocation, tasks: &[Task]) -> Result<(), StoreError> {
-        let now = now_ms();
-        let mut online: std::collections::BTreeSet<String> = Default::default();
-        let mut delayed = Vec::new();
-        // Held tasks wait for the roll-out to release them.
-        for t in tasks.iter().filter(|t| !t.held) {
-            if self.sender(&t.instance_id).is_some() {
-                online.insert(t.instance_id.clone());
-            } else {
-                delayed.push(t.id.clone());
-            }
-        }
-        if !delayed.is_empty() {
-            self.store
-                .write(move |c| {
-                    for id in &delayed {
-                        invocations::mark_delayed(c, id, now)?;
-                    }
-                    Ok(())
-                })
-                .await?;
-        }
-        let online: Vec<String> = online.into_iter().collect();
-        self.pump_many(&online).await?;
-        self.touched();
-        Ok(())
     }
 
     /// Called whenever tasks of these invocations became final (agent

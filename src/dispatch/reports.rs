@@ -222,7 +222,15 @@ async fn apply(d: &Dispatcher, instance_id: &str, ops: Vec<Op>) -> crate::store:
     let owner = instance_id.to_string();
     let read_at = std::time::Instant::now();
     METRICS.agent_report_ops.observe(ops.len() as f64);
-    let finished = d
+    // A result frees a slot: the agent's next queued tasks are taken in
+    // the same job (no second write job per result), and sent after the
+    // Acks. Only when something of this agent ended.
+    let handout = ops
+        .iter()
+        .any(|o| matches!(o, Op::Finished { .. }))
+        .then(|| d.handout_to(std::slice::from_ref(&owner)));
+    let handout_w = handout.as_ref().map(|h| h.write_part());
+    let (finished, taken) = d
         .store
         .write(move |c| {
             let mut finished = Vec::new();
@@ -247,7 +255,12 @@ async fn apply(d: &Dispatcher, instance_id: &str, ops: Vec<Op>) -> crate::store:
                     }
                 }
             }
-            Ok(finished)
+            let ended = finished.iter().any(|(_, a)| matches!(a, Some(Some(_))));
+            let taken = match handout_w.filter(|_| ended) {
+                Some(w) => Some(w.write(c)?),
+                None => None,
+            };
+            Ok((finished, taken))
         })
         .await?;
     let mut ended = Vec::new();
@@ -266,8 +279,10 @@ async fn apply(d: &Dispatcher, instance_id: &str, ops: Vec<Op>) -> crate::store:
     }
     if !ended.is_empty() {
         d.tasks_ended(ended).await;
-        // Slots are free: the next queued tasks go out.
-        d.pump(instance_id).await?;
+    }
+    // Slots are free: the next queued tasks, taken above, go out.
+    if let (Some(h), Some(taken)) = (handout, taken) {
+        d.send_handout(h, taken).await;
     }
     Ok(())
 }

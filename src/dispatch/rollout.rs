@@ -180,8 +180,8 @@ pub async fn advance(d: &Dispatcher, invocation_ids: Vec<String>) -> Result<(), 
             Ok(out)
         })
         .await?;
-    for (inv, tasks) in released {
-        d.submit(&inv, &tasks).await?;
+    for (_, tasks) in released {
+        d.submit(&tasks).await?;
     }
     Ok(())
 }

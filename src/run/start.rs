@@ -354,6 +354,12 @@ pub async fn start(run: &Runner, decided: Authorized<Plan>, also: Option<AlsoWri
         .collect();
     let command_type = cmd.command_type.clone();
     let save = save_command.then(|| cmd.clone());
+    // Marking the first wave DELIVERING (or DELIVER_DELAYED) is part of the
+    // insert's transaction: one write job per call, so the call does not
+    // queue a second time behind the agents' reports, and the tasks are
+    // pushed as soon as they are committed.
+    let handout = run.dispatch.handout_for(&tasks);
+    let handout_w = handout.write_part();
     let (inv_w, tasks_w) = (inv.clone(), tasks.clone());
     // What the write found wrong with an instance, kept apart from store
     // errors so no message has to be parsed.
@@ -390,19 +396,22 @@ pub async fn start(run: &Runner, decided: Authorized<Plan>, also: Option<AlsoWri
             if let Some(h) = &hook_row {
                 crate::store::webhooks::put(c, h)?;
             }
-            match also {
-                Some(f) => f(c, &inv_w.id),
-                None => Ok(()),
+            if let Some(f) = also {
+                f(c, &inv_w.id)?;
             }
+            handout_w.write(c)
         })
         .await;
-    if let Err(e) = written {
-        let flagged = problem.lock().ok().and_then(|mut p| p.take());
-        return Err(flagged.unwrap_or_else(|| e.into()));
-    }
+    let taken = match written {
+        Ok(t) => t,
+        Err(e) => {
+            let flagged = problem.lock().ok().and_then(|mut p| p.take());
+            return Err(flagged.unwrap_or_else(|| e.into()));
+        }
+    };
     stages.store.observe_duration(began.elapsed());
     let began = std::time::Instant::now();
-    run.dispatch.submit(&inv, &tasks).await?;
+    run.dispatch.deliver(handout, taken).await;
     stages.push.observe_duration(began.elapsed());
     Ok(inv_id)
 }
