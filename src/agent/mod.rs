@@ -38,6 +38,7 @@ pub mod mask;
 pub mod output;
 pub mod procinfo;
 mod ptysys;
+mod relay;
 pub mod session;
 mod session_marks;
 mod session_spawn;
