@@ -135,6 +135,12 @@ async function waitScreen(p, what, test, timeout = WAIT) {
   }
 }
 
+/** Whether the screen's last non-empty line is a shell prompt (ends in # or $). */
+function atPrompt(s) {
+  const last = s.split('\n').filter(l => l.trim()).pop() || '';
+  return /[#$]$/.test(last);
+}
+
 /** Types into the terminal as a person would (the terminal has focus). */
 async function typeLine(p, text) {
   await p.keyboard.type(text);
@@ -234,6 +240,9 @@ test('a terminal from the Instances page runs full-screen programs, follows resi
   await shot(page, '30-terminal-top');
   await new Promise(r => setTimeout(r, 1500)); // a stretch of top in the recording
   await page.keyboard.press('q');
+  // Typed before top has quit, keys are lost: top restores the terminal
+  // with TCSAFLUSH, which drops pending input. Wait for the shell.
+  await waitScreen(page, 'the shell after top', atPrompt);
   await typeLine(page, 'echo top-$((40+2))');
   await waitScreen(page, 'the prompt after top', s => s.includes('top-42'));
 
@@ -243,6 +252,7 @@ test('a terminal from the Instances page runs full-screen programs, follows resi
   await page.keyboard.type(':q!');
   await page.keyboard.press('Enter');
   await waitScreen(page, 'vi gone', s => !s.includes('vi-marker-line') && s.includes('notes.txt'));
+  await waitScreen(page, 'the shell after vi', atPrompt);
 
   // The terminal follows the window; the shell sees the new size.
   await page.setViewportSize({ width: 820, height: 560 });
