@@ -22,7 +22,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::session::{Cmd, Out};
+use super::relay::{Cmd, Out};
 use crate::protocol::{AgentMsg, SESSION_CHUNK, SESSION_WINDOW};
 
 /// How long the connection to the target may take.

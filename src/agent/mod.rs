@@ -16,8 +16,8 @@
 //! * `journal` what survives disconnects and restarts;
 //! * `session`/`session_spawn` interactive sessions (a shell in a
 //!   pseudo-terminal, relayed with per-session flow control); `forward`
-//!   port forwards on the same channels; `session_marks` what a crash must
-//!   not leave running;
+//!   port forwards on the same channels (`relay`: what both exchange with
+//!   the link); `session_marks` what a crash must not leave running;
 //! * `cgroup` one cgroup v2 per task, where the machine allows;
 //! * `spawn` a task's process started straight inside its cgroup (clone3);
 //! * `sys`/`ptysys`/`spawn` the only unsafe code; `procinfo` /proc reading.
@@ -38,6 +38,7 @@ pub mod mask;
 pub mod output;
 pub mod procinfo;
 mod ptysys;
+mod relay;
 pub mod session;
 mod session_marks;
 mod session_spawn;

@@ -43,21 +43,8 @@ const OUT_QUEUE: usize = 64;
 /// terminal open).
 const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
 
-/// What the relays send towards the server.
-#[derive(Debug)]
-pub enum Out {
-    Msg(Box<AgentMsg>),
-    /// Terminal output of a channel: one binary frame.
-    Data(u32, Vec<u8>),
-}
-
-pub(super) enum Cmd {
-    Input(Vec<u8>),
-    Resize(u16, u16),
-    Credit(u32),
-    Eof,
-    Close(String),
-}
+use super::relay::Cmd;
+pub use super::relay::Out;
 
 /// The sessions of one connection.
 pub struct Sessions {
