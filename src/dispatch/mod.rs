@@ -339,6 +339,18 @@ impl Dispatcher {
         self.touched();
     }
 
+    /// `tasks_ended` for tasks whose invocations were already sorted: only
+    /// `rate_controlled` ones (of those that ended) need the roll-out.
+    pub(crate) async fn tasks_ended_sorted(&self, mut rate_controlled: Vec<String>) {
+        rate_controlled.sort();
+        rate_controlled.dedup();
+        if let Err(e) = rollout::advance_rated(self, rate_controlled).await {
+            tracing::warn!("rate control could not advance: {e}");
+        }
+        self.webhook_wake.notify_one();
+        self.touched();
+    }
+
     /// Cancels tasks: those not yet started end as CANCELLED, running ones
     /// become CANCELLING and their agents are told to kill them.
     pub async fn cancel(&self, tasks: Vec<Task>) -> Result<(), StoreError> {

@@ -230,7 +230,7 @@ async fn apply(d: &Dispatcher, instance_id: &str, ops: Vec<Op>) -> crate::store:
         .any(|o| matches!(o, Op::Finished { .. }))
         .then(|| d.handout_to(std::slice::from_ref(&owner)));
     let handout_w = handout.as_ref().map(|h| h.write_part());
-    let (finished, taken) = d
+    let (finished, taken, rated) = d
         .store
         .write(move |c| {
             let mut finished = Vec::new();
@@ -255,12 +255,18 @@ async fn apply(d: &Dispatcher, instance_id: &str, ops: Vec<Op>) -> crate::store:
                     }
                 }
             }
-            let ended = finished.iter().any(|(_, a)| matches!(a, Some(Some(_))));
-            let taken = match handout_w.filter(|_| ended) {
+            let ended: Vec<String> = finished
+                .iter()
+                .filter_map(|(_, a)| a.clone().flatten())
+                .collect();
+            let taken = match handout_w.filter(|_| !ended.is_empty()) {
                 Some(w) => Some(w.write(c)?),
                 None => None,
             };
-            Ok((finished, taken))
+            // Which of them the roll-out must see, sorted out here rather
+            // than in one more read per result.
+            let rated = invocations::rate_controlled(c, &ended)?;
+            Ok((finished, taken, rated))
         })
         .await?;
     let mut ended = Vec::new();
@@ -278,7 +284,7 @@ async fn apply(d: &Dispatcher, instance_id: &str, ops: Vec<Op>) -> crate::store:
         ended.extend(inv);
     }
     if !ended.is_empty() {
-        d.tasks_ended(ended).await;
+        d.tasks_ended_sorted(rated).await;
     }
     // Slots are free: the next queued tasks, taken above, go out.
     if let (Some(h), Some(taken)) = (handout, taken) {

@@ -136,6 +136,13 @@ pub async fn advance(d: &Dispatcher, invocation_ids: Vec<String>) -> Result<(), 
         .store
         .read(move |c| invocations::rate_controlled(c, &invocation_ids))
         .await?;
+    advance_rated(d, invocation_ids).await
+}
+
+/// `advance` for invocations already known to be rate-controlled (an
+/// agent's results sort them out in their own write job, so a fan-out's
+/// thousands of results do not each take a read-pool connection).
+pub async fn advance_rated(d: &Dispatcher, invocation_ids: Vec<String>) -> Result<(), StoreError> {
     if invocation_ids.is_empty() {
         return Ok(());
     }
