@@ -1027,4 +1027,25 @@ async fn port_forwards_are_decided_per_host_and_port() {
     assert_eq!(rec["BytesIn"], payload.len(), "{rec}");
     assert_eq!(rec["BytesOut"], payload.len(), "{rec}");
     assert_eq!(rec["RecordedBytes"], 0, "{rec}");
+
+    // Every attempt is in the audit trail as ForwardPort, with its target.
+    let events =
+        g.h.call(
+            "DescribeAuditEvents",
+            json!({"Filters": [{"Name": "action", "Values": ["ForwardPort"]}], "Limit": 100}),
+        )
+        .await;
+    let events = events["AuditEventSet"].as_array().unwrap().clone();
+    let to_echo = format!("forward/127.0.0.1:{echo}");
+    let with = |outcome_ok: bool, resource: &str| {
+        events
+            .iter()
+            .any(|e| (e["Outcome"] == "Success") == outcome_ok && e.to_string().contains(resource))
+    };
+    assert!(with(true, &to_echo), "{events:?}");
+    assert!(
+        with(false, &format!("forward/127.0.0.1:{other}")),
+        "{events:?}"
+    );
+    assert_eq!(events.len(), 7, "two allowed, five refused: {events:?}");
 }

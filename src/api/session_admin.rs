@@ -21,10 +21,11 @@ use crate::gate::Authorized;
 use crate::session::{self, SessionIo, SessionPlan};
 
 impl Api {
-    /// Decides `tat:StartSession` for `p` with the policies of this moment
-    /// and opens the session; the attempt is audited as `StartSession`
-    /// (under `service`: console or ssh) either way. The error's message is
-    /// fit to show the person.
+    /// Decides `tat:StartSession` (a port forward: `tat:ForwardPort`) for
+    /// `p` with the policies of this moment and opens the session; the
+    /// attempt is audited as `StartSession` (`ForwardPort`), under
+    /// `service` (console or ssh), either way. The error's message is fit
+    /// to show the person.
     pub(super) async fn open_session(
         &self,
         p: &Principal,
@@ -32,13 +33,14 @@ impl Api {
         service: &str,
         peer: SocketAddr,
     ) -> Result<SessionIo, ApiError> {
+        let (action, what) = match &plan.forward {
+            Some(f) => ("ForwardPort", format!("forward/{}:{}", f.host, f.port)),
+            None => ("StartSession", format!("login/{}", plan.login_user)),
+        };
         let mut trail = Trail {
             principal: p.user_id.clone(),
             service: service.into(),
-            resources: vec![
-                format!("instance/{}", plan.instance_id),
-                format!("login/{}", plan.login_user),
-            ],
+            resources: vec![format!("instance/{}", plan.instance_id), what],
             ..Default::default()
         };
         let result = async {
@@ -69,7 +71,7 @@ impl Api {
             }
             Err(e) => e.code.to_string(),
         };
-        let event = trail.into_event(&crate::ids::request_id(), peer, "StartSession", outcome);
+        let event = trail.into_event(&crate::ids::request_id(), peer, action, outcome);
         audit::record(self, event).await;
         result
     }
