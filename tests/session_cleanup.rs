@@ -28,17 +28,51 @@ async fn closing_the_browser_kills_the_shell_and_its_jobs_without_cgroups() {
     closing_the_browser_leaves_nothing(&["--no-task-cgroups"]).await;
 }
 
-async fn closing_the_browser_leaves_nothing(agent_args: &[&str]) {
+/// A root terminal on a fresh agent (started with `agent_args`) that runs
+/// a background job and a `setsid` daemon: one that left the shell's
+/// session, and so its process group and its terminal, as well.
+struct Left {
+    h: Harness,
+    id: String,
+    cookie: String,
+    t: Term,
+    shell: u32,
+    job: u32,
+    daemon: u32,
+}
+
+async fn shell_job_and_daemon(agent_args: &[&str]) -> Left {
     let mut h = Harness::start().await;
     let i = h.add_agents_with(1, agent_args).await[0];
     let id = h.agents[i].instance_id.clone();
     let cookie = root_cookie(&h).await;
     let (mut t, shell, job) = shell_with_job(&h, &cookie, &id).await;
-    // A `setsid` daemon has left the session: the agent finds it by its
-    // cgroup or, without one, by the session's environment mark.
-    t.type_line("setsid sh -c 'echo daemon-$$; exec sleep 779' &")
+    t.type_line("setsid sh -c 'echo daemon-$$; exec sleep 778' &")
         .await;
     let daemon = t.number_after("daemon-", T).await;
+    Left {
+        h,
+        id,
+        cookie,
+        t,
+        shell,
+        job,
+        daemon,
+    }
+}
+
+async fn closing_the_browser_leaves_nothing(agent_args: &[&str]) {
+    let Left {
+        h,
+        id,
+        cookie,
+        t,
+        shell,
+        job,
+        daemon,
+    } = shell_job_and_daemon(agent_args).await;
+    // The agent finds the daemon by its cgroup or, without one, by the
+    // session's environment mark.
     t.close().await;
     all_gone(&[shell, job, daemon], T).await;
     // The registry forgets it: the same user may open again at once.
@@ -59,16 +93,15 @@ async fn a_killed_agent_leaves_nothing_behind_without_cgroups() {
 }
 
 async fn killed_agent_leaves_nothing(agent_args: &[&str]) {
-    let mut h = Harness::start().await;
-    let i = h.add_agents_with(1, agent_args).await[0];
-    let id = h.agents[i].instance_id.clone();
-    let cookie = root_cookie(&h).await;
-    let (mut t, shell, job) = shell_with_job(&h, &cookie, &id).await;
-    // A daemon that left the shell's session (and so its process group
-    // and its terminal) as well.
-    t.type_line("setsid sh -c 'echo daemon-$$; exec sleep 778' &")
-        .await;
-    let daemon = t.number_after("daemon-", T).await;
+    let Left {
+        mut h,
+        id,
+        mut t,
+        shell,
+        job,
+        daemon,
+        ..
+    } = shell_job_and_daemon(agent_args).await;
     assert!(alive(daemon), "daemon {daemon}");
     h.agents[0].kill();
     // The shell dies with the agent (its death signal).

@@ -353,14 +353,7 @@ pub async fn serve_agent<S>(
             }
             Ok(Some(Frame::Data(b))) => {
                 last_heard_ms = now_ms();
-                if let Some((channel, data)) = protocol::decode_data(&b) {
-                    d.route(
-                        &instance_id,
-                        serial,
-                        channel,
-                        FromAgent::Data(data.to_vec()),
-                    );
-                }
+                route_data(&d, &instance_id, serial, &b);
                 continue;
             }
             Ok(None) => break,
@@ -383,16 +376,7 @@ pub async fn serve_agent<S>(
                 Some(Some(Frame::Msg(m))) => {
                     batch.extend(session_msg(&d, &instance_id, serial, *m));
                 }
-                Some(Some(Frame::Data(b))) => {
-                    if let Some((channel, data)) = protocol::decode_data(&b) {
-                        d.route(
-                            &instance_id,
-                            serial,
-                            channel,
-                            FromAgent::Data(data.to_vec()),
-                        );
-                    }
-                }
+                Some(Some(Frame::Data(b))) => route_data(&d, &instance_id, serial, &b),
                 Some(None) => {
                     closed = true;
                     break;
@@ -423,6 +407,13 @@ pub async fn serve_agent<S>(
         .write(move |c| instances::touch(c, &id, last_heard_ms))
         .await;
     tracing::info!(instance = %instance_id, "agent disconnected");
+}
+
+/// Hands a session data frame to its channel (a malformed one is dropped).
+fn route_data(d: &Dispatcher, instance_id: &str, serial: u64, frame: &[u8]) {
+    if let Some((channel, data)) = protocol::decode_data(frame) {
+        d.route(instance_id, serial, channel, FromAgent::Data(data.to_vec()));
+    }
 }
 
 /// Routes a session message to its channel; hands any other back.

@@ -327,26 +327,24 @@ impl Dispatcher {
     /// report, sweep, cancel, lost journal): the one place that reacts to
     /// it. The roll-out goes first, since it may end more tasks (a stopped
     /// wave's held tasks) before anything looks at the invocation's outcome.
-    pub async fn tasks_ended(&self, mut invocation_ids: Vec<String>) {
-        invocation_ids.sort();
-        invocation_ids.dedup();
-        if let Err(e) = rollout::advance(self, invocation_ids).await {
-            tracing::warn!("rate control could not advance: {e}");
-        }
-        // Notifications were queued in the same transactions that ended
-        // the tasks; wake the sender now rather than at its next poll.
-        self.webhook_wake.notify_one();
-        self.touched();
+    pub async fn tasks_ended(&self, invocation_ids: Vec<String>) {
+        let advanced = rollout::advance(self, sorted_unique(invocation_ids)).await;
+        self.after_tasks_ended(advanced);
     }
 
     /// `tasks_ended` for tasks whose invocations were already sorted: only
     /// `rate_controlled` ones (of those that ended) need the roll-out.
-    pub(crate) async fn tasks_ended_sorted(&self, mut rate_controlled: Vec<String>) {
-        rate_controlled.sort();
-        rate_controlled.dedup();
-        if let Err(e) = rollout::advance_rated(self, rate_controlled).await {
+    pub(crate) async fn tasks_ended_sorted(&self, rate_controlled: Vec<String>) {
+        let advanced = rollout::advance_rated(self, sorted_unique(rate_controlled)).await;
+        self.after_tasks_ended(advanced);
+    }
+
+    fn after_tasks_ended(&self, advanced: Result<(), StoreError>) {
+        if let Err(e) = advanced {
             tracing::warn!("rate control could not advance: {e}");
         }
+        // Notifications were queued in the same transactions that ended
+        // the tasks; wake the sender now rather than at its next poll.
         self.webhook_wake.notify_one();
         self.touched();
     }
@@ -395,4 +393,10 @@ impl Dispatcher {
         let me = self.clone();
         tokio::spawn(async move { sweep::run(me, shutdown).await });
     }
+}
+
+fn sorted_unique(mut ids: Vec<String>) -> Vec<String> {
+    ids.sort();
+    ids.dedup();
+    ids
 }
