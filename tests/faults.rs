@@ -422,8 +422,12 @@ async fn a_full_disk_acknowledges_nothing_and_loses_nothing() {
     // either, and the agent keeps both results, unacknowledged.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let journal = h.agents[0].data_dir().join("journal");
-    let held = std::fs::read_dir(&journal).unwrap().count();
-    assert_eq!(held, 2, "the agent must keep results that were not stored");
+    let held = drover::agent::journal::held(&journal).unwrap();
+    assert_eq!(
+        held.len(),
+        2,
+        "the agent must keep results that were not stored"
+    );
     assert_eq!(h.tasks(&a, true).await[0]["TaskStatus"], "RUNNING");
     h.restart_server().await;
     let mut done = Vec::new();

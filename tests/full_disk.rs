@@ -138,14 +138,12 @@ fn evidence(dir: &Path, task: &str) -> (usize, usize) {
 
 /// Task ids whose result the agent holds in its journal (not acknowledged).
 fn held_results(agent: &Path) -> Vec<String> {
-    let mut held: Vec<String> = std::fs::read_dir(agent.join("journal"))
+    // Sorted by id.
+    drover::agent::journal::held(&agent.join("journal"))
         .unwrap()
-        .flatten()
-        .filter(|e| std::fs::metadata(e.path().join("result.json")).is_ok_and(|m| m.len() > 0))
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    held.sort();
-    held
+        .into_iter()
+        .filter_map(|(id, has_result)| has_result.then_some(id))
+        .collect()
 }
 
 /// Lines of the server's log saying an agent's report could not be stored.

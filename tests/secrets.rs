@@ -244,9 +244,8 @@ async fn secret_reaches_the_agent_masked_and_is_stored_nowhere() {
     wait_for("the agent's journal to empty", T30, || {
         let j = agent_dir.join("journal");
         async move {
-            std::fs::read_dir(&j)
-                .map(|d| d.count() == 0)
-                .unwrap_or(true)
+            drover::agent::journal::held(&j)
+                .is_ok_and(|held| held.is_empty())
                 .then_some(())
         }
     })

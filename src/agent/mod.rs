@@ -13,7 +13,8 @@
 //! * `link` connection, handshake and session;
 //! * `tasks` the registry between link, journal and running tasks;
 //! * `exec`/`launch`/`output` one task's process, its output and its end;
-//! * `journal` what survives disconnects and restarts;
+//! * `journal` what survives disconnects and restarts (`journal_log` its
+//!   record format, `journal_legacy` the layout of older agents);
 //! * `session`/`session_spawn` interactive sessions (a shell in a
 //!   pseudo-terminal, relayed with per-session flow control); `forward`
 //!   port forwards on the same channels (`relay`: what both exchange with
@@ -32,6 +33,8 @@ mod forward;
 pub mod identity;
 mod jobctl;
 pub mod journal;
+mod journal_legacy;
+mod journal_log;
 pub mod launch;
 pub mod link;
 pub mod mask;
@@ -159,7 +162,6 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), AgentEr
     let tls = Arc::new(trust.client_config()?);
 
     let journal = Journal::open(&dir.join("journal"))?;
-    journal.sweep_incomplete();
     let work_root = work_root_for(&dir);
     clear_dir(&work_root);
     launch::prepare_work_root(&work_root).map_err(|source| AgentError::DataDir {

@@ -254,19 +254,41 @@ fn a_task_that_ended_before_the_agent_died_keeps_its_real_exit() {
 }
 
 #[test]
-fn after_a_power_loss_a_torn_result_reads_as_interrupted_and_a_torn_spec_as_never_run() {
-    // What a power loss can leave (the result and the spec are each synced
-    // before the step they guard, so nothing worse survives): a result cut
-    // mid-write, and a spec cut mid-write before the task was started.
+fn after_a_power_loss_a_torn_result_reads_as_interrupted_and_a_torn_acceptance_as_never_run() {
+    // What a power loss can leave (the acceptance and the result are each
+    // synced before the step they guard, so nothing worse survives): the
+    // log's last record cut mid-write.
     let tmp = tempfile::tempdir().unwrap();
     let jdir = tmp.path().join("journal");
+    let cut_last = |keep: usize| {
+        let log = jdir.join("log");
+        let bytes = std::fs::read(&log).unwrap();
+        let last = bytes[..bytes.len() - 1]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        std::fs::write(&log, &bytes[..last + keep]).unwrap();
+    };
     {
         let j = Journal::open(&jdir).unwrap();
         j.accept(&spec("t8", "true")).unwrap();
-        std::fs::write(jdir.join("t8").join("result.json"), b"{\"type\":\"Task").unwrap();
-        j.accept(&spec("t9", "true")).unwrap();
-        std::fs::write(jdir.join("t9").join("spec.json"), b"{\"task_").unwrap();
+        let msg = AgentMsg::TaskFinished {
+            task_id: "t8".into(),
+            outcome: Outcome::Success,
+            exit_code: Some(0),
+            started_at: 1,
+            ended_at: 2,
+            output_len: 0,
+            error_info: String::new(),
+        };
+        j.finish("t8", &msg).unwrap();
     }
+    cut_last(40);
+    {
+        let j = Journal::open(&jdir).unwrap();
+        j.accept(&spec("t9", "true")).unwrap();
+    }
+    cut_last(30);
     let (tasks, _rx) = Tasks::new(
         Journal::open(&jdir).unwrap(),
         tmp.path().join("work"),
