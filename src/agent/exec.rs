@@ -20,7 +20,7 @@
 //! * a process that leaves a daemon holding the output pipe does not hold
 //!   the task open: reading stops about a second after the main process
 //!   exits;
-//! * the script directory is gone when `run` returns;
+//! * the script file is gone when `run` returns;
 //! * job control: a suspend request stops the whole process group
 //!   (SIGSTOP) and pauses the timeout clock; resume continues it (SIGCONT)
 //!   and pushes the deadline back by the time spent stopped, so a task is
@@ -284,7 +284,7 @@ impl Supervisor {
             mut child,
             mut output,
             pgid,
-            script_dir,
+            script,
             cgroup,
         } = launched;
         let mut tracker = Tracker {
@@ -402,7 +402,7 @@ impl Supervisor {
         if !tail.is_empty() {
             self.emit(tail).await;
         }
-        drop(script_dir);
+        drop(script);
 
         let status = status.unwrap_or_else(|| Err(std::io::Error::other("no exit status")));
         let mut result = ExecResult {

@@ -36,7 +36,7 @@ pub struct Launched {
     /// Read end of the stdout+stderr pipe.
     pub output: pipe::Receiver,
     pub pgid: i32,
-    pub script_dir: ScriptDir,
+    pub script: ScriptFile,
     /// The task's own cgroup, when it has one (see `cgroup.rs`).
     pub cgroup: Option<TaskCgroup>,
 }
@@ -44,13 +44,13 @@ pub struct Launched {
 /// Environment variable naming the task in every process it starts.
 pub const TASK_ENV: &str = "DROVER_TASK_ID";
 
-/// The per-task directory holding the script; removed when dropped.
+/// The task's script file; removed when dropped.
 #[derive(Debug)]
-pub struct ScriptDir(PathBuf);
+pub struct ScriptFile(PathBuf);
 
-impl Drop for ScriptDir {
+impl Drop for ScriptFile {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 
@@ -158,7 +158,7 @@ fn interpreter(
 }
 
 /// Prepares and spawns the task. `work_root` must be traversable (0711)
-/// by the target user; the per-task directory inside it is theirs alone.
+/// by the target user; the script file inside it is theirs alone.
 pub fn launch(
     spec: &TaskSpec,
     work_root: &Path,
@@ -192,9 +192,9 @@ pub fn launch(
     };
     let (program, mut args, file_name) = interpreter(&spec.command_type, &path)?;
 
-    let dir = work_root.join(&spec.task_id);
-    let script_dir = write_script(&dir, file_name, &script, run_as.switch.then_some(account))?;
-    args.push(dir.join(file_name).to_string_lossy().into_owned());
+    let file = work_root.join(format!("{}-{file_name}", spec.task_id));
+    let script_file = write_script(&file, &script, run_as.switch.then_some(account))?;
+    args.push(file.to_string_lossy().into_owned());
 
     let (reader, writer) = std::io::pipe().map_err(|e| format!("creating the output pipe: {e}"))?;
 
@@ -297,7 +297,7 @@ pub fn launch(
         child,
         output,
         pgid,
-        script_dir,
+        script: script_file,
         cgroup,
     })
 }
@@ -420,55 +420,43 @@ impl Proc {
     }
 }
 
-fn write_script(
-    dir: &Path,
-    file_name: &str,
-    script: &[u8],
-    owner: Option<&Account>,
-) -> Result<ScriptDir, String> {
-    let fail = |e: std::io::Error| format!("writing the script under {}: {e}", dir.display());
-    if dir.exists() {
-        // Left over from a crash: start clean.
-        std::fs::remove_dir_all(dir).map_err(fail)?;
-    }
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .create(dir)
-        .map_err(fail)?;
-    let guard = ScriptDir(dir.to_path_buf());
-    let file = dir.join(file_name);
-    {
-        use std::io::Write;
-        // O_NOFOLLOW: a symlink planted at the file's name is refused, never
-        // followed (create_new already refuses an existing name).
-        let mut f = std::fs::OpenOptions::new()
+/// Writes the script to `file`, a new file in the work root (0711: nobody
+/// else can list it), readable by the task's user only. No directory of its
+/// own: on the benchmark machine creating a directory per task cost as much
+/// CPU as the file itself.
+fn write_script(file: &Path, script: &[u8], owner: Option<&Account>) -> Result<ScriptFile, String> {
+    use std::io::Write;
+    let fail = |e: std::io::Error| format!("writing the script {}: {e}", file.display());
+    // O_EXCL | O_NOFOLLOW: an existing name (left over from a crash, or a
+    // planted symlink) is refused, never followed; it is removed (a symlink
+    // itself, not its target) and the file made anew.
+    let create = || {
+        std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW)
-            .open(&file)
-            .map_err(fail)?;
-        f.write_all(script).map_err(fail)?;
-        // The file first, through its open descriptor (no path lookup), and
-        // only then the directory: until the directory changes hands its new
-        // owner cannot reach (or replace) anything inside it.
-        if let Some(acc) = owner {
-            std::os::unix::fs::fchown(&f, Some(acc.uid), Some(acc.gid)).map_err(fail)?;
+            .open(file)
+    };
+    let mut f = match create() {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            std::fs::remove_file(file).map_err(fail)?;
+            create()
         }
+        r => r,
     }
+    .map_err(fail)?;
+    let guard = ScriptFile(file.to_path_buf());
+    f.write_all(script).map_err(fail)?;
+    // Through the open descriptor: no path lookup to race with.
     if let Some(acc) = owner {
-        let d = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
-            .open(dir)
-            .map_err(fail)?;
-        std::os::unix::fs::fchown(&d, Some(acc.uid), Some(acc.gid)).map_err(fail)?;
+        std::os::unix::fs::fchown(&f, Some(acc.uid), Some(acc.gid)).map_err(fail)?;
     }
     Ok(guard)
 }
 
-/// Creates the directory holding per-task script directories: 0711 so a
-/// task running as another user can reach its own (0700) directory without
+/// Creates the directory holding the tasks' script files: 0711 so a task
+/// running as another user can reach its own (0600) script without
 /// being able to list anyone else's.
 pub fn prepare_work_root(work_root: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
@@ -485,40 +473,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn script_and_directory_go_to_the_task_user_without_following_links() {
+    fn the_script_goes_to_the_task_user_without_following_links() {
         use std::os::unix::fs::MetadataExt;
         let t = tempfile::tempdir().unwrap();
-        // root hands the files to nobody; anyone else to itself (still the
+        // root hands the file to nobody; anyone else to itself (still the
         // fchown path).
         let acc = if sys::euid() == 0 {
             sys::account_by_name("nobody").unwrap().unwrap()
         } else {
             sys::account_by_uid(sys::euid()).unwrap().unwrap()
         };
-        let dir = t.path().join("task-1");
-        let guard = write_script(&dir, "script.sh", b"echo hi\n", Some(&acc)).unwrap();
-        for p in [dir.clone(), dir.join("script.sh")] {
-            let m = std::fs::symlink_metadata(&p).unwrap();
-            assert_eq!((m.uid(), m.gid()), (acc.uid, acc.gid), "{}", p.display());
-        }
+        let file = t.path().join("task-1-script.sh");
+        let guard = write_script(&file, b"echo hi\n", Some(&acc)).unwrap();
+        let m = std::fs::symlink_metadata(&file).unwrap();
+        assert_eq!((m.uid(), m.gid()), (acc.uid, acc.gid));
+        assert_eq!(m.mode() & 0o777, 0o600);
+        assert_eq!(std::fs::read(&file).unwrap(), b"echo hi\n");
         drop(guard);
-        assert!(!dir.exists());
+        assert!(!file.exists());
 
-        // A symlink planted where the task directory goes is removed, not
+        // A symlink planted where the script goes is removed, not
         // followed: its target keeps its owner and contents.
         let victim = t.path().join("victim");
-        std::fs::create_dir(&victim).unwrap();
-        std::fs::write(victim.join("keep"), b"x").unwrap();
+        std::fs::write(&victim, b"keep").unwrap();
         let before = std::fs::metadata(&victim).unwrap().uid();
-        std::os::unix::fs::symlink(&victim, &dir).unwrap();
-        let _g = write_script(&dir, "script.sh", b"true\n", Some(&acc)).unwrap();
-        assert!(!std::fs::symlink_metadata(&dir)
+        std::os::unix::fs::symlink(&victim, &file).unwrap();
+        let _g = write_script(&file, b"true\n", Some(&acc)).unwrap();
+        assert!(!std::fs::symlink_metadata(&file)
             .unwrap()
             .file_type()
             .is_symlink());
+        assert_eq!(std::fs::read(&file).unwrap(), b"true\n");
         assert_eq!(std::fs::metadata(&victim).unwrap().uid(), before);
-        assert!(victim.join("keep").exists());
-        assert!(!victim.join("script.sh").exists());
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
     }
 
     #[test]

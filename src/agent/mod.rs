@@ -220,7 +220,7 @@ fn prepare_data_dir(dir: &std::path::Path) -> Result<(), AgentError> {
     })
 }
 
-/// Where per-task script directories live. A root agent runs tasks as other
+/// Where the tasks' script files live. A root agent runs tasks as other
 /// users, who must be able to reach their own script wherever the data dir
 /// is (its ancestors may be closed to them), so it uses a directory under
 /// /run, which only root can create entries in; the data dir stays 0700.
@@ -233,11 +233,16 @@ fn work_root_for(dir: &std::path::Path) -> PathBuf {
     PathBuf::from("/run/drover-agent").join(&tag[..16])
 }
 
-/// Script directories left by a crash hold nothing anyone needs.
+/// Script files (and the per-task directories of older agents) left by a
+/// crash hold nothing anyone needs.
 fn clear_dir(dir: &std::path::Path) {
     if let Ok(rd) = std::fs::read_dir(dir) {
         for e in rd.flatten() {
-            let _ = std::fs::remove_dir_all(e.path());
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                let _ = std::fs::remove_dir_all(e.path());
+            } else {
+                let _ = std::fs::remove_file(e.path());
+            }
         }
     }
 }

@@ -81,10 +81,20 @@ pub fn marked(var: &str, value: &str) -> Vec<i32> {
 }
 
 /// This boot's random id: a process mark from another boot is stale.
+/// Read once (it cannot change while the agent runs); an unreadable one
+/// (no /proc) is empty and read again next time.
 pub fn boot_id() -> String {
-    std::fs::read_to_string(Path::new("/proc/sys/kernel/random/boot_id"))
+    static BOOT_ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    if let Some(id) = BOOT_ID.get() {
+        return id.clone();
+    }
+    let id = std::fs::read_to_string(Path::new("/proc/sys/kernel/random/boot_id"))
         .map(|s| s.trim().to_string())
-        .unwrap_or_default()
+        .unwrap_or_default();
+    if id.is_empty() {
+        return id;
+    }
+    BOOT_ID.get_or_init(|| id).clone()
 }
 
 #[cfg(test)]
