@@ -339,6 +339,7 @@ async fn run(a: BenchArgs) -> anyhow::Result<()> {
     let other = Client::new(&url, &id2, &key2, &trust)?;
     let other_stop = CancellationToken::new();
     let reader = tokio::spawn(reader_loop(other, other_stop.clone()));
+    let window0 = window_sums(&maddr).await?;
     let tasks0 = stats.get(&stats.tasks);
     let t0 = Instant::now();
     let mut calls = Vec::new();
@@ -371,6 +372,7 @@ async fn run(a: BenchArgs) -> anyhow::Result<()> {
     let done = t0.elapsed();
     other_stop.cancel();
     let mut lat = reader.await?;
+    let window1 = window_sums(&maddr).await?;
     lat.sort_by(f64::total_cmp);
     println!(
         "  RunCommand -> SUCCESS  {:.2} s for {} tasks in {} invocations (calls sent in {:.2} s); \
@@ -387,6 +389,28 @@ async fn run(a: BenchArgs) -> anyhow::Result<()> {
         ms(pct(&lat, 0.5)),
         ms(pct(&lat, 0.99)),
         ms(pct(&lat, 1.0))
+    );
+    // Where a read call's time went meanwhile: every API call waits for its
+    // audit row's write (the one writer) before it answers.
+    let mean = |i: usize| {
+        let n = window1[i].0 - window0[i].0;
+        (
+            n,
+            if n > 0.0 {
+                (window1[i].1 - window0[i].1) / n
+            } else {
+                0.0
+            },
+        )
+    };
+    let (n_di, di) = mean(0);
+    let (n_audit, audit) = mean(1);
+    let (n_commit, commit) = mean(2);
+    println!(
+        "  server during fan-out  DescribeInvocations mean {} (n={n_di}); audit row write          of the calls other than RunCommand mean {} (n={n_audit}); store commit mean {}          (n={n_commit})",
+        ms(di),
+        ms(audit),
+        ms(commit)
     );
 
     // 5. Paging over the tasks.
@@ -431,6 +455,26 @@ async fn run(a: BenchArgs) -> anyhow::Result<()> {
         bail!("paging saw {seen} tasks, expected {}", ids.len());
     }
     Ok(())
+}
+
+/// (count, sum) of the series the fan-out window is measured by:
+/// DescribeInvocations calls, audit-row writes, store commits.
+async fn window_sums(maddr: &str) -> anyhow::Result<[(f64, f64); 3]> {
+    let mut out = [(0.0, 0.0); 3];
+    for (slot, (name, labels)) in out.iter_mut().zip([
+        (
+            "drover_api_request_seconds",
+            "{action=\"DescribeInvocations\"}",
+        ),
+        ("drover_task_stage_seconds", "{stage=\"audit\"}"),
+        ("drover_store_commit_seconds", ""),
+    ]) {
+        *slot = (
+            metric(maddr, &format!("{name}_count{labels}")).await?,
+            metric(maddr, &format!("{name}_sum{labels}")).await?,
+        );
+    }
+    Ok(out)
 }
 
 /// Count and mean of one histogram series of the server's /metrics.
