@@ -63,7 +63,13 @@ impl Server {
             .create(true)
             .append(true)
             .open(dir.with_extension("log"))?;
-        let child = Command::new(std::env::current_exe()?)
+        // DROVER_BENCH_SERVER_BIN: another build's server under the same
+        // simulator and measurements (an A/B of server builds).
+        let exe = match std::env::var_os("DROVER_BENCH_SERVER_BIN") {
+            Some(p) => std::path::PathBuf::from(p),
+            None => std::env::current_exe()?,
+        };
+        let child = Command::new(exe)
             .args([
                 "server",
                 "--listen",
