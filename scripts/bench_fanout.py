@@ -103,13 +103,6 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def children_cpu_seconds(pid):
-    """cutime + cstime: the CPU of a process's children it has reaped."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
-
-
 def is_stripped(path):
     """True when the ELF file has no .symtab section."""
     with open(path, "rb") as f:
@@ -384,8 +377,7 @@ def run(a, binary, procs):
     m0 = scrape(maddr) if a.stages else None
     visible = []
     lat, sent, rtts = [], [], []
-    cpu0 = (cpu_seconds(server.pid), sum(cpu_seconds(p.pid) for p, _ in agents),
-            sum(children_cpu_seconds(p.pid) for p, _ in agents))
+    cpu0 = (cpu_seconds(server.pid), sum(cpu_seconds(p.pid) for p, _ in agents))
     for r in range(a.rounds):
         t, ts, rt = one_round(client, ids, content, poll_s, 120, a.max_concurrency)
         lat.append(t)
@@ -396,8 +388,7 @@ def run(a, binary, procs):
             last_end = scrape(maddr)["drover_last_task_end_timestamp_seconds"]
             visible.append(max(0.0, seen - last_end))
         print(f"  round {r + 1:3d}: {fmt_s(t)}", file=sys.stderr)
-    cpu1 = (cpu_seconds(server.pid), sum(cpu_seconds(p.pid) for p, _ in agents),
-            sum(children_cpu_seconds(p.pid) for p, _ in agents))
+    cpu1 = (cpu_seconds(server.pid), sum(cpu_seconds(p.pid) for p, _ in agents))
     m1 = scrape(maddr) if a.stages else None
     busy_server = rss_bytes(server.pid)
     busy_agents = [rss_bytes(p.pid) for p, _ in agents]
@@ -416,8 +407,7 @@ def run(a, binary, procs):
           f"min {fmt_s(min(lat))}  max {fmt_s(max(lat))}")
     print(f"  RunCommand call alone  median {fmt_s(statistics.median(sent))}  max {fmt_s(max(sent))}")
     print(f"  CPU per round          server {fmt_s((cpu1[0] - cpu0[0]) / a.rounds)}, "
-          f"all agents {fmt_s((cpu1[1] - cpu0[1]) / a.rounds)}, "
-          f"their tasks' processes {fmt_s((cpu1[2] - cpu0[2]) / a.rounds)}")
+          f"all agents {fmt_s((cpu1[1] - cpu0[1]) / a.rounds)} (without their `true` children)")
     print(f"  server RSS             {fmt_mib(idle_server)} idle with {a.n} agents, "
           f"{fmt_mib(busy_server)} after the rounds")
     print(f"  agent RSS (idle)       median {fmt_mib(statistics.median(idle_agents))}  max {fmt_mib(max(idle_agents))}"
