@@ -30,8 +30,8 @@ pub mod variables;
 
 pub use actions::{
     action_info, policy_action, resources_for, Action, ActionInfo, Combine, Endpoint, Origin, Rule,
-    ACTIONS, DESCRIBE_COMMAND_CONTENT, FORWARD_PORT, RECORD_SESSION_INPUT, START_SESSION,
-    USE_SECRET,
+    ACTIONS, DESCRIBE_COMMAND_CONTENT, FORWARD_AGENT, FORWARD_PORT, RECORD_SESSION_INPUT,
+    START_SESSION, USE_SECRET,
 };
 pub use azure_map::{AUTOMATION_ACCOUNT, AZURE_MAP};
 pub use compile::CompiledPolicy;

@@ -32,6 +32,9 @@ use crate::timefmt::now_ms;
 const EVENT_QUEUE: usize = 16;
 /// Client requests queued towards the relay.
 const CTL_QUEUE: usize = 32;
+/// Connections to a session's forwarded agent open at once (ssh-add and
+/// ssh each hold one for a moment); more are refused.
+const MAX_AGENT_CONNS: usize = 8;
 /// TERM the session's shell gets: what xterm.js and OpenSSH's clients
 /// understand.
 const TERM: &str = "xterm-256color";
@@ -125,6 +128,12 @@ pub struct SessionIo {
     pub id: String,
     pub tx: SessionTx,
     pub rx: SessionRx,
+    /// With agent forwarding granted (and an agent that can): one
+    /// `SessionIo` per connection a process of the session makes to its
+    /// `SSH_AUTH_SOCK`, to be relayed to the client's agent (the caller
+    /// opens an `auth-agent@openssh.com` channel for each; dropping one
+    /// closes that connection). Ends with the session.
+    pub agent: Option<mpsc::Receiver<SessionIo>>,
 }
 
 /// A live session, as the registry knows it.
@@ -312,6 +321,7 @@ impl Sessions {
                 ))
             }
         };
+        let agent_forward = plan.agent_forward && ch.kinds.agent_forward;
         let open = match &plan.forward {
             Some(f) => ServerMsg::ForwardOpen {
                 channel: ch.id,
@@ -328,36 +338,11 @@ impl Sessions {
                 window: SESSION_WINDOW,
                 term: TERM.into(),
                 pipes: plan.command.is_some() && plan.exec_without_pty,
+                agent_forward,
             },
         };
         ch.control(&open).await.map_err(|_| SessionError::Offline)?;
-        let window = match tokio::time::timeout(
-            self.inner.limits.open_timeout,
-            ch.from_agent.recv(),
-        )
-        .await
-        {
-            Ok(Some(FromAgent::Opened { window, .. })) => window,
-            Ok(Some(FromAgent::Failed { reason })) => {
-                ch.ended = true;
-                return Err(SessionError::StartFailed(reason));
-            }
-            Ok(Some(FromAgent::Exit { reason, .. })) => {
-                ch.ended = true;
-                return Err(SessionError::StartFailed(reason));
-            }
-            Ok(Some(_)) => {
-                return Err(SessionError::StartFailed(
-                    "the agent answered out of order".into(),
-                ))
-            }
-            Ok(None) => return Err(SessionError::Offline),
-            Err(_) => {
-                return Err(SessionError::StartFailed(
-                    "the agent did not start the shell in time".into(),
-                ))
-            }
-        };
+        let window = opened(&mut ch, self.inner.limits.open_timeout, "the shell").await?;
         let recorder = Recorder::start(
             self.inner.store.clone(),
             record::Meta {
@@ -381,22 +366,27 @@ impl Sessions {
             },
             &self.inner.recording,
         );
-        let credit = Arc::new(Semaphore::new(
-            usize::try_from(window.min(SESSION_WINDOW)).unwrap_or(0),
-        ));
-        let (ctl_tx, ctl_rx) = mpsc::channel(CTL_QUEUE);
-        let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
+        let (agent_tx, agent_rx) = if agent_forward {
+            let (tx, rx) = mpsc::channel(MAX_AGENT_CONNS);
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
         let relay = Relay {
             ch,
-            ctl: ctl_rx,
-            events: ev_tx,
-            credit: credit.clone(),
             stop: entry.stop.clone(),
             reason: entry.reason.clone(),
             limits: self.inner.limits.clone(),
             recorder: Some(recorder),
             forward,
-            _slot: slot,
+            agent: agent_tx.map(|conns| AgentSide {
+                conns,
+                dispatch: self.inner.dispatch.clone(),
+                open: Arc::new(Semaphore::new(MAX_AGENT_CONNS)),
+                stop: entry.stop.child_token(),
+            }),
+            _slot: Some(slot),
+            _permit: None,
         };
         tracing::info!(
             session = %entry.info.id,
@@ -404,16 +394,15 @@ impl Sessions {
             user = %plan.who.user_id,
             login = %plan.login_user,
             via = plan.via.as_str(),
+            agent_forward,
             "session opened"
         );
-        tokio::spawn(relay.run());
+        let (tx, rx) = relay.start(window);
         Ok(SessionIo {
             id: entry.info.id,
-            tx: SessionTx {
-                ctl: ctl_tx,
-                credit,
-            },
-            rx: SessionRx { rx: ev_rx },
+            tx,
+            rx,
+            agent: agent_rx,
         })
     }
 
@@ -433,19 +422,61 @@ impl Sessions {
     }
 }
 
+/// Waits for the agent's answer to an open on `ch`: the input window it
+/// grants, or why it did not open `what`.
+async fn opened(ch: &mut Channel, timeout: Duration, what: &str) -> Result<u32, SessionError> {
+    match tokio::time::timeout(timeout, ch.from_agent.recv()).await {
+        Ok(Some(FromAgent::Opened { window, .. })) => Ok(window),
+        Ok(Some(FromAgent::Failed { reason })) | Ok(Some(FromAgent::Exit { reason, .. })) => {
+            ch.ended = true;
+            Err(SessionError::StartFailed(reason))
+        }
+        Ok(Some(_)) => Err(SessionError::StartFailed(
+            "the agent answered out of order".into(),
+        )),
+        Ok(None) => Err(SessionError::Offline),
+        Err(_) => Err(SessionError::StartFailed(format!(
+            "the agent did not start {what} in time"
+        ))),
+    }
+}
+
+/// What a session with a forwarded agent needs to carry the connections
+/// its processes make to their `SSH_AUTH_SOCK`.
+struct AgentSide {
+    /// Towards the client: one `SessionIo` per connection.
+    conns: mpsc::Sender<SessionIo>,
+    dispatch: Arc<Dispatcher>,
+    /// Connections open at once, at most `MAX_AGENT_CONNS`.
+    open: Arc<Semaphore>,
+    /// Ends every connection when the session ends.
+    stop: CancellationToken,
+}
+
 struct Relay {
     ch: Channel,
-    ctl: mpsc::Receiver<Ctl>,
-    events: mpsc::Sender<SessionEvent>,
-    credit: Arc<Semaphore>,
     stop: CancellationToken,
     reason: Arc<Mutex<Option<String>>>,
     limits: Limits,
     /// Taken by `finish` when the session ends.
     recorder: Option<Recorder>,
-    /// A port forward: its bytes are counted, not recorded.
+    /// A port forward or an agent connection: its bytes are counted (if
+    /// recorded at all), not kept.
     forward: bool,
-    _slot: Slot,
+    /// Set when the session's agent is forwarded.
+    agent: Option<AgentSide>,
+    /// The session's place in the registry (agent connections have none:
+    /// they count as part of their session).
+    _slot: Option<Slot>,
+    /// An agent connection's place among its session's.
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+/// The relay's ends of the client's halves.
+struct Ends {
+    ctl: mpsc::Receiver<Ctl>,
+    events: mpsc::Sender<SessionEvent>,
+    credit: Arc<Semaphore>,
 }
 
 /// How the relay loop ended.
@@ -458,10 +489,36 @@ enum End {
 }
 
 impl Relay {
-    async fn run(mut self) {
-        let end = self.relay().await;
+    /// Starts relaying with the agent's input `window`; returns the
+    /// client's halves.
+    fn start(self, window: u32) -> (SessionTx, SessionRx) {
+        let credit = Arc::new(Semaphore::new(
+            usize::try_from(window.min(SESSION_WINDOW)).unwrap_or(0),
+        ));
+        let (ctl_tx, ctl_rx) = mpsc::channel(CTL_QUEUE);
+        let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
+        let ends = Ends {
+            ctl: ctl_rx,
+            events: ev_tx,
+            credit: credit.clone(),
+        };
+        tokio::spawn(self.run(ends));
+        (
+            SessionTx {
+                ctl: ctl_tx,
+                credit,
+            },
+            SessionRx { rx: ev_rx },
+        )
+    }
+
+    async fn run(mut self, mut ends: Ends) {
+        let end = self.relay(&mut ends).await;
+        if let Some(agent) = &self.agent {
+            agent.stop.cancel();
+        }
         // No more input: a blocked `send` returns Ended.
-        self.credit.close();
+        ends.credit.close();
         let (event, what) = match end {
             End::Exit { code, signal } => (SessionEvent::Exit { code, signal }, "exited"),
             End::Closed(reason) => (SessionEvent::Closed { reason }, "closed"),
@@ -481,7 +538,7 @@ impl Relay {
         }
         tracing::info!(channel = self.ch.id, instance = %self.ch.instance_id(), "session {what}: {event:?}");
         // The client may be gone or not reading: a bounded wait.
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.events.send(event)).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), ends.events.send(event)).await;
         // Dropping the channel tells the agent to close, unless it ended
         // the session itself.
     }
@@ -494,7 +551,7 @@ impl Relay {
             .unwrap_or_else(|| "the server is shutting down".into())
     }
 
-    async fn relay(&mut self) -> End {
+    async fn relay(&mut self, ends: &mut Ends) -> End {
         let started = Instant::now();
         let max = tokio::time::sleep(self.limits.max_duration);
         let idle = tokio::time::sleep(self.limits.idle_timeout);
@@ -512,7 +569,7 @@ impl Relay {
                     started.elapsed().as_secs())),
                 _ = &mut idle => return End::Closed(format!(
                     "the session was idle for {} s", self.limits.idle_timeout.as_secs())),
-                c = self.ctl.recv() => match c {
+                c = ends.ctl.recv() => match c {
                     Some(Ctl::Input(b)) => {
                         idle.as_mut().reset(Instant::now() + self.limits.idle_timeout);
                         match &self.recorder {
@@ -550,7 +607,7 @@ impl Relay {
                             None => {}
                         }
                         let sent = tokio::select! {
-                            r = self.events.send(SessionEvent::Data(Bytes::from(d))) => r.is_ok(),
+                            r = ends.events.send(SessionEvent::Data(Bytes::from(d))) => r.is_ok(),
                             _ = self.stop.cancelled() => return End::Closed(self.terminated()),
                         };
                         if !sent {
@@ -565,9 +622,10 @@ impl Relay {
                         }
                     }
                     Some(FromAgent::Credit(n)) => {
-                        let room = Semaphore::MAX_PERMITS - self.credit.available_permits();
-                        self.credit.add_permits((n as usize).min(room));
+                        let room = Semaphore::MAX_PERMITS - ends.credit.available_permits();
+                        ends.credit.add_permits((n as usize).min(room));
                     }
+                    Some(FromAgent::AuthAgentConnect { request }) => self.agent_connect(request).await,
                     Some(FromAgent::Exit { code, signal, reason }) => {
                         self.ch.ended = true;
                         return if reason.is_empty() {
@@ -585,5 +643,72 @@ impl Relay {
                 },
             }
         }
+    }
+}
+
+impl Relay {
+    /// A process of the session connected to its forwarded-agent socket:
+    /// carry the connection on a channel of its own, handed to the client
+    /// once the agent has taken it, or refuse it (no forwarding granted,
+    /// or too many at once).
+    async fn agent_connect(&self, request: u32) {
+        let session = self.ch.id;
+        let refuse = ServerMsg::AuthAgentChannel {
+            channel: session,
+            request,
+            data_channel: None,
+            window: 0,
+        };
+        let Some(agent) = &self.agent else {
+            let _ = self.ch.control(&refuse).await;
+            return;
+        };
+        let Ok(permit) = agent.open.clone().try_acquire_owned() else {
+            let _ = self.ch.control(&refuse).await;
+            return;
+        };
+        let Ok(mut sub) = agent.dispatch.open_channel(self.ch.instance_id(), false) else {
+            let _ = self.ch.control(&refuse).await;
+            return;
+        };
+        let take = ServerMsg::AuthAgentChannel {
+            channel: session,
+            request,
+            data_channel: Some(sub.id),
+            window: SESSION_WINDOW,
+        };
+        if self.ch.control(&take).await.is_err() {
+            return;
+        }
+        let conns = agent.conns.clone();
+        let stop = agent.stop.clone();
+        let limits = self.limits.clone();
+        tokio::spawn(async move {
+            let Ok(window) = opened(&mut sub, limits.open_timeout, "the agent connection").await
+            else {
+                return;
+            };
+            let relay = Relay {
+                ch: sub,
+                stop,
+                reason: Arc::default(),
+                limits,
+                recorder: None,
+                forward: true,
+                agent: None,
+                _slot: None,
+                _permit: Some(permit),
+            };
+            let (tx, rx) = relay.start(window);
+            let io = SessionIo {
+                id: String::new(),
+                tx,
+                rx,
+                agent: None,
+            };
+            // A client that is gone (or not taking connections) drops it,
+            // which closes the connection on the instance.
+            let _ = conns.send(io).await;
+        });
     }
 }

@@ -23,6 +23,8 @@ pub(super) struct Request {
     pub pty: bool,
     /// A port forward (direct-tcpip: ssh -L / -W) instead of a shell.
     pub forward: Option<crate::session::Forward>,
+    /// The client asked for agent forwarding (ssh -A).
+    pub agent_forward: bool,
 }
 
 /// Why a session was not opened, in words for the person's terminal.
@@ -39,6 +41,7 @@ pub(super) async fn open(ctx: &Ctx, person: &Person, req: Request) -> Result<Ses
         rows: req.rows,
         pty: req.pty,
         forward: req.forward,
+        agent_forward: req.agent_forward,
     };
     ctx.api
         .ssh_open_session(&person.principal, plan, person.peer)

@@ -1,0 +1,110 @@
+//! A session's forwarded ssh agent, on the instance: the Unix socket its
+//! processes find in `SSH_AUTH_SOCK` (what `ssh -A` gives with OpenSSH's
+//! own server). The session's relay accepts each connection and asks the
+//! server to carry it to the ssh client's agent (`AuthAgentConnect`); the
+//! bytes then move like a port forward's (`forward::pipe`).
+//!
+//! Only the login user (and root) may connect: the socket (0600) lies in a
+//! directory of its own (0700) with a random name, made by the agent with
+//! an exclusive mkdir (never following a name someone else made first),
+//! and handed to the user only after the socket is in it. Both go when the
+//! session ends.
+
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use tokio::net::{UnixListener, UnixStream};
+
+/// Names tried before giving up (each random; a clash means someone made
+/// that name first).
+const ATTEMPTS: usize = 8;
+
+pub(super) struct AuthSocket {
+    dir: PathBuf,
+    path: PathBuf,
+    listener: UnixListener,
+}
+
+impl AuthSocket {
+    /// Makes the socket, owned by `owner` (uid, gid) when the session
+    /// runs as another user than the agent.
+    pub fn create(owner: Option<(u32, u32)>) -> Result<AuthSocket, String> {
+        let base = std::env::temp_dir();
+        let mut last = String::new();
+        for _ in 0..ATTEMPTS {
+            let dir = base.join(crate::ids::new_id("drover-agent"));
+            match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+                Ok(()) => return Self::inside(dir, owner),
+                Err(e) => last = format!("making {}: {e}", dir.display()),
+            }
+        }
+        Err(last)
+    }
+
+    fn inside(dir: PathBuf, owner: Option<(u32, u32)>) -> Result<AuthSocket, String> {
+        let path = dir.join("agent.sock");
+        let made = (|| {
+            let listener = UnixListener::bind(&path)?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+            if let Some((uid, gid)) = owner {
+                std::os::unix::fs::lchown(&path, Some(uid), Some(gid))?;
+                std::os::unix::fs::lchown(&dir, Some(uid), Some(gid))?;
+            }
+            Ok::<_, std::io::Error>(listener)
+        })();
+        match made {
+            Ok(listener) => Ok(AuthSocket {
+                dir,
+                path,
+                listener,
+            }),
+            Err(e) => {
+                let _ = std::fs::remove_file(&path);
+                let _ = std::fs::remove_dir(&dir);
+                Err(format!("making the agent socket {}: {e}", path.display()))
+            }
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub async fn accept(&self) -> std::io::Result<UnixStream> {
+        self.listener.accept().await.map(|(s, _)| s)
+    }
+}
+
+impl Drop for AuthSocket {
+    fn drop(&mut self) {
+        // Unlinking never follows a link the user may have put there, and
+        // a directory they filled is left alone.
+        let _ = std::fs::remove_file(&self.path);
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[tokio::test]
+    async fn the_socket_is_private_and_goes_with_its_session() {
+        let s = AuthSocket::create(None).expect("socket");
+        let path = s.path().to_path_buf();
+        let dir = path.parent().expect("dir").to_path_buf();
+        let dmeta = std::fs::metadata(&dir).expect("dir meta");
+        assert_eq!(dmeta.mode() & 0o777, 0o700);
+        let smeta = std::fs::metadata(&path).expect("socket meta");
+        assert_eq!(smeta.mode() & 0o777, 0o600);
+        let client = tokio::spawn({
+            let path = path.clone();
+            async move { UnixStream::connect(path).await.is_ok() }
+        });
+        s.accept().await.expect("accept");
+        assert!(client.await.expect("join"));
+        drop(s);
+        assert!(!path.exists() && !dir.exists());
+    }
+}
