@@ -5,11 +5,22 @@
 //! decision the console's terminal takes — audits it, and opens the session
 //! through the instance's agent.
 
+use std::net::SocketAddr;
+
 use crate::api::ssh_auth::SshPlan;
+use crate::api::Principal;
 use crate::session::SessionIo;
 
-use super::handler::Person;
+use super::target::Target;
 use super::Ctx;
+
+/// Who signed in on a connection, and what for.
+#[derive(Clone)]
+pub(super) struct Person {
+    pub principal: Principal,
+    pub target: Target,
+    pub peer: SocketAddr,
+}
 
 /// What the person asked the channel to run.
 #[derive(Debug, Clone)]

@@ -18,8 +18,7 @@ use bytes::{Bytes, BytesMut};
 use russh::server::{ChannelOpenHandle, Handle, Msg};
 use russh::{Channel, ChannelId, ChannelMsg, ChannelOpenFailure, ChannelWriteHalf, Sig};
 
-use super::bridge::{self, Request};
-use super::handler::Person;
+use super::bridge::{self, Person, Request};
 use super::Ctx;
 use crate::session::{Forward, SessionEvent as Event, SessionIo, SessionRx};
 

@@ -22,18 +22,11 @@ use russh::{Channel, ChannelId, ChannelOpenFailure, Disconnect, Pty};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
+use super::bridge::Person;
 use super::target::{self, Target};
 use super::{channel, Ctx};
 use crate::api::Principal;
 use crate::netguard::Admission;
-
-/// Who signed in on a connection, and what for.
-#[derive(Clone)]
-pub(super) struct Person {
-    pub principal: Principal,
-    pub target: Target,
-    pub peer: SocketAddr,
-}
 
 /// Serves one accepted connection until it ends, the login grace time
 /// passes without a sign-in, or the server stops.
