@@ -4,6 +4,8 @@
 //! * `document`: CAM policy documents (version 2.0), parsed and validated
 //!   with errors that point at the bad part.
 //! * `compile`: documents compiled once, when a policy changes.
+//! * `request`: what a decision is made on (action, resources, context).
+//! * `condition`: the `condition` block's operators and keys.
 //! * `eval`: `evaluate(request, policies) -> Decision`; explicit deny beats
 //!   allow beats the implicit deny, and anything not understood denies.
 //!   Decisions name the deciding statements and the denied resource.
@@ -24,6 +26,7 @@ mod error;
 mod eval;
 mod glob;
 mod preset;
+mod request;
 mod resource;
 mod roles;
 pub mod variables;
@@ -35,10 +38,12 @@ pub use actions::{
 };
 pub use azure_map::{AUTOMATION_ACCOUNT, AZURE_MAP};
 pub use compile::CompiledPolicy;
-pub use document::{parse_document, validate, ConditionClause, Document, Effect, Statement};
+pub use condition::ConditionClause;
+pub use document::{parse_document, validate, Document, Effect, Statement};
 pub use error::{Part, PolicyError};
-pub use eval::{evaluate, Context, Decision, Reason, Request, Resource, StatementRef};
+pub use eval::{evaluate, Decision, Reason, StatementRef};
 pub use preset::{preset, PresetPolicy, PRESETS};
+pub use request::{Context, Request, Resource};
 pub use resource::{qcs_name, ResourceKind};
 pub use roles::{compile_role, role_document, AzureRole, RoleDefinition, Scope, ROLES};
 
