@@ -226,8 +226,8 @@ const MAX_COMMAND: usize = 64 << 10;
 
 /// Whether `name` looks like a login name (POSIX portable names, as
 /// useradd accepts them): the agent resolves it, but nothing else may
-/// even reach the agent.
-fn valid_login(name: &str) -> bool {
+/// even reach the agent. The one rule for the console and ssh alike.
+pub fn valid_login(name: &str) -> bool {
     let mut b = name.bytes();
     let first_ok = matches!(b.next(), Some(c) if c.is_ascii_alphanumeric() || c == b'_');
     first_ok
