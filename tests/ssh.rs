@@ -1209,3 +1209,112 @@ async fn agent_forwarding_is_decided_by_policy() {
     assert_eq!(count("agent-forward/allow"), 1, "{events:?}");
     assert_eq!(count("agent-forward/deny"), 2, "{events:?}");
 }
+
+/// The next server message of `kind` the forged agent receives.
+async fn next_of<T>(
+    f: &mut common::forger::Forger,
+    kind: &str,
+    mut pick: impl FnMut(drover::protocol::ServerMsg) -> Option<T>,
+) -> T {
+    use futures_util::StreamExt;
+    loop {
+        let m = tokio::time::timeout(T, f.ws.next()).await;
+        let Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t)))) = m else {
+            assert!(m.is_ok(), "no {kind} within {T:?}");
+            continue;
+        };
+        if let Some(v) = pick(serde_json::from_str(&t).unwrap()) {
+            return v;
+        }
+    }
+}
+
+/// What an instance can do with a person's agent is what the policy gave,
+/// whatever its agent sends. A compromised agent (this test, speaking the
+/// real protocol) that asks for agent connections on a session without
+/// agent forwarding is refused each time, and the ssh client is never
+/// asked to open one; with it, at most 8 connections at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compromised_instance_reaches_no_agent_it_was_not_given() {
+    use drover::protocol::{AgentMsg, ServerMsg, SESSION_WINDOW};
+    let mut g = start().await;
+    let mut f = common::forger::register(&g.h).await;
+    let id = f.instance_id.clone();
+    let sessions = json!([{"effect": "allow", "action": ["tat:StartSession"], "resource": ["*"]}]);
+    let both = json!([{"effect": "allow", "action": ["tat:StartSession", "tat:ForwardAgent"], "resource": ["*"]}]);
+    let ann = sub_user(&g.h, "ann", "Ann-pass-123", sessions).await;
+    let bob = sub_user(&g.h, "bob", "Bob-pass-123", both).await;
+    let ann_key = g.keygen("ann_key").await;
+    let bob_key = g.keygen("bob_key").await;
+    g.import(&ann, &ann_key).await;
+    g.import(&bob, &bob_key).await;
+    let held = g.keygen("held_key").await;
+    let agent = local_agent(&g, &held).await;
+
+    for (who, key, granted) in [("ann", &ann_key, false), ("bob", &bob_key, true)] {
+        let mut c = g.ssh_with_agent(
+            &format!("{who}+{id}"),
+            Some(key),
+            "publickey",
+            Some(&agent.socket),
+        );
+        c.args(["-v", "127.0.0.1", "--", "true"]);
+        c.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let ssh = c.spawn().unwrap();
+        let (channel, forward) = next_of(&mut f, "SessionOpen", |m| match m {
+            ServerMsg::SessionOpen {
+                channel,
+                agent_forward,
+                ..
+            } => Some((channel, agent_forward)),
+            _ => None,
+        })
+        .await;
+        assert_eq!(forward, granted, "{who}");
+        f.send(AgentMsg::SessionOpened {
+            channel,
+            pid: 4242,
+            window: SESSION_WINDOW,
+        })
+        .await;
+        for request in 0..9 {
+            f.send(AgentMsg::AuthAgentConnect { channel, request })
+                .await;
+        }
+        let mut carried = 0;
+        for _ in 0..9 {
+            let (session, data) = next_of(&mut f, "AuthAgentChannel", |m| match m {
+                ServerMsg::AuthAgentChannel {
+                    channel,
+                    data_channel,
+                    ..
+                } => Some((channel, data_channel)),
+                _ => None,
+            })
+            .await;
+            assert_eq!(session, channel);
+            carried += usize::from(data.is_some());
+        }
+        assert_eq!(carried, if granted { 8 } else { 0 }, "{who}");
+        f.send(AgentMsg::SessionExit {
+            channel,
+            code: Some(0),
+            signal: None,
+            reason: String::new(),
+        })
+        .await;
+        let out = tokio::time::timeout(T, ssh.wait_with_output())
+            .await
+            .expect("ssh ended")
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{who}: {out:?}");
+        // No connection the agent asked for reached the client: none was
+        // carried for ann, and bob's were never answered by the agent.
+        assert!(
+            !text(&out.stderr).contains("ctype auth-agent@openssh.com"),
+            "{who}: {}",
+            text(&out.stderr)
+        );
+    }
+}
