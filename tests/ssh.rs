@@ -1237,7 +1237,7 @@ async fn next_of<T>(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_compromised_instance_reaches_no_agent_it_was_not_given() {
     use drover::protocol::{AgentMsg, ServerMsg, SESSION_WINDOW};
-    let mut g = start().await;
+    let g = start().await;
     let mut f = common::forger::register(&g.h).await;
     let id = f.instance_id.clone();
     let sessions = json!([{"effect": "allow", "action": ["tat:StartSession"], "resource": ["*"]}]);
