@@ -1135,7 +1135,7 @@ async fn agent_forwarding_is_decided_by_policy() {
     let held = g.keygen("held_key").await;
     let held_fp = keygen_fingerprint(&held.with_extension("pub")).await;
     let agent = local_agent(&g, &held).await;
-    let probe = r#"echo "sock=[$SSH_AUTH_SOCK]"; [ -n "$SSH_AUTH_SOCK" ] && stat -c 'owner=%U mode=%a' "$SSH_AUTH_SOCK"; ssh-add -l; echo "ssh-add=$?""#;
+    let probe = r#"echo "sock=[$SSH_AUTH_SOCK]"; [ -n "$SSH_AUTH_SOCK" ] && stat -c 'owner=%U mode=%a' "$SSH_AUTH_SOCK" "${SSH_AUTH_SOCK%/*}"; ssh-add -l; echo "ssh-add=$?""#;
     let forwarded = |who: &str, key: &Path, forward: bool| {
         let socket = forward.then_some(agent.socket.as_path());
         let mut c = g.ssh_with_agent(who, Some(key), "publickey", socket);
@@ -1154,6 +1154,8 @@ async fn agent_forwarding_is_decided_by_policy() {
         stdout.contains(&format!("owner={login} mode=600")),
         "{stdout}"
     );
+    // Its directory stays the agent's, so it cannot be swapped.
+    assert!(stdout.contains("owner=root mode=711"), "{stdout}");
     assert!(!text(&out.stderr).contains("not granted"), "{out:?}");
     let sock = stdout
         .split("sock=[")

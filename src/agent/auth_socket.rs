@@ -4,11 +4,12 @@
 //! server to carry it to the ssh client's agent (`AuthAgentConnect`); the
 //! bytes then move like a port forward's (`forward::pipe`).
 //!
-//! Only the login user (and root) may connect: the socket (0600) lies in a
-//! directory of its own (0700) with a random name, made by the agent with
-//! an exclusive mkdir (never following a name someone else made first),
-//! and handed to the user only after the socket is in it. Both go when the
-//! session ends.
+//! Only the login user (and root) may connect: the socket is theirs, 0600,
+//! in a directory of its own with a random name, made by the agent with an
+//! exclusive mkdir (never following a name someone else made first). The
+//! directory stays root's (0711: others may pass through, not list), so
+//! nobody can swap it for a link while the session runs and make the agent
+//! unlink some other `agent.sock` when it removes the socket at the end.
 
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -33,7 +34,7 @@ impl AuthSocket {
         let mut last = String::new();
         for _ in 0..ATTEMPTS {
             let dir = base.join(crate::ids::new_id("drover-agent"));
-            match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            match std::fs::DirBuilder::new().mode(0o711).create(&dir) {
                 Ok(()) => return Self::inside(dir, owner),
                 Err(e) => last = format!("making {}: {e}", dir.display()),
             }
@@ -46,9 +47,10 @@ impl AuthSocket {
         let made = (|| {
             let listener = UnixListener::bind(&path)?;
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+            // The umask may have narrowed what mkdir made.
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o711))?;
             if let Some((uid, gid)) = owner {
                 std::os::unix::fs::lchown(&path, Some(uid), Some(gid))?;
-                std::os::unix::fs::lchown(&dir, Some(uid), Some(gid))?;
             }
             Ok::<_, std::io::Error>(listener)
         })();
@@ -77,8 +79,7 @@ impl AuthSocket {
 
 impl Drop for AuthSocket {
     fn drop(&mut self) {
-        // Unlinking never follows a link the user may have put there, and
-        // a directory they filled is left alone.
+        // The directory is ours: its entry cannot have been swapped.
         let _ = std::fs::remove_file(&self.path);
         let _ = std::fs::remove_dir(&self.dir);
     }
@@ -95,7 +96,7 @@ mod tests {
         let path = s.path().to_path_buf();
         let dir = path.parent().expect("dir").to_path_buf();
         let dmeta = std::fs::metadata(&dir).expect("dir meta");
-        assert_eq!(dmeta.mode() & 0o777, 0o700);
+        assert_eq!(dmeta.mode() & 0o777, 0o711);
         let smeta = std::fs::metadata(&path).expect("socket meta");
         assert_eq!(smeta.mode() & 0o777, 0o600);
         let client = tokio::spawn({
