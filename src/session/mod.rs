@@ -42,8 +42,10 @@
 pub mod asciicast;
 mod hub;
 pub mod record;
+mod relay;
 
-pub use hub::{SessionEvent, SessionIo, SessionRx, SessionTx, Sessions};
+pub use hub::Sessions;
+pub use relay::{SessionEvent, SessionIo, SessionRx, SessionTx};
 
 use std::time::Duration;
 
