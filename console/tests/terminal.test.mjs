@@ -486,6 +486,9 @@ test('ssh keys of a sub-user: an administrator imports one from the Access page,
   assert.notEqual(after.status, 0);
   assert.match(after.out, /Permission denied/);
   assert.equal(await sessionCount(), before, 'nothing was opened');
+  // Leaving the page (here as the Back button would) takes its dialog along.
+  await go(page, '#/instances');
+  await until('the dialog closed', async () => !(await page.$('dialog[open]')));
 });
 
 /** One broadcast pane's screen, one line per row. */
