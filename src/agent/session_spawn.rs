@@ -151,7 +151,7 @@ pub fn spawn(spec: &OpenSpec<'_>, cgroups: Option<&Cgroups>) -> Result<Spawned, 
     // Without the socket the session still opens, as OpenSSH's does.
     let auth_socket = if spec.agent_forward {
         let owner = run_as.switch.then_some((account.uid, account.gid));
-        AuthSocket::create(owner)
+        AuthSocket::create(&id, owner)
             .inspect_err(|e| tracing::warn!("session without agent forwarding: {e}"))
             .ok()
     } else {
