@@ -289,6 +289,9 @@ impl Sessions {
             tx,
             rx,
             agent: agent_rx,
+            agent_missing: (plan.agent_forward && !agent_forward).then(|| {
+                "the instance's agent is too old for agent forwarding (upgrade it)".to_string()
+            }),
         })
     }
 

@@ -127,6 +127,9 @@ pub struct SessionIo {
     /// opens an `auth-agent@openssh.com` channel for each; dropping one
     /// closes that connection). Ends with the session.
     pub agent: Option<mpsc::Receiver<SessionIo>>,
+    /// Why agent forwarding, although allowed, is not there (the agent
+    /// cannot do it).
+    pub agent_missing: Option<String>,
 }
 
 /// Waits for the agent's answer to an open on `ch`: the input window it
@@ -416,6 +419,7 @@ impl Relay {
                 tx,
                 rx,
                 agent: None,
+                agent_missing: None,
             };
             // A client that is gone (or not taking connections) drops it,
             // which closes the connection on the instance.

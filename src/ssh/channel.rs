@@ -131,15 +131,19 @@ pub(super) async fn run(ctx: Arc<Ctx>, person: Person, channel: Channel<Msg>, ha
         Err(refusal) => return refuse(&write, &refusal.0).await,
     };
     tracing::debug!(session = %io.id, channel = ?id, "ssh session open");
-    match io.agent.take() {
-        Some(conns) => {
+    match (io.agent.take(), io.agent_missing.take()) {
+        (Some(conns), _) => {
             tokio::spawn(agent_connections(conns, handle.clone()));
         }
-        None if asked_agent => {
+        (None, Some(why)) => {
+            let line = format!("drover: no agent forwarding: {why}\r\n");
+            let _ = write.extended_data_bytes(1, Bytes::from(line)).await;
+        }
+        (None, None) if asked_agent => {
             let line = "drover: agent forwarding was not granted (it takes tat:ForwardAgent on this instance as this login user)\r\n";
             let _ = write.extended_data_bytes(1, Bytes::from(line)).await;
         }
-        None => {}
+        (None, None) => {}
     }
     relay(io, read, write, handle, start.early_input, start.early_eof).await;
 }
