@@ -76,12 +76,17 @@ pub const FEATURE_SESSIONS: &str = "sessions";
 /// channels).
 pub const FEATURE_FORWARD: &str = "forward";
 
+/// Listed by agents that forward an ssh client's agent into a session
+/// (`SessionOpen.agent_forward`, `AuthAgentConnect`, `AuthAgentChannel`).
+pub const FEATURE_AGENT_FORWARD: &str = "agent-forward";
+
 /// What this agent build announces in `Register`/`Hello`.
 pub fn agent_features() -> Vec<String> {
     vec![
         FEATURE_JOB_CONTROL.to_string(),
         FEATURE_SESSIONS.to_string(),
         FEATURE_FORWARD.to_string(),
+        FEATURE_AGENT_FORWARD.to_string(),
     ]
 }
 
@@ -287,6 +292,14 @@ pub enum AgentMsg {
         #[serde(default, skip_serializing_if = "String::is_empty")]
         reason: String,
     },
+    /// A process of session `channel` connected to the session's
+    /// forwarded-agent socket (`SSH_AUTH_SOCK`); `request` numbers the
+    /// connection on this session until the server answers it with
+    /// `AuthAgentChannel`.
+    AuthAgentConnect {
+        channel: u32,
+        request: u32,
+    },
 }
 
 /// Stage stamps of one task on the agent, unix microseconds (0: did not
@@ -375,6 +388,25 @@ pub enum ServerMsg {
         /// closes its stdin).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         pipes: bool,
+        /// Give the session an ssh-agent socket (`SSH_AUTH_SOCK`) whose
+        /// connections the server carries to the ssh client's agent. Sent
+        /// only to agents listing [`FEATURE_AGENT_FORWARD`].
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        agent_forward: bool,
+    },
+    /// The answer to `AuthAgentConnect`: the connection `request` of
+    /// session `channel` is carried on `data_channel` (relayed like a port
+    /// forward: the agent answers `SessionOpened` with pid 0, then binary
+    /// frames and credit both ways, `SessionExit` at the end), or, when
+    /// `data_channel` is None, refused and to be closed.
+    AuthAgentChannel {
+        channel: u32,
+        request: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        data_channel: Option<u32>,
+        /// Bytes the agent may send before it is granted more.
+        #[serde(default)]
+        window: u32,
     },
     /// Open a port forward on a session channel: the agent connects to
     /// `host`:`port` from the instance and relays the connection's bytes

@@ -146,3 +146,76 @@ fn run_prints_each_instance_and_reports_failure_in_its_exit_code() {
     }
     assert!(data.join("server").join("drover.db").exists());
 }
+
+/// `drover server`'s ssh limits are its own flags: with
+/// `--ssh-max-connections 1` a second connection is closed at once while
+/// the first holds the only place, and `--ssh-login-grace 2` cuts the
+/// first, which never signs in, long before the default minute.
+#[test]
+fn the_ssh_gateway_takes_its_limits_from_flags() {
+    use std::io::Read;
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    let log = t.path().join("server.log");
+    let mut server = Command::new(BIN)
+        .args(["server", "--data-dir"])
+        .arg(&data)
+        .args(["--listen", "127.0.0.1:0", "--ssh-listen", "127.0.0.1:0"])
+        .args(["--ssh-max-connections", "1", "--ssh-login-grace", "2"])
+        .env("DROVER_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let addr = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(rest) = text.split("drover ssh gateway on ").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no gateway: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // Reads until EOF or `limit`; what arrived, and whether it ended.
+    let read_all = |s: &mut std::net::TcpStream, limit: Duration| {
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let (start, mut got, mut buf) = (Instant::now(), Vec::new(), [0u8; 512]);
+        while start.elapsed() < limit {
+            match s.read(&mut buf) {
+                Ok(0) => return (got, true),
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return (got, true),
+                Err(_) => {}
+            }
+            if got.ends_with(b"\n") && limit < Duration::from_secs(1) {
+                break;
+            }
+        }
+        (got, false)
+    };
+    let mut first = std::net::TcpStream::connect(&addr).unwrap();
+    let (banner, _) = read_all(&mut first, Duration::from_millis(900));
+    let wait_banner = Instant::now();
+    let mut banner = banner;
+    while !banner.starts_with(b"SSH-2.0-") {
+        assert!(wait_banner.elapsed() < Duration::from_secs(30), "no banner");
+        banner.extend(read_all(&mut first, Duration::from_millis(900)).0);
+    }
+    // The first holds the only place: the second is closed unserved.
+    let mut second = std::net::TcpStream::connect(&addr).unwrap();
+    let (got, ended) = read_all(&mut second, Duration::from_secs(30));
+    assert!(
+        ended && got.is_empty(),
+        "{:?}",
+        String::from_utf8_lossy(&got)
+    );
+    // The first never signs in: cut after its grace time.
+    let (_, ended) = read_all(&mut first, Duration::from_secs(30));
+    assert!(ended, "still open after 30 s");
+    let _ = server.kill();
+    let _ = server.wait();
+}

@@ -82,7 +82,25 @@ impl Gw {
     /// `ssh` with this gateway's port and host key, no agent, no config
     /// file, no prompts; `auth` is "publickey" or "password".
     fn ssh(&self, user: &str, key: Option<&Path>, auth: &str) -> tokio::process::Command {
+        self.ssh_with_agent(user, key, auth, None)
+    }
+
+    /// `ssh`, as above; with `agent` (an ssh-agent's socket) it is the
+    /// client's agent and forwarded (ssh -A).
+    fn ssh_with_agent(
+        &self,
+        user: &str,
+        key: Option<&Path>,
+        auth: &str,
+        agent: Option<&Path>,
+    ) -> tokio::process::Command {
         let mut c = tokio::process::Command::new("ssh");
+        // OpenSSH takes the first value it is given for an option.
+        if let Some(agent) = agent {
+            c.arg("-A")
+                .arg("-o")
+                .arg(format!("IdentityAgent={}", agent.display()));
+        }
         c.args(["-F", "/dev/null", "-p"])
             .arg(self.gw.addr.port().to_string())
             .arg("-o")
@@ -1048,4 +1066,257 @@ async fn port_forwards_are_decided_per_host_and_port() {
         "{events:?}"
     );
     assert_eq!(events.len(), 7, "two allowed, five refused: {events:?}");
+}
+
+/// A real ssh-agent holding one key, on a socket of its own; killed when
+/// dropped.
+struct LocalAgent {
+    socket: PathBuf,
+    _child: tokio::process::Child,
+}
+
+async fn local_agent(g: &Gw, key: &Path) -> LocalAgent {
+    let socket = g.dir.path().join("client-agent.sock");
+    let child = tokio::process::Command::new("ssh-agent")
+        .arg("-D")
+        .arg("-a")
+        .arg(&socket)
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("ssh-agent");
+    let deadline = tokio::time::Instant::now() + T;
+    while !socket.exists() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "ssh-agent never listened"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let out = tokio::process::Command::new("ssh-add")
+        .arg(key)
+        .env("SSH_AUTH_SOCK", &socket)
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "ssh-add: {out:?}");
+    LocalAgent {
+        socket,
+        _child: child,
+    }
+}
+
+/// Agent forwarding (ssh -A) is its own permission, `tat:ForwardAgent`,
+/// decided with the login user: where it is allowed, the session's
+/// processes find an agent socket in SSH_AUTH_SOCK (private to the login
+/// user) that reaches the client's own ssh-agent, so `ssh-add -l` on the
+/// instance lists the client's key; the socket goes with the session.
+/// Where it is not (another login user, a person with sessions only) the
+/// session still runs, without SSH_AUTH_SOCK, and says why on stderr.
+/// Both decisions are in the audit trail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_forwarding_is_decided_by_policy() {
+    sessionkit::ensure_test_user();
+    let login = sessionkit::TEST_USER;
+    let mut g = start().await;
+    let id = g.h.add_agent().await;
+    let policy = json!([
+        {"effect": "allow", "action": ["tat:StartSession"], "resource": ["*"]},
+        {"effect": "allow", "action": ["tat:ForwardAgent"], "resource": ["*"],
+         "condition": {"string_equal": {"tat:login_user": [login]}}}]);
+    let sessions = json!([{"effect": "allow", "action": ["tat:StartSession"], "resource": ["*"]}]);
+    let ann = sub_user(&g.h, "ann", "Ann-pass-123", policy).await;
+    let eve = sub_user(&g.h, "eve", "Eve-pass-123", sessions).await;
+    let ann_key = g.keygen("ann_key").await;
+    let eve_key = g.keygen("eve_key").await;
+    g.import(&ann, &ann_key).await;
+    g.import(&eve, &eve_key).await;
+    // The key in the client's agent is not one drover knows.
+    let held = g.keygen("held_key").await;
+    let held_fp = keygen_fingerprint(&held.with_extension("pub")).await;
+    let agent = local_agent(&g, &held).await;
+    let probe = r#"echo "sock=[$SSH_AUTH_SOCK]"; [ -n "$SSH_AUTH_SOCK" ] && stat -c 'owner=%U mode=%a' "$SSH_AUTH_SOCK" "${SSH_AUTH_SOCK%/*}"; ssh-add -l; echo "ssh-add=$?""#;
+    let forwarded = |who: &str, key: &Path, forward: bool| {
+        let socket = forward.then_some(agent.socket.as_path());
+        let mut c = g.ssh_with_agent(who, Some(key), "publickey", socket);
+        c.args(["127.0.0.1", "--", probe]);
+        c
+    };
+
+    // Allowed: the client's key is listed on the instance, through a
+    // socket only the login user may use.
+    let out = output(forwarded(&format!("ann+{id}+{login}"), &ann_key, true)).await;
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(stdout.contains(&held_fp), "{stdout} {}", text(&out.stderr));
+    assert!(stdout.contains("ssh-add=0"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("owner={login} mode=600")),
+        "{stdout}"
+    );
+    // Its directory stays the agent's, so it cannot be swapped.
+    assert!(stdout.contains("owner=root mode=711"), "{stdout}");
+    assert!(!text(&out.stderr).contains("not granted"), "{out:?}");
+    let sock = stdout
+        .split("sock=[")
+        .nth(1)
+        .and_then(|s| s.split(']').next())
+        .map(PathBuf::from)
+        .expect("SSH_AUTH_SOCK was set");
+    // It goes with the session.
+    let deadline = tokio::time::Instant::now() + T;
+    while sock.exists() || sock.parent().is_some_and(Path::exists) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{sock:?} left behind"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Refused: as root (the policy's condition), and for a person with
+    // sessions only. The session runs without the agent, and says why.
+    for (who, key) in [
+        (format!("ann+{id}"), &ann_key),
+        (format!("eve+{id}+{login}"), &eve_key),
+    ] {
+        let out = output(forwarded(&who, key, true)).await;
+        let stdout = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{who}: {out:?}");
+        assert!(stdout.contains("sock=[]"), "{who}: {stdout}");
+        assert!(!stdout.contains(&held_fp), "{who}: {stdout}");
+        assert!(!stdout.contains("ssh-add=0"), "{who}: {stdout}");
+        assert!(
+            text(&out.stderr).contains("agent forwarding was not granted"),
+            "{who}: {out:?}"
+        );
+    }
+    // Not asked for: no socket and nothing said about it.
+    let out = output(forwarded(&format!("ann+{id}+{login}"), &ann_key, false)).await;
+    assert!(text(&out.stdout).contains("sock=[]"), "{out:?}");
+    assert!(!text(&out.stderr).contains("agent forwarding"), "{out:?}");
+
+    let events =
+        g.h.call(
+            "DescribeAuditEvents",
+            json!({"Filters": [{"Name": "action", "Values": ["StartSession"]}], "Limit": 100}),
+        )
+        .await;
+    let events = events["AuditEventSet"].as_array().unwrap().clone();
+    let count = |what: &str| {
+        events
+            .iter()
+            .filter(|e| e.to_string().contains(what))
+            .count()
+    };
+    assert_eq!(count("agent-forward/allow"), 1, "{events:?}");
+    assert_eq!(count("agent-forward/deny"), 2, "{events:?}");
+}
+
+/// The next server message of `kind` the forged agent receives.
+async fn next_of<T>(
+    f: &mut common::forger::Forger,
+    kind: &str,
+    mut pick: impl FnMut(drover::protocol::ServerMsg) -> Option<T>,
+) -> T {
+    use futures_util::StreamExt;
+    loop {
+        let m = tokio::time::timeout(T, f.ws.next()).await;
+        let Ok(Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t)))) = m else {
+            assert!(m.is_ok(), "no {kind} within {T:?}");
+            continue;
+        };
+        if let Some(v) = pick(serde_json::from_str(&t).unwrap()) {
+            return v;
+        }
+    }
+}
+
+/// What an instance can do with a person's agent is what the policy gave,
+/// whatever its agent sends. A compromised agent (this test, speaking the
+/// real protocol) that asks for agent connections on a session without
+/// agent forwarding is refused each time, and the ssh client is never
+/// asked to open one; with it, at most 8 connections at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compromised_instance_reaches_no_agent_it_was_not_given() {
+    use drover::protocol::{AgentMsg, ServerMsg, SESSION_WINDOW};
+    let g = start().await;
+    let mut f = common::forger::register(&g.h).await;
+    let id = f.instance_id.clone();
+    let sessions = json!([{"effect": "allow", "action": ["tat:StartSession"], "resource": ["*"]}]);
+    let both = json!([{"effect": "allow", "action": ["tat:StartSession", "tat:ForwardAgent"], "resource": ["*"]}]);
+    let ann = sub_user(&g.h, "ann", "Ann-pass-123", sessions).await;
+    let bob = sub_user(&g.h, "bob", "Bob-pass-123", both).await;
+    let ann_key = g.keygen("ann_key").await;
+    let bob_key = g.keygen("bob_key").await;
+    g.import(&ann, &ann_key).await;
+    g.import(&bob, &bob_key).await;
+    let held = g.keygen("held_key").await;
+    let agent = local_agent(&g, &held).await;
+
+    for (who, key, granted) in [("ann", &ann_key, false), ("bob", &bob_key, true)] {
+        let mut c = g.ssh_with_agent(
+            &format!("{who}+{id}"),
+            Some(key),
+            "publickey",
+            Some(&agent.socket),
+        );
+        c.args(["-v", "127.0.0.1", "--", "true"]);
+        c.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let ssh = c.spawn().unwrap();
+        let (channel, forward) = next_of(&mut f, "SessionOpen", |m| match m {
+            ServerMsg::SessionOpen {
+                channel,
+                agent_forward,
+                ..
+            } => Some((channel, agent_forward)),
+            _ => None,
+        })
+        .await;
+        assert_eq!(forward, granted, "{who}");
+        f.send(AgentMsg::SessionOpened {
+            channel,
+            pid: 4242,
+            window: SESSION_WINDOW,
+        })
+        .await;
+        for request in 0..9 {
+            f.send(AgentMsg::AuthAgentConnect { channel, request })
+                .await;
+        }
+        let mut carried = 0;
+        for _ in 0..9 {
+            let (session, data) = next_of(&mut f, "AuthAgentChannel", |m| match m {
+                ServerMsg::AuthAgentChannel {
+                    channel,
+                    data_channel,
+                    ..
+                } => Some((channel, data_channel)),
+                _ => None,
+            })
+            .await;
+            assert_eq!(session, channel);
+            carried += usize::from(data.is_some());
+        }
+        assert_eq!(carried, if granted { 8 } else { 0 }, "{who}");
+        f.send(AgentMsg::SessionExit {
+            channel,
+            code: Some(0),
+            signal: None,
+            reason: String::new(),
+        })
+        .await;
+        let out = tokio::time::timeout(T, ssh.wait_with_output())
+            .await
+            .expect("ssh ended")
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{who}: {out:?}");
+        // No connection the agent asked for reached the client: none was
+        // carried for ann, and bob's were never answered by the agent.
+        assert!(
+            !text(&out.stderr).contains("ctype auth-agent@openssh.com"),
+            "{who}: {}",
+            text(&out.stderr)
+        );
+    }
 }

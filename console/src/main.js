@@ -138,6 +138,9 @@ async function route() {
   const mine = ++routeSeq;
   const hash = location.hash || '#/';
   if (cleanup) { try { cleanup(); } catch { /* page already gone */ } cleanup = null; }
+  // A dialog belongs to the page it was opened on (the Back button can
+  // leave one open over the next page otherwise).
+  for (const d of document.querySelectorAll('dialog[open]')) d.close();
   document.body.classList.remove('nav-open');
   const { parts, query } = parseHash();
   let mod = null;

@@ -433,6 +433,64 @@ test('ssh keys: the page shows the gateway host key, an imported key signs in wi
   assert.equal(await sessionCount(), before);
 });
 
+test('ssh keys of a sub-user: an administrator imports one from the Access page, it signs that user in (not anyone else), and deleting it locks them out', async () => {
+  const kim = await consoleCall(page, 'AddUser', { Name: 'kim', Password: 'Kim-term-pass-1', ConsoleLogin: 1 }, true);
+  assert.equal(kim.Error, undefined, JSON.stringify(kim));
+  const key = join(dir, 'id_kim');
+  assert.equal(spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'kim@laptop', '-f', key]).status, 0);
+  chmodSync(key, 0o600);
+  const fp = spawnSync('ssh-keygen', ['-l', '-f', `${key}.pub`], { encoding: 'utf8' }).stdout.split(' ')[1];
+
+  // Where the gateway is and its host key, as the ssh page shows them.
+  await go(page, '#/ssh');
+  await page.waitForSelector('#ssh-gateway pre.command', { timeout: WAIT });
+  const lines = await page.$$eval('#ssh-gateway pre.command', p => p.map(x => x.textContent));
+  const port = Number(/-p (\d+) /.exec(lines[0])[1]);
+  const known = join(dir, 'known_hosts_kim');
+  writeFileSync(known, `${lines[1].replace('[localhost]', '[127.0.0.1]')}\n`);
+
+  await go(page, '#/access');
+  await page.click('button[aria-label="SSH keys of kim"]');
+  const dlg = 'dialog[aria-label="SSH keys of kim"]';
+  await page.waitForSelector(`${dlg} .ssh-import textarea`, { timeout: WAIT });
+  assert.match(await page.textContent(`${dlg} .ssh-keys`), /No ssh keys: kim signs in/);
+  await page.fill(`${dlg} .ssh-import textarea`, readFileSync(`${key}.pub`, 'utf8'));
+  await page.click(`${dlg} .ssh-import button[type=submit]`);
+  const row = await until('the key listed for kim', async () => {
+    const rows = await page.$$eval(`${dlg} .ssh-keys tbody tr`, trs => trs.map(tr => [tr.dataset.key, ...[...tr.cells].map(c => c.textContent)]));
+    return rows.find(r => r[2] === fp);
+  });
+  assert.equal(row[3], 'kim@laptop');
+  await axeCheck(page, 'ssh keys of a sub-user');
+  await shot(page, '35-ssh-keys-of-kim');
+  // It is kim's, not the administrator's own.
+  const own = await consoleCall(page, 'DescribeSshPublicKeys', {}, true);
+  assert.equal(own.Error, undefined, JSON.stringify(own));
+  assert.ok(!(own.SshPublicKeys || []).some(k => k.Fingerprint === fp), JSON.stringify(own));
+
+  // OpenSSH signs kim in with it (kim may not open sessions, so the
+  // gateway says why and nothing runs), and not as root.
+  const before = await sessionCount();
+  const asKim = await sshRun(port, key, known, `kim+${instanceId}`, 'echo as-kim');
+  assert.equal(asKim.status, 1, asKim.out);
+  assert.match(asKim.out, /tat:StartSession/);
+  assert.doesNotMatch(asKim.out, /as-kim/);
+  const asRoot = await sshRun(port, key, known, `root+${instanceId}`, 'echo as-root');
+  assert.notEqual(asRoot.status, 0);
+  assert.match(asRoot.out, /Permission denied/);
+  assert.doesNotMatch(asRoot.out, /as-root/);
+
+  await page.click(`${dlg} button[aria-label="Delete key ${fp}"]`);
+  await until('the key gone', async () => !(await page.$(`${dlg} .ssh-keys tr[data-key="${row[0]}"]`)));
+  const after = await sshRun(port, key, known, `kim+${instanceId}`, 'echo as-kim');
+  assert.notEqual(after.status, 0);
+  assert.match(after.out, /Permission denied/);
+  assert.equal(await sessionCount(), before, 'nothing was opened');
+  // Leaving the page (here as the Back button would) takes its dialog along.
+  await go(page, '#/instances');
+  await until('the dialog closed', async () => !(await page.$('dialog[open]')));
+});
+
 /** One broadcast pane's screen, one line per row. */
 async function paneText(p, id) {
   return p.$$eval(`.bc-box[data-instance="${id}"] .xterm-rows > div`,

@@ -11,13 +11,14 @@
 //! and reading never waits on writing (an echo server cannot deadlock it).
 //! The session ends when the peer closes the connection (after the client's
 //! EOF, if any, was passed on as a half-close), on an error, or when the
-//! server closes the channel.
+//! server closes the channel. `pipe` also carries the connections to a
+//! session's forwarded ssh agent (`auth_socket`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -42,7 +43,7 @@ pub(super) struct Target {
 pub(super) async fn run(
     t: Target,
     out: mpsc::Sender<Out>,
-    mut cmds: mpsc::UnboundedReceiver<Cmd>,
+    cmds: mpsc::UnboundedReceiver<Cmd>,
     stop: CancellationToken,
 ) {
     let channel = t.channel;
@@ -59,6 +60,22 @@ pub(super) async fn run(
         },
     };
     let _ = stream.set_nodelay(true);
+    pipe(stream, channel, t.window, out, cmds, stop).await;
+}
+
+/// Relays an open connection on `channel` (with `window` bytes of output
+/// credit) until either side ends it: answers `SessionOpened` first and
+/// `SessionExit` last.
+pub(super) async fn pipe<S>(
+    stream: S,
+    channel: u32,
+    window: u32,
+    out: mpsc::Sender<Out>,
+    mut cmds: mpsc::UnboundedReceiver<Cmd>,
+    stop: CancellationToken,
+) where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
     let opened = AgentMsg::SessionOpened {
         channel,
         pid: 0,
@@ -67,7 +84,7 @@ pub(super) async fn run(
     if out.send(Out::Msg(Box::new(opened))).await.is_err() {
         return;
     }
-    let (mut rd, wr) = stream.into_split();
+    let (mut rd, wr) = tokio::io::split(stream);
     let inflight = Arc::new(AtomicU64::new(0));
     let (to_writer, writer_rx) = mpsc::unbounded_channel();
     let mut writer = tokio::spawn(write_side(
@@ -77,7 +94,7 @@ pub(super) async fn run(
         out.clone(),
         inflight.clone(),
     ));
-    let mut credit = u64::from(t.window);
+    let mut credit = u64::from(window);
     let mut buf = vec![0u8; SESSION_CHUNK];
     let reason = loop {
         tokio::select! {
@@ -97,7 +114,7 @@ pub(super) async fn run(
                     let _ = to_writer.send(None);
                 }
                 Some(Cmd::Credit(n)) => credit += u64::from(n),
-                Some(Cmd::Resize(..)) => {}
+                Some(Cmd::Resize(..)) | Some(Cmd::AuthAgent { .. }) => {}
                 Some(Cmd::Close(reason)) => break reason,
             },
             r = rd.read(&mut buf[..usize::try_from(credit).unwrap_or(SESSION_CHUNK).min(SESSION_CHUNK)]), if credit > 0 => match r {
@@ -132,9 +149,9 @@ pub(super) async fn run(
 
 /// Writes the client's bytes in order, granting credit for each write;
 /// `None` half-closes the connection.
-async fn write_side(
+async fn write_side<S: AsyncWrite>(
     channel: u32,
-    mut wr: tokio::net::tcp::OwnedWriteHalf,
+    mut wr: WriteHalf<S>,
     mut rx: mpsc::UnboundedReceiver<Option<Vec<u8>>>,
     out: mpsc::Sender<Out>,
     inflight: Arc<AtomicU64>,

@@ -27,6 +27,7 @@
 //! the server ends the agent with an error instead of retrying; other link
 //! failures are retried with capped, jittered exponential backoff.
 
+mod auth_socket;
 pub mod cgroup;
 pub mod exec;
 mod forward;

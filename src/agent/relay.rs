@@ -20,4 +20,18 @@ pub(super) enum Cmd {
     Credit(u32),
     Eof,
     Close(String),
+    /// The server's answer to the session's `AuthAgentConnect` `request`:
+    /// the channel that carries that connection, or None (refused).
+    AuthAgent {
+        request: u32,
+        conn: Option<AgentConn>,
+    },
+}
+
+/// A channel the server opened for one connection to a session's
+/// forwarded agent.
+pub(super) struct AgentConn {
+    pub channel: u32,
+    pub window: u32,
+    pub cmds: tokio::sync::mpsc::UnboundedReceiver<Cmd>,
 }

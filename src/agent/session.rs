@@ -38,13 +38,17 @@ use crate::protocol::{AgentMsg, ServerMsg, SESSION_CHUNK, SESSION_WINDOW};
 const MAX_SESSIONS: usize = 64;
 /// Frames queued towards the link, all sessions together.
 const OUT_QUEUE: usize = 64;
+/// Connections to a session's forwarded agent waiting for the server's
+/// answer; more wait in the socket's backlog.
+const AGENT_PENDING: usize = 8;
 /// How long output may still drain after the shell exited before the
 /// session ends anyway (a process that escaped the session may hold the
 /// terminal open).
 const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
 
-use super::relay::Cmd;
+use super::auth_socket::AuthSocket;
 pub use super::relay::Out;
+use super::relay::{AgentConn, Cmd};
 
 /// The sessions of one connection.
 pub struct Sessions {
@@ -95,6 +99,7 @@ impl Sessions {
                 window,
                 term,
                 pipes,
+                agent_forward,
             } => {
                 let spec = OpenSpec {
                     user: &user,
@@ -103,6 +108,7 @@ impl Sessions {
                     rows,
                     term: &term,
                     pipes,
+                    agent_forward,
                 };
                 self.open(channel, &spec, window);
                 return None;
@@ -120,6 +126,15 @@ impl Sessions {
                     window,
                 };
                 self.open_forward(target);
+                return None;
+            }
+            ServerMsg::AuthAgentChannel {
+                channel,
+                request,
+                data_channel,
+                window,
+            } => {
+                self.agent_channel(channel, request, data_channel, window);
                 return None;
             }
             ServerMsg::SessionResize {
@@ -157,6 +172,36 @@ impl Sessions {
         };
         refuse(&self.out, channel, reason);
         false
+    }
+
+    /// Hands the server's answer about a connection to session
+    /// `channel`'s forwarded agent to that session, with the channel
+    /// that carries it (registered here, like a forward's).
+    fn agent_channel(&mut self, channel: u32, request: u32, data: Option<u32>, window: u32) {
+        let Some(session) = self.live.get(&channel).cloned() else {
+            if let Some(dc) = data {
+                refuse(&self.out, dc, "the session has ended".into());
+            }
+            return;
+        };
+        let conn = match data {
+            Some(dc) if self.may_open(dc) => {
+                let (tx, cmds) = mpsc::unbounded_channel();
+                self.live.insert(dc, tx);
+                Some(AgentConn {
+                    channel: dc,
+                    window,
+                    cmds,
+                })
+            }
+            _ => None,
+        };
+        if session.send(Cmd::AuthAgent { request, conn }).is_err() {
+            if let Some(dc) = data {
+                self.live.remove(&dc);
+                refuse(&self.out, dc, "the session has ended".into());
+            }
+        }
     }
 
     fn open_forward(&mut self, target: super::forward::Target) {
@@ -274,6 +319,12 @@ impl Relay {
         stop: &CancellationToken,
     ) -> Ended {
         let mut pending: Vec<u8> = Vec::new();
+        // Connections to the forwarded agent awaiting the server's answer,
+        // and what carries them once answered (ended with the session).
+        let mut agent_waiting = HashMap::new();
+        let mut next_request: u32 = 0;
+        let agent_stop = stop.child_token();
+        let _agent_stop = agent_stop.clone().drop_guard();
         // Pipes: close stdin once what was sent before EOF is written.
         let mut eof_pending = false;
         let mut output_done = false;
@@ -313,7 +364,30 @@ impl Relay {
                     Some(Cmd::Eof) if sp.pty => pending.push(sp.veof),
                     Some(Cmd::Eof) => eof_pending = true,
                     Some(Cmd::Close(reason)) => return Some(reason),
+                    Some(Cmd::AuthAgent { request, conn }) => {
+                        let stream = agent_waiting.remove(&request);
+                        match (stream, conn) {
+                            (Some(stream), Some(c)) => {
+                                tokio::spawn(super::forward::pipe(
+                                    stream, c.channel, c.window, self.out.clone(), c.cmds, agent_stop.clone()));
+                            }
+                            (None, Some(c)) => refuse(&self.out, c.channel, "no such agent connection".into()),
+                            // Refused: dropping the connection closes it.
+                            (_, None) => {}
+                        }
+                    }
                 },
+                conn = accept_agent(sp.auth_socket.as_ref()), if agent_waiting.len() < AGENT_PENDING => {
+                    if let Ok(stream) = conn {
+                        let request = next_request;
+                        next_request = next_request.wrapping_add(1);
+                        agent_waiting.insert(request, stream);
+                        let ask = AgentMsg::AuthAgentConnect { channel: self.channel, request };
+                        if self.out.send(Out::Msg(Box::new(ask))).await.is_err() {
+                            return Some("the agent's connection ended".into());
+                        }
+                    }
+                }
                 r = sp.reader.readable(), if self.credit > 0 && !output_done => {
                     if r.is_err() {
                         output_done = true;
@@ -360,6 +434,15 @@ impl Relay {
                 _ = &mut drain_deadline, if exited => return None,
             }
         }
+    }
+}
+
+/// The next connection to the session's forwarded agent (never, without
+/// one).
+async fn accept_agent(socket: Option<&AuthSocket>) -> std::io::Result<tokio::net::UnixStream> {
+    match socket {
+        Some(s) => s.accept().await,
+        None => std::future::pending().await,
     }
 }
 

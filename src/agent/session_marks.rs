@@ -82,6 +82,8 @@ impl Marks {
             if let Some(mark) = mark.filter(|m| m.boot_id == boot) {
                 killed += kill_left_over(&id, &mark, cgroups);
             }
+            // Its forwarded-agent socket, if it had one (no listener now).
+            super::auth_socket::remove_left_over(&id);
             let _ = std::fs::remove_file(&path);
         }
         killed

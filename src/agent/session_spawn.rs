@@ -19,6 +19,7 @@ use std::process::Stdio;
 
 use tokio::io::unix::AsyncFd;
 
+use super::auth_socket::AuthSocket;
 use super::cgroup::{Cgroups, TaskCgroup};
 use super::launch::{home_of, resolve_user, ROOT_PATH, USER_PATH};
 use super::ptysys;
@@ -34,6 +35,8 @@ pub struct OpenSpec<'a> {
     pub term: &'a str,
     /// A command with pipes instead of a terminal.
     pub pipes: bool,
+    /// Give it a forwarded-agent socket (`SSH_AUTH_SOCK`).
+    pub agent_forward: bool,
 }
 
 /// A started session process and its terminal's master (or its pipes).
@@ -53,6 +56,8 @@ pub struct Spawned {
     pub cgroup: Option<TaskCgroup>,
     /// The terminal's EOF character, written when the client's input ends.
     pub veof: u8,
+    /// Its forwarded-agent socket, when it has one.
+    pub auth_socket: Option<AuthSocket>,
 }
 
 /// Shells that refuse logins: a session as such an account is refused
@@ -143,6 +148,18 @@ pub fn spawn(spec: &OpenSpec<'_>, cgroups: Option<&Cgroups>) -> Result<Spawned, 
             cmd.env(var, v);
         }
     }
+    // Without the socket the session still opens, as OpenSSH's does.
+    let auth_socket = if spec.agent_forward {
+        let owner = run_as.switch.then_some((account.uid, account.gid));
+        AuthSocket::create(&id, owner)
+            .inspect_err(|e| tracing::warn!("session without agent forwarding: {e}"))
+            .ok()
+    } else {
+        None
+    };
+    if let Some(s) = &auth_socket {
+        cmd.env("SSH_AUTH_SOCK", s.path());
+    }
     let switch = if run_as.switch {
         let groups = sys::group_list(account)
             .map_err(|e| format!("listing the groups of user {}: {e}", account.name))?;
@@ -216,6 +233,7 @@ pub fn spawn(spec: &OpenSpec<'_>, cgroups: Option<&Cgroups>) -> Result<Spawned, 
         id,
         cgroup,
         veof: io.veof,
+        auth_socket,
     })
 }
 

@@ -108,6 +108,7 @@ impl Tasks {
             ServerMsg::Unknown
             | ServerMsg::SessionOpen { .. }
             | ServerMsg::ForwardOpen { .. }
+            | ServerMsg::AuthAgentChannel { .. }
             | ServerMsg::SessionResize { .. }
             | ServerMsg::SessionCredit { .. }
             | ServerMsg::SessionEof { .. }

@@ -196,6 +196,8 @@ async fn open(
         exec_without_pty: false,
         record_input: false,
         forward: None,
+        // A browser has no ssh agent to forward.
+        agent_forward: false,
     };
     api.open_session(p, plan, "console", peer).await
 }
@@ -219,7 +221,7 @@ async fn serve<S>(
             return;
         }
     };
-    let session::SessionIo { id, tx, mut rx } = io;
+    let session::SessionIo { id, tx, mut rx, .. } = io;
     let opened = json!({"type": "opened", "sessionId": id}).to_string();
     if sink.send(Message::Text(opened)).await.is_err() {
         tx.close().await;

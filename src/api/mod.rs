@@ -402,7 +402,8 @@ impl Api {
             | A::DescribeCommandContent
             | A::RecordSessionInput
             | A::StartSession
-            | A::ForwardPort => Err(ApiError::new(
+            | A::ForwardPort
+            | A::ForwardAgent => Err(ApiError::new(
                 Code::InvalidAction,
                 format!("the action {:?} is not an API action", action.api_name()),
             )),

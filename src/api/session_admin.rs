@@ -24,8 +24,10 @@ impl Api {
     /// Decides `tat:StartSession` (a port forward: `tat:ForwardPort`) for
     /// `p` with the policies of this moment and opens the session; the
     /// attempt is audited as `StartSession` (`ForwardPort`), under
-    /// `service` (console or ssh), either way. The error's message is fit
-    /// to show the person.
+    /// `service` (console or ssh), either way, and an agent forwarding
+    /// request (`tat:ForwardAgent`) with it, as the resource
+    /// `agent-forward/allow` or `agent-forward/deny`. The error's message
+    /// is fit to show the person.
     pub(super) async fn open_session(
         &self,
         p: &Principal,
@@ -43,6 +45,7 @@ impl Api {
             resources: vec![format!("instance/{}", plan.instance_id), what],
             ..Default::default()
         };
+        let asked_agent = plan.agent_forward;
         let result = async {
             let grants = self.grants(p, Some(peer.ip())).await?;
             let decided =
@@ -51,6 +54,18 @@ impl Api {
                 Ok(d) => {
                     trail.decision = "allow".into();
                     trail.deciding_statement = d.why().to_string();
+                    if asked_agent {
+                        // tat:ForwardAgent, decided with it.
+                        let granted = d.value().agent_forward;
+                        trail.resources.push(
+                            if granted {
+                                "agent-forward/allow"
+                            } else {
+                                "agent-forward/deny"
+                            }
+                            .into(),
+                        );
+                    }
                     d
                 }
                 Err(e) => {

@@ -264,6 +264,7 @@ impl Api {
             // `decide` sets it from the server's settings and the policy.
             record_input: false,
             forward: plan.forward,
+            agent_forward: plan.agent_forward,
         };
         self.open_session(p, session_plan, "ssh", peer).await
     }
@@ -282,4 +283,7 @@ pub struct SshPlan {
     pub pty: bool,
     /// A port forward (ssh -L / -W) instead of a shell or command.
     pub forward: Option<crate::session::Forward>,
+    /// The client asked for agent forwarding (ssh -A); decided as
+    /// `tat:ForwardAgent`.
+    pub agent_forward: bool,
 }

@@ -116,6 +116,18 @@ pub struct ServerArgs {
     /// host key is made on first start in DATA_DIR/ssh/.
     #[arg(long, value_name = "ADDR")]
     pub ssh_listen: Option<String>,
+    /// Open ssh connections one source address may hold.
+    #[arg(long, default_value_t = crate::ssh::DEFAULT_PER_SOURCE)]
+    pub ssh_max_connections_per_source: usize,
+    /// Of those, connections not yet signed in.
+    #[arg(long, default_value_t = crate::ssh::DEFAULT_PENDING_PER_SOURCE)]
+    pub ssh_max_pending_per_source: usize,
+    /// Open ssh connections in total.
+    #[arg(long, default_value_t = crate::ssh::DEFAULT_TOTAL)]
+    pub ssh_max_connections: usize,
+    /// Seconds an ssh client has to sign in.
+    #[arg(long, default_value_t = crate::ssh::DEFAULT_LOGIN_GRACE_SECS)]
+    pub ssh_login_grace: u64,
     /// Accept TC3 requests that leave the body unsigned
     /// (`X-TC-Content-SHA256: UNSIGNED-PAYLOAD`, the SDKs' `unsignedPayload`).
     /// Off by default: such a request's body could be swapped in transit.
@@ -139,7 +151,14 @@ pub struct ServerArgs {
 pub fn main(a: ServerArgs) -> anyhow::Result<ExitCode> {
     super::init_tracing();
     let metrics_listen = a.metrics_listen.clone();
-    let ssh_listen = a.ssh_listen.clone();
+    let ssh_settings = a.ssh_listen.clone().map(|addr| {
+        let mut s = crate::ssh::Settings::new(addr);
+        s.limits.per_source = a.ssh_max_connections_per_source.max(1);
+        s.limits.pending_per_source = a.ssh_max_pending_per_source.max(1);
+        s.limits.total = a.ssh_max_connections.max(1);
+        s.login_grace = Duration::from_secs(a.ssh_login_grace.max(1));
+        s
+    });
     let data_dir = a.data_dir.clone();
     let cfg = Config {
         data_dir: a.data_dir,
@@ -218,11 +237,11 @@ pub fn main(a: ServerArgs) -> anyhow::Result<ExitCode> {
             running.addr,
             running.cert_path.display()
         );
-        if let Some(addr) = ssh_listen {
+        if let Some(settings) = ssh_settings {
             let gw = crate::ssh::start(
                 running.api.clone(),
                 &data_dir,
-                crate::ssh::Settings::new(addr),
+                settings,
                 running.shutdown.clone(),
             )
             .await?;

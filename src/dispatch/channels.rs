@@ -40,11 +40,36 @@ pub enum FromAgent {
     },
     Credit(u32),
     Data(Vec<u8>),
+    /// A process of the session connected to its forwarded-agent socket.
+    AuthAgentConnect {
+        request: u32,
+    },
     Exit {
         code: Option<i32>,
         signal: Option<i32>,
         reason: String,
     },
+}
+
+/// What an agent's session channels may carry besides terminals, from the
+/// features it announced (an older agent drops its connection on a
+/// message it does not know, so nothing else is sent to it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChannelKinds {
+    /// `protocol::FEATURE_FORWARD`: port forwards (`ForwardOpen`).
+    pub forward: bool,
+    /// `protocol::FEATURE_AGENT_FORWARD`: ssh agent forwarding.
+    pub agent_forward: bool,
+}
+
+impl ChannelKinds {
+    pub(super) fn of(features: &[String]) -> ChannelKinds {
+        let has = |name: &str| features.iter().any(|f| f == name);
+        ChannelKinds {
+            forward: has(crate::protocol::FEATURE_FORWARD),
+            agent_forward: has(crate::protocol::FEATURE_AGENT_FORWARD),
+        }
+    }
 }
 
 /// The open channels of one connection.
@@ -77,6 +102,8 @@ pub struct Channel {
     pub id: u32,
     to_agent: mpsc::Sender<Message>,
     pub from_agent: mpsc::UnboundedReceiver<FromAgent>,
+    /// What the agent's connection can carry.
+    pub kinds: ChannelKinds,
     /// The agent reported the end (or the open failed): no close needed.
     pub ended: bool,
 }
@@ -140,7 +167,7 @@ impl Dispatcher {
         let mut m = self.agents.lock().map_err(|_| ChannelError::Offline)?;
         let c = m.get_mut(instance_id).ok_or(ChannelError::Offline)?;
         let to_agent = c.sessions.clone().ok_or(ChannelError::Unsupported)?;
-        if forward && !c.forward {
+        if forward && !c.kinds.forward {
             return Err(ChannelError::Unsupported);
         }
         let table = &mut c.channels;
@@ -161,6 +188,7 @@ impl Dispatcher {
             id,
             to_agent,
             from_agent: rx,
+            kinds: c.kinds,
             ended: false,
         })
     }

@@ -163,8 +163,8 @@ mod tests {
         );
         let (old_tx, mut old_rx) = mpsc::channel(8);
         let (new_tx, mut new_rx) = mpsc::channel(8);
-        d.attach("mi-old", old_tx, false, None, None, false);
-        d.attach("mi-new", new_tx, true, None, None, false);
+        d.attach("mi-old", old_tx, false, None, None, Default::default());
+        d.attach("mi-new", new_tx, true, None, None, Default::default());
         use ControlRequest::*;
         use TaskStatus::*;
 

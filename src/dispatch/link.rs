@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 
-use super::{Dispatcher, FromAgent, AGENT_QUEUE};
+use super::{ChannelKinds, Dispatcher, FromAgent, AGENT_QUEUE};
 use crate::metrics::METRICS;
 use crate::protocol::{self, AgentMsg, MachineInfo, ServerMsg};
 use crate::store::instances::{self, Instance, Refusal};
@@ -115,7 +115,7 @@ struct Hello {
     known: Vec<String>,
     job_control: bool,
     sessions: bool,
-    forward: bool,
+    kinds: ChannelKinds,
     max_tasks: Option<u32>,
 }
 
@@ -125,10 +125,6 @@ fn job_control(features: &[String]) -> bool {
 
 fn sessions(features: &[String]) -> bool {
     features.iter().any(|f| f == protocol::FEATURE_SESSIONS)
-}
-
-fn forward(features: &[String]) -> bool {
-    features.iter().any(|f| f == protocol::FEATURE_FORWARD)
 }
 
 /// Decides who is connecting, or refuses.
@@ -186,7 +182,7 @@ async fn authenticate(
                     known: Vec::new(),
                     job_control: job_control(&features),
                     sessions: sessions(&features),
-                    forward: forward(&features),
+                    kinds: ChannelKinds::of(&features),
                     max_tasks,
                 }),
                 Err(r) => Err(refusal_text(r)),
@@ -233,7 +229,7 @@ async fn authenticate(
                 known: known_tasks,
                 job_control: job_control(&features),
                 sessions: sessions(&features),
-                forward: forward(&features),
+                kinds: ChannelKinds::of(&features),
                 max_tasks,
             })
         }
@@ -289,7 +285,7 @@ pub async fn serve_agent<S>(
         known,
         job_control,
         sessions,
-        forward,
+        kinds,
         max_tasks,
     } = hello;
     let heartbeat = d.settings.heartbeat_secs.max(1);
@@ -313,7 +309,7 @@ pub async fn serve_agent<S>(
         job_control,
         max_tasks,
         sessions.then_some(session_tx),
-        forward,
+        kinds,
     );
     let writer = tokio::spawn(async move {
         loop {
@@ -426,6 +422,9 @@ fn session_msg(d: &Dispatcher, instance_id: &str, serial: u64, msg: AgentMsg) ->
         } => (channel, FromAgent::Opened { pid, window }),
         AgentMsg::SessionFailed { channel, reason } => (channel, FromAgent::Failed { reason }),
         AgentMsg::SessionCredit { channel, bytes } => (channel, FromAgent::Credit(bytes)),
+        AgentMsg::AuthAgentConnect { channel, request } => {
+            (channel, FromAgent::AuthAgentConnect { request })
+        }
         AgentMsg::SessionExit {
             channel,
             code,

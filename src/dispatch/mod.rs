@@ -17,7 +17,7 @@ pub mod rollout;
 mod sweep;
 mod timings;
 
-pub use channels::{Channel, ChannelError, FromAgent};
+pub use channels::{Channel, ChannelError, ChannelKinds, FromAgent};
 pub(crate) use ending::{end_task, finish_task};
 pub use jobctl::{ControlError, ControlRequest};
 pub use link::serve_agent;
@@ -83,8 +83,8 @@ struct Conn {
     /// The session queue towards the agent, when it announced
     /// `protocol::FEATURE_SESSIONS` (`channels.rs`).
     sessions: Option<mpsc::Sender<tokio_tungstenite::tungstenite::Message>>,
-    /// It announced `protocol::FEATURE_FORWARD`: it takes `ForwardOpen`.
-    forward: bool,
+    /// What its session channels may carry besides terminals.
+    kinds: channels::ChannelKinds,
     /// The session channels open on this connection.
     channels: channels::Table,
 }
@@ -201,7 +201,7 @@ impl Dispatcher {
         job_control: bool,
         max_tasks: Option<u32>,
         sessions: Option<mpsc::Sender<tokio_tungstenite::tungstenite::Message>>,
-        forward: bool,
+        kinds: channels::ChannelKinds,
     ) -> u64 {
         let slots = max_tasks
             .unwrap_or(u32::MAX)
@@ -224,7 +224,7 @@ impl Dispatcher {
                     job_control,
                     slots,
                     sessions,
-                    forward,
+                    kinds,
                     channels: Default::default(),
                 },
             );

@@ -280,7 +280,7 @@ mod tests {
         };
         let d = Dispatcher::new(store.clone(), secrets, settings);
         let (tx, mut rx) = mpsc::channel(16);
-        d.attach("mi-on", tx, false, None, None, false);
+        d.attach("mi-on", tx, false, None, None, Default::default());
         let mut inv = fixtures::invocation("inv-1");
         inv.delivery_enc = d.seal_delivery("inv-1", b"echo hi");
         let task = |n: usize, instance: &str| {

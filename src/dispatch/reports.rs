@@ -204,6 +204,7 @@ pub(super) async fn handle(
             AgentMsg::SessionOpened { .. }
             | AgentMsg::SessionFailed { .. }
             | AgentMsg::SessionCredit { .. }
+            | AgentMsg::AuthAgentConnect { .. }
             | AgentMsg::SessionExit { .. } => {}
             AgentMsg::Register { .. } | AgentMsg::Hello { .. } => {}
         }

@@ -293,6 +293,13 @@ actions! {
     // it and does not grant it. In Azure, tunnelling to a VM through a
     // bastion host.
     ForwardPort: tat, Pseudo, INS, All, Drover, Pseudo, ["Microsoft.Network/bastionHosts/tunnel/action"];
+    // Pseudo-action: may the caller's ssh agent be forwarded into their
+    // session on this instance (ssh -A), with the login user as the
+    // condition key `tat:login_user`? It lets processes of the session (and
+    // root on the instance) use the caller's keys while it lasts, so it is
+    // its own decision, not part of tat:StartSession. Like a tunnel in
+    // Azure: only Owner and Contributor get it by their `*`.
+    ForwardAgent: tat, Pseudo, INS, All, Drover, Pseudo, ["Microsoft.Network/bastionHosts/tunnel/action"];
     // An administrator ends a live session (InstanceId, SessionId): decided
     // on the instance with its tags; stopping a job in Azure.
     TerminateSession: tat, Tat, MI, All, Drover, Instance, [aa!("jobs/stop/action")];
@@ -439,6 +446,8 @@ pub const USE_SECRET: &str = "tat:UseSecret";
 pub const START_SESSION: &str = "tat:StartSession";
 /// The TAT pseudo-action for forwarding a port through an instance.
 pub const FORWARD_PORT: &str = "tat:ForwardPort";
+/// The TAT pseudo-action for forwarding an ssh agent into a session.
+pub const FORWARD_AGENT: &str = "tat:ForwardAgent";
 
 #[cfg(test)]
 mod tests {

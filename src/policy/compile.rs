@@ -51,7 +51,11 @@ impl CompiledStatement {
         t
     }
 
-    pub(crate) fn conditions(&self, tags: &[(String, String)], ctx: &super::eval::Context) -> Tri {
+    pub(crate) fn conditions(
+        &self,
+        tags: &[(String, String)],
+        ctx: &super::request::Context,
+    ) -> Tri {
         self.conditions
             .iter()
             .fold(Tri::True, |t, c| t.and(c.eval(tags, ctx)))

@@ -19,9 +19,16 @@
 
 use std::net::IpAddr;
 
-use super::document::ConditionClause;
-use super::eval::Context;
 use super::glob::Glob;
+use super::request::Context;
+
+/// One `operator: { key: [values] }` entry of a statement's `condition`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConditionClause {
+    pub operator: String,
+    pub key: String,
+    pub values: Vec<String>,
+}
 
 /// The condition key naming the account a session logs in as.
 pub const LOGIN_USER: &str = "tat:login_user";

@@ -11,7 +11,7 @@
 use serde_json::{Map, Value};
 
 use super::actions::ACTIONS;
-use super::condition;
+use super::condition::{self, ConditionClause};
 use super::error::{Part, PolicyError};
 use super::glob::Glob;
 use super::resource::check_pattern;
@@ -20,14 +20,6 @@ use super::resource::check_pattern;
 pub enum Effect {
     Allow,
     Deny,
-}
-
-/// One `operator: { key: [values] }` entry of a statement's `condition`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConditionClause {
-    pub operator: String,
-    pub key: String,
-    pub values: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,131 +1,26 @@
 //! The session hub: opens sessions on agents' connections, holds the
-//! registry of live sessions (for the limits and for `terminate`), and runs
-//! one relay task per session between its client and its channel.
-//!
-//! Flow control: the agent may send `SESSION_WINDOW` bytes of output
-//! beyond what the relay has passed to the client; the relay passes data
-//! on through a small bounded queue (`EVENT_QUEUE` frames) and grants the
-//! agent credit for each frame the queue took, so a client that stops
-//! reading stops the shell's output within one window plus that queue.
-//! Input waits in `SessionTx::send` for the agent's credit (a semaphore
-//! filled by the agent's `SessionCredit`), so a client cannot push more
-//! than the agent's window either.
+//! registry of live sessions (for the limits and for `terminate`), and
+//! starts one relay task per session (`relay`) between its client and its
+//! channel.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use bytes::Bytes;
 use tokio::sync::{mpsc, Semaphore};
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::record::{self, Recorder};
+use super::relay::{opened, AgentSide, Relay, SessionIo, MAX_AGENT_CONNS};
 use super::{Limits, SessionError, SessionPlan, Via};
-use crate::dispatch::{Channel, ChannelError, Dispatcher, FromAgent};
+use crate::dispatch::{ChannelError, Dispatcher};
 use crate::gate::Authorized;
-use crate::protocol::{ServerMsg, SESSION_CHUNK, SESSION_WINDOW};
+use crate::protocol::{ServerMsg, SESSION_WINDOW};
 use crate::store::Store;
 use crate::timefmt::now_ms;
 
-/// Events queued towards one client (each at most `SESSION_CHUNK` bytes).
-const EVENT_QUEUE: usize = 16;
-/// Client requests queued towards the relay.
-const CTL_QUEUE: usize = 32;
 /// TERM the session's shell gets: what xterm.js and OpenSSH's clients
 /// understand.
 const TERM: &str = "xterm-256color";
-
-/// What a session's client receives.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SessionEvent {
-    /// Terminal output.
-    Data(Bytes),
-    /// The shell (or command) ended; every process it started was killed.
-    Exit {
-        code: Option<i32>,
-        signal: Option<i32>,
-    },
-    /// The session ended otherwise (client, limit, administrator, agent or
-    /// server gone); the reason is fit to show.
-    Closed { reason: String },
-}
-
-enum Ctl {
-    Input(Bytes),
-    Resize(u16, u16),
-    Eof,
-    Close,
-}
-
-/// The client's sending half. Cloneable; every call fails with
-/// `SessionError::Ended` once the session is over.
-#[derive(Clone)]
-pub struct SessionTx {
-    ctl: mpsc::Sender<Ctl>,
-    /// Input bytes the agent will still take (its window, topped up by
-    /// its credits).
-    credit: Arc<Semaphore>,
-}
-
-impl SessionTx {
-    /// Sends input, waiting for the agent's credit as needed.
-    pub async fn send(&self, bytes: &[u8]) -> Result<(), SessionError> {
-        for chunk in bytes.chunks(SESSION_CHUNK) {
-            let n = u32::try_from(chunk.len()).unwrap_or(u32::MAX);
-            self.credit
-                .acquire_many(n)
-                .await
-                .map_err(|_| SessionError::Ended)?
-                .forget();
-            self.ctl
-                .send(Ctl::Input(Bytes::copy_from_slice(chunk)))
-                .await
-                .map_err(|_| SessionError::Ended)?;
-        }
-        Ok(())
-    }
-
-    pub async fn resize(&self, cols: u16, rows: u16) -> Result<(), SessionError> {
-        let (cols, rows) = (cols.clamp(1, 1000), rows.clamp(1, 1000));
-        self.ctl
-            .send(Ctl::Resize(cols, rows))
-            .await
-            .map_err(|_| SessionError::Ended)
-    }
-
-    /// The client's input ended (the terminal's EOF character is sent).
-    pub async fn eof(&self) -> Result<(), SessionError> {
-        self.ctl
-            .send(Ctl::Eof)
-            .await
-            .map_err(|_| SessionError::Ended)
-    }
-
-    /// Ends the session (also what dropping every `SessionTx` does).
-    pub async fn close(&self) {
-        let _ = self.ctl.send(Ctl::Close).await;
-    }
-}
-
-/// The client's receiving half.
-pub struct SessionRx {
-    rx: mpsc::Receiver<SessionEvent>,
-}
-
-impl SessionRx {
-    /// The next event; None after `Exit` or `Closed`.
-    pub async fn recv(&mut self) -> Option<SessionEvent> {
-        self.rx.recv().await
-    }
-}
-
-/// An open session.
-pub struct SessionIo {
-    pub id: String,
-    pub tx: SessionTx,
-    pub rx: SessionRx,
-}
 
 /// A live session, as the registry knows it.
 #[derive(Debug, Clone)]
@@ -165,7 +60,7 @@ pub struct Sessions {
 
 /// A place in the registry; removed when dropped (the session ended, or
 /// never opened).
-struct Slot {
+pub(super) struct Slot {
     inner: Arc<Inner>,
     id: String,
 }
@@ -312,6 +207,7 @@ impl Sessions {
                 ))
             }
         };
+        let agent_forward = plan.agent_forward && ch.kinds.agent_forward;
         let open = match &plan.forward {
             Some(f) => ServerMsg::ForwardOpen {
                 channel: ch.id,
@@ -328,36 +224,11 @@ impl Sessions {
                 window: SESSION_WINDOW,
                 term: TERM.into(),
                 pipes: plan.command.is_some() && plan.exec_without_pty,
+                agent_forward,
             },
         };
         ch.control(&open).await.map_err(|_| SessionError::Offline)?;
-        let window = match tokio::time::timeout(
-            self.inner.limits.open_timeout,
-            ch.from_agent.recv(),
-        )
-        .await
-        {
-            Ok(Some(FromAgent::Opened { window, .. })) => window,
-            Ok(Some(FromAgent::Failed { reason })) => {
-                ch.ended = true;
-                return Err(SessionError::StartFailed(reason));
-            }
-            Ok(Some(FromAgent::Exit { reason, .. })) => {
-                ch.ended = true;
-                return Err(SessionError::StartFailed(reason));
-            }
-            Ok(Some(_)) => {
-                return Err(SessionError::StartFailed(
-                    "the agent answered out of order".into(),
-                ))
-            }
-            Ok(None) => return Err(SessionError::Offline),
-            Err(_) => {
-                return Err(SessionError::StartFailed(
-                    "the agent did not start the shell in time".into(),
-                ))
-            }
-        };
+        let window = opened(&mut ch, self.inner.limits.open_timeout, "the shell").await?;
         let recorder = Recorder::start(
             self.inner.store.clone(),
             record::Meta {
@@ -381,22 +252,27 @@ impl Sessions {
             },
             &self.inner.recording,
         );
-        let credit = Arc::new(Semaphore::new(
-            usize::try_from(window.min(SESSION_WINDOW)).unwrap_or(0),
-        ));
-        let (ctl_tx, ctl_rx) = mpsc::channel(CTL_QUEUE);
-        let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
+        let (agent_tx, agent_rx) = if agent_forward {
+            let (tx, rx) = mpsc::channel(MAX_AGENT_CONNS);
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
         let relay = Relay {
             ch,
-            ctl: ctl_rx,
-            events: ev_tx,
-            credit: credit.clone(),
             stop: entry.stop.clone(),
             reason: entry.reason.clone(),
             limits: self.inner.limits.clone(),
             recorder: Some(recorder),
             forward,
-            _slot: slot,
+            agent: agent_tx.map(|conns| AgentSide {
+                conns,
+                dispatch: self.inner.dispatch.clone(),
+                open: Arc::new(Semaphore::new(MAX_AGENT_CONNS)),
+                stop: entry.stop.child_token(),
+            }),
+            _slot: Some(slot),
+            _permit: None,
         };
         tracing::info!(
             session = %entry.info.id,
@@ -404,16 +280,18 @@ impl Sessions {
             user = %plan.who.user_id,
             login = %plan.login_user,
             via = plan.via.as_str(),
+            agent_forward,
             "session opened"
         );
-        tokio::spawn(relay.run());
+        let (tx, rx) = relay.start(window);
         Ok(SessionIo {
             id: entry.info.id,
-            tx: SessionTx {
-                ctl: ctl_tx,
-                credit,
-            },
-            rx: SessionRx { rx: ev_rx },
+            tx,
+            rx,
+            agent: agent_rx,
+            agent_missing: (plan.agent_forward && !agent_forward).then(|| {
+                "the instance's agent is too old for agent forwarding (upgrade it)".to_string()
+            }),
         })
     }
 
@@ -429,161 +307,6 @@ impl Sessions {
             SessionError::Offline
         } else {
             SessionError::NoInstance(plan.instance_id.clone())
-        }
-    }
-}
-
-struct Relay {
-    ch: Channel,
-    ctl: mpsc::Receiver<Ctl>,
-    events: mpsc::Sender<SessionEvent>,
-    credit: Arc<Semaphore>,
-    stop: CancellationToken,
-    reason: Arc<Mutex<Option<String>>>,
-    limits: Limits,
-    /// Taken by `finish` when the session ends.
-    recorder: Option<Recorder>,
-    /// A port forward: its bytes are counted, not recorded.
-    forward: bool,
-    _slot: Slot,
-}
-
-/// How the relay loop ended.
-enum End {
-    Exit {
-        code: Option<i32>,
-        signal: Option<i32>,
-    },
-    Closed(String),
-}
-
-impl Relay {
-    async fn run(mut self) {
-        let end = self.relay().await;
-        // No more input: a blocked `send` returns Ended.
-        self.credit.close();
-        let (event, what) = match end {
-            End::Exit { code, signal } => (SessionEvent::Exit { code, signal }, "exited"),
-            End::Closed(reason) => (SessionEvent::Closed { reason }, "closed"),
-        };
-        if let Some(rec) = self.recorder.take() {
-            let (code, reason) = match &event {
-                SessionEvent::Exit { code, signal } => (
-                    *code,
-                    signal
-                        .map_or_else(|| "exited".to_string(), |s| format!("killed by signal {s}")),
-                ),
-                SessionEvent::Closed { reason } => (None, reason.clone()),
-                SessionEvent::Data(_) => (None, String::new()),
-            };
-            // Written in the background; nothing waits for the disk.
-            drop(rec.finish(code, &reason));
-        }
-        tracing::info!(channel = self.ch.id, instance = %self.ch.instance_id(), "session {what}: {event:?}");
-        // The client may be gone or not reading: a bounded wait.
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.events.send(event)).await;
-        // Dropping the channel tells the agent to close, unless it ended
-        // the session itself.
-    }
-
-    fn terminated(&self) -> String {
-        self.reason
-            .lock()
-            .ok()
-            .and_then(|r| r.clone())
-            .unwrap_or_else(|| "the server is shutting down".into())
-    }
-
-    async fn relay(&mut self) -> End {
-        let started = Instant::now();
-        let max = tokio::time::sleep(self.limits.max_duration);
-        let idle = tokio::time::sleep(self.limits.idle_timeout);
-        tokio::pin!(max, idle);
-        // Output bytes the agent may still send us, and those passed on
-        // but not yet granted back (granted in batches of a quarter
-        // window, so a stream costs one credit message per 256 KiB).
-        let mut outstanding = u64::from(SESSION_WINDOW);
-        let mut ungranted: u64 = 0;
-        loop {
-            tokio::select! {
-                _ = self.stop.cancelled() => return End::Closed(self.terminated()),
-                _ = &mut max => return End::Closed(format!(
-                    "the session reached its maximum length ({} s)",
-                    started.elapsed().as_secs())),
-                _ = &mut idle => return End::Closed(format!(
-                    "the session was idle for {} s", self.limits.idle_timeout.as_secs())),
-                c = self.ctl.recv() => match c {
-                    Some(Ctl::Input(b)) => {
-                        idle.as_mut().reset(Instant::now() + self.limits.idle_timeout);
-                        match &self.recorder {
-                            Some(rec) if self.forward => rec.count(0, b.len()),
-                            Some(rec) => rec.input(&b),
-                            None => {}
-                        }
-                        if self.ch.data(&b).await.is_err() {
-                            return End::Closed("the instance's agent disconnected".into());
-                        }
-                    }
-                    Some(Ctl::Resize(cols, rows)) => {
-                        if let Some(rec) = &self.recorder {
-                            rec.resize(cols, rows);
-                        }
-                        let m = ServerMsg::SessionResize { channel: self.ch.id, cols, rows };
-                        let _ = self.ch.control(&m).await;
-                    }
-                    Some(Ctl::Eof) => {
-                        let _ = self.ch.control(&ServerMsg::SessionEof { channel: self.ch.id }).await;
-                    }
-                    Some(Ctl::Close) | None => return End::Closed("closed by the client".into()),
-                },
-                m = self.ch.from_agent.recv() => match m {
-                    Some(FromAgent::Data(d)) => {
-                        idle.as_mut().reset(Instant::now() + self.limits.idle_timeout);
-                        let n = d.len() as u64;
-                        if n > outstanding {
-                            return End::Closed("the agent sent more than its window".into());
-                        }
-                        outstanding -= n;
-                        match &self.recorder {
-                            Some(rec) if self.forward => rec.count(d.len(), 0),
-                            Some(rec) => rec.output(&d),
-                            None => {}
-                        }
-                        let sent = tokio::select! {
-                            r = self.events.send(SessionEvent::Data(Bytes::from(d))) => r.is_ok(),
-                            _ = self.stop.cancelled() => return End::Closed(self.terminated()),
-                        };
-                        if !sent {
-                            return End::Closed("the client went away".into());
-                        }
-                        ungranted += n;
-                        if ungranted >= u64::from(SESSION_WINDOW / 4) {
-                            let bytes = u32::try_from(ungranted).unwrap_or(u32::MAX);
-                            outstanding += ungranted;
-                            ungranted = 0;
-                            let _ = self.ch.control(&ServerMsg::SessionCredit { channel: self.ch.id, bytes }).await;
-                        }
-                    }
-                    Some(FromAgent::Credit(n)) => {
-                        let room = Semaphore::MAX_PERMITS - self.credit.available_permits();
-                        self.credit.add_permits((n as usize).min(room));
-                    }
-                    Some(FromAgent::Exit { code, signal, reason }) => {
-                        self.ch.ended = true;
-                        return if reason.is_empty() {
-                            End::Exit { code, signal }
-                        } else {
-                            End::Closed(reason)
-                        };
-                    }
-                    Some(FromAgent::Failed { reason }) => {
-                        self.ch.ended = true;
-                        return End::Closed(reason);
-                    }
-                    Some(FromAgent::Opened { .. }) => {}
-                    None => return End::Closed("the instance's agent disconnected".into()),
-                },
-            }
         }
     }
 }

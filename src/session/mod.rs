@@ -9,11 +9,13 @@
 //!                          via: Via::Console, client: peer, who };
 //! let ok: Authorized<SessionPlan> =
 //!     session::decide(&gate, &grants, &recording_settings, plan).await?;
-//! let SessionIo { id, tx, mut rx } = sessions.open(ok).await?;
+//! let SessionIo { id, tx, mut rx, agent } = sessions.open(ok).await?;
 //! tx.send(b"ls\r").await?;          // waits for the agent's input credit
 //! tx.resize(120, 40).await?; tx.eof().await?; tx.close().await;
 //! while let Some(ev) = rx.recv().await {   // Data(Bytes) | Exit{code, signal} | Closed{reason}
 //! }                                        // rx.recv() passing Data on grants output credit
+//! // With plan.agent_forward granted: io.agent yields one SessionIo per
+//! // connection a process of the session makes to its SSH_AUTH_SOCK.
 //! sessions.terminate(&id, "reason");       // admin: ends a live session
 //! ```
 //!
@@ -40,8 +42,10 @@
 pub mod asciicast;
 mod hub;
 pub mod record;
+mod relay;
 
-pub use hub::{SessionEvent, SessionIo, SessionRx, SessionTx, Sessions};
+pub use hub::Sessions;
+pub use relay::{SessionEvent, SessionIo, SessionRx, SessionTx};
 
 use std::time::Duration;
 
@@ -103,6 +107,11 @@ pub struct SessionPlan {
     /// and port from the instance and the session carries the bytes
     /// (ssh -L / -W). Decided as `tat:ForwardPort`, not `tat:StartSession`.
     pub forward: Option<Forward>,
+    /// The client asks for its ssh agent to be forwarded into the session
+    /// (ssh -A). `decide` leaves it set only where `tat:ForwardAgent`
+    /// allows it; the session then gets an `SSH_AUTH_SOCK` whose
+    /// connections reach the client's agent (`SessionIo::agent`).
+    pub agent_forward: bool,
 }
 
 /// Where a port forward connects, from the instance.
@@ -219,8 +228,8 @@ const MAX_COMMAND: usize = 64 << 10;
 
 /// Whether `name` looks like a login name (POSIX portable names, as
 /// useradd accepts them): the agent resolves it, but nothing else may
-/// even reach the agent.
-fn valid_login(name: &str) -> bool {
+/// even reach the agent. The one rule for the console and ssh alike.
+pub fn valid_login(name: &str) -> bool {
     let mut b = name.bytes();
     let first_ok = matches!(b.next(), Some(c) if c.is_ascii_alphanumeric() || c == b'_');
     first_ok
@@ -254,9 +263,9 @@ impl SessionPlan {
                     f.host, f.port
                 )));
             }
-            if self.command.is_some() {
+            if self.command.is_some() || self.agent_forward {
                 return Err(SessionError::Invalid(
-                    "a port forward runs no command".into(),
+                    "a port forward runs no command and forwards no agent".into(),
                 ));
             }
         }
@@ -302,6 +311,10 @@ pub async fn decide(
                 .first()
                 .is_some_and(|r| record::input_required(recording, &grants, r));
             grants.set_login_user(&plan.login_user);
+            // Its own decision, with the same login user: a refusal leaves
+            // the session without the agent rather than refusing it.
+            plan.agent_forward =
+                plan.agent_forward && grants.allows(crate::policy::FORWARD_AGENT, &resources);
             crate::policy::START_SESSION
         }
     };

@@ -5,11 +5,22 @@
 //! decision the console's terminal takes — audits it, and opens the session
 //! through the instance's agent.
 
+use std::net::SocketAddr;
+
 use crate::api::ssh_auth::SshPlan;
+use crate::api::Principal;
 use crate::session::SessionIo;
 
-use super::handler::Person;
+use super::target::Target;
 use super::Ctx;
+
+/// Who signed in on a connection, and what for.
+#[derive(Clone)]
+pub(super) struct Person {
+    pub principal: Principal,
+    pub target: Target,
+    pub peer: SocketAddr,
+}
 
 /// What the person asked the channel to run.
 #[derive(Debug, Clone)]
@@ -23,6 +34,8 @@ pub(super) struct Request {
     pub pty: bool,
     /// A port forward (direct-tcpip: ssh -L / -W) instead of a shell.
     pub forward: Option<crate::session::Forward>,
+    /// The client asked for agent forwarding (ssh -A).
+    pub agent_forward: bool,
 }
 
 /// Why a session was not opened, in words for the person's terminal.
@@ -39,6 +52,7 @@ pub(super) async fn open(ctx: &Ctx, person: &Person, req: Request) -> Result<Ses
         rows: req.rows,
         pty: req.pty,
         forward: req.forward,
+        agent_forward: req.agent_forward,
     };
     ctx.api
         .ssh_open_session(&person.principal, plan, person.peer)

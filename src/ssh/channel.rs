@@ -18,8 +18,7 @@ use bytes::{Bytes, BytesMut};
 use russh::server::{ChannelOpenHandle, Handle, Msg};
 use russh::{Channel, ChannelId, ChannelMsg, ChannelOpenFailure, ChannelWriteHalf, Sig};
 
-use super::bridge::{self, Request};
-use super::handler::Person;
+use super::bridge::{self, Person, Request};
 use super::Ctx;
 use crate::session::{Forward, SessionEvent as Event, SessionIo, SessionRx};
 
@@ -54,6 +53,7 @@ async fn until_start(channel: &mut russh::ChannelReadHalf) -> Option<Result<Star
     let mut early_input = BytesMut::new();
     let mut early_eof = false;
     let mut pty = false;
+    let mut agent_forward = false;
     loop {
         let command = match channel.wait().await? {
             ChannelMsg::RequestPty {
@@ -88,6 +88,10 @@ async fn until_start(channel: &mut russh::ChannelReadHalf) -> Option<Result<Star
                 early_eof = true;
                 continue;
             }
+            ChannelMsg::AgentForward { .. } => {
+                agent_forward = true;
+                continue;
+            }
             ChannelMsg::Close => return None,
             ChannelMsg::RequestShell { .. } => None,
             ChannelMsg::Exec { command, .. } => match String::from_utf8(command) {
@@ -104,6 +108,7 @@ async fn until_start(channel: &mut russh::ChannelReadHalf) -> Option<Result<Star
                 rows,
                 pty,
                 forward: None,
+                agent_forward,
             },
             early_input,
             early_eof,
@@ -120,28 +125,45 @@ pub(super) async fn run(ctx: Arc<Ctx>, person: Person, channel: Channel<Msg>, ha
         Some(Err(why)) => return refuse(&write, &why).await,
         Some(Ok(s)) => s,
     };
-    let SessionIo {
-        id: session_id,
-        tx,
-        rx,
-    } = match bridge::open(&ctx, &person, start.request).await {
+    let asked_agent = start.request.agent_forward;
+    let mut io = match bridge::open(&ctx, &person, start.request).await {
         Ok(io) => io,
         Err(refusal) => return refuse(&write, &refusal.0).await,
     };
-    tracing::debug!(session = %session_id, channel = ?id, "ssh session open");
-    relay(
-        SessionIo {
-            id: session_id,
-            tx,
-            rx,
-        },
-        read,
-        write,
-        handle,
-        start.early_input,
-        start.early_eof,
-    )
-    .await;
+    tracing::debug!(session = %io.id, channel = ?id, "ssh session open");
+    match (io.agent.take(), io.agent_missing.take()) {
+        (Some(conns), _) => {
+            tokio::spawn(agent_connections(conns, handle.clone()));
+        }
+        (None, Some(why)) => {
+            let line = format!("drover: no agent forwarding: {why}\r\n");
+            let _ = write.extended_data_bytes(1, Bytes::from(line)).await;
+        }
+        (None, None) if asked_agent => {
+            let line = "drover: agent forwarding was not granted (it takes tat:ForwardAgent on this instance as this login user)\r\n";
+            let _ = write.extended_data_bytes(1, Bytes::from(line)).await;
+        }
+        (None, None) => {}
+    }
+    relay(io, read, write, handle, start.early_input, start.early_eof).await;
+}
+
+/// Carries each connection a process of the session makes to its
+/// forwarded agent socket to the client's agent, on an
+/// `auth-agent@openssh.com` channel of its own; ends with the session.
+async fn agent_connections(mut conns: tokio::sync::mpsc::Receiver<SessionIo>, handle: Handle) {
+    while let Some(io) = conns.recv().await {
+        let handle = handle.clone();
+        tokio::spawn(async move {
+            // A client with no agent refuses the open: dropping `io`
+            // closes the connection on the instance.
+            let Ok(channel) = handle.channel_open_agent().await else {
+                return;
+            };
+            let (read, write) = channel.split();
+            relay(io, read, write, handle, BytesMut::new(), false).await;
+        });
+    }
 }
 
 /// Runs a port forward channel (direct-tcpip: `ssh -L`, `ssh -W`): the
@@ -162,6 +184,7 @@ pub(super) async fn forward(
         rows: DEFAULT_ROWS,
         pty: false,
         forward: Some(to),
+        agent_forward: false,
     };
     let io = match bridge::open(&ctx, &person, req).await {
         Ok(io) => io,

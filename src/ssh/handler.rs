@@ -8,9 +8,10 @@
 //! What a signed-in person gets: session channels (up to a few per
 //! connection) with one pty, one shell or exec each, and local port
 //! forwards (direct-tcpip, `channel::forward`) where `tat:ForwardPort`
-//! allows them. Everything else — remote port forwarding, agent and X11
-//! forwarding, Unix socket forwarding, subsystems such as sftp,
-//! environment variables — is refused.
+//! allows them, and agent forwarding where `tat:ForwardAgent` does.
+//! Everything else — remote port forwarding, X11 forwarding, Unix socket
+//! forwarding, subsystems such as sftp, environment variables — is
+//! refused.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -21,18 +22,11 @@ use russh::{Channel, ChannelId, ChannelOpenFailure, Disconnect, Pty};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
+use super::bridge::Person;
 use super::target::{self, Target};
 use super::{channel, Ctx};
 use crate::api::Principal;
 use crate::netguard::Admission;
-
-/// Who signed in on a connection, and what for.
-#[derive(Clone)]
-pub(super) struct Person {
-    pub principal: Principal,
-    pub target: Target,
-    pub peer: SocketAddr,
-}
 
 /// Serves one accepted connection until it ends, the login grace time
 /// passes without a sign-in, or the server stops.
@@ -299,8 +293,8 @@ impl russh::server::Handler for Conn {
     }
 
     // Refused: subsystems (sftp), X11, environment variables (the login
-    // shell's environment is the instance's, not the client's), agent
-    // forwarding, every kind of port or socket forwarding.
+    // shell's environment is the instance's, not the client's), every
+    // kind of port or socket forwarding but local TCP forwards.
 
     async fn subsystem_request(
         &mut self,
@@ -333,12 +327,16 @@ impl russh::server::Handler for Conn {
         session.channel_failure(channel)
     }
 
+    /// Agent forwarding (ssh -A) is noted on a session channel that has
+    /// not started; `tat:ForwardAgent` decides it with the session, when
+    /// its shell or command starts (`channel::run`), and a refusal is said
+    /// on the client's stderr. (OpenSSH asks without wanting a reply.)
     async fn agent_request(
         &mut self,
-        _channel: ChannelId,
+        channel: ChannelId,
         _session: &mut Session,
     ) -> Result<bool, Self::Error> {
-        Ok(false)
+        Ok(self.person.is_some() && self.channels.get(&channel) == Some(&false))
     }
 
     /// A port forward (`ssh -L`, `ssh -W`): decided as `tat:ForwardPort` on

@@ -63,17 +63,23 @@ pub struct Settings {
     pub limits: Limits,
 }
 
+/// Defaults of the limits `drover server` can change (`--ssh-*`).
+pub const DEFAULT_LOGIN_GRACE_SECS: u64 = 60;
+pub const DEFAULT_PER_SOURCE: usize = 64;
+pub const DEFAULT_PENDING_PER_SOURCE: usize = 16;
+pub const DEFAULT_TOTAL: usize = 4096;
+
 impl Settings {
     pub fn new(listen: impl Into<String>) -> Settings {
         Settings {
             listen: listen.into(),
-            login_grace: Duration::from_secs(60),
+            login_grace: Duration::from_secs(DEFAULT_LOGIN_GRACE_SECS),
             max_auth_attempts: 6,
             max_channels: 8,
             limits: Limits {
-                per_source: 64,
-                pending_per_source: 16,
-                total: 4096,
+                per_source: DEFAULT_PER_SOURCE,
+                pending_per_source: DEFAULT_PENDING_PER_SOURCE,
+                total: DEFAULT_TOTAL,
                 ..Limits::default()
             },
         }

@@ -7,8 +7,6 @@
 
 /// Longest ssh user name considered.
 const MAX_NAME: usize = 256;
-/// Longest login user name (Linux's own limit).
-const MAX_LOGIN: usize = 32;
 
 /// The login user when the name does not choose one.
 pub const DEFAULT_LOGIN: &str = "root";
@@ -43,14 +41,6 @@ fn is_instance_id(s: &str) -> bool {
         .any(|p| crate::ids::is_valid(s, p))
 }
 
-/// A login name as `useradd` accepts it: `[a-z_][a-z0-9_.-]*`, at most 32.
-fn valid_login(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c == '_')
-        && s.len() <= MAX_LOGIN
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c))
-}
-
 pub fn parse(name: &str) -> Result<Target, TargetError> {
     if name.len() > MAX_NAME {
         return Err(TargetError::Shape);
@@ -67,7 +57,8 @@ pub fn parse(name: &str) -> Result<Target, TargetError> {
         return Err(TargetError::Shape);
     }
     if let Some(l) = login {
-        if !valid_login(l) {
+        // The same rule as every session's (the console's too).
+        if !crate::session::valid_login(l) {
             return Err(TargetError::Login(l.to_string()));
         }
     }
@@ -113,9 +104,11 @@ mod tests {
             assert!(parse(bad).is_err(), "{bad}");
         }
         assert_eq!(
-            parse("ann+mi-1a2b3c4d+Root"),
-            Err(TargetError::Login("Root".into()))
+            parse("ann+mi-1a2b3c4d+-x"),
+            Err(TargetError::Login("-x".into()))
         );
+        // Names are case-sensitive on the instance, as in the console.
+        assert_eq!(parse("ann+mi-1a2b3c4d+Ann").unwrap().login(), "Ann");
         assert_eq!(
             parse("ann+mi-1a2b3c4d+../x"),
             Err(TargetError::Login("../x".into()))

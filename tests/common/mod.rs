@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod forger;
+
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
