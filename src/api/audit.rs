@@ -128,9 +128,10 @@ async fn write(api: &Api, rows: Vec<AuditEvent>) {
     if rows.is_empty() {
         return;
     }
+    // The caller's answer waits for its audit row: ahead of the queue.
     let r = api
         .store
-        .write(move |c| rows.iter().try_for_each(|e| audit::append(c, e)))
+        .write_first(move |c| rows.iter().try_for_each(|e| audit::append(c, e)))
         .await;
     if let Err(e) = r {
         tracing::error!("audit log write failed: {e}");

@@ -413,7 +413,7 @@ async fn run(a: BenchArgs) -> anyhow::Result<()> {
     let (n_audit, audit) = mean(1);
     let (n_commit, commit) = mean(2);
     println!(
-        "  server during fan-out  DescribeInvocations mean {} (n={n_di}); audit row write          of the calls other than RunCommand mean {} (n={n_audit}); store commit mean {}          (n={n_commit})",
+        "  server during fan-out  DescribeInvocations mean {} (n={n_di}); audit row write of the calls other than RunCommand mean {} (n={n_audit}); store commit mean {} (n={n_commit})",
         ms(di),
         ms(audit),
         ms(commit)

@@ -78,6 +78,8 @@ const MAX_BATCH: usize = 512;
 #[derive(Clone)]
 pub struct Store {
     jobs: std::sync::mpsc::SyncSender<Job>,
+    /// Jobs taken into the next batch ahead of the queue (`write_first`).
+    first: Arc<Mutex<Vec<Job>>>,
     readers: Arc<Mutex<Vec<Connection>>>,
     path: PathBuf,
     faults: Faults,
@@ -155,6 +157,7 @@ impl Store {
         let path = data_dir.join("drover.db");
         let conn = open_sync(&path)?;
         let (tx, rx) = std::sync::mpsc::sync_channel::<Job>(4096);
+        let first: Arc<Mutex<Vec<Job>>> = Arc::default();
         let faults = Faults {
             full: Default::default(),
             trigger: std::env::var_os("DROVER_FAULT_STORE_FULL").map(PathBuf::from),
@@ -162,10 +165,14 @@ impl Store {
         let writer_faults = faults.clone();
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer_loop(conn, rx, writer_faults))
+            .spawn({
+                let first = first.clone();
+                move || writer_loop(conn, rx, &first, writer_faults)
+            })
             .map_err(|e| StoreError::Corrupt(format!("cannot start writer: {e}")))?;
         Ok(Store {
             jobs: tx,
+            first,
             readers: Arc::new(Mutex::new(Vec::new())),
             path,
             faults,
@@ -183,24 +190,7 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        let (done_tx, done_rx) = oneshot::channel::<Result<T>>();
-        let job: Job = Box::new(move |tx| {
-            let outcome = match tx.savepoint() {
-                Ok(mut sp) => {
-                    let r = f(&sp);
-                    if r.is_ok() {
-                        sp.commit().map_err(StoreError::from).and(r)
-                    } else {
-                        let _ = sp.rollback();
-                        r
-                    }
-                }
-                Err(e) => Err(StoreError::from(e)),
-            };
-            Box::new(move |committed: Result<()>| {
-                let _ = done_tx.send(committed.and(outcome));
-            })
-        });
+        let (job, done) = job(f);
         // The queue is bounded: when it is full, wait for room off the async
         // threads (back-pressure) instead of growing without limit.
         match self.jobs.try_send(job) {
@@ -214,7 +204,28 @@ impl Store {
             }
             Err(std::sync::mpsc::TrySendError::Disconnected(_)) => return Err(StoreError::Closed),
         }
-        done_rx.await.map_err(|_| StoreError::Closed)?
+        done.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// As `write`, but `f` goes into the very next batch, ahead of every
+    /// queued job: for a small write that someone waits on and that
+    /// depends on nothing queued, such as an API call's audit row, so a
+    /// read's answer does not wait behind thousands of agent reports (the
+    /// queue holds up to 8 batches). Callers await it, so the lane holds
+    /// at most one job per waiting caller.
+    pub async fn write_first<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let (job, done) = job(f);
+        self.first.lock().map_err(|_| StoreError::Closed)?.push(job);
+        // Wakes an idle writer; a full queue means it is busy and takes
+        // this lane before its next batch anyway.
+        if let Err(std::sync::mpsc::TrySendError::Disconnected(_)) = self.jobs.try_send(wake()) {
+            return Err(StoreError::Closed);
+        }
+        done.await.map_err(|_| StoreError::Closed)?
     }
 
     /// Runs `f` on a read connection off the async threads.
@@ -251,8 +262,56 @@ impl Store {
     }
 }
 
-fn writer_loop(mut conn: Connection, rx: std::sync::mpsc::Receiver<Job>, faults: Faults) {
+/// A write job running `f` in a savepoint of the batch's transaction, and
+/// the receiver of its outcome once the batch has committed.
+fn job<T, F>(f: F) -> (Job, oneshot::Receiver<Result<T>>)
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+{
+    let (done_tx, done_rx) = oneshot::channel::<Result<T>>();
+    let job: Job = Box::new(move |tx| {
+        let outcome = match tx.savepoint() {
+            Ok(mut sp) => {
+                let r = f(&sp);
+                if r.is_ok() {
+                    sp.commit().map_err(StoreError::from).and(r)
+                } else {
+                    let _ = sp.rollback();
+                    r
+                }
+            }
+            Err(e) => Err(StoreError::from(e)),
+        };
+        Box::new(move |committed: Result<()>| {
+            let _ = done_tx.send(committed.and(outcome));
+        })
+    });
+    (job, done_rx)
+}
+
+/// A job that does nothing: it only wakes the writer for the first lane.
+fn wake() -> Job {
+    Box::new(|_| Box::new(|_| {}))
+}
+
+fn writer_loop(
+    mut conn: Connection,
+    rx: std::sync::mpsc::Receiver<Job>,
+    first_lane: &Mutex<Vec<Job>>,
+    faults: Faults,
+) {
     while let Ok(first) = rx.recv() {
+        // The first lane commits on its own: a small transaction, so its
+        // callers wait for at most the batch that was running when they
+        // came, not also for a full one of their own.
+        let lane = first_lane
+            .lock()
+            .map(|mut v| std::mem::take(&mut *v))
+            .unwrap_or_default();
+        if !lane.is_empty() {
+            run_batch(&mut conn, lane, &faults);
+        }
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -260,37 +319,42 @@ fn writer_loop(mut conn: Connection, rx: std::sync::mpsc::Receiver<Job>, faults:
                 Err(_) => break,
             }
         }
-        let began = std::time::Instant::now();
-        let m = &crate::metrics::METRICS;
-        m.store_batch_jobs.observe(batch.len() as f64);
-        let mut completions = Vec::with_capacity(batch.len());
-        let committed = match conn.transaction() {
-            Ok(mut tx) => {
-                for job in batch {
-                    completions.push(job(&mut tx));
-                }
-                if faults.disk_full() {
-                    let _ = tx.rollback();
-                    Err(StoreError::Corrupt(
-                        "database or disk is full (injected fault)".into(),
-                    ))
-                } else {
-                    tx.commit().map_err(StoreError::from)
-                }
+        run_batch(&mut conn, batch, &faults);
+    }
+}
+
+/// Runs `batch` in one transaction and tells each job how the commit went.
+fn run_batch(conn: &mut Connection, batch: Vec<Job>, faults: &Faults) {
+    let began = std::time::Instant::now();
+    let m = &crate::metrics::METRICS;
+    m.store_batch_jobs.observe(batch.len() as f64);
+    let mut completions = Vec::with_capacity(batch.len());
+    let committed = match conn.transaction() {
+        Ok(mut tx) => {
+            for job in batch {
+                completions.push(job(&mut tx));
             }
-            Err(e) => {
-                tracing::error!("store: cannot begin transaction: {e}");
-                Err(StoreError::from(e))
+            if faults.disk_full() {
+                let _ = tx.rollback();
+                Err(StoreError::Corrupt(
+                    "database or disk is full (injected fault)".into(),
+                ))
+            } else {
+                tx.commit().map_err(StoreError::from)
             }
-        };
-        m.store_commit.observe_duration(began.elapsed());
-        let failed = committed.as_ref().err().map(|e| e.to_string());
-        for c in completions {
-            c(match &failed {
-                None => Ok(()),
-                Some(msg) => Err(StoreError::Corrupt(format!("commit failed: {msg}"))),
-            });
         }
+        Err(e) => {
+            tracing::error!("store: cannot begin transaction: {e}");
+            Err(StoreError::from(e))
+        }
+    };
+    m.store_commit.observe_duration(began.elapsed());
+    let failed = committed.as_ref().err().map(|e| e.to_string());
+    for c in completions {
+        c(match &failed {
+            None => Ok(()),
+            Some(msg) => Err(StoreError::Corrupt(format!("commit failed: {msg}"))),
+        });
     }
 }
 
@@ -428,5 +492,58 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(keys, vec!["a".to_string()]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_first_lane_overtakes_the_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        // Hold the writer inside a batch until the queue is set up.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let (busy_tx, busy) = tokio::sync::oneshot::channel::<()>();
+        let blocker = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .write(move |_| {
+                        let _ = busy_tx.send(());
+                        let _ = held.recv();
+                        Ok(())
+                    })
+                    .await
+            })
+        };
+        busy.await.unwrap();
+        let queued = |name: &'static str| {
+            let order = order.clone();
+            job(move |_| {
+                order.lock().unwrap().push(name);
+                Ok(())
+            })
+        };
+        let (a, a_done) = queued("queued");
+        store.jobs.try_send(a).unwrap();
+        let first = {
+            let store = store.clone();
+            let order = order.clone();
+            tokio::spawn(async move {
+                store
+                    .write_first(move |_| {
+                        order.lock().unwrap().push("first");
+                        Ok(())
+                    })
+                    .await
+            })
+        };
+        // The first lane holds it before the writer is let go.
+        while store.first.lock().unwrap().is_empty() {
+            tokio::task::yield_now().await;
+        }
+        release.send(()).unwrap();
+        blocker.await.unwrap().unwrap();
+        first.await.unwrap().unwrap();
+        a_done.await.unwrap().unwrap();
+        assert_eq!(*order.lock().unwrap(), vec!["first", "queued"]);
     }
 }
