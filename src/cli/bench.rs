@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::bench_sim::{self, SimConfig, SimStats};
+use super::stats::pct;
 use crate::agent::link::Endpoint;
 use crate::client::Client;
 use crate::tls::Trust;
@@ -188,14 +189,6 @@ async fn wait_connected(maddr: &str, n: usize, limit: Duration) -> anyhow::Resul
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-pub(super) fn pct(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[i]
 }
 
 fn ms(d: f64) -> String {
@@ -599,16 +592,6 @@ async fn reader_loop(c: Client, stop: CancellationToken) -> Vec<f64> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn percentiles_pick_the_nearest_rank() {
-        let v: Vec<f64> = (1..=100).map(f64::from).collect();
-        assert_eq!(pct(&v, 0.5), 50.0);
-        assert_eq!(pct(&v, 0.99), 99.0);
-        assert_eq!(pct(&v, 1.0), 100.0);
-        assert_eq!(pct(&[7.0], 0.99), 7.0);
-        assert_eq!(pct(&[], 0.5), 0.0);
-    }
 
     #[test]
     fn reads_this_process_from_proc() {

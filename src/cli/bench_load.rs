@@ -69,9 +69,9 @@ pub async fn run(l: Load, ids: Vec<String>) -> anyhow::Result<()> {
         "                         {:.0} calls/s, {:.0} tasks/s created; latency p50 {:.1} ms p99 {:.1} ms max {:.1} ms",
         calls / took,
         calls * per_call as f64 / took,
-        super::bench::pct(&lat, 0.5) * 1e3,
-        super::bench::pct(&lat, 0.99) * 1e3,
-        super::bench::pct(&lat, 1.0) * 1e3
+        super::stats::pct(&lat, 0.5) * 1e3,
+        super::stats::pct(&lat, 0.99) * 1e3,
+        super::stats::pct(&lat, 1.0) * 1e3
     );
     Ok(())
 }

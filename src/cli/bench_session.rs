@@ -287,10 +287,8 @@ async fn run(a: BenchSessionArgs) -> anyhow::Result<()> {
         read_until(&mut ws, b"\x08", Duration::from_secs(10)).await?;
     }
     rtt.sort();
-    let pct = |p: f64| {
-        let i = ((rtt.len() as f64 - 1.0) * p).round() as usize;
-        rtt.get(i).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-    };
+    let ms: Vec<f64> = rtt.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+    let pct = |p: f64| super::stats::pct(&ms, p);
     println!(
         "keystroke round trip ({} keys): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms (target < 5)",
         rtt.len(),

@@ -16,6 +16,7 @@ mod bench_sim;
 pub mod demo;
 pub mod run;
 pub mod server;
+mod stats;
 
 #[derive(Parser, Debug)]
 #[command(
