@@ -46,13 +46,14 @@
 //! The journal uses blocking file I/O: the writes are small appends on local
 //! disk and the agent runs on one thread, so a thread hop would cost more.
 
-use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+pub(crate) use super::journal_entry::{output_path, parse_mark, Entries};
+pub use super::journal_entry::{valid_task_id, Entry, ProcessMark};
 use super::journal_legacy;
 use super::journal_log::{self, Record};
 use crate::fsutil;
@@ -89,41 +90,6 @@ fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> JournalError + '_ {
     }
 }
 
-/// Where a running task's process lives, to find it again after a restart.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProcessMark {
-    pub pgid: i32,
-    /// Start time of the group leader (clock ticks since boot, /proc stat
-    /// field 22): tells our process apart from a later one reusing the pid.
-    pub start_ticks: u64,
-    pub boot_id: String,
-    /// When the task started, unix ms: needed to report it after a restart.
-    pub started_at: i64,
-}
-
-impl ProcessMark {
-    fn to_text(&self) -> String {
-        format!(
-            "{} {} {} {}",
-            self.pgid, self.start_ticks, self.started_at, self.boot_id
-        )
-    }
-}
-
-/// One task as the journal holds it.
-#[derive(Debug, Clone)]
-pub struct Entry {
-    pub spec: TaskSpec,
-    pub process: Option<ProcessMark>,
-    /// The `TaskFinished` message once the task has ended.
-    pub result: Option<AgentMsg>,
-    /// The recorded exit: Some(None) for a signal.
-    pub(crate) exit: Option<Option<i64>>,
-}
-
-/// The live tasks, by id (sorted: replay goes oldest id first).
-pub(crate) type Entries = BTreeMap<String, Entry>;
-
 #[derive(Debug, Clone)]
 pub struct Journal {
     dir: PathBuf,
@@ -141,15 +107,6 @@ struct Inner {
     entries: Entries,
     /// Compact when the log grows past this (`COMPACT_AT`; tests lower it).
     compact_at: u64,
-}
-
-/// True when `id` may be used as a file name.
-pub fn valid_task_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 128
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Applies one record to the live set. Records of a task that is not
@@ -564,25 +521,10 @@ fn remove_stray_output(dir: &Path, entries: &Entries) {
     }
 }
 
-/// Where the output of `task_id` (a valid id) is kept.
-pub(crate) fn output_path(dir: &Path, task_id: &str) -> PathBuf {
-    dir.join(format!("{task_id}.out"))
-}
-
 /// Makes the entries of directory `dir` (files created, renamed, removed in
 /// it) durable.
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir).and_then(|d| d.sync_all())
-}
-
-pub(crate) fn parse_mark(s: &str) -> Option<ProcessMark> {
-    let mut it = s.split_whitespace();
-    Some(ProcessMark {
-        pgid: it.next()?.parse().ok()?,
-        start_ticks: it.next()?.parse().ok()?,
-        started_at: it.next()?.parse().ok()?,
-        boot_id: it.next().unwrap_or_default().to_string(),
-    })
 }
 
 /// Appends a task's output; tracks the length, which is the next offset.

@@ -14,7 +14,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::journal::{output_path, parse_mark, valid_task_id, Entries, Entry};
+use super::journal_entry::{output_path, parse_mark, valid_task_id, Entries, Entry};
 use crate::protocol::TaskSpec;
 
 /// What `import` found.

@@ -34,6 +34,7 @@ mod forward;
 pub mod identity;
 mod jobctl;
 pub mod journal;
+mod journal_entry;
 mod journal_legacy;
 mod journal_log;
 pub mod launch;

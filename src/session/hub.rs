@@ -60,7 +60,7 @@ pub struct Sessions {
 
 /// A place in the registry; removed when dropped (the session ended, or
 /// never opened).
-pub(super) struct Slot {
+struct Slot {
     inner: Arc<Inner>,
     id: String,
 }
@@ -271,8 +271,7 @@ impl Sessions {
                 open: Arc::new(Semaphore::new(MAX_AGENT_CONNS)),
                 stop: entry.stop.child_token(),
             }),
-            _slot: Some(slot),
-            _permit: None,
+            _place: Box::new(slot),
         };
         tracing::info!(
             session = %entry.info.id,

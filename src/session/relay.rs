@@ -19,7 +19,6 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::hub::Slot;
 use super::record::Recorder;
 use super::{Limits, SessionError};
 use crate::dispatch::{Channel, Dispatcher, FromAgent};
@@ -179,11 +178,10 @@ pub(super) struct Relay {
     pub forward: bool,
     /// Set when the session's agent is forwarded.
     pub agent: Option<AgentSide>,
-    /// The session's place in the registry (agent connections have none:
-    /// they count as part of their session).
-    pub _slot: Option<Slot>,
-    /// An agent connection's place among its session's.
-    pub _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// What is given back when the relay ends: the session's place in
+    /// the hub's registry, or an agent connection's place among its
+    /// session's (agent connections count as part of their session).
+    pub _place: Box<dyn Send + Sync>,
 }
 
 /// The relay's ends of the client's halves.
@@ -410,8 +408,7 @@ impl Relay {
                 recorder: None,
                 forward: true,
                 agent: None,
-                _slot: None,
-                _permit: Some(permit),
+                _place: Box::new(permit),
             };
             let (tx, rx) = relay.start(window);
             let io = SessionIo {
