@@ -40,7 +40,7 @@ use tokio::time::{sleep, sleep_until, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::cgroup::{Cgroups, TaskCgroup};
-use super::jobctl::{control, Paused};
+use super::jobctl::{control, JobEvent, Paused};
 use super::launch;
 use super::mask::Masker;
 use super::output::{Utf8Chunker, MAX_CHUNK};
@@ -67,19 +67,8 @@ pub enum ExecEvent {
         offset: u64,
         data: Vec<u8>,
     },
-    /// The group is stopped (unix ms); also the answer to a repeated suspend.
-    Suspended {
-        at: i64,
-    },
-    /// The group runs again (unix ms); also the answer to resuming a task
-    /// that was not suspended.
-    Resumed {
-        at: i64,
-    },
-    /// A suspend or resume request could not be applied.
-    ControlFailed {
-        reason: String,
-    },
+    /// The answer to a job-control request (`jobctl`).
+    Job(JobEvent),
 }
 
 /// How the task ended; maps one-to-one onto `AgentMsg::TaskFinished`.
@@ -374,10 +363,10 @@ impl Supervisor {
                         None
                     };
                     let ev = match ending {
-                        Some(why) => ExecEvent::ControlFailed { reason: why.to_string() },
+                        Some(why) => JobEvent::ControlFailed { reason: why.to_string() },
                         None => control(pgid, want, &mut paused, &mut deadline),
                     };
-                    let _ = self.events.send(ev).await;
+                    let _ = self.events.send(ExecEvent::Job(ev)).await;
                 }
                 _ = poll.tick(), if kill_pending => {
                     if let Some(s) = stopping.as_mut() {

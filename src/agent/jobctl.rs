@@ -16,8 +16,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::exec::{now_ms, ExecEvent};
 use crate::protocol::AgentMsg;
+use crate::timefmt::now_ms;
 
 /// How the registry reaches one running task.
 pub(super) struct Control {
@@ -26,6 +26,18 @@ pub(super) struct Control {
     pub suspend: watch::Sender<bool>,
     /// When the executor stopped the task (unix ms), 0 while it runs.
     pub suspended_at: Arc<AtomicI64>,
+}
+
+/// The executor's answer to a job-control request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobEvent {
+    /// The group is stopped (unix ms); also the answer to a repeated suspend.
+    Suspended { at: i64 },
+    /// The group runs again (unix ms); also the answer to resuming a task
+    /// that was not suspended.
+    Resumed { at: i64 },
+    /// A suspend or resume request could not be applied.
+    ControlFailed { reason: String },
 }
 
 /// A suspension in effect: since when, by our clock and by the wall clock.
@@ -41,13 +53,13 @@ pub(super) fn control(
     suspend: bool,
     paused: &mut Option<Paused>,
     deadline: &mut Instant,
-) -> ExecEvent {
-    let failed = |what: &str, e: std::io::Error| ExecEvent::ControlFailed {
+) -> JobEvent {
+    let failed = |what: &str, e: std::io::Error| JobEvent::ControlFailed {
         reason: format!("{what} process group {pgid}: {e}"),
     };
     match (suspend, *paused) {
-        (true, Some(p)) => ExecEvent::Suspended { at: p.at },
-        (false, None) => ExecEvent::Resumed { at: now_ms() },
+        (true, Some(p)) => JobEvent::Suspended { at: p.at },
+        (false, None) => JobEvent::Resumed { at: now_ms() },
         (true, None) => match super::sys::signal_group(pgid, libc::SIGSTOP) {
             Ok(true) => {
                 let at = now_ms();
@@ -55,9 +67,9 @@ pub(super) fn control(
                     since: Instant::now(),
                     at,
                 });
-                ExecEvent::Suspended { at }
+                JobEvent::Suspended { at }
             }
-            Ok(false) => ExecEvent::ControlFailed {
+            Ok(false) => JobEvent::ControlFailed {
                 reason: "the task's processes are gone".into(),
             },
             Err(e) => failed("stopping", e),
@@ -67,7 +79,7 @@ pub(super) fn control(
                 // The timeout counts running time only.
                 *deadline += p.since.elapsed();
                 *paused = None;
-                ExecEvent::Resumed { at: now_ms() }
+                JobEvent::Resumed { at: now_ms() }
             }
             Err(e) => failed("continuing", e),
         },
@@ -115,20 +127,19 @@ pub(super) fn reports(running: &HashMap<String, Control>) -> Vec<AgentMsg> {
         .collect()
 }
 
-/// The message for a job-control event of the executor (None for other
-/// events), noting the task's suspension for `reports`.
-pub(super) fn relay(task_id: &str, ev: ExecEvent, suspended_at: &AtomicI64) -> Option<AgentMsg> {
+/// The message for a job-control answer of the executor, noting the
+/// task's suspension for `reports`.
+pub(super) fn relay(task_id: &str, ev: JobEvent, suspended_at: &AtomicI64) -> AgentMsg {
     let task_id = task_id.to_string();
-    Some(match ev {
-        ExecEvent::Suspended { at } => {
+    match ev {
+        JobEvent::Suspended { at } => {
             suspended_at.store(at, Ordering::Relaxed);
             AgentMsg::TaskSuspended { task_id, at }
         }
-        ExecEvent::Resumed { at } => {
+        JobEvent::Resumed { at } => {
             suspended_at.store(0, Ordering::Relaxed);
             AgentMsg::TaskResumed { task_id, at }
         }
-        ExecEvent::ControlFailed { reason } => AgentMsg::TaskControlFailed { task_id, reason },
-        ExecEvent::Started { .. } | ExecEvent::Output { .. } => return None,
-    })
+        JobEvent::ControlFailed { reason } => AgentMsg::TaskControlFailed { task_id, reason },
+    }
 }

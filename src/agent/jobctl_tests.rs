@@ -114,7 +114,7 @@ async fn started_and_suspended(script: &str, timeout: u64) -> (Job, i32, Vec<u8>
     job.suspend.send(true).unwrap();
     assert!(matches!(
         job.next_control(&mut out).await,
-        ExecEvent::Suspended { .. }
+        ExecEvent::Job(JobEvent::Suspended { .. })
     ));
     (job, pgid, out)
 }
@@ -146,14 +146,14 @@ async fn suspend_stops_the_group_and_its_timeout_clock() {
     job.suspend.send(true).unwrap();
     assert!(matches!(
         job.next_control(&mut out).await,
-        ExecEvent::Suspended { .. }
+        ExecEvent::Job(JobEvent::Suspended { .. })
     ));
     // Suspended past the whole 2 s timeout: only running time counts.
     sleep(Duration::from_millis(2500)).await;
     job.suspend.send(false).unwrap();
     assert!(matches!(
         job.next_control(&mut out).await,
-        ExecEvent::Resumed { .. }
+        ExecEvent::Job(JobEvent::Resumed { .. })
     ));
     wait_states(pgid, "running", |s| s != 'T').await;
     let r = job.finish(&mut out).await;

@@ -433,10 +433,7 @@ async fn run_task(spec: TaskSpec, ctx: TaskCtx, stops: Stops, suspended_at: Arc<
                         data: B64.encode(&data),
                     }
                 }
-                ev => match jobctl::relay(&task_id, ev, &suspended_at) {
-                    Some(msg) => msg,
-                    None => continue,
-                },
+                ExecEvent::Job(ev) => jobctl::relay(&task_id, ev, &suspended_at),
             };
             // The link may be down: the journal already has it for replay.
             let _ = tx.send(msg).await;
