@@ -266,7 +266,7 @@ pub fn prepare_child(cmd: &mut tokio::process::Command, setup: ChildSetup) {
         parent_pid,
     } = setup;
     // SAFETY: the closure only calls async-signal-safe functions (write,
-    // setgroups, setgid, setuid, chdir, prctl, getppid, reading errno) on
+    // setgroups, setgid, setuid, chdir, prctl, getppid, close_range, reading errno) on
     // memory owned by the closure; it neither allocates, locks nor logs.
     unsafe {
         cmd.pre_exec(move || {
@@ -277,7 +277,16 @@ pub fn prepare_child(cmd: &mut tokio::process::Command, setup: ChildSetup) {
             if let Some(user) = &switch {
                 user.become_in_child()?;
             }
-            die_with_parent_in_child(parent_pid)
+            die_with_parent_in_child(parent_pid)?;
+            // As on the clone3 path (`spawn::child_exec`): no descriptor
+            // of the agent's reaches the task.
+            let _ = libc::syscall(
+                libc::SYS_close_range,
+                3 as libc::c_uint,
+                libc::c_uint::MAX,
+                libc::CLOSE_RANGE_CLOEXEC as libc::c_uint,
+            );
+            Ok(())
         });
     }
 }
