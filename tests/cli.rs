@@ -157,16 +157,26 @@ fn the_ssh_gateway_takes_its_limits_from_flags() {
     let t = tempfile::tempdir().unwrap();
     let data = t.path().join("data");
     let log = t.path().join("server.log");
-    let mut server = Command::new(BIN)
-        .args(["server", "--data-dir"])
-        .arg(&data)
-        .args(["--listen", "127.0.0.1:0", "--ssh-listen", "127.0.0.1:0"])
-        .args(["--ssh-max-connections", "1", "--ssh-login-grace", "2"])
-        .env("DROVER_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
+    // Killed however the test ends.
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = Killed(
+        Command::new(BIN)
+            .args(["server", "--data-dir"])
+            .arg(&data)
+            .args(["--listen", "127.0.0.1:0", "--ssh-listen", "127.0.0.1:0"])
+            .args(["--ssh-max-connections", "1", "--ssh-login-grace", "2"])
+            .env("DROVER_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
     let start = Instant::now();
     let addr = loop {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
@@ -216,6 +226,4 @@ fn the_ssh_gateway_takes_its_limits_from_flags() {
     // The first never signs in: cut after its grace time.
     let (_, ended) = read_all(&mut first, Duration::from_secs(30));
     assert!(ended, "still open after 30 s");
-    let _ = server.kill();
-    let _ = server.wait();
 }

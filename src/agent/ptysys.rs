@@ -152,14 +152,7 @@ pub fn prepare_session_child(cmd: &mut tokio::process::Command, setup: SessionCh
                 user.become_in_child()?;
             }
             super::sys::die_with_parent_in_child(parent_pid)?;
-            // Older kernels lack close_range (or the flag): everything is
-            // CLOEXEC already, so that is no failure.
-            let _ = libc::syscall(
-                libc::SYS_close_range,
-                3 as libc::c_uint,
-                libc::c_uint::MAX,
-                libc::CLOSE_RANGE_CLOEXEC as libc::c_uint,
-            );
+            super::sys::cloexec_above_stdio();
             Ok(())
         });
     }

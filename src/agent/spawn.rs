@@ -510,16 +510,8 @@ unsafe fn child_exec(a: &ChildArgs) -> ! {
         );
         libc::_exit(127);
     }
-    // Nothing the agent holds reaches the task, even a descriptor it
-    // inherited without close-on-exec from whoever started it (the error
-    // pipe is close-on-exec already). Older kernels lack close_range:
-    // everything of ours is close-on-exec anyway, so that is no failure.
-    let _ = libc::syscall(
-        libc::SYS_close_range,
-        3 as libc::c_uint,
-        libc::c_uint::MAX,
-        libc::CLOSE_RANGE_CLOEXEC as libc::c_uint,
-    );
+    // The error pipe is close-on-exec already.
+    super::sys::cloexec_above_stdio();
     libc::execve(a.program, a.argv, a.envp);
     fail(a.err_w)
 }

@@ -278,17 +278,29 @@ pub fn prepare_child(cmd: &mut tokio::process::Command, setup: ChildSetup) {
                 user.become_in_child()?;
             }
             die_with_parent_in_child(parent_pid)?;
-            // As on the clone3 path (`spawn::child_exec`): no descriptor
-            // of the agent's reaches the task.
-            let _ = libc::syscall(
-                libc::SYS_close_range,
-                3 as libc::c_uint,
-                libc::c_uint::MAX,
-                libc::CLOSE_RANGE_CLOEXEC as libc::c_uint,
-            );
+            cloexec_above_stdio();
             Ok(())
         });
     }
+}
+
+/// Marks every descriptor above 2 close-on-exec: what a child prepares
+/// last before exec, so nothing of the agent's reaches what it runs, even a
+/// descriptor the agent inherited without close-on-exec from whoever
+/// started it. One system call, safe between fork and exec. Older kernels
+/// lack close_range: everything of ours is close-on-exec anyway, so that
+/// is no failure.
+pub fn cloexec_above_stdio() {
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets a flag on this
+    // process's descriptors; it touches no memory.
+    let _ = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3 as libc::c_uint,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC as libc::c_uint,
+        )
+    };
 }
 
 /// This process's pid.
