@@ -13,12 +13,14 @@
 //! * `link` connection, handshake and session;
 //! * `tasks` the registry between link, journal and running tasks;
 //! * `exec`/`launch`/`output` one task's process, its output and its end;
-//! * `journal` what survives disconnects and restarts (`journal_log` its
-//!   record format, `journal_legacy` the layout of older agents);
+//! * `journal` what survives disconnects and restarts (`journal_entry` what
+//!   it holds of a task, `journal_log` its record format, `journal_legacy`
+//!   the layout of older agents);
 //! * `session`/`session_spawn` interactive sessions (a shell in a
 //!   pseudo-terminal, relayed with per-session flow control); `forward`
 //!   port forwards on the same channels (`relay`: what both exchange with
-//!   the link); `session_marks` what a crash must not leave running;
+//!   the link); `auth_socket` a session's forwarded ssh agent;
+//!   `session_marks` what a crash must not leave running;
 //! * `cgroup` one cgroup v2 per task, where the machine allows;
 //! * `spawn` a task's process started straight inside its cgroup (clone3);
 //! * `sys`/`ptysys`/`spawn` the only unsafe code; `procinfo` /proc reading.
