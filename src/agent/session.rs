@@ -196,8 +196,11 @@ impl Sessions {
             }
             _ => None,
         };
+        // Only a channel registered here is undone (a refused one may be
+        // another session's).
+        let registered = conn.as_ref().map(|c| c.channel);
         if session.send(Cmd::AuthAgent { request, conn }).is_err() {
-            if let Some(dc) = data {
+            if let Some(dc) = registered {
                 self.live.remove(&dc);
                 refuse(&self.out, dc, "the session has ended".into());
             }

@@ -365,21 +365,22 @@ impl Relay {
     /// or too many at once).
     async fn agent_connect(&self, request: u32) {
         let session = self.ch.id;
-        let refuse = ServerMsg::AuthAgentChannel {
-            channel: session,
-            request,
-            data_channel: None,
-            window: 0,
-        };
-        let Some(agent) = &self.agent else {
-            let _ = self.ch.control(&refuse).await;
-            return;
-        };
-        let Ok(permit) = agent.open.clone().try_acquire_owned() else {
-            let _ = self.ch.control(&refuse).await;
-            return;
-        };
-        let Ok(mut sub) = agent.dispatch.open_channel(self.ch.instance_id(), false) else {
+        // Granted, within the limit, and a channel to carry it.
+        let place = self.agent.as_ref().and_then(|agent| {
+            let permit = agent.open.clone().try_acquire_owned().ok()?;
+            let sub = agent
+                .dispatch
+                .open_channel(self.ch.instance_id(), false)
+                .ok()?;
+            Some((agent, permit, sub))
+        });
+        let Some((agent, permit, mut sub)) = place else {
+            let refuse = ServerMsg::AuthAgentChannel {
+                channel: session,
+                request,
+                data_channel: None,
+                window: 0,
+            };
             let _ = self.ch.control(&refuse).await;
             return;
         };

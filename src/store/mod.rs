@@ -78,7 +78,7 @@ const MAX_BATCH: usize = 512;
 #[derive(Clone)]
 pub struct Store {
     jobs: std::sync::mpsc::SyncSender<Job>,
-    /// Jobs taken into the next batch ahead of the queue (`write_first`).
+    /// Jobs committed on their own ahead of the queue (`write_first`).
     first: Arc<Mutex<Vec<Job>>>,
     readers: Arc<Mutex<Vec<Connection>>>,
     path: PathBuf,
@@ -207,12 +207,13 @@ impl Store {
         done.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// As `write`, but `f` goes into the very next batch, ahead of every
-    /// queued job: for a small write that someone waits on and that
-    /// depends on nothing queued, such as an API call's audit row, so a
-    /// read's answer does not wait behind thousands of agent reports (the
-    /// queue holds up to 8 batches). Callers await it, so the lane holds
-    /// at most one job per waiting caller.
+    /// As `write`, but `f` commits in a small transaction of its own as
+    /// soon as the batch that is running ends, ahead of every queued job:
+    /// for a small write that someone waits on and that depends on nothing
+    /// queued, such as an API call's audit row, so a read's answer does not
+    /// wait behind thousands of agent reports (the queue holds up to 8
+    /// batches). Callers await it, so the lane holds at most one job per
+    /// waiting caller.
     pub async fn write_first<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
